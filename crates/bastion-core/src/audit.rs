@@ -1,0 +1,105 @@
+//! Audit event types: what happened, to whom, from where. Never a password, token or key.
+
+use crate::clock::Timestamp;
+use crate::ids::{AuditId, RequestId, UserId};
+
+/// Audit entries live 90 days (DynamoDB TTL; reads ignore older ones).
+pub const AUDIT_RETENTION_SECS: i64 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    Register,
+    LoginSucceeded,
+    LoginFailed,
+    LoginRateLimited,
+    RefreshRotated,
+    RefreshReuseDetected,
+    Logout,
+    LogoutAll,
+    SessionRevoked,
+    PasswordChanged,
+    AccountDeleted,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Register => "register",
+            AuditKind::LoginSucceeded => "login_succeeded",
+            AuditKind::LoginFailed => "login_failed",
+            AuditKind::LoginRateLimited => "login_rate_limited",
+            AuditKind::RefreshRotated => "refresh_rotated",
+            AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
+            AuditKind::Logout => "logout",
+            AuditKind::LogoutAll => "logout_all",
+            AuditKind::SessionRevoked => "session_revoked",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::AccountDeleted => "account_deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "register" => AuditKind::Register,
+            "login_succeeded" => AuditKind::LoginSucceeded,
+            "login_failed" => AuditKind::LoginFailed,
+            "login_rate_limited" => AuditKind::LoginRateLimited,
+            "refresh_rotated" => AuditKind::RefreshRotated,
+            "refresh_reuse_detected" => AuditKind::RefreshReuseDetected,
+            "logout" => AuditKind::Logout,
+            "logout_all" => AuditKind::LogoutAll,
+            "session_revoked" => AuditKind::SessionRevoked,
+            "password_changed" => AuditKind::PasswordChanged,
+            "account_deleted" => AuditKind::AccountDeleted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// One audit record. `subject` is the user id when known, else a label such as `ip:1.2.3.4`,
+/// so events about unknown accounts are still kept and queryable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    pub id: AuditId,
+    pub at: Timestamp,
+    pub kind: AuditKind,
+    pub outcome: Outcome,
+    pub user_id: Option<UserId>,
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: RequestId,
+    /// Short machine-readable reason (e.g. `bad_password`); never user-supplied secrets.
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// Epoch second at which the record may be deleted.
+    pub fn expires_at(&self) -> Timestamp {
+        self.at.plus_secs(AUDIT_RETENTION_SECS)
+    }
+}

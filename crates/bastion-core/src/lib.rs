@@ -1,0 +1,16 @@
+//! Bastion's core: validated domain types, crypto, rate-limit policy, audit events and the Clock.
+//!
+//! Nothing here talks to AWS, Lambda or the network, so every rule can be unit-tested alone.
+
+pub mod audit;
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod rate_limit;
+pub mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use error::ValidationError;
+pub use ids::{AuditId, RequestId, SessionId, UserId};
+pub use types::{DisplayName, Email, Password, Role};

@@ -1,0 +1,201 @@
+//! Storage ports, one trait per capability, and the two adapters behind them.
+//!
+//! `sqlite` is the embedded local default; `dynamodb` is the production single table. Both are
+//! held to the same behaviour by the conformance suite in `conformance`.
+
+pub mod conformance;
+pub mod dynamodb;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bastion_core::audit::AuditEvent;
+use bastion_core::crypto::TokenHash;
+use bastion_core::{DisplayName, Email, Role, SessionId, Timestamp, UserId};
+
+/// A failure of the store itself. Callers map every variant to 503 (fail closed), except
+/// where a port returns a more specific outcome type.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: Email,
+    pub display_name: Option<DisplayName>,
+    /// A PHC string (Argon2id) or a `legacy$<salt>$<hex>` string for migrated accounts.
+    pub password_hash: String,
+    pub roles: Vec<Role>,
+    pub created_at: Timestamp,
+    pub disabled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the profile and the email-uniqueness guard atomically.
+    async fn create_user(&self, user: &UserRecord) -> Result<(), CreateUserError>;
+    async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
+    /// Replaces the password hash; returns false when the user does not exist.
+    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError>;
+    /// Removes the profile, the email guard and every session of the user (audit entries stay).
+    async fn delete_user(&self, id: &UserId) -> Result<(), StoreError>;
+}
+
+/// A login session: one refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    /// Hash of the one refresh token of this family that is still valid.
+    pub refresh_hash: TokenHash,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+    /// Absolute end of life; also the DynamoDB `ttl`. Reads treat a passed value as absent.
+    pub expires_at: Timestamp,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// Where a refresh-token hash points: the session it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLookup {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// `old` was current and is now replaced by `new`.
+    Rotated,
+    /// The session exists but `old` is no longer its current token: a reuse.
+    Reused,
+    /// The session no longer exists (revoked, deleted or expired).
+    SessionGone,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores the session and the lookup for its first refresh token, atomically.
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session, unless missing or past `expires_at` at `now`.
+    async fn get_session(
+        &self,
+        user: &UserId,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Which session a refresh-token hash was issued for (current or already rotated), unless
+    /// the lookup is missing or expired at `now`.
+    async fn find_refresh(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<RefreshLookup>, StoreError>;
+    /// Atomically: if the session's current hash is `old`, make it `new`, set `last_used_at`
+    /// to `now` and store the lookup for `new` (with the session's expiry). Exactly one of
+    /// several concurrent callers with the same `old` gets `Rotated`.
+    async fn rotate_refresh(
+        &self,
+        user: &UserId,
+        id: &SessionId,
+        old: &TokenHash,
+        new: &TokenHash,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError>;
+    /// Live sessions of the user at `now`, newest first.
+    async fn list_sessions(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Deletes the session; returns whether it existed.
+    async fn revoke_session(&self, user: &UserId, id: &SessionId) -> Result<bool, StoreError>;
+    /// Deletes every session of the user except `keep`; returns how many were deleted.
+    async fn revoke_all_sessions(
+        &self,
+        user: &UserId,
+        keep: Option<&SessionId>,
+    ) -> Result<u32, StoreError>;
+}
+
+/// Both fixed-window counts the sliding-window estimate needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// The current window's count including this hit.
+    pub current: u64,
+    pub previous: u64,
+}
+
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Atomically adds one to the counter of `key` for window `window` and returns it with the
+    /// previous window's count. Counters carry a `ttl` of `expires_at`.
+    async fn hit(
+        &self,
+        key: &str,
+        window: i64,
+        expires_at: Timestamp,
+    ) -> Result<WindowCounts, StoreError>;
+}
+
+/// One page of a newest-first listing; `next_cursor` is opaque to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends the event with `ttl` = `event.expires_at()`.
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The user's events newest first, skipping ones expired at `now`. A malformed cursor is
+    /// `Err(StoreError::Corrupt)`-free: it yields `Ok(None)`.
+    async fn list_for_user(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Option<Page<AuditEvent>>, StoreError>;
+}
+
+/// Every port, as one cloneable handle for the functions' state.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub counters: Arc<dyn CounterStore>,
+    pub audit: Arc<dyn AuditStore>,
+}
+
+impl Stores {
+    /// One adapter that implements every port.
+    pub fn from_adapter<A>(adapter: Arc<A>) -> Self
+    where
+        A: UserStore + SessionStore + CounterStore + AuditStore + 'static,
+    {
+        Self {
+            users: adapter.clone(),
+            sessions: adapter.clone(),
+            counters: adapter.clone(),
+            audit: adapter,
+        }
+    }
+}
