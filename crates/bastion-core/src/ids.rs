@@ -74,3 +74,39 @@ mod tests {
         }
     }
 }
+
+impl AuditId {
+    /// An id that sorts by creation time (nanoseconds, then random bits), so events written in
+    /// the same second still list newest first in the order they happened.
+    pub fn generate_ordered() -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // Strictly increasing within the process even if the wall clock repeats or steps back.
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let prev = LAST
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(wall.max(last.saturating_add(1)))
+            })
+            .unwrap_or(wall);
+        let nanos = wall.max(prev.saturating_add(1));
+        let tail = random_bytes::<8>();
+        Self(format!("{nanos:016x}{}", hex::encode(tail)))
+    }
+}
+
+#[cfg(test)]
+mod ordered_tests {
+    use super::*;
+
+    #[test]
+    fn ordered_audit_ids_sort_by_creation() {
+        let ids: Vec<AuditId> = (0..50).map(|_| AuditId::generate_ordered()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert!(AuditId::parse(ids[0].as_str()).is_ok());
+    }
+}

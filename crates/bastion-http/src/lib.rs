@@ -1,0 +1,19 @@
+//! The HTTP edge every Bastion function shares: one error envelope and status map, security
+//! headers, CORS, body limits, request ids, client IPs, rate limits, Bearer auth and config.
+
+pub mod auth;
+pub mod body;
+pub mod client;
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod pipeline;
+pub mod rate_limit;
+
+pub use auth::Authenticated;
+pub use body::JsonBody;
+pub use client::{ClientIp, RequestMeta, UserAgent};
+pub use config::{ConfigError, EdgeConfig, Env};
+pub use error::{ApiError, ErrorKind};
+pub use pipeline::{Edge, with_edge};
+pub use rate_limit::{RateLimiter, RateLimitSlot};

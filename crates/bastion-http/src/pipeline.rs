@@ -1,0 +1,172 @@
+//! The request pipeline wrapped around every function's router: request id, client IP, the
+//! default per-IP limit, CORS, security headers, the error envelope and one access-log line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bastion_core::{Clock, RequestId};
+use bastion_store::Stores;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::client::client_ip;
+use crate::config::EdgeConfig;
+use crate::cors;
+use crate::error::{ApiError, ErrorKind, envelope};
+use crate::rate_limit::{RateLimitSlot, RateLimiter, write_headers};
+
+/// What the edge needs at request time; every function's state holds one.
+#[derive(Clone)]
+pub struct Edge {
+    pub config: Arc<EdgeConfig>,
+    pub stores: Stores,
+    pub clock: Arc<dyn Clock>,
+    pub limiter: RateLimiter,
+}
+
+impl Edge {
+    pub fn new(config: EdgeConfig, stores: Stores, clock: Arc<dyn Clock>) -> Self {
+        let limiter = RateLimiter::new(stores.counters.clone(), clock.clone());
+        Self {
+            config: Arc::new(config),
+            stores,
+            clock,
+            limiter,
+        }
+    }
+}
+
+const SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+/// Wraps `router` in the pipeline; unknown paths answer the 404 envelope.
+pub fn with_edge(router: Router, edge: Edge) -> Router {
+    router
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(edge, pipeline))
+}
+
+async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = RequestId::generate();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let origin = cors::allowed_origin(req.headers(), &edge.config.allowed_origins).map(str::to_owned);
+    let preflight = cors::is_preflight(&method, req.headers());
+
+    let (mut parts, body) = req.into_parts();
+    let slot = RateLimitSlot::default();
+    let mut res = if preflight {
+        // A preflight carries no credentials and touches no data, so it costs no store request.
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        match client_ip(&parts) {
+            None => {
+                let mut e = ApiError::new(ErrorKind::Unavailable, "client address unavailable");
+                e.log = Some("no client IP in request context or socket address".to_owned());
+                e.into_response()
+            }
+            Some(ip) => {
+                let limit = edge
+                    .limiter
+                    .enforce(&slot, "ip", &ip.0, edge.config.rate_limits.default_ip)
+                    .await;
+                match limit {
+                    Err(e) => e.into_response(),
+                    Ok(_) => {
+                        parts.extensions.insert(ip);
+                        parts.extensions.insert(request_id.clone());
+                        parts.extensions.insert(slot.clone());
+                        next.run(Request::from_parts(parts, body)).await
+                    }
+                }
+            }
+        }
+    };
+
+    let route = res
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    finish(&mut res, &request_id, &slot, origin.as_deref(), preflight);
+    let status = res.status().as_u16();
+    let latency_us = started.elapsed().as_micros();
+    let route = route.as_deref().unwrap_or("-");
+    if let Some(err) = res.extensions().get::<ApiError>() {
+        if res.status().is_server_error() {
+            tracing::error!(%request_id, %method, %path, route, status, latency_us, code = %err.code, cause = err.log.as_deref().unwrap_or(""), "request failed");
+        } else {
+            tracing::info!(%request_id, %method, %path, route, status, latency_us, code = %err.code, "request refused");
+        }
+    } else {
+        tracing::info!(%request_id, %method, %path, route, status, latency_us, "request served");
+    }
+    res
+}
+
+/// Envelope, rate-limit headers, CORS and security headers, applied to every response.
+fn finish(
+    res: &mut Response,
+    request_id: &RequestId,
+    slot: &RateLimitSlot,
+    origin: Option<&str>,
+    preflight: bool,
+) {
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        let err = match res.extensions().get::<ApiError>() {
+            Some(e) => e.clone(),
+            None => {
+                let kind = ErrorKind::from_status(status);
+                let e = ApiError::new(kind, framework_message(kind));
+                res.extensions_mut().insert(e.clone());
+                e
+            }
+        };
+        *res.body_mut() = Body::from(envelope(&err, request_id.as_str()));
+        let headers = res.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let headers = res.headers_mut();
+    if !headers.contains_key("ratelimit-limit")
+        && let Some(d) = slot.get()
+    {
+        write_headers(headers, &d);
+    }
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert("x-request-id", v);
+    }
+    cors::apply(headers, origin, preflight);
+}
+
+fn framework_message(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::NotFound => "no such resource",
+        ErrorKind::MethodNotAllowed => "method not allowed on this resource",
+        ErrorKind::InvalidRequest => "the request is malformed",
+        _ => "request failed",
+    }
+}

@@ -1,0 +1,112 @@
+//! Enforcing rate limits on the store's counters, and reporting them in `RateLimit-*` headers.
+
+use std::sync::{Arc, Mutex};
+
+use bastion_core::rate_limit::{Decision, Policy};
+use bastion_core::{Clock, ValidationError};
+use bastion_store::CounterStore;
+use http::{HeaderMap, HeaderValue};
+
+use crate::error::ApiError;
+
+/// The tightest decision taken while serving one request; the pipeline turns it into headers.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitSlot(Arc<Mutex<Option<Decision>>>);
+
+impl RateLimitSlot {
+    fn record(&self, d: Decision) {
+        if let Ok(mut slot) = self.0.lock() {
+            let tighter = slot.is_none_or(|cur| d.remaining < cur.remaining || !d.allowed);
+            if tighter {
+                *slot = Some(d);
+            }
+        }
+    }
+
+    pub fn get(&self) -> Option<Decision> {
+        self.0.lock().ok().and_then(|s| *s)
+    }
+}
+
+#[derive(Clone)]
+pub struct RateLimiter {
+    counters: Arc<dyn CounterStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RateLimiter")
+    }
+}
+
+impl RateLimiter {
+    pub fn new(counters: Arc<dyn CounterStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { counters, clock }
+    }
+
+    /// Counts one hit for `scope`/`subject` and refuses it when over `policy`. An unreachable
+    /// counter store refuses too (503): limits never fail open.
+    pub async fn enforce(
+        &self,
+        slot: &RateLimitSlot,
+        scope: &str,
+        subject: &str,
+        policy: Policy,
+    ) -> Result<Decision, ApiError> {
+        let d = self.check(scope, subject, policy).await?;
+        slot.record(d);
+        if d.allowed {
+            Ok(d)
+        } else {
+            Err(ApiError::rate_limited(d))
+        }
+    }
+
+    /// Counts one hit and returns the decision without turning a refusal into an error.
+    pub async fn check(
+        &self,
+        scope: &str,
+        subject: &str,
+        policy: Policy,
+    ) -> Result<Decision, ApiError> {
+        let now = self.clock.now();
+        let window = policy.window_index(now);
+        // Keep a counter through the next window, where it is still read as "previous".
+        let expires_at = bastion_core::Timestamp(
+            (window + 2).saturating_mul(i64::from(policy.window_secs)),
+        );
+        let key = format!("{scope}#{}", counter_subject(subject)?);
+        let counts = self
+            .counters
+            .hit(&key, window, expires_at)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?;
+        Ok(policy.decide(now, counts.current, counts.previous))
+    }
+}
+
+/// Subjects are ids, IPs or normalized emails; anything else is refused rather than stored.
+fn counter_subject(subject: &str) -> Result<&str, ApiError> {
+    let ok = !subject.is_empty()
+        && subject.len() <= 320
+        && subject.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    if ok {
+        Ok(subject)
+    } else {
+        Err(ValidationError::new("invalid_request", "invalid rate-limit subject").into())
+    }
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` for a decision.
+pub fn write_headers(headers: &mut HeaderMap, d: &Decision) {
+    for (name, value) in [
+        ("ratelimit-limit", d.limit),
+        ("ratelimit-remaining", d.remaining),
+        ("ratelimit-reset", d.reset_secs),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(name, v);
+        }
+    }
+}

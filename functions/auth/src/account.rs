@@ -1,0 +1,112 @@
+//! The signed-in user's own account: `GET /auth/me`, `POST /auth/password`,
+//! `DELETE /auth/account`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bastion_core::Password;
+use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::crypto::Verification;
+use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_store::UserRecord;
+
+use crate::AuthState;
+use crate::audit::record;
+use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
+use crate::tokens::{hash_password, verify_password};
+
+async fn current_user(state: &AuthState, auth: &Authenticated) -> Result<UserRecord, ApiError> {
+    state
+        .edge
+        .stores
+        .users
+        .get_user(&auth.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
+}
+
+/// Re-checks the password of a signed-in user, limited like a login so a stolen access token
+/// cannot be used to guess it.
+/// A wrong password is audited as a failed `kind`.
+async fn confirm_password(
+    state: &AuthState,
+    meta: &RequestMeta,
+    slot: &RateLimitSlot,
+    user: &UserRecord,
+    raw: &str,
+    kind: AuditKind,
+) -> Result<(), ApiError> {
+    state
+        .edge
+        .limiter
+        .enforce(slot, "login-account", user.email.as_str(), state.edge.config.rate_limits.login_account)
+        .await?;
+    let verdict = match Password::parse_existing(raw) {
+        Ok(password) => {
+            verify_password(&state.hasher, &password, Some(user.password_hash.clone())).await?
+        }
+        Err(_) => Verification::Invalid,
+    };
+    match verdict {
+        Verification::Valid { .. } => Ok(()),
+        Verification::Invalid => {
+            record(state, meta, kind, Outcome::Failure, Some(&user.id), Some("bad_password")).await?;
+            Err(ApiError::unauthorized("password is incorrect").with_code("invalid_password"))
+        }
+    }
+}
+
+pub async fn me(
+    State(state): State<AuthState>,
+    auth: Authenticated,
+) -> Result<Json<MeResponse>, ApiError> {
+    let user = current_user(&state, &auth).await?;
+    Ok(Json(MeResponse {
+        user: UserView::with_roles(&user),
+    }))
+}
+
+pub async fn change_password(
+    State(state): State<AuthState>,
+    meta: RequestMeta,
+    auth: Authenticated,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    JsonBody(body): JsonBody<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let user = current_user(&state, &auth).await?;
+    confirm_password(&state, &meta, &slot, &user, &body.current_password, AuditKind::PasswordChanged)
+        .await?;
+    let mut hints = vec![user.email.as_str()];
+    if let Some(name) = &user.display_name {
+        hints.push(name.as_str());
+    }
+    let new_password = Password::parse_new(&body.new_password, &hints)?;
+    let hash = hash_password(&state.hasher, &new_password).await?;
+    let stores = &state.edge.stores;
+    if !stores.users.set_password_hash(&user.id, &hash).await? {
+        return Err(ApiError::unauthorized("account no longer exists"));
+    }
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&user.id, Some(&auth.session_id))
+        .await?;
+    let detail = format!("other_sessions_revoked={revoked}");
+    record(&state, &meta, AuditKind::PasswordChanged, Outcome::Success, Some(&user.id), Some(&detail))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete_account(
+    State(state): State<AuthState>,
+    meta: RequestMeta,
+    auth: Authenticated,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    JsonBody(body): JsonBody<DeleteAccountRequest>,
+) -> Result<StatusCode, ApiError> {
+    let user = current_user(&state, &auth).await?;
+    confirm_password(&state, &meta, &slot, &user, &body.password, AuditKind::AccountDeleted).await?;
+    state.edge.stores.users.delete_user(&user.id).await?;
+    record(&state, &meta, AuditKind::AccountDeleted, Outcome::Success, Some(&user.id), None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,140 @@
+//! Auth configuration: the password pepper(s), the legacy HMAC key and the session policy.
+
+use base64::Engine;
+use bastion_core::crypto::{PasswordHasher, password::Pepper};
+use bastion_http::{ConfigError, Env};
+
+/// How long a session may live, in seconds, checked in code on every refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused (not refreshed) for this long is dead.
+    pub idle_secs: i64,
+    /// A session older than this is dead however active.
+    pub absolute_secs: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle_secs: 7 * 24 * 3600,
+            absolute_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AuthConfig {
+    pub hasher: PasswordHasher,
+    pub sessions: SessionPolicy,
+}
+
+impl AuthConfig {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            hasher: parse_hasher(env)?,
+            sessions: parse_sessions(env)?,
+        })
+    }
+}
+
+fn decode_b64(var: &str, what: &str, raw: &str) -> Result<Vec<u8>, ConfigError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()))
+        .map_err(|_| ConfigError::new(var, format!("{what} is not valid base64")))
+}
+
+/// `PASSWORD_PEPPER` is `version:base64` pairs, comma-separated, current first; the optional
+/// `LEGACY_PASSWORD_HMAC_KEY` is the old system's key as base64 (refused when empty).
+fn parse_hasher(env: &dyn Env) -> Result<PasswordHasher, ConfigError> {
+    const VAR: &str = "PASSWORD_PEPPER";
+    let raw = env.required(VAR)?;
+    let mut peppers = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (version, b64) = pair
+            .split_once(':')
+            .ok_or_else(|| ConfigError::new(VAR, "each entry must be version:base64, current first"))?;
+        let version: u16 = version
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new(VAR, "version must be a number 1..=255"))?;
+        let key = decode_b64(VAR, "pepper", b64)?;
+        peppers.push(Pepper::new(version, key).map_err(|e| ConfigError::new(VAR, e.to_string()))?);
+    }
+    let mut peppers = peppers.into_iter();
+    let current = peppers
+        .next()
+        .ok_or_else(|| ConfigError::new(VAR, "is required"))?;
+    let legacy = match env.get("LEGACY_PASSWORD_HMAC_KEY") {
+        None => None,
+        Some(v) if v.trim().is_empty() => {
+            return Err(ConfigError::new(
+                "LEGACY_PASSWORD_HMAC_KEY",
+                "is set but empty; unset it to disable legacy logins",
+            ));
+        }
+        Some(v) => Some(decode_b64("LEGACY_PASSWORD_HMAC_KEY", "key", &v)?),
+    };
+    PasswordHasher::new(current, peppers.collect(), legacy)
+        .map_err(|e| ConfigError::new(VAR, e.to_string()))
+}
+
+fn parse_sessions(env: &dyn Env) -> Result<SessionPolicy, ConfigError> {
+    let mut policy = SessionPolicy::default();
+    for (var, slot) in [
+        ("SESSION_IDLE_TIMEOUT_SECS", &mut policy.idle_secs),
+        ("SESSION_MAX_LIFETIME_SECS", &mut policy.absolute_secs),
+    ] {
+        if let Some(v) = env.get(var) {
+            *slot = v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (60..=365 * 24 * 3600).contains(n))
+                .ok_or_else(|| ConfigError::new(var, "must be seconds between 60 and 31536000"))?;
+        }
+    }
+    if policy.idle_secs > policy.absolute_secs {
+        return Err(ConfigError::new(
+            "SESSION_IDLE_TIMEOUT_SECS",
+            "must not exceed SESSION_MAX_LIFETIME_SECS",
+        ));
+    }
+    Ok(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    const PEPPER: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn pepper_is_required_and_must_be_long_enough() {
+        assert_eq!(AuthConfig::from_env(&env(&[])).unwrap_err().var, "PASSWORD_PEPPER");
+        let e = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", "1:AAEC")])).unwrap_err();
+        assert_eq!(e.reason, "pepper must be at least 32 bytes");
+    }
+
+    #[test]
+    fn empty_legacy_key_is_refused() {
+        let e = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER), ("LEGACY_PASSWORD_HMAC_KEY", " ")]))
+            .unwrap_err();
+        assert_eq!(e.var, "LEGACY_PASSWORD_HMAC_KEY");
+    }
+
+    #[test]
+    fn session_policy_defaults_and_bounds() {
+        let c = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER)])).unwrap();
+        assert_eq!(c.sessions, SessionPolicy::default());
+        let e = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER), ("SESSION_IDLE_TIMEOUT_SECS", "5")]))
+            .unwrap_err();
+        assert_eq!(e.var, "SESSION_IDLE_TIMEOUT_SECS");
+    }
+}

@@ -1,0 +1,33 @@
+//! The auth Lambda: wiring only.
+
+use std::sync::Arc;
+
+use bastion_auth::{AuthConfig, AuthState, router};
+use bastion_core::SystemClock;
+use bastion_http::config::ProcessEnv;
+use bastion_http::{Edge, EdgeConfig};
+use bastion_store::Stores;
+use bastion_store::dynamodb::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let env = ProcessEnv;
+    let edge_config = EdgeConfig::from_env(&env)?;
+    let auth_config = AuthConfig::from_env(&env)?;
+    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
+    let state = AuthState {
+        edge: Edge::new(edge_config, stores, Arc::new(SystemClock)),
+        hasher: Arc::new(auth_config.hasher),
+        sessions: auth_config.sessions,
+    };
+    lambda_http::run(router(state)).await
+}

@@ -1,0 +1,94 @@
+//! `POST /auth/refresh`: rotate the refresh token; a rotated token seen again kills the session.
+
+use axum::Json;
+use axum::extract::State;
+use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::crypto::token::looks_like_token;
+use bastion_core::crypto::{OpaqueToken, TokenHash};
+use bastion_http::{ApiError, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_store::RotateOutcome;
+
+use crate::AuthState;
+use crate::audit::record;
+use crate::dto::{RefreshRequest, TokenResponse};
+use crate::tokens::token_response;
+
+fn invalid_refresh() -> ApiError {
+    ApiError::unauthorized("refresh token is invalid or expired").with_code("invalid_refresh_token")
+}
+
+fn reused() -> ApiError {
+    ApiError::unauthorized("refresh token was already used; the session has been revoked")
+        .with_code("refresh_token_reused")
+}
+
+pub async fn refresh(
+    State(state): State<AuthState>,
+    meta: RequestMeta,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    if !looks_like_token(&body.refresh_token) {
+        return Err(invalid_refresh());
+    }
+    let stores = &state.edge.stores;
+    let now = state.edge.clock.now();
+    let presented = TokenHash::of(&body.refresh_token);
+    let Some(lookup) = stores.sessions.find_refresh(&presented, now).await? else {
+        return Err(invalid_refresh());
+    };
+    state
+        .edge
+        .limiter
+        .enforce(
+            &slot,
+            "refresh-session",
+            lookup.session_id.as_str(),
+            state.edge.config.rate_limits.refresh_session,
+        )
+        .await?;
+    let Some(session) = stores
+        .sessions
+        .get_session(&lookup.user_id, &lookup.session_id, now)
+        .await?
+    else {
+        return Err(invalid_refresh());
+    };
+    let user = stores.users.get_user(&lookup.user_id).await?;
+    let idle = now.secs() - session.last_used_at.secs() > state.sessions.idle_secs;
+    let Some(user) = user.filter(|u| !u.disabled && !idle) else {
+        stores.sessions.revoke_session(&session.user_id, &session.id).await?;
+        return Err(invalid_refresh());
+    };
+
+    let next = OpaqueToken::generate();
+    let outcome = if session.refresh_hash.ct_eq(&presented) {
+        stores
+            .sessions
+            .rotate_refresh(&user.id, &session.id, &presented, &next.hash(), now)
+            .await?
+    } else {
+        RotateOutcome::Reused
+    };
+    match outcome {
+        RotateOutcome::Rotated => {
+            record(&state, &meta, AuditKind::RefreshRotated, Outcome::Success, Some(&user.id), None).await?;
+            Ok(Json(token_response(&state, &user, &session.id, &next)?))
+        }
+        RotateOutcome::Reused => {
+            stores.sessions.revoke_session(&user.id, &session.id).await?;
+            record(
+                &state,
+                &meta,
+                AuditKind::RefreshReuseDetected,
+                Outcome::Failure,
+                Some(&user.id),
+                Some("session_revoked"),
+            )
+            .await?;
+            tracing::warn!(request_id = %meta.request_id, user_id = %user.id, session_id = %session.id, "refresh token reuse: session revoked");
+            Err(reused())
+        }
+        RotateOutcome::SessionGone => Err(invalid_refresh()),
+    }
+}

@@ -1,0 +1,86 @@
+//! Logout, logout everywhere, and listing or revoking one's own sessions.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bastion_core::SessionId;
+use bastion_core::audit::{AuditKind, Outcome};
+use bastion_http::{ApiError, Authenticated, RequestMeta};
+
+use crate::AuthState;
+use crate::audit::record;
+use crate::dto::{SessionView, SessionsResponse};
+
+pub async fn logout(
+    State(state): State<AuthState>,
+    meta: RequestMeta,
+    auth: Authenticated,
+) -> Result<StatusCode, ApiError> {
+    state
+        .edge
+        .stores
+        .sessions
+        .revoke_session(&auth.user_id, &auth.session_id)
+        .await?;
+    record(&state, &meta, AuditKind::Logout, Outcome::Success, Some(&auth.user_id), None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn logout_all(
+    State(state): State<AuthState>,
+    meta: RequestMeta,
+    auth: Authenticated,
+) -> Result<StatusCode, ApiError> {
+    let n = state
+        .edge
+        .stores
+        .sessions
+        .revoke_all_sessions(&auth.user_id, None)
+        .await?;
+    let detail = format!("revoked={n}");
+    record(&state, &meta, AuditKind::LogoutAll, Outcome::Success, Some(&auth.user_id), Some(&detail))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list(
+    State(state): State<AuthState>,
+    auth: Authenticated,
+) -> Result<Json<SessionsResponse>, ApiError> {
+    let now = state.edge.clock.now();
+    let sessions = state
+        .edge
+        .stores
+        .sessions
+        .list_sessions(&auth.user_id, now)
+        .await?;
+    Ok(Json(SessionsResponse {
+        sessions: sessions
+            .iter()
+            .map(|s| SessionView::of(s, s.id == auth.session_id))
+            .collect(),
+    }))
+}
+
+/// Only the caller's own sessions can be named: another user's id is 404, like a missing one.
+pub async fn revoke(
+    State(state): State<AuthState>,
+    meta: RequestMeta,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = SessionId::parse(&id).map_err(|_| ApiError::not_found())?;
+    let existed = state
+        .edge
+        .stores
+        .sessions
+        .revoke_session(&auth.user_id, &id)
+        .await?;
+    if !existed {
+        return Err(ApiError::not_found());
+    }
+    let detail = format!("session={id}");
+    record(&state, &meta, AuditKind::SessionRevoked, Outcome::Success, Some(&auth.user_id), Some(&detail))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

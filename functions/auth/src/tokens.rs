@@ -1,0 +1,84 @@
+//! Minting a session and its token pair, and running Argon2 off the async workers.
+
+use std::sync::Arc;
+
+use bastion_core::crypto::{OpaqueToken, PasswordHasher, Verification, jwt::ACCESS_TOKEN_TTL_SECS};
+use bastion_core::{Password, SessionId};
+use bastion_http::{ApiError, RequestMeta};
+use bastion_store::{SessionRecord, UserRecord};
+
+use crate::AuthState;
+use crate::dto::{TokenResponse, UserView};
+
+/// Creates a new session for `user` and returns the response body with both tokens.
+pub async fn open_session(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+) -> Result<TokenResponse, ApiError> {
+    let now = state.edge.clock.now();
+    let refresh = OpaqueToken::generate();
+    let session = SessionRecord {
+        id: SessionId::generate(),
+        user_id: user.id.clone(),
+        refresh_hash: refresh.hash(),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now.plus_secs(state.sessions.absolute_secs),
+        ip: meta.ip.0.clone(),
+        user_agent: meta.user_agent.0.clone(),
+    };
+    state.edge.stores.sessions.create_session(&session).await?;
+    token_response(state, user, &session.id, &refresh)
+}
+
+/// The token body for an existing session and a freshly minted refresh token.
+pub fn token_response(
+    state: &AuthState,
+    user: &UserRecord,
+    session: &SessionId,
+    refresh: &OpaqueToken,
+) -> Result<TokenResponse, ApiError> {
+    let roles: Vec<String> = user.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    let (access, _) = state
+        .edge
+        .config
+        .jwt
+        .issue(&user.id, session, &roles, state.edge.clock.now())
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(TokenResponse {
+        user: UserView::of(user),
+        access_token: access,
+        refresh_token: refresh.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+    })
+}
+
+/// Argon2 takes tens of milliseconds of CPU: run it where it cannot stall other requests.
+pub async fn verify_password(
+    hasher: &Arc<PasswordHasher>,
+    password: &Password,
+    stored: Option<String>,
+) -> Result<Verification, ApiError> {
+    let hasher = hasher.clone();
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => hasher.verify(&password, &stored),
+        None => hasher.dummy_verify(&password),
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))
+}
+
+pub async fn hash_password(
+    hasher: &Arc<PasswordHasher>,
+    password: &Password,
+) -> Result<String, ApiError> {
+    let hasher = hasher.clone();
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))
+}
