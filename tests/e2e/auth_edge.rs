@@ -24,8 +24,14 @@ async fn health_returns_200_ok_with_every_security_header() {
     for (name, value) in [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
-        ("strict-transport-security", "max-age=31536000; includeSubDomains"),
-        ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+        (
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        ),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
         ("referrer-policy", "no-referrer"),
         ("cache-control", "no-store"),
         ("ratelimit-limit", "100"),
@@ -49,7 +55,11 @@ async fn unknown_route_returns_404_envelope_with_security_headers() {
 async fn wrong_method_returns_405_envelope() {
     let app = TestApp::new().await;
     let r = app.call(Method::GET, "/auth/login", None, None).await;
-    r.assert_error(405, "method_not_allowed", "method not allowed on this resource");
+    r.assert_error(
+        405,
+        "method_not_allowed",
+        "method not allowed on this resource",
+    );
 }
 
 #[tokio::test]
@@ -59,16 +69,25 @@ async fn malformed_json_returns_400() {
         .header("content-type", "application/json")
         .body(Body::from("{\"email\": "))
         .unwrap();
-    app.send(req).await.assert_error(400, "invalid_request", "body is not valid JSON");
+    app.send(req)
+        .await
+        .assert_error(400, "invalid_request", "body is not valid JSON");
 }
 
 #[tokio::test]
 async fn unknown_json_field_returns_400_naming_it() {
     let app = TestApp::new().await;
     let r = app
-        .post("/auth/login", json!({"email": "a@example.com", "password": "x", "is_admin": true}))
+        .post(
+            "/auth/login",
+            json!({"email": "a@example.com", "password": "x", "is_admin": true}),
+        )
         .await;
-    r.assert_error(400, "invalid_request", "invalid body: unknown field `is_admin`, expected `email` or `password`");
+    r.assert_error(
+        400,
+        "invalid_request",
+        "invalid body: unknown field `is_admin`, expected `email` or `password`",
+    );
 }
 
 #[tokio::test]
@@ -78,11 +97,16 @@ async fn wrong_content_type_returns_415() {
         .header("content-type", "text/plain")
         .body(Body::from(r#"{"email":"a@example.com","password":"x"}"#))
         .unwrap();
-    app.send(req)
-        .await
-        .assert_error(415, "unsupported_media_type", "Content-Type must be application/json");
+    app.send(req).await.assert_error(
+        415,
+        "unsupported_media_type",
+        "Content-Type must be application/json",
+    );
     let req = Request::post("/auth/login").body(Body::from("{}")).unwrap();
-    assert_eq!(app.send(req).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        app.send(req).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
 }
 
 #[tokio::test]
@@ -102,7 +126,8 @@ async fn oversized_body_returns_413_with_content_length() {
 #[tokio::test]
 async fn oversized_streamed_body_without_content_length_returns_413() {
     let app = TestApp::new().await;
-    let chunks = (0..17).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 64 * 1024])));
+    let chunks =
+        (0..17).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 64 * 1024])));
     let body = Body::from_stream(futures_util::stream::iter(chunks));
     let req = Request::post("/auth/register")
         .header("content-type", "application/json")
@@ -126,9 +151,15 @@ async fn cors_preflight_from_an_allowed_origin_gets_exact_origin_and_vary() {
         .unwrap();
     let r = app.send(req).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(r.header("access-control-allow-methods"), Some("GET, POST, PUT, DELETE, OPTIONS"));
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, POST, PUT, DELETE, OPTIONS")
+    );
     assert_eq!(r.header("vary"), Some("Origin"));
 }
 
@@ -164,7 +195,9 @@ async fn x_forwarded_for_does_not_change_the_rate_limited_client() {
     let req = Request::post("/auth/register")
         .header("content-type", "application/json")
         .header("x-forwarded-for", "198.51.100.99")
-        .body(Body::from(json!({"email": "xff9@example.com", "password": crate::helpers::PASSWORD}).to_string()))
+        .body(Body::from(
+            json!({"email": "xff9@example.com", "password": crate::helpers::PASSWORD}).to_string(),
+        ))
         .unwrap();
     let r = app.send(req).await;
     r.assert_error(429, "rate_limited", "too many requests; retry later");
@@ -182,21 +215,29 @@ impl CounterStore for DownCounters {
 
 #[tokio::test]
 async fn unreachable_counter_store_fails_closed_with_503() {
-    let app = TestApp::new().await.replacing(|s| s.counters = Arc::new(DownCounters));
+    let app = TestApp::new()
+        .await
+        .replacing(|s| s.counters = Arc::new(DownCounters));
     let r = app.login("a@example.com", "whatever-password").await;
     r.assert_error(503, "unavailable", "service temporarily unavailable");
     assert!(!r.text.contains("connection refused"));
 }
 
 fn forge(keys: &JwtKeys, user: &str, sid: &str, at: i64) -> String {
-    keys.issue(&UserId::parse(user).unwrap(), &SessionId::parse(sid).unwrap(), &["admin".into()], Timestamp(at))
-        .unwrap()
-        .0
+    keys.issue(
+        &UserId::parse(user).unwrap(),
+        &SessionId::parse(sid).unwrap(),
+        &["admin".into()],
+        Timestamp(at),
+    )
+    .unwrap()
+    .0
 }
 
 fn sid_of(access: &str) -> String {
     let payload = access.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     claims["sid"].as_str().unwrap().to_owned()
 }
 
@@ -206,9 +247,11 @@ async fn expired_access_token_returns_401() {
     let s = app.signed_up("exp@example.com").await;
     assert_eq!(app.get("/auth/me", &s.access).await.status, StatusCode::OK);
     app.clock.advance(15 * 60);
-    app.get("/auth/me", &s.access)
-        .await
-        .assert_error(401, "unauthorized", "invalid or expired access token");
+    app.get("/auth/me", &s.access).await.assert_error(
+        401,
+        "unauthorized",
+        "invalid or expired access token",
+    );
 }
 
 #[tokio::test]
@@ -217,17 +260,35 @@ async fn forged_wrong_audience_and_alg_none_tokens_return_401() {
     let s = app.signed_up("forge@example.com").await;
     let sid = sid_of(&s.access);
     let now = crate::helpers::START.secs();
-    let other_secret = JwtKeys::new("bastion-test", "bastion-test-api", vec![("k1".into(), vec![7; 32])]).unwrap();
-    let secret = base64::engine::general_purpose::STANDARD.decode(JWT_KEY_B64).unwrap();
-    let wrong_aud = JwtKeys::new("bastion-test", "someone-else", vec![("k1".into(), secret.clone())]).unwrap();
+    let other_secret = JwtKeys::new(
+        "bastion-test",
+        "bastion-test-api",
+        vec![("k1".into(), vec![7; 32])],
+    )
+    .unwrap();
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(JWT_KEY_B64)
+        .unwrap();
+    let wrong_aud = JwtKeys::new(
+        "bastion-test",
+        "someone-else",
+        vec![("k1".into(), secret.clone())],
+    )
+    .unwrap();
     let wrong_iss = JwtKeys::new("evil", "bastion-test-api", vec![("k1".into(), secret)]).unwrap();
     let payload = s.access.split('.').nth(1).unwrap();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#);
     let tampered = {
-        let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         claims["roles"] = json!(["admin"]);
         let parts: Vec<&str> = s.access.split('.').collect();
-        format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2])
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            parts[2]
+        )
     };
     for token in [
         forge(&other_secret, &s.user_id, &sid, now),
@@ -237,9 +298,11 @@ async fn forged_wrong_audience_and_alg_none_tokens_return_401() {
         tampered,
         "garbage".to_owned(),
     ] {
-        app.get("/auth/me", &token)
-            .await
-            .assert_error(401, "unauthorized", "invalid or expired access token");
+        app.get("/auth/me", &token).await.assert_error(
+            401,
+            "unauthorized",
+            "invalid or expired access token",
+        );
     }
     let r = app.call(Method::GET, "/auth/me", None, None).await;
     r.assert_error(401, "unauthorized", "missing bearer token");

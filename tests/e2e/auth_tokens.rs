@@ -16,18 +16,28 @@ async fn login_returns_200_with_the_token_shape() {
     assert_eq!(r.body["token_type"], json!("Bearer"));
     assert_eq!(r.body["expires_in"], json!(900));
     assert_eq!(r.body["refresh_token"].as_str().unwrap().len(), 43);
-    assert_eq!(app.audit_kinds(&s.user_id).await, vec!["login_succeeded", "register"]);
+    assert_eq!(
+        app.audit_kinds(&s.user_id).await,
+        vec!["login_succeeded", "register"]
+    );
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_401() {
     let app = TestApp::new().await;
     let s = app.signed_up("known@example.com").await;
-    let wrong = app.login("known@example.com", "not the right password").await;
-    let unknown = app.login("nobody@example.com", "not the right password").await;
+    let wrong = app
+        .login("known@example.com", "not the right password")
+        .await;
+    let unknown = app
+        .login("nobody@example.com", "not the right password")
+        .await;
     wrong.assert_error(401, "invalid_credentials", "email or password is incorrect");
     unknown.assert_error(401, "invalid_credentials", "email or password is incorrect");
-    assert_eq!(app.audit_kinds(&s.user_id).await, vec!["login_failed", "register"]);
+    assert_eq!(
+        app.audit_kinds(&s.user_id).await,
+        vec!["login_failed", "register"]
+    );
 }
 
 #[tokio::test]
@@ -36,29 +46,46 @@ async fn login_returns_429_after_five_failures_for_one_account() {
     let s = app.signed_up("target@example.com").await;
     for i in 0..5 {
         // Each attempt from a different address: the account limit holds regardless.
-        let r = app.from_ip(&format!("198.51.100.{i}")).login("target@example.com", "wrong password!").await;
+        let r = app
+            .seen_from(&format!("198.51.100.{i}"))
+            .login("target@example.com", "wrong password!")
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let r = app.from_ip("198.51.100.77").login("target@example.com", PASSWORD).await;
+    let r = app
+        .seen_from("198.51.100.77")
+        .login("target@example.com", PASSWORD)
+        .await;
     r.assert_error(429, "rate_limited", "too many requests; retry later");
     assert_eq!(r.header("retry-after"), Some("80"));
     assert_eq!(r.header("ratelimit-limit"), Some("5"));
     assert_eq!(r.header("ratelimit-remaining"), Some("0"));
     assert_eq!(app.audit_kinds(&s.user_id).await[0], "login_rate_limited");
     app.clock.advance(80);
-    assert_eq!(app.login("target@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(
+        app.login("target@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn login_returns_429_after_twenty_attempts_from_one_ip() {
     let app = TestApp::new().await;
     for i in 0..20 {
-        let r = app.login(&format!("user{i}@example.com"), "whatever pass").await;
+        let r = app
+            .login(&format!("user{i}@example.com"), "whatever pass")
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     let r = app.login("user21@example.com", "whatever pass").await;
     r.assert_error(429, "rate_limited", "too many requests; retry later");
-    assert_eq!(app.from_ip("192.0.2.1").login("user21@example.com", "whatever pass").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.seen_from("192.0.2.1")
+            .login("user21@example.com", "whatever pass")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -69,7 +96,12 @@ async fn refresh_rotates_and_the_old_token_dies() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let next = r.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(next, s.refresh);
-    assert_eq!(app.get("/auth/me", r.body["access_token"].as_str().unwrap()).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/auth/me", r.body["access_token"].as_str().unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert_eq!(app.audit_kinds(&s.user_id).await[0], "refresh_rotated");
 }
 
@@ -86,22 +118,31 @@ async fn reused_refresh_token_revokes_the_whole_session() {
         "refresh_token_reused",
         "refresh token was already used; the session has been revoked",
     );
-    app.refresh(&next)
-        .await
-        .assert_error(401, "invalid_refresh_token", "refresh token is invalid or expired");
-    app.get("/auth/me", &next_access)
-        .await
-        .assert_error(401, "unauthorized", "session has been revoked or has expired");
-    assert_eq!(app.audit_kinds(&s.user_id).await[0], "refresh_reuse_detected");
+    app.refresh(&next).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+    app.get("/auth/me", &next_access).await.assert_error(
+        401,
+        "unauthorized",
+        "session has been revoked or has expired",
+    );
+    assert_eq!(
+        app.audit_kinds(&s.user_id).await[0],
+        "refresh_reuse_detected"
+    );
 }
 
 #[tokio::test]
 async fn malformed_or_unknown_refresh_tokens_return_401() {
     let app = TestApp::new().await;
     for token in ["", "short", &"A".repeat(43), &"x".repeat(5000)] {
-        app.refresh(token)
-            .await
-            .assert_error(401, "invalid_refresh_token", "refresh token is invalid or expired");
+        app.refresh(token).await.assert_error(
+            401,
+            "invalid_refresh_token",
+            "refresh token is invalid or expired",
+        );
     }
 }
 
@@ -109,15 +150,21 @@ async fn malformed_or_unknown_refresh_tokens_return_401() {
 async fn logout_kills_both_tokens_of_the_session_at_once() {
     let app = TestApp::new().await;
     let s = app.signed_up("out@example.com").await;
-    let r = app.call(Method::POST, "/auth/logout", Some(&s.access), None).await;
+    let r = app
+        .call(Method::POST, "/auth/logout", Some(&s.access), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.text, "");
-    app.get("/auth/me", &s.access)
-        .await
-        .assert_error(401, "unauthorized", "session has been revoked or has expired");
-    app.refresh(&s.refresh)
-        .await
-        .assert_error(401, "invalid_refresh_token", "refresh token is invalid or expired");
+    app.get("/auth/me", &s.access).await.assert_error(
+        401,
+        "unauthorized",
+        "session has been revoked or has expired",
+    );
+    app.refresh(&s.refresh).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
     assert_eq!(app.audit_kinds(&s.user_id).await[0], "logout");
 }
 
@@ -126,10 +173,15 @@ async fn logout_all_kills_every_session() {
     let app = TestApp::new().await;
     let a = app.signed_up("all@example.com").await;
     let b = app.signed_in("all@example.com").await;
-    let r = app.call(Method::POST, "/auth/logout-all", Some(&b.access), None).await;
+    let r = app
+        .call(Method::POST, "/auth/logout-all", Some(&b.access), None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     for token in [&a.access, &b.access] {
-        assert_eq!(app.get("/auth/me", token).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.get("/auth/me", token).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     for token in [&a.refresh, &b.refresh] {
         assert_eq!(app.refresh(token).await.status, StatusCode::UNAUTHORIZED);
@@ -142,7 +194,10 @@ async fn sessions_lists_own_sessions_with_the_current_one_marked() {
     let app = TestApp::new().await;
     let _first = app.signed_up("list@example.com").await;
     app.clock.advance(10);
-    let second = app.from_ip("192.0.2.55").signed_in("list@example.com").await;
+    let second = app
+        .seen_from("192.0.2.55")
+        .signed_in("list@example.com")
+        .await;
     let r = app.get("/auth/sessions", &second.access).await;
     assert_eq!(r.status, StatusCode::OK);
     let sessions = r.body["sessions"].as_array().unwrap();
@@ -165,11 +220,26 @@ async fn revoking_another_users_session_returns_404_and_changes_nothing() {
         .unwrap()
         .to_owned();
     let r = app
-        .call(Method::DELETE, &format!("/auth/sessions/{alice_sid}"), Some(&bob.access), None)
+        .call(
+            Method::DELETE,
+            &format!("/auth/sessions/{alice_sid}"),
+            Some(&bob.access),
+            None,
+        )
         .await;
     r.assert_error(404, "not_found", "no such resource");
-    assert_eq!(app.get("/auth/me", &alice.access).await.status, StatusCode::OK);
-    let r = app.call(Method::DELETE, "/auth/sessions/not-an-id", Some(&bob.access), None).await;
+    assert_eq!(
+        app.get("/auth/me", &alice.access).await.status,
+        StatusCode::OK
+    );
+    let r = app
+        .call(
+            Method::DELETE,
+            "/auth/sessions/not-an-id",
+            Some(&bob.access),
+            None,
+        )
+        .await;
     r.assert_error(404, "not_found", "no such resource");
 }
 
@@ -188,9 +258,19 @@ async fn revoking_own_other_session_returns_204_and_kills_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app.call(Method::DELETE, &format!("/auth/sessions/{other}"), Some(&b.access), None).await;
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/auth/sessions/{other}"),
+            Some(&b.access),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/auth/me", &a.access).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/auth/me", &a.access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.get("/auth/me", &b.access).await.status, StatusCode::OK);
     assert_eq!(app.audit_kinds(&a.user_id).await[0], "session_revoked");
 }
@@ -200,9 +280,11 @@ async fn refresh_is_refused_after_the_idle_timeout() {
     let app = TestApp::new().await;
     let s = app.signed_up("idle@example.com").await;
     app.clock.advance(7 * 24 * 3600 + 1);
-    app.refresh(&s.refresh)
-        .await
-        .assert_error(401, "invalid_refresh_token", "refresh token is invalid or expired");
+    app.refresh(&s.refresh).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
 }
 
 #[tokio::test]
@@ -217,9 +299,11 @@ async fn refresh_is_refused_after_the_absolute_lifetime_however_active() {
         token = r.body["refresh_token"].as_str().unwrap().to_owned();
     }
     app.clock.advance(6 * 24 * 3600 + 1);
-    app.refresh(&token)
-        .await
-        .assert_error(401, "invalid_refresh_token", "refresh token is invalid or expired");
+    app.refresh(&token).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
 }
 
 #[tokio::test]
@@ -232,5 +316,7 @@ async fn refresh_returns_429_after_ten_per_minute_for_one_session() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         token = r.body["refresh_token"].as_str().unwrap().to_owned();
     }
-    app.refresh(&token).await.assert_error(429, "rate_limited", "too many requests; retry later");
+    app.refresh(&token)
+        .await
+        .assert_error(429, "rate_limited", "too many requests; retry later");
 }

@@ -30,7 +30,10 @@ pub fn base_env() -> HashMap<String, String> {
         ("JWT_KEYS", format!("k1:{JWT_KEY_B64}")),
         ("JWT_ISSUER", "bastion-test".to_owned()),
         ("JWT_AUDIENCE", "bastion-test-api".to_owned()),
-        ("PASSWORD_PEPPER", "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=".to_owned()),
+        (
+            "PASSWORD_PEPPER",
+            "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=".to_owned(),
+        ),
         ("LEGACY_PASSWORD_HMAC_KEY", legacy),
         ("ALLOWED_ORIGINS", "https://app.example.com".to_owned()),
     ]
@@ -144,7 +147,7 @@ impl TestApp {
     }
 
     /// The same app as seen from another client address.
-    pub fn from_ip(&self, ip: &str) -> Self {
+    pub fn seen_from(&self, ip: &str) -> Self {
         let mut app = self.clone();
         app.ip = format!("{ip}:40000").parse().unwrap();
         app
@@ -167,8 +170,17 @@ impl TestApp {
         }
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
-        let mut req = Request::builder().method(method).uri(path).header("user-agent", "bastion-tests/1.0");
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("user-agent", "bastion-tests/1.0");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -190,15 +202,21 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str) -> TestResponse {
-        self.post("/auth/register", json!({"email": email, "password": PASSWORD})).await
+        self.post(
+            "/auth/register",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {
-        self.post("/auth/login", json!({"email": email, "password": password})).await
+        self.post("/auth/login", json!({"email": email, "password": password}))
+            .await
     }
 
     pub async fn refresh(&self, token: &str) -> TestResponse {
-        self.post("/auth/refresh", json!({"refresh_token": token})).await
+        self.post("/auth/refresh", json!({"refresh_token": token}))
+            .await
     }
 
     /// Registers `email` and returns its session, asserting success.
@@ -225,7 +243,10 @@ impl TestApp {
             .await
             .unwrap()
             .unwrap();
-        page.items.iter().map(|e| e.kind.as_str().to_owned()).collect()
+        page.items
+            .iter()
+            .map(|e| e.kind.as_str().to_owned())
+            .collect()
     }
 }
 

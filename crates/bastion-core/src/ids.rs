@@ -69,7 +69,13 @@ mod tests {
 
     #[test]
     fn ids_reject_anything_but_32_lowercase_hex() {
-        for bad in ["", "ABCDEF0123456789ABCDEF0123456789", "0123", "g0000000000000000000000000000000", "../../etc/passwd"] {
+        for bad in [
+            "",
+            "ABCDEF0123456789ABCDEF0123456789",
+            "0123",
+            "g0000000000000000000000000000000",
+            "../../etc/passwd",
+        ] {
             assert!(SessionId::parse(bad).is_err(), "{bad}");
         }
     }

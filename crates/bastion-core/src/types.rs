@@ -41,7 +41,9 @@ impl Email {
             || local.ends_with('.')
             || local.contains("..")
         {
-            return Err(invalid("local part has characters or dots that are not allowed"));
+            return Err(invalid(
+                "local part has characters or dots that are not allowed",
+            ));
         }
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2 {
@@ -108,7 +110,9 @@ impl Password {
                 .unwrap_or_else(|| "it would be guessed quickly".to_owned());
             return Err(ValidationError::new(
                 "weak_password",
-                format!("password is too easy to guess: {why}. Use a longer passphrase of unrelated words."),
+                format!(
+                    "password is too easy to guess: {why}. Use a longer passphrase of unrelated words."
+                ),
             ));
         }
         Ok(Self(SecretString::from(raw.to_owned())))
@@ -154,7 +158,10 @@ impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim();
         if s.is_empty() {
-            return Err(ValidationError::new("invalid_display_name", "display name must not be empty"));
+            return Err(ValidationError::new(
+                "invalid_display_name",
+                "display name must not be empty",
+            ));
         }
         if s.chars().count() > DISPLAY_NAME_MAX {
             return Err(ValidationError::new(
@@ -196,7 +203,10 @@ impl Role {
         match s {
             "user" => Ok(Role::User),
             "admin" => Ok(Role::Admin),
-            _ => Err(ValidationError::new("invalid_role", "role must be user or admin")),
+            _ => Err(ValidationError::new(
+                "invalid_role",
+                "role must be user or admin",
+            )),
         }
     }
 }
@@ -208,7 +218,10 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
     }
 
     #[test]
@@ -216,9 +229,23 @@ mod tests {
         let long_local = format!("{}@example.com", "a".repeat(65));
         let long_total = format!("a@{}.com", "b.".repeat(130));
         for bad in [
-            "", "plain", "a@@b.com", "a@b@c.com", "a b@c.com", "a@b", "@b.com", "a@.com",
-            "a@-b.com", "a@b-.com", "a..b@c.com", ".a@c.com", "a@b.123", "a\u{0}@b.com",
-            "a@exa_mple.com", long_local.as_str(), long_total.as_str(),
+            "",
+            "plain",
+            "a@@b.com",
+            "a@b@c.com",
+            "a b@c.com",
+            "a@b",
+            "@b.com",
+            "a@.com",
+            "a@-b.com",
+            "a@b-.com",
+            "a..b@c.com",
+            ".a@c.com",
+            "a@b.123",
+            "a\u{0}@b.com",
+            "a@exa_mple.com",
+            long_local.as_str(),
+            long_total.as_str(),
         ] {
             assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
         }
@@ -235,12 +262,20 @@ mod tests {
         assert!(Password::parse_existing(&"🔐".repeat(128)).is_ok());
         let err = Password::parse_existing(&"🔐".repeat(129)).unwrap_err();
         assert_eq!(err.message, "password must be at most 128 characters");
-        assert_eq!(Password::parse_existing("short").unwrap_err().code, "invalid_password");
+        assert_eq!(
+            Password::parse_existing("short").unwrap_err().code,
+            "invalid_password"
+        );
     }
 
     #[test]
     fn common_passwords_are_rejected_with_a_reason() {
-        for weak in ["password1", "qwertyuiop", "iloveyou123", "alice@example.com"] {
+        for weak in [
+            "password1",
+            "qwertyuiop",
+            "iloveyou123",
+            "alice@example.com",
+        ] {
             let err = Password::parse_new(weak, &["alice@example.com"]).unwrap_err();
             assert_eq!(err.code, "weak_password", "{weak}");
             assert!(err.message.starts_with("password is too easy to guess"));

@@ -20,7 +20,11 @@ pub struct Authenticated {
 
 /// The token of an `Authorization: Bearer <token>` header, if well-formed.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -35,8 +39,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let edge = Edge::from_ref(state);
-        let token = bearer(parts)
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
         let now = edge.clock.now();
         let claims = edge
             .config
@@ -53,7 +56,9 @@ where
             .await
             .map_err(|e| ApiError::unavailable(&e))?;
         if session.is_none() {
-            return Err(ApiError::unauthorized("session has been revoked or has expired"));
+            return Err(ApiError::unauthorized(
+                "session has been revoked or has expired",
+            ));
         }
         let slot = parts
             .extensions

@@ -16,7 +16,10 @@ pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes,
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::invalid("invalid_request", "request body could not be read")),
+        Err(_) => Err(ApiError::invalid(
+            "invalid_request",
+            "request body could not be read",
+        )),
     }
 }
 
@@ -75,7 +78,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 // serde's data errors name the field ("unknown field `x`", "missing field `y`")
                 // without quoting the submitted value, except for type errors, which we reword.
                 let text = e.to_string();
-                let head = text.split(" at line ").next().unwrap_or("invalid body").to_owned();
+                let head = text
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or("invalid body")
+                    .to_owned();
                 if head.starts_with("unknown field") || head.starts_with("missing field") {
                     format!("invalid body: {head}")
                 } else {
@@ -105,7 +112,10 @@ mod tests {
     #[test]
     fn unknown_and_missing_fields_are_named() {
         let e = parse_json::<Login>(br#"{"email":"a","admin":true}"#).unwrap_err();
-        assert_eq!(e.message, "invalid body: unknown field `admin`, expected `email`");
+        assert_eq!(
+            e.message,
+            "invalid body: unknown field `admin`, expected `email`"
+        );
         let e = parse_json::<Login>(br#"{}"#).unwrap_err();
         assert_eq!(e.message, "invalid body: missing field `email`");
         let e = parse_json::<Login>(br#"{"email":5}"#).unwrap_err();

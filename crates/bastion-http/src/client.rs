@@ -47,7 +47,12 @@ pub fn user_agent(parts: &Parts) -> UserAgent {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    UserAgent(ua.chars().filter(|c| !c.is_control()).take(USER_AGENT_MAX).collect())
+    UserAgent(
+        ua.chars()
+            .filter(|c| !c.is_control())
+            .take(USER_AGENT_MAX)
+            .collect(),
+    )
 }
 
 /// Request facts handlers record in sessions and audit events.

@@ -137,7 +137,12 @@ impl RateLimits {
 }
 
 fn parse_policy(var: &str, raw: &str) -> Result<Policy, ConfigError> {
-    let bad = || ConfigError::new(var, "must be <limit>/<seconds>, e.g. 5/60, both 1..=1000000");
+    let bad = || {
+        ConfigError::new(
+            var,
+            "must be <limit>/<seconds>, e.g. 5/60, both 1..=1000000",
+        )
+    };
     let (limit, window) = raw.trim().split_once('/').ok_or_else(bad)?;
     let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
     let window_secs: u32 = window.trim().parse().map_err(|_| bad())?;
@@ -182,7 +187,9 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
         if !valid {
             return Err(ConfigError::new(
                 "ALLOWED_ORIGINS",
-                format!("{origin:?} is not an exact origin like https://app.example.com (no path, no wildcard)"),
+                format!(
+                    "{origin:?} is not an exact origin like https://app.example.com (no path, no wildcard)"
+                ),
             ));
         }
         out.push(origin.to_owned());
@@ -191,7 +198,9 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
-    let issuer = env.non_empty("JWT_ISSUER").unwrap_or_else(|| "bastion".to_owned());
+    let issuer = env
+        .non_empty("JWT_ISSUER")
+        .unwrap_or_else(|| "bastion".to_owned());
     let audience = env
         .non_empty("JWT_AUDIENCE")
         .unwrap_or_else(|| "bastion-api".to_owned());
@@ -199,12 +208,17 @@ fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
     let mut keys = Vec::new();
     for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (kid, b64) = pair.split_once(':').ok_or_else(|| {
-            ConfigError::new("JWT_KEYS", "each entry must be kid:base64 (comma-separated, current first)")
+            ConfigError::new(
+                "JWT_KEYS",
+                "each entry must be kid:base64 (comma-separated, current first)",
+            )
         })?;
         let secret = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim()))
-            .map_err(|_| ConfigError::new("JWT_KEYS", format!("key {kid:?} is not valid base64")))?;
+            .map_err(|_| {
+                ConfigError::new("JWT_KEYS", format!("key {kid:?} is not valid base64"))
+            })?;
         keys.push((kid.trim().to_owned(), secret));
     }
     JwtKeys::new(issuer, audience, keys).map_err(|e| ConfigError::new("JWT_KEYS", e.to_string()))
@@ -215,7 +229,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -237,25 +254,47 @@ mod tests {
 
     #[test]
     fn unknown_or_malformed_rate_limits_stop_start_up() {
-        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN", "5/60")])).unwrap_err();
+        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN", "5/60")]))
+            .unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_LOGIN");
-        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "lots")])).unwrap_err();
+        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "lots")]))
+            .unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_LOGIN_IP");
-        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "7/30")])).unwrap();
-        assert_eq!(c.rate_limits.login_ip, Policy { limit: 7, window_secs: 30 });
+        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "7/30")]))
+            .unwrap();
+        assert_eq!(
+            c.rate_limits.login_ip,
+            Policy {
+                limit: 7,
+                window_secs: 30
+            }
+        );
     }
 
     #[test]
     fn origins_must_be_exact() {
-        for bad in ["*", "https://*.example.com", "https://a.com/path", "ftp://a.com", "a.com"] {
-            let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("ALLOWED_ORIGINS", bad)])).unwrap_err();
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "https://a.com/path",
+            "ftp://a.com",
+            "a.com",
+        ] {
+            let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("ALLOWED_ORIGINS", bad)]))
+                .unwrap_err();
             assert_eq!(e.var, "ALLOWED_ORIGINS", "{bad}");
         }
         let c = EdgeConfig::from_env(&env(&[
             ("JWT_KEYS", KEY),
-            ("ALLOWED_ORIGINS", "https://app.example.com, http://localhost:5173"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://app.example.com, http://localhost:5173",
+            ),
         ]))
         .unwrap();
-        assert_eq!(c.allowed_origins, vec!["https://app.example.com", "http://localhost:5173"]);
+        assert_eq!(
+            c.allowed_origins,
+            vec!["https://app.example.com", "http://localhost:5173"]
+        );
     }
 }

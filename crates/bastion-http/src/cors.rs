@@ -12,7 +12,10 @@ const MAX_AGE_SECS: &str = "600";
 /// The request's Origin if it is exactly one of `allowed`.
 pub fn allowed_origin<'a>(headers: &HeaderMap, allowed: &'a [String]) -> Option<&'a str> {
     let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
-    allowed.iter().find(|a| a.as_str() == origin).map(String::as_str)
+    allowed
+        .iter()
+        .find(|a| a.as_str() == origin)
+        .map(String::as_str)
 }
 
 /// Whether this is a CORS preflight (OPTIONS with Access-Control-Request-Method).
@@ -40,7 +43,10 @@ pub fn apply(headers: &mut HeaderMap, origin: Option<&str>, preflight: bool) {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOWED_HEADERS),
         );
-        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(MAX_AGE_SECS));
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static(MAX_AGE_SECS),
+        );
     } else {
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,

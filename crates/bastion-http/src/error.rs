@@ -205,7 +205,11 @@ mod tests {
             (ErrorKind::NotFound, 404, "not_found"),
             (ErrorKind::Conflict, 409, "conflict"),
             (ErrorKind::PayloadTooLarge, 413, "payload_too_large"),
-            (ErrorKind::UnsupportedMediaType, 415, "unsupported_media_type"),
+            (
+                ErrorKind::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
             (ErrorKind::RateLimited, 429, "rate_limited"),
             (ErrorKind::UpstreamError, 502, "upstream_error"),
             (ErrorKind::Unavailable, 503, "unavailable"),

@@ -16,4 +16,4 @@ pub use client::{ClientIp, RequestMeta, UserAgent};
 pub use config::{ConfigError, EdgeConfig, Env};
 pub use error::{ApiError, ErrorKind};
 pub use pipeline::{Edge, with_edge};
-pub use rate_limit::{RateLimiter, RateLimitSlot};
+pub use rate_limit::{RateLimitSlot, RateLimiter};

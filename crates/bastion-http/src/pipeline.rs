@@ -67,7 +67,12 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
     let request_id = RequestId::generate();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let origin = cors::allowed_origin(req.headers(), &edge.config.allowed_origins).map(str::to_owned);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let origin =
+        cors::allowed_origin(req.headers(), &edge.config.allowed_origins).map(str::to_owned);
     let preflight = cors::is_preflight(&method, req.headers());
 
     let (mut parts, body) = req.into_parts();
@@ -100,10 +105,6 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
         }
     };
 
-    let route = res
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
     finish(&mut res, &request_id, &slot, origin.as_deref(), preflight);
     let status = res.status().as_u16();
     let latency_us = started.elapsed().as_micros();

@@ -73,9 +73,8 @@ impl RateLimiter {
         let now = self.clock.now();
         let window = policy.window_index(now);
         // Keep a counter through the next window, where it is still read as "previous".
-        let expires_at = bastion_core::Timestamp(
-            (window + 2).saturating_mul(i64::from(policy.window_secs)),
-        );
+        let expires_at =
+            bastion_core::Timestamp((window + 2).saturating_mul(i64::from(policy.window_secs)));
         let key = format!("{scope}#{}", counter_subject(subject)?);
         let counts = self
             .counters
@@ -90,7 +89,9 @@ impl RateLimiter {
 fn counter_subject(subject: &str) -> Result<&str, ApiError> {
     let ok = !subject.is_empty()
         && subject.len() <= 320
-        && subject.chars().all(|c| !c.is_control() && !c.is_whitespace());
+        && subject
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace());
     if ok {
         Ok(subject)
     } else {

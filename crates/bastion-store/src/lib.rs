@@ -3,9 +3,14 @@
 //! `sqlite` is the embedded local default; `dynamodb` is the production single table. Both are
 //! held to the same behaviour by the conformance suite in `conformance`.
 
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod dynamodb;
+mod keys;
 pub mod sqlite;
+
+pub use dynamodb::DynamoStore;
+pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
 

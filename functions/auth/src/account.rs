@@ -40,7 +40,12 @@ async fn confirm_password(
     state
         .edge
         .limiter
-        .enforce(slot, "login-account", user.email.as_str(), state.edge.config.rate_limits.login_account)
+        .enforce(
+            slot,
+            "login-account",
+            user.email.as_str(),
+            state.edge.config.rate_limits.login_account,
+        )
         .await?;
     let verdict = match Password::parse_existing(raw) {
         Ok(password) => {
@@ -51,7 +56,15 @@ async fn confirm_password(
     match verdict {
         Verification::Valid { .. } => Ok(()),
         Verification::Invalid => {
-            record(state, meta, kind, Outcome::Failure, Some(&user.id), Some("bad_password")).await?;
+            record(
+                state,
+                meta,
+                kind,
+                Outcome::Failure,
+                Some(&user.id),
+                Some("bad_password"),
+            )
+            .await?;
             Err(ApiError::unauthorized("password is incorrect").with_code("invalid_password"))
         }
     }
@@ -75,8 +88,15 @@ pub async fn change_password(
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth).await?;
-    confirm_password(&state, &meta, &slot, &user, &body.current_password, AuditKind::PasswordChanged)
-        .await?;
+    confirm_password(
+        &state,
+        &meta,
+        &slot,
+        &user,
+        &body.current_password,
+        AuditKind::PasswordChanged,
+    )
+    .await?;
     let mut hints = vec![user.email.as_str()];
     if let Some(name) = &user.display_name {
         hints.push(name.as_str());
@@ -92,8 +112,15 @@ pub async fn change_password(
         .revoke_all_sessions(&user.id, Some(&auth.session_id))
         .await?;
     let detail = format!("other_sessions_revoked={revoked}");
-    record(&state, &meta, AuditKind::PasswordChanged, Outcome::Success, Some(&user.id), Some(&detail))
-        .await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::PasswordChanged,
+        Outcome::Success,
+        Some(&user.id),
+        Some(&detail),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,8 +132,24 @@ pub async fn delete_account(
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth).await?;
-    confirm_password(&state, &meta, &slot, &user, &body.password, AuditKind::AccountDeleted).await?;
+    confirm_password(
+        &state,
+        &meta,
+        &slot,
+        &user,
+        &body.password,
+        AuditKind::AccountDeleted,
+    )
+    .await?;
     state.edge.stores.users.delete_user(&user.id).await?;
-    record(&state, &meta, AuditKind::AccountDeleted, Outcome::Success, Some(&user.id), None).await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::AccountDeleted,
+        Outcome::Success,
+        Some(&user.id),
+        None,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

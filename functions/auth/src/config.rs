@@ -51,9 +51,9 @@ fn parse_hasher(env: &dyn Env) -> Result<PasswordHasher, ConfigError> {
     let raw = env.required(VAR)?;
     let mut peppers = Vec::new();
     for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (version, b64) = pair
-            .split_once(':')
-            .ok_or_else(|| ConfigError::new(VAR, "each entry must be version:base64, current first"))?;
+        let (version, b64) = pair.split_once(':').ok_or_else(|| {
+            ConfigError::new(VAR, "each entry must be version:base64, current first")
+        })?;
         let version: u16 = version
             .trim()
             .parse()
@@ -110,22 +110,31 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     const PEPPER: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     #[test]
     fn pepper_is_required_and_must_be_long_enough() {
-        assert_eq!(AuthConfig::from_env(&env(&[])).unwrap_err().var, "PASSWORD_PEPPER");
+        assert_eq!(
+            AuthConfig::from_env(&env(&[])).unwrap_err().var,
+            "PASSWORD_PEPPER"
+        );
         let e = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", "1:AAEC")])).unwrap_err();
         assert_eq!(e.reason, "pepper must be at least 32 bytes");
     }
 
     #[test]
     fn empty_legacy_key_is_refused() {
-        let e = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER), ("LEGACY_PASSWORD_HMAC_KEY", " ")]))
-            .unwrap_err();
+        let e = AuthConfig::from_env(&env(&[
+            ("PASSWORD_PEPPER", PEPPER),
+            ("LEGACY_PASSWORD_HMAC_KEY", " "),
+        ]))
+        .unwrap_err();
         assert_eq!(e.var, "LEGACY_PASSWORD_HMAC_KEY");
     }
 
@@ -133,8 +142,11 @@ mod tests {
     fn session_policy_defaults_and_bounds() {
         let c = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER)])).unwrap();
         assert_eq!(c.sessions, SessionPolicy::default());
-        let e = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER), ("SESSION_IDLE_TIMEOUT_SECS", "5")]))
-            .unwrap_err();
+        let e = AuthConfig::from_env(&env(&[
+            ("PASSWORD_PEPPER", PEPPER),
+            ("SESSION_IDLE_TIMEOUT_SECS", "5"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.var, "SESSION_IDLE_TIMEOUT_SECS");
     }
 }

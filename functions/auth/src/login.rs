@@ -58,12 +58,23 @@ pub async fn register(
     match state.edge.stores.users.create_user(&user).await {
         Ok(()) => {}
         Err(CreateUserError::EmailTaken) => {
-            return Err(ApiError::new(ErrorKind::Conflict, "an account with this email already exists")
-                .with_code("email_taken"));
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "an account with this email already exists",
+            )
+            .with_code("email_taken"));
         }
         Err(CreateUserError::Store(e)) => return Err(ApiError::unavailable(&e)),
     }
-    record(&state, &meta, AuditKind::Register, Outcome::Success, Some(&user.id), None).await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::Register,
+        Outcome::Success,
+        Some(&user.id),
+        None,
+    )
+    .await?;
     let tokens = open_session(&state, &meta, &user).await?;
     Ok((StatusCode::CREATED, Json(tokens)))
 }
@@ -76,7 +87,9 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let limits = state.edge.config.rate_limits;
     let limiter = &state.edge.limiter;
-    limiter.enforce(&slot, "login-ip", &meta.ip.0, limits.login_ip).await?;
+    limiter
+        .enforce(&slot, "login-ip", &meta.ip.0, limits.login_ip)
+        .await?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse_existing(&body.password)?;
     let user = state.edge.stores.users.find_user_by_email(&email).await?;
@@ -88,8 +101,15 @@ pub async fn login(
         .await
     {
         if refused.kind == ErrorKind::RateLimited {
-            record(&state, &meta, AuditKind::LoginRateLimited, Outcome::Failure, user_id.as_ref(), None)
-                .await?;
+            record(
+                &state,
+                &meta,
+                AuditKind::LoginRateLimited,
+                Outcome::Failure,
+                user_id.as_ref(),
+                None,
+            )
+            .await?;
         }
         return Err(refused);
     }
@@ -104,7 +124,12 @@ pub async fn login(
         (Some(user), Verification::Valid { needs_rehash }) if !user.disabled => {
             if needs_rehash {
                 let fresh = hash_password(&state.hasher, &password).await?;
-                state.edge.stores.users.set_password_hash(&user.id, &fresh).await?;
+                state
+                    .edge
+                    .stores
+                    .users
+                    .set_password_hash(&user.id, &fresh)
+                    .await?;
             }
             user
         }
@@ -114,11 +139,26 @@ pub async fn login(
                 (Some(u), Verification::Valid { .. }) if u.disabled => "account_disabled",
                 _ => "bad_password",
             };
-            record(&state, &meta, AuditKind::LoginFailed, Outcome::Failure, user_id.as_ref(), Some(reason))
-                .await?;
+            record(
+                &state,
+                &meta,
+                AuditKind::LoginFailed,
+                Outcome::Failure,
+                user_id.as_ref(),
+                Some(reason),
+            )
+            .await?;
             return Err(invalid_credentials());
         }
     };
-    record(&state, &meta, AuditKind::LoginSucceeded, Outcome::Success, Some(&user.id), None).await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::LoginSucceeded,
+        Outcome::Success,
+        Some(&user.id),
+        None,
+    )
+    .await?;
     Ok(Json(open_session(&state, &meta, &user).await?))
 }

@@ -57,7 +57,10 @@ pub async fn refresh(
     let user = stores.users.get_user(&lookup.user_id).await?;
     let idle = now.secs() - session.last_used_at.secs() > state.sessions.idle_secs;
     let Some(user) = user.filter(|u| !u.disabled && !idle) else {
-        stores.sessions.revoke_session(&session.user_id, &session.id).await?;
+        stores
+            .sessions
+            .revoke_session(&session.user_id, &session.id)
+            .await?;
         return Err(invalid_refresh());
     };
 
@@ -72,11 +75,22 @@ pub async fn refresh(
     };
     match outcome {
         RotateOutcome::Rotated => {
-            record(&state, &meta, AuditKind::RefreshRotated, Outcome::Success, Some(&user.id), None).await?;
+            record(
+                &state,
+                &meta,
+                AuditKind::RefreshRotated,
+                Outcome::Success,
+                Some(&user.id),
+                None,
+            )
+            .await?;
             Ok(Json(token_response(&state, &user, &session.id, &next)?))
         }
         RotateOutcome::Reused => {
-            stores.sessions.revoke_session(&user.id, &session.id).await?;
+            stores
+                .sessions
+                .revoke_session(&user.id, &session.id)
+                .await?;
             record(
                 &state,
                 &meta,

@@ -22,7 +22,15 @@ pub async fn logout(
         .sessions
         .revoke_session(&auth.user_id, &auth.session_id)
         .await?;
-    record(&state, &meta, AuditKind::Logout, Outcome::Success, Some(&auth.user_id), None).await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::Logout,
+        Outcome::Success,
+        Some(&auth.user_id),
+        None,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -38,8 +46,15 @@ pub async fn logout_all(
         .revoke_all_sessions(&auth.user_id, None)
         .await?;
     let detail = format!("revoked={n}");
-    record(&state, &meta, AuditKind::LogoutAll, Outcome::Success, Some(&auth.user_id), Some(&detail))
-        .await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::LogoutAll,
+        Outcome::Success,
+        Some(&auth.user_id),
+        Some(&detail),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -80,7 +95,14 @@ pub async fn revoke(
         return Err(ApiError::not_found());
     }
     let detail = format!("session={id}");
-    record(&state, &meta, AuditKind::SessionRevoked, Outcome::Success, Some(&auth.user_id), Some(&detail))
-        .await?;
+    record(
+        &state,
+        &meta,
+        AuditKind::SessionRevoked,
+        Outcome::Success,
+        Some(&auth.user_id),
+        Some(&detail),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,7 +18,9 @@ const SKEW_SECS: i64 = 5;
 pub enum JwtError {
     #[error("JWT key {0:?} is shorter than 256 bits")]
     ShortKey(String),
-    #[error("JWT key id {0:?} is empty, too long, repeated or has characters outside [A-Za-z0-9_-]")]
+    #[error(
+        "JWT key id {0:?} is empty, too long, repeated or has characters outside [A-Za-z0-9_-]"
+    )]
     BadKid(String),
     #[error("no JWT signing key configured")]
     NoKeys,
@@ -212,11 +214,22 @@ mod tests {
     use super::*;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new("bastion", "bastion-api", vec![("k2".into(), vec![2; 32]), ("k1".into(), vec![1; 32])]).unwrap()
+        JwtKeys::new(
+            "bastion",
+            "bastion-api",
+            vec![("k2".into(), vec![2; 32]), ("k1".into(), vec![1; 32])],
+        )
+        .unwrap()
     }
 
     fn mint(k: &JwtKeys, now: i64) -> (String, AccessClaims) {
-        k.issue(&UserId::generate(), &SessionId::generate(), &["user".into()], Timestamp(now)).unwrap()
+        k.issue(
+            &UserId::generate(),
+            &SessionId::generate(),
+            &["user".into()],
+            Timestamp(now),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -242,25 +255,39 @@ mod tests {
         let old = JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![1; 32])]).unwrap();
         let (t, _) = mint(&old, 1_000);
         assert!(keys().verify(&t, Timestamp(1_000)).is_ok());
-        let rotated_out = JwtKeys::new("bastion", "bastion-api", vec![("k3".into(), vec![3; 32])]).unwrap();
-        assert_eq!(rotated_out.verify(&t, Timestamp(1_000)), Err(JwtError::BadHeader));
+        let rotated_out =
+            JwtKeys::new("bastion", "bastion-api", vec![("k3".into(), vec![3; 32])]).unwrap();
+        assert_eq!(
+            rotated_out.verify(&t, Timestamp(1_000)),
+            Err(JwtError::BadHeader)
+        );
     }
 
     #[test]
     fn same_kid_with_other_secret_is_a_bad_signature() {
-        let forger = JwtKeys::new("bastion", "bastion-api", vec![("k2".into(), vec![9; 32])]).unwrap();
+        let forger =
+            JwtKeys::new("bastion", "bastion-api", vec![("k2".into(), vec![9; 32])]).unwrap();
         let (t, _) = mint(&forger, 1_000);
-        assert_eq!(keys().verify(&t, Timestamp(1_000)), Err(JwtError::BadSignature));
+        assert_eq!(
+            keys().verify(&t, Timestamp(1_000)),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
     fn wrong_audience_or_issuer_is_refused() {
         let other = JwtKeys::new("bastion", "other-api", vec![("k2".into(), vec![2; 32])]).unwrap();
         let (t, _) = mint(&other, 1_000);
-        assert_eq!(keys().verify(&t, Timestamp(1_000)), Err(JwtError::WrongParty));
+        assert_eq!(
+            keys().verify(&t, Timestamp(1_000)),
+            Err(JwtError::WrongParty)
+        );
         let other = JwtKeys::new("evil", "bastion-api", vec![("k2".into(), vec![2; 32])]).unwrap();
         let (t, _) = mint(&other, 1_000);
-        assert_eq!(keys().verify(&t, Timestamp(1_000)), Err(JwtError::WrongParty));
+        assert_eq!(
+            keys().verify(&t, Timestamp(1_000)),
+            Err(JwtError::WrongParty)
+        );
     }
 
     #[test]
@@ -269,22 +296,47 @@ mod tests {
         let (t, _) = mint(&k, 1_000);
         let payload = t.split('.').nth(1).unwrap();
         let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"k2"}"#);
-        assert!(k.verify(&format!("{none}.{payload}."), Timestamp(1_000)).is_err());
+        assert!(
+            k.verify(&format!("{none}.{payload}."), Timestamp(1_000))
+                .is_err()
+        );
         let hs512 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"at+jwt","kid":"k2"}"#);
-        assert_eq!(k.verify(&format!("{hs512}.{payload}.AAAA"), Timestamp(1_000)), Err(JwtError::BadHeader));
+        assert_eq!(
+            k.verify(&format!("{hs512}.{payload}.AAAA"), Timestamp(1_000)),
+            Err(JwtError::BadHeader)
+        );
         let jwt_typ = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#);
-        assert_eq!(k.verify(&format!("{jwt_typ}.{payload}.AAAA"), Timestamp(1_000)), Err(JwtError::BadHeader));
-        assert_eq!(k.verify("not.a.jwt", Timestamp(1_000)), Err(JwtError::Malformed));
+        assert_eq!(
+            k.verify(&format!("{jwt_typ}.{payload}.AAAA"), Timestamp(1_000)),
+            Err(JwtError::BadHeader)
+        );
+        assert_eq!(
+            k.verify("not.a.jwt", Timestamp(1_000)),
+            Err(JwtError::Malformed)
+        );
     }
 
     #[test]
     fn short_keys_and_bad_kids_are_refused_at_start() {
-        assert!(matches!(JwtKeys::new("i", "a", vec![("k".into(), vec![1; 31])]), Err(JwtError::ShortKey(_))));
-        assert!(matches!(JwtKeys::new("i", "a", vec![("k k".into(), vec![1; 32])]), Err(JwtError::BadKid(_))));
         assert!(matches!(
-            JwtKeys::new("i", "a", vec![("k".into(), vec![1; 32]), ("k".into(), vec![2; 32])]),
+            JwtKeys::new("i", "a", vec![("k".into(), vec![1; 31])]),
+            Err(JwtError::ShortKey(_))
+        ));
+        assert!(matches!(
+            JwtKeys::new("i", "a", vec![("k k".into(), vec![1; 32])]),
             Err(JwtError::BadKid(_))
         ));
-        assert!(matches!(JwtKeys::new("i", "a", vec![]), Err(JwtError::NoKeys)));
+        assert!(matches!(
+            JwtKeys::new(
+                "i",
+                "a",
+                vec![("k".into(), vec![1; 32]), ("k".into(), vec![2; 32])]
+            ),
+            Err(JwtError::BadKid(_))
+        ));
+        assert!(matches!(
+            JwtKeys::new("i", "a", vec![]),
+            Err(JwtError::NoKeys)
+        ));
     }
 }

@@ -66,7 +66,9 @@ impl Pepper {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
     /// Correct; when `needs_rehash`, store a fresh `hash()` of the password.
-    Valid { needs_rehash: bool },
+    Valid {
+        needs_rehash: bool,
+    },
     Invalid,
 }
 
@@ -118,7 +120,10 @@ impl PasswordHasher {
             .m_cost(M_COST_KIB)
             .t_cost(T_COST)
             .p_cost(P_COST)
-            .keyid(argon2::KeyId::new(&[pepper_version]).map_err(|e| PasswordHasherError::Argon2(e.to_string()))?)
+            .keyid(
+                argon2::KeyId::new(&[pepper_version])
+                    .map_err(|e| PasswordHasherError::Argon2(e.to_string()))?,
+            )
             .build()
             .map_err(|e| PasswordHasherError::Argon2(e.to_string()))
     }
@@ -160,8 +165,8 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(stored) else {
             return Verification::Invalid;
         };
-        let Some(pepper) = Self::keyid(&parsed)
-            .and_then(|v| self.peppers.iter().find(|p| p.version == v))
+        let Some(pepper) =
+            Self::keyid(&parsed).and_then(|v| self.peppers.iter().find(|p| p.version == v))
         else {
             return Verification::Invalid;
         };
@@ -268,9 +273,20 @@ mod tests {
     fn hash_is_argon2id_at_owasp_parameters_with_pepper_version() {
         let h = PasswordHasher::new(pepper(3, 1), vec![], None).unwrap();
         let phc = h.hash(&pw("correct horse battery")).unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid=Aw$"), "{phc}");
-        assert_eq!(h.verify(&pw("correct horse battery"), &phc), Verification::Valid { needs_rehash: false });
-        assert_eq!(h.verify(&pw("correct horse batterz"), &phc), Verification::Invalid);
+        assert!(
+            phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1,keyid=Aw$"),
+            "{phc}"
+        );
+        assert_eq!(
+            h.verify(&pw("correct horse battery"), &phc),
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            h.verify(&pw("correct horse batterz"), &phc),
+            Verification::Invalid
+        );
     }
 
     #[test]
@@ -278,7 +294,10 @@ mod tests {
         let a = PasswordHasher::new(pepper(1, 1), vec![], None).unwrap();
         let b = PasswordHasher::new(pepper(1, 2), vec![], None).unwrap();
         let phc = a.hash(&pw("correct horse battery")).unwrap();
-        assert_eq!(b.verify(&pw("correct horse battery"), &phc), Verification::Invalid);
+        assert_eq!(
+            b.verify(&pw("correct horse battery"), &phc),
+            Verification::Invalid
+        );
     }
 
     #[test]
@@ -286,9 +305,15 @@ mod tests {
         let old = PasswordHasher::new(pepper(1, 1), vec![], None).unwrap();
         let phc = old.hash(&pw("correct horse battery")).unwrap();
         let new = PasswordHasher::new(pepper(2, 9), vec![pepper(1, 1)], None).unwrap();
-        assert_eq!(new.verify(&pw("correct horse battery"), &phc), Verification::Valid { needs_rehash: true });
+        assert_eq!(
+            new.verify(&pw("correct horse battery"), &phc),
+            Verification::Valid { needs_rehash: true }
+        );
         let dropped = PasswordHasher::new(pepper(2, 9), vec![], None).unwrap();
-        assert_eq!(dropped.verify(&pw("correct horse battery"), &phc), Verification::Invalid);
+        assert_eq!(
+            dropped.verify(&pw("correct horse battery"), &phc),
+            Verification::Invalid
+        );
     }
 
     #[test]
@@ -305,22 +330,43 @@ mod tests {
         let h = PasswordHasher::new(pepper(1, 1), vec![], Some(key.clone())).unwrap();
         let digest = hex::encode(hmac_sha256(&key, b"hunter2hunter2s4lt"));
         let stored = legacy_record("s4lt", &digest);
-        assert_eq!(h.verify(&pw("hunter2hunter2"), &stored), Verification::Valid { needs_rehash: true });
-        assert_eq!(h.verify(&pw("hunter2hunter3"), &stored), Verification::Invalid);
+        assert_eq!(
+            h.verify(&pw("hunter2hunter2"), &stored),
+            Verification::Valid { needs_rehash: true }
+        );
+        assert_eq!(
+            h.verify(&pw("hunter2hunter3"), &stored),
+            Verification::Invalid
+        );
         let without = PasswordHasher::new(pepper(1, 1), vec![], None).unwrap();
-        assert_eq!(without.verify(&pw("hunter2hunter2"), &stored), Verification::Invalid);
+        assert_eq!(
+            without.verify(&pw("hunter2hunter2"), &stored),
+            Verification::Invalid
+        );
     }
 
     #[test]
     fn empty_legacy_key_and_short_pepper_are_refused() {
-        assert!(matches!(PasswordHasher::new(pepper(1, 1), vec![], Some(vec![])), Err(PasswordHasherError::EmptyLegacyKey)));
-        assert!(matches!(Pepper::new(1, vec![0; 31]), Err(PasswordHasherError::ShortPepper)));
-        assert!(matches!(Pepper::new(0, vec![0; 32]), Err(PasswordHasherError::BadPepperVersion(0))));
+        assert!(matches!(
+            PasswordHasher::new(pepper(1, 1), vec![], Some(vec![])),
+            Err(PasswordHasherError::EmptyLegacyKey)
+        ));
+        assert!(matches!(
+            Pepper::new(1, vec![0; 31]),
+            Err(PasswordHasherError::ShortPepper)
+        ));
+        assert!(matches!(
+            Pepper::new(0, vec![0; 32]),
+            Err(PasswordHasherError::BadPepperVersion(0))
+        ));
     }
 
     #[test]
     fn dummy_verify_always_fails() {
         let h = PasswordHasher::new(pepper(1, 1), vec![], None).unwrap();
-        assert_eq!(h.dummy_verify(&pw("bastion-dummy-password-for-timing")), Verification::Invalid);
+        assert_eq!(
+            h.dummy_verify(&pw("bastion-dummy-password-for-timing")),
+            Verification::Invalid
+        );
     }
 }

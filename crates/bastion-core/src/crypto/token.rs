@@ -18,7 +18,9 @@ impl std::fmt::Debug for OpaqueToken {
 
 impl OpaqueToken {
     pub fn generate() -> Self {
-        Self(SecretString::from(URL_SAFE_NO_PAD.encode(random_bytes::<32>())))
+        Self(SecretString::from(
+            URL_SAFE_NO_PAD.encode(random_bytes::<32>()),
+        ))
     }
 
     pub fn expose(&self) -> &str {
@@ -56,7 +58,10 @@ impl TokenHash {
 /// Whether `raw` has the shape of a token we minted (43 base64url chars), checked before any
 /// store lookup so junk never costs a database request.
 pub fn looks_like_token(raw: &str) -> bool {
-    raw.len() == 43 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    raw.len() == 43
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -74,6 +79,9 @@ mod tests {
 
     #[test]
     fn token_debug_is_redacted() {
-        assert_eq!(format!("{:?}", OpaqueToken::generate()), "OpaqueToken([REDACTED])");
+        assert_eq!(
+            format!("{:?}", OpaqueToken::generate()),
+            "OpaqueToken([REDACTED])"
+        );
     }
 }

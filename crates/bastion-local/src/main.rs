@@ -1,0 +1,95 @@
+//! `bastion-local`: every Bastion function on one loopback port, on the embedded SQLite store.
+
+mod secrets;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bastion_auth::{AuthConfig, AuthState};
+use bastion_core::SystemClock;
+use bastion_http::{Edge, EdgeConfig, Env, with_edge};
+use bastion_store::Stores;
+use bastion_store::sqlite::SqliteStore;
+
+use crate::secrets::LayeredEnv;
+
+const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bastion-local: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = std::path::PathBuf::from(
+        std::env::var("BASTION_DATA_DIR")
+            .ok()
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or_else(|| ".bastion".to_owned()),
+    );
+    create_private_dir(&data_dir)
+        .map_err(|e| format!("BASTION_DATA_DIR {}: {e}", data_dir.display()))?;
+    let env = LayeredEnv::load(&data_dir)?;
+    let addr: SocketAddr = env
+        .non_empty("BASTION_ADDR")
+        .unwrap_or_else(|| DEFAULT_ADDR.to_owned())
+        .parse()
+        .map_err(|_| "configuration BASTION_ADDR: must be host:port, e.g. 127.0.0.1:3000")?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "binding a non-loopback address with development secrets");
+    }
+
+    let db_path = data_dir.join("bastion.db");
+    let store = Arc::new(SqliteStore::open(&db_path)?);
+    let stores = Stores::from_adapter(store);
+    let edge = Edge::new(EdgeConfig::from_env(&env)?, stores, Arc::new(SystemClock));
+    let auth = AuthConfig::from_env(&env)?;
+    let auth_state = AuthState {
+        edge: edge.clone(),
+        hasher: Arc::new(auth.hasher),
+        sessions: auth.sessions,
+    };
+    let app = with_edge(bastion_auth::routes(auth_state), edge);
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, db = %db_path.display(), "bastion-local listening");
+    println!(
+        "\nBastion is running on http://{bound} (store: {})\nTry:\n  curl -s http://{bound}/auth/register -H 'content-type: application/json' \\\n    -d '{{\"email\":\"you@example.com\",\"password\":\"correct horse battery staple\"}}'\n",
+        db_path.display()
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// The data directory holds password hashes and secrets: owner-only.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}

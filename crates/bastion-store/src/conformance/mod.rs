@@ -1,0 +1,118 @@
+//! The one behaviour suite every adapter must pass: `pub async fn` bodies that take a `Stores`.
+//!
+//! Adapters' integration tests call [`conformance_tests!`](crate::conformance_tests) with a
+//! fixture, which emits one `#[tokio::test]` per function below under the same name, so a
+//! behaviour cannot be tested for one adapter and forgotten for the other.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod audit;
+mod counters;
+mod sessions;
+mod users;
+
+pub use audit::*;
+pub use counters::*;
+pub use sessions::*;
+pub use users::*;
+
+use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
+use bastion_core::crypto::TokenHash;
+use bastion_core::{AuditId, DisplayName, Email, RequestId, Role, SessionId, Timestamp, UserId};
+
+use crate::{SessionRecord, Stores, UserRecord};
+
+/// A fixed "now" far from the epoch and from day boundaries' edge cases.
+pub const T0: Timestamp = Timestamp(1_800_000_000);
+
+/// Emits one `#[tokio::test]` per conformance function. `$fixture` is an `async fn() -> (Stores,
+/// G)`; `G` is kept alive until the test ends (e.g. to delete a temporary database).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fixture:path) => {
+        $crate::conformance_tests!(@each $fixture;
+            two_concurrent_registrations_of_one_email_exactly_one_succeeds,
+            a_created_user_reads_back_by_id_and_by_normalized_email,
+            registering_a_taken_email_returns_email_taken_and_keeps_the_first_account,
+            set_password_hash_replaces_the_hash_and_reports_unknown_users,
+            deleting_a_user_removes_profile_guard_and_sessions_and_frees_the_email,
+            a_created_session_reads_back_and_its_refresh_hash_points_to_it,
+            expired_sessions_and_refresh_lookups_read_as_absent_while_still_stored,
+            rotation_replaces_the_hash_and_the_old_hash_then_counts_as_reused,
+            two_concurrent_rotations_of_one_hash_yield_one_rotated_and_one_reused,
+            rotating_a_revoked_or_unknown_session_reports_session_gone,
+            list_sessions_returns_live_sessions_newest_first,
+            revoke_session_reports_whether_the_session_existed,
+            revoke_all_sessions_keeps_the_named_session_and_counts_the_rest,
+            one_hundred_concurrent_hits_return_exactly_one_to_one_hundred,
+            hit_returns_the_previous_windows_count,
+            counters_of_different_keys_are_independent,
+            audit_events_list_newest_first_with_every_field,
+            five_audit_events_in_pages_of_two_come_back_as_two_two_one_without_duplicates,
+            expired_audit_events_are_skipped_while_still_stored,
+            a_malformed_audit_cursor_yields_none,
+            audit_events_are_listed_only_for_their_user,
+        );
+    };
+    (@each $fixture:path; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (stores, _guard) = $fixture().await;
+                $crate::conformance::$name(stores).await;
+            }
+        )+
+    };
+}
+
+/// A valid account with a fresh id.
+pub fn user(email: &str) -> UserRecord {
+    UserRecord {
+        id: UserId::generate(),
+        email: Email::parse(email).unwrap(),
+        display_name: Some(DisplayName::parse("Alice Example").unwrap()),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+        roles: vec![Role::User],
+        created_at: T0,
+        disabled: false,
+    }
+}
+
+/// A refresh-token hash that no other call produces.
+pub fn fresh_hash() -> TokenHash {
+    TokenHash::of(SessionId::generate().as_str())
+}
+
+/// A session of `user` created at `created_at` that ends `lifetime` seconds later.
+pub fn session(user: &UserId, created_at: Timestamp, lifetime: i64) -> SessionRecord {
+    SessionRecord {
+        id: SessionId::generate(),
+        user_id: user.clone(),
+        refresh_hash: fresh_hash(),
+        created_at,
+        last_used_at: created_at,
+        expires_at: created_at.plus_secs(lifetime),
+        ip: "203.0.113.7".to_owned(),
+        user_agent: "conformance/1.0".to_owned(),
+    }
+}
+
+/// An audit event about `user` (or about an unknown account when `None`).
+pub fn event(user: Option<&UserId>, at: Timestamp, kind: AuditKind) -> AuditEvent {
+    AuditEvent {
+        id: AuditId::generate(),
+        at,
+        kind,
+        outcome: Outcome::Success,
+        user_id: user.cloned(),
+        ip: "198.51.100.23".to_owned(),
+        user_agent: "conformance/1.0".to_owned(),
+        request_id: RequestId::generate(),
+        detail: None,
+    }
+}
+
+/// Creates `user` and fails the test if that does not succeed.
+pub async fn created(stores: &Stores, user: UserRecord) -> UserRecord {
+    stores.users.create_user(&user).await.unwrap();
+    user
+}

@@ -1,0 +1,307 @@
+//! DynamoDB adapter: every port on one table (`pk`/`sk`, GSI `gsi1`, numeric `ttl`).
+//!
+//! Requests per operation (a Query counts once per 1 MB page; "+1 on conflict" means a
+//! transaction cancelled only by `TransactionConflict` is retried, at most twice):
+//!
+//! | operation             | requests                                                        |
+//! |-----------------------|-----------------------------------------------------------------|
+//! | `create_user`         | 1 TransactWriteItems (profile + email guard)                    |
+//! | `get_user`            | 1 GetItem                                                       |
+//! | `find_user_by_email`  | 2 GetItem, sequential (guard, then profile)                     |
+//! | `set_password_hash`   | 1 UpdateItem                                                    |
+//! | `delete_user`         | 1 Query + 1 TransactWriteItems while the partition holds ≤ 99   |
+//! |                       | items; beyond that + ⌈extra/25⌉ BatchWriteItem first            |
+//! | `create_session`      | 1 TransactWriteItems (session + refresh lookup)                 |
+//! | `get_session`         | 1 GetItem                                                       |
+//! | `find_refresh`        | 1 GetItem                                                       |
+//! | `rotate_refresh`      | Rotated: 1 GetItem + 1 TransactWriteItems; Reused/SessionGone:  |
+//! |                       | 1 GetItem; losing a concurrent race: 1 GetItem + 1 Transact + 1 |
+//! |                       | GetItem                                                         |
+//! | `list_sessions`       | 1 Query                                                         |
+//! | `revoke_session`      | 1 DeleteItem                                                    |
+//! | `revoke_all_sessions` | 1 Query + ⌈n/25⌉ BatchWriteItem (none when nothing to delete)   |
+//! | `hit`                 | 1 UpdateItem + 1 GetItem, concurrently: one round trip          |
+//! | `append`              | 1 PutItem                                                       |
+//! | `list_for_user`       | 1 Query (Limit = page + 1); more only when expired-but-undeleted|
+//! |                       | events were filtered out of the page                            |
+//!
+//! Rotation reads the session first because the new refresh lookup must carry the session's
+//! expiry, which a transaction cannot copy from another item; the transaction's condition, not
+//! the read, decides who wins.
+
+mod audit;
+mod counters;
+mod item;
+mod sessions;
+mod users;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+};
+
+use crate::StoreError;
+
+/// The environment variable naming the table in deployed functions.
+pub const TABLE_ENV: &str = "TABLE_NAME";
+/// The one global secondary index, keyed `gsi1pk`/`gsi1sk`.
+pub const GSI1: &str = "gsi1";
+
+/// BatchWriteItem takes at most 25 requests.
+const BATCH_MAX: usize = 25;
+/// TransactWriteItems takes at most 100 actions.
+const TRANSACT_MAX: usize = 100;
+/// Attempts for a transaction that only lost to a concurrent one, and for unprocessed batches.
+const ATTEMPTS: u32 = 3;
+
+/// Implements every storage port on one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table from `TABLE_NAME` and a client from the standard AWS environment (region,
+    /// credentials, `AWS_ENDPOINT_URL`). Fails, naming the variable, when the table is unset.
+    pub async fn from_env() -> Result<Self, StoreError> {
+        let table = table_name(std::env::var(TABLE_ENV).ok())?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Ok(Self::new(Client::new(&config), table))
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Runs a transaction, retrying when it was cancelled only because another transaction
+    /// touched the same items (the retry then sees the winner's writes).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TransactFailure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let codes = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect::<Vec<_>>(),
+                _ => {
+                    return Err(TransactFailure::Store(sdk_error(
+                        "TransactWriteItems",
+                        &err,
+                    )));
+                }
+            };
+            let only_conflicts = codes
+                .iter()
+                .all(|c| c == "None" || c == "TransactionConflict")
+                && codes.iter().any(|c| c == "TransactionConflict");
+            if only_conflicts && attempt < ATTEMPTS {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                return Err(TransactFailure::Cancelled(codes));
+            }
+            return Err(TransactFailure::Store(sdk_error(
+                "TransactWriteItems",
+                &err,
+            )));
+        }
+    }
+
+    /// Deletes the given keys with BatchWriteItem, resubmitting unprocessed ones a few times.
+    async fn batch_delete(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_MAX) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key.clone()))
+                    .build()
+                    .map_err(build_error)?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                attempt += 1;
+                if attempt > ATTEMPTS {
+                    return Err(StoreError::Unavailable(format!(
+                        "dynamodb BatchWriteItem: {} deletes still unprocessed",
+                        requests.len()
+                    )));
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(backoff(attempt - 1)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table.clone(), requests)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchWriteItem", &e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a transaction did not commit.
+enum TransactFailure {
+    /// Cancelled by a failed condition; one code per action, in order (`"None"` where fine).
+    Cancelled(Vec<String>),
+    Store(StoreError),
+}
+
+impl TransactFailure {
+    fn condition_failed_at(&self, index: usize) -> bool {
+        matches!(self, TransactFailure::Cancelled(codes)
+            if codes.get(index).is_some_and(|c| c == "ConditionalCheckFailed"))
+    }
+
+    fn into_store_error(self, what: &str) -> StoreError {
+        match self {
+            TransactFailure::Store(e) => e,
+            TransactFailure::Cancelled(codes) => StoreError::Unavailable(format!(
+                "dynamodb {what}: transaction cancelled ({})",
+                codes.join(", ")
+            )),
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(25_u64.saturating_mul(u64::from(attempt)))
+}
+
+fn table_name(value: Option<String>) -> Result<String, StoreError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(StoreError::Unavailable(format!(
+            "environment variable {TABLE_ENV} is not set or empty"
+        ))),
+    }
+}
+
+/// Creates the table with the production key schema and enables TTL on `ttl`.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(build_error)
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(build_error)
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key("gsi1pk", KeyType::Hash)?)
+        .key_schema(key("gsi1sk", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(build_error)?;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("gsi1pk")?)
+        .attribute_definitions(attr("gsi1sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await
+        .map_err(|e| sdk_error("CreateTable", &e))?;
+    client
+        .wait_until_table_exists()
+        .table_name(name)
+        .wait(Duration::from_secs(120))
+        .await
+        .map_err(|e| sdk_error("DescribeTable (waiting for ACTIVE)", &e))?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ttl")
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_error("UpdateTimeToLive", &e))?;
+    Ok(())
+}
+
+fn sdk_error(op: &str, e: &(impl std::error::Error + 'static)) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb {op}: {}", DisplayErrorContext(e)))
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb request could not be built: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_empty_table_name_is_an_error_naming_the_variable() {
+        for value in [None, Some(String::new()), Some("  ".to_owned())] {
+            let err = table_name(value).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                "store unavailable: environment variable TABLE_NAME is not set or empty"
+            );
+        }
+        assert_eq!(table_name(Some("bastion".to_owned())).unwrap(), "bastion");
+    }
+}

@@ -1,0 +1,211 @@
+//! DynamoDB `UserStore`: `USER#<id>`/`PROFILE` plus the `EMAIL#<email>`/`USER` guard.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use bastion_core::{DisplayName, Email, Role, Timestamp, UserId};
+
+use super::item::{
+    Item, PK, SK, corrupt, get_bool, get_n, get_opt_s, get_s, get_string_list, key, n, s,
+};
+use super::{DynamoStore, TRANSACT_MAX, build_error, sdk_error};
+use crate::{CreateUserError, StoreError, UserRecord, UserStore};
+
+pub(super) fn user_pk(id: &UserId) -> String {
+    format!("USER#{id}")
+}
+
+const PROFILE_SK: &str = "PROFILE";
+
+fn email_key(email: &str) -> Item {
+    key(format!("EMAIL#{email}"), "USER")
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn create_user(&self, user: &UserRecord) -> Result<(), CreateUserError> {
+        let mut profile = key(user_pk(&user.id), PROFILE_SK);
+        profile.insert("id".into(), s(user.id.as_str()));
+        profile.insert("email".into(), s(user.email.as_str()));
+        if let Some(name) = &user.display_name {
+            profile.insert("display_name".into(), s(name.as_str()));
+        }
+        profile.insert("password_hash".into(), s(&user.password_hash));
+        profile.insert(
+            "roles".into(),
+            AttributeValue::L(user.roles.iter().map(|r| s(r.as_str())).collect()),
+        );
+        profile.insert("created_at".into(), n(user.created_at.secs()));
+        profile.insert("disabled".into(), AttributeValue::Bool(user.disabled));
+
+        let mut guard = email_key(user.email.as_str());
+        guard.insert("user_id".into(), s(user.id.as_str()));
+
+        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let items = vec![put(profile)?, put(guard)?];
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(f) if f.condition_failed_at(1) => Err(CreateUserError::EmailTaken),
+            Err(f) => Err(f.into_store_error("create_user").into()),
+        }
+    }
+
+    async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(id), PROFILE_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", &e))?;
+        out.item.as_ref().map(parse_profile).transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(email_key(email.as_str())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", &e))?;
+        let Some(guard) = out.item else {
+            return Ok(None);
+        };
+        let id = UserId::parse(get_s(&guard, "user_id")?)
+            .map_err(|e| corrupt("email guard user id", e.message))?;
+        let user = self.get_user(&id).await?;
+        match user {
+            Some(user) if &user.email != email => Err(corrupt(
+                "email guard",
+                format!("points at user {id} whose email differs"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(id), PROFILE_SK)))
+            .update_expression("SET password_hash = :h")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":h", s(hash))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("UpdateItem", &e)),
+        }
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
+        let pk = user_pk(id);
+        let mut others = Vec::new();
+        let mut email = None;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .projection_expression("pk, sk, email")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                let sk = get_s(&item, SK)?;
+                if sk == PROFILE_SK {
+                    email = Some(get_s(&item, "email")?.to_owned());
+                } else {
+                    others.push(key(get_s(&item, PK)?, sk));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+
+        let Some(email) = email else {
+            // No profile: only leftovers (e.g. a session written during an earlier delete).
+            return self.batch_delete(others).await;
+        };
+        // Profile and guard leave together, last, so a failure part-way can be retried and
+        // never strands a guard that blocks the email for good.
+        if others.len() + 2 > TRANSACT_MAX {
+            self.batch_delete(std::mem::take(&mut others)).await?;
+        }
+        let mut actions = Vec::with_capacity(others.len() + 2);
+        for k in others {
+            actions.push(delete_action(&self.table, k, None)?);
+        }
+        actions.push(delete_action(&self.table, key(&pk, PROFILE_SK), None)?);
+        actions.push(delete_action(
+            &self.table,
+            email_key(&email),
+            Some(("attribute_not_exists(pk) OR user_id = :id", id)),
+        )?);
+        self.transact(actions)
+            .await
+            .map_err(|f| f.into_store_error("delete_user"))
+    }
+}
+
+fn delete_action(
+    table: &str,
+    key: Item,
+    condition: Option<(&str, &UserId)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut delete = Delete::builder().table_name(table).set_key(Some(key));
+    if let Some((expr, id)) = condition {
+        delete = delete
+            .condition_expression(expr)
+            .expression_attribute_values(":id", s(id.as_str()));
+    }
+    Ok(TransactWriteItem::builder()
+        .delete(delete.build().map_err(build_error)?)
+        .build())
+}
+
+fn parse_profile(item: &Item) -> Result<UserRecord, StoreError> {
+    let roles = get_string_list(item, "roles")?
+        .into_iter()
+        .map(|r| Role::parse(r).map_err(|e| corrupt("user role", e.message)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(UserRecord {
+        id: UserId::parse(get_s(item, "id")?).map_err(|e| corrupt("user id", e.message))?,
+        email: Email::parse(get_s(item, "email")?).map_err(|e| corrupt("user email", e.message))?,
+        display_name: get_opt_s(item, "display_name")?
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|e| corrupt("display name", e.message))?,
+        password_hash: get_s(item, "password_hash")?.to_owned(),
+        roles,
+        created_at: Timestamp(get_n(item, "created_at")?),
+        disabled: get_bool(item, "disabled")?,
+    })
+}
