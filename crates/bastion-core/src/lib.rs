@@ -13,4 +13,4 @@ pub mod types;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::ValidationError;
 pub use ids::{AuditId, RequestId, SessionId, UserId};
-pub use types::{DisplayName, Email, Password, Role};
+pub use types::{DisplayName, Email, Password, Role, Scope};

@@ -211,6 +211,38 @@ impl Role {
     }
 }
 
+/// What a credential may be used for. Session access tokens carry every scope; API keys carry
+/// the subset they were created with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Chat,
+    Exec,
+    Read,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Chat => "chat",
+            Scope::Exec => "exec",
+            Scope::Read => "read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "chat" => Ok(Scope::Chat),
+            "exec" => Ok(Scope::Exec),
+            "read" => Ok(Scope::Read),
+            _ => Err(ValidationError::new(
+                "invalid_scope",
+                "scope must be chat, exec or read",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
