@@ -44,6 +44,8 @@ fn edge(stores: Stores) -> Edge {
             "ALLOWED_ORIGINS".to_owned(),
             "https://app.example.com".to_owned(),
         ),
+        // Every request must take the allowed path, including with real counters.
+        ("RATE_LIMIT_DEFAULT_IP".to_owned(), "1000000/60".to_owned()),
     ]
     .into_iter()
     .collect();

@@ -92,14 +92,15 @@ pub async fn login(
         .await?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse_existing(&body.password)?;
-    let user = state.edge.stores.users.find_user_by_email(&email).await?;
-    let user_id = user.as_ref().map(|u| u.id.clone());
-
     // Keyed on the normalized email, so unknown accounts are limited exactly like real ones.
-    if let Err(refused) = limiter
-        .enforce(&slot, "login-account", email.as_str(), limits.login_account)
-        .await
-    {
+    // The lookup and the count are independent: one round trip for both.
+    let (user, account_limit) = tokio::join!(
+        state.edge.stores.users.find_user_by_email(&email),
+        limiter.enforce(&slot, "login-account", email.as_str(), limits.login_account),
+    );
+    let user = user?;
+    let user_id = user.as_ref().map(|u| u.id.clone());
+    if let Err(refused) = account_limit {
         if refused.kind == ErrorKind::RateLimited {
             record(
                 &state,
