@@ -124,6 +124,22 @@ async fn oversized_body_returns_413_with_content_length() {
 }
 
 #[tokio::test]
+async fn oversized_declared_body_returns_413_even_on_a_route_that_reads_no_body() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("big@example.com").await;
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    let req = Request::post("/auth/logout")
+        .header("authorization", format!("Bearer {}", s.access))
+        .header("content-length", big.len().to_string())
+        .body(Body::from(big))
+        .unwrap();
+    app.send(req)
+        .await
+        .assert_error(413, "payload_too_large", "request body exceeds 1 MiB");
+    assert_eq!(app.get("/auth/me", &s.access).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn oversized_streamed_body_without_content_length_returns_413() {
     let app = TestApp::new().await;
     let chunks =

@@ -23,7 +23,17 @@ pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes,
     }
 }
 
-fn too_large() -> ApiError {
+/// Whether the request declares a body over the cap; such a request is refused before any
+/// route runs, whether or not the route reads its body.
+pub fn declares_too_large(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+}
+
+pub(crate) fn too_large() -> ApiError {
     ApiError::new(ErrorKind::PayloadTooLarge, "request body exceeds 1 MiB")
 }
 
@@ -50,13 +60,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(len) = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            && len > MAX_BODY_BYTES as u64
-        {
+        if declares_too_large(req.headers()) {
             return Err(too_large());
         }
         if !is_json(&req) {
@@ -83,7 +87,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     .next()
                     .unwrap_or("invalid body")
                     .to_owned();
-                if head.starts_with("unknown field") || head.starts_with("missing field") {
+                if head.starts_with("unknown field")
+                    || head.starts_with("missing field")
+                    || head.starts_with("duplicate field")
+                {
                     format!("invalid body: {head}")
                 } else {
                     "invalid body: a field has the wrong type".to_owned()
@@ -118,6 +125,8 @@ mod tests {
         );
         let e = parse_json::<Login>(br#"{}"#).unwrap_err();
         assert_eq!(e.message, "invalid body: missing field `email`");
+        let e = parse_json::<Login>(br#"{"email":"a","email":"b"}"#).unwrap_err();
+        assert_eq!(e.message, "invalid body: duplicate field `email`");
         let e = parse_json::<Login>(br#"{"email":5}"#).unwrap_err();
         assert_eq!(e.message, "invalid body: a field has the wrong type");
         let e = parse_json::<Login>(br#"{"email":"#).unwrap_err();

@@ -80,6 +80,8 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
     let mut res = if preflight {
         // A preflight carries no credentials and touches no data, so it costs no store request.
         StatusCode::NO_CONTENT.into_response()
+    } else if crate::body::declares_too_large(&parts.headers) {
+        crate::body::too_large().into_response()
     } else {
         match client_ip(&parts) {
             None => {
