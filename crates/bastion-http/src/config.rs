@@ -197,6 +197,38 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
+/// Base64 (standard or URL-safe) to bytes, with an error naming `var` but never the value.
+pub fn decode_base64(var: &str, what: &str, raw: &str) -> Result<Vec<u8>, ConfigError> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    STANDARD
+        .decode(raw.trim())
+        .or_else(|_| URL_SAFE_NO_PAD.decode(raw.trim()))
+        .map_err(|_| ConfigError::new(var, format!("{what} is not valid base64")))
+}
+
+/// A required `id:base64,id:base64…` list (current first), as used for rotating secrets.
+pub fn keyed_secrets(env: &dyn Env, var: &str) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    let raw = env.required(var)?;
+    let mut out = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, b64) = pair.split_once(':').ok_or_else(|| {
+            ConfigError::new(
+                var,
+                "each entry must be id:base64 (comma-separated, current first)",
+            )
+        })?;
+        let id = id.trim();
+        out.push((
+            id.to_owned(),
+            decode_base64(var, &format!("key {id:?}"), b64)?,
+        ));
+    }
+    if out.is_empty() {
+        return Err(ConfigError::new(var, "is required"));
+    }
+    Ok(out)
+}
+
 fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
     let issuer = env
         .non_empty("JWT_ISSUER")
@@ -204,23 +236,7 @@ fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
     let audience = env
         .non_empty("JWT_AUDIENCE")
         .unwrap_or_else(|| "bastion-api".to_owned());
-    let raw = env.required("JWT_KEYS")?;
-    let mut keys = Vec::new();
-    for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (kid, b64) = pair.split_once(':').ok_or_else(|| {
-            ConfigError::new(
-                "JWT_KEYS",
-                "each entry must be kid:base64 (comma-separated, current first)",
-            )
-        })?;
-        let secret = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64.trim()))
-            .map_err(|_| {
-                ConfigError::new("JWT_KEYS", format!("key {kid:?} is not valid base64"))
-            })?;
-        keys.push((kid.trim().to_owned(), secret));
-    }
+    let keys = keyed_secrets(env, "JWT_KEYS")?;
     JwtKeys::new(issuer, audience, keys).map_err(|e| ConfigError::new("JWT_KEYS", e.to_string()))
 }
 

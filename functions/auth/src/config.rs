@@ -1,7 +1,7 @@
 //! Auth configuration: the password pepper(s), the legacy HMAC key and the session policy.
 
-use base64::Engine;
 use bastion_core::crypto::{PasswordHasher, password::Pepper};
+use bastion_http::config::{decode_base64, keyed_secrets};
 use bastion_http::{ConfigError, Env};
 
 /// How long a session may live, in seconds, checked in code on every refresh.
@@ -37,28 +37,15 @@ impl AuthConfig {
     }
 }
 
-fn decode_b64(var: &str, what: &str, raw: &str) -> Result<Vec<u8>, ConfigError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(raw.trim())
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()))
-        .map_err(|_| ConfigError::new(var, format!("{what} is not valid base64")))
-}
-
 /// `PASSWORD_PEPPER` is `version:base64` pairs, comma-separated, current first; the optional
 /// `LEGACY_PASSWORD_HMAC_KEY` is the old system's key as base64 (refused when empty).
 fn parse_hasher(env: &dyn Env) -> Result<PasswordHasher, ConfigError> {
     const VAR: &str = "PASSWORD_PEPPER";
-    let raw = env.required(VAR)?;
     let mut peppers = Vec::new();
-    for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (version, b64) = pair.split_once(':').ok_or_else(|| {
-            ConfigError::new(VAR, "each entry must be version:base64, current first")
-        })?;
+    for (version, key) in keyed_secrets(env, VAR)? {
         let version: u16 = version
-            .trim()
             .parse()
             .map_err(|_| ConfigError::new(VAR, "version must be a number 1..=255"))?;
-        let key = decode_b64(VAR, "pepper", b64)?;
         peppers.push(Pepper::new(version, key).map_err(|e| ConfigError::new(VAR, e.to_string()))?);
     }
     let mut peppers = peppers.into_iter();
@@ -73,7 +60,7 @@ fn parse_hasher(env: &dyn Env) -> Result<PasswordHasher, ConfigError> {
                 "is set but empty; unset it to disable legacy logins",
             ));
         }
-        Some(v) => Some(decode_b64("LEGACY_PASSWORD_HMAC_KEY", "key", &v)?),
+        Some(v) => Some(decode_base64("LEGACY_PASSWORD_HMAC_KEY", "key", &v)?),
     };
     PasswordHasher::new(current, peppers.collect(), legacy)
         .map_err(|e| ConfigError::new(VAR, e.to_string()))
