@@ -7,10 +7,12 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod ids;
+pub mod owner;
 pub mod rate_limit;
 pub mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::ValidationError;
 pub use ids::{AuditId, RequestId, SessionId, UserId};
+pub use owner::{Owner, Plan};
 pub use types::{DisplayName, Email, Password, Role, Scope};
