@@ -34,7 +34,7 @@ impl Owner {
         let bad = || ValidationError::new("invalid_owner", "not a valid owner key");
         let (kind, rest) = s.split_once('#').ok_or_else(bad)?;
         match kind {
-            "user" => Ok(Owner::User(UserId::parse(rest)?)),
+            "user" => UserId::parse(rest).map(Owner::User).map_err(|_| bad()),
             "telegram" => rest.parse().map(Owner::Telegram).map_err(|_| bad()),
             "messenger"
                 if !rest.is_empty()
