@@ -105,7 +105,7 @@ impl Password {
             let why = estimate
                 .feedback()
                 .and_then(|f| f.warning())
-                .map(|w| w.to_string())
+                .map(|w| w.to_string().trim_end_matches('.').to_owned())
                 .filter(|w| !w.is_empty())
                 .unwrap_or_else(|| "it would be guessed quickly".to_owned());
             return Err(ValidationError::new(
@@ -311,6 +311,7 @@ mod tests {
             let err = Password::parse_new(weak, &["alice@example.com"]).unwrap_err();
             assert_eq!(err.code, "weak_password", "{weak}");
             assert!(err.message.starts_with("password is too easy to guess"));
+            assert!(!err.message.contains(".."), "{}", err.message);
         }
     }
 
