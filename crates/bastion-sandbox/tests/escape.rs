@@ -184,8 +184,25 @@ fn files_outside_the_sandbox_cannot_be_read_or_written() {
     assert!(!Path::new("/tmp/bastion-escaped").exists());
     let out = run(&sb, &["cp", "/usr/bin/ls", "ls"]);
     assert_eq!(out.exit_code, Some(0), "reading system programs is allowed");
-    let out = run(&sb, &["./ls"]);
-    assert_eq!(out.exit_code, Some(126), "nothing in the sandbox may be executed");
+    let copied = sb.path().join("ls");
+    let argv = ["ls".to_owned()];
+    let err = world()
+        .runner
+        .run(&RunSpec {
+            program: &copied,
+            argv: &argv,
+            stdin: b"",
+            sandbox: sb.path(),
+            timeout: Duration::from_secs(5),
+            output_cap: 1024,
+            output_hard_cap: 1024,
+        })
+        .unwrap_err();
+    // Nothing in the sandbox may be executed: the exec itself is refused.
+    match err {
+        bastion_sandbox::RunError::Spawn(e) => assert_eq!(e.raw_os_error(), Some(13), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
