@@ -41,11 +41,18 @@ async fn echo_hi_returns_its_output_and_exit_code() {
 async fn a_command_line_is_split_without_any_expansion() {
     let (app, s) = app_and_user(&[]).await;
     let r = app
-        .exec(&s.access, json!({"command": "echo 'a  b' $HOME \"$(id)\" `id` ; ls && rm -rf / | cat > x &"}))
+        .exec(
+            &s.access,
+            json!({"command": "echo 'a  b' $HOME \"$(id)\" `id` ; ls && rm -rf / | cat > x &"}),
+        )
         .await;
     assert_eq!(
         without_duration(r.body),
-        result("a  b $HOME $(id) `id` ; ls && rm -rf / | cat > x &\n", "", 0)
+        result(
+            "a  b $HOME $(id) `id` ; ls && rm -rf / | cat > x &\n",
+            "",
+            0
+        )
     );
     let r = app.exec(&s.access, json!({"command": "echo 'open"})).await;
     r.assert_error(400, "invalid_command", "unterminated single quote");
@@ -55,7 +62,12 @@ async fn a_command_line_is_split_without_any_expansion() {
 async fn a_run_needs_a_bearer_token() {
     let (app, _) = app_and_user(&[]).await;
     let r = app
-        .call(Method::POST, "/exec/run", None, Some(json!({"argv": ["echo", "hi"]})))
+        .call(
+            Method::POST,
+            "/exec/run",
+            None,
+            Some(json!({"argv": ["echo", "hi"]})),
+        )
         .await;
     r.assert_error(401, "unauthorized", "missing bearer token");
 }
@@ -65,19 +77,52 @@ async fn commands_and_options_off_the_allowlist_are_refused_by_name() {
     let (app, s) = app_and_user(&[]).await;
     let cases = [
         (json!(["sh", "-c", "id"]), "command \"sh\" is not allowed"),
-        (json!(["/bin/cat", "x"]), "command \"/bin/cat\" is not allowed"),
+        (
+            json!(["/bin/cat", "x"]),
+            "command \"/bin/cat\" is not allowed",
+        ),
         (json!(["env"]), "command \"env\" is not allowed"),
-        (json!(["find", ".", "-exec", "sh", ";"]), "command \"find\" is not allowed"),
+        (
+            json!(["find", ".", "-exec", "sh", ";"]),
+            "command \"find\" is not allowed",
+        ),
         (json!(["sed", "e id"]), "command \"sed\" is not allowed"),
-        (json!(["tar", "--to-command=sh", "-xf", "a"]), "command \"tar\" is not allowed"),
-        (json!(["ln", "-s", "/", "root"]), "command \"ln\" is not allowed"),
-        (json!(["sort", "--compress-program=sh", "a"]), "option \"--compress-program\" is not allowed for sort"),
-        (json!(["sort", "--compress-prog=sh", "a"]), "option \"--compress-prog\" is not allowed for sort"),
-        (json!(["cp", "-s", "a", "b"]), "option \"-s\" is not allowed for cp"),
-        (json!(["cp", "--symbolic-link", "a", "b"]), "option \"--symbolic-link\" is not allowed for cp"),
-        (json!(["diff", "--paginate", "a", "b"]), "option \"--paginate\" is not allowed for diff"),
-        (json!(["date", "--set=2020-01-01"]), "option \"--set\" is not allowed for date"),
-        (json!(["sha256sum", "-c", "sums"]), "option \"-c\" is not allowed for sha256sum"),
+        (
+            json!(["tar", "--to-command=sh", "-xf", "a"]),
+            "command \"tar\" is not allowed",
+        ),
+        (
+            json!(["ln", "-s", "/", "root"]),
+            "command \"ln\" is not allowed",
+        ),
+        (
+            json!(["sort", "--compress-program=sh", "a"]),
+            "option \"--compress-program\" is not allowed for sort",
+        ),
+        (
+            json!(["sort", "--compress-prog=sh", "a"]),
+            "option \"--compress-prog\" is not allowed for sort",
+        ),
+        (
+            json!(["cp", "-s", "a", "b"]),
+            "option \"-s\" is not allowed for cp",
+        ),
+        (
+            json!(["cp", "--symbolic-link", "a", "b"]),
+            "option \"--symbolic-link\" is not allowed for cp",
+        ),
+        (
+            json!(["diff", "--paginate", "a", "b"]),
+            "option \"--paginate\" is not allowed for diff",
+        ),
+        (
+            json!(["date", "--set=2020-01-01"]),
+            "option \"--set\" is not allowed for date",
+        ),
+        (
+            json!(["sha256sum", "-c", "sums"]),
+            "option \"-c\" is not allowed for sha256sum",
+        ),
     ];
     for (argv, message) in cases {
         let r = app.exec(&s.access, json!({"argv": argv})).await;
@@ -102,13 +147,18 @@ async fn file_arguments_obey_the_path_rules_in_every_spelling() {
         (json!(["mv", "--target-directory=../other", "a"]), parent),
         (json!(["sort", "-o", "/tmp/out", "a"]), absolute),
         (json!(["grep", "-f", "/etc/shadow", "a"]), absolute),
-        (json!(["cat", "a//b"]), "argument 1: path must not contain empty components"),
+        (
+            json!(["cat", "a//b"]),
+            "argument 1: path must not contain empty components",
+        ),
     ];
     for (argv, message) in cases {
         let r = app.exec(&s.access, json!({"argv": argv})).await;
         r.assert_error(400, "invalid_path", message);
     }
-    let r = app.exec(&s.access, json!({"argv": ["date", "010100002030"]})).await;
+    let r = app
+        .exec(&s.access, json!({"argv": ["date", "010100002030"]}))
+        .await;
     r.assert_error(400, "command_not_allowed", "date operands must be +FORMAT");
 }
 
@@ -124,19 +174,32 @@ async fn argv_and_stdin_and_timeout_are_bounded() {
     let r = app
         .exec(&s.access, json!({"argv": ["echo", "x".repeat(4097)]}))
         .await;
-    r.assert_error(400, "invalid_argv", "each argument must be at most 4096 bytes");
-    let r = app.exec(&s.access, json!({"argv": ["echo", "a\u{0}b"]})).await;
+    r.assert_error(
+        400,
+        "invalid_argv",
+        "each argument must be at most 4096 bytes",
+    );
+    let r = app
+        .exec(&s.access, json!({"argv": ["echo", "a\u{0}b"]}))
+        .await;
     r.assert_error(400, "invalid_argv", "arguments must not contain NUL");
     let r = app.exec(&s.access, json!({"command": "cat a\u{0}b"})).await;
     r.assert_error(400, "invalid_argv", "arguments must not contain NUL");
     let r = app
-        .exec(&s.access, json!({"argv": ["cat"], "stdin": "x".repeat(65537)}))
+        .exec(
+            &s.access,
+            json!({"argv": ["cat"], "stdin": "x".repeat(65537)}),
+        )
         .await;
     r.assert_error(400, "invalid_stdin", "stdin must be at most 65536 bytes");
     let r = app
         .exec(&s.access, json!({"argv": ["echo"], "timeout_ms": 10001}))
         .await;
-    r.assert_error(400, "invalid_timeout", "timeout_ms must be between 1 and 10000");
+    r.assert_error(
+        400,
+        "invalid_timeout",
+        "timeout_ms must be between 1 and 10000",
+    );
     let r = app
         .exec(&s.access, json!({"argv": ["echo"], "command": "echo"}))
         .await;
@@ -185,7 +248,10 @@ async fn an_output_flood_is_truncated_and_killed_at_the_hard_cap() {
 async fn a_sleeping_command_is_killed_at_its_timeout() {
     let (app, s) = app_and_user(&[("EXEC_ALLOWED_COMMANDS", "echo,sleep")]).await;
     let r = app
-        .exec(&s.access, json!({"argv": ["sleep", "30"], "timeout_ms": 200}))
+        .exec(
+            &s.access,
+            json!({"argv": ["sleep", "30"], "timeout_ms": 200}),
+        )
         .await;
     assert_eq!(r.body["timed_out"], true, "{}", r.text);
     assert_eq!(r.body["signal"], 9);
@@ -211,8 +277,10 @@ async fn runs_are_limited_to_twenty_a_minute_per_user() {
 #[tokio::test]
 async fn runs_are_audited_without_argument_contents() {
     let (app, s) = app_and_user(&[]).await;
-    app.exec(&s.access, json!({"argv": ["echo", "hunter2", "x"]})).await;
-    app.exec(&s.access, json!({"argv": ["bash", "hunter2"]})).await;
+    app.exec(&s.access, json!({"argv": ["echo", "hunter2", "x"]}))
+        .await;
+    app.exec(&s.access, json!({"argv": ["bash", "hunter2"]}))
+        .await;
     let user = bastion_core::UserId::parse(&s.user_id).unwrap();
     let page = app
         .stores
@@ -230,7 +298,12 @@ async fn runs_are_audited_without_argument_contents() {
     assert_eq!(runs.len(), 2);
     let (ok, detail) = runs.iter().find(|(o, _)| *o == "success").unwrap();
     assert_eq!(*ok, "success");
-    assert!(detail.starts_with("command=echo args=2 exit=0 signal=none timed_out=false output_limit=false duration_ms="), "{detail}");
+    assert!(
+        detail.starts_with(
+            "command=echo args=2 exit=0 signal=none timed_out=false output_limit=false duration_ms="
+        ),
+        "{detail}"
+    );
     assert!(runs.contains(&("failure", "refused=command_not_allowed command=bash args=1")));
     assert!(runs.iter().all(|(_, d)| !d.contains("hunter2")));
 }

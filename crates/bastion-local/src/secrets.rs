@@ -42,7 +42,10 @@ impl LayeredEnv {
         let mut text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         // Files generated before the exec function existed lack its key: add one.
-        if !text.lines().any(|l| l.trim_start().starts_with("EXEC_SANDBOX_KEY=")) {
+        if !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("EXEC_SANDBOX_KEY="))
+        {
             let line = format!("EXEC_SANDBOX_KEY={}\n", random_b64());
             std::fs::OpenOptions::new()
                 .append(true)

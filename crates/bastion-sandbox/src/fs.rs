@@ -120,7 +120,8 @@ impl SandboxDir {
             )?;
             return Ok((fd, last));
         }
-        let mut cur = sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let mut cur =
+            sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
         for comp in parents {
             let name = cstr(comp)?;
             let open = |dir: BorrowedFd<'_>| {
@@ -234,7 +235,8 @@ impl SandboxDir {
 
     fn walk(&self, visit: &mut dyn FnMut(&str, sys::Stat)) -> Result<(), FsError> {
         let mut seen = 0u64;
-        let root = sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        let root =
+            sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
         walk_dir(root.as_fd(), "", 0, &mut seen, visit)
     }
 }
@@ -249,7 +251,9 @@ fn walk_dir(
     for name in sys::read_dir(dir)? {
         *seen += 1;
         if *seen > MAX_WALK {
-            return Err(FsError::Io(io::Error::other("sandbox has too many entries to walk")));
+            return Err(FsError::Io(io::Error::other(
+                "sandbox has too many entries to walk",
+            )));
         }
         let Ok(cname) = CString::new(name.clone()) else {
             continue;

@@ -272,15 +272,30 @@ pub fn seccomp_program() -> Vec<libc::sock_filter> {
         p.push(stmt(RET, errno(libc::EPERM)));
     }
     // clone3 passes flags in memory BPF cannot read: make libc fall back to clone.
-    p.push(jump(JEQ, u32::try_from(libc::SYS_clone3).unwrap_or(u32::MAX), 0, 1));
+    p.push(jump(
+        JEQ,
+        u32::try_from(libc::SYS_clone3).unwrap_or(u32::MAX),
+        0,
+        1,
+    ));
     p.push(stmt(RET, errno(libc::ENOSYS)));
     // Argument checks load over the syscall number, so each ends in a return.
-    p.push(jump(JEQ, u32::try_from(libc::SYS_clone).unwrap_or(u32::MAX), 0, 4));
+    p.push(jump(
+        JEQ,
+        u32::try_from(libc::SYS_clone).unwrap_or(u32::MAX),
+        0,
+        4,
+    ));
     p.push(stmt(LD_W_ABS, OFF_ARG0));
     p.push(jump(JSET, CLONE_NS, 0, 1));
     p.push(stmt(RET, errno(libc::EPERM)));
     p.push(stmt(RET, allow));
-    p.push(jump(JEQ, u32::try_from(libc::SYS_socket).unwrap_or(u32::MAX), 0, 4));
+    p.push(jump(
+        JEQ,
+        u32::try_from(libc::SYS_socket).unwrap_or(u32::MAX),
+        0,
+        4,
+    ));
     p.push(stmt(LD_W_ABS, OFF_ARG0));
     p.push(jump(JEQ, u32::try_from(libc::AF_UNIX).unwrap_or(1), 1, 0));
     p.push(stmt(RET, errno(libc::EAFNOSUPPORT)));

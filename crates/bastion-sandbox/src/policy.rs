@@ -522,7 +522,10 @@ mod tests {
         assert!(p.check(&argv).unwrap().is_absolute());
         assert_eq!(
             CommandPolicy::resolve(&["bash"], false).unwrap_err(),
-            AllowlistError::Unknown("bash".to_owned(), known_commands().collect::<Vec<_>>().join(","))
+            AllowlistError::Unknown(
+                "bash".to_owned(),
+                known_commands().collect::<Vec<_>>().join(",")
+            )
         );
         assert_eq!(
             CommandPolicy::resolve_in(&["cat"], true, &[Path::new("/nonexistent")]).unwrap_err(),
@@ -532,8 +535,22 @@ mod tests {
 
     #[test]
     fn unlisted_and_path_spelled_commands_are_refused() {
-        for line in ["sh -c id", "/bin/cat x", "./cat x", "find . -delete", "sed -n p", "tar x", "ln -s / x", "env", "CAT x", ""] {
-            assert!(matches!(check(line), Err(PolicyError::CommandNotAllowed(_))), "{line}");
+        for line in [
+            "sh -c id",
+            "/bin/cat x",
+            "./cat x",
+            "find . -delete",
+            "sed -n p",
+            "tar x",
+            "ln -s / x",
+            "env",
+            "CAT x",
+            "",
+        ] {
+            assert!(
+                matches!(check(line), Err(PolicyError::CommandNotAllowed(_))),
+                "{line}"
+            );
         }
     }
 
@@ -562,7 +579,11 @@ mod tests {
     #[test]
     fn operands_and_path_values_obey_the_path_rules_wherever_they_appear() {
         let path = |line: &str, index: usize, error: PathError| {
-            assert_eq!(check(line), Err(PolicyError::Path { index, error }), "{line}");
+            assert_eq!(
+                check(line),
+                Err(PolicyError::Path { index, error }),
+                "{line}"
+            );
         };
         path("cat ../x", 1, PathError::ParentComponent);
         path("cat a /etc/passwd", 2, PathError::Absolute);
@@ -570,8 +591,16 @@ mod tests {
         path("cp -t /etc a", 1, PathError::Absolute);
         path("cp -t/etc a", 1, PathError::Absolute);
         path("cp -rt/etc a", 1, PathError::Absolute);
-        path("mv --target-directory=../up a", 1, PathError::ParentComponent);
-        path("mv --target-directory ../up a", 1, PathError::ParentComponent);
+        path(
+            "mv --target-directory=../up a",
+            1,
+            PathError::ParentComponent,
+        );
+        path(
+            "mv --target-directory ../up a",
+            1,
+            PathError::ParentComponent,
+        );
         path("sort -o/proc/self/environ a", 1, PathError::Absolute);
         path("grep -f /etc/shadow a", 1, PathError::Absolute);
         path("grep root /etc/passwd", 2, PathError::Absolute);

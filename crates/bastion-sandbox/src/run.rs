@@ -265,7 +265,9 @@ fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Re
             break;
         }
         let remaining = deadline - now;
-        let wait_ms = i32::try_from(remaining.as_millis()).unwrap_or(i32::MAX).max(1);
+        let wait_ms = i32::try_from(remaining.as_millis())
+            .unwrap_or(i32::MAX)
+            .max(1);
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(4);
         let mut slots = [usize::MAX; 4];
         let mut add = |slot: usize, fd: i32, events: i16, fds: &mut Vec<libc::pollfd>| {

@@ -113,7 +113,11 @@ pub fn landlock_create(abi: u32, fs: u64, net: u64, scoped: u64) -> io::Result<O
 }
 
 /// Grants `access` beneath the file or directory `parent` (an `O_PATH` descriptor).
-pub fn landlock_add_path(ruleset: BorrowedFd<'_>, parent: BorrowedFd<'_>, access: u64) -> io::Result<()> {
+pub fn landlock_add_path(
+    ruleset: BorrowedFd<'_>,
+    parent: BorrowedFd<'_>,
+    access: u64,
+) -> io::Result<()> {
     let attr = PathBeneathAttr {
         allowed_access: access,
         parent_fd: parent.as_raw_fd(),
@@ -180,7 +184,12 @@ fn child_setup(prep: &ChildPrep) -> io::Result<()> {
     unsafe {
         check(libc::setsid())?;
         // Anything a library left open without O_CLOEXEC must not reach the command.
-        let _ = libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        let _ = libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
         for (resource, limit) in &prep.rlimits {
             let rl = libc::rlimit {
                 rlim_cur: *limit,
@@ -243,7 +252,11 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fcntl on an open descriptor with integer arguments.
     unsafe {
         let flags = check(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-        check(libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        check(libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_SETFL,
+            flags | libc::O_NONBLOCK,
+        ))?;
     }
     Ok(())
 }
@@ -325,7 +338,12 @@ const RESOLVE: u64 = libc::RESOLVE_BENEATH
     | libc::RESOLVE_NO_XDEV;
 
 /// `openat2(dir, path, flags, mode)` with beneath/no-symlink resolution.
-pub fn openat2_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn openat2_beneath(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     // SAFETY: open_how is plain integers; all-zero is a valid value before we fill it.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = u64::try_from(flags | libc::O_CLOEXEC).unwrap_or(0);
@@ -345,7 +363,12 @@ pub fn openat2_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32) 
 }
 
 /// `openat(dir, name, flags | O_NOFOLLOW)` for a single component.
-pub fn openat_nofollow(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn openat_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
     // SAFETY: `name` is NUL-terminated; integers otherwise.
     let fd = unsafe {
         libc::openat(
@@ -360,7 +383,8 @@ pub fn openat_nofollow(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) 
 
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) }).map(|_| ())
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
+        .map(|_| ())
 }
 
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, remove_dir: bool) -> io::Result<()> {
@@ -382,7 +406,12 @@ pub fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Stat> {
     // NUL-terminated.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     check(unsafe {
-        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
     })?;
     let fmt = st.st_mode & libc::S_IFMT;
     Ok(Stat {

@@ -91,13 +91,18 @@ mod tests {
     fn shell_operators_are_plain_characters() {
         assert_eq!(
             s("echo a;b && c | d > e $(f) `g` $HOME * &"),
-            ["echo", "a;b", "&&", "c", "|", "d", ">", "e", "$(f)", "`g`", "$HOME", "*", "&"]
+            [
+                "echo", "a;b", "&&", "c", "|", "d", ">", "e", "$(f)", "`g`", "$HOME", "*", "&"
+            ]
         );
     }
 
     #[test]
     fn quotes_group_and_do_not_expand() {
-        assert_eq!(s(r#"echo 'a b' "c $d" e\ f '' """#), ["echo", "a b", "c $d", "e f", "", ""]);
+        assert_eq!(
+            s(r#"echo 'a b' "c $d" e\ f '' """#),
+            ["echo", "a b", "c $d", "e f", "", ""]
+        );
         assert_eq!(s(r#"printf "x\"y\\z\n""#), ["printf", "x\"y\\z\\n"]);
         assert_eq!(s("a'b'\"c\"d"), ["abcd"]);
         assert_eq!(s("  \t\n "), Vec::<String>::new());

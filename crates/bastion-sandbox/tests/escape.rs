@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bastion_sandbox::{ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath};
+use bastion_sandbox::{
+    ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath,
+};
 
 struct World {
     root: PathBuf,
@@ -35,7 +37,13 @@ fn sandbox(name: &str) -> SandboxDir {
     SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap()
 }
 
-fn run_with(sb: &SandboxDir, argv: &[&str], timeout_ms: u64, hard_cap: u64, stdin: &[u8]) -> RunOutput {
+fn run_with(
+    sb: &SandboxDir,
+    argv: &[&str],
+    timeout_ms: u64,
+    hard_cap: u64,
+    stdin: &[u8],
+) -> RunOutput {
     let program = which(argv[0]);
     let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
     let out = world()
@@ -98,14 +106,20 @@ fn layers_on() -> &'static Layers {
 fn this_host_offers_every_layer_the_suite_relies_on() {
     let l = layers_on();
     assert!(l.landlock_abi.is_some(), "{l:?}");
-    assert!(l.seccomp && l.openat2 && l.parent_undumpable && l.child_subreaper, "{l:?}");
+    assert!(
+        l.seccomp && l.openat2 && l.parent_undumpable && l.child_subreaper,
+        "{l:?}"
+    );
 }
 
 #[test]
 fn echo_runs_in_the_sandbox_with_exit_code_zero() {
     let sb = sandbox("echo");
     let out = run(&sb, &["echo", "hi"]);
-    assert_eq!((text(&out.stdout), out.exit_code, out.signal), ("hi\n", Some(0), None));
+    assert_eq!(
+        (text(&out.stdout), out.exit_code, out.signal),
+        ("hi\n", Some(0), None)
+    );
     assert!(!out.timed_out && !out.stdout_truncated);
 }
 
@@ -146,13 +160,20 @@ fn a_secret_in_the_parent_environment_reaches_no_child() {
         vec!["env"],
         vec!["cat", "/proc/self/environ"],
         vec!["cat", "/proc/1/environ"],
-        vec!["sh", "-c", "cat /proc/$PPID/environ; tr '\\0' '\\n' < /proc/self/environ"],
+        vec![
+            "sh",
+            "-c",
+            "cat /proc/$PPID/environ; tr '\\0' '\\n' < /proc/self/environ",
+        ],
         vec!["cat", &format!("/proc/{parent}/environ")],
         vec!["grep", "-r", SECRET, "/proc/self/"],
     ] {
         let out = run(&sb, &argv);
         for stream in [&out.stdout, &out.stderr] {
-            assert!(!String::from_utf8_lossy(stream).contains(SECRET), "{argv:?} leaked it");
+            assert!(
+                !String::from_utf8_lossy(stream).contains(SECRET),
+                "{argv:?} leaked it"
+            );
         }
     }
 }
@@ -164,7 +185,10 @@ fn proc_environ_of_the_child_and_the_parent_is_unreadable() {
     for path in ["/proc/self/environ", parent.as_str(), "/proc/1/environ"] {
         let out = run(&sb, &["cat", path]);
         assert_eq!(out.exit_code, Some(1));
-        assert_eq!(text(&out.stderr), format!("cat: {path}: Permission denied\n"));
+        assert_eq!(
+            text(&out.stderr),
+            format!("cat: {path}: Permission denied\n")
+        );
         assert!(out.stdout.is_empty());
     }
 }
@@ -175,7 +199,10 @@ fn files_outside_the_sandbox_cannot_be_read_or_written() {
     let out = run(&sb, &["cat", "/etc/passwd"]);
     assert_eq!(text(&out.stderr), "cat: /etc/passwd: Permission denied\n");
     let out = run(&sb, &["cat", "../../../../etc/hostname"]);
-    assert_eq!(text(&out.stderr), "cat: ../../../../etc/hostname: Permission denied\n");
+    assert_eq!(
+        text(&out.stderr),
+        "cat: ../../../../etc/hostname: Permission denied\n"
+    );
     let out = run(&sb, &["mkdir", "/tmp/bastion-escaped"]);
     assert_eq!(
         text(&out.stderr),
@@ -209,11 +236,15 @@ fn files_outside_the_sandbox_cannot_be_read_or_written() {
 fn another_users_sandbox_is_out_of_reach() {
     let alice = sandbox("alice");
     let bob = sandbox("bob");
-    bob.write(&SandboxPath::parse("secret.txt").unwrap(), b"bob's").unwrap();
+    bob.write(&SandboxPath::parse("secret.txt").unwrap(), b"bob's")
+        .unwrap();
     let bob_file = bob.path().join("secret.txt").display().to_string();
     for path in ["../bob/secret.txt", bob_file.as_str()] {
         let out = run(&alice, &["cat", path]);
-        assert_eq!(text(&out.stderr), format!("cat: {path}: Permission denied\n"));
+        assert_eq!(
+            text(&out.stderr),
+            format!("cat: {path}: Permission denied\n")
+        );
     }
     let out = run(&alice, &["ls", ".."]);
     assert_eq!(
@@ -222,7 +253,10 @@ fn another_users_sandbox_is_out_of_reach() {
     );
     let out = run(&alice, &["rm", "-rf", "../bob"]);
     assert_eq!(out.exit_code, Some(1));
-    assert_eq!(std::fs::read(bob.path().join("secret.txt")).unwrap(), b"bob's");
+    assert_eq!(
+        std::fs::read(bob.path().join("secret.txt")).unwrap(),
+        b"bob's"
+    );
 }
 
 #[test]
@@ -247,13 +281,28 @@ fn a_symlink_planted_from_outside_is_never_followed() {
     std::os::unix::fs::symlink("/etc/passwd", sb.path().join("passwd")).unwrap();
     std::os::unix::fs::symlink("/etc", sb.path().join("etc")).unwrap();
     let p = |s: &str| SandboxPath::parse(s).unwrap();
-    assert!(matches!(sb.read(&p("passwd"), 1 << 20), Err(FsError::Symlink)));
-    assert!(matches!(sb.read(&p("etc/passwd"), 1 << 20), Err(FsError::Symlink)));
-    assert!(matches!(sb.write(&p("passwd"), b"x"), Err(FsError::Symlink)));
-    assert!(matches!(sb.write(&p("etc/evil"), b"x"), Err(FsError::NotADirectory)));
+    assert!(matches!(
+        sb.read(&p("passwd"), 1 << 20),
+        Err(FsError::Symlink)
+    ));
+    assert!(matches!(
+        sb.read(&p("etc/passwd"), 1 << 20),
+        Err(FsError::Symlink)
+    ));
+    assert!(matches!(
+        sb.write(&p("passwd"), b"x"),
+        Err(FsError::Symlink)
+    ));
+    assert!(matches!(
+        sb.write(&p("etc/evil"), b"x"),
+        Err(FsError::NotADirectory)
+    ));
     assert!(!Path::new("/etc/evil").exists());
     let (list, _) = sb.list("", 100).unwrap();
-    assert!(list.is_empty(), "symlinks are not listed as files: {list:?}");
+    assert!(
+        list.is_empty(),
+        "symlinks are not listed as files: {list:?}"
+    );
     // The kernel layer holds too: following it from inside lands outside the ruleset.
     let out = run(&sb, &["cat", "passwd"]);
     assert_eq!(text(&out.stderr), "cat: passwd: Permission denied\n");
@@ -277,7 +326,11 @@ fn a_child_that_forks_and_detaches_does_not_outlive_the_run() {
     let sb = sandbox("detach");
     let out = run(
         &sb,
-        &["sh", "-c", "sleep 30 & sleep 31 </dev/null >/dev/null 2>&1 & echo started"],
+        &[
+            "sh",
+            "-c",
+            "sleep 30 & sleep 31 </dev/null >/dev/null 2>&1 & echo started",
+        ],
     );
     assert_eq!(text(&out.stdout), "started\n");
     assert!(!out.timed_out, "the run ends when the command does");
@@ -335,9 +388,22 @@ fn non_utf8_output_comes_back_byte_for_byte() {
 fn memory_and_file_size_limits_hold() {
     let sb = sandbox("limits");
     let out = run(&sb, &["head", "-c", "20000000", "/dev/zero"]);
-    assert_eq!(text(&out.stderr), "head: cannot open '/dev/zero' for reading: Permission denied\n");
-    let out = run(&sb, &["sh", "-c", "head -c 20000000 /dev/null; seq 1 3000000 > big; echo $?"]);
+    assert_eq!(
+        text(&out.stderr),
+        "head: cannot open '/dev/zero' for reading: Permission denied\n"
+    );
+    let out = run(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            "head -c 20000000 /dev/null; seq 1 3000000 > big; echo $?",
+        ],
+    );
     // SIGXFSZ (25) kills the writer at 10 MiB.
-    assert_eq!(std::fs::metadata(sb.path().join("big")).unwrap().len(), 10 * 1024 * 1024);
+    assert_eq!(
+        std::fs::metadata(sb.path().join("big")).unwrap().len(),
+        10 * 1024 * 1024
+    );
     assert_eq!(text(&out.stdout), "153\n");
 }

@@ -38,6 +38,12 @@ pub async fn record(
 pub fn safe_name(name: &str) -> String {
     name.chars()
         .take(32)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }

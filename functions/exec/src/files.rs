@@ -22,13 +22,18 @@ fn sandbox_path(raw: &str) -> Result<SandboxPath, ApiError> {
 }
 
 fn fs_error(e: FsError) -> ApiError {
-    let conflict = |code: &'static str, msg: &'static str| ApiError::new(ErrorKind::Conflict, msg).with_code(code);
+    let conflict = |code: &'static str, msg: &'static str| {
+        ApiError::new(ErrorKind::Conflict, msg).with_code(code)
+    };
     match e {
         FsError::NotFound => ApiError::new(ErrorKind::NotFound, "no such file"),
         FsError::IsADirectory => conflict("is_a_directory", "path names a directory"),
-        FsError::NotADirectory => conflict("not_a_directory", "a parent of the path is not a directory"),
+        FsError::NotADirectory => {
+            conflict("not_a_directory", "a parent of the path is not a directory")
+        }
         FsError::NotEmpty => conflict("directory_not_empty", "directory is not empty"),
-        FsError::Symlink => ApiError::new(ErrorKind::Forbidden, "path crosses a symlink").with_code("symlink_refused"),
+        FsError::Symlink => ApiError::new(ErrorKind::Forbidden, "path crosses a symlink")
+            .with_code("symlink_refused"),
         FsError::Io(_) => ApiError::internal(&e),
     }
 }
@@ -42,28 +47,47 @@ pub async fn put_file(
     auth.require_scope(Scope::Exec)?;
     let path = sandbox_path(&raw)?;
     if body.len() > MAX_FILE_BYTES {
-        return Err(ApiError::new(ErrorKind::PayloadTooLarge, "file exceeds 1 MiB"));
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "file exceeds 1 MiB",
+        ));
     }
     let inner = state.inner.clone();
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     blocking(move || -> Result<StatusCode, ApiError> {
-        let dir = inner.sandboxes.open(&user, now).map_err(|e| ApiError::internal(&e))?;
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
         let existing = dir.size_of(&path).map_err(fs_error)?;
         let usage = dir.usage().map_err(fs_error)?;
         let bytes_after = usage.bytes - existing.unwrap_or(0).min(usage.bytes) + body.len() as u64;
         if bytes_after > inner.config.quota_bytes {
-            return Err(ApiError::new(ErrorKind::PayloadTooLarge, "sandbox storage quota exceeded")
-                .with_code("sandbox_quota_exceeded"));
+            return Err(ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "sandbox storage quota exceeded",
+            )
+            .with_code("sandbox_quota_exceeded"));
         }
         // New parent directories count as entries too.
-        let new_entries = if existing.is_some() { 0 } else { path.components().count() as u64 };
+        let new_entries = if existing.is_some() {
+            0
+        } else {
+            path.components().count() as u64
+        };
         if existing.is_none() && usage.entries + new_entries > inner.config.quota_files {
-            return Err(ApiError::new(ErrorKind::Conflict, "sandbox file count quota exceeded")
-                .with_code("sandbox_file_limit"));
+            return Err(
+                ApiError::new(ErrorKind::Conflict, "sandbox file count quota exceeded")
+                    .with_code("sandbox_file_limit"),
+            );
         }
         dir.write(&path, &body).map_err(fs_error)?;
-        Ok(if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED })
+        Ok(if existing.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        })
     })
     .await?
 }
@@ -79,7 +103,10 @@ pub async fn get_file(
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     let data = blocking(move || -> Result<Vec<u8>, ApiError> {
-        let dir = inner.sandboxes.open(&user, now).map_err(|e| ApiError::internal(&e))?;
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
         dir.read(&path, inner.config.quota_bytes).map_err(fs_error)
     })
     .await??;
@@ -102,7 +129,10 @@ pub async fn delete_file(
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     blocking(move || -> Result<StatusCode, ApiError> {
-        let dir = inner.sandboxes.open(&user, now).map_err(|e| ApiError::internal(&e))?;
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
         dir.delete(&path).map_err(fs_error)?;
         Ok(StatusCode::NO_CONTENT)
     })
@@ -123,16 +153,25 @@ pub async fn list(
     auth.require_scope(Scope::Read)?;
     let prefix = q.prefix.unwrap_or_default();
     if prefix.len() > bastion_sandbox::path::MAX_PATH_BYTES || prefix.contains('\0') {
-        return Err(ApiError::invalid("invalid_path", "prefix must be at most 1024 bytes without NUL"));
+        return Err(ApiError::invalid(
+            "invalid_path",
+            "prefix must be at most 1024 bytes without NUL",
+        ));
     }
     let inner = state.inner.clone();
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     blocking(move || -> Result<Json<serde_json::Value>, ApiError> {
-        let dir = inner.sandboxes.open(&user, now).map_err(|e| ApiError::internal(&e))?;
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
         let (files, truncated) = dir.list(&prefix, MAX_LISTED).map_err(fs_error)?;
         let usage = dir.usage().map_err(fs_error)?;
-        let files: Vec<_> = files.iter().map(|f| json!({"path": f.path, "size": f.size})).collect();
+        let files: Vec<_> = files
+            .iter()
+            .map(|f| json!({"path": f.path, "size": f.size}))
+            .collect();
         Ok(Json(json!({
             "files": files,
             "truncated": truncated,

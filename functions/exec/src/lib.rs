@@ -52,7 +52,10 @@ impl ExecState {
     pub fn new(edge: Edge, config: ExecConfig) -> Result<Self, MissingLayer> {
         let layers = probe_once(&config.sandbox_root);
         for missing in layers.missing() {
-            tracing::warn!(layer = missing, "exec isolation layer not available on this host");
+            tracing::warn!(
+                layer = missing,
+                "exec isolation layer not available on this host"
+            );
         }
         if let Some(required) = config
             .require_layers
@@ -64,7 +67,9 @@ impl ExecState {
         tracing::info!(layers = ?layers.named(), commands = ?config.commands.names(), "exec sandbox ready");
         let sandboxes = Arc::new(Sandboxes::new(
             config.sandbox_root.clone(),
-            secrecy::SecretBox::new(Box::new(secrecy::ExposeSecret::expose_secret(&config.sandbox_key).clone())),
+            secrecy::SecretBox::new(Box::new(
+                secrecy::ExposeSecret::expose_secret(&config.sandbox_key).clone(),
+            )),
             layers.openat2,
             config.idle,
             edge.clock.now(),
@@ -138,7 +143,9 @@ async fn health(
 }
 
 /// The one place the exec blocking work meets the async runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         let mut err = ApiError::new(ErrorKind::Internal, "internal error");
         err.log = Some(format!("exec blocking task failed: {e}"));

@@ -46,12 +46,17 @@ fn invalid(code: &'static str, message: impl Into<std::borrow::Cow<'static, str>
 
 fn parse(req: RunRequest, max_timeout: Duration) -> Result<Parsed, ApiError> {
     let argv = match (req.argv, req.command) {
-        (Some(_), Some(_)) => return Err(invalid("invalid_request", "give argv or command, not both")),
+        (Some(_), Some(_)) => {
+            return Err(invalid("invalid_request", "give argv or command, not both"));
+        }
         (None, None) => return Err(invalid("invalid_request", "argv or command is required")),
         (Some(argv), None) => argv,
         (None, Some(command)) => {
             if command.len() > MAX_COMMAND_BYTES {
-                return Err(invalid("invalid_argv", "command is longer than 262144 bytes"));
+                return Err(invalid(
+                    "invalid_argv",
+                    "command is longer than 262144 bytes",
+                ));
             }
             split(&command).map_err(|e| invalid("invalid_command", e.to_string()))?
         }
@@ -60,14 +65,20 @@ fn parse(req: RunRequest, max_timeout: Duration) -> Result<Parsed, ApiError> {
         return Err(invalid("invalid_argv", "argv must have 1 to 64 items"));
     }
     if argv.iter().any(|a| a.len() > MAX_ARG_BYTES) {
-        return Err(invalid("invalid_argv", "each argument must be at most 4096 bytes"));
+        return Err(invalid(
+            "invalid_argv",
+            "each argument must be at most 4096 bytes",
+        ));
     }
     if argv.iter().any(|a| a.contains('\0')) {
         return Err(invalid("invalid_argv", "arguments must not contain NUL"));
     }
     let stdin = req.stdin.unwrap_or_default().into_bytes();
     if stdin.len() > MAX_STDIN_BYTES {
-        return Err(invalid("invalid_stdin", "stdin must be at most 65536 bytes"));
+        return Err(invalid(
+            "invalid_stdin",
+            "stdin must be at most 65536 bytes",
+        ));
     }
     let max_ms = u64::try_from(max_timeout.as_millis()).unwrap_or(10_000);
     let timeout_ms = req.timeout_ms.unwrap_or(max_ms);
@@ -120,16 +131,25 @@ pub async fn run(
             return Err(policy_error(e));
         }
     };
-    let Some(run_slot) = inner.sandboxes.begin_run(&auth.user_id).map_err(|e| ApiError::internal(&e))? else {
-        return Err(ApiError::new(ErrorKind::Conflict, "another run of yours is in progress")
-            .with_code("run_in_progress"));
+    let Some(run_slot) = inner
+        .sandboxes
+        .begin_run(&auth.user_id)
+        .map_err(|e| ApiError::internal(&e))?
+    else {
+        return Err(
+            ApiError::new(ErrorKind::Conflict, "another run of yours is in progress")
+                .with_code("run_in_progress"),
+        );
     };
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     let worker = inner.clone();
     let outcome = blocking(move || -> Result<RunOutput, ApiError> {
         let _slot = run_slot;
-        let dir = worker.sandboxes.open(&user, now).map_err(|e| ApiError::internal(&e))?;
+        let dir = worker
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
         let usage = dir.usage().map_err(|e| ApiError::internal(&e))?;
         if usage.bytes > worker.config.quota_bytes || usage.entries > worker.config.quota_files {
             return Err(ApiError::new(
@@ -154,7 +174,9 @@ pub async fn run(
     .await??;
     let detail = format!(
         "command={command} args={arg_count} exit={} signal={} timed_out={} output_limit={} duration_ms={}",
-        outcome.exit_code.map_or("none".to_owned(), |c| c.to_string()),
+        outcome
+            .exit_code
+            .map_or("none".to_owned(), |c| c.to_string()),
         outcome.signal.map_or("none".to_owned(), |s| s.to_string()),
         outcome.timed_out,
         outcome.output_limit_exceeded,
@@ -168,10 +190,14 @@ pub async fn run(
 fn encode(bytes: &[u8], truncated: bool) -> (String, &'static str) {
     match std::str::from_utf8(bytes) {
         Ok(s) => (s.to_owned(), "utf8"),
-        Err(e) if truncated && e.error_len().is_none() => {
-            (String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(), "utf8")
-        }
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(bytes), "base64"),
+        Err(e) if truncated && e.error_len().is_none() => (
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+            "utf8",
+        ),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            "base64",
+        ),
     }
 }
 

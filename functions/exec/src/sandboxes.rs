@@ -51,7 +51,13 @@ pub enum SandboxError {
 
 impl Sandboxes {
     /// Existing directories under `root` (from before a restart) count as used `now`.
-    pub fn new(root: PathBuf, key: SecretBox<Vec<u8>>, openat2: bool, idle: Duration, now: Timestamp) -> Self {
+    pub fn new(
+        root: PathBuf,
+        key: SecretBox<Vec<u8>>,
+        openat2: bool,
+        idle: Duration,
+        now: Timestamp,
+    ) -> Self {
         let mut registry = Registry::default();
         if let Ok(entries) = std::fs::read_dir(&root) {
             for entry in entries.flatten() {
