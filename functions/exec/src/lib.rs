@@ -57,13 +57,7 @@ impl ExecState {
                 "exec isolation layer not available on this host"
             );
         }
-        if let Some(required) = config
-            .require_layers
-            .iter()
-            .find(|l| layers.missing().contains(&l.as_str()))
-        {
-            return Err(MissingLayer(required.clone()));
-        }
+        require(&layers, &config.require_layers)?;
         tracing::info!(layers = ?layers.named(), commands = ?config.commands.names(), "exec sandbox ready");
         let sandboxes = Arc::new(Sandboxes::new(
             config.sandbox_root.clone(),
@@ -86,6 +80,17 @@ impl ExecState {
 
     fn commands(&self) -> &CommandPolicy {
         &self.inner.config.commands
+    }
+}
+
+/// Refuses to start when a layer named in `EXEC_REQUIRE_LAYERS` is missing.
+fn require(layers: &Layers, required: &[String]) -> Result<(), MissingLayer> {
+    match required
+        .iter()
+        .find(|l| layers.missing().contains(&l.as_str()))
+    {
+        Some(l) => Err(MissingLayer(l.clone())),
+        None => Ok(()),
     }
 }
 
@@ -151,4 +156,30 @@ async fn blocking<T: Send + 'static>(
         err.log = Some(format!("exec blocking task failed: {e}"));
         err
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_required_layer_the_host_lacks_stops_start_up_and_others_do_not() {
+        let layers = Layers {
+            landlock_abi: None,
+            seccomp: true,
+            openat2: true,
+            parent_undumpable: true,
+            child_subreaper: true,
+            running_as_root: false,
+        };
+        let req = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            require(&layers, &req(&["seccomp", "landlock"]))
+                .unwrap_err()
+                .to_string(),
+            "EXEC_REQUIRE_LAYERS: layer landlock is required but not available on this host"
+        );
+        assert!(require(&layers, &req(&["seccomp", "openat2"])).is_ok());
+        assert_eq!(layers.missing(), vec!["landlock"]);
+    }
 }
