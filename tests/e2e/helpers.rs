@@ -49,6 +49,16 @@ pub struct TestApp {
     pub stores: Stores,
     pub ip: SocketAddr,
     _db: Arc<TempDb>,
+    _sandbox: Option<Arc<TempTree>>,
+}
+
+/// A directory tree (the exec sandbox root) removed when the last `TestApp` clone drops.
+struct TempTree(std::path::PathBuf);
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A database file removed when the last `TestApp` clone drops.
@@ -133,6 +143,7 @@ impl TestApp {
             stores,
             ip: "203.0.113.7:40000".parse().unwrap(),
             _db: Arc::new(db),
+            _sandbox: None,
         }
     }
 
@@ -289,6 +300,7 @@ impl TestApp {
             hasher: Arc::new(auth.hasher),
             sessions: auth.sessions,
         };
+        app._sandbox = Some(Arc::new(TempTree(root.clone())));
         let exec = bastion_exec::ExecConfig::from_env(&env, root).unwrap();
         let exec_state = bastion_exec::ExecState::new(edge.clone(), exec).unwrap();
         app.router = bastion_http::with_edge(
