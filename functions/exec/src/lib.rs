@@ -99,7 +99,11 @@ fn probe_once(root: &std::path::Path) -> Layers {
     static LAYERS: std::sync::OnceLock<Layers> = std::sync::OnceLock::new();
     LAYERS
         .get_or_init(|| {
-            let _ = std::fs::create_dir_all(root);
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root);
             Layers::probe(root)
         })
         .clone()
