@@ -49,6 +49,16 @@ pub struct TestApp {
     pub stores: Stores,
     pub ip: SocketAddr,
     _db: Arc<TempDb>,
+    _sandbox: Option<Arc<TempTree>>,
+}
+
+/// A directory tree (the exec sandbox root) removed when the last `TestApp` clone drops.
+struct TempTree(std::path::PathBuf);
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A database file removed when the last `TestApp` clone drops.
@@ -133,6 +143,7 @@ impl TestApp {
             stores,
             ip: "203.0.113.7:40000".parse().unwrap(),
             _db: Arc::new(db),
+            _sandbox: None,
         }
     }
 
@@ -259,3 +270,61 @@ pub fn session_of(r: &TestResponse) -> Session {
 }
 
 use bastion_core::Clock as _;
+
+/// A 32-byte key for naming sandboxes in tests.
+pub const EXEC_KEY_B64: &str = "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=";
+
+impl TestApp {
+    /// The auth and exec routes under one edge, with a fresh sandbox root and `extra` exec
+    /// settings (e.g. `EXEC_ALLOWED_COMMANDS`).
+    pub async fn with_exec(extra: &[(&str, &str)]) -> Self {
+        let mut env = base_env();
+        let root = std::env::temp_dir().join(format!(
+            "bastion-e2e-sandbox-{}",
+            bastion_core::RequestId::generate()
+        ));
+        env.insert("EXEC_SANDBOX_KEY".to_owned(), EXEC_KEY_B64.to_owned());
+        env.insert("SANDBOX_ROOT".to_owned(), root.display().to_string());
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let mut app = Self::with_env(env.clone()).await;
+        let edge = Edge::new(
+            EdgeConfig::from_env(&env).unwrap(),
+            app.stores.clone(),
+            Arc::new(app.clock.clone()),
+        );
+        let auth = AuthConfig::from_env(&env).unwrap();
+        let auth_state = AuthState {
+            edge: edge.clone(),
+            hasher: Arc::new(auth.hasher),
+            sessions: auth.sessions,
+        };
+        app._sandbox = Some(Arc::new(TempTree(root.clone())));
+        let exec = bastion_exec::ExecConfig::from_env(&env, root).unwrap();
+        let exec_state = bastion_exec::ExecState::new(edge.clone(), exec).unwrap();
+        app.router = bastion_http::with_edge(
+            bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec_state)),
+            edge,
+        );
+        app
+    }
+
+    /// `POST /exec/run` with `body` as `token`.
+    pub async fn exec(&self, token: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, "/exec/run", Some(token), Some(body))
+            .await
+    }
+
+    /// A raw-body request to the file routes.
+    pub async fn file(&self, method: Method, path: &str, token: &str, body: &[u8]) -> TestResponse {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        self.send(req).await
+    }
+}

@@ -5,4 +5,6 @@
 mod auth_accounts;
 mod auth_edge;
 mod auth_tokens;
+mod exec_files;
+mod exec_run;
 mod helpers;

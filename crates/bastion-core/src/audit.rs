@@ -20,6 +20,7 @@ pub enum AuditKind {
     SessionRevoked,
     PasswordChanged,
     AccountDeleted,
+    ExecRun,
 }
 
 impl AuditKind {
@@ -36,6 +37,7 @@ impl AuditKind {
             AuditKind::SessionRevoked => "session_revoked",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::ExecRun => "exec_run",
         }
     }
 
@@ -52,6 +54,7 @@ impl AuditKind {
             "session_revoked" => AuditKind::SessionRevoked,
             "password_changed" => AuditKind::PasswordChanged,
             "account_deleted" => AuditKind::AccountDeleted,
+            "exec_run" => AuditKind::ExecRun,
             _ => return None,
         })
     }

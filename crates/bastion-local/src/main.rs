@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bastion_auth::{AuthConfig, AuthState};
 use bastion_core::SystemClock;
+use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
@@ -61,7 +62,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         hasher: Arc::new(auth.hasher),
         sessions: auth.sessions,
     };
-    let app = with_edge(bastion_auth::routes(auth_state), edge);
+    let sandbox_root = std::path::absolute(data_dir.join("sandbox"))?;
+    let exec_state = ExecState::new(edge.clone(), ExecConfig::from_env(&env, sandbox_root)?)?;
+    let app = with_edge(
+        bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec_state)),
+        edge,
+    );
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -28,7 +28,8 @@ impl LayeredEnv {
         let path = data_dir.join(FILE_NAME);
         if !path.exists() {
             let contents = format!(
-                "# Development secrets for bastion-local ONLY. Never use these in a deployment.\nJWT_KEYS=dev1:{}\nPASSWORD_PEPPER=1:{}\n",
+                "# Development secrets for bastion-local ONLY. Never use these in a deployment.\nJWT_KEYS=dev1:{}\nPASSWORD_PEPPER=1:{}\nEXEC_SANDBOX_KEY={}\n",
+                random_b64(),
                 random_b64(),
                 random_b64()
             );
@@ -38,8 +39,21 @@ impl LayeredEnv {
                 path.display()
             );
         }
-        let text = std::fs::read_to_string(&path)
+        let mut text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // Files generated before the exec function existed lack its key: add one.
+        if !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("EXEC_SANDBOX_KEY="))
+        {
+            let line = format!("EXEC_SANDBOX_KEY={}\n", random_b64());
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .map_err(|e| format!("cannot update {}: {e}", path.display()))?;
+            text.push_str(&line);
+        }
         let file = text
             .lines()
             .map(str::trim)

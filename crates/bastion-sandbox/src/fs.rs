@@ -1,0 +1,275 @@
+//! A user's sandbox directory and the file operations the API offers on it. Every path is
+//! resolved beneath the sandbox without following a symlink: `openat2` with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where the kernel has it, component-wise
+//! `O_NOFOLLOW` otherwise (and always when parent directories are being created).
+
+use std::ffi::CString;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::path::SandboxPath;
+use crate::sys;
+
+/// Deepest directory nesting walked when measuring or listing.
+const MAX_DEPTH: usize = 64;
+/// Most entries walked when measuring or listing; beyond it the sandbox counts as full.
+const MAX_WALK: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file")]
+    NotFound,
+    #[error("path names a directory")]
+    IsADirectory,
+    #[error("a parent of the path is not a directory")]
+    NotADirectory,
+    #[error("directory is not empty")]
+    NotEmpty,
+    #[error("path crosses a symlink")]
+    Symlink,
+    #[error("sandbox file operation failed")]
+    Io(#[source] io::Error),
+}
+
+impl From<io::Error> for FsError {
+    fn from(e: io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => FsError::NotFound,
+            Some(libc::EISDIR) => FsError::IsADirectory,
+            Some(libc::ENOTDIR) => FsError::NotADirectory,
+            Some(libc::ENOTEMPTY) => FsError::NotEmpty,
+            Some(libc::ELOOP) | Some(libc::EXDEV) => FsError::Symlink,
+            _ => FsError::Io(e),
+        }
+    }
+}
+
+/// Entries and bytes in a sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Files and directories.
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// One regular file in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub size: u64,
+}
+
+/// An open sandbox directory.
+#[derive(Debug)]
+pub struct SandboxDir {
+    path: PathBuf,
+    fd: OwnedFd,
+    openat2: bool,
+}
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+impl SandboxDir {
+    /// Opens `root/name`, creating both owner-only if needed. `name` is server-derived.
+    pub fn open_or_create(root: &Path, name: &str, openat2: bool) -> io::Result<Self> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)?;
+        let path = root.join(name);
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(&path)?;
+        Ok(Self {
+            path,
+            fd: fd.into(),
+            openat2,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory holding `path`'s last component, and that component.
+    fn parent(&self, path: &SandboxPath, create: bool) -> Result<(OwnedFd, CString), FsError> {
+        let comps: Vec<&str> = path.components().collect();
+        let (last, parents) = comps.split_last().ok_or(FsError::NotFound)?;
+        let last = cstr(last)?;
+        if self.openat2 && !create {
+            let parent = if parents.is_empty() {
+                ".".to_owned()
+            } else {
+                parents.join("/")
+            };
+            let fd = sys::openat2_beneath(
+                self.fd.as_fd(),
+                &cstr(&parent)?,
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+            )?;
+            return Ok((fd, last));
+        }
+        let mut cur =
+            sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        for comp in parents {
+            let name = cstr(comp)?;
+            let open = |dir: BorrowedFd<'_>| {
+                sys::openat_nofollow(dir, &name, libc::O_PATH | libc::O_DIRECTORY, 0)
+            };
+            cur = match open(cur.as_fd()) {
+                Ok(fd) => fd,
+                Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {
+                    match sys::mkdirat(cur.as_fd(), &name, 0o700) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    open(cur.as_fd())?
+                }
+                Err(e) => return Err(e.into()),
+            };
+        }
+        Ok((cur, last))
+    }
+
+    /// The size of the regular file at `path`, if there is one.
+    pub fn size_of(&self, path: &SandboxPath) -> Result<Option<u64>, FsError> {
+        let (dir, name) = match self.parent(path, false) {
+            Ok(p) => p,
+            Err(FsError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match sys::fstatat_nofollow(dir.as_fd(), &name) {
+            Ok(st) if st.is_file => Ok(Some(st.size)),
+            Ok(st) if st.is_dir => Err(FsError::IsADirectory),
+            Ok(_) => Err(FsError::Symlink),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates or replaces the file at `path` (creating parent directories).
+    pub fn write(&self, path: &SandboxPath, data: &[u8]) -> Result<(), FsError> {
+        let (dir, name) = self.parent(path, true)?;
+        let fd = sys::openat_nofollow(
+            dir.as_fd(),
+            &name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            0o600,
+        )?;
+        std::fs::File::from(fd).write_all(data)?;
+        Ok(())
+    }
+
+    /// The contents of the regular file at `path`, at most `max` bytes.
+    pub fn read(&self, path: &SandboxPath, max: u64) -> Result<Vec<u8>, FsError> {
+        let fd = if self.openat2 {
+            sys::openat2_beneath(self.fd.as_fd(), &cstr(path.as_str())?, libc::O_RDONLY, 0)?
+        } else {
+            let (dir, name) = self.parent(path, false)?;
+            sys::openat_nofollow(dir.as_fd(), &name, libc::O_RDONLY, 0)?
+        };
+        let mut f = std::fs::File::from(fd);
+        if f.metadata()?.is_dir() {
+            return Err(FsError::IsADirectory);
+        }
+        let mut out = Vec::new();
+        Read::by_ref(&mut f).take(max).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Removes the file, or the empty directory, at `path`.
+    pub fn delete(&self, path: &SandboxPath) -> Result<(), FsError> {
+        let (dir, name) = self.parent(path, false)?;
+        match sys::unlinkat(dir.as_fd(), &name, false) {
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                Ok(sys::unlinkat(dir.as_fd(), &name, true)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Entries and bytes, for the quota.
+    pub fn usage(&self) -> Result<Usage, FsError> {
+        let mut usage = Usage::default();
+        self.walk(&mut |_, st| {
+            usage.entries += 1;
+            if st.is_file {
+                usage.bytes += st.size;
+            }
+        })?;
+        Ok(usage)
+    }
+
+    /// Regular files whose path starts with `prefix`, sorted, at most `max`; and whether more
+    /// matched.
+    pub fn list(&self, prefix: &str, max: usize) -> Result<(Vec<Entry>, bool), FsError> {
+        let mut out = Vec::new();
+        let mut more = false;
+        self.walk(&mut |path, st| {
+            if st.is_file && path.starts_with(prefix) {
+                if out.len() < max {
+                    out.push(Entry {
+                        path: path.to_owned(),
+                        size: st.size,
+                    });
+                } else {
+                    more = true;
+                }
+            }
+        })?;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((out, more))
+    }
+
+    fn walk(&self, visit: &mut dyn FnMut(&str, sys::Stat)) -> Result<(), FsError> {
+        let mut seen = 0u64;
+        let root =
+            sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        walk_dir(root.as_fd(), "", 0, &mut seen, visit)
+    }
+}
+
+fn walk_dir(
+    dir: BorrowedFd<'_>,
+    prefix: &str,
+    depth: usize,
+    seen: &mut u64,
+    visit: &mut dyn FnMut(&str, sys::Stat),
+) -> Result<(), FsError> {
+    for name in sys::read_dir(dir)? {
+        *seen += 1;
+        if *seen > MAX_WALK {
+            return Err(FsError::Io(io::Error::other(
+                "sandbox has too many entries to walk",
+            )));
+        }
+        let Ok(cname) = CString::new(name.clone()) else {
+            continue;
+        };
+        let st = match sys::fstatat_nofollow(dir, &cname) {
+            Ok(st) => st,
+            // Removed while we walked.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let path = format!("{prefix}{}", String::from_utf8_lossy(&name));
+        visit(&path, st);
+        if st.is_dir && depth < MAX_DEPTH {
+            let sub = sys::openat_nofollow(dir, &cname, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+            walk_dir(sub.as_fd(), &format!("{path}/"), depth + 1, seen, visit)?;
+        }
+    }
+    Ok(())
+}

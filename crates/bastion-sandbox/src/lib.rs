@@ -1,0 +1,18 @@
+//! Sandboxed command execution for the exec function: sandbox paths, the command allowlist and
+//! argument policy, POSIX word splitting without expansion, file operations that never follow a
+//! symlink, and running a command under every isolation layer the kernel offers.
+
+pub mod fs;
+pub mod layers;
+pub mod path;
+pub mod policy;
+pub mod run;
+mod sys;
+pub mod words;
+
+pub use fs::{Entry, FsError, SandboxDir, Usage};
+pub use layers::Layers;
+pub use path::{PathError, SandboxPath};
+pub use policy::{AllowlistError, CommandPolicy, DEFAULT_COMMANDS, PolicyError};
+pub use run::{ChildLimits, RunError, RunOutput, RunSpec, Runner};
+pub use words::{SplitError, split};

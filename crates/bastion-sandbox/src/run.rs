@@ -1,0 +1,328 @@
+//! Running one command in a sandbox: spawn with every available layer, feed stdin, read stdout
+//! and stderr concurrently under caps, kill the whole process group at the deadline or on a
+//! flood, and reap everything before returning.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::layers::{self, Layers};
+use crate::sys::{self, ChildPrep, Ended};
+
+/// Resource limits applied to every child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildLimits {
+    pub cpu_secs: u64,
+    pub address_space_bytes: u64,
+    pub file_size_bytes: u64,
+    pub open_files: u64,
+    /// Per real user id. Ignored by the kernel for root (see SECURITY.md).
+    pub processes: u64,
+}
+
+impl Default for ChildLimits {
+    fn default() -> Self {
+        Self {
+            cpu_secs: 10,
+            address_space_bytes: 512 * 1024 * 1024,
+            file_size_bytes: 10 * 1024 * 1024,
+            open_files: 64,
+            processes: 16,
+        }
+    }
+}
+
+/// One run, already checked against the command policy.
+#[derive(Debug, Clone)]
+pub struct RunSpec<'a> {
+    /// Absolute path of the program.
+    pub program: &'a Path,
+    /// argv; argv[0] is the bare command name.
+    pub argv: &'a [String],
+    pub stdin: &'a [u8],
+    /// The caller's sandbox directory: working directory, HOME and TMPDIR.
+    pub sandbox: &'a Path,
+    pub timeout: Duration,
+    /// Bytes kept per stream.
+    pub output_cap: usize,
+    /// Bytes read across both streams after which the run is killed.
+    pub output_hard_cap: u64,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub timed_out: bool,
+    /// The child wrote more than the hard cap and was killed.
+    pub output_limit_exceeded: bool,
+    pub duration: Duration,
+    /// The process group the run lived in (the leader's pid); empty once `run` returns.
+    pub pgid: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("building the Landlock ruleset")]
+    Landlock(#[source] io::Error),
+    #[error("starting the isolated child")]
+    Spawn(#[source] io::Error),
+    #[error("supervising the child")]
+    Supervise(#[source] io::Error),
+}
+
+/// Spawns isolated children. Built once; cheap to share.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    layers: Layers,
+    limits: ChildLimits,
+    seccomp: Option<Arc<Vec<libc::sock_filter>>>,
+}
+
+impl Runner {
+    /// Uses whichever layers `layers` says the kernel offers.
+    pub fn new(layers: Layers, limits: ChildLimits) -> Self {
+        let seccomp = layers.seccomp.then(|| Arc::new(layers::seccomp_program()));
+        Self {
+            layers,
+            limits,
+            seccomp,
+        }
+    }
+
+    pub fn layers(&self) -> &Layers {
+        &self.layers
+    }
+
+    fn prep(&self, sandbox: &Path) -> Result<ChildPrep, RunError> {
+        let l = &self.limits;
+        let landlock = match self.layers.landlock_abi {
+            Some(abi) => Some(layers::landlock_ruleset(abi, sandbox).map_err(RunError::Landlock)?),
+            None => None,
+        };
+        Ok(ChildPrep {
+            rlimits: vec![
+                (libc::RLIMIT_CPU, l.cpu_secs),
+                (libc::RLIMIT_AS, l.address_space_bytes),
+                (libc::RLIMIT_FSIZE, l.file_size_bytes),
+                (libc::RLIMIT_NOFILE, l.open_files),
+                (libc::RLIMIT_NPROC, l.processes),
+                (libc::RLIMIT_CORE, 0),
+            ],
+            drop_capabilities: self.layers.running_as_root,
+            landlock,
+            seccomp: self.seccomp.as_deref().cloned(),
+        })
+    }
+
+    /// Runs `spec` to completion (or the deadline) and reaps every process it started. Blocks:
+    /// call it from a blocking thread.
+    pub fn run(&self, spec: &RunSpec<'_>) -> Result<RunOutput, RunError> {
+        let prep = Arc::new(self.prep(spec.sandbox)?);
+        let mut cmd = Command::new(spec.program);
+        if let Some(name) = spec.argv.first() {
+            cmd.arg0(name);
+        }
+        cmd.args(spec.argv.iter().skip(1))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", spec.sandbox)
+            .env("TMPDIR", spec.sandbox)
+            .env("LANG", "C.UTF-8")
+            .current_dir(spec.sandbox)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = sys::spawn_isolated(&mut cmd, prep).map_err(RunError::Spawn)?;
+        drop(cmd);
+        let pid = child.id();
+        let streams = Streams {
+            stdin: child.stdin.take().map(OwnedFd::from),
+            stdout: child.stdout.take().map(OwnedFd::from),
+            stderr: child.stderr.take().map(OwnedFd::from),
+        };
+        let supervised = supervise(pid, streams, spec, start);
+        // Whatever happened above, nothing outlives the run: the group is killed while the
+        // leader is still unreaped (so its pid cannot be reused), then everything is reaped.
+        sys::kill_group(pid);
+        let ended = sys::reap(pid).map_err(RunError::Supervise);
+        sys::reap_group(pid);
+        let s = supervised.map_err(RunError::Supervise)?;
+        let (exit_code, signal) = match ended? {
+            Ended::Exited(c) => (Some(c), None),
+            Ended::Signaled(s) => (None, Some(s)),
+        };
+        Ok(RunOutput {
+            exit_code,
+            signal,
+            stdout_truncated: s.stdout.truncated,
+            stderr_truncated: s.stderr.truncated,
+            stdout: s.stdout.buf,
+            stderr: s.stderr.buf,
+            timed_out: s.timed_out,
+            output_limit_exceeded: s.flood,
+            duration: start.elapsed(),
+            pgid: pid,
+        })
+    }
+}
+
+struct Streams {
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+/// One output stream: the first `cap` bytes are kept, the rest only counted.
+struct Capture {
+    fd: Option<std::fs::File>,
+    buf: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Capture {
+    fn new(fd: Option<OwnedFd>, cap: usize) -> io::Result<Self> {
+        if let Some(fd) = &fd {
+            sys::set_nonblocking(fd.as_fd())?;
+        }
+        Ok(Self {
+            fd: fd.map(std::fs::File::from),
+            buf: Vec::with_capacity(cap.min(8192)),
+            cap,
+            truncated: false,
+        })
+    }
+
+    /// Reads what is available; returns the bytes read (kept or not).
+    fn read_available(&mut self, chunk: &mut [u8], budget: u64) -> io::Result<u64> {
+        let mut total = 0u64;
+        while let Some(f) = &mut self.fd {
+            match f.read(chunk) {
+                Ok(0) => self.fd = None,
+                Ok(n) => {
+                    let keep = n.min(self.cap - self.buf.len());
+                    self.buf.extend_from_slice(&chunk[..keep]);
+                    self.truncated |= keep < n;
+                    total += n as u64;
+                    if total > budget {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+}
+
+struct Supervised {
+    stdout: Capture,
+    stderr: Capture,
+    timed_out: bool,
+    flood: bool,
+}
+
+fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Result<Supervised> {
+    let deadline = start + spec.timeout;
+    let mut stdin = match s.stdin {
+        Some(fd) if !spec.stdin.is_empty() => {
+            sys::set_nonblocking(fd.as_fd())?;
+            Some(std::fs::File::from(fd))
+        }
+        _ => None,
+    };
+    let mut written = 0usize;
+    let pidfd = sys::pidfd_open(pid)?;
+    let mut exited = false;
+    let mut read_total = 0u64;
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut result = Supervised {
+        stdout: Capture::new(s.stdout, spec.output_cap)?,
+        stderr: Capture::new(s.stderr, spec.output_cap)?,
+        timed_out: false,
+        flood: false,
+    };
+    loop {
+        if exited && result.stdout.fd.is_none() && result.stderr.fd.is_none() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            result.timed_out = !exited;
+            break;
+        }
+        let remaining = deadline - now;
+        let wait_ms = i32::try_from(remaining.as_millis())
+            .unwrap_or(i32::MAX)
+            .max(1);
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(4);
+        let mut slots = [usize::MAX; 4];
+        let mut add = |slot: usize, fd: i32, events: i16, fds: &mut Vec<libc::pollfd>| {
+            slots[slot] = fds.len();
+            fds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+        };
+        if let Some(f) = &result.stdout.fd {
+            add(0, f.as_raw_fd(), libc::POLLIN, &mut fds);
+        }
+        if let Some(f) = &result.stderr.fd {
+            add(1, f.as_raw_fd(), libc::POLLIN, &mut fds);
+        }
+        if let Some(f) = &stdin {
+            add(2, f.as_raw_fd(), libc::POLLOUT, &mut fds);
+        }
+        if !exited {
+            add(3, pidfd.as_raw_fd(), libc::POLLIN, &mut fds);
+        }
+        sys::poll(&mut fds, wait_ms)?;
+        let ready = |slot: usize| slots[slot] != usize::MAX && fds[slots[slot]].revents != 0;
+        let budget = spec.output_hard_cap.saturating_sub(read_total);
+        if ready(0) {
+            read_total += result.stdout.read_available(&mut chunk, budget)?;
+        }
+        if ready(1) {
+            let budget = spec.output_hard_cap.saturating_sub(read_total);
+            read_total += result.stderr.read_available(&mut chunk, budget)?;
+        }
+        if read_total > spec.output_hard_cap {
+            result.flood = true;
+            break;
+        }
+        if ready(2)
+            && let Some(f) = &mut stdin
+        {
+            match f.write(&spec.stdin[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The child closed its end (EPIPE): it does not want the rest.
+                Err(_) => written = spec.stdin.len(),
+            }
+            if written >= spec.stdin.len() {
+                stdin = None;
+            }
+        }
+        if ready(3) {
+            exited = true;
+            // A descendant still holding the pipes must not keep the run open.
+            sys::kill_group(pid);
+        }
+    }
+    Ok(result)
+}

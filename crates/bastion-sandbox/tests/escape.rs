@@ -1,0 +1,409 @@
+//! Escape attempts against the isolation layers themselves. Most cases run programs the
+//! command policy would never allow (sh, ln, env, yes, sleep) straight through the runner, to
+//! show the kernel layers contain even what the policy is not there to stop.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bastion_sandbox::{
+    ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath,
+};
+
+struct World {
+    root: PathBuf,
+    runner: Runner,
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("bastion-escape-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let layers = Layers::probe(&root);
+        World {
+            runner: Runner::new(layers, ChildLimits::default()),
+            root,
+        }
+    })
+}
+
+/// A fresh sandbox for one test.
+fn sandbox(name: &str) -> SandboxDir {
+    let w = world();
+    let dir = w.root.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap()
+}
+
+fn run_with(
+    sb: &SandboxDir,
+    argv: &[&str],
+    timeout_ms: u64,
+    hard_cap: u64,
+    stdin: &[u8],
+) -> RunOutput {
+    let program = which(argv[0]);
+    let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+    let out = world()
+        .runner
+        .run(&RunSpec {
+            program: &program,
+            argv: &argv,
+            stdin,
+            sandbox: sb.path(),
+            timeout: Duration::from_millis(timeout_ms),
+            output_cap: 64 * 1024,
+            output_hard_cap: hard_cap,
+        })
+        .unwrap();
+    assert_group_gone(out.pgid);
+    out
+}
+
+fn run(sb: &SandboxDir, argv: &[&str]) -> RunOutput {
+    run_with(sb, argv, 10_000, 1 << 20, b"")
+}
+
+fn which(name: &str) -> PathBuf {
+    ["/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not installed"))
+}
+
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap()
+}
+
+/// No live process (zombies included) is left in the run's process group.
+fn assert_group_gone(pgid: u32) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let (state, pgrp) = (fields[0], fields[2]);
+        assert_ne!(
+            pgrp,
+            pgid.to_string(),
+            "process {:?} (state {state}) of group {pgid} outlived the run",
+            entry.file_name()
+        );
+    }
+}
+
+fn layers_on() -> &'static Layers {
+    world().runner.layers()
+}
+
+#[test]
+fn this_host_offers_every_layer_the_suite_relies_on() {
+    let l = layers_on();
+    assert!(l.landlock_abi.is_some(), "{l:?}");
+    assert!(
+        l.seccomp && l.openat2 && l.parent_undumpable && l.child_subreaper,
+        "{l:?}"
+    );
+}
+
+#[test]
+fn echo_runs_in_the_sandbox_with_exit_code_zero() {
+    let sb = sandbox("echo");
+    let out = run(&sb, &["echo", "hi"]);
+    assert_eq!(
+        (text(&out.stdout), out.exit_code, out.signal),
+        ("hi\n", Some(0), None)
+    );
+    assert!(!out.timed_out && !out.stdout_truncated);
+}
+
+#[test]
+fn the_child_environment_is_exactly_the_four_clean_variables() {
+    let sb = sandbox("env");
+    let out = run(&sb, &["env"]);
+    let home = sb.path().display().to_string();
+    assert_eq!(
+        text(&out.stdout),
+        format!("HOME={home}\nLANG=C.UTF-8\nPATH=/usr/bin:/bin\nTMPDIR={home}\n")
+    );
+}
+
+const SECRET_VAR: &str = "BASTION_ESCAPE_TEST_SECRET";
+const SECRET: &str = "s3cr3t-parent-value-7d1f";
+
+/// Re-runs this test binary with a secret in its environment; the inner run looks for it in
+/// everything a child can read.
+#[test]
+fn a_secret_in_the_parent_environment_reaches_no_child() {
+    if std::env::var(SECRET_VAR).is_err() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_secret_in_the_parent_environment_reaches_no_child",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(SECRET_VAR, SECRET)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        return;
+    }
+    let sb = sandbox("secret");
+    let parent = std::process::id().to_string();
+    for argv in [
+        vec!["env"],
+        vec!["cat", "/proc/self/environ"],
+        vec!["cat", "/proc/1/environ"],
+        vec![
+            "sh",
+            "-c",
+            "cat /proc/$PPID/environ; tr '\\0' '\\n' < /proc/self/environ",
+        ],
+        vec!["cat", &format!("/proc/{parent}/environ")],
+        vec!["grep", "-r", SECRET, "/proc/self/"],
+    ] {
+        let out = run(&sb, &argv);
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(SECRET),
+                "{argv:?} leaked it"
+            );
+        }
+    }
+}
+
+#[test]
+fn proc_environ_of_the_child_and_the_parent_is_unreadable() {
+    let sb = sandbox("proc");
+    let parent = format!("/proc/{}/environ", std::process::id());
+    for path in ["/proc/self/environ", parent.as_str(), "/proc/1/environ"] {
+        let out = run(&sb, &["cat", path]);
+        assert_eq!(out.exit_code, Some(1));
+        assert_eq!(
+            text(&out.stderr),
+            format!("cat: {path}: Permission denied\n")
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn files_outside_the_sandbox_cannot_be_read_or_written() {
+    let sb = sandbox("outside");
+    let out = run(&sb, &["cat", "/etc/passwd"]);
+    assert_eq!(text(&out.stderr), "cat: /etc/passwd: Permission denied\n");
+    let out = run(&sb, &["cat", "../../../../etc/hostname"]);
+    assert_eq!(
+        text(&out.stderr),
+        "cat: ../../../../etc/hostname: Permission denied\n"
+    );
+    let out = run(&sb, &["mkdir", "/tmp/bastion-escaped"]);
+    assert_eq!(
+        text(&out.stderr),
+        "mkdir: cannot create directory ‘/tmp/bastion-escaped’: Permission denied\n"
+    );
+    assert!(!Path::new("/tmp/bastion-escaped").exists());
+    let out = run(&sb, &["cp", "/usr/bin/ls", "ls"]);
+    assert_eq!(out.exit_code, Some(0), "reading system programs is allowed");
+    let copied = sb.path().join("ls");
+    let argv = ["ls".to_owned()];
+    let err = world()
+        .runner
+        .run(&RunSpec {
+            program: &copied,
+            argv: &argv,
+            stdin: b"",
+            sandbox: sb.path(),
+            timeout: Duration::from_secs(5),
+            output_cap: 1024,
+            output_hard_cap: 1024,
+        })
+        .unwrap_err();
+    // Nothing in the sandbox may be executed: the exec itself is refused.
+    match err {
+        bastion_sandbox::RunError::Spawn(e) => assert_eq!(e.raw_os_error(), Some(13), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn another_users_sandbox_is_out_of_reach() {
+    let alice = sandbox("alice");
+    let bob = sandbox("bob");
+    bob.write(&SandboxPath::parse("secret.txt").unwrap(), b"bob's")
+        .unwrap();
+    let bob_file = bob.path().join("secret.txt").display().to_string();
+    for path in ["../bob/secret.txt", bob_file.as_str()] {
+        let out = run(&alice, &["cat", path]);
+        assert_eq!(
+            text(&out.stderr),
+            format!("cat: {path}: Permission denied\n")
+        );
+    }
+    let out = run(&alice, &["ls", ".."]);
+    assert_eq!(
+        text(&out.stderr),
+        "ls: cannot open directory '..': Permission denied\n"
+    );
+    let out = run(&alice, &["rm", "-rf", "../bob"]);
+    assert_eq!(out.exit_code, Some(1));
+    assert_eq!(
+        std::fs::read(bob.path().join("secret.txt")).unwrap(),
+        b"bob's"
+    );
+}
+
+#[test]
+fn symlinks_cannot_be_planted_from_inside() {
+    let sb = sandbox("symlink");
+    let out = run(&sb, &["ln", "-s", "/etc/passwd", "link"]);
+    assert_eq!(
+        text(&out.stderr),
+        "ln: failed to create symbolic link 'link': Permission denied\n"
+    );
+    let out = run(&sb, &["cp", "-s", "/etc/passwd", "link"]);
+    assert_eq!(out.exit_code, Some(1));
+    assert!(std::fs::symlink_metadata(sb.path().join("link")).is_err());
+    let out = run(&sb, &["ln", "/etc/passwd", "hard"]);
+    assert_eq!(out.exit_code, Some(1));
+    assert!(std::fs::symlink_metadata(sb.path().join("hard")).is_err());
+}
+
+#[test]
+fn a_symlink_planted_from_outside_is_never_followed() {
+    let sb = sandbox("planted");
+    std::os::unix::fs::symlink("/etc/passwd", sb.path().join("passwd")).unwrap();
+    std::os::unix::fs::symlink("/etc", sb.path().join("etc")).unwrap();
+    let p = |s: &str| SandboxPath::parse(s).unwrap();
+    assert!(matches!(
+        sb.read(&p("passwd"), 1 << 20),
+        Err(FsError::Symlink)
+    ));
+    assert!(matches!(
+        sb.read(&p("etc/passwd"), 1 << 20),
+        Err(FsError::Symlink)
+    ));
+    assert!(matches!(
+        sb.write(&p("passwd"), b"x"),
+        Err(FsError::Symlink)
+    ));
+    assert!(matches!(
+        sb.write(&p("etc/evil"), b"x"),
+        Err(FsError::NotADirectory)
+    ));
+    assert!(!Path::new("/etc/evil").exists());
+    let (list, _) = sb.list("", 100).unwrap();
+    assert!(
+        list.is_empty(),
+        "symlinks are not listed as files: {list:?}"
+    );
+    // The kernel layer holds too: following it from inside lands outside the ruleset.
+    let out = run(&sb, &["cat", "passwd"]);
+    assert_eq!(text(&out.stderr), "cat: passwd: Permission denied\n");
+}
+
+#[test]
+fn a_sleeping_child_is_killed_at_the_deadline_with_its_group() {
+    let sb = sandbox("sleep");
+    let out = run_with(&sb, &["sleep", "30"], 300, 1 << 20, b"");
+    assert!(out.timed_out);
+    assert_eq!((out.exit_code, out.signal), (None, Some(libc_sigkill())));
+    assert!(out.duration < Duration::from_secs(5));
+}
+
+fn libc_sigkill() -> i32 {
+    9
+}
+
+#[test]
+fn a_child_that_forks_and_detaches_does_not_outlive_the_run() {
+    let sb = sandbox("detach");
+    let out = run(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            "sleep 30 & sleep 31 </dev/null >/dev/null 2>&1 & echo started",
+        ],
+    );
+    assert_eq!(text(&out.stdout), "started\n");
+    assert!(!out.timed_out, "the run ends when the command does");
+}
+
+#[test]
+fn a_child_cannot_leave_its_process_group() {
+    let sb = sandbox("setsid");
+    let out = run(&sb, &["sh", "-c", "setsid sleep 30; echo rc=$?"]);
+    assert_eq!(text(&out.stdout), "rc=1\n");
+    assert_eq!(
+        text(&out.stderr),
+        "setsid: setsid failed: Operation not permitted\n"
+    );
+}
+
+#[test]
+fn network_sockets_are_refused() {
+    let sb = sandbox("net");
+    let out = run(&sb, &["bash", "-c", "echo hi > /dev/tcp/127.0.0.1/9"]);
+    assert_eq!(out.exit_code, Some(1));
+    assert!(
+        text(&out.stderr).contains("Address family not supported by protocol"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_output_flood_is_capped_and_killed_at_the_hard_cap() {
+    let sb = sandbox("flood");
+    let out = run_with(&sb, &["yes"], 10_000, 1 << 20, b"");
+    assert!(out.output_limit_exceeded && out.stdout_truncated);
+    assert_eq!(out.stdout.len(), 64 * 1024);
+    assert_eq!(out.signal, Some(9));
+    assert!(!out.timed_out);
+}
+
+#[test]
+fn stdin_is_delivered_and_closed() {
+    let sb = sandbox("stdin");
+    let input = vec![b'x'; 200_000];
+    let out = run_with(&sb, &["wc", "-c"], 10_000, 1 << 20, &input);
+    assert_eq!(text(&out.stdout), "200000\n");
+}
+
+#[test]
+fn non_utf8_output_comes_back_byte_for_byte() {
+    let sb = sandbox("bytes");
+    let out = run(&sb, &["printf", "\\377\\376a"]);
+    assert_eq!(out.stdout, [0xff, 0xfe, b'a']);
+}
+
+#[test]
+fn memory_and_file_size_limits_hold() {
+    let sb = sandbox("limits");
+    let out = run(&sb, &["head", "-c", "20000000", "/dev/zero"]);
+    assert_eq!(
+        text(&out.stderr),
+        "head: cannot open '/dev/zero' for reading: Permission denied\n"
+    );
+    let out = run(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            "head -c 20000000 /dev/null; seq 1 3000000 > big; echo $?",
+        ],
+    );
+    // SIGXFSZ (25) kills the writer at 10 MiB.
+    assert_eq!(
+        std::fs::metadata(sb.path().join("big")).unwrap().len(),
+        10 * 1024 * 1024
+    );
+    assert_eq!(text(&out.stdout), "153\n");
+}

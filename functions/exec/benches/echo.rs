@@ -1,0 +1,164 @@
+//! Bench binary for `echo hi` end to end: a bare `std::process::Command` spawn, the sandbox
+//! runner with every layer this host offers, and `POST /exec/run` through the full router
+//! (edge, auth, rate limits on SQLite, audit write). Run with `cargo bench -p bastion-exec`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bastion_auth::{AuthConfig, AuthState};
+use bastion_core::SystemClock;
+use bastion_exec::{ExecConfig, ExecState};
+use bastion_http::{Edge, EdgeConfig, with_edge};
+use bastion_sandbox::{ChildLimits, Layers, RunSpec, Runner, SandboxDir};
+use bastion_store::Stores;
+use bastion_store::sqlite::SqliteStore;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let n = u32::try_from(samples.len()).unwrap();
+    let mean = samples.iter().sum::<Duration>() / n;
+    let pct = |p: usize| samples[(samples.len() * p / 100).min(samples.len() - 1)];
+    println!(
+        "{name:<38} n={n:<5} mean={mean:>10.1?} p50={:>10.1?} p95={:>10.1?}",
+        pct(50),
+        pct(95)
+    );
+}
+
+fn bare(iters: usize) {
+    let samples = (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new("/usr/bin/echo")
+                .arg("hi")
+                .output()
+                .unwrap();
+            let d = t.elapsed();
+            assert_eq!(out.stdout, b"hi\n");
+            d
+        })
+        .collect();
+    report("bare std::process::Command", samples);
+}
+
+fn layered(root: &Path, iters: usize) {
+    let layers = Layers::probe(root);
+    println!("layers: {:?}", layers.named());
+    let runner = Runner::new(layers, ChildLimits::default());
+    let dir = SandboxDir::open_or_create(root, "bench", true).unwrap();
+    let argv = vec!["echo".to_owned(), "hi".to_owned()];
+    let samples = (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            let out = runner
+                .run(&RunSpec {
+                    program: Path::new("/usr/bin/echo"),
+                    argv: &argv,
+                    stdin: b"",
+                    sandbox: dir.path(),
+                    timeout: Duration::from_secs(10),
+                    output_cap: 65536,
+                    output_hard_cap: 4 << 20,
+                })
+                .unwrap();
+            let d = t.elapsed();
+            assert_eq!(out.stdout, b"hi\n");
+            d
+        })
+        .collect();
+    report("sandbox runner, all layers", samples);
+}
+
+async fn routed(root: &Path, iters: usize) {
+    let env: HashMap<String, String> = [
+        (
+            "JWT_KEYS",
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+        (
+            "PASSWORD_PEPPER",
+            "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
+        ),
+        (
+            "EXEC_SANDBOX_KEY",
+            "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=",
+        ),
+        ("EXEC_RUNS_PER_MINUTE", "10000"),
+        ("RATE_LIMIT_DEFAULT_IP", "1000000/60"),
+        ("RATE_LIMIT_DEFAULT_ACCOUNT", "1000000/60"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let edge = Edge::new(
+        EdgeConfig::from_env(&env).unwrap(),
+        stores,
+        Arc::new(SystemClock),
+    );
+    let auth = AuthConfig::from_env(&env).unwrap();
+    let auth_state = AuthState {
+        edge: edge.clone(),
+        hasher: Arc::new(auth.hasher),
+        sessions: auth.sessions,
+    };
+    let exec = ExecState::new(
+        edge.clone(),
+        ExecConfig::from_env(&env, root.to_path_buf()).unwrap(),
+    )
+    .unwrap();
+    let app = with_edge(
+        bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec)),
+        edge,
+    );
+    let peer: SocketAddr = "203.0.113.1:5000".parse().unwrap();
+    let send = |uri: &str, token: Option<&str>, body: &str| {
+        let mut req = http::Request::post(uri).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let mut req = req.body(Body::from(body.to_owned())).unwrap();
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    };
+    let res = send(
+        "/auth/register",
+        None,
+        r#"{"email":"bench@example.com","password":"correct horse battery staple 42"}"#,
+    )
+    .await
+    .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let mut samples = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        let res = send("/exec/run", Some(&token), r#"{"argv":["echo","hi"]}"#)
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        samples.push(t.elapsed());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    report("POST /exec/run through the router", samples);
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let root = std::env::temp_dir().join(format!("bastion-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    bare(500);
+    layered(&root, 500);
+    routed(&root, 300).await;
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,254 @@
+//! Exec configuration: where sandboxes live, the key that names them, the command allowlist,
+//! time and output limits, quotas, and which isolation layers must be present.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bastion_core::rate_limit::Policy;
+use bastion_http::config::decode_base64;
+use bastion_http::{ConfigError, Env};
+use bastion_sandbox::{CommandPolicy, DEFAULT_COMMANDS};
+use secrecy::SecretBox;
+
+/// Layers `EXEC_REQUIRE_LAYERS` may name.
+pub const REQUIRABLE_LAYERS: &[&str] = &[
+    "landlock",
+    "seccomp",
+    "openat2",
+    "parent_undumpable",
+    "child_subreaper",
+];
+
+pub struct ExecConfig {
+    pub sandbox_root: PathBuf,
+    /// Keys the hash from user id to sandbox directory name.
+    pub sandbox_key: SecretBox<Vec<u8>>,
+    pub commands: CommandPolicy,
+    pub timeout: Duration,
+    pub output_cap: usize,
+    pub output_hard_cap: u64,
+    pub quota_bytes: u64,
+    pub quota_files: u64,
+    pub require_layers: Vec<String>,
+    pub runs: Policy,
+    pub idle: Duration,
+}
+
+impl std::fmt::Debug for ExecConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecConfig")
+            .field("sandbox_root", &self.sandbox_root)
+            .field("sandbox_key", &"<redacted>")
+            .field("commands", &self.commands.names())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every variable with its default, for the README.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("SANDBOX_ROOT", "/tmp/sandbox"),
+    ("EXEC_SANDBOX_KEY", "(required)"),
+    ("EXEC_ALLOWED_COMMANDS", "the default list"),
+    ("EXEC_TIMEOUT_MS", "10000"),
+    ("EXEC_OUTPUT_CAP_BYTES", "65536"),
+    ("EXEC_OUTPUT_HARD_CAP_BYTES", "4194304"),
+    ("EXEC_SANDBOX_QUOTA_BYTES", "52428800"),
+    ("EXEC_SANDBOX_QUOTA_FILES", "1000"),
+    ("EXEC_REQUIRE_LAYERS", "(none)"),
+    ("EXEC_RUNS_PER_MINUTE", "20"),
+    ("EXEC_SANDBOX_IDLE_SECS", "3600"),
+];
+
+fn number(
+    env: &dyn Env,
+    var: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match env.non_empty(var) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    var,
+                    format!("must be a whole number {}..={}", range.start(), range.end()),
+                )
+            }),
+    }
+}
+
+impl ExecConfig {
+    /// `default_root` is `/tmp/sandbox` in Lambda; bastion-local passes its data directory's.
+    pub fn from_env(env: &dyn Env, default_root: PathBuf) -> Result<Self, ConfigError> {
+        let sandbox_root = env
+            .non_empty("SANDBOX_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or(default_root);
+        if !sandbox_root.is_absolute() {
+            return Err(ConfigError::new("SANDBOX_ROOT", "must be an absolute path"));
+        }
+        let key = decode_base64(
+            "EXEC_SANDBOX_KEY",
+            "key",
+            &env.required("EXEC_SANDBOX_KEY")?,
+        )?;
+        if key.len() < 32 {
+            return Err(ConfigError::new(
+                "EXEC_SANDBOX_KEY",
+                "key must be at least 32 bytes",
+            ));
+        }
+        let commands = match env.non_empty("EXEC_ALLOWED_COMMANDS") {
+            None => CommandPolicy::resolve(DEFAULT_COMMANDS, false),
+            Some(list) => {
+                let names: Vec<&str> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                CommandPolicy::resolve(&names, true)
+            }
+        }
+        .map_err(|e| ConfigError::new("EXEC_ALLOWED_COMMANDS", e.to_string()))?;
+        if commands.names().is_empty() {
+            return Err(ConfigError::new(
+                "EXEC_ALLOWED_COMMANDS",
+                "no command is available",
+            ));
+        }
+        let timeout_ms = number(env, "EXEC_TIMEOUT_MS", 10_000, 100..=10_000)?;
+        let output_cap = number(env, "EXEC_OUTPUT_CAP_BYTES", 65_536, 1024..=1_048_576)?;
+        let output_hard_cap = number(
+            env,
+            "EXEC_OUTPUT_HARD_CAP_BYTES",
+            4 * 1024 * 1024,
+            output_cap..=256 * 1024 * 1024,
+        )?;
+        let mut require_layers = Vec::new();
+        for name in env
+            .non_empty("EXEC_REQUIRE_LAYERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if !REQUIRABLE_LAYERS.contains(&name) {
+                return Err(ConfigError::new(
+                    "EXEC_REQUIRE_LAYERS",
+                    format!(
+                        "unknown layer {name:?}; known: {}",
+                        REQUIRABLE_LAYERS.join(",")
+                    ),
+                ));
+            }
+            require_layers.push(name.to_owned());
+        }
+        Ok(Self {
+            sandbox_root,
+            sandbox_key: SecretBox::new(Box::new(key)),
+            commands,
+            timeout: Duration::from_millis(timeout_ms),
+            output_cap: usize::try_from(output_cap).unwrap_or(65_536),
+            output_hard_cap,
+            quota_bytes: number(
+                env,
+                "EXEC_SANDBOX_QUOTA_BYTES",
+                50 * 1024 * 1024,
+                1024..=10 * 1024 * 1024 * 1024,
+            )?,
+            quota_files: number(env, "EXEC_SANDBOX_QUOTA_FILES", 1000, 1..=1_000_000)?,
+            require_layers,
+            runs: Policy::per_minute(
+                u32::try_from(number(env, "EXEC_RUNS_PER_MINUTE", 20, 1..=10_000)?).unwrap_or(20),
+            ),
+            idle: Duration::from_secs(number(
+                env,
+                "EXEC_SANDBOX_IDLE_SECS",
+                3600,
+                60..=30 * 24 * 3600,
+            )?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn err(pairs: &[(&str, &str)]) -> ConfigError {
+        ExecConfig::from_env(&env(pairs), PathBuf::from("/tmp/sandbox")).unwrap_err()
+    }
+
+    #[test]
+    fn the_sandbox_key_is_required_and_long_enough() {
+        assert_eq!(
+            err(&[]),
+            ConfigError::new("EXEC_SANDBOX_KEY", "is required")
+        );
+        assert_eq!(
+            err(&[("EXEC_SANDBOX_KEY", "AAEC")]),
+            ConfigError::new("EXEC_SANDBOX_KEY", "key must be at least 32 bytes")
+        );
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let c = ExecConfig::from_env(
+            &env(&[("EXEC_SANDBOX_KEY", KEY)]),
+            PathBuf::from("/tmp/sandbox"),
+        )
+        .unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(
+            (c.output_cap, c.quota_bytes, c.quota_files),
+            (65_536, 50 * 1024 * 1024, 1000)
+        );
+        assert_eq!(c.runs, Policy::per_minute(20));
+        assert!(c.commands.names().contains(&"grep"));
+        assert!(!c.commands.names().contains(&"sleep"));
+    }
+
+    #[test]
+    fn unknown_commands_and_layers_and_bad_numbers_stop_start_up() {
+        assert_eq!(
+            err(&[
+                ("EXEC_SANDBOX_KEY", KEY),
+                ("EXEC_ALLOWED_COMMANDS", "cat,bash")
+            ])
+            .var,
+            "EXEC_ALLOWED_COMMANDS"
+        );
+        assert_eq!(
+            err(&[
+                ("EXEC_SANDBOX_KEY", KEY),
+                ("EXEC_REQUIRE_LAYERS", "landlock,magic")
+            ])
+            .var,
+            "EXEC_REQUIRE_LAYERS"
+        );
+        assert_eq!(
+            err(&[("EXEC_SANDBOX_KEY", KEY), ("EXEC_TIMEOUT_MS", "60000")]).var,
+            "EXEC_TIMEOUT_MS"
+        );
+        assert_eq!(
+            err(&[("EXEC_SANDBOX_KEY", KEY), ("SANDBOX_ROOT", "rel/dir")]).var,
+            "SANDBOX_ROOT"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The sandbox file routes: put, get, delete and list, all under the path rules and the quota.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use bastion_core::Scope;
+use bastion_http::{ApiError, Authenticated, ErrorKind};
+use bastion_sandbox::{FsError, SandboxPath};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{ExecState, blocking};
+
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Most files one listing returns.
+const MAX_LISTED: usize = 1000;
+
+fn sandbox_path(raw: &str) -> Result<SandboxPath, ApiError> {
+    SandboxPath::parse(raw).map_err(|e| ApiError::invalid("invalid_path", e.to_string()))
+}
+
+fn fs_error(e: FsError) -> ApiError {
+    let conflict = |code: &'static str, msg: &'static str| {
+        ApiError::new(ErrorKind::Conflict, msg).with_code(code)
+    };
+    match e {
+        FsError::NotFound => ApiError::new(ErrorKind::NotFound, "no such file"),
+        FsError::IsADirectory => conflict("is_a_directory", "path names a directory"),
+        FsError::NotADirectory => {
+            conflict("not_a_directory", "a parent of the path is not a directory")
+        }
+        FsError::NotEmpty => conflict("directory_not_empty", "directory is not empty"),
+        FsError::Symlink => ApiError::new(ErrorKind::Forbidden, "path crosses a symlink")
+            .with_code("symlink_refused"),
+        FsError::Io(_) => ApiError::internal(&e),
+    }
+}
+
+pub async fn put_file(
+    State(state): State<ExecState>,
+    auth: Authenticated,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    auth.require_scope(Scope::Exec)?;
+    let path = sandbox_path(&raw)?;
+    if body.len() > MAX_FILE_BYTES {
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            "file exceeds 1 MiB",
+        ));
+    }
+    let inner = state.inner.clone();
+    let user = auth.user_id.clone();
+    let now = state.edge.clock.now();
+    blocking(move || -> Result<StatusCode, ApiError> {
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
+        let existing = dir.size_of(&path).map_err(fs_error)?;
+        let usage = dir.usage().map_err(fs_error)?;
+        let bytes_after = usage.bytes - existing.unwrap_or(0).min(usage.bytes) + body.len() as u64;
+        if bytes_after > inner.config.quota_bytes {
+            return Err(ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "sandbox storage quota exceeded",
+            )
+            .with_code("sandbox_quota_exceeded"));
+        }
+        // New parent directories count as entries too.
+        let new_entries = if existing.is_some() {
+            0
+        } else {
+            path.components().count() as u64
+        };
+        if existing.is_none() && usage.entries + new_entries > inner.config.quota_files {
+            return Err(
+                ApiError::new(ErrorKind::Conflict, "sandbox file count quota exceeded")
+                    .with_code("sandbox_file_limit"),
+            );
+        }
+        dir.write(&path, &body).map_err(fs_error)?;
+        Ok(if existing.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        })
+    })
+    .await?
+}
+
+pub async fn get_file(
+    State(state): State<ExecState>,
+    auth: Authenticated,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require_scope(Scope::Read)?;
+    let path = sandbox_path(&raw)?;
+    let inner = state.inner.clone();
+    let user = auth.user_id.clone();
+    let now = state.edge.clock.now();
+    let data = blocking(move || -> Result<Vec<u8>, ApiError> {
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
+        dir.read(&path, inner.config.quota_bytes).map_err(fs_error)
+    })
+    .await??;
+    let mut res = data.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(res)
+}
+
+pub async fn delete_file(
+    State(state): State<ExecState>,
+    auth: Authenticated,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_scope(Scope::Exec)?;
+    let path = sandbox_path(&raw)?;
+    let inner = state.inner.clone();
+    let user = auth.user_id.clone();
+    let now = state.edge.clock.now();
+    blocking(move || -> Result<StatusCode, ApiError> {
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
+        dir.delete(&path).map_err(fs_error)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await?
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    prefix: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<ExecState>,
+    auth: Authenticated,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require_scope(Scope::Read)?;
+    let prefix = q.prefix.unwrap_or_default();
+    if prefix.len() > bastion_sandbox::path::MAX_PATH_BYTES || prefix.contains('\0') {
+        return Err(ApiError::invalid(
+            "invalid_path",
+            "prefix must be at most 1024 bytes without NUL",
+        ));
+    }
+    let inner = state.inner.clone();
+    let user = auth.user_id.clone();
+    let now = state.edge.clock.now();
+    blocking(move || -> Result<Json<serde_json::Value>, ApiError> {
+        let dir = inner
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
+        let (files, truncated) = dir.list(&prefix, MAX_LISTED).map_err(fs_error)?;
+        let usage = dir.usage().map_err(fs_error)?;
+        let files: Vec<_> = files
+            .iter()
+            .map(|f| json!({"path": f.path, "size": f.size}))
+            .collect();
+        Ok(Json(json!({
+            "files": files,
+            "truncated": truncated,
+            "usage": {"bytes": usage.bytes, "entries": usage.entries},
+            "quota": {"bytes": inner.config.quota_bytes, "entries": inner.config.quota_files},
+        })))
+    })
+    .await?
+}

@@ -1,0 +1,234 @@
+//! `POST /exec/run`: parse and bound the request, check it against the command policy, run it
+//! in the caller's sandbox (one at a time per user), audit it, and report the outcome.
+//!
+//! Output is returned as UTF-8 text when it is valid UTF-8 (a multi-byte character cut by the
+//! cap is dropped), otherwise as standard base64 with `"stdout_encoding": "base64"`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use base64::Engine;
+use bastion_core::Scope;
+use bastion_core::audit::Outcome;
+use bastion_http::{ApiError, Authenticated, ErrorKind, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_sandbox::{PolicyError, RunOutput, RunSpec, split};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{ExecState, audit, blocking};
+
+pub const MAX_ARGS: usize = 64;
+pub const MAX_ARG_BYTES: usize = 4096;
+pub const MAX_STDIN_BYTES: usize = 64 * 1024;
+/// A command line can be no longer than the argv it may split into.
+pub const MAX_COMMAND_BYTES: usize = MAX_ARGS * MAX_ARG_BYTES;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    argv: Option<Vec<String>>,
+    command: Option<String>,
+    stdin: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// A run request that passed every bound.
+struct Parsed {
+    argv: Vec<String>,
+    stdin: Vec<u8>,
+    timeout: Duration,
+}
+
+fn invalid(code: &'static str, message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
+    ApiError::invalid(code, message)
+}
+
+fn parse(req: RunRequest, max_timeout: Duration) -> Result<Parsed, ApiError> {
+    let argv = match (req.argv, req.command) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("invalid_request", "give argv or command, not both"));
+        }
+        (None, None) => return Err(invalid("invalid_request", "argv or command is required")),
+        (Some(argv), None) => argv,
+        (None, Some(command)) => {
+            if command.len() > MAX_COMMAND_BYTES {
+                return Err(invalid(
+                    "invalid_argv",
+                    "command is longer than 262144 bytes",
+                ));
+            }
+            split(&command).map_err(|e| invalid("invalid_command", e.to_string()))?
+        }
+    };
+    if argv.is_empty() || argv.len() > MAX_ARGS {
+        return Err(invalid("invalid_argv", "argv must have 1 to 64 items"));
+    }
+    if argv.iter().any(|a| a.len() > MAX_ARG_BYTES) {
+        return Err(invalid(
+            "invalid_argv",
+            "each argument must be at most 4096 bytes",
+        ));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(invalid("invalid_argv", "arguments must not contain NUL"));
+    }
+    let stdin = req.stdin.unwrap_or_default().into_bytes();
+    if stdin.len() > MAX_STDIN_BYTES {
+        return Err(invalid(
+            "invalid_stdin",
+            "stdin must be at most 65536 bytes",
+        ));
+    }
+    let max_ms = u64::try_from(max_timeout.as_millis()).unwrap_or(10_000);
+    let timeout_ms = req.timeout_ms.unwrap_or(max_ms);
+    if !(1..=max_ms).contains(&timeout_ms) {
+        return Err(invalid(
+            "invalid_timeout",
+            format!("timeout_ms must be between 1 and {max_ms}"),
+        ));
+    }
+    Ok(Parsed {
+        argv,
+        stdin,
+        timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+fn policy_error(e: PolicyError) -> ApiError {
+    match e {
+        PolicyError::Path { .. } => invalid("invalid_path", e.to_string()),
+        _ => invalid("command_not_allowed", e.to_string()),
+    }
+}
+
+pub async fn run(
+    State(state): State<ExecState>,
+    meta: RequestMeta,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    auth: Authenticated,
+    JsonBody(req): JsonBody<RunRequest>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require_scope(Scope::Exec)?;
+    let inner = state.inner.clone();
+    state
+        .edge
+        .limiter
+        .enforce(&slot, "exec_run", auth.user_id.as_str(), inner.config.runs)
+        .await?;
+    let parsed = parse(req, inner.config.timeout)?;
+    let command = parsed.argv[0].clone();
+    let arg_count = parsed.argv.len() - 1;
+    let program = match inner.config.commands.check(&parsed.argv) {
+        Ok(p) => p.to_path_buf(),
+        Err(e) => {
+            let detail = format!(
+                "refused=command_not_allowed command={} args={}",
+                audit::safe_name(&command),
+                arg_count
+            );
+            audit::record(&state, &meta, Outcome::Failure, &auth.user_id, detail).await?;
+            return Err(policy_error(e));
+        }
+    };
+    let Some(run_slot) = inner
+        .sandboxes
+        .begin_run(&auth.user_id)
+        .map_err(|e| ApiError::internal(&e))?
+    else {
+        return Err(
+            ApiError::new(ErrorKind::Conflict, "another run of yours is in progress")
+                .with_code("run_in_progress"),
+        );
+    };
+    let user = auth.user_id.clone();
+    let now = state.edge.clock.now();
+    let worker = inner.clone();
+    let outcome = blocking(move || -> Result<RunOutput, ApiError> {
+        let _slot = run_slot;
+        let dir = worker
+            .sandboxes
+            .open(&user, now)
+            .map_err(|e| ApiError::internal(&e))?;
+        let usage = dir.usage().map_err(|e| ApiError::internal(&e))?;
+        if usage.bytes > worker.config.quota_bytes || usage.entries > worker.config.quota_files {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "your sandbox is over its quota; delete files before running commands",
+            )
+            .with_code("sandbox_quota_exceeded"));
+        }
+        worker
+            .runner
+            .run(&RunSpec {
+                program: &program,
+                argv: &parsed.argv,
+                stdin: &parsed.stdin,
+                sandbox: dir.path(),
+                timeout: parsed.timeout,
+                output_cap: worker.config.output_cap,
+                output_hard_cap: worker.config.output_hard_cap,
+            })
+            .map_err(|e| ApiError::internal(&e))
+    })
+    .await??;
+    let detail = format!(
+        "command={command} args={arg_count} exit={} signal={} timed_out={} output_limit={} duration_ms={}",
+        outcome
+            .exit_code
+            .map_or("none".to_owned(), |c| c.to_string()),
+        outcome.signal.map_or("none".to_owned(), |s| s.to_string()),
+        outcome.timed_out,
+        outcome.output_limit_exceeded,
+        outcome.duration.as_millis(),
+    );
+    audit::record(&state, &meta, Outcome::Success, &auth.user_id, detail).await?;
+    Ok(Json(render(&outcome)))
+}
+
+/// Text if the bytes are UTF-8 (allowing a character cut at a truncation), else base64.
+fn encode(bytes: &[u8], truncated: bool) -> (String, &'static str) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_owned(), "utf8"),
+        Err(e) if truncated && e.error_len().is_none() => (
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+            "utf8",
+        ),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+            "base64",
+        ),
+    }
+}
+
+fn render(o: &RunOutput) -> Value {
+    let (stdout, stdout_encoding) = encode(&o.stdout, o.stdout_truncated);
+    let (stderr, stderr_encoding) = encode(&o.stderr, o.stderr_truncated);
+    json!({
+        "exit_code": o.exit_code,
+        "signal": o.signal,
+        "stdout": stdout,
+        "stderr": stderr,
+        "stdout_encoding": stdout_encoding,
+        "stderr_encoding": stderr_encoding,
+        "stdout_truncated": o.stdout_truncated,
+        "stderr_truncated": o.stderr_truncated,
+        "timed_out": o.timed_out,
+        "output_limit_exceeded": o.output_limit_exceeded,
+        "duration_ms": u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_text_when_utf8_and_base64_otherwise() {
+        assert_eq!(encode(b"hi\n", false), ("hi\n".to_owned(), "utf8"));
+        assert_eq!(encode(&[0xff, 0xfe], false), ("//4=".to_owned(), "base64"));
+        // "é" is two bytes; a cap that cuts it leaves valid text behind.
+        assert_eq!(encode(&[b'a', 0xc3], true), ("a".to_owned(), "utf8"));
+        assert_eq!(encode(&[b'a', 0xc3], false), ("YcM=".to_owned(), "base64"));
+    }
+}
