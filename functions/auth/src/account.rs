@@ -4,10 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bastion_core::Password;
+use bastion_core::{Password, UserId};
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::Verification;
-use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_core::Scope;
+use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
 use bastion_store::UserRecord;
 
 use crate::AuthState;
@@ -15,12 +16,12 @@ use crate::audit::record;
 use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
 use crate::tokens::{hash_password, verify_password};
 
-async fn current_user(state: &AuthState, auth: &Authenticated) -> Result<UserRecord, ApiError> {
+async fn current_user(state: &AuthState, user_id: &UserId) -> Result<UserRecord, ApiError> {
     state
         .edge
         .stores
         .users
-        .get_user(&auth.user_id)
+        .get_user(user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
@@ -74,7 +75,8 @@ pub async fn me(
     State(state): State<AuthState>,
     auth: Authenticated,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = current_user(&state, &auth).await?;
+    auth.require_scope(Scope::Read)?;
+    let user = current_user(&state, &auth.user_id).await?;
     Ok(Json(MeResponse {
         user: UserView::with_roles(&user),
     }))
@@ -83,11 +85,11 @@ pub async fn me(
 pub async fn change_password(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let user = current_user(&state, &auth).await?;
+    let user = current_user(&state, &auth.user_id).await?;
     confirm_password(
         &state,
         &meta,
@@ -127,11 +129,11 @@ pub async fn change_password(
 pub async fn delete_account(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let user = current_user(&state, &auth).await?;
+    let user = current_user(&state, &auth.user_id).await?;
     confirm_password(
         &state,
         &meta,

@@ -29,6 +29,8 @@
 //! expiry, which a transaction cannot copy from another item; the transaction's condition, not
 //! the read, decides who wins.
 
+mod accounts;
+mod api_keys;
 mod audit;
 mod counters;
 mod item;
