@@ -4,5 +4,10 @@
 
 mod auth_accounts;
 mod auth_edge;
+mod admin;
+mod api_keys;
 mod auth_tokens;
+mod fake_google;
+mod google_signin;
 mod helpers;
+mod test_only_oidc_key;

@@ -5,7 +5,7 @@ mod secrets;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bastion_auth::{AuthConfig, AuthState};
+use bastion_auth::{AuthConfig, AuthExtras, AuthState};
 use bastion_core::SystemClock;
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
 use bastion_store::Stores;
@@ -61,7 +61,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         hasher: Arc::new(auth.hasher),
         sessions: auth.sessions,
     };
-    let app = with_edge(bastion_auth::routes(auth_state), edge);
+    let auth_extras = AuthExtras::from_env(&env)?;
+    let app = with_edge(bastion_auth::routes_with(auth_state, auth_extras), edge);
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

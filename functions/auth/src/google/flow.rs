@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bastion_core::audit::{AuditKind, Outcome};
@@ -21,7 +21,7 @@ use bastion_core::rate_limit::Policy;
 use bastion_core::{DisplayName, Email, Role, UserId};
 use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
 use bastion_store::{LinkError, UserRecord};
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::oidc::{GoogleClient, OidcError};
@@ -164,7 +164,7 @@ pub async fn start(
     let client = google(&ext)?.clone();
     limit(&ext, &slot, &meta).await?;
     let (url, cookie) = begin(&ext, &client, q.return_to.as_deref(), None).await?;
-    let mut res = Redirect::to(&url).into_response();
+    let mut res = found(&url)?;
     res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
 }
@@ -217,9 +217,18 @@ fn binding_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// A 302 to `url`.
+fn found(url: &str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(url).map_err(|e| ApiError::internal(&e))?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}
+
 /// A redirect to the frontend with `fragment`, clearing the binding cookie.
 fn back_to(return_to: &str, fragment: &str) -> Response {
-    let mut res = Redirect::to(&format!("{return_to}#{fragment}")).into_response();
+    let mut res = match found(&format!("{return_to}#{fragment}")) {
+        Ok(res) => res,
+        Err(e) => return e.into_response(),
+    };
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
