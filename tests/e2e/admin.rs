@@ -18,7 +18,12 @@ async fn admin_app() -> TestApp {
     TestApp::with_env(env).await
 }
 
-async fn as_admin(app: &TestApp, method: Method, path: &str, body: Option<serde_json::Value>) -> TestResponse {
+async fn as_admin(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> TestResponse {
     app.call(method, path, Some(KEY), body).await
 }
 
@@ -36,9 +41,11 @@ async fn without_admin_keys_configured_no_key_is_admitted_and_the_attempt_is_aud
     app.get(&path, "adm_")
         .await
         .assert_error(401, "invalid_admin_key", NOT_RECOGNISED);
-    app.call(Method::GET, &path, None, None)
-        .await
-        .assert_error(401, "unauthorized", "missing bearer token");
+    app.call(Method::GET, &path, None, None).await.assert_error(
+        401,
+        "unauthorized",
+        "missing bearer token",
+    );
     let page = app
         .stores
         .audit_days
@@ -54,7 +61,11 @@ async fn without_admin_keys_configured_no_key_is_admitted_and_the_attempt_is_aud
         .collect();
     assert_eq!(
         failures,
-        vec!["missing_credentials", "unknown_admin_key", "unknown_admin_key"]
+        vec![
+            "missing_credentials",
+            "unknown_admin_key",
+            "unknown_admin_key"
+        ]
     );
 }
 
@@ -95,7 +106,13 @@ async fn a_role_revoked_mid_session_takes_effect_on_the_next_request() {
     let boss = app.signed_up("boss@example.com").await;
     let other = app.signed_up("other@example.com").await;
     let roles = format!("/admin/users/{}/roles", boss.user_id);
-    let r = as_admin(&app, Method::PUT, &roles, Some(json!({"roles": ["user", "admin"]}))).await;
+    let r = as_admin(
+        &app,
+        Method::PUT,
+        &roles,
+        Some(json!({"roles": ["user", "admin"]})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["user"]["roles"], json!(["user", "admin"]));
 
@@ -151,7 +168,13 @@ async fn disabling_revokes_sessions_and_keys_and_blocks_login_and_refresh_until_
         )
         .await;
     let key = r.body["key"].as_str().unwrap().to_owned();
-    let r = as_admin(&app, Method::POST, &format!("/admin/users/{}/disable", u.user_id), None).await;
+    let r = as_admin(
+        &app,
+        Method::POST,
+        &format!("/admin/users/{}/disable", u.user_id),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 
     app.get("/auth/me", &u.access).await.assert_error(
@@ -169,15 +192,25 @@ async fn disabling_revokes_sessions_and_keys_and_blocks_login_and_refresh_until_
         "invalid_refresh_token",
         "refresh token is invalid or expired",
     );
-    app.login("disable-me@example.com", PASSWORD).await.assert_error(
-        401,
-        "invalid_credentials",
-        "email or password is incorrect",
-    );
-    let view = as_admin(&app, Method::GET, &format!("/admin/users/{}", u.user_id), None).await;
+    app.login("disable-me@example.com", PASSWORD)
+        .await
+        .assert_error(401, "invalid_credentials", "email or password is incorrect");
+    let view = as_admin(
+        &app,
+        Method::GET,
+        &format!("/admin/users/{}", u.user_id),
+        None,
+    )
+    .await;
     assert_eq!(view.body["user"]["disabled"], json!(true));
 
-    let r = as_admin(&app, Method::POST, &format!("/admin/users/{}/enable", u.user_id), None).await;
+    let r = as_admin(
+        &app,
+        Method::POST,
+        &format!("/admin/users/{}/enable", u.user_id),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.login("disable-me@example.com", PASSWORD).await.status,
@@ -186,7 +219,12 @@ async fn disabling_revokes_sessions_and_keys_and_blocks_login_and_refresh_until_
     let kinds = app.audit_kinds(&u.user_id).await;
     assert_eq!(
         &kinds[..4],
-        &["login_succeeded", "admin_user_enabled", "admin_user_viewed", "login_failed"]
+        &[
+            "login_succeeded",
+            "admin_user_enabled",
+            "admin_user_viewed",
+            "login_failed"
+        ]
     );
     assert!(kinds.contains(&"admin_user_disabled".to_owned()));
 }
@@ -205,7 +243,10 @@ async fn revoke_sessions_kills_every_session_of_the_user() {
     .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     for s in [&u, &second] {
-        assert_eq!(app.get("/auth/me", &s.access).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            app.get("/auth/me", &s.access).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }
 
@@ -224,11 +265,13 @@ async fn roles_must_be_known_and_unknown_users_are_404() {
     for (method, path) in [
         (Method::GET, format!("/admin/users/{ghost}")),
         (Method::POST, format!("/admin/users/{ghost}/disable")),
-        (Method::POST, format!("/admin/users/not-an-id/enable")),
+        (Method::POST, "/admin/users/not-an-id/enable".to_owned()),
     ] {
-        as_admin(&app, method, &path, None)
-            .await
-            .assert_error(404, "not_found", "no such resource");
+        as_admin(&app, method, &path, None).await.assert_error(
+            404,
+            "not_found",
+            "no such resource",
+        );
     }
 }
 
@@ -236,9 +279,20 @@ async fn roles_must_be_known_and_unknown_users_are_404() {
 async fn the_audit_listing_pages_by_user_and_by_day_and_records_the_admin() {
     let app = admin_app().await;
     let u = app.signed_up("audited@example.com").await;
-    as_admin(&app, Method::POST, &format!("/admin/users/{}/revoke-sessions", u.user_id), None)
-        .await;
-    let r = as_admin(&app, Method::GET, &format!("/admin/audit?user_id={}", u.user_id), None).await;
+    as_admin(
+        &app,
+        Method::POST,
+        &format!("/admin/users/{}/revoke-sessions", u.user_id),
+        None,
+    )
+    .await;
+    let r = as_admin(
+        &app,
+        Method::GET,
+        &format!("/admin/audit?user_id={}", u.user_id),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let events = r.body["events"].as_array().unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
@@ -267,10 +321,23 @@ async fn the_audit_listing_pages_by_user_and_by_day_and_records_the_admin() {
         .assert_error(400, "invalid_day", "day must be a date like 2026-11-29");
     as_admin(&app, Method::GET, "/admin/audit", None)
         .await
-        .assert_error(400, "invalid_request", "give exactly one of user_id and day");
-    as_admin(&app, Method::GET, "/admin/audit?day=2027-01-15&cursor=zzz", None)
-        .await
-        .assert_error(400, "invalid_cursor", "cursor is not one this listing returned");
+        .assert_error(
+            400,
+            "invalid_request",
+            "give exactly one of user_id and day",
+        );
+    as_admin(
+        &app,
+        Method::GET,
+        "/admin/audit?day=2027-01-15&cursor=zzz",
+        None,
+    )
+    .await
+    .assert_error(
+        400,
+        "invalid_cursor",
+        "cursor is not one this listing returned",
+    );
 }
 
 #[tokio::test]

@@ -110,9 +110,11 @@ async fn a_key_cannot_mint_keys_or_manage_the_account() {
         access: key.clone(),
         ..s.clone()
     };
-    mint(&app, &as_key, json!(["read"]), 30)
-        .await
-        .assert_error(403, "session_required", SESSION_REQUIRED);
+    mint(&app, &as_key, json!(["read"]), 30).await.assert_error(
+        403,
+        "session_required",
+        SESSION_REQUIRED,
+    );
     for (method, path, body) in [
         (Method::GET, "/auth/api-keys", None),
         (Method::GET, "/auth/sessions", None),
@@ -123,11 +125,16 @@ async fn a_key_cannot_mint_keys_or_manage_the_account() {
             Some(json!({"return_to": "https://app.example.com/"})),
         ),
     ] {
-        app.call(method, path, Some(&key), body)
-            .await
-            .assert_error(403, "session_required", SESSION_REQUIRED);
+        app.call(method, path, Some(&key), body).await.assert_error(
+            403,
+            "session_required",
+            SESSION_REQUIRED,
+        );
     }
-    assert_eq!(app.get("/auth/sessions", &s.access).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/auth/sessions", &s.access).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -137,7 +144,12 @@ async fn a_revoked_key_is_refused_at_once() {
     let (id, key) = key_of(&app, &s, json!(["read"])).await;
     assert_eq!(app.get("/auth/me", &key).await.status, StatusCode::OK);
     let r = app
-        .call(Method::DELETE, &format!("/auth/api-keys/{id}"), Some(&s.access), None)
+        .call(
+            Method::DELETE,
+            &format!("/auth/api-keys/{id}"),
+            Some(&s.access),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     app.get("/auth/me", &key)
@@ -153,7 +165,12 @@ async fn another_users_key_cannot_be_revoked_and_keys_act_only_as_their_owner() 
     let b = app.signed_up("owner-b@example.com").await;
     let (a_id, a_key) = key_of(&app, &a, json!(["read"])).await;
     let r = app
-        .call(Method::DELETE, &format!("/auth/api-keys/{a_id}"), Some(&b.access), None)
+        .call(
+            Method::DELETE,
+            &format!("/auth/api-keys/{a_id}"),
+            Some(&b.access),
+            None,
+        )
         .await;
     r.assert_error(404, "not_found", "no such resource");
     let me = app.get("/auth/me", &a_key).await;

@@ -139,7 +139,12 @@ fn form(body: &str) -> HashMap<String, String> {
 
 async fn token(State(inner): State<Arc<Mutex<Inner>>>, body: String) -> Response {
     let f = form(&body);
-    let refuse = || (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"})));
+    let refuse = || {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+    };
     let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
     let client_ok = field("client_id") == CLIENT_ID
         && field("client_secret") == CLIENT_SECRET

@@ -100,7 +100,8 @@ impl Google {
     async fn sign_in(&self, id_token: impl FnOnce(&Started) -> String) -> TestResponse {
         let started = self.start().await;
         let code = format!("code-{}", &started.state()[..8]);
-        self.fake.grant(&code, started.challenge(), id_token(&started));
+        self.fake
+            .grant(&code, started.challenge(), id_token(&started));
         self.callback(&code, started.state(), Some(&started.cookie))
             .await
     }
@@ -188,7 +189,9 @@ async fn google_sign_in_goes_from_start_through_callback_and_exchange_to_auth_me
 
     // The same Google account later signs in to the same user.
     let again = g.sign_in(valid("g-1", "gina@example.com")).await;
-    let tokens = g.exchange(fragment(&again).strip_prefix("code=").unwrap()).await;
+    let tokens = g
+        .exchange(fragment(&again).strip_prefix("code=").unwrap())
+        .await;
     assert_eq!(session_of(&tokens).user_id, session.user_id);
 }
 
@@ -200,11 +203,14 @@ async fn start_refuses_a_return_to_that_is_not_configured() {
         "/auth/google/start?return_to=https%3A%2F%2Fevil.example.com%2F",
         "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%2Fx",
     ] {
-        g.app.call(Method::GET, path, None, None).await.assert_error(
-            400,
-            "invalid_return_to",
-            "return_to must be one of the configured frontend URLs",
-        );
+        g.app
+            .call(Method::GET, path, None, None)
+            .await
+            .assert_error(
+                400,
+                "invalid_return_to",
+                "return_to must be one of the configured frontend URLs",
+            );
     }
 }
 
@@ -219,10 +225,18 @@ async fn google_routes_answer_503_when_google_is_not_configured() {
             None,
         )
         .await;
-    r.assert_error(503, "google_not_configured", "Google sign-in is not configured");
+    r.assert_error(
+        503,
+        "google_not_configured",
+        "Google sign-in is not configured",
+    );
     app.post("/auth/google/exchange", json!({"code": "x"}))
         .await
-        .assert_error(503, "google_not_configured", "Google sign-in is not configured");
+        .assert_error(
+            503,
+            "google_not_configured",
+            "Google sign-in is not configured",
+        );
 }
 
 const BAD_STATE: &str = "sign-in state is unknown, expired, already used or from another browser";
@@ -236,7 +250,9 @@ async fn a_replayed_state_is_refused_with_400() {
         started.challenge(),
         sign(&claims("g-2", "r@example.com", started.nonce()), "k1"),
     );
-    let first = g.callback("code-a", started.state(), Some(&started.cookie)).await;
+    let first = g
+        .callback("code-a", started.state(), Some(&started.cookie))
+        .await;
     assert!(fragment(&first).starts_with("code="));
     g.callback("code-a", started.state(), Some(&started.cookie))
         .await
@@ -270,7 +286,10 @@ async fn a_state_from_another_browser_session_is_refused_and_audited() {
         .assert_error(400, "invalid_state", BAD_STATE);
     assert_eq!(
         g.last_event().await,
-        ("google_login_failed".to_owned(), Some("foreign_browser".to_owned()))
+        (
+            "google_login_failed".to_owned(),
+            Some("foreign_browser".to_owned())
+        )
     );
     g.callback("code-w", attacker.state(), None)
         .await
@@ -280,11 +299,16 @@ async fn a_state_from_another_browser_session_is_refused_and_audited() {
 #[tokio::test]
 async fn a_wrong_nonce_sends_the_user_back_with_an_error_and_no_code() {
     let g = Google::new().await;
-    let r = g.sign_in(with("g-3", |c| c["nonce"] = json!("not-the-nonce"))).await;
+    let r = g
+        .sign_in(with("g-3", |c| c["nonce"] = json!("not-the-nonce")))
+        .await;
     assert_eq!(fragment(&r), "error=invalid_id_token");
     assert_eq!(
         g.last_event().await,
-        ("google_login_failed".to_owned(), Some("nonce_mismatch".to_owned()))
+        (
+            "google_login_failed".to_owned(),
+            Some("nonce_mismatch".to_owned())
+        )
     );
 }
 
@@ -292,7 +316,9 @@ async fn a_wrong_nonce_sends_the_user_back_with_an_error_and_no_code() {
 async fn a_wrong_audience_is_refused() {
     let g = Google::new().await;
     let r = g
-        .sign_in(with("g-4", |c| c["aud"] = json!("someone-else.apps.googleusercontent.com")))
+        .sign_in(with("g-4", |c| {
+            c["aud"] = json!("someone-else.apps.googleusercontent.com")
+        }))
         .await;
     assert_eq!(fragment(&r), "error=invalid_id_token");
     assert_eq!(g.last_event().await.1.as_deref(), Some("wrong_audience"));
@@ -301,7 +327,9 @@ async fn a_wrong_audience_is_refused() {
 #[tokio::test]
 async fn an_unverified_email_is_refused() {
     let g = Google::new().await;
-    let r = g.sign_in(with("g-5", |c| c["email_verified"] = json!(false))).await;
+    let r = g
+        .sign_in(with("g-5", |c| c["email_verified"] = json!(false)))
+        .await;
     assert_eq!(fragment(&r), "error=email_unverified");
     assert_eq!(g.last_event().await.1.as_deref(), Some("email_unverified"));
 }
@@ -313,7 +341,9 @@ async fn an_expired_id_token_or_a_wrong_issuer_is_refused() {
     assert_eq!(fragment(&r), "error=invalid_id_token");
     assert_eq!(g.last_event().await.1.as_deref(), Some("expired_id_token"));
     let r = g
-        .sign_in(with("g-6", |c| c["iss"] = json!("https://evil.example.com")))
+        .sign_in(with("g-6", |c| {
+            c["iss"] = json!("https://evil.example.com")
+        }))
         .await;
     assert_eq!(fragment(&r), "error=invalid_id_token");
     assert_eq!(g.last_event().await.1.as_deref(), Some("wrong_issuer"));
@@ -387,7 +417,13 @@ async fn a_google_refusal_sends_the_user_back_with_the_error_and_no_code() {
     );
     let r = g
         .app
-        .call_with(Method::GET, &path, None, None, &[("cookie", &started.cookie)])
+        .call_with(
+            Method::GET,
+            &path,
+            None,
+            None,
+            &[("cookie", &started.cookie)],
+        )
         .await;
     assert_eq!(fragment(&r), "error=access_denied");
 }
@@ -421,7 +457,10 @@ async fn an_existing_password_account_is_not_linked_silently_but_can_link_explic
     g.fake.grant(
         "code-link",
         started.challenge(),
-        sign(&claims("g-alice", "alice@example.com", started.nonce()), "k1"),
+        sign(
+            &claims("g-alice", "alice@example.com", started.nonce()),
+            "k1",
+        ),
     );
     let r = g
         .callback("code-link", started.state(), Some(&started.cookie))
@@ -463,7 +502,12 @@ async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_rec
     let refreshed = g.app.refresh(&s.refresh).await;
     let access = refreshed.body["access_token"].as_str().unwrap().to_owned();
     g.app
-        .call(Method::DELETE, "/auth/account", Some(&access), Some(json!({})))
+        .call(
+            Method::DELETE,
+            "/auth/account",
+            Some(&access),
+            Some(json!({})),
+        )
         .await
         .assert_error(
             403,
@@ -477,7 +521,12 @@ async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_rec
     );
     let r = g
         .app
-        .call(Method::DELETE, "/auth/account", Some(&fresh.access), Some(json!({})))
+        .call(
+            Method::DELETE,
+            "/auth/account",
+            Some(&fresh.access),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }

@@ -2,10 +2,10 @@
 //! on the SQLite store with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod auth_accounts;
-mod auth_edge;
 mod admin;
 mod api_keys;
+mod auth_accounts;
+mod auth_edge;
 mod auth_tokens;
 mod fake_google;
 mod google_signin;

@@ -25,7 +25,10 @@ pub enum Credential {
         claims: AccessClaims,
     },
     /// An API key: carries only the scopes it was created with.
-    ApiKey { key_id: ApiKeyId, scopes: Vec<Scope> },
+    ApiKey {
+        key_id: ApiKeyId,
+        scopes: Vec<Scope>,
+    },
 }
 
 /// The authenticated caller.

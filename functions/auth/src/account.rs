@@ -4,11 +4,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bastion_core::{Password, UserId};
+use bastion_core::Scope;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::Verification;
-use bastion_core::Scope;
-use bastion_http::{ApiError, Authenticated, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
+use bastion_core::{Password, UserId};
+use bastion_http::{
+    ApiError, Authenticated, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly,
+};
 use bastion_store::UserRecord;
 
 use crate::AuthState;

@@ -106,12 +106,19 @@ impl FromRequestParts<ExtState> for Admin {
                     Err(err) => return Err(refuse(ext, &meta, None, "invalid_token", err).await),
                 };
                 // The token's roles claim is not trusted here: the store decides, every time.
-                let user = ext.auth.edge.stores.users.get_user(&session.user_id).await?;
-                let is_admin =
-                    user.is_some_and(|u| !u.disabled && u.roles.contains(&Role::Admin));
+                let user = ext
+                    .auth
+                    .edge
+                    .stores
+                    .users
+                    .get_user(&session.user_id)
+                    .await?;
+                let is_admin = user.is_some_and(|u| !u.disabled && u.roles.contains(&Role::Admin));
                 if !is_admin {
                     let uid = session.user_id;
-                    return Err(refuse(ext, &meta, Some(&uid), "not_admin", admin_required()).await);
+                    return Err(
+                        refuse(ext, &meta, Some(&uid), "not_admin", admin_required()).await,
+                    );
                 }
                 AdminIdentity::User(session.user_id)
             }
@@ -307,7 +314,12 @@ pub async fn disable(
     let keys = stores.api_keys.revoke_all_api_keys(&u.id).await?;
     let extra = format!("sessions_revoked={sessions} api_keys_revoked={keys}");
     admin
-        .audit(&ext, AuditKind::AdminUserDisabled, Some(&u.id), Some(&extra))
+        .audit(
+            &ext,
+            AuditKind::AdminUserDisabled,
+            Some(&u.id),
+            Some(&extra),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -318,7 +330,14 @@ pub async fn enable(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let u = target(&ext, &id).await?;
-    if !ext.auth.edge.stores.accounts.set_disabled(&u.id, false).await? {
+    if !ext
+        .auth
+        .edge
+        .stores
+        .accounts
+        .set_disabled(&u.id, false)
+        .await?
+    {
         return Err(ApiError::not_found());
     }
     admin
@@ -342,7 +361,12 @@ pub async fn revoke_sessions(
         .await?;
     let extra = format!("sessions_revoked={n}");
     admin
-        .audit(&ext, AuditKind::AdminSessionsRevoked, Some(&u.id), Some(&extra))
+        .audit(
+            &ext,
+            AuditKind::AdminSessionsRevoked,
+            Some(&u.id),
+            Some(&extra),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -374,13 +398,25 @@ pub async fn set_roles(
         }
         roles.push(role);
     }
-    if !ext.auth.edge.stores.accounts.set_roles(&u.id, &roles).await? {
+    if !ext
+        .auth
+        .edge
+        .stores
+        .accounts
+        .set_roles(&u.id, &roles)
+        .await?
+    {
         return Err(ApiError::not_found());
     }
     let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let extra = format!("roles={}", names.join(","));
     admin
-        .audit(&ext, AuditKind::AdminRolesChanged, Some(&u.id), Some(&extra))
+        .audit(
+            &ext,
+            AuditKind::AdminRolesChanged,
+            Some(&u.id),
+            Some(&extra),
+        )
         .await?;
     Ok(Json(view(&bastion_store::UserRecord { roles, ..u })))
 }

@@ -194,7 +194,11 @@ mod tests {
 
     #[test]
     fn missing_or_empty_admin_keys_admit_nobody() {
-        for e in [env(&[]), env(&[("ADMIN_KEYS", "")]), env(&[("ADMIN_KEYS", " , ")])] {
+        for e in [
+            env(&[]),
+            env(&[("ADMIN_KEYS", "")]),
+            env(&[("ADMIN_KEYS", " , ")]),
+        ] {
             let keys = AdminKeys::from_env(&e).unwrap();
             assert!(keys.is_empty());
             assert_eq!(keys.identify("adm_"), None);
@@ -209,7 +213,12 @@ mod tests {
         let keys = AdminKeys::from_env(&env(&[("ADMIN_KEYS", &format!("ops:{hash}"))])).unwrap();
         assert_eq!(keys.identify(key), Some("ops"));
         assert_eq!(keys.identify(&format!("{key}x")), None);
-        for bad in ["ops", "ops:abc", &format!("o p:{hash}"), &format!("a:{hash},a:{hash}")] {
+        for bad in [
+            "ops",
+            "ops:abc",
+            &format!("o p:{hash}"),
+            &format!("a:{hash},a:{hash}"),
+        ] {
             let e = AdminKeys::from_env(&env(&[("ADMIN_KEYS", bad)])).unwrap_err();
             assert_eq!(e.var, "ADMIN_KEYS", "{bad}");
         }
@@ -221,7 +230,10 @@ mod tests {
         let base = [
             ("GOOGLE_CLIENT_ID", "cid"),
             ("GOOGLE_CLIENT_SECRET", "secret"),
-            ("GOOGLE_REDIRECT_URI", "https://api.example.com/auth/google/callback"),
+            (
+                "GOOGLE_REDIRECT_URI",
+                "https://api.example.com/auth/google/callback",
+            ),
             ("OAUTH_RETURN_TO", "https://app.example.com/done"),
         ];
         let c = GoogleConfig::from_env(&env(&base)).unwrap().unwrap();

@@ -68,10 +68,7 @@ pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
         extras: Arc::new(extras),
     };
     let extended = Router::new()
-        .route(
-            "/auth/api-keys",
-            post(api_keys::create).get(api_keys::list),
-        )
+        .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/auth/api-keys/{id}", delete(api_keys::revoke))
         .route("/auth/google/start", get(google::flow::start))
         .route("/auth/google/callback", get(google::flow::callback))
@@ -81,7 +78,10 @@ pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
         .route("/admin/users/{id}", get(admin::user))
         .route("/admin/users/{id}/disable", post(admin::disable))
         .route("/admin/users/{id}/enable", post(admin::enable))
-        .route("/admin/users/{id}/revoke-sessions", post(admin::revoke_sessions))
+        .route(
+            "/admin/users/{id}/revoke-sessions",
+            post(admin::revoke_sessions),
+        )
         .route("/admin/users/{id}/roles", put(admin::set_roles))
         .with_state(ext);
     Router::new()

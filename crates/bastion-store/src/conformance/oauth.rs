@@ -21,7 +21,11 @@ pub async fn a_one_time_record_is_taken_exactly_once_by_twenty_concurrent_caller
     for _ in 0..20 {
         let (stores, hash) = (stores.clone(), hash.clone());
         tasks.push(tokio::spawn(async move {
-            stores.one_time.take_one_time("state", &hash, T0).await.unwrap()
+            stores
+                .one_time
+                .take_one_time("state", &hash, T0)
+                .await
+                .unwrap()
         }));
     }
     let mut got = Vec::new();
@@ -32,7 +36,11 @@ pub async fn a_one_time_record_is_taken_exactly_once_by_twenty_concurrent_caller
     }
     assert_eq!(got, vec!["{\"v\":1}".to_owned()]);
     assert_eq!(
-        stores.one_time.take_one_time("state", &hash, T0).await.unwrap(),
+        stores
+            .one_time
+            .take_one_time("state", &hash, T0)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -83,24 +91,38 @@ pub async fn a_google_user_is_created_with_its_link_and_found_by_subject(stores:
         Some(alice.clone())
     );
     assert_eq!(
-        stores.accounts.find_user_by_google("google-sub-2").await.unwrap(),
+        stores
+            .accounts
+            .find_user_by_google("google-sub-2")
+            .await
+            .unwrap(),
         None
     );
 
     let same_sub = user("g-other@example.com");
     assert!(matches!(
-        stores.accounts.create_google_user(&same_sub, "google-sub-1").await,
+        stores
+            .accounts
+            .create_google_user(&same_sub, "google-sub-1")
+            .await,
         Err(LinkError::IdentityTaken)
     ));
     let same_email = user("g-alice@example.com");
     assert!(matches!(
-        stores.accounts.create_google_user(&same_email, "google-sub-3").await,
+        stores
+            .accounts
+            .create_google_user(&same_email, "google-sub-3")
+            .await,
         Err(LinkError::EmailTaken)
     ));
     // Neither refused attempt left anything behind.
     assert_eq!(stores.users.get_user(&same_sub.id).await.unwrap(), None);
     assert_eq!(
-        stores.accounts.find_user_by_google("google-sub-3").await.unwrap(),
+        stores
+            .accounts
+            .find_user_by_google("google-sub-3")
+            .await
+            .unwrap(),
         None
     );
 }
@@ -122,7 +144,10 @@ pub async fn linking_refuses_a_taken_subject_a_second_subject_and_a_missing_user
         Err(LinkError::IdentityTaken)
     ));
     assert!(matches!(
-        stores.accounts.link_google(&UserId::generate(), "sub-x").await,
+        stores
+            .accounts
+            .link_google(&UserId::generate(), "sub-x")
+            .await,
         Err(LinkError::UserGone)
     ));
     assert_eq!(
@@ -140,7 +165,11 @@ pub async fn deleting_a_linked_user_frees_the_google_subject(stores: Stores) {
         None
     );
     let again = created(&stores, user("dan2@example.com")).await;
-    stores.accounts.link_google(&again.id, "sub-d").await.unwrap();
+    stores
+        .accounts
+        .link_google(&again.id, "sub-d")
+        .await
+        .unwrap();
 }
 
 pub async fn roles_and_the_disabled_flag_are_replaced_and_unknown_users_reported(stores: Stores) {
@@ -265,8 +294,17 @@ pub async fn touching_a_key_writes_last_used_at_once_per_interval_even_concurren
     }
     assert_eq!(wrote, 1);
     let keys = &stores.api_keys;
-    assert!(!keys.touch_api_key(&key, T0.plus_secs(60), 60).await.unwrap());
-    assert!(keys.touch_api_key(&key, T0.plus_secs(61), 60).await.unwrap());
+    assert!(
+        !keys
+            .touch_api_key(&key, T0.plus_secs(60), 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        keys.touch_api_key(&key, T0.plus_secs(61), 60)
+            .await
+            .unwrap()
+    );
     let read = keys.find_api_key(&key.hash, T0).await.unwrap().unwrap();
     assert_eq!(read.last_used_at, Some(T0.plus_secs(61)));
     let listed = keys.list_api_keys(&kim.id, T0).await.unwrap();

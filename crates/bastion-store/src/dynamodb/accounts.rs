@@ -16,8 +16,7 @@ use super::users::{PROFILE_SK, profile_and_guard, put_new, roles_value, user_pk}
 use super::{DynamoStore, GSI1, build_error, sdk_error};
 use crate::keys::{audit_sort_key, decode_audit_cursor, encode_audit_cursor};
 use crate::{
-    AccountStore, AuditDayStore, LinkError, OneTimeStore, Page, StoreError, UserRecord,
-    UserStore,
+    AccountStore, AuditDayStore, LinkError, OneTimeStore, Page, StoreError, UserRecord, UserStore,
 };
 
 const GOOGLE_LINK_SK: &str = "LINK#GOOGLE";

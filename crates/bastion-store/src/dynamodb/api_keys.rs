@@ -8,8 +8,7 @@ use bastion_core::crypto::TokenHash;
 use bastion_core::{ApiKeyId, Scope, Timestamp, UserId};
 
 use super::item::{
-    Item, PK, SK, TTL, TWIN_PK, TWIN_SK, corrupt, get_n, get_s, get_string_list,
-    is_live, key, n, s,
+    Item, PK, SK, TTL, TWIN_PK, TWIN_SK, corrupt, get_n, get_s, get_string_list, is_live, key, n, s,
 };
 use super::users::{put_new, user_pk};
 use super::{DynamoStore, build_error, sdk_error};

@@ -10,9 +10,7 @@ use super::audit::raw_event;
 use super::users::{USER_COLUMNS, encode_roles, is_unique_violation_of, raw_user};
 use super::{SqliteStore, db_error};
 use crate::keys::{decode_audit_cursor, encode_audit_cursor};
-use crate::{
-    AccountStore, AuditDayStore, LinkError, OneTimeStore, Page, StoreError, UserRecord,
-};
+use crate::{AccountStore, AuditDayStore, LinkError, OneTimeStore, Page, StoreError, UserRecord};
 
 const DAY_SECS: i64 = 24 * 3600;
 

@@ -18,7 +18,9 @@ impl ApiKeyStore for SqliteStore {
         let scopes = encode_scopes(&k.scopes)?;
         self.run(move |conn| {
             conn.execute(
-                &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &format!(
+                    "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ),
                 params![
                     k.id.as_str(),
                     k.user_id.as_str(),

@@ -7,7 +7,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{SqliteStore, corrupt, db_error};
 use crate::{CreateUserError, StoreError, UserRecord, UserStore};
 
-pub(super) const USER_COLUMNS: &str = "id, email, display_name, password_hash, roles, created_at, disabled";
+pub(super) const USER_COLUMNS: &str =
+    "id, email, display_name, password_hash, roles, created_at, disabled";
 
 #[async_trait]
 impl UserStore for SqliteStore {

@@ -265,16 +265,32 @@ pub async fn callback(
     let same_browser = binding_cookie(&headers)
         .is_some_and(|c| TokenHash::of(&c).ct_eq(&TokenHash::from_stored(pending.binding.clone())));
     if !same_browser {
-        record(state, &meta, AuditKind::GoogleLoginFailed, Outcome::Failure, None, Some("foreign_browser")).await?;
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleLoginFailed,
+            Outcome::Failure,
+            None,
+            Some("foreign_browser"),
+        )
+        .await?;
         return Err(invalid_state());
     }
     let back = |fragment: &str| back_to(&pending.return_to, fragment);
     if let Some(error) = q.error.as_deref() {
         // Only Google's well-known refusal is passed on; anything else is generic.
-        let code = if error == "access_denied" { "access_denied" } else { "provider_error" };
+        let code = if error == "access_denied" {
+            "access_denied"
+        } else {
+            "provider_error"
+        };
         return Ok(back(&format!("error={code}")));
     }
-    let Some(code) = q.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 2048) else {
+    let Some(code) = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 2048)
+    else {
         return Ok(back("error=invalid_request"));
     };
     let claims = match client.exchange_code(code, &pending.verifier).await {
@@ -288,7 +304,15 @@ pub async fn callback(
             if matches!(e, OidcError::Upstream(_) | OidcError::CodeRejected(_)) {
                 tracing::warn!(request_id = %meta.request_id, error = %e, "Google token exchange failed");
             }
-            record(state, &meta, AuditKind::GoogleLoginFailed, Outcome::Failure, None, Some(reason)).await?;
+            record(
+                state,
+                &meta,
+                AuditKind::GoogleLoginFailed,
+                Outcome::Failure,
+                None,
+                Some(reason),
+            )
+            .await?;
             let public = match e {
                 OidcError::EmailUnverified => "email_unverified",
                 OidcError::Upstream(_) | OidcError::CodeRejected(_) => "provider_error",
@@ -306,13 +330,35 @@ pub async fn callback(
 
     if let Some(link_user) = pending.link_user.as_deref() {
         let user = UserId::parse(link_user).map_err(|e| ApiError::internal(&e))?;
-        return match state.edge.stores.accounts.link_google(&user, &claims.sub).await {
+        return match state
+            .edge
+            .stores
+            .accounts
+            .link_google(&user, &claims.sub)
+            .await
+        {
             Ok(()) => {
-                record(state, &meta, AuditKind::GoogleLinked, Outcome::Success, Some(&user), None).await?;
+                record(
+                    state,
+                    &meta,
+                    AuditKind::GoogleLinked,
+                    Outcome::Success,
+                    Some(&user),
+                    None,
+                )
+                .await?;
                 Ok(back("linked=google"))
             }
             Err(LinkError::IdentityTaken) => {
-                record(state, &meta, AuditKind::GoogleLinked, Outcome::Failure, Some(&user), Some("identity_taken")).await?;
+                record(
+                    state,
+                    &meta,
+                    AuditKind::GoogleLinked,
+                    Outcome::Failure,
+                    Some(&user),
+                    Some("identity_taken"),
+                )
+                .await?;
                 Ok(back("error=google_account_in_use"))
             }
             Err(LinkError::UserGone) => Ok(back("error=account_gone")),
@@ -331,13 +377,24 @@ pub async fn callback(
             if let Some(existing) = stores.users.find_user_by_email(&email).await? {
                 // Never link silently: the address may have been registered by someone else
                 // before its owner ever signed in with Google (pre-account takeover).
-                record(state, &meta, AuditKind::GoogleLoginFailed, Outcome::Failure, Some(&existing.id), Some("account_exists")).await?;
+                record(
+                    state,
+                    &meta,
+                    AuditKind::GoogleLoginFailed,
+                    Outcome::Failure,
+                    Some(&existing.id),
+                    Some("account_exists"),
+                )
+                .await?;
                 return Ok(back("error=account_exists"));
             }
             let user = UserRecord {
                 id: UserId::generate(),
                 email,
-                display_name: claims.name.as_deref().and_then(|n| DisplayName::parse(n).ok()),
+                display_name: claims
+                    .name
+                    .as_deref()
+                    .and_then(|n| DisplayName::parse(n).ok()),
                 // No password: nothing verifies against an empty hash.
                 password_hash: String::new(),
                 roles: vec![Role::User],
@@ -352,20 +409,43 @@ pub async fn callback(
                 }
                 Err(LinkError::Store(e)) => return Err(e.into()),
             }
-            record(state, &meta, AuditKind::GoogleAccountCreated, Outcome::Success, Some(&user.id), None).await?;
+            record(
+                state,
+                &meta,
+                AuditKind::GoogleAccountCreated,
+                Outcome::Success,
+                Some(&user.id),
+                None,
+            )
+            .await?;
             user
         }
     };
     if user.disabled {
-        record(state, &meta, AuditKind::GoogleLoginFailed, Outcome::Failure, Some(&user.id), Some("account_disabled")).await?;
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleLoginFailed,
+            Outcome::Failure,
+            Some(&user.id),
+            Some("account_disabled"),
+        )
+        .await?;
         return Ok(back("error=account_disabled"));
     }
     let login_code = OpaqueToken::generate();
-    let payload = serde_json::to_string(&CodePayload { user_id: user.id.to_string() })
-        .map_err(|e| ApiError::internal(&e))?;
+    let payload = serde_json::to_string(&CodePayload {
+        user_id: user.id.to_string(),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
     stores
         .one_time
-        .put_one_time(CODE_PURPOSE, &login_code.hash(), &payload, now.plus_secs(LOGIN_CODE_TTL_SECS))
+        .put_one_time(
+            CODE_PURPOSE,
+            &login_code.hash(),
+            &payload,
+            now.plus_secs(LOGIN_CODE_TTL_SECS),
+        )
         .await?;
     Ok(back(&format!("code={}", login_code.expose())))
 }
@@ -396,11 +476,27 @@ pub async fn exchange(
         .take_one_time(CODE_PURPOSE, &TokenHash::of(&body.code), now)
         .await?
         .ok_or_else(invalid_login_code)?;
-    let payload: CodePayload = serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
+    let payload: CodePayload =
+        serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
     let user_id = UserId::parse(&payload.user_id).map_err(|e| ApiError::internal(&e))?;
-    let Some(user) = state.edge.stores.users.get_user(&user_id).await?.filter(|u| !u.disabled) else {
+    let Some(user) = state
+        .edge
+        .stores
+        .users
+        .get_user(&user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
         return Err(invalid_login_code());
     };
-    record(state, &meta, AuditKind::GoogleLogin, Outcome::Success, Some(&user.id), None).await?;
+    record(
+        state,
+        &meta,
+        AuditKind::GoogleLogin,
+        Outcome::Success,
+        Some(&user.id),
+        None,
+    )
+    .await?;
     Ok(Json(open_session(state, &meta, &user).await?))
 }

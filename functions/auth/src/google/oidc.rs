@@ -203,17 +203,16 @@ impl GoogleClient {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data =
-            jsonwebtoken::decode::<GoogleClaims>(token, &key, &validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::InvalidSignature => OidcError::BadSignature,
-                    K::InvalidAlgorithm => OidcError::BadAlgorithm,
-                    K::InvalidIssuer => OidcError::WrongIssuer,
-                    K::InvalidAudience => OidcError::WrongAudience,
-                    _ => OidcError::Malformed,
-                }
-            })?;
+        let data = jsonwebtoken::decode::<GoogleClaims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => OidcError::BadSignature,
+                K::InvalidAlgorithm => OidcError::BadAlgorithm,
+                K::InvalidIssuer => OidcError::WrongIssuer,
+                K::InvalidAudience => OidcError::WrongAudience,
+                _ => OidcError::Malformed,
+            }
+        })?;
         let claims = data.claims;
         if claims.exp <= now.secs() {
             return Err(OidcError::Expired);
