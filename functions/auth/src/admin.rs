@@ -420,3 +420,28 @@ pub async fn set_roles(
         .await?;
     Ok(Json(view(&bastion_store::UserRecord { roles, ..u })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_to_their_first_utc_second_and_nothing_else_parses() {
+        assert_eq!(
+            parse_day("2027-01-15").unwrap(),
+            Timestamp(1_800_000_000 - 8 * 3600)
+        );
+        assert_eq!(parse_day("2028-02-29").unwrap().day(), "2028-02-29");
+        for bad in [
+            "",
+            "2027-1-15",
+            "2027-02-30",
+            "2027-13-01",
+            "27-01-15",
+            "2027-01-15x",
+            "2027/01/15",
+        ] {
+            assert!(parse_day(bad).is_err(), "{bad}");
+        }
+    }
+}
