@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bastion_auth::{AuthConfig, AuthState};
+use bastion_auth::{AuthConfig, AuthExtras, AuthState};
 use bastion_core::{ManualClock, Timestamp};
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
@@ -137,8 +137,9 @@ impl TestApp {
             hasher: Arc::new(auth.hasher),
             sessions: auth.sessions,
         };
+        let extras = AuthExtras::from_env(&env).unwrap();
         Self {
-            router: bastion_auth::router(state),
+            router: bastion_auth::router_with(state, extras),
             clock,
             stores,
             ip: "203.0.113.7:40000".parse().unwrap(),
@@ -194,6 +195,34 @@ impl TestApp {
             .header("user-agent", "bastion-tests/1.0");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+
+    /// A request with extra headers (cookies, for instance).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("user-agent", "bastion-tests/1.0");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = match body {
             Some(b) => req

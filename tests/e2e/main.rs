@@ -2,9 +2,14 @@
 //! on the SQLite store with a manual clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
+mod api_keys;
 mod auth_accounts;
 mod auth_edge;
 mod auth_tokens;
 mod exec_files;
 mod exec_run;
+mod fake_google;
+mod google_signin;
 mod helpers;
+mod test_only_oidc_key;

@@ -54,6 +54,10 @@ random_id!(
     /// One HTTP request, echoed in `X-Request-Id` and every error body.
     RequestId
 );
+random_id!(
+    /// An API key (its public id; the secret is never stored).
+    ApiKeyId
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,6 @@ pub mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::ValidationError;
-pub use ids::{AuditId, RequestId, SessionId, UserId};
+pub use ids::{ApiKeyId, AuditId, RequestId, SessionId, UserId};
 pub use owner::{Owner, Plan};
 pub use types::{DisplayName, Email, Password, Role, Scope};

@@ -1,6 +1,8 @@
 //! Bench binary for the edge pipeline on a no-op route: request id, client IP, per-IP limit,
 //! envelope, CORS and security headers. Once with an in-memory counter (pipeline overhead
-//! alone), once with SQLite counters (the local store). Run with `cargo bench -p bastion-http`.
+//! alone), once with SQLite counters (the local store), then a route behind the Bearer
+//! extractor with a session access token and with an API key (SQLite). Run with
+//! `cargo bench -p bastion-http`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -14,10 +16,16 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use bastion_core::{SystemClock, Timestamp};
-use bastion_http::{Edge, EdgeConfig, with_edge};
+use bastion_core::crypto::{OpaqueToken, TokenHash};
+use bastion_core::{
+    ApiKeyId, Clock, Email, Role, Scope, SessionId, SystemClock, Timestamp, UserId,
+};
+use bastion_http::{Authenticated, Edge, EdgeConfig, with_edge};
 use bastion_store::sqlite::SqliteStore;
-use bastion_store::{CounterStore, StoreError, Stores, WindowCounts};
+use bastion_store::{
+    ApiKeyRecord, ApiKeyStore, CounterStore, SessionRecord, SessionStore, StoreError, Stores,
+    UserRecord, UserStore, WindowCounts,
+};
 use tower::ServiceExt;
 
 struct MemCounter(AtomicU64);
@@ -46,6 +54,10 @@ fn edge(stores: Stores) -> Edge {
         ),
         // Every request must take the allowed path, including with real counters.
         ("RATE_LIMIT_DEFAULT_IP".to_owned(), "1000000/60".to_owned()),
+        (
+            "RATE_LIMIT_DEFAULT_ACCOUNT".to_owned(),
+            "1000000/60".to_owned(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -57,13 +69,18 @@ fn edge(stores: Stores) -> Edge {
 }
 
 async fn measure(name: &str, app: Router, iters: u32) {
+    measure_with(name, app, iters, None).await;
+}
+
+async fn measure_with(name: &str, app: Router, iters: u32, bearer: Option<&str>) {
     let peer: SocketAddr = "203.0.113.1:5000".parse().unwrap();
     let mut samples = Vec::with_capacity(iters as usize);
     for _ in 0..iters {
-        let mut req = http::Request::get("/noop")
-            .header("origin", "https://app.example.com")
-            .body(Body::empty())
-            .unwrap();
+        let mut req = http::Request::get("/noop").header("origin", "https://app.example.com");
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let mut req = req.body(Body::empty()).unwrap();
         req.extensions_mut().insert(ConnectInfo(peer));
         let t = Instant::now();
         let res = app.clone().oneshot(req).await.unwrap();
@@ -94,8 +111,85 @@ async fn main() {
     .await;
     measure(
         "pipeline, SQLite counter",
-        with_edge(noop(), edge(Stores::from_adapter(sqlite))),
+        with_edge(noop(), edge(Stores::from_adapter(sqlite.clone()))),
         5_000,
     )
     .await;
+
+    let (access, api_key) = credentials(&sqlite).await;
+    let stores = Stores::from_adapter(sqlite);
+    let authed = || {
+        Router::new()
+            .route("/noop", get(needs_read))
+            .with_state(edge(stores.clone()))
+    };
+    measure_with(
+        "Bearer access token, SQLite",
+        with_edge(authed(), edge(stores.clone())),
+        5_000,
+        Some(&access),
+    )
+    .await;
+    measure_with(
+        "Bearer API key, SQLite",
+        with_edge(authed(), edge(stores.clone())),
+        5_000,
+        Some(&api_key),
+    )
+    .await;
+}
+
+async fn needs_read(auth: Authenticated) -> http::StatusCode {
+    match auth.require_scope(Scope::Read) {
+        Ok(()) => http::StatusCode::NO_CONTENT,
+        Err(_) => http::StatusCode::FORBIDDEN,
+    }
+}
+
+/// A user with a session and an API key; returns the access token and the key.
+async fn credentials(store: &SqliteStore) -> (String, String) {
+    let now = SystemClock.now();
+    let user = UserRecord {
+        id: UserId::generate(),
+        email: Email::parse("bench@example.com").unwrap(),
+        display_name: None,
+        password_hash: String::new(),
+        roles: vec![Role::User],
+        created_at: now,
+        disabled: false,
+    };
+    store.create_user(&user).await.unwrap();
+    let session = SessionRecord {
+        id: SessionId::generate(),
+        user_id: user.id.clone(),
+        refresh_hash: OpaqueToken::generate().hash(),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now.plus_secs(3600),
+        ip: "203.0.113.1".to_owned(),
+        user_agent: "bench".to_owned(),
+    };
+    store.create_session(&session).await.unwrap();
+    let stores = Stores::from_adapter(Arc::new(store.clone()));
+    let (access, _) = edge(stores)
+        .config
+        .jwt
+        .issue(&user.id, &session.id, &["user".to_owned()], now)
+        .unwrap();
+    let key = format!("bst_{}", OpaqueToken::generate().expose());
+    store
+        .create_api_key(&ApiKeyRecord {
+            id: ApiKeyId::generate(),
+            user_id: user.id,
+            name: "bench".to_owned(),
+            hash: TokenHash::of(&key),
+            prefix: key[..12].to_owned(),
+            scopes: vec![Scope::Read],
+            created_at: now,
+            expires_at: now.plus_secs(3600),
+            last_used_at: None,
+        })
+        .await
+        .unwrap();
+    (access, key)
 }

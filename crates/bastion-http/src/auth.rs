@@ -1,31 +1,83 @@
-//! The Bearer extractor: a verified access token whose session still exists. Identity comes
-//! from nothing else.
+//! The Bearer extractors: a verified access token whose session still exists, or a live API
+//! key (`bst_…`). Identity comes from nothing else.
 
 use axum::extract::{FromRef, FromRequestParts};
-use bastion_core::crypto::AccessClaims;
-use bastion_core::{Scope, SessionId, UserId};
+use bastion_core::crypto::token::looks_like_token;
+use bastion_core::crypto::{AccessClaims, TokenHash};
+use bastion_core::{ApiKeyId, Scope, SessionId, UserId};
 use http::request::Parts;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::pipeline::Edge;
 use crate::rate_limit::RateLimitSlot;
+
+/// Every API key starts with this, so it is recognisable in logs and secret scanners.
+pub const API_KEY_PREFIX: &str = "bst_";
+/// `last_used_at` of a key is written at most this often.
+pub const API_KEY_TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// What the caller authenticated with.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// An access token of a live session: carries every scope.
+    Session {
+        session_id: SessionId,
+        claims: AccessClaims,
+    },
+    /// An API key: carries only the scopes it was created with.
+    ApiKey {
+        key_id: ApiKeyId,
+        scopes: Vec<Scope>,
+    },
+}
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user_id: UserId,
-    pub session_id: SessionId,
-    pub claims: AccessClaims,
+    pub credential: Credential,
 }
 
 impl Authenticated {
-    /// Refuses (403) a credential that does not carry `scope`. Session access tokens carry
-    /// every scope; call this at the top of every chat, exec and read handler so API keys
-    /// (which carry only some) are held to theirs.
+    /// Refuses (403 `insufficient_scope`) a credential that does not carry `scope`. Session
+    /// access tokens carry every scope; call this at the top of every chat, exec and read
+    /// handler so API keys are held to theirs.
     pub fn require_scope(&self, scope: Scope) -> Result<(), ApiError> {
-        let _ = scope;
-        Ok(())
+        match &self.credential {
+            Credential::Session { .. } => Ok(()),
+            Credential::ApiKey { scopes, .. } if scopes.contains(&scope) => Ok(()),
+            Credential::ApiKey { .. } => Err(ApiError::new(
+                ErrorKind::Forbidden,
+                format!("this API key does not carry the {} scope", scope.as_str()),
+            )
+            .with_code("insufficient_scope")),
+        }
     }
+
+    /// The session behind the credential; 403 `session_required` for an API key, which must
+    /// not reach account management (minting keys, passwords, sessions).
+    pub fn require_session(&self) -> Result<&SessionId, ApiError> {
+        match &self.credential {
+            Credential::Session { session_id, .. } => Ok(session_id),
+            Credential::ApiKey { .. } => Err(session_required()),
+        }
+    }
+}
+
+fn session_required() -> ApiError {
+    ApiError::new(
+        ErrorKind::Forbidden,
+        "this route needs a signed-in session, not an API key",
+    )
+    .with_code("session_required")
+}
+
+/// A caller signed in with a session (never an API key).
+#[derive(Debug, Clone)]
+pub struct SessionOnly {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub claims: AccessClaims,
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if well-formed.
@@ -40,6 +92,70 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+fn invalid_api_key() -> ApiError {
+    ApiError::unauthorized("API key is invalid, revoked or expired").with_code("invalid_api_key")
+}
+
+/// Resolves an API key: shape first (junk costs no store request), then the hash lookup.
+async fn api_key(edge: &Edge, token: &str) -> Result<Authenticated, ApiError> {
+    if !token
+        .strip_prefix(API_KEY_PREFIX)
+        .is_some_and(looks_like_token)
+    {
+        return Err(invalid_api_key());
+    }
+    let now = edge.clock.now();
+    let key = edge
+        .stores
+        .api_keys
+        .find_api_key(&TokenHash::of(token), now)
+        .await?
+        .ok_or_else(invalid_api_key)?;
+    let stale = key
+        .last_used_at
+        .is_none_or(|t| now.secs() - t.secs() >= API_KEY_TOUCH_INTERVAL_SECS);
+    if stale {
+        edge.stores
+            .api_keys
+            .touch_api_key(&key, now, API_KEY_TOUCH_INTERVAL_SECS)
+            .await?;
+    }
+    Ok(Authenticated {
+        user_id: key.user_id,
+        credential: Credential::ApiKey {
+            key_id: key.id,
+            scopes: key.scopes,
+        },
+    })
+}
+
+async fn access_token(edge: &Edge, token: &str) -> Result<Authenticated, ApiError> {
+    let now = edge.clock.now();
+    let claims = edge
+        .config
+        .jwt
+        .verify(token, now)
+        .map_err(|_| ApiError::unauthorized("invalid or expired access token"))?;
+    let invalid = |_| ApiError::unauthorized("invalid or expired access token");
+    let user_id = claims.user_id().map_err(invalid)?;
+    let session_id = claims.session_id().map_err(invalid)?;
+    let session = edge
+        .stores
+        .sessions
+        .get_session(&user_id, &session_id, now)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    if session.is_none() {
+        return Err(ApiError::unauthorized(
+            "session has been revoked or has expired",
+        ));
+    }
+    Ok(Authenticated {
+        user_id,
+        credential: Credential::Session { session_id, claims },
+    })
+}
+
 impl<S> FromRequestParts<S> for Authenticated
 where
     Edge: FromRef<S>,
@@ -50,26 +166,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let edge = Edge::from_ref(state);
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let now = edge.clock.now();
-        let claims = edge
-            .config
-            .jwt
-            .verify(token, now)
-            .map_err(|_| ApiError::unauthorized("invalid or expired access token"))?;
-        let invalid = |_| ApiError::unauthorized("invalid or expired access token");
-        let user_id = claims.user_id().map_err(invalid)?;
-        let session_id = claims.session_id().map_err(invalid)?;
-        let session = edge
-            .stores
-            .sessions
-            .get_session(&user_id, &session_id, now)
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
-        if session.is_none() {
-            return Err(ApiError::unauthorized(
-                "session has been revoked or has expired",
-            ));
-        }
+        let auth = if token.starts_with(API_KEY_PREFIX) {
+            api_key(&edge, token).await?
+        } else {
+            access_token(&edge, token).await?
+        };
         let slot = parts
             .extensions
             .get::<RateLimitSlot>()
@@ -79,14 +180,30 @@ where
             .enforce(
                 &slot,
                 "account",
-                user_id.as_str(),
+                auth.user_id.as_str(),
                 edge.config.rate_limits.default_account,
             )
             .await?;
-        Ok(Self {
-            user_id,
-            session_id,
-            claims,
-        })
+        Ok(auth)
+    }
+}
+
+impl<S> FromRequestParts<S> for SessionOnly
+where
+    Edge: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        match auth.credential {
+            Credential::Session { session_id, claims } => Ok(Self {
+                user_id: auth.user_id,
+                session_id,
+                claims,
+            }),
+            Credential::ApiKey { .. } => Err(session_required()),
+        }
     }
 }

@@ -10,7 +10,7 @@ pub mod error;
 pub mod pipeline;
 pub mod rate_limit;
 
-pub use auth::Authenticated;
+pub use auth::{Authenticated, Credential, SessionOnly};
 pub use body::JsonBody;
 pub use client::{ClientIp, RequestMeta, UserAgent};
 pub use config::{ConfigError, EdgeConfig, Env};

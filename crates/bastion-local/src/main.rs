@@ -5,7 +5,7 @@ mod secrets;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bastion_auth::{AuthConfig, AuthState};
+use bastion_auth::{AuthConfig, AuthExtras, AuthState};
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
@@ -64,8 +64,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let sandbox_root = std::path::absolute(data_dir.join("sandbox"))?;
     let exec_state = ExecState::new(edge.clone(), ExecConfig::from_env(&env, sandbox_root)?)?;
+    let auth_extras = AuthExtras::from_env(&env)?;
     let app = with_edge(
-        bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec_state)),
+        bastion_auth::routes_with(auth_state, auth_extras).merge(bastion_exec::routes(exec_state)),
         edge,
     );
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bastion_core::audit::AuditEvent;
 use bastion_core::crypto::TokenHash;
-use bastion_core::{DisplayName, Email, Role, SessionId, Timestamp, UserId};
+use bastion_core::{ApiKeyId, DisplayName, Email, Role, Scope, SessionId, Timestamp, UserId};
 
 /// A failure of the store itself. Callers map every variant to 503 (fail closed), except
 /// where a port returns a more specific outcome type.
@@ -181,6 +181,112 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<Option<Page<AuditEvent>>, StoreError>;
 }
 
+/// Events of every user on one UTC day, for administrators.
+#[async_trait]
+pub trait AuditDayStore: Send + Sync {
+    /// Events whose `at` falls on the UTC day containing `day`, newest first, skipping ones
+    /// expired at `now`. A malformed cursor yields `Ok(None)`.
+    async fn list_for_day(
+        &self,
+        day: Timestamp,
+        cursor: Option<&str>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Option<Page<AuditEvent>>, StoreError>;
+}
+
+/// Single-use secrets (OAuth states, login codes), stored under the hash of the secret.
+#[async_trait]
+pub trait OneTimeStore: Send + Sync {
+    /// Stores `payload` under `purpose`/`hash` until `expires_at` (also the DynamoDB `ttl`).
+    async fn put_one_time(
+        &self,
+        purpose: &str,
+        hash: &TokenHash,
+        payload: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Atomically removes the record and returns its payload, unless missing or expired at
+    /// `now`. Of several concurrent callers with one hash, at most one gets `Some`.
+    async fn take_one_time(
+        &self,
+        purpose: &str,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error("external identity already linked to an account")]
+    IdentityTaken,
+    #[error("account does not exist")]
+    UserGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// External identities (Google `sub`), roles and the disabled flag of accounts.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// The account linked to a Google subject.
+    async fn find_user_by_google(&self, sub: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Creates the account, its email guard and the Google link atomically.
+    async fn create_google_user(&self, user: &UserRecord, sub: &str) -> Result<(), LinkError>;
+    /// Links a Google subject to an existing account (at most one subject per account).
+    async fn link_google(&self, user: &UserId, sub: &str) -> Result<(), LinkError>;
+    /// Replaces the roles; false when the user does not exist.
+    async fn set_roles(&self, user: &UserId, roles: &[Role]) -> Result<bool, StoreError>;
+    /// Sets the disabled flag; false when the user does not exist.
+    async fn set_disabled(&self, user: &UserId, disabled: bool) -> Result<bool, StoreError>;
+}
+
+/// An API key as stored: never the key itself, only its SHA-256 and a display prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub hash: TokenHash,
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: Timestamp,
+    /// Also the DynamoDB `ttl`; reads treat a passed value as absent.
+    pub expires_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// The key with this hash, unless revoked or expired at `now`.
+    async fn find_api_key(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// The user's live keys, newest first.
+    async fn list_api_keys(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Deletes the user's key; false when the user has no such key.
+    async fn revoke_api_key(&self, user: &UserId, id: &ApiKeyId) -> Result<bool, StoreError>;
+    /// Deletes every key of the user; returns how many.
+    async fn revoke_all_api_keys(&self, user: &UserId) -> Result<u32, StoreError>;
+    /// Sets `last_used_at` to `now` unless it is already within `min_interval_secs` of `now`
+    /// (a conditional write, so concurrent callers write once); returns whether it wrote.
+    async fn touch_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        now: Timestamp,
+        min_interval_secs: i64,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Every port, as one cloneable handle for the functions' state.
 #[derive(Clone)]
 pub struct Stores {
@@ -188,19 +294,35 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub counters: Arc<dyn CounterStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub audit_days: Arc<dyn AuditDayStore>,
+    pub one_time: Arc<dyn OneTimeStore>,
+    pub accounts: Arc<dyn AccountStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 impl Stores {
     /// One adapter that implements every port.
     pub fn from_adapter<A>(adapter: Arc<A>) -> Self
     where
-        A: UserStore + SessionStore + CounterStore + AuditStore + 'static,
+        A: UserStore
+            + SessionStore
+            + CounterStore
+            + AuditStore
+            + AuditDayStore
+            + OneTimeStore
+            + AccountStore
+            + ApiKeyStore
+            + 'static,
     {
         Self {
             users: adapter.clone(),
             sessions: adapter.clone(),
             counters: adapter.clone(),
-            audit: adapter,
+            audit: adapter.clone(),
+            audit_days: adapter.clone(),
+            one_time: adapter.clone(),
+            accounts: adapter.clone(),
+            api_keys: adapter,
         }
     }
 }

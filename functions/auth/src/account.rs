@@ -4,10 +4,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bastion_core::Password;
+use bastion_core::Scope;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::Verification;
-use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_core::{Password, UserId};
+use bastion_http::{
+    ApiError, Authenticated, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly,
+};
 use bastion_store::UserRecord;
 
 use crate::AuthState;
@@ -15,12 +18,23 @@ use crate::audit::record;
 use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
 use crate::tokens::{hash_password, verify_password};
 
-async fn current_user(state: &AuthState, auth: &Authenticated) -> Result<UserRecord, ApiError> {
+/// A Google-created account deleting itself must have signed in this recently.
+const RECENT_SIGN_IN_SECS: i64 = 600;
+
+fn no_password() -> ApiError {
+    ApiError::new(
+        ErrorKind::Conflict,
+        "this account signs in with Google and has no password to change",
+    )
+    .with_code("no_password")
+}
+
+async fn current_user(state: &AuthState, user_id: &UserId) -> Result<UserRecord, ApiError> {
     state
         .edge
         .stores
         .users
-        .get_user(&auth.user_id)
+        .get_user(user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::unauthorized("account no longer exists"))
@@ -74,7 +88,8 @@ pub async fn me(
     State(state): State<AuthState>,
     auth: Authenticated,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let user = current_user(&state, &auth).await?;
+    auth.require_scope(Scope::Read)?;
+    let user = current_user(&state, &auth.user_id).await?;
     Ok(Json(MeResponse {
         user: UserView::with_roles(&user),
     }))
@@ -83,11 +98,14 @@ pub async fn me(
 pub async fn change_password(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let user = current_user(&state, &auth).await?;
+    let user = current_user(&state, &auth.user_id).await?;
+    if user.password_hash.is_empty() {
+        return Err(no_password());
+    }
     confirm_password(
         &state,
         &meta,
@@ -127,20 +145,40 @@ pub async fn change_password(
 pub async fn delete_account(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let user = current_user(&state, &auth).await?;
-    confirm_password(
-        &state,
-        &meta,
-        &slot,
-        &user,
-        &body.password,
-        AuditKind::AccountDeleted,
-    )
-    .await?;
+    let user = current_user(&state, &auth.user_id).await?;
+    if user.password_hash.is_empty() {
+        // No password to confirm: ask for a sign-in within the last few minutes instead.
+        let session = state
+            .edge
+            .stores
+            .sessions
+            .get_session(&user.id, &auth.session_id, state.edge.clock.now())
+            .await?;
+        let recent = session.is_some_and(|s| {
+            state.edge.clock.now().secs() - s.created_at.secs() <= RECENT_SIGN_IN_SECS
+        });
+        if !recent {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                "sign in with Google again, then delete the account within 10 minutes",
+            )
+            .with_code("reauthentication_required"));
+        }
+    } else {
+        confirm_password(
+            &state,
+            &meta,
+            &slot,
+            &user,
+            &body.password,
+            AuditKind::AccountDeleted,
+        )
+        .await?;
+    }
     state.edge.stores.users.delete_user(&user.id).await?;
     record(
         &state,

@@ -36,6 +36,8 @@ pub struct ChangePasswordRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccountRequest {
+    /// Ignored (and may be omitted) for accounts created by Google, which have no password.
+    #[serde(default)]
     pub password: String,
 }
 

@@ -1,12 +1,18 @@
-//! The auth function: register, login, refresh, logout, sessions and account management.
+//! The auth function: register, login, refresh, logout, sessions, account management, Google
+//! sign-in, API keys and the admin routes.
 //!
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
-//! bare routes so `bastion-local` can merge every function under one edge.
+//! bare routes so `bastion-local` can merge every function under one edge. `routes_with` and
+//! `router_with` also take the optional parts ([`AuthExtras`]): Google and admin keys.
 
 mod account;
+mod admin;
+mod api_keys;
 mod audit;
 pub mod config;
 mod dto;
+pub mod extras;
+mod google;
 mod login;
 mod refresh;
 mod sessions;
@@ -16,11 +22,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use bastion_core::crypto::PasswordHasher;
 use bastion_http::{Edge, with_edge};
 
 pub use config::{AuthConfig, SessionPolicy};
+pub use extras::{AdminKeys, AuthExtras, GoogleConfig};
 
 /// Everything the auth handlers need; cheap to clone.
 #[derive(Clone)]
@@ -36,8 +43,47 @@ impl FromRef<AuthState> for Edge {
     }
 }
 
-/// The auth routes without the edge pipeline.
+/// The state of the routes that also need [`AuthExtras`].
+#[derive(Clone)]
+pub(crate) struct ExtState {
+    pub auth: AuthState,
+    pub extras: Arc<AuthExtras>,
+}
+
+impl FromRef<ExtState> for Edge {
+    fn from_ref(state: &ExtState) -> Edge {
+        state.auth.edge.clone()
+    }
+}
+
+/// The auth routes without the edge pipeline, with Google sign-in off and no admin keys.
 pub fn routes(state: AuthState) -> Router {
+    routes_with(state, AuthExtras::default())
+}
+
+/// The auth routes without the edge pipeline.
+pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
+    let ext = ExtState {
+        auth: state.clone(),
+        extras: Arc::new(extras),
+    };
+    let extended = Router::new()
+        .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
+        .route("/auth/api-keys/{id}", delete(api_keys::revoke))
+        .route("/auth/google/start", get(google::flow::start))
+        .route("/auth/google/callback", get(google::flow::callback))
+        .route("/auth/google/exchange", post(google::flow::exchange))
+        .route("/auth/google/link", post(google::flow::link))
+        .route("/admin/audit", get(admin::audit))
+        .route("/admin/users/{id}", get(admin::user))
+        .route("/admin/users/{id}/disable", post(admin::disable))
+        .route("/admin/users/{id}/enable", post(admin::enable))
+        .route(
+            "/admin/users/{id}/revoke-sessions",
+            post(admin::revoke_sessions),
+        )
+        .route("/admin/users/{id}/roles", put(admin::set_roles))
+        .with_state(ext);
     Router::new()
         .route("/auth/health", get(health))
         .route("/auth/register", post(login::register))
@@ -51,12 +97,18 @@ pub fn routes(state: AuthState) -> Router {
         .route("/auth/password", post(account::change_password))
         .route("/auth/account", delete(account::delete_account))
         .with_state(state)
+        .merge(extended)
+}
+
+/// The auth Lambda's complete router, with Google sign-in off and no admin keys.
+pub fn router(state: AuthState) -> Router {
+    router_with(state, AuthExtras::default())
 }
 
 /// The auth Lambda's complete router.
-pub fn router(state: AuthState) -> Router {
+pub fn router_with(state: AuthState, extras: AuthExtras) -> Router {
     let edge = state.edge.clone();
-    with_edge(routes(state), edge)
+    with_edge(routes_with(state, extras), edge)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bastion_core::SessionId;
 use bastion_core::audit::{AuditKind, Outcome};
-use bastion_http::{ApiError, Authenticated, RequestMeta};
+use bastion_http::{ApiError, RequestMeta, SessionOnly};
 
 use crate::AuthState;
 use crate::audit::record;
@@ -14,7 +14,7 @@ use crate::dto::{SessionView, SessionsResponse};
 pub async fn logout(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
 ) -> Result<StatusCode, ApiError> {
     state
         .edge
@@ -37,7 +37,7 @@ pub async fn logout(
 pub async fn logout_all(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
 ) -> Result<StatusCode, ApiError> {
     let n = state
         .edge
@@ -60,7 +60,7 @@ pub async fn logout_all(
 
 pub async fn list(
     State(state): State<AuthState>,
-    auth: Authenticated,
+    auth: SessionOnly,
 ) -> Result<Json<SessionsResponse>, ApiError> {
     let now = state.edge.clock.now();
     let sessions = state
@@ -81,7 +81,7 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    auth: Authenticated,
+    auth: SessionOnly,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&id).map_err(|_| ApiError::not_found())?;

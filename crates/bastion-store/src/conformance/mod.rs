@@ -7,11 +7,13 @@
 
 mod audit;
 mod counters;
+mod oauth;
 mod sessions;
 mod users;
 
 pub use audit::*;
 pub use counters::*;
+pub use oauth::*;
 pub use sessions::*;
 pub use users::*;
 
@@ -51,6 +53,17 @@ macro_rules! conformance_tests {
             expired_audit_events_are_skipped_while_still_stored,
             a_malformed_audit_cursor_yields_none,
             audit_events_are_listed_only_for_their_user,
+            a_one_time_record_is_taken_exactly_once_by_twenty_concurrent_callers,
+            an_expired_one_time_record_is_absent_and_purposes_do_not_mix,
+            a_google_user_is_created_with_its_link_and_found_by_subject,
+            linking_refuses_a_taken_subject_a_second_subject_and_a_missing_user,
+            deleting_a_linked_user_frees_the_google_subject,
+            roles_and_the_disabled_flag_are_replaced_and_unknown_users_reported,
+            api_keys_read_back_by_hash_list_newest_first_and_expire,
+            an_api_key_is_revoked_only_by_its_owner_and_then_absent,
+            revoking_all_keys_or_deleting_the_user_removes_every_key,
+            touching_a_key_writes_last_used_at_once_per_interval_even_concurrently,
+            audit_events_list_by_day_across_users_newest_first_in_pages,
         );
     };
     (@each $fixture:path; $($name:ident),+ $(,)?) => {

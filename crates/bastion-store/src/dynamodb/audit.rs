@@ -101,7 +101,7 @@ impl AuditStore for DynamoStore {
     }
 }
 
-fn parse_event(item: &Item) -> Result<AuditEvent, StoreError> {
+pub(super) fn parse_event(item: &Item) -> Result<AuditEvent, StoreError> {
     let kind = get_s(item, "kind")?;
     let outcome = get_s(item, "outcome")?;
     Ok(AuditEvent {

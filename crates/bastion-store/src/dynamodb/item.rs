@@ -12,6 +12,9 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 pub(super) const PK: &str = "pk";
 pub(super) const SK: &str = "sk";
 pub(super) const TTL: &str = "ttl";
+/// On an item in a user's partition: the key of its twin in another partition, deleted with it.
+pub(super) const TWIN_PK: &str = "twin_pk";
+pub(super) const TWIN_SK: &str = "twin_sk";
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())

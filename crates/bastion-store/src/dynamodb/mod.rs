@@ -24,11 +24,29 @@
 //! | `append`              | 1 PutItem                                                       |
 //! | `list_for_user`       | 1 Query (Limit = page + 1); more only when expired-but-undeleted|
 //! |                       | events were filtered out of the page                            |
+//! | `list_for_day`        | 1 Query on `gsi1` (Limit = page + 1), eventually consistent     |
+//! | `put_one_time`        | 1 PutItem                                                       |
+//! | `take_one_time`       | 1 DeleteItem (ReturnValues ALL_OLD): single use by construction |
+//! | `find_user_by_google` | 2 GetItem, sequential (guard, then profile)                     |
+//! | `create_google_user`  | 1 TransactWriteItems (profile, email guard, Google guard, link) |
+//! | `link_google`         | 1 TransactWriteItems (profile check, Google guard, link)        |
+//! | `set_roles`, `set_disabled` | 1 UpdateItem                                              |
+//! | `create_api_key`      | 1 TransactWriteItems (hash lookup + owner item)                 |
+//! | `find_api_key`        | 1 GetItem                                                       |
+//! | `list_api_keys`       | 1 Query                                                         |
+//! | `revoke_api_key`      | 1 GetItem + 1 TransactWriteItems                                |
+//! | `revoke_all_api_keys` | 1 Query + ⌈2n/25⌉ BatchWriteItem                                |
+//! | `touch_api_key`       | 1 TransactWriteItems (both copies, conditional)                 |
+//!
+//! Items in a user's partition that index the user from elsewhere (API-key owner items, the
+//! Google link) carry `twin_pk`/`twin_sk`; `delete_user` deletes the twins with them.
 //!
 //! Rotation reads the session first because the new refresh lookup must carry the session's
 //! expiry, which a transaction cannot copy from another item; the transaction's condition, not
 //! the read, decides who wins.
 
+mod accounts;
+mod api_keys;
 mod audit;
 mod counters;
 mod item;

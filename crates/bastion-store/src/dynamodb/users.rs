@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use bastion_core::{DisplayName, Email, Role, Timestamp, UserId};
 
 use super::item::{
-    Item, PK, SK, corrupt, get_bool, get_n, get_opt_s, get_s, get_string_list, key, n, s,
+    Item, PK, SK, TWIN_PK, TWIN_SK, corrupt, get_bool, get_n, get_opt_s, get_s, get_string_list,
+    key, n, s,
 };
 use super::{DynamoStore, TRANSACT_MAX, build_error, sdk_error};
 use crate::{CreateUserError, StoreError, UserRecord, UserStore};
@@ -14,7 +15,7 @@ pub(super) fn user_pk(id: &UserId) -> String {
     format!("USER#{id}")
 }
 
-const PROFILE_SK: &str = "PROFILE";
+pub(super) const PROFILE_SK: &str = "PROFILE";
 
 fn email_key(email: &str) -> Item {
     key(format!("EMAIL#{email}"), "USER")
@@ -23,32 +24,8 @@ fn email_key(email: &str) -> Item {
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn create_user(&self, user: &UserRecord) -> Result<(), CreateUserError> {
-        let mut profile = key(user_pk(&user.id), PROFILE_SK);
-        profile.insert("id".into(), s(user.id.as_str()));
-        profile.insert("email".into(), s(user.email.as_str()));
-        if let Some(name) = &user.display_name {
-            profile.insert("display_name".into(), s(name.as_str()));
-        }
-        profile.insert("password_hash".into(), s(&user.password_hash));
-        profile.insert(
-            "roles".into(),
-            AttributeValue::L(user.roles.iter().map(|r| s(r.as_str())).collect()),
-        );
-        profile.insert("created_at".into(), n(user.created_at.secs()));
-        profile.insert("disabled".into(), AttributeValue::Bool(user.disabled));
-
-        let mut guard = email_key(user.email.as_str());
-        guard.insert("user_id".into(), s(user.id.as_str()));
-
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(build_error)?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
+        let (profile, guard) = profile_and_guard(user);
+        let put = |item: Item| put_new(&self.table, item);
         let items = vec![put(profile)?, put(guard)?];
         match self.transact(items).await {
             Ok(()) => Ok(()),
@@ -130,7 +107,7 @@ impl UserStore for DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(&pk))
-                .projection_expression("pk, sk, email")
+                .projection_expression("pk, sk, email, twin_pk, twin_sk")
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -142,6 +119,13 @@ impl UserStore for DynamoStore {
                     email = Some(get_s(&item, "email")?.to_owned());
                 } else {
                     others.push(key(get_s(&item, PK)?, sk));
+                    // Items that index this user from another partition (an API key's hash
+                    // lookup, a Google subject guard) name their twin, which goes too.
+                    if let (Some(tpk), Some(tsk)) =
+                        (get_opt_s(&item, TWIN_PK)?, get_opt_s(&item, TWIN_SK)?)
+                    {
+                        others.push(key(tpk, tsk));
+                    }
                 }
             }
             start = out.last_evaluated_key;
@@ -175,6 +159,39 @@ impl UserStore for DynamoStore {
     }
 }
 
+/// The profile item and the email-uniqueness guard of a new account.
+pub(super) fn profile_and_guard(user: &UserRecord) -> (Item, Item) {
+    let mut profile = key(user_pk(&user.id), PROFILE_SK);
+    profile.insert("id".into(), s(user.id.as_str()));
+    profile.insert("email".into(), s(user.email.as_str()));
+    if let Some(name) = &user.display_name {
+        profile.insert("display_name".into(), s(name.as_str()));
+    }
+    profile.insert("password_hash".into(), s(&user.password_hash));
+    profile.insert("roles".into(), roles_value(&user.roles));
+    profile.insert("created_at".into(), n(user.created_at.secs()));
+    profile.insert("disabled".into(), AttributeValue::Bool(user.disabled));
+
+    let mut guard = email_key(user.email.as_str());
+    guard.insert("user_id".into(), s(user.id.as_str()));
+    (profile, guard)
+}
+
+pub(super) fn roles_value(roles: &[Role]) -> AttributeValue {
+    AttributeValue::L(roles.iter().map(|r| s(r.as_str())).collect())
+}
+
+/// A transaction Put that fails its condition when the item already exists.
+pub(super) fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(build_error)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 fn delete_action(
     table: &str,
     key: Item,
@@ -191,7 +208,7 @@ fn delete_action(
         .build())
 }
 
-fn parse_profile(item: &Item) -> Result<UserRecord, StoreError> {
+pub(super) fn parse_profile(item: &Item) -> Result<UserRecord, StoreError> {
     let roles = get_string_list(item, "roles")?
         .into_iter()
         .map(|r| Role::parse(r).map_err(|e| corrupt("user role", e.message)))

@@ -98,7 +98,7 @@ impl AuditStore for SqliteStore {
     }
 }
 
-struct RawEvent {
+pub(super) struct RawEvent {
     at: i64,
     id: String,
     kind: String,
@@ -110,7 +110,7 @@ struct RawEvent {
     detail: Option<String>,
 }
 
-fn raw_event(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
+pub(super) fn raw_event(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
     Ok(RawEvent {
         at: row.get(0)?,
         id: row.get(1)?,
@@ -125,7 +125,7 @@ fn raw_event(row: &Row<'_>) -> rusqlite::Result<RawEvent> {
 }
 
 impl RawEvent {
-    fn into_event(self) -> Result<AuditEvent, StoreError> {
+    pub(super) fn into_event(self) -> Result<AuditEvent, StoreError> {
         Ok(AuditEvent {
             id: AuditId::parse(&self.id).map_err(|e| corrupt("audit id", e.message))?,
             at: Timestamp(self.at),

@@ -4,6 +4,8 @@
 //! Writes that must be atomic run in `BEGIN IMMEDIATE` transactions, which also serialise them
 //! against other processes sharing the file.
 
+mod accounts;
+mod api_keys;
 mod audit;
 mod counters;
 mod sessions;
@@ -72,6 +74,33 @@ CREATE TABLE IF NOT EXISTS audit (
     detail     TEXT,
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (subject, at, id)
+) STRICT;
+
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at, id);
+
+CREATE TABLE IF NOT EXISTS one_time (
+    purpose    TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (purpose, hash)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS google_links (
+    sub     TEXT PRIMARY KEY NOT NULL,
+    user_id TEXT NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id           TEXT PRIMARY KEY NOT NULL,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hash         TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    prefix       TEXT NOT NULL,
+    scopes       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    last_used_at INTEGER
 ) STRICT;
 ";
 

@@ -7,7 +7,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{SqliteStore, corrupt, db_error};
 use crate::{CreateUserError, StoreError, UserRecord, UserStore};
 
-const USER_COLUMNS: &str = "id, email, display_name, password_hash, roles, created_at, disabled";
+pub(super) const USER_COLUMNS: &str =
+    "id, email, display_name, password_hash, roles, created_at, disabled";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -98,7 +99,7 @@ impl UserStore for SqliteStore {
     }
 }
 
-fn is_unique_violation_of(e: &rusqlite::Error, column: &str) -> bool {
+pub(super) fn is_unique_violation_of(e: &rusqlite::Error, column: &str) -> bool {
     match e {
         rusqlite::Error::SqliteFailure(err, Some(msg)) => {
             err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE && msg.contains(column)
@@ -107,13 +108,13 @@ fn is_unique_violation_of(e: &rusqlite::Error, column: &str) -> bool {
     }
 }
 
-fn encode_roles(roles: &[Role]) -> Result<String, StoreError> {
+pub(super) fn encode_roles(roles: &[Role]) -> Result<String, StoreError> {
     serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(format!("roles: {e}")))
 }
 
 /// A row as stored, parsed into domain types outside the rusqlite callback so that a bad value
 /// surfaces as `Corrupt` rather than as a database error.
-struct RawUser {
+pub(super) struct RawUser {
     id: String,
     email: String,
     display_name: Option<String>,
@@ -123,7 +124,7 @@ struct RawUser {
     disabled: bool,
 }
 
-fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
+pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
     Ok(RawUser {
         id: row.get(0)?,
         email: row.get(1)?,
@@ -136,7 +137,7 @@ fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
 }
 
 impl RawUser {
-    fn into_record(self) -> Result<UserRecord, StoreError> {
+    pub(super) fn into_record(self) -> Result<UserRecord, StoreError> {
         let roles: Vec<Role> =
             serde_json::from_str(&self.roles).map_err(|e| corrupt("user roles", e))?;
         Ok(UserRecord {

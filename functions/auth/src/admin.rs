@@ -1,0 +1,447 @@
+//! `/admin/*`: audit listing and account administration, for a configured admin key or a user
+//! whose `admin` role is re-read from the store on every request. Every action and every
+//! failed admin authentication is audited with the admin's identity.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
+use bastion_core::rate_limit::Policy;
+use bastion_core::{Role, Timestamp, UserId};
+use bastion_http::auth::bearer;
+use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
+use http::request::Parts;
+use serde::{Deserialize, Serialize};
+
+use crate::ExtState;
+use crate::audit::record;
+use crate::extras::ADMIN_KEY_PREFIX;
+
+/// Per admin identity and, separately, per client IP.
+const ADMIN_LIMIT: Policy = Policy::per_minute(30);
+const AUDIT_PAGE: usize = 50;
+
+/// Who is administering.
+#[derive(Debug, Clone)]
+pub enum AdminIdentity {
+    Key(String),
+    User(UserId),
+}
+
+impl AdminIdentity {
+    fn label(&self) -> String {
+        match self {
+            AdminIdentity::Key(name) => format!("key:{name}"),
+            AdminIdentity::User(id) => format!("user:{id}"),
+        }
+    }
+}
+
+/// An authenticated administrator, with the request facts its actions are audited with.
+pub struct Admin {
+    pub identity: AdminIdentity,
+    pub meta: RequestMeta,
+}
+
+async fn refuse(
+    ext: &ExtState,
+    meta: &RequestMeta,
+    user: Option<&UserId>,
+    reason: &str,
+    err: ApiError,
+) -> ApiError {
+    match record(
+        &ext.auth,
+        meta,
+        AuditKind::AdminAuthFailed,
+        Outcome::Failure,
+        user,
+        Some(reason),
+    )
+    .await
+    {
+        Ok(()) => err,
+        Err(audit_failed) => audit_failed,
+    }
+}
+
+fn admin_required() -> ApiError {
+    ApiError::new(ErrorKind::Forbidden, "this route needs an administrator")
+        .with_code("admin_required")
+}
+
+impl FromRequestParts<ExtState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ext: &ExtState) -> Result<Self, ApiError> {
+        let meta = RequestMeta::from_request_parts(parts, ext).await?;
+        let slot = parts
+            .extensions
+            .get::<RateLimitSlot>()
+            .cloned()
+            .unwrap_or_default();
+        let limiter = &ext.auth.edge.limiter;
+        limiter
+            .enforce(&slot, "admin-ip", &meta.ip.0, ADMIN_LIMIT)
+            .await?;
+        let identity = match bearer(parts) {
+            None => {
+                let err = ApiError::unauthorized("missing bearer token");
+                return Err(refuse(ext, &meta, None, "missing_credentials", err).await);
+            }
+            Some(token) if token.starts_with(ADMIN_KEY_PREFIX) => {
+                match ext.extras.admin_keys.identify(token) {
+                    Some(name) => AdminIdentity::Key(name.to_owned()),
+                    None => {
+                        let err = ApiError::unauthorized("admin key is not recognised")
+                            .with_code("invalid_admin_key");
+                        return Err(refuse(ext, &meta, None, "unknown_admin_key", err).await);
+                    }
+                }
+            }
+            Some(_) => {
+                let session = match SessionOnly::from_request_parts(parts, ext).await {
+                    Ok(s) => s,
+                    Err(err) if err.kind == ErrorKind::RateLimited => return Err(err),
+                    Err(err) => return Err(refuse(ext, &meta, None, "invalid_token", err).await),
+                };
+                // The token's roles claim is not trusted here: the store decides, every time.
+                let user = ext
+                    .auth
+                    .edge
+                    .stores
+                    .users
+                    .get_user(&session.user_id)
+                    .await?;
+                let is_admin = user.is_some_and(|u| !u.disabled && u.roles.contains(&Role::Admin));
+                if !is_admin {
+                    let uid = session.user_id;
+                    return Err(
+                        refuse(ext, &meta, Some(&uid), "not_admin", admin_required()).await,
+                    );
+                }
+                AdminIdentity::User(session.user_id)
+            }
+        };
+        limiter
+            .enforce(&slot, "admin", &identity.label(), ADMIN_LIMIT)
+            .await?;
+        Ok(Self { identity, meta })
+    }
+}
+
+impl Admin {
+    /// Audits an admin action on `target` (the admin's own id when there is no target).
+    async fn audit(
+        &self,
+        ext: &ExtState,
+        kind: AuditKind,
+        target: Option<&UserId>,
+        extra: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let mut detail = format!("by={}", self.identity.label());
+        if let Some(extra) = extra {
+            detail.push(' ');
+            detail.push_str(extra);
+        }
+        let subject = match (target, &self.identity) {
+            (Some(t), _) => Some(t.clone()),
+            (None, AdminIdentity::User(id)) => Some(id.clone()),
+            (None, AdminIdentity::Key(_)) => None,
+        };
+        record(
+            &ext.auth,
+            &self.meta,
+            kind,
+            Outcome::Success,
+            subject.as_ref(),
+            Some(&detail),
+        )
+        .await
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    day: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AuditPage {
+    events: Vec<AuditEvent>,
+    next_cursor: Option<String>,
+}
+
+/// `YYYY-MM-DD` to the first second of that UTC day.
+fn parse_day(raw: &str) -> Result<Timestamp, ApiError> {
+    let bad = || ApiError::invalid("invalid_day", "day must be a date like 2026-11-29");
+    let mut parts = raw.splitn(3, '-');
+    let mut next = |len: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<i32>().ok())
+    };
+    let (y, m, d) = (next(4), next(2), next(2));
+    let (Some(y), Some(m), Some(d)) = (y, m, d) else {
+        return Err(bad());
+    };
+    let month = u8::try_from(m)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .ok_or_else(bad)?;
+    let day = u8::try_from(d).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(y, month, day).map_err(|_| bad())?;
+    Ok(Timestamp(date.midnight().assume_utc().unix_timestamp()))
+}
+
+pub async fn audit(
+    State(ext): State<ExtState>,
+    admin: Admin,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let stores = &ext.auth.edge.stores;
+    let now = ext.auth.edge.clock.now();
+    let cursor = q.cursor.as_deref();
+    let bad_cursor =
+        || ApiError::invalid("invalid_cursor", "cursor is not one this listing returned");
+    let (page, what) = match (q.user_id.as_deref(), q.day.as_deref()) {
+        (Some(user), None) => {
+            let user = UserId::parse(user)?;
+            let page = stores
+                .audit
+                .list_for_user(&user, cursor, AUDIT_PAGE, now)
+                .await?
+                .ok_or_else(bad_cursor)?;
+            (page, format!("user={user}"))
+        }
+        (None, Some(day)) => {
+            let start = parse_day(day)?;
+            let page = stores
+                .audit_days
+                .list_for_day(start, cursor, AUDIT_PAGE, now)
+                .await?
+                .ok_or_else(bad_cursor)?;
+            (page, format!("day={day}"))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_request",
+                "give exactly one of user_id and day",
+            ));
+        }
+    };
+    admin
+        .audit(&ext, AuditKind::AdminAuditViewed, None, Some(&what))
+        .await?;
+    Ok(Json(AuditPage {
+        events: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct AdminUserView {
+    id: String,
+    email: String,
+    display_name: Option<String>,
+    created_at: String,
+    roles: Vec<&'static str>,
+    disabled: bool,
+    has_password: bool,
+}
+
+#[derive(Serialize)]
+pub struct AdminUserResponse {
+    user: AdminUserView,
+}
+
+async fn target(ext: &ExtState, id: &str) -> Result<bastion_store::UserRecord, ApiError> {
+    let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
+    ext.auth
+        .edge
+        .stores
+        .users
+        .get_user(&id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+fn view(u: &bastion_store::UserRecord) -> AdminUserResponse {
+    AdminUserResponse {
+        user: AdminUserView {
+            id: u.id.to_string(),
+            email: u.email.to_string(),
+            display_name: u.display_name.as_ref().map(|d| d.as_str().to_owned()),
+            created_at: u.created_at.to_rfc3339(),
+            roles: u.roles.iter().map(|r| r.as_str()).collect(),
+            disabled: u.disabled,
+            has_password: !u.password_hash.is_empty(),
+        },
+    }
+}
+
+pub async fn user(
+    State(ext): State<ExtState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<AdminUserResponse>, ApiError> {
+    let u = target(&ext, &id).await?;
+    admin
+        .audit(&ext, AuditKind::AdminUserViewed, Some(&u.id), None)
+        .await?;
+    Ok(Json(view(&u)))
+}
+
+pub async fn disable(
+    State(ext): State<ExtState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let u = target(&ext, &id).await?;
+    let stores = &ext.auth.edge.stores;
+    if !stores.accounts.set_disabled(&u.id, true).await? {
+        return Err(ApiError::not_found());
+    }
+    // Access tokens die with their sessions; API keys go too, so nothing outlives the disable.
+    let sessions = stores.sessions.revoke_all_sessions(&u.id, None).await?;
+    let keys = stores.api_keys.revoke_all_api_keys(&u.id).await?;
+    let extra = format!("sessions_revoked={sessions} api_keys_revoked={keys}");
+    admin
+        .audit(
+            &ext,
+            AuditKind::AdminUserDisabled,
+            Some(&u.id),
+            Some(&extra),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn enable(
+    State(ext): State<ExtState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let u = target(&ext, &id).await?;
+    if !ext
+        .auth
+        .edge
+        .stores
+        .accounts
+        .set_disabled(&u.id, false)
+        .await?
+    {
+        return Err(ApiError::not_found());
+    }
+    admin
+        .audit(&ext, AuditKind::AdminUserEnabled, Some(&u.id), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn revoke_sessions(
+    State(ext): State<ExtState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let u = target(&ext, &id).await?;
+    let n = ext
+        .auth
+        .edge
+        .stores
+        .sessions
+        .revoke_all_sessions(&u.id, None)
+        .await?;
+    let extra = format!("sessions_revoked={n}");
+    admin
+        .audit(
+            &ext,
+            AuditKind::AdminSessionsRevoked,
+            Some(&u.id),
+            Some(&extra),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesRequest {
+    roles: Vec<String>,
+}
+
+pub async fn set_roles(
+    State(ext): State<ExtState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RolesRequest>,
+) -> Result<Json<AdminUserResponse>, ApiError> {
+    let u = target(&ext, &id).await?;
+    if body.roles.is_empty() || body.roles.len() > 2 {
+        return Err(ApiError::invalid(
+            "invalid_role",
+            "roles must name 1 or 2 of user, admin",
+        ));
+    }
+    let mut roles: Vec<Role> = Vec::new();
+    for r in &body.roles {
+        let role = Role::parse(r)?;
+        if roles.contains(&role) {
+            return Err(ApiError::invalid("invalid_role", "a role is repeated"));
+        }
+        roles.push(role);
+    }
+    if !ext
+        .auth
+        .edge
+        .stores
+        .accounts
+        .set_roles(&u.id, &roles)
+        .await?
+    {
+        return Err(ApiError::not_found());
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let extra = format!("roles={}", names.join(","));
+    admin
+        .audit(
+            &ext,
+            AuditKind::AdminRolesChanged,
+            Some(&u.id),
+            Some(&extra),
+        )
+        .await?;
+    Ok(Json(view(&bastion_store::UserRecord { roles, ..u })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_to_their_first_utc_second_and_nothing_else_parses() {
+        assert_eq!(
+            parse_day("2027-01-15").unwrap(),
+            Timestamp(1_800_000_000 - 8 * 3600)
+        );
+        assert_eq!(parse_day("2028-02-29").unwrap().day(), "2028-02-29");
+        for bad in [
+            "",
+            "2027-1-15",
+            "2027-02-30",
+            "2027-13-01",
+            "27-01-15",
+            "2027-01-15x",
+            "2027/01/15",
+        ] {
+            assert!(parse_day(bad).is_err(), "{bad}");
+        }
+    }
+}

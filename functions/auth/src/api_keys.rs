@@ -1,0 +1,214 @@
+//! `POST /auth/api-keys`, `GET /auth/api-keys`, `DELETE /auth/api-keys/{id}`: programmatic
+//! credentials, minted only from a signed-in session, shown once, stored as SHA-256.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::crypto::{OpaqueToken, TokenHash};
+use bastion_core::{ApiKeyId, Scope};
+use bastion_http::auth::API_KEY_PREFIX;
+use bastion_http::{ApiError, ErrorKind, JsonBody, RequestMeta, SessionOnly};
+use bastion_store::ApiKeyRecord;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::ExtState;
+use crate::audit::record;
+
+/// Live keys per user.
+const MAX_KEYS_PER_USER: usize = 25;
+const NAME_MAX_CHARS: usize = 64;
+/// `bst_` and the first 8 characters of the secret: enough to recognise a key in a list.
+const DISPLAY_PREFIX_LEN: usize = 12;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    name: String,
+    scopes: Vec<String>,
+    expires_in_days: i64,
+}
+
+#[derive(Serialize)]
+pub struct KeyView {
+    id: String,
+    name: String,
+    prefix: String,
+    scopes: Vec<&'static str>,
+    created_at: String,
+    expires_at: String,
+    last_used_at: Option<String>,
+}
+
+impl KeyView {
+    fn of(k: &ApiKeyRecord) -> Self {
+        Self {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            scopes: k.scopes.iter().map(|s| s.as_str()).collect(),
+            created_at: k.created_at.to_rfc3339(),
+            expires_at: k.expires_at.to_rfc3339(),
+            last_used_at: k.last_used_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    view: KeyView,
+    /// The key itself: in this response only, never again.
+    key: String,
+}
+
+#[derive(Serialize)]
+pub struct KeysResponse {
+    api_keys: Vec<KeyView>,
+}
+
+fn parse_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= NAME_MAX_CHARS
+        && !name.chars().any(char::is_control);
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "invalid_name",
+            "name must be 1 to 64 characters without control characters",
+        ))
+    }
+}
+
+/// The requested scopes, each known and none twice. A session holds every scope, so any valid
+/// set is within what the creator holds; API keys cannot reach this route at all.
+fn parse_scopes(raw: &[String]) -> Result<Vec<Scope>, ApiError> {
+    if raw.is_empty() || raw.len() > 3 {
+        return Err(ApiError::invalid(
+            "invalid_scope",
+            "scopes must name 1 to 3 of chat, exec, read",
+        ));
+    }
+    let mut scopes = Vec::with_capacity(raw.len());
+    for s in raw {
+        let scope = Scope::parse(s)?;
+        if scopes.contains(&scope) {
+            return Err(ApiError::invalid("invalid_scope", "a scope is repeated"));
+        }
+        scopes.push(scope);
+    }
+    Ok(scopes)
+}
+
+pub async fn create(
+    State(ext): State<ExtState>,
+    meta: RequestMeta,
+    auth: SessionOnly,
+    JsonBody(body): JsonBody<CreateRequest>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let state = &ext.auth;
+    let name = parse_name(&body.name)?;
+    let scopes = parse_scopes(&body.scopes)?;
+    if !(1..=365).contains(&body.expires_in_days) {
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            "expires_in_days must be between 1 and 365",
+        ));
+    }
+    let now = state.edge.clock.now();
+    let keys = &state.edge.stores.api_keys;
+    if keys.list_api_keys(&auth.user_id, now).await?.len() >= MAX_KEYS_PER_USER {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "this account already has 25 API keys; revoke one first",
+        )
+        .with_code("too_many_api_keys"));
+    }
+    let secret = SecretString::from(format!(
+        "{API_KEY_PREFIX}{}",
+        OpaqueToken::generate().expose()
+    ));
+    let record_ = ApiKeyRecord {
+        id: ApiKeyId::generate(),
+        user_id: auth.user_id.clone(),
+        name,
+        hash: TokenHash::of(secret.expose_secret()),
+        prefix: secret
+            .expose_secret()
+            .chars()
+            .take(DISPLAY_PREFIX_LEN)
+            .collect(),
+        scopes,
+        created_at: now,
+        expires_at: now.plus_secs(body.expires_in_days * 24 * 3600),
+        last_used_at: None,
+    };
+    keys.create_api_key(&record_).await?;
+    let detail = format!("key={}", record_.id);
+    record(
+        state,
+        &meta,
+        AuditKind::ApiKeyCreated,
+        Outcome::Success,
+        Some(&auth.user_id),
+        Some(&detail),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            view: KeyView::of(&record_),
+            key: secret.expose_secret().to_owned(),
+        }),
+    ))
+}
+
+pub async fn list(
+    State(ext): State<ExtState>,
+    auth: SessionOnly,
+) -> Result<Json<KeysResponse>, ApiError> {
+    let state = &ext.auth;
+    let keys = state
+        .edge
+        .stores
+        .api_keys
+        .list_api_keys(&auth.user_id, state.edge.clock.now())
+        .await?;
+    Ok(Json(KeysResponse {
+        api_keys: keys.iter().map(KeyView::of).collect(),
+    }))
+}
+
+/// Only the caller's own keys can be named: another user's key id is 404, like a missing one.
+pub async fn revoke(
+    State(ext): State<ExtState>,
+    meta: RequestMeta,
+    auth: SessionOnly,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let state = &ext.auth;
+    let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found())?;
+    if !state
+        .edge
+        .stores
+        .api_keys
+        .revoke_api_key(&auth.user_id, &id)
+        .await?
+    {
+        return Err(ApiError::not_found());
+    }
+    let detail = format!("key={id}");
+    record(
+        state,
+        &meta,
+        AuditKind::ApiKeyRevoked,
+        Outcome::Success,
+        Some(&auth.user_id),
+        Some(&detail),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

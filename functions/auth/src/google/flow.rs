@@ -1,0 +1,502 @@
+//! The Google routes: `GET /auth/google/start`, `GET /auth/google/callback`,
+//! `POST /auth/google/exchange` and `POST /auth/google/link`.
+//!
+//! The state, PKCE verifier, nonce and return URL live server-side under the state's hash for
+//! ten minutes and are consumed once. The browser that started the flow holds a `__Host-`
+//! cookie whose hash is stored with them, so a state carried to another browser is refused.
+//! The callback never puts a token in a URL: it sends a one-time login code (60 s) in the
+//! fragment, exchanged by the frontend for the usual token response.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::crypto::token::looks_like_token;
+use bastion_core::crypto::{OpaqueToken, TokenHash, sha256};
+use bastion_core::rate_limit::Policy;
+use bastion_core::{DisplayName, Email, Role, UserId};
+use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
+use bastion_store::{LinkError, UserRecord};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use super::oidc::{GoogleClient, OidcError};
+use crate::ExtState;
+use crate::audit::record;
+use crate::dto::TokenResponse;
+use crate::tokens::open_session;
+
+const STATE_PURPOSE: &str = "oauth_state";
+const CODE_PURPOSE: &str = "login_code";
+const STATE_TTL_SECS: i64 = 600;
+const LOGIN_CODE_TTL_SECS: i64 = 60;
+pub const BINDING_COOKIE: &str = "__Host-bastion_oauth";
+/// Per client IP, across start, callback, exchange and link.
+const GOOGLE_IP_LIMIT: Policy = Policy::per_minute(30);
+
+/// What the server remembers about one started sign-in.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    verifier: String,
+    nonce: String,
+    return_to: String,
+    binding: String,
+    #[serde(default)]
+    link_user: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CodePayload {
+    user_id: String,
+}
+
+fn not_configured() -> ApiError {
+    ApiError::new(ErrorKind::Unavailable, "Google sign-in is not configured")
+        .with_code("google_not_configured")
+}
+
+fn invalid_state() -> ApiError {
+    ApiError::invalid(
+        "invalid_state",
+        "sign-in state is unknown, expired, already used or from another browser",
+    )
+}
+
+fn invalid_login_code() -> ApiError {
+    ApiError::invalid(
+        "invalid_login_code",
+        "login code is unknown, expired or already used",
+    )
+}
+
+fn google(ext: &ExtState) -> Result<&Arc<GoogleClient>, ApiError> {
+    ext.extras.google.as_ref().ok_or_else(not_configured)
+}
+
+async fn limit(ext: &ExtState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
+    ext.auth
+        .edge
+        .limiter
+        .enforce(slot, "google-ip", &meta.ip.0, GOOGLE_IP_LIMIT)
+        .await
+        .map(|_| ())
+}
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+/// Stores a fresh pending sign-in and returns Google's authorize URL and the binding cookie.
+async fn begin(
+    ext: &ExtState,
+    client: &GoogleClient,
+    return_to: Option<&str>,
+    link_user: Option<&UserId>,
+) -> Result<(String, HeaderValue), ApiError> {
+    let config = &client.config;
+    let return_to = return_to
+        .filter(|r| config.return_to.iter().any(|allowed| allowed == r))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_return_to",
+                "return_to must be one of the configured frontend URLs",
+            )
+        })?;
+    let state = OpaqueToken::generate();
+    let nonce = OpaqueToken::generate();
+    let verifier = OpaqueToken::generate();
+    let binding = OpaqueToken::generate();
+    let challenge = URL_SAFE_NO_PAD.encode(sha256(verifier.expose().as_bytes()));
+    let pending = Pending {
+        verifier: verifier.expose().to_owned(),
+        nonce: nonce.expose().to_owned(),
+        return_to: return_to.to_owned(),
+        binding: binding.hash().as_str().to_owned(),
+        link_user: link_user.map(|u| u.as_str().to_owned()),
+    };
+    let payload = serde_json::to_string(&pending).map_err(|e| ApiError::internal(&e))?;
+    let now = ext.auth.edge.clock.now();
+    ext.auth
+        .edge
+        .stores
+        .one_time
+        .put_one_time(
+            STATE_PURPOSE,
+            &state.hash(),
+            &payload,
+            now.plus_secs(STATE_TTL_SECS),
+        )
+        .await?;
+    let url = reqwest::Url::parse_with_params(
+        &config.auth_url,
+        &[
+            ("response_type", "code"),
+            ("client_id", config.client_id.as_str()),
+            ("redirect_uri", config.redirect_uri.as_str()),
+            ("scope", "openid email profile"),
+            ("state", state.expose()),
+            ("nonce", nonce.expose()),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .map_err(|e| ApiError::internal(&e))?;
+    let cookie = HeaderValue::from_str(&format!(
+        "{BINDING_COOKIE}={}; Path=/; Max-Age={STATE_TTL_SECS}; Secure; HttpOnly; SameSite=Lax",
+        binding.expose()
+    ))
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok((url.to_string(), cookie))
+}
+
+pub async fn start(
+    State(ext): State<ExtState>,
+    meta: RequestMeta,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    Query(q): Query<StartQuery>,
+) -> Result<Response, ApiError> {
+    let client = google(&ext)?.clone();
+    limit(&ext, &slot, &meta).await?;
+    let (url, cookie) = begin(&ext, &client, q.return_to.as_deref(), None).await?;
+    let mut res = found(&url)?;
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    return_to: String,
+}
+
+#[derive(Serialize)]
+pub struct LinkResponse {
+    authorize_url: String,
+}
+
+/// Starts the same flow bound to the signed-in user: its callback links, never signs in.
+pub async fn link(
+    State(ext): State<ExtState>,
+    meta: RequestMeta,
+    auth: SessionOnly,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    JsonBody(body): JsonBody<LinkRequest>,
+) -> Result<Response, ApiError> {
+    let client = google(&ext)?.clone();
+    limit(&ext, &slot, &meta).await?;
+    let (url, cookie) = begin(&ext, &client, Some(&body.return_to), Some(&auth.user_id)).await?;
+    let mut res = Json(LinkResponse { authorize_url: url }).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn binding_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BINDING_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// A 302 to `url`.
+fn found(url: &str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(url).map_err(|e| ApiError::internal(&e))?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}
+
+/// A redirect to the frontend with `fragment`, clearing the binding cookie.
+fn back_to(return_to: &str, fragment: &str) -> Response {
+    let mut res = match found(&format!("{return_to}#{fragment}")) {
+        Ok(res) => res,
+        Err(e) => return e.into_response(),
+    };
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "__Host-bastion_oauth=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+        ),
+    );
+    res
+}
+
+pub async fn callback(
+    State(ext): State<ExtState>,
+    meta: RequestMeta,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response, ApiError> {
+    let client = google(&ext)?.clone();
+    limit(&ext, &slot, &meta).await?;
+    let state = &ext.auth;
+    let raw_state = q
+        .state
+        .as_deref()
+        .filter(|s| looks_like_token(s))
+        .ok_or_else(invalid_state)?;
+    let now = state.edge.clock.now();
+    let payload = state
+        .edge
+        .stores
+        .one_time
+        .take_one_time(STATE_PURPOSE, &TokenHash::of(raw_state), now)
+        .await?
+        .ok_or_else(invalid_state)?;
+    let pending: Pending = serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
+    let same_browser = binding_cookie(&headers)
+        .is_some_and(|c| TokenHash::of(&c).ct_eq(&TokenHash::from_stored(pending.binding.clone())));
+    if !same_browser {
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleLoginFailed,
+            Outcome::Failure,
+            None,
+            Some("foreign_browser"),
+        )
+        .await?;
+        return Err(invalid_state());
+    }
+    let back = |fragment: &str| back_to(&pending.return_to, fragment);
+    if let Some(error) = q.error.as_deref() {
+        // Only Google's well-known refusal is passed on; anything else is generic.
+        let code = if error == "access_denied" {
+            "access_denied"
+        } else {
+            "provider_error"
+        };
+        return Ok(back(&format!("error={code}")));
+    }
+    let Some(code) = q
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 2048)
+    else {
+        return Ok(back("error=invalid_request"));
+    };
+    let claims = match client.exchange_code(code, &pending.verifier).await {
+        Ok(id_token) => client.verify_id_token(&id_token, &pending.nonce, now).await,
+        Err(e) => Err(e),
+    };
+    let claims = match claims {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = e.reason();
+            if matches!(e, OidcError::Upstream(_) | OidcError::CodeRejected(_)) {
+                tracing::warn!(request_id = %meta.request_id, error = %e, "Google token exchange failed");
+            }
+            record(
+                state,
+                &meta,
+                AuditKind::GoogleLoginFailed,
+                Outcome::Failure,
+                None,
+                Some(reason),
+            )
+            .await?;
+            let public = match e {
+                OidcError::EmailUnverified => "email_unverified",
+                OidcError::Upstream(_) | OidcError::CodeRejected(_) => "provider_error",
+                _ => "invalid_id_token",
+            };
+            return Ok(back(&format!("error={public}")));
+        }
+    };
+    let sub_ok = !claims.sub.is_empty()
+        && claims.sub.len() <= 255
+        && claims.sub.bytes().all(|b| b.is_ascii_graphic());
+    if !sub_ok {
+        return Ok(back("error=invalid_id_token"));
+    }
+
+    if let Some(link_user) = pending.link_user.as_deref() {
+        let user = UserId::parse(link_user).map_err(|e| ApiError::internal(&e))?;
+        return match state
+            .edge
+            .stores
+            .accounts
+            .link_google(&user, &claims.sub)
+            .await
+        {
+            Ok(()) => {
+                record(
+                    state,
+                    &meta,
+                    AuditKind::GoogleLinked,
+                    Outcome::Success,
+                    Some(&user),
+                    None,
+                )
+                .await?;
+                Ok(back("linked=google"))
+            }
+            Err(LinkError::IdentityTaken) => {
+                record(
+                    state,
+                    &meta,
+                    AuditKind::GoogleLinked,
+                    Outcome::Failure,
+                    Some(&user),
+                    Some("identity_taken"),
+                )
+                .await?;
+                Ok(back("error=google_account_in_use"))
+            }
+            Err(LinkError::UserGone) => Ok(back("error=account_gone")),
+            Err(LinkError::EmailTaken) => Ok(back("error=account_exists")),
+            Err(LinkError::Store(e)) => Err(e.into()),
+        };
+    }
+
+    let stores = &state.edge.stores;
+    let user = match stores.accounts.find_user_by_google(&claims.sub).await? {
+        Some(user) => user,
+        None => {
+            let Ok(email) = Email::parse(&claims.email) else {
+                return Ok(back("error=invalid_id_token"));
+            };
+            if let Some(existing) = stores.users.find_user_by_email(&email).await? {
+                // Never link silently: the address may have been registered by someone else
+                // before its owner ever signed in with Google (pre-account takeover).
+                record(
+                    state,
+                    &meta,
+                    AuditKind::GoogleLoginFailed,
+                    Outcome::Failure,
+                    Some(&existing.id),
+                    Some("account_exists"),
+                )
+                .await?;
+                return Ok(back("error=account_exists"));
+            }
+            let user = UserRecord {
+                id: UserId::generate(),
+                email,
+                display_name: claims
+                    .name
+                    .as_deref()
+                    .and_then(|n| DisplayName::parse(n).ok()),
+                // No password: nothing verifies against an empty hash.
+                password_hash: String::new(),
+                roles: vec![Role::User],
+                created_at: now,
+                disabled: false,
+            };
+            match stores.accounts.create_google_user(&user, &claims.sub).await {
+                Ok(()) => {}
+                Err(LinkError::EmailTaken) => return Ok(back("error=account_exists")),
+                Err(LinkError::IdentityTaken | LinkError::UserGone) => {
+                    return Ok(back("error=try_again"));
+                }
+                Err(LinkError::Store(e)) => return Err(e.into()),
+            }
+            record(
+                state,
+                &meta,
+                AuditKind::GoogleAccountCreated,
+                Outcome::Success,
+                Some(&user.id),
+                None,
+            )
+            .await?;
+            user
+        }
+    };
+    if user.disabled {
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleLoginFailed,
+            Outcome::Failure,
+            Some(&user.id),
+            Some("account_disabled"),
+        )
+        .await?;
+        return Ok(back("error=account_disabled"));
+    }
+    let login_code = OpaqueToken::generate();
+    let payload = serde_json::to_string(&CodePayload {
+        user_id: user.id.to_string(),
+    })
+    .map_err(|e| ApiError::internal(&e))?;
+    stores
+        .one_time
+        .put_one_time(
+            CODE_PURPOSE,
+            &login_code.hash(),
+            &payload,
+            now.plus_secs(LOGIN_CODE_TTL_SECS),
+        )
+        .await?;
+    Ok(back(&format!("code={}", login_code.expose())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    code: String,
+}
+
+pub async fn exchange(
+    State(ext): State<ExtState>,
+    meta: RequestMeta,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    JsonBody(body): JsonBody<ExchangeRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    google(&ext)?;
+    limit(&ext, &slot, &meta).await?;
+    let state = &ext.auth;
+    if !looks_like_token(&body.code) {
+        return Err(invalid_login_code());
+    }
+    let now = state.edge.clock.now();
+    let payload = state
+        .edge
+        .stores
+        .one_time
+        .take_one_time(CODE_PURPOSE, &TokenHash::of(&body.code), now)
+        .await?
+        .ok_or_else(invalid_login_code)?;
+    let payload: CodePayload =
+        serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
+    let user_id = UserId::parse(&payload.user_id).map_err(|e| ApiError::internal(&e))?;
+    let Some(user) = state
+        .edge
+        .stores
+        .users
+        .get_user(&user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Err(invalid_login_code());
+    };
+    record(
+        state,
+        &meta,
+        AuditKind::GoogleLogin,
+        Outcome::Success,
+        Some(&user.id),
+        None,
+    )
+    .await?;
+    Ok(Json(open_session(state, &meta, &user).await?))
+}

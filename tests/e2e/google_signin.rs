@@ -1,0 +1,532 @@
+//! Google sign-in against a local fake OIDC provider: the whole flow, every refusal of the
+//! state, of the ID token and of the login code, and explicit account linking.
+
+use std::collections::HashMap;
+
+use bastion_core::Clock as _;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::fake_google::{self, CLIENT_ID, FakeGoogle, REDIRECT_URI, RETURN_TO, claims, sign};
+use crate::helpers::{START, TestApp, TestResponse, base_env, session_of};
+
+struct Google {
+    app: TestApp,
+    fake: FakeGoogle,
+}
+
+/// One started sign-in as the browser sees it.
+struct Started {
+    params: HashMap<String, String>,
+    cookie: String,
+}
+
+impl Started {
+    fn state(&self) -> &str {
+        &self.params["state"]
+    }
+    fn nonce(&self) -> &str {
+        &self.params["nonce"]
+    }
+    fn challenge(&self) -> &str {
+        &self.params["code_challenge"]
+    }
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// The part of the redirect after `#`, asserting it goes back to the frontend.
+fn fragment(r: &TestResponse) -> String {
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text);
+    let location = r.header("location").unwrap();
+    let (base, fragment) = location.split_once('#').unwrap();
+    assert_eq!(base, RETURN_TO);
+    fragment.to_owned()
+}
+
+/// `name=value` of the binding cookie set by a response.
+fn binding_cookie(r: &TestResponse) -> String {
+    let set = r.header("set-cookie").unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+const RETURN_TO_ENCODED: &str = "https%3A%2F%2Fapp.example.com%2Fsigned-in";
+
+impl Google {
+    async fn new() -> Self {
+        let fake = FakeGoogle::start().await;
+        let mut env = base_env();
+        for (k, v) in fake.env() {
+            env.insert(k.to_owned(), v);
+        }
+        Self {
+            app: TestApp::with_env(env).await,
+            fake,
+        }
+    }
+
+    async fn start(&self) -> Started {
+        let r = self
+            .app
+            .call(
+                Method::GET,
+                &format!("/auth/google/start?return_to={RETURN_TO_ENCODED}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FOUND, "{}", r.text);
+        Started {
+            params: query_of(r.header("location").unwrap()),
+            cookie: binding_cookie(&r),
+        }
+    }
+
+    async fn callback(&self, code: &str, state: &str, cookie: Option<&str>) -> TestResponse {
+        let path = format!("/auth/google/callback?code={code}&state={state}");
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        self.app
+            .call_with(Method::GET, &path, None, None, &headers)
+            .await
+    }
+
+    /// Starts, lets Google issue `id_token` (built from the started flow), and calls back.
+    async fn sign_in(&self, id_token: impl FnOnce(&Started) -> String) -> TestResponse {
+        let started = self.start().await;
+        let code = format!("code-{}", &started.state()[..8]);
+        self.fake
+            .grant(&code, started.challenge(), id_token(&started));
+        self.callback(&code, started.state(), Some(&started.cookie))
+            .await
+    }
+
+    async fn exchange(&self, code: &str) -> TestResponse {
+        self.app
+            .post("/auth/google/exchange", json!({"code": code}))
+            .await
+    }
+
+    /// The newest audit event of the day: (kind, detail).
+    async fn last_event(&self) -> (String, Option<String>) {
+        let page = self
+            .app
+            .stores
+            .audit_days
+            .list_for_day(START, None, 1, self.app.clock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        let e = &page.items[0];
+        (e.kind.as_str().to_owned(), e.detail.clone())
+    }
+}
+
+fn valid(sub: &str, email: &str) -> impl FnOnce(&Started) -> String {
+    let (sub, email) = (sub.to_owned(), email.to_owned());
+    move |s| sign(&claims(&sub, &email, s.nonce()), "k1")
+}
+
+fn with(sub: &str, change: impl FnOnce(&mut Value)) -> impl FnOnce(&Started) -> String {
+    let sub = sub.to_owned();
+    move |s| {
+        let mut c = claims(&sub, "gina@example.com", s.nonce());
+        change(&mut c);
+        sign(&c, "k1")
+    }
+}
+
+#[tokio::test]
+async fn google_sign_in_goes_from_start_through_callback_and_exchange_to_auth_me() {
+    let g = Google::new().await;
+    let started = g.start().await;
+    let p = &started.params;
+    assert_eq!(p["response_type"], "code");
+    assert_eq!(p["client_id"], CLIENT_ID);
+    assert_eq!(p["redirect_uri"], REDIRECT_URI);
+    assert_eq!(p["scope"], "openid email profile");
+    assert_eq!(p["code_challenge_method"], "S256");
+    assert_eq!(p["state"].len(), 43);
+    assert_eq!(p["nonce"].len(), 43);
+    assert_eq!(p["code_challenge"].len(), 43);
+    assert_eq!(p.len(), 8);
+    assert!(started.cookie.starts_with("__Host-bastion_oauth="));
+
+    g.fake.grant(
+        "code-1",
+        started.challenge(),
+        sign(&claims("g-1", "Gina@Example.com", started.nonce()), "k1"),
+    );
+    let r = g
+        .callback("code-1", started.state(), Some(&started.cookie))
+        .await;
+    assert_eq!(
+        r.header("set-cookie"),
+        Some("__Host-bastion_oauth=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax")
+    );
+    let back = fragment(&r);
+    let code = back.strip_prefix("code=").unwrap();
+    assert_eq!(code.len(), 43);
+    assert!(!r.text.contains("access_token"));
+
+    let tokens = g.exchange(code).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    let session = session_of(&tokens);
+    let me = g.app.get("/auth/me", &session.access).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["user"]["email"], json!("gina@example.com"));
+    assert_eq!(me.body["user"]["display_name"], json!("Gina Google"));
+    assert_eq!(me.body["user"]["roles"], json!(["user"]));
+    assert_eq!(
+        g.app.audit_kinds(&session.user_id).await,
+        vec!["google_login", "google_account_created"]
+    );
+
+    // The same Google account later signs in to the same user.
+    let again = g.sign_in(valid("g-1", "gina@example.com")).await;
+    let tokens = g
+        .exchange(fragment(&again).strip_prefix("code=").unwrap())
+        .await;
+    assert_eq!(session_of(&tokens).user_id, session.user_id);
+}
+
+#[tokio::test]
+async fn start_refuses_a_return_to_that_is_not_configured() {
+    let g = Google::new().await;
+    for path in [
+        "/auth/google/start",
+        "/auth/google/start?return_to=https%3A%2F%2Fevil.example.com%2F",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%2Fx",
+    ] {
+        g.app
+            .call(Method::GET, path, None, None)
+            .await
+            .assert_error(
+                400,
+                "invalid_return_to",
+                "return_to must be one of the configured frontend URLs",
+            );
+    }
+}
+
+#[tokio::test]
+async fn google_routes_answer_503_when_google_is_not_configured() {
+    let app = TestApp::new().await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/auth/google/start?return_to={RETURN_TO_ENCODED}"),
+            None,
+            None,
+        )
+        .await;
+    r.assert_error(
+        503,
+        "google_not_configured",
+        "Google sign-in is not configured",
+    );
+    app.post("/auth/google/exchange", json!({"code": "x"}))
+        .await
+        .assert_error(
+            503,
+            "google_not_configured",
+            "Google sign-in is not configured",
+        );
+}
+
+const BAD_STATE: &str = "sign-in state is unknown, expired, already used or from another browser";
+
+#[tokio::test]
+async fn a_replayed_state_is_refused_with_400() {
+    let g = Google::new().await;
+    let started = g.start().await;
+    g.fake.grant(
+        "code-a",
+        started.challenge(),
+        sign(&claims("g-2", "r@example.com", started.nonce()), "k1"),
+    );
+    let first = g
+        .callback("code-a", started.state(), Some(&started.cookie))
+        .await;
+    assert!(fragment(&first).starts_with("code="));
+    g.callback("code-a", started.state(), Some(&started.cookie))
+        .await
+        .assert_error(400, "invalid_state", BAD_STATE);
+}
+
+#[tokio::test]
+async fn an_expired_or_unknown_state_is_refused_with_400() {
+    let g = Google::new().await;
+    let started = g.start().await;
+    g.app.clock.advance(601);
+    g.callback("code-x", started.state(), Some(&started.cookie))
+        .await
+        .assert_error(400, "invalid_state", BAD_STATE);
+    let unknown = "A".repeat(43);
+    g.callback("code-x", &unknown, Some(&started.cookie))
+        .await
+        .assert_error(400, "invalid_state", BAD_STATE);
+    g.callback("code-x", "short", Some(&started.cookie))
+        .await
+        .assert_error(400, "invalid_state", BAD_STATE);
+}
+
+#[tokio::test]
+async fn a_state_from_another_browser_session_is_refused_and_audited() {
+    let g = Google::new().await;
+    let victim = g.start().await;
+    let attacker = g.start().await;
+    g.callback("code-v", victim.state(), Some(&attacker.cookie))
+        .await
+        .assert_error(400, "invalid_state", BAD_STATE);
+    assert_eq!(
+        g.last_event().await,
+        (
+            "google_login_failed".to_owned(),
+            Some("foreign_browser".to_owned())
+        )
+    );
+    g.callback("code-w", attacker.state(), None)
+        .await
+        .assert_error(400, "invalid_state", BAD_STATE);
+}
+
+#[tokio::test]
+async fn a_wrong_nonce_sends_the_user_back_with_an_error_and_no_code() {
+    let g = Google::new().await;
+    let r = g
+        .sign_in(with("g-3", |c| c["nonce"] = json!("not-the-nonce")))
+        .await;
+    assert_eq!(fragment(&r), "error=invalid_id_token");
+    assert_eq!(
+        g.last_event().await,
+        (
+            "google_login_failed".to_owned(),
+            Some("nonce_mismatch".to_owned())
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_audience_is_refused() {
+    let g = Google::new().await;
+    let r = g
+        .sign_in(with("g-4", |c| {
+            c["aud"] = json!("someone-else.apps.googleusercontent.com")
+        }))
+        .await;
+    assert_eq!(fragment(&r), "error=invalid_id_token");
+    assert_eq!(g.last_event().await.1.as_deref(), Some("wrong_audience"));
+}
+
+#[tokio::test]
+async fn an_unverified_email_is_refused() {
+    let g = Google::new().await;
+    let r = g
+        .sign_in(with("g-5", |c| c["email_verified"] = json!(false)))
+        .await;
+    assert_eq!(fragment(&r), "error=email_unverified");
+    assert_eq!(g.last_event().await.1.as_deref(), Some("email_unverified"));
+}
+
+#[tokio::test]
+async fn an_expired_id_token_or_a_wrong_issuer_is_refused() {
+    let g = Google::new().await;
+    let r = g.sign_in(with("g-6", |c| c["exp"] = json!(START.0))).await;
+    assert_eq!(fragment(&r), "error=invalid_id_token");
+    assert_eq!(g.last_event().await.1.as_deref(), Some("expired_id_token"));
+    let r = g
+        .sign_in(with("g-6", |c| {
+            c["iss"] = json!("https://evil.example.com")
+        }))
+        .await;
+    assert_eq!(fragment(&r), "error=invalid_id_token");
+    assert_eq!(g.last_event().await.1.as_deref(), Some("wrong_issuer"));
+}
+
+#[tokio::test]
+async fn an_id_token_signed_with_anything_but_rs256_is_refused() {
+    let g = Google::new().await;
+    let r = g
+        .sign_in(|s| fake_google::sign_hs256(&claims("g-7", "h@example.com", s.nonce()), "k1"))
+        .await;
+    assert_eq!(fragment(&r), "error=invalid_id_token");
+    assert_eq!(g.last_event().await.1.as_deref(), Some("bad_algorithm"));
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refreshes_the_jwks_once_and_then_verifies() {
+    let g = Google::new().await;
+    let r = g.sign_in(valid("g-8", "k@example.com")).await;
+    assert!(fragment(&r).starts_with("code="));
+    assert_eq!(g.fake.jwks_fetches(), 1);
+    // Cached: a second sign-in with the same key costs no fetch.
+    let r = g.sign_in(valid("g-8", "k@example.com")).await;
+    assert!(fragment(&r).starts_with("code="));
+    assert_eq!(g.fake.jwks_fetches(), 1);
+
+    // Google rotates to k2; past the refresh floor the unknown kid triggers one refetch.
+    g.fake.publish_kids(&["k2"]);
+    g.app.clock.advance(61);
+    let r = g
+        .sign_in(|s| sign(&claims("g-8", "k@example.com", s.nonce()), "k2"))
+        .await;
+    assert!(fragment(&r).starts_with("code="), "{}", fragment(&r));
+    assert_eq!(g.fake.jwks_fetches(), 2);
+
+    // A kid Google never published fails, and within the floor costs no further fetch.
+    let r = g
+        .sign_in(|s| sign(&claims("g-8", "k@example.com", s.nonce()), "k9"))
+        .await;
+    assert_eq!(fragment(&r), "error=invalid_id_token");
+    assert_eq!(g.last_event().await.1.as_deref(), Some("unknown_kid"));
+    assert_eq!(g.fake.jwks_fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_login_code_works_once_and_only_for_sixty_seconds() {
+    let g = Google::new().await;
+    let r = g.sign_in(valid("g-9", "l@example.com")).await;
+    let code = fragment(&r).strip_prefix("code=").unwrap().to_owned();
+    assert_eq!(g.exchange(&code).await.status, StatusCode::OK);
+    let msg = "login code is unknown, expired or already used";
+    g.exchange(&code)
+        .await
+        .assert_error(400, "invalid_login_code", msg);
+
+    let r = g.sign_in(valid("g-9", "l@example.com")).await;
+    let code = fragment(&r).strip_prefix("code=").unwrap().to_owned();
+    g.app.clock.advance(60);
+    g.exchange(&code)
+        .await
+        .assert_error(400, "invalid_login_code", msg);
+}
+
+#[tokio::test]
+async fn a_google_refusal_sends_the_user_back_with_the_error_and_no_code() {
+    let g = Google::new().await;
+    let started = g.start().await;
+    let path = format!(
+        "/auth/google/callback?error=access_denied&state={}",
+        started.state()
+    );
+    let r = g
+        .app
+        .call_with(
+            Method::GET,
+            &path,
+            None,
+            None,
+            &[("cookie", &started.cookie)],
+        )
+        .await;
+    assert_eq!(fragment(&r), "error=access_denied");
+}
+
+#[tokio::test]
+async fn an_existing_password_account_is_not_linked_silently_but_can_link_explicitly() {
+    let g = Google::new().await;
+    let alice = g.app.signed_up("alice@example.com").await;
+    let r = g.sign_in(valid("g-alice", "alice@example.com")).await;
+    assert_eq!(fragment(&r), "error=account_exists");
+    assert_eq!(
+        g.app.audit_kinds(&alice.user_id).await[0],
+        "google_login_failed"
+    );
+
+    // Signed in with her password, Alice links her Google account.
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/google/link",
+            Some(&alice.access),
+            Some(json!({"return_to": RETURN_TO})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let started = Started {
+        params: query_of(r.body["authorize_url"].as_str().unwrap()),
+        cookie: binding_cookie(&r),
+    };
+    g.fake.grant(
+        "code-link",
+        started.challenge(),
+        sign(
+            &claims("g-alice", "alice@example.com", started.nonce()),
+            "k1",
+        ),
+    );
+    let r = g
+        .callback("code-link", started.state(), Some(&started.cookie))
+        .await;
+    assert_eq!(fragment(&r), "linked=google");
+    assert_eq!(g.app.audit_kinds(&alice.user_id).await[0], "google_linked");
+
+    // Now Google sign-in reaches Alice's account.
+    let r = g.sign_in(valid("g-alice", "alice@example.com")).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    assert_eq!(session_of(&tokens).user_id, alice.user_id);
+}
+
+#[tokio::test]
+async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_recent_sign_in() {
+    let g = Google::new().await;
+    let r = g.sign_in(valid("g-10", "nopass@example.com")).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    let s = session_of(&tokens);
+    g.app
+        .call(
+            Method::POST,
+            "/auth/password",
+            Some(&s.access),
+            Some(json!({"current_password": "", "new_password": "a much better passphrase 9"})),
+        )
+        .await
+        .assert_error(
+            409,
+            "no_password",
+            "this account signs in with Google and has no password to change",
+        );
+    // Ten minutes later the session is too old to delete the account with.
+    g.app.clock.advance(601);
+    let refreshed = g.app.refresh(&s.refresh).await;
+    let access = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    g.app
+        .call(
+            Method::DELETE,
+            "/auth/account",
+            Some(&access),
+            Some(json!({})),
+        )
+        .await
+        .assert_error(
+            403,
+            "reauthentication_required",
+            "sign in with Google again, then delete the account within 10 minutes",
+        );
+    let r = g.sign_in(valid("g-10", "nopass@example.com")).await;
+    let fresh = session_of(
+        &g.exchange(fragment(&r).strip_prefix("code=").unwrap())
+            .await,
+    );
+    let r = g
+        .app
+        .call(
+            Method::DELETE,
+            "/auth/account",
+            Some(&fresh.access),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
