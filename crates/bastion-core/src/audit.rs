@@ -20,6 +20,8 @@ pub enum AuditKind {
     SessionRevoked,
     PasswordChanged,
     AccountDeleted,
+    ChatQuotaExceeded,
+    ChatProviderFailed,
 }
 
 impl AuditKind {
@@ -36,6 +38,8 @@ impl AuditKind {
             AuditKind::SessionRevoked => "session_revoked",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::ChatQuotaExceeded => "chat_quota_exceeded",
+            AuditKind::ChatProviderFailed => "chat_provider_failed",
         }
     }
 
@@ -52,6 +56,8 @@ impl AuditKind {
             "session_revoked" => AuditKind::SessionRevoked,
             "password_changed" => AuditKind::PasswordChanged,
             "account_deleted" => AuditKind::AccountDeleted,
+            "chat_quota_exceeded" => AuditKind::ChatQuotaExceeded,
+            "chat_provider_failed" => AuditKind::ChatProviderFailed,
             _ => return None,
         })
     }

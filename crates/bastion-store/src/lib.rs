@@ -3,6 +3,7 @@
 //! `sqlite` is the embedded local default; `dynamodb` is the production single table. Both are
 //! held to the same behaviour by the conformance suite in `conformance`.
 
+pub mod chat;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod dynamodb;
@@ -11,6 +12,11 @@ pub mod sqlite;
 
 pub use dynamodb::DynamoStore;
 pub use sqlite::SqliteStore;
+
+pub use chat::{
+    AppendError, ConversationId, ConversationRecord, ConversationStore, CreditStore, Debit,
+    MessageRecord, MessageRole, TurnWrite,
+};
 
 use std::sync::Arc;
 
@@ -188,19 +194,29 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub counters: Arc<dyn CounterStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub credits: Arc<dyn CreditStore>,
 }
 
 impl Stores {
     /// One adapter that implements every port.
     pub fn from_adapter<A>(adapter: Arc<A>) -> Self
     where
-        A: UserStore + SessionStore + CounterStore + AuditStore + 'static,
+        A: UserStore
+            + SessionStore
+            + CounterStore
+            + AuditStore
+            + ConversationStore
+            + CreditStore
+            + 'static,
     {
         Self {
             users: adapter.clone(),
             sessions: adapter.clone(),
             counters: adapter.clone(),
-            audit: adapter,
+            audit: adapter.clone(),
+            conversations: adapter.clone(),
+            credits: adapter,
         }
     }
 }

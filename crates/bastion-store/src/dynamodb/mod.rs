@@ -24,12 +24,19 @@
 //! | `append`              | 1 PutItem                                                       |
 //! | `list_for_user`       | 1 Query (Limit = page + 1); more only when expired-but-undeleted|
 //! |                       | events were filtered out of the page                            |
+//! | `get_conversation`    | 1 GetItem                                                       |
+//! | `list_conversations`  | 1 Query (Limit = page + 1)                                      |
+//! | `list_messages`       | 1 Query (Limit = page + 1)                                      |
+//! | `append_turn`         | 1 TransactWriteItems (conversation put/update + the messages)  |
+//! | `delete_conversation` | 1 DeleteItem + 1 Query per 1 MB + ⌈n/25⌉ BatchWriteItem         |
+//! | `debit`, `refund`     | 1 UpdateItem (conditional)                                      |
 //!
 //! Rotation reads the session first because the new refresh lookup must carry the session's
 //! expiry, which a transaction cannot copy from another item; the transaction's condition, not
 //! the read, decides who wins.
 
 mod audit;
+mod chat;
 mod counters;
 mod item;
 mod sessions;
