@@ -138,9 +138,7 @@ pub async fn a_refund_gives_back_one_credit_and_never_goes_below_zero(stores: St
     );
 }
 
-pub async fn credits_are_counted_per_owner_and_per_day_against_the_given_allowance(
-    stores: Stores,
-) {
+pub async fn credits_are_counted_per_owner_and_per_day_against_the_given_allowance(stores: Stores) {
     let (a, b) = (Owner::User(UserId::generate()), channel());
     let expires = T0.plus_secs(86_400);
     assert_eq!(
@@ -433,7 +431,10 @@ pub async fn deleting_a_user_removes_their_conversations_and_credits_but_no_one_
 ) {
     let doomed = created(&stores, user("leaving@example.com")).await;
     let staying = created(&stores, user("staying@example.com")).await;
-    let (d, s) = (Owner::User(doomed.id.clone()), Owner::User(staying.id.clone()));
+    let (d, s) = (
+        Owner::User(doomed.id.clone()),
+        Owner::User(staying.id.clone()),
+    );
     let dc = conversation(&d, T0);
     add_exchange(&stores, &dc, T0, "mine").await;
     let sc = conversation(&s, T0);

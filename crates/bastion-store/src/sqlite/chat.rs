@@ -49,7 +49,8 @@ impl RawConversation {
     fn into_record(self) -> Result<ConversationRecord, StoreError> {
         Ok(ConversationRecord {
             owner: Owner::parse_key(&self.owner).map_err(|e| corrupt("owner", e.message))?,
-            id: ConversationId::parse(&self.id).map_err(|e| corrupt("conversation id", e.message))?,
+            id: ConversationId::parse(&self.id)
+                .map_err(|e| corrupt("conversation id", e.message))?,
             title: self.title,
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
@@ -110,7 +111,9 @@ impl ConversationStore for SqliteStore {
         let (owner, id) = (owner.key(), id.as_str().to_owned());
         self.run(move |conn| {
             conn.query_row(
-                &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE owner = ?1 AND id = ?2"),
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE owner = ?1 AND id = ?2"
+                ),
                 params![owner, id],
                 raw_conversation,
             )
@@ -156,7 +159,9 @@ impl ConversationStore for SqliteStore {
                     .collect::<Result<Vec<_>, StoreError>>()
             })
             .await?;
-        Ok(Some(page(rows, limit, |c| encode_conversation_cursor(&c.id))))
+        Ok(Some(page(rows, limit, |c| {
+            encode_conversation_cursor(&c.id)
+        })))
     }
 
     async fn list_messages(
@@ -281,7 +286,11 @@ impl ConversationStore for SqliteStore {
 fn page<T>(mut rows: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Page<T> {
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let next_cursor = if more { rows.last().map(cursor_of) } else { None };
+    let next_cursor = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
     Page {
         items: rows,
         next_cursor,
