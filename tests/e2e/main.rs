@@ -5,4 +5,5 @@
 mod auth_accounts;
 mod auth_edge;
 mod auth_tokens;
+mod chat;
 mod helpers;
