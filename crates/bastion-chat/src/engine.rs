@@ -22,6 +22,8 @@ const DAY_SECS: i64 = 86_400;
 pub const CONVERSATION_PAGE: usize = 20;
 /// Messages per listing page.
 pub const MESSAGE_PAGE: usize = 50;
+/// Tries of one channel reply that keeps losing races with overlapping deliveries.
+const CHANNEL_ATTEMPTS: u32 = 3;
 
 /// Where an owner's plan comes from (Stripe, once billing lands).
 #[async_trait]
@@ -159,10 +161,19 @@ impl ChatEngine {
     ) -> Result<String, ChatError> {
         let message = ChatMessage::parse(text)?;
         let id = channel_conversation_id(owner);
-        let reply = self
-            .run_turn(owner, Target::Channel(id), &message, None, request_id)
-            .await?;
-        Ok(reply.message.content)
+        // Deliveries of one chat can overlap; a turn that lost the race (its credit already
+        // refunded) is simply run again on the winner's state.
+        let mut attempt = 1;
+        loop {
+            let target = Target::Channel(id.clone());
+            match self
+                .run_turn(owner, target, &message, None, request_id)
+                .await
+            {
+                Err(ChatError::Conflict) if attempt < CHANNEL_ATTEMPTS => attempt += 1,
+                other => return other.map(|reply| reply.message.content),
+            }
+        }
     }
 
     async fn run_turn(

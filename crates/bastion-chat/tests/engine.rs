@@ -146,6 +146,29 @@ async fn channel_reply_continues_one_conversation_per_channel_owner_in_order() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_overlapping_first_deliveries_from_one_channel_owner_both_get_answers() {
+    let h = harness().await;
+    let owner = Owner::Messenger("9988776655".into());
+    let barrier = Arc::new(Barrier::new(2));
+    let mut tasks = Vec::new();
+    for text in ["first", "second"] {
+        let (engine, barrier, owner) = (h.engine.clone(), barrier.clone(), owner.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            engine.channel_reply(&owner, text, &rid()).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let listed = h.engine.conversations(&owner, None).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].message_count, 4);
+    // Whatever raced, exactly two credits stay spent (losers were refunded and retried).
+    assert_eq!(credits_left(&h, &owner, 3).await, 1);
+}
+
 #[tokio::test]
 async fn channel_reply_stops_at_the_free_allowance_with_the_next_utc_midnight() {
     let h = harness().await;
