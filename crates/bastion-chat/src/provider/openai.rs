@@ -147,8 +147,16 @@ struct WireUsage {
 
 /// The first choice's text and the usage; anything else is malformed.
 fn parse_reply(bytes: &[u8]) -> Result<Completion, ProviderError> {
-    let reply: WireReply = serde_json::from_slice(bytes)
-        .map_err(|e| ProviderError::Malformed(format!("not a chat completion: {e}")))?;
+    // Only the error's class and position: serde's message can quote the reply, which may
+    // hold conversation text, and this string is logged.
+    let reply: WireReply = serde_json::from_slice(bytes).map_err(|e| {
+        ProviderError::Malformed(format!(
+            "not a chat completion ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
     let content = reply
         .choices
         .into_iter()
@@ -255,6 +263,17 @@ mod tests {
                 prompt_tokens: 3,
                 completion_tokens: 1
             }
+        );
+    }
+
+    #[test]
+    fn a_malformed_reply_error_does_not_quote_the_reply() {
+        let err = parse_reply(br#"{"choices":"my secret diary"}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(
+            text,
+            "provider reply is malformed: not a chat completion (Data error at line 1 column 28)"
         );
     }
 
