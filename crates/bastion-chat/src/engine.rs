@@ -278,6 +278,16 @@ impl ChatEngine {
                 AppendError::Store(s) => ChatError::Store(s),
             });
         }
+        // The per-turn usage metric: counts and ids only, never content.
+        tracing::info!(
+            %request_id,
+            owner = %owner.key(),
+            model = model.as_str(),
+            prompt_tokens = completion.usage.prompt_tokens,
+            completion_tokens = completion.usage.completion_tokens,
+            credits_remaining,
+            "chat turn"
+        );
         let TurnWrite {
             conversation,
             mut messages,
