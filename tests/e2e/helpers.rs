@@ -148,6 +148,46 @@ impl TestApp {
         }
     }
 
+    /// The auth and chat routes under one edge, as `bastion-local` serves them; `env` also
+    /// carries the chat configuration (`LLM_*`, `PLAN_*`, `CHAT_RATE_LIMIT`).
+    pub async fn with_chat(env: HashMap<String, String>) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "bastion-e2e-{}.db",
+            bastion_core::RequestId::generate()
+        ));
+        let store = Arc::new(SqliteStore::open(&path).unwrap());
+        let mut app = Self::with_stores(env.clone(), Stores::from_adapter(store), TempDb(path));
+        let edge = Edge::new(
+            EdgeConfig::from_env(&env).unwrap(),
+            app.stores.clone(),
+            Arc::new(app.clock.clone()),
+        );
+        let auth = AuthConfig::from_env(&env).unwrap();
+        let auth_state = AuthState {
+            edge: edge.clone(),
+            hasher: Arc::new(auth.hasher),
+            sessions: auth.sessions,
+        };
+        let chat =
+            bastion_chat::ChatSetup::from_env(&env, bastion_chat::RuntimeMode::Lambda).unwrap();
+        let engine = bastion_chat::ChatEngine::new(
+            app.stores.clone(),
+            chat.provider,
+            Arc::new(bastion_chat::FreePlans),
+            Arc::new(app.clock.clone()),
+            chat.config,
+        );
+        let chat_state = bastion_chat_fn::ChatState {
+            edge: edge.clone(),
+            engine,
+        };
+        app.router = bastion_http::with_edge(
+            bastion_auth::routes(auth_state).merge(bastion_chat_fn::routes(chat_state)),
+            edge,
+        );
+        app
+    }
+
     /// The same app with some ports replaced (e.g. a failing counter store).
     pub fn replacing(&self, f: impl FnOnce(&mut Stores)) -> Self {
         let mut stores = self.stores.clone();

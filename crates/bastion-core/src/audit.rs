@@ -34,6 +34,8 @@ pub enum AuditKind {
     AdminUserEnabled,
     AdminSessionsRevoked,
     AdminRolesChanged,
+    ChatQuotaExceeded,
+    ChatProviderFailed,
 }
 
 impl AuditKind {
@@ -64,6 +66,8 @@ impl AuditKind {
             AuditKind::AdminUserEnabled => "admin_user_enabled",
             AuditKind::AdminSessionsRevoked => "admin_sessions_revoked",
             AuditKind::AdminRolesChanged => "admin_roles_changed",
+            AuditKind::ChatQuotaExceeded => "chat_quota_exceeded",
+            AuditKind::ChatProviderFailed => "chat_provider_failed",
         }
     }
 
@@ -94,6 +98,8 @@ impl AuditKind {
             "admin_user_enabled" => AuditKind::AdminUserEnabled,
             "admin_sessions_revoked" => AuditKind::AdminSessionsRevoked,
             "admin_roles_changed" => AuditKind::AdminRolesChanged,
+            "chat_quota_exceeded" => AuditKind::ChatQuotaExceeded,
+            "chat_provider_failed" => AuditKind::ChatProviderFailed,
             _ => return None,
         })
     }

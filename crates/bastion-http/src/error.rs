@@ -25,6 +25,10 @@ pub enum ErrorKind {
     Internal,
     UpstreamError,
     Unavailable,
+    /// A quota (e.g. daily chat credits) is used up until it resets.
+    QuotaExceeded,
+    /// A dependency did not answer within the request's deadline.
+    UpstreamTimeout,
 }
 
 impl ErrorKind {
@@ -42,6 +46,8 @@ impl ErrorKind {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
+            ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -59,6 +65,8 @@ impl ErrorKind {
             ErrorKind::Internal => "internal_error",
             ErrorKind::UpstreamError => "upstream_error",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -66,6 +74,7 @@ impl ErrorKind {
     pub fn from_status(status: StatusCode) -> Self {
         match status.as_u16() {
             401 => ErrorKind::Unauthorized,
+            402 => ErrorKind::QuotaExceeded,
             403 => ErrorKind::Forbidden,
             404 => ErrorKind::NotFound,
             405 => ErrorKind::MethodNotAllowed,
@@ -75,6 +84,7 @@ impl ErrorKind {
             429 => ErrorKind::RateLimited,
             502 => ErrorKind::UpstreamError,
             503 => ErrorKind::Unavailable,
+            504 => ErrorKind::UpstreamTimeout,
             400..=499 => ErrorKind::InvalidRequest,
             _ => ErrorKind::Internal,
         }
@@ -213,6 +223,8 @@ mod tests {
             (ErrorKind::RateLimited, 429, "rate_limited"),
             (ErrorKind::UpstreamError, 502, "upstream_error"),
             (ErrorKind::Unavailable, 503, "unavailable"),
+            (ErrorKind::QuotaExceeded, 402, "quota_exceeded"),
+            (ErrorKind::UpstreamTimeout, 504, "upstream_timeout"),
         ];
         for (kind, status, code) in cases {
             assert_eq!(kind.status().as_u16(), status);

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bastion_auth::{AuthConfig, AuthExtras, AuthState};
+use bastion_chat::{ChatEngine, ChatSetup, FreePlans, RuntimeMode};
+use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
@@ -65,8 +67,22 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let sandbox_root = std::path::absolute(data_dir.join("sandbox"))?;
     let exec_state = ExecState::new(edge.clone(), ExecConfig::from_env(&env, sandbox_root)?)?;
     let auth_extras = AuthExtras::from_env(&env)?;
+    let chat = ChatSetup::from_env(&env, RuntimeMode::Local)?;
+    let echo = chat.provider.name() == "echo";
+    let chat_state = ChatState {
+        edge: edge.clone(),
+        engine: ChatEngine::new(
+            edge.stores.clone(),
+            chat.provider,
+            Arc::new(FreePlans),
+            edge.clock.clone(),
+            chat.config,
+        ),
+    };
     let app = with_edge(
-        bastion_auth::routes_with(auth_state, auth_extras).merge(bastion_exec::routes(exec_state)),
+        bastion_auth::routes_with(auth_state, auth_extras)
+            .merge(bastion_exec::routes(exec_state))
+            .merge(bastion_chat_fn::routes(chat_state)),
         edge,
     );
 
@@ -75,6 +91,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, db = %db_path.display(), "bastion-local listening");
+    if echo {
+        println!(
+            "\nChat uses the ECHO provider (LLM_BASE_URL is unset): replies only quote your message.\nSet LLM_BASE_URL, LLM_MODEL and LLM_API_KEY to talk to a real OpenAI-compatible model."
+        );
+    }
     println!(
         "\nBastion is running on http://{bound} (store: {})\nTry:\n  curl -s http://{bound}/auth/register -H 'content-type: application/json' \\\n    -d '{{\"email\":\"you@example.com\",\"password\":\"correct horse battery staple\"}}'\n",
         db_path.display()

@@ -3,6 +3,7 @@
 //! `sqlite` is the embedded local default; `dynamodb` is the production single table. Both are
 //! held to the same behaviour by the conformance suite in `conformance`.
 
+pub mod chat;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod dynamodb;
@@ -11,6 +12,11 @@ pub mod sqlite;
 
 pub use dynamodb::DynamoStore;
 pub use sqlite::SqliteStore;
+
+pub use chat::{
+    AppendError, ConversationId, ConversationRecord, ConversationStore, CreditStore, Debit,
+    MessageRecord, MessageRole, TurnWrite,
+};
 
 use std::sync::Arc;
 
@@ -298,6 +304,8 @@ pub struct Stores {
     pub one_time: Arc<dyn OneTimeStore>,
     pub accounts: Arc<dyn AccountStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub credits: Arc<dyn CreditStore>,
 }
 
 impl Stores {
@@ -312,6 +320,8 @@ impl Stores {
             + OneTimeStore
             + AccountStore
             + ApiKeyStore
+            + ConversationStore
+            + CreditStore
             + 'static,
     {
         Self {
@@ -322,7 +332,9 @@ impl Stores {
             audit_days: adapter.clone(),
             one_time: adapter.clone(),
             accounts: adapter.clone(),
-            api_keys: adapter,
+            api_keys: adapter.clone(),
+            conversations: adapter.clone(),
+            credits: adapter,
         }
     }
 }

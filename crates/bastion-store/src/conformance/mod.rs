@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod chat;
 mod counters;
 mod oauth;
 mod sessions;
 mod users;
 
 pub use audit::*;
+pub use chat::*;
 pub use counters::*;
 pub use oauth::*;
 pub use sessions::*;
@@ -64,6 +66,16 @@ macro_rules! conformance_tests {
             revoking_all_keys_or_deleting_the_user_removes_every_key,
             touching_a_key_writes_last_used_at_once_per_interval_even_concurrently,
             audit_events_list_by_day_across_users_newest_first_in_pages,
+            fifty_concurrent_debits_with_ten_credits_left_take_exactly_ten,
+            a_refund_gives_back_one_credit_and_never_goes_below_zero,
+            credits_are_counted_per_owner_and_per_day_against_the_given_allowance,
+            a_turn_creates_a_conversation_whose_messages_read_back_newest_first,
+            a_turn_with_a_stale_count_or_a_duplicate_create_is_a_conflict_and_writes_nothing,
+            five_conversations_list_newest_first_in_pages_of_two_without_duplicates,
+            messages_page_newest_first_and_a_malformed_cursor_yields_none,
+            another_owners_conversation_reads_as_absent_and_cannot_be_deleted,
+            deleting_a_conversation_removes_its_messages_and_reports_whether_it_existed,
+            deleting_a_user_removes_their_conversations_and_credits_but_no_one_elses,
         );
     };
     (@each $fixture:path; $($name:ident),+ $(,)?) => {

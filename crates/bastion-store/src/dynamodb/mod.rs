@@ -40,6 +40,12 @@
 //!
 //! Items in a user's partition that index the user from elsewhere (API-key owner items, the
 //! Google link) carry `twin_pk`/`twin_sk`; `delete_user` deletes the twins with them.
+//! | `get_conversation`    | 1 GetItem                                                       |
+//! | `list_conversations`  | 1 Query (Limit = page + 1)                                      |
+//! | `list_messages`       | 1 Query (Limit = page + 1)                                      |
+//! | `append_turn`         | 1 TransactWriteItems (conversation put/update + the messages)  |
+//! | `delete_conversation` | 1 DeleteItem + 1 Query per 1 MB + ⌈n/25⌉ BatchWriteItem         |
+//! | `debit`, `refund`     | 1 UpdateItem (conditional)                                      |
 //!
 //! Rotation reads the session first because the new refresh lookup must carry the session's
 //! expiry, which a transaction cannot copy from another item; the transaction's condition, not
@@ -48,6 +54,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod chat;
 mod counters;
 mod item;
 mod sessions;

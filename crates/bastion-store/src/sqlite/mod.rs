@@ -7,6 +7,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod chat;
 mod counters;
 mod sessions;
 mod users;
@@ -102,6 +103,45 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at   INTEGER NOT NULL,
     last_used_at INTEGER
 ) STRICT;
+CREATE TABLE IF NOT EXISTS conversations (
+    owner         TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    message_count INTEGER NOT NULL,
+    PRIMARY KEY (owner, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS messages (
+    owner             TEXT NOT NULL,
+    conversation_id   TEXT NOT NULL,
+    seq               INTEGER NOT NULL,
+    id                TEXT NOT NULL,
+    role              TEXT NOT NULL,
+    content           TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    model             TEXT NOT NULL,
+    PRIMARY KEY (owner, conversation_id, seq),
+    FOREIGN KEY (owner, conversation_id) REFERENCES conversations(owner, id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS credits (
+    owner      TEXT NOT NULL,
+    day        INTEGER NOT NULL,
+    used       INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (owner, day)
+) STRICT, WITHOUT ROWID;
+
+-- An account's conversations and credits leave with it, in the deleting statement, as its
+-- DynamoDB items (same partition) do.
+CREATE TRIGGER IF NOT EXISTS users_delete_chat AFTER DELETE ON users BEGIN
+    DELETE FROM conversations WHERE owner = 'user#' || OLD.id;
+    DELETE FROM credits WHERE owner = 'user#' || OLD.id;
+END;
 ";
 
 /// Implements every storage port on one SQLite database.

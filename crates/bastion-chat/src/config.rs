@@ -1,0 +1,346 @@
+//! Chat configuration from the environment: the provider, models, system prompt, context budget,
+//! plan allowances and the per-user turn limit. Anything malformed stops start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bastion_core::Plan;
+use bastion_core::rate_limit::Policy;
+use bastion_http::{ConfigError, Env};
+use reqwest::Url;
+use secrecy::SecretString;
+
+use crate::message::ModelName;
+use crate::provider::openai::OpenAiSettings;
+use crate::provider::{EchoProvider, OpenAiProvider, Provider};
+
+/// Where the binary runs: Lambda never gets the echo provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeMode {
+    Lambda,
+    Local,
+}
+
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant.";
+/// The model name the echo provider reports when `LLM_MODEL` is unset.
+pub const ECHO_MODEL: &str = "echo";
+/// API Gateway gives up at 29 s; the provider must be done well before.
+const MAX_DEADLINE_SECS: u64 = 28;
+
+/// Everything the engine reads from configuration.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub default_model: ModelName,
+    pub allowed_models: Vec<ModelName>,
+    pub system_prompt: String,
+    /// Characters of system prompt + history + new message sent per turn (the new message is
+    /// always sent; history is cut from the oldest end to fit).
+    pub context_budget_chars: usize,
+    /// The most history messages read per turn.
+    pub context_max_messages: usize,
+    pub free_daily_credits: u64,
+    pub pro_daily_credits: u64,
+    /// Turns per user (`CHAT_RATE_LIMIT`, `<limit>/<seconds>`).
+    pub turn_limit: Policy,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            default_model: ModelName(ECHO_MODEL.to_owned()),
+            allowed_models: vec![ModelName(ECHO_MODEL.to_owned())],
+            system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
+            context_budget_chars: 48_000,
+            context_max_messages: 40,
+            free_daily_credits: 50,
+            pro_daily_credits: 2_000,
+            turn_limit: Policy::per_minute(20),
+        }
+    }
+}
+
+impl ChatConfig {
+    /// The daily allowance of a plan.
+    pub fn allowance(&self, plan: Plan) -> u64 {
+        match plan {
+            Plan::Free => self.free_daily_credits,
+            Plan::Pro => self.pro_daily_credits,
+        }
+    }
+
+    /// The requested model if allowed, else the default.
+    pub fn resolve_model(&self, requested: Option<&str>) -> Option<ModelName> {
+        match requested {
+            None => Some(self.default_model.clone()),
+            Some(name) => self
+                .allowed_models
+                .iter()
+                .find(|m| m.as_str() == name)
+                .cloned(),
+        }
+    }
+}
+
+/// The configured provider and the engine configuration.
+pub struct ChatSetup {
+    pub config: ChatConfig,
+    pub provider: Arc<dyn Provider>,
+}
+
+impl ChatSetup {
+    /// Reads every chat variable. With no `LLM_BASE_URL`, `Local` gets the echo provider and
+    /// `Lambda` refuses to start.
+    pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
+        let configured_url = env.non_empty("LLM_BASE_URL");
+        let (provider, default_model): (Arc<dyn Provider>, ModelName) = match (configured_url, mode)
+        {
+            (None, RuntimeMode::Lambda) => {
+                return Err(ConfigError::new(
+                    "LLM_BASE_URL",
+                    "is required in AWS Lambda; the echo provider is for bastion-local only",
+                ));
+            }
+            (None, RuntimeMode::Local) => {
+                let model = match env.non_empty("LLM_MODEL") {
+                    Some(m) => model("LLM_MODEL", &m)?,
+                    None => ModelName(ECHO_MODEL.to_owned()),
+                };
+                (Arc::new(EchoProvider::new(env)?), model)
+            }
+            (Some(raw), _) => {
+                let settings = OpenAiSettings {
+                    base_url: base_url(&raw)?,
+                    api_key: api_key(env)?,
+                    deadline: Duration::from_secs(number(
+                        env,
+                        "LLM_TIMEOUT_SECS",
+                        25,
+                        1,
+                        MAX_DEADLINE_SECS,
+                    )?),
+                    backoff: Duration::from_millis(250),
+                };
+                let provider = OpenAiProvider::new(settings)
+                    .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
+                let m = env.required("LLM_MODEL")?;
+                (Arc::new(provider), model("LLM_MODEL", &m)?)
+            }
+        };
+        let allowed_models = match env.non_empty("LLM_ALLOWED_MODELS") {
+            None => vec![default_model.clone()],
+            Some(list) => {
+                let models = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| model("LLM_ALLOWED_MODELS", m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !models.contains(&default_model) {
+                    return Err(ConfigError::new(
+                        "LLM_ALLOWED_MODELS",
+                        "must include LLM_MODEL",
+                    ));
+                }
+                models
+            }
+        };
+        let system_prompt = match env.get("LLM_SYSTEM_PROMPT") {
+            None => DEFAULT_SYSTEM_PROMPT.to_owned(),
+            Some(p) if p.chars().count() > 8_000 => {
+                return Err(ConfigError::new(
+                    "LLM_SYSTEM_PROMPT",
+                    "must be at most 8000 characters",
+                ));
+            }
+            Some(p) => p,
+        };
+        let config = ChatConfig {
+            default_model,
+            allowed_models,
+            system_prompt,
+            context_budget_chars: to_usize(number(
+                env,
+                "LLM_CONTEXT_BUDGET_CHARS",
+                48_000,
+                1_000,
+                1_000_000,
+            )?),
+            context_max_messages: to_usize(number(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0, 200)?),
+            free_daily_credits: number(env, "PLAN_FREE_DAILY_CREDITS", 50, 0, 1_000_000)?,
+            pro_daily_credits: number(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0, 1_000_000)?,
+            turn_limit: policy(env, "CHAT_RATE_LIMIT", Policy::per_minute(20))?,
+        };
+        Ok(Self { config, provider })
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn model(var: &str, raw: &str) -> Result<ModelName, ConfigError> {
+    ModelName::parse(raw).map_err(|_| ConfigError::new(var, "not a valid model name"))
+}
+
+/// HTTPS, or plain HTTP only to a loopback host (a local Ollama or vLLM).
+fn base_url(raw: &str) -> Result<Url, ConfigError> {
+    const VAR: &str = "LLM_BASE_URL";
+    let url = Url::parse(raw.trim()).map_err(|_| ConfigError::new(VAR, "is not a URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            VAR,
+            "must not carry credentials; use LLM_API_KEY",
+        ));
+    }
+    let host = url.host_str().unwrap_or("");
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(ConfigError::new(
+            VAR,
+            "must be https:// (http:// only to a loopback host)",
+        )),
+    }
+}
+
+fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
+    match env.get("LLM_API_KEY") {
+        None => Ok(None),
+        Some(k) if k.trim().is_empty() => Err(ConfigError::new(
+            "LLM_API_KEY",
+            "is set but empty; unset it for providers that need no key",
+        )),
+        Some(k) => Ok(Some(SecretString::from(k.trim().to_owned()))),
+    }
+}
+
+fn number(env: &dyn Env, var: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match env.non_empty(var) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError::new(var, format!("must be a number {min}..={max}"))),
+    }
+}
+
+fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigError> {
+    let Some(raw) = env.non_empty(var) else {
+        return Ok(default);
+    };
+    let bad = || ConfigError::new(var, "must be <limit>/<seconds>, e.g. 20/60");
+    let (limit, secs) = raw.trim().split_once('/').ok_or_else(bad)?;
+    let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
+    let window_secs: u32 = secs.trim().parse().map_err(|_| bad())?;
+    if limit == 0 || !(1..=86_400).contains(&window_secs) {
+        return Err(bad());
+    }
+    Ok(Policy { limit, window_secs })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn lambda_mode_without_a_base_url_refuses_to_start() {
+        let err = ChatSetup::from_env(&env(&[]), RuntimeMode::Lambda)
+            .err()
+            .unwrap();
+        assert_eq!(err.var, "LLM_BASE_URL");
+    }
+
+    #[test]
+    fn local_mode_without_a_base_url_uses_the_echo_provider_and_defaults() {
+        let setup = ChatSetup::from_env(&env(&[]), RuntimeMode::Local).unwrap();
+        assert_eq!(setup.provider.name(), "echo");
+        assert_eq!(setup.config.default_model.as_str(), "echo");
+        assert_eq!(setup.config.free_daily_credits, 50);
+        assert_eq!(setup.config.pro_daily_credits, 2_000);
+        assert_eq!(setup.config.turn_limit, Policy::per_minute(20));
+    }
+
+    #[test]
+    fn a_base_url_needs_a_model_and_https_unless_loopback() {
+        let e = ChatSetup::from_env(
+            &env(&[("LLM_BASE_URL", "https://api.example.com/v1")]),
+            RuntimeMode::Lambda,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.var, "LLM_MODEL");
+        for bad in [
+            "http://api.example.com/v1",
+            "ftp://x",
+            "not a url",
+            "https://user:pw@api.example.com/v1",
+        ] {
+            let e = ChatSetup::from_env(
+                &env(&[("LLM_BASE_URL", bad), ("LLM_MODEL", "m")]),
+                RuntimeMode::Lambda,
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.var, "LLM_BASE_URL", "{bad}");
+        }
+        let ok = ChatSetup::from_env(
+            &env(&[
+                ("LLM_BASE_URL", "http://127.0.0.1:11434/v1"),
+                ("LLM_MODEL", "llama3"),
+                ("LLM_ALLOWED_MODELS", "llama3, qwen2:7b"),
+                ("PLAN_FREE_DAILY_CREDITS", "3"),
+            ]),
+            RuntimeMode::Lambda,
+        )
+        .unwrap();
+        assert_eq!(ok.provider.name(), "openai-compatible");
+        assert_eq!(
+            ok.config.resolve_model(Some("qwen2:7b")).unwrap().as_str(),
+            "qwen2:7b"
+        );
+        assert_eq!(ok.config.resolve_model(Some("gpt-4")), None);
+        assert_eq!(ok.config.free_daily_credits, 3);
+    }
+
+    #[test]
+    fn malformed_numbers_lists_and_keys_name_their_variable() {
+        for (var, value) in [
+            ("PLAN_FREE_DAILY_CREDITS", "-1"),
+            ("PLAN_PRO_DAILY_CREDITS", "lots"),
+            ("LLM_TIMEOUT_SECS", "29"),
+            ("LLM_CONTEXT_BUDGET_CHARS", "10"),
+            ("CHAT_RATE_LIMIT", "20"),
+            ("LLM_ALLOWED_MODELS", "other"),
+            ("LLM_API_KEY", " "),
+        ] {
+            let e = ChatSetup::from_env(
+                &env(&[
+                    ("LLM_BASE_URL", "https://api.example.com/v1"),
+                    ("LLM_MODEL", "m"),
+                    (var, value),
+                ]),
+                RuntimeMode::Lambda,
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.var, var, "{value}");
+        }
+    }
+}

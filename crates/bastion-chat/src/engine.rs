@@ -1,0 +1,417 @@
+//! The chat engine: one turn is read history → debit a credit → ask the provider → write the
+//! turn, with the credit refunded whenever the provider or the write fails.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bastion_core::crypto::random_bytes;
+use bastion_core::{Clock, Owner, Plan, RequestId, Timestamp};
+use bastion_store::{
+    AppendError, ConversationId, ConversationRecord, Debit, MessageRecord, MessageRole, Page,
+    StoreError, Stores, TurnWrite,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::ChatConfig;
+use crate::context::assemble;
+use crate::message::{ChatMessage, title_from};
+use crate::provider::{CompletionRequest, Provider, ProviderError, Usage};
+
+const DAY_SECS: i64 = 86_400;
+/// Conversations per listing page.
+pub const CONVERSATION_PAGE: usize = 20;
+/// Messages per listing page.
+pub const MESSAGE_PAGE: usize = 50;
+/// Tries of one channel reply that keeps losing races with overlapping deliveries.
+const CHANNEL_ATTEMPTS: u32 = 3;
+
+/// Where an owner's plan comes from (Stripe, once billing lands).
+#[async_trait]
+pub trait PlanSource: Send + Sync {
+    async fn plan(&self, owner: &Owner) -> Result<Plan, StoreError>;
+}
+
+/// Every owner is on the free plan: the source until billing sets plans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FreePlans;
+
+#[async_trait]
+impl PlanSource for FreePlans {
+    async fn plan(&self, _owner: &Owner) -> Result<Plan, StoreError> {
+        Ok(Plan::Free)
+    }
+}
+
+/// Why a turn or a read did not happen. Texts never contain message content.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// No such conversation for this owner (another owner's counts as none).
+    #[error("conversation not found")]
+    NotFound,
+    /// `code` is `empty_message`, `message_too_long` or `invalid_message`.
+    #[error("invalid message: {code}")]
+    InvalidMessage { code: &'static str, message: String },
+    #[error("model not allowed")]
+    ModelNotAllowed,
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// Today's credits are used up until `resets_at` (the next UTC midnight).
+    #[error("daily credits exhausted until {}", resets_at.to_rfc3339())]
+    QuotaExceeded {
+        resets_at: Timestamp,
+        allowance: u64,
+    },
+    /// The provider failed (status, transport, malformed reply); the credit was refunded.
+    #[error("provider failed: {0}")]
+    ProviderFailed(ProviderError),
+    /// The provider did not answer within the deadline; the credit was refunded.
+    #[error("provider timed out")]
+    ProviderTimeout,
+    /// Another turn changed the conversation first; the credit was refunded.
+    #[error("conversation changed concurrently")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<bastion_core::ValidationError> for ChatError {
+    fn from(v: bastion_core::ValidationError) -> Self {
+        ChatError::InvalidMessage {
+            code: v.code,
+            message: v.message,
+        }
+    }
+}
+
+/// The outcome of a successful turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnReply {
+    pub conversation_id: ConversationId,
+    pub message: MessageRecord,
+    pub usage: Usage,
+    pub credits_remaining: u64,
+}
+
+/// Which conversation a turn continues.
+enum Target<'a> {
+    New,
+    Existing(&'a ConversationId),
+    /// A channel owner's single conversation, created on first use.
+    Channel(ConversationId),
+}
+
+#[derive(Clone)]
+pub struct ChatEngine {
+    stores: Stores,
+    provider: Arc<dyn Provider>,
+    plans: Arc<dyn PlanSource>,
+    clock: Arc<dyn Clock>,
+    config: Arc<ChatConfig>,
+}
+
+impl ChatEngine {
+    pub fn new(
+        stores: Stores,
+        provider: Arc<dyn Provider>,
+        plans: Arc<dyn PlanSource>,
+        clock: Arc<dyn Clock>,
+        config: ChatConfig,
+    ) -> Self {
+        Self {
+            stores,
+            provider,
+            plans,
+            clock,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    /// One HTTP turn: continue `conversation` (or start one) with `message`.
+    pub async fn turn(
+        &self,
+        owner: &Owner,
+        conversation: Option<&ConversationId>,
+        message: &ChatMessage,
+        model: Option<&str>,
+        request_id: &RequestId,
+    ) -> Result<TurnReply, ChatError> {
+        let target = match conversation {
+            Some(id) => Target::Existing(id),
+            None => Target::New,
+        };
+        self.run_turn(owner, target, message, model, request_id)
+            .await
+    }
+
+    /// A channel (Telegram, Messenger) reply: continues the owner's one conversation, creating
+    /// it on first use, debits the owner's credits and returns the assistant's text.
+    pub async fn channel_reply(
+        &self,
+        owner: &Owner,
+        text: &str,
+        request_id: &RequestId,
+    ) -> Result<String, ChatError> {
+        let message = ChatMessage::parse(text)?;
+        let id = channel_conversation_id(owner);
+        // Deliveries of one chat can overlap; a turn that lost the race (its credit already
+        // refunded) is simply run again on the winner's state.
+        let mut attempt = 1;
+        loop {
+            let target = Target::Channel(id.clone());
+            match self
+                .run_turn(owner, target, &message, None, request_id)
+                .await
+            {
+                Err(ChatError::Conflict) if attempt < CHANNEL_ATTEMPTS => attempt += 1,
+                other => return other.map(|reply| reply.message.content),
+            }
+        }
+    }
+
+    async fn run_turn(
+        &self,
+        owner: &Owner,
+        target: Target<'_>,
+        message: &ChatMessage,
+        model: Option<&str>,
+        request_id: &RequestId,
+    ) -> Result<TurnReply, ChatError> {
+        let model = self
+            .config
+            .resolve_model(model)
+            .ok_or(ChatError::ModelNotAllowed)?;
+        let now = self.clock.now();
+        let (existing, history) = match &target {
+            Target::New => (None, Vec::new()),
+            Target::Existing(id) => {
+                let (conv, history) = self.read_context(owner, id).await?;
+                (Some(conv.ok_or(ChatError::NotFound)?), history)
+            }
+            Target::Channel(id) => self.read_context(owner, id).await?,
+        };
+        let conversation = match existing {
+            Some(c) => c,
+            None => ConversationRecord {
+                owner: owner.clone(),
+                id: match &target {
+                    Target::Channel(id) => id.clone(),
+                    _ => ConversationId::generate(now),
+                },
+                title: title_from(message),
+                created_at: now,
+                updated_at: now,
+                message_count: 0,
+            },
+        };
+        let previous_count = (conversation.message_count > 0
+            || matches!(target, Target::Existing(_)))
+        .then_some(conversation.message_count);
+
+        let day = now.secs().div_euclid(DAY_SECS);
+        let credits_remaining = self.debit(owner, day, request_id).await?;
+
+        let prompt = assemble(
+            &self.config.system_prompt,
+            &history,
+            message,
+            self.config.context_budget_chars,
+        );
+        let request = CompletionRequest {
+            model: model.as_str().to_owned(),
+            messages: prompt,
+        };
+        let completion = match self.provider.complete(&request).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");
+                self.refund(owner, day, request_id).await;
+                return Err(match e {
+                    ProviderError::Timeout => ChatError::ProviderTimeout,
+                    other => ChatError::ProviderFailed(other),
+                });
+            }
+        };
+
+        let answered = self.clock.now();
+        let seq = conversation.message_count;
+        let user = MessageRecord {
+            seq,
+            id: message_id(),
+            role: MessageRole::User,
+            content: message.as_str().to_owned(),
+            created_at: now,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            model: String::new(),
+        };
+        let assistant = MessageRecord {
+            seq: seq + 1,
+            id: message_id(),
+            role: MessageRole::Assistant,
+            content: completion.content,
+            created_at: answered,
+            prompt_tokens: completion.usage.prompt_tokens,
+            completion_tokens: completion.usage.completion_tokens,
+            model: model.as_str().to_owned(),
+        };
+        let mut next = conversation;
+        next.message_count = seq + 2;
+        next.updated_at = answered;
+        let write = TurnWrite {
+            conversation: next,
+            previous_count,
+            messages: vec![user, assistant],
+        };
+        if let Err(e) = self.stores.conversations.append_turn(&write).await {
+            tracing::warn!(%request_id, owner = %owner.key(), error = %e, "chat turn could not be stored; refunding the credit");
+            self.refund(owner, day, request_id).await;
+            return Err(match e {
+                AppendError::Conflict => ChatError::Conflict,
+                AppendError::Store(s) => ChatError::Store(s),
+            });
+        }
+        // The per-turn usage metric: counts and ids only, never content.
+        tracing::info!(
+            %request_id,
+            owner = %owner.key(),
+            model = model.as_str(),
+            prompt_tokens = completion.usage.prompt_tokens,
+            completion_tokens = completion.usage.completion_tokens,
+            credits_remaining,
+            "chat turn"
+        );
+        let TurnWrite {
+            conversation,
+            mut messages,
+            ..
+        } = write;
+        let message = messages.pop().ok_or_else(|| {
+            ChatError::Store(StoreError::Corrupt("turn lost its reply".to_owned()))
+        })?;
+        Ok(TurnReply {
+            conversation_id: conversation.id,
+            message,
+            usage: completion.usage,
+            credits_remaining,
+        })
+    }
+
+    /// The conversation and its most recent messages, read concurrently.
+    async fn read_context(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+    ) -> Result<(Option<ConversationRecord>, Vec<MessageRecord>), ChatError> {
+        let conversations = &self.stores.conversations;
+        let limit = self.config.context_max_messages;
+        let (conv, history) = tokio::try_join!(conversations.get_conversation(owner, id), async {
+            if limit == 0 {
+                return Ok(None);
+            }
+            conversations.list_messages(owner, id, None, limit).await
+        })?;
+        let history = match (&conv, history) {
+            (Some(_), Some(page)) => page.items,
+            _ => Vec::new(),
+        };
+        Ok((conv, history))
+    }
+
+    async fn debit(
+        &self,
+        owner: &Owner,
+        day: i64,
+        request_id: &RequestId,
+    ) -> Result<u64, ChatError> {
+        let plan = self.plans.plan(owner).await?;
+        let allowance = self.config.allowance(plan);
+        // The counter outlives its day by one, so a late refund still finds it.
+        let expires_at = Timestamp((day + 2).saturating_mul(DAY_SECS));
+        match self
+            .stores
+            .credits
+            .debit(owner, day, allowance, expires_at)
+            .await?
+        {
+            Debit::Taken { remaining } => Ok(remaining),
+            Debit::Exhausted => {
+                tracing::info!(%request_id, owner = %owner.key(), plan = plan.as_str(), allowance, "chat quota exceeded");
+                Err(ChatError::QuotaExceeded {
+                    resets_at: Timestamp((day + 1).saturating_mul(DAY_SECS)),
+                    allowance,
+                })
+            }
+        }
+    }
+
+    /// Gives the credit back; a failure is logged, since the turn has already failed.
+    async fn refund(&self, owner: &Owner, day: i64, request_id: &RequestId) {
+        if let Err(e) = self.stores.credits.refund(owner, day).await {
+            tracing::error!(%request_id, owner = %owner.key(), error = %e, "chat credit refund failed");
+        }
+    }
+
+    /// The owner's conversations, newest first.
+    pub async fn conversations(
+        &self,
+        owner: &Owner,
+        cursor: Option<&str>,
+    ) -> Result<Page<ConversationRecord>, ChatError> {
+        self.stores
+            .conversations
+            .list_conversations(owner, cursor, CONVERSATION_PAGE)
+            .await?
+            .ok_or(ChatError::InvalidCursor)
+    }
+
+    /// One of the owner's conversations and a page of its messages, newest first.
+    pub async fn messages(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        cursor: Option<&str>,
+    ) -> Result<(ConversationRecord, Page<MessageRecord>), ChatError> {
+        let conversations = &self.stores.conversations;
+        let (conv, page) = tokio::try_join!(
+            conversations.get_conversation(owner, id),
+            conversations.list_messages(owner, id, cursor, MESSAGE_PAGE)
+        )?;
+        let conv = conv.ok_or(ChatError::NotFound)?;
+        Ok((conv, page.ok_or(ChatError::InvalidCursor)?))
+    }
+
+    /// Deletes one of the owner's conversations with its messages.
+    pub async fn delete(&self, owner: &Owner, id: &ConversationId) -> Result<(), ChatError> {
+        if self
+            .stores
+            .conversations
+            .delete_conversation(owner, id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ChatError::NotFound)
+        }
+    }
+}
+
+fn message_id() -> String {
+    hex::encode(random_bytes::<16>())
+}
+
+/// A channel owner's one conversation: derived from the owner, so every delivery finds it
+/// without a lookup table. Never exposed over HTTP (channel owners have no HTTP access).
+pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
+    let digest = Sha256::digest(format!("bastion-channel-conversation\0{}", owner.key()));
+    let mut tail = [0u8; 16];
+    tail.copy_from_slice(&digest[..16]);
+    ConversationId::from_parts(Timestamp(0), tail)
+}

@@ -1,0 +1,15 @@
+//! The chat engine as a library: the chat function is its HTTP face, and the webhooks function
+//! reuses it (`ChatEngine::channel_reply`) to answer Telegram and Messenger users.
+
+pub mod config;
+pub mod context;
+pub mod engine;
+pub mod message;
+pub mod provider;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{ChatConfig, ChatSetup, RuntimeMode};
+pub use engine::{ChatEngine, ChatError, FreePlans, PlanSource, TurnReply};
+pub use message::{ChatMessage, ModelName};
+pub use provider::{Provider, ProviderError, Usage};

@@ -1,0 +1,376 @@
+//! The engine against a fake OpenAI-compatible server and a SQLite store: provider outcomes,
+//! retries, refunds, plans, and the channel entry point the webhooks function uses.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bastion_chat::provider::ProviderError;
+use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
+use bastion_chat::{ChatEngine, ChatError, ChatSetup, FreePlans, PlanSource, RuntimeMode};
+use bastion_core::{ManualClock, Owner, Plan, RequestId, Timestamp, UserId};
+use bastion_store::{SqliteStore, StoreError, Stores};
+use tokio::sync::Barrier;
+
+const START: Timestamp = Timestamp(1_800_000_000);
+/// The UTC midnight after `START`.
+const MIDNIGHT: Timestamp = Timestamp(1_800_057_600);
+
+struct ProPlans;
+
+#[async_trait]
+impl PlanSource for ProPlans {
+    async fn plan(&self, _owner: &Owner) -> Result<Plan, StoreError> {
+        Ok(Plan::Pro)
+    }
+}
+
+struct Harness {
+    engine: ChatEngine,
+    stores: Stores,
+    fake: FakeLlm,
+}
+
+async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Harness {
+    let fake = FakeLlm::start().await;
+    let mut env: HashMap<String, String> = [
+        ("LLM_BASE_URL", fake.base_url.as_str()),
+        ("LLM_API_KEY", FAKE_KEY),
+        ("LLM_MODEL", "fake-small"),
+        ("LLM_ALLOWED_MODELS", "fake-small,fake-large"),
+        ("LLM_SYSTEM_PROMPT", "You are terse."),
+        ("PLAN_FREE_DAILY_CREDITS", "3"),
+        ("PLAN_PRO_DAILY_CREDITS", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let setup = ChatSetup::from_env(&env, RuntimeMode::Lambda).unwrap();
+    let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let engine = ChatEngine::new(
+        stores.clone(),
+        setup.provider,
+        plans,
+        Arc::new(ManualClock::new(START)),
+        setup.config,
+    );
+    Harness {
+        engine,
+        stores,
+        fake,
+    }
+}
+
+async fn harness() -> Harness {
+    harness_with(&[], Arc::new(FreePlans)).await
+}
+
+fn telegram() -> Owner {
+    Owner::Telegram(77_001)
+}
+
+fn rid() -> RequestId {
+    RequestId::generate()
+}
+
+/// Credits left today for `owner`: takes one to look, then gives it back.
+async fn credits_left(h: &Harness, owner: &Owner, allowance: u64) -> u64 {
+    let day = START.secs().div_euclid(86_400);
+    match h
+        .stores
+        .credits
+        .debit(owner, day, allowance, MIDNIGHT)
+        .await
+        .unwrap()
+    {
+        bastion_store::Debit::Taken { remaining } => {
+            h.stores.credits.refund(owner, day).await.unwrap();
+            remaining + 1
+        }
+        bastion_store::Debit::Exhausted => 0,
+    }
+}
+
+#[tokio::test]
+async fn channel_reply_continues_one_conversation_per_channel_owner_in_order() {
+    let h = harness().await;
+    let owner = telegram();
+    let first = h
+        .engine
+        .channel_reply(&owner, "hello", &rid())
+        .await
+        .unwrap();
+    assert_eq!(first, default_reply("hello"));
+    let second = h
+        .engine
+        .channel_reply(&owner, "and then?", &rid())
+        .await
+        .unwrap();
+    assert_eq!(second, default_reply("and then?"));
+
+    assert_eq!(
+        h.fake.messages_of(1),
+        vec![
+            ("system".to_owned(), "You are terse.".to_owned()),
+            ("user".to_owned(), "hello".to_owned()),
+            ("assistant".to_owned(), default_reply("hello")),
+            ("user".to_owned(), "and then?".to_owned()),
+        ]
+    );
+    assert_eq!(h.fake.requests()[1]["model"], "fake-small");
+    assert!(h.fake.refusals().is_empty());
+    let listed = h.engine.conversations(&owner, None).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].message_count, 4);
+    assert_eq!(listed.items[0].title, "hello");
+
+    // Another channel owner gets a conversation of their own.
+    h.engine
+        .channel_reply(&Owner::Messenger("5551234".into()), "hi", &rid())
+        .await
+        .unwrap();
+    assert_eq!(h.fake.messages_of(2).len(), 2);
+    assert_eq!(
+        h.engine
+            .conversations(&owner, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_overlapping_first_deliveries_from_one_channel_owner_both_get_answers() {
+    let h = harness().await;
+    let owner = Owner::Messenger("9988776655".into());
+    let barrier = Arc::new(Barrier::new(2));
+    let mut tasks = Vec::new();
+    for text in ["first", "second"] {
+        let (engine, barrier, owner) = (h.engine.clone(), barrier.clone(), owner.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            engine.channel_reply(&owner, text, &rid()).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let listed = h.engine.conversations(&owner, None).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].message_count, 4);
+    // Whatever raced, exactly two credits stay spent (losers were refunded and retried).
+    assert_eq!(credits_left(&h, &owner, 3).await, 1);
+}
+
+#[tokio::test]
+async fn channel_reply_stops_at_the_free_allowance_with_the_next_utc_midnight() {
+    let h = harness().await;
+    let owner = telegram();
+    for i in 0..3 {
+        h.engine
+            .channel_reply(&owner, &format!("n{i}"), &rid())
+            .await
+            .unwrap();
+    }
+    let err = h
+        .engine
+        .channel_reply(&owner, "one more", &rid())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChatError::QuotaExceeded { resets_at, allowance: 3 } if resets_at == MIDNIGHT),
+        "{err:?}"
+    );
+    assert_eq!(h.fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_pro_plan_gets_the_pro_allowance() {
+    let h = harness_with(&[], Arc::new(ProPlans)).await;
+    let owner = Owner::User(UserId::generate());
+    for i in 0..5 {
+        h.engine
+            .channel_reply(&owner, &format!("n{i}"), &rid())
+            .await
+            .unwrap();
+    }
+    let err = h
+        .engine
+        .channel_reply(&owner, "six", &rid())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChatError::QuotaExceeded { allowance: 5, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn channel_reply_refuses_blank_and_overlong_text_without_spending_a_credit() {
+    let h = harness().await;
+    let owner = telegram();
+    for (text, code) in [
+        (" \n ".to_owned(), "empty_message"),
+        ("a".repeat(32_001), "message_too_long"),
+    ] {
+        let err = h
+            .engine
+            .channel_reply(&owner, &text, &rid())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ChatError::InvalidMessage { code: c, .. } if c == code),
+            "{err:?}"
+        );
+    }
+    assert!(h.fake.requests().is_empty());
+    assert_eq!(credits_left(&h, &owner, 3).await, 3);
+}
+
+#[tokio::test]
+async fn a_provider_500_is_retried_twice_then_fails_and_refunds_the_credit() {
+    let h = harness().await;
+    let owner = telegram();
+    h.fake.script([
+        Answer::Status(500),
+        Answer::Status(503),
+        Answer::Status(500),
+    ]);
+    let err = h
+        .engine
+        .channel_reply(&owner, "hi", &rid())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChatError::ProviderFailed(ProviderError::Status(500))),
+        "{err:?}"
+    );
+    assert_eq!(h.fake.requests().len(), 3);
+    assert_eq!(credits_left(&h, &owner, 3).await, 3);
+    assert!(
+        h.engine
+            .conversations(&owner, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn two_429s_then_a_reply_succeed_within_the_retry_budget() {
+    let h = harness().await;
+    h.fake.script([
+        Answer::Status(429),
+        Answer::Status(429),
+        Answer::Reply("third time lucky".into()),
+    ]);
+    let reply = h
+        .engine
+        .channel_reply(&telegram(), "hi", &rid())
+        .await
+        .unwrap();
+    assert_eq!(reply, "third time lucky");
+    assert_eq!(h.fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_client_error_from_the_provider_is_not_retried() {
+    let h = harness_with(&[("LLM_API_KEY", "sk-wrong")], Arc::new(FreePlans)).await;
+    let err = h
+        .engine
+        .channel_reply(&telegram(), "hi", &rid())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChatError::ProviderFailed(ProviderError::Status(401))),
+        "{err:?}"
+    );
+    assert_eq!(h.fake.refusals(), vec!["bad authorization".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_malformed_reply_fails_and_refunds_the_credit() {
+    let h = harness().await;
+    let owner = telegram();
+    h.fake.script([Answer::Malformed]);
+    let err = h
+        .engine
+        .channel_reply(&owner, "hi", &rid())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChatError::ProviderFailed(ProviderError::Malformed(_))),
+        "{err:?}"
+    );
+    assert_eq!(credits_left(&h, &owner, 3).await, 3);
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_deadline_times_out_and_refunds_the_credit() {
+    let h = harness_with(&[("LLM_TIMEOUT_SECS", "1")], Arc::new(FreePlans)).await;
+    let owner = telegram();
+    h.fake.script([Answer::Slow(Duration::from_secs(3))]);
+    let err = h
+        .engine
+        .channel_reply(&owner, "hi", &rid())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatError::ProviderTimeout), "{err:?}");
+    assert_eq!(credits_left(&h, &owner, 3).await, 3);
+}
+
+#[tokio::test]
+async fn a_model_outside_the_allowlist_is_refused_before_any_credit_is_spent() {
+    let h = harness().await;
+    let owner = Owner::User(UserId::generate());
+    let message = bastion_chat::ChatMessage::parse("hi").unwrap();
+    let err = h
+        .engine
+        .turn(&owner, None, &message, Some("gpt-4"), &rid())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChatError::ModelNotAllowed), "{err:?}");
+    let ok = h
+        .engine
+        .turn(&owner, None, &message, Some("fake-large"), &rid())
+        .await
+        .unwrap();
+    assert_eq!(ok.message.model, "fake-large");
+    assert_eq!(ok.credits_remaining, 2);
+    assert_eq!(h.fake.requests().len(), 1);
+    assert_eq!(h.fake.requests()[0]["model"], "fake-large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_turns_with_ten_credits_left_send_exactly_ten_to_the_provider() {
+    let h = harness_with(&[("PLAN_FREE_DAILY_CREDITS", "10")], Arc::new(FreePlans)).await;
+    let owner = Owner::User(UserId::generate());
+    let barrier = Arc::new(Barrier::new(50));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (engine, barrier, owner) = (h.engine.clone(), barrier.clone(), owner.clone());
+        tasks.push(tokio::spawn(async move {
+            let message = bastion_chat::ChatMessage::parse(&format!("q{i}")).unwrap();
+            barrier.wait().await;
+            engine.turn(&owner, None, &message, None, &rid()).await
+        }));
+    }
+    let (mut ok, mut quota) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(ChatError::QuotaExceeded { .. }) => quota += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((ok, quota), (10, 40));
+    assert_eq!(h.fake.requests().len(), 10);
+}

@@ -1,0 +1,185 @@
+//! The chat routes. Identity is only `auth.user_id`; every conversation lookup is keyed by the
+//! caller, so another user's conversation id answers 404 exactly as a missing one does.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use bastion_chat::provider::ProviderError;
+use bastion_chat::{ChatError, ChatMessage};
+use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
+use bastion_core::{AuditId, Owner, Scope};
+use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_store::ConversationId;
+
+use crate::ChatState;
+use crate::dto::{
+    ConversationResponse, ConversationView, ConversationsResponse, CursorQuery, MessageView,
+    SendRequest, SendResponse,
+};
+use crate::error::{ChatFailure, chat_error};
+
+/// Cursors we issue are short; anything longer is refused before it reaches the store.
+const MAX_CURSOR_CHARS: usize = 256;
+
+/// A malformed id cannot name one of the caller's conversations: 404, like any other.
+fn conversation_id(raw: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::parse(raw).map_err(|_| ApiError::not_found())
+}
+
+fn cursor(q: &CursorQuery) -> Result<Option<&str>, ApiError> {
+    match q.cursor.as_deref() {
+        Some(c) if c.len() > MAX_CURSOR_CHARS => {
+            Err(ApiError::invalid("invalid_cursor", "cursor is not valid"))
+        }
+        other => Ok(other),
+    }
+}
+
+pub async fn send(
+    State(state): State<ChatState>,
+    meta: RequestMeta,
+    auth: Authenticated,
+    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    JsonBody(body): JsonBody<SendRequest>,
+) -> Result<Json<SendResponse>, ChatFailure> {
+    auth.require_scope(Scope::Chat)?;
+    state
+        .edge
+        .limiter
+        .enforce(
+            &slot,
+            "chat-user",
+            auth.user_id.as_str(),
+            state.engine.config().turn_limit,
+        )
+        .await?;
+    let message = ChatMessage::parse(&body.message).map_err(ApiError::from)?;
+    let conversation = body
+        .conversation_id
+        .as_deref()
+        .map(conversation_id)
+        .transpose()?;
+    let owner = Owner::User(auth.user_id.clone());
+    let result = state
+        .engine
+        .turn(
+            &owner,
+            conversation.as_ref(),
+            &message,
+            body.model.as_deref(),
+            &meta.request_id,
+        )
+        .await;
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(e) => {
+            audit_failure(&state, &meta, &auth, &e).await?;
+            return Err(chat_error(e, state.edge.clock.now()));
+        }
+    };
+    Ok(Json(SendResponse {
+        conversation_id: reply.conversation_id.to_string(),
+        message: MessageView::of(reply.message),
+        usage: reply.usage,
+        credits_remaining: reply.credits_remaining,
+    }))
+}
+
+/// Quota exhaustion and provider failures are audited (awaited) with the request id.
+async fn audit_failure(
+    state: &ChatState,
+    meta: &RequestMeta,
+    auth: &Authenticated,
+    e: &ChatError,
+) -> Result<(), ApiError> {
+    let (kind, detail) = match e {
+        ChatError::QuotaExceeded { resets_at, .. } => (
+            AuditKind::ChatQuotaExceeded,
+            format!("resets_at={}", resets_at.secs()),
+        ),
+        ChatError::ProviderTimeout => (AuditKind::ChatProviderFailed, "timeout".to_owned()),
+        ChatError::ProviderFailed(p) => (
+            AuditKind::ChatProviderFailed,
+            match p {
+                ProviderError::Status(code) => format!("status_{code}"),
+                ProviderError::Malformed(_) => "malformed".to_owned(),
+                ProviderError::Transport(_) => "transport".to_owned(),
+                ProviderError::Timeout => "timeout".to_owned(),
+            },
+        ),
+        _ => return Ok(()),
+    };
+    let event = AuditEvent {
+        id: AuditId::generate_ordered(),
+        at: state.edge.clock.now(),
+        kind,
+        outcome: Outcome::Failure,
+        user_id: Some(auth.user_id.clone()),
+        ip: meta.ip.0.clone(),
+        user_agent: meta.user_agent.0.clone(),
+        request_id: meta.request_id.clone(),
+        detail: Some(detail),
+    };
+    state
+        .edge
+        .stores
+        .audit
+        .append(&event)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))
+}
+
+pub async fn list(
+    State(state): State<ChatState>,
+    auth: Authenticated,
+    Query(q): Query<CursorQuery>,
+) -> Result<Json<ConversationsResponse>, ChatFailure> {
+    auth.require_scope(Scope::Read)?;
+    let owner = Owner::User(auth.user_id.clone());
+    let page = state
+        .engine
+        .conversations(&owner, cursor(&q)?)
+        .await
+        .map_err(|e| chat_error(e, state.edge.clock.now()))?;
+    Ok(Json(ConversationsResponse {
+        conversations: page.items.iter().map(ConversationView::of).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub async fn show(
+    State(state): State<ChatState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+    Query(q): Query<CursorQuery>,
+) -> Result<Json<ConversationResponse>, ChatFailure> {
+    auth.require_scope(Scope::Read)?;
+    let id = conversation_id(&id)?;
+    let owner = Owner::User(auth.user_id.clone());
+    let (conversation, page) = state
+        .engine
+        .messages(&owner, &id, cursor(&q)?)
+        .await
+        .map_err(|e| chat_error(e, state.edge.clock.now()))?;
+    Ok(Json(ConversationResponse {
+        conversation: ConversationView::of(&conversation),
+        messages: page.items.into_iter().map(MessageView::of).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub async fn delete(
+    State(state): State<ChatState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ChatFailure> {
+    auth.require_scope(Scope::Chat)?;
+    let id = conversation_id(&id)?;
+    let owner = Owner::User(auth.user_id.clone());
+    state
+        .engine
+        .delete(&owner, &id)
+        .await
+        .map_err(|e| chat_error(e, state.edge.clock.now()))?;
+    Ok(StatusCode::NO_CONTENT)
+}

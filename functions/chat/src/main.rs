@@ -1,0 +1,41 @@
+//! The chat Lambda: wiring only. The echo provider is refused here: `LLM_BASE_URL` is required.
+
+use std::sync::Arc;
+
+use bastion_chat::{ChatEngine, ChatSetup, FreePlans, RuntimeMode};
+use bastion_chat_fn::{ChatState, router};
+use bastion_core::SystemClock;
+use bastion_http::config::ProcessEnv;
+use bastion_http::{Edge, EdgeConfig};
+use bastion_store::Stores;
+use bastion_store::dynamodb::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let env = ProcessEnv;
+    let edge_config = EdgeConfig::from_env(&env)?;
+    let chat = ChatSetup::from_env(&env, RuntimeMode::Lambda)?;
+    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
+    let clock = Arc::new(SystemClock);
+    let engine = ChatEngine::new(
+        stores.clone(),
+        chat.provider,
+        Arc::new(FreePlans),
+        clock.clone(),
+        chat.config,
+    );
+    let state = ChatState {
+        edge: Edge::new(edge_config, stores, clock),
+        engine,
+    };
+    lambda_http::run(router(state)).await
+}
