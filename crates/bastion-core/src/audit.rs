@@ -20,6 +20,9 @@ pub enum AuditKind {
     SessionRevoked,
     PasswordChanged,
     AccountDeleted,
+    WebhookRejected,
+    PlanChanged,
+    BillingLinked,
 }
 
 impl AuditKind {
@@ -36,6 +39,9 @@ impl AuditKind {
             AuditKind::SessionRevoked => "session_revoked",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::WebhookRejected => "webhook_rejected",
+            AuditKind::PlanChanged => "plan_changed",
+            AuditKind::BillingLinked => "billing_linked",
         }
     }
 
@@ -52,6 +58,9 @@ impl AuditKind {
             "session_revoked" => AuditKind::SessionRevoked,
             "password_changed" => AuditKind::PasswordChanged,
             "account_deleted" => AuditKind::AccountDeleted,
+            "webhook_rejected" => AuditKind::WebhookRejected,
+            "plan_changed" => AuditKind::PlanChanged,
+            "billing_linked" => AuditKind::BillingLinked,
             _ => return None,
         })
     }

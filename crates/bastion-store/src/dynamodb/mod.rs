@@ -24,13 +24,22 @@
 //! | `append`              | 1 PutItem                                                       |
 //! | `list_for_user`       | 1 Query (Limit = page + 1); more only when expired-but-undeleted|
 //! |                       | events were filtered out of the page                            |
+//! | `claim_delivery`      | 1 PutItem (conditional); + 1 GetItem when the condition fails   |
+//! | `complete_delivery`   | 1 UpdateItem (conditional on the holder)                        |
+//! | `release_delivery`    | 1 DeleteItem (conditional on the holder)                        |
+//! | `link_customer`       | 1 TransactWriteItems (customer lookup + user's billing item)    |
+//! | `user_for_customer`   | 1 GetItem                                                       |
+//! | `apply_billing`       | 1 UpdateItem (conditional on `event_created`, returns old item) |
+//! | `billing_of`/`plan_of`| 1 GetItem                                                       |
 //!
 //! Rotation reads the session first because the new refresh lookup must carry the session's
 //! expiry, which a transaction cannot copy from another item; the transaction's condition, not
 //! the read, decides who wins.
 
 mod audit;
+mod billing;
 mod counters;
+mod deliveries;
 mod item;
 mod sessions;
 mod users;

@@ -5,7 +5,9 @@
 //! against other processes sharing the file.
 
 mod audit;
+mod billing;
 mod counters;
+mod deliveries;
 mod sessions;
 mod users;
 
@@ -72,6 +74,27 @@ CREATE TABLE IF NOT EXISTS audit (
     detail     TEXT,
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (subject, at, id)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_key TEXT PRIMARY KEY NOT NULL,
+    state        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    lease_until  INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS billing (
+    user_id       TEXT PRIMARY KEY NOT NULL,
+    customer      TEXT,
+    status        TEXT,
+    paid_through  INTEGER,
+    event_created INTEGER
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS stripe_customers (
+    customer TEXT PRIMARY KEY NOT NULL,
+    user_id  TEXT NOT NULL
 ) STRICT;
 ";
 
