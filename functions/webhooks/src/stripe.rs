@@ -37,7 +37,9 @@ struct EventData {
 
 fn valid_event_id(id: &str) -> bool {
     id.strip_prefix("evt_").is_some_and(|rest| {
-        !rest.is_empty() && rest.len() <= 255 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        !rest.is_empty()
+            && rest.len() <= 255
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     })
 }
 
