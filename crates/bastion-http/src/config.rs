@@ -305,6 +305,25 @@ mod tests {
     }
 
     #[test]
+    fn webhook_paths_get_their_own_configurable_per_ip_limit() {
+        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY)])).unwrap();
+        assert_eq!(
+            c.rate_limits.ip_policy_for("/webhooks/stripe"),
+            ("webhooks-ip", Policy::per_minute(600))
+        );
+        assert_eq!(
+            c.rate_limits.ip_policy_for("/auth/login"),
+            ("ip", Policy::per_minute(100))
+        );
+        let c = EdgeConfig::from_env(&env(&[
+            ("JWT_KEYS", KEY),
+            ("RATE_LIMIT_WEBHOOKS_IP", "1200/60"),
+        ]))
+        .unwrap();
+        assert_eq!(c.rate_limits.webhooks_ip, Policy::per_minute(1200));
+    }
+
+    #[test]
     fn origins_must_be_exact() {
         for bad in [
             "*",

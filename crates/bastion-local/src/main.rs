@@ -10,6 +10,7 @@ use bastion_core::SystemClock;
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
+use bastion_webhooks::{ChatEngineNotWired, WebhooksConfig, WebhooksState};
 
 use crate::secrets::LayeredEnv;
 
@@ -61,7 +62,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         hasher: Arc::new(auth.hasher),
         sessions: auth.sessions,
     };
-    let app = with_edge(bastion_auth::routes(auth_state), edge);
+    // Placeholder reply port until the chat engine is merged: channel messages answer 503
+    // and the platforms retry.
+    let webhooks_state = WebhooksState::new(
+        edge.clone(),
+        WebhooksConfig::from_env(&env)?,
+        Arc::new(ChatEngineNotWired),
+        bastion_webhooks::outbound::http_client()?,
+    );
+    let app = with_edge(
+        bastion_auth::routes(auth_state).merge(bastion_webhooks::routes(webhooks_state)),
+        edge,
+    );
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -215,17 +215,17 @@ fn stripe(env: &dyn Env) -> Result<Option<StripeConfig>, ConfigError> {
             .ok()
             .filter(|n| (1..=3600).contains(n))
             .ok_or_else(|| {
-                ConfigError::new("STRIPE_TOLERANCE_SECS", "must be seconds between 1 and 3600")
+                ConfigError::new(
+                    "STRIPE_TOLERANCE_SECS",
+                    "must be seconds between 1 and 3600",
+                )
             })?,
     };
     let livemode = match env.non_empty("STRIPE_LIVEMODE").as_deref().map(str::trim) {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
-            return Err(ConfigError::new(
-                "STRIPE_LIVEMODE",
-                "must be true or false",
-            ));
+            return Err(ConfigError::new("STRIPE_LIVEMODE", "must be true or false"));
         }
     };
     Ok(Some(StripeConfig {

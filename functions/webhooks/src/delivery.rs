@@ -189,11 +189,8 @@ pub async fn reject_unconfigured(
     meta: &RequestMeta,
     platform: &str,
 ) -> ApiError {
-    let mut answer = ApiError::new(
-        ErrorKind::Unavailable,
-        "this webhook is not configured",
-    )
-    .with_code("webhook_not_configured");
+    let mut answer = ApiError::new(ErrorKind::Unavailable, "this webhook is not configured")
+        .with_code("webhook_not_configured");
     answer.log = Some(format!("{platform} webhook secret is not configured"));
     reject(state, meta, platform, "unconfigured_secret", answer).await
 }

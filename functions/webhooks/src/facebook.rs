@@ -54,7 +54,9 @@ pub async fn verify_subscription(
             .with_code("verification_failed")
     };
     let Ok(Query(params)) = params else {
-        return Err(delivery::reject(&state, &meta, PLATFORM, "bad_verify_query", forbidden()).await);
+        return Err(
+            delivery::reject(&state, &meta, PLATFORM, "bad_verify_query", forbidden()).await,
+        );
     };
     let token_ok = params
         .verify_token
@@ -151,8 +153,10 @@ pub async fn deliver(
             ));
         }
         let key = format!("facebook#{}", message.mid);
-        let processed =
-            delivery::once(&state, &meta, &key, || answer(&state, &meta, sender, message)).await?;
+        let processed = delivery::once(&state, &meta, &key, || {
+            answer(&state, &meta, sender, message)
+        })
+        .await?;
         seen = true;
         fresh |= processed == Processed::Now;
     }
@@ -184,7 +188,9 @@ async fn answer(
         }
     };
     let Some(api) = state.messenger_api.as_ref() else {
-        return Err(WorkError::NotReady("messenger is not configured".to_owned()));
+        return Err(WorkError::NotReady(
+            "messenger is not configured".to_owned(),
+        ));
     };
     let answer = match state.replier.reply(&owner, &text, &meta.request_id).await {
         Ok(reply) => reply,

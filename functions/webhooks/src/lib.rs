@@ -16,11 +16,11 @@ pub mod verify;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{FromRef, Request};
 use axum::routing::{get, post};
 use bastion_http::body::{MAX_BODY_BYTES, read_limited};
 use bastion_http::{ApiError, Edge, with_edge};
-use axum::body::Bytes;
 
 pub use config::WebhooksConfig;
 pub use delivery::DELIVERY_LEASE_SECS;

@@ -73,7 +73,10 @@ pub async fn deliver(
     }
     let event: Event = parse_json(&body)?;
     if !valid_event_id(&event.id) {
-        return Err(ApiError::invalid("invalid_request", "event id is malformed"));
+        return Err(ApiError::invalid(
+            "invalid_request",
+            "event id is malformed",
+        ));
     }
     if event.livemode != config.livemode {
         let answer = ApiError::invalid(
@@ -98,11 +101,16 @@ async fn handle(state: &WebhooksState, meta: &RequestMeta, event: Event) -> Resu
     match event.kind.as_str() {
         "checkout.session.completed" => link(state, meta, object).await,
         "customer.subscription.created" | "customer.subscription.updated" => {
-            let Some(status) = str_field(object, "status").and_then(|s| {
-                SubscriptionStatus::parse(s).ok()
-            }) else {
-                return delivery::audit_unusable(state, meta, PLATFORM, "unknown_subscription_status")
-                    .await;
+            let Some(status) =
+                str_field(object, "status").and_then(|s| SubscriptionStatus::parse(s).ok())
+            else {
+                return delivery::audit_unusable(
+                    state,
+                    meta,
+                    PLATFORM,
+                    "unknown_subscription_status",
+                )
+                .await;
             };
             let update = BillingUpdate {
                 event_created: created,
@@ -205,7 +213,8 @@ fn invoice_period_end(object: &Value) -> Option<Timestamp> {
 async fn link(state: &WebhooksState, meta: &RequestMeta, object: &Value) -> Result<(), WorkError> {
     let Some(user) = str_field(object, "client_reference_id").and_then(|s| UserId::parse(s).ok())
     else {
-        return delivery::audit_unusable(state, meta, PLATFORM, "invalid_client_reference_id").await;
+        return delivery::audit_unusable(state, meta, PLATFORM, "invalid_client_reference_id")
+            .await;
     };
     let Some(customer) = customer_of(object) else {
         return delivery::audit_unusable(state, meta, PLATFORM, "checkout_without_customer").await;

@@ -52,15 +52,16 @@ pub async fn deliver(
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let header = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes());
-    if let Err(why) = verify::telegram(header, config.webhook_secret.expose_secret().as_bytes())
-    {
+    if let Err(why) = verify::telegram(header, config.webhook_secret.expose_secret().as_bytes()) {
         return Err(delivery::reject_unverified(&state, &meta, PLATFORM, why).await);
     }
     let body = raw_body(req).await?;
     let update: Update = parse_json(&body)?;
     let key = format!("telegram#{}", update.update_id);
-    let processed =
-        delivery::once(&state, &meta, &key, || answer(&state, &meta, update.message)).await?;
+    let processed = delivery::once(&state, &meta, &key, || {
+        answer(&state, &meta, update.message)
+    })
+    .await?;
     Ok(processed.body())
 }
 

@@ -153,7 +153,10 @@ mod tests {
     fn telegram_requires_the_exact_secret() {
         assert_eq!(telegram(Some(b"s3cret"), b"s3cret"), Ok(()));
         assert_eq!(telegram(None, b"s3cret"), Err(Rejection::Missing));
-        assert_eq!(telegram(Some(b"s3cre"), b"s3cret"), Err(Rejection::Mismatch));
+        assert_eq!(
+            telegram(Some(b"s3cre"), b"s3cret"),
+            Err(Rejection::Mismatch)
+        );
         assert_eq!(
             telegram(Some(b"s3cret "), b"s3cret"),
             Err(Rejection::Mismatch)
@@ -204,9 +207,15 @@ mod tests {
     fn stripe_rejects_stale_future_and_malformed_headers() {
         let at = |t: i64| stripe_signature_header(SECRET, t, BODY);
         let check = |h: &str| stripe(Some(h.as_bytes()), &[SECRET], BODY, NOW, 300);
-        assert_eq!(check(&at(NOW.secs() - 300)), Ok(Timestamp(NOW.secs() - 300)));
+        assert_eq!(
+            check(&at(NOW.secs() - 300)),
+            Ok(Timestamp(NOW.secs() - 300))
+        );
         assert_eq!(check(&at(NOW.secs() - 301)), Err(Rejection::Stale));
-        assert_eq!(check(&at(NOW.secs() + 300)), Ok(Timestamp(NOW.secs() + 300)));
+        assert_eq!(
+            check(&at(NOW.secs() + 300)),
+            Ok(Timestamp(NOW.secs() + 300))
+        );
         assert_eq!(check(&at(NOW.secs() + 301)), Err(Rejection::Future));
         for bad in ["", "t=1", "v1=00", "t=x,v1=00", "garbage", "t=1,t=2,v1=00"] {
             assert_eq!(check(bad), Err(Rejection::Malformed), "{bad}");

@@ -236,13 +236,16 @@ async fn unconfigured_secrets_answer_503_and_are_audited() {
         "webhook_not_configured",
         "this webhook is not configured",
     );
-    verify_get(&app, "hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")
-        .await
-        .assert_error(
-            503,
-            "webhook_not_configured",
-            "this webhook is not configured",
-        );
+    verify_get(
+        &app,
+        "hub.mode=subscribe&hub.verify_token=x&hub.challenge=1",
+    )
+    .await
+    .assert_error(
+        503,
+        "webhook_not_configured",
+        "this webhook is not configured",
+    );
     assert_eq!(
         app.audit_details(),
         vec![

@@ -130,7 +130,12 @@ async fn a_checkout_naming_an_unknown_or_malformed_user_changes_nothing_and_is_a
     let app = WebhookApp::new().await;
     let ghost = UserId::generate();
     for (id, reference) in [("evt_ghost", ghost.as_str()), ("evt_bad", "../admin")] {
-        let body = event(id, "checkout.session.completed", START.secs(), checkout(reference));
+        let body = event(
+            id,
+            "checkout.session.completed",
+            START.secs(),
+            checkout(reference),
+        );
         deliver(&app, &body).await.assert_ok("processed");
     }
     let customer = bastion_core::billing::StripeCustomerId::parse(CUSTOMER).unwrap();
@@ -242,7 +247,8 @@ async fn an_event_signed_with_the_previous_secret_is_accepted_during_rotation() 
         START.secs(),
         checkout(user.as_str()),
     );
-    let header = stripe_signature_header(STRIPE_OLD_SECRET.as_bytes(), app.clock.now().secs(), &body);
+    let header =
+        stripe_signature_header(STRIPE_OLD_SECRET.as_bytes(), app.clock.now().secs(), &body);
     deliver_signed(&app, &body, &header)
         .await
         .assert_ok("processed");
@@ -263,7 +269,12 @@ async fn a_base64_encoded_api_gateway_body_is_verified_over_the_decoded_bytes() 
     let mut object = checkout(user.as_str());
     // Non-ASCII bytes are where a re-encoding would break the signature.
     object["customer_details"] = json!({"name": "Zoë Ångström"});
-    let body = event("evt_b64", "checkout.session.completed", START.secs(), object);
+    let body = event(
+        "evt_b64",
+        "checkout.session.completed",
+        START.secs(),
+        object,
+    );
     let header = stripe_signature_header(STRIPE_SECRET.as_bytes(), START.secs(), &body);
     let gateway_event = json!({
         "resource": "/webhooks/stripe",
@@ -332,7 +343,12 @@ async fn subscription_events_set_the_plan_and_plan_changes_are_audited() {
     assert_eq!(plan(&app, &user).await, Plan::Free);
 
     let renewed = period_end + 30 * 86_400;
-    let paid = event("evt_inv_paid", "invoice.paid", START.secs() + 3, invoice(renewed));
+    let paid = event(
+        "evt_inv_paid",
+        "invoice.paid",
+        START.secs() + 3,
+        invoice(renewed),
+    );
     deliver(&app, &paid).await.assert_ok("processed");
     let record = app.stores.billing.billing_of(&user).await.unwrap().unwrap();
     assert_eq!(record.status, Some(SubscriptionStatus::Active));
@@ -379,7 +395,10 @@ async fn an_older_subscription_event_arriving_late_never_overwrites_a_newer_one(
     assert_eq!(plan(&app, &user).await, Plan::Free);
     let record = app.stores.billing.billing_of(&user).await.unwrap().unwrap();
     assert_eq!(record.status, Some(SubscriptionStatus::Canceled));
-    assert_eq!(record.event_created.map(|t| t.secs()), Some(START.secs() + 200));
+    assert_eq!(
+        record.event_created.map(|t| t.secs()),
+        Some(START.secs() + 200)
+    );
 }
 
 #[tokio::test]

@@ -132,7 +132,11 @@ async fn an_unconfigured_secret_answers_503_and_is_audited() {
     })
     .await;
     let r = deliver(&app, &update(1, 5, 5, "hi")).await;
-    r.assert_error(503, "webhook_not_configured", "this webhook is not configured");
+    r.assert_error(
+        503,
+        "webhook_not_configured",
+        "this webhook is not configured",
+    );
     assert_eq!(
         app.audit_details(),
         vec!["webhook_rejected 198.51.100.9 telegram:unconfigured_secret"]
@@ -151,8 +155,7 @@ async fn a_redelivered_update_is_answered_200_without_a_second_reply() {
 }
 
 #[tokio::test]
-async fn a_duplicate_racing_an_in_progress_delivery_is_refused_and_the_update_is_answered_once()
-{
+async fn a_duplicate_racing_an_in_progress_delivery_is_refused_and_the_update_is_answered_once() {
     let app = Arc::new(WebhookApp::new().await);
     let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     *app.replier.gate.lock().unwrap() = Some((entered.clone(), release.clone()));
@@ -250,7 +253,9 @@ async fn an_exhausted_quota_is_explained_politely_and_the_delivery_is_done() {
     deliver(&app, &body).await.assert_ok("processed");
     assert_eq!(
         sent_texts(&app),
-        vec![json!({"chat_id": 5, "text": "You have used all of your messages for now. Your allowance resets at 2027-01-16T08:00:00Z (UTC)."})]
+        vec![
+            json!({"chat_id": 5, "text": "You have used all of your messages for now. Your allowance resets at 2027-01-16T08:00:00Z (UTC)."})
+        ]
     );
     deliver(&app, &body).await.assert_ok("duplicate");
 }
@@ -317,6 +322,10 @@ async fn a_verified_but_malformed_update_is_400() {
     let app = WebhookApp::new().await;
     deliver(&app, b"{\"update_id\":\"seven\"}")
         .await
-        .assert_error(400, "invalid_request", "invalid body: a field has the wrong type");
+        .assert_error(
+            400,
+            "invalid_request",
+            "invalid body: a field has the wrong type",
+        );
     assert!(app.replier.calls().is_empty());
 }

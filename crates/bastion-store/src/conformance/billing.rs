@@ -24,9 +24,7 @@ pub async fn a_user_with_nothing_recorded_is_on_the_free_plan(stores: Stores) {
     assert_eq!(stores.billing.plan_of(&id, T0).await.unwrap(), Plan::Free);
 }
 
-pub async fn a_linked_customer_resolves_to_its_user_and_cannot_be_taken_by_another(
-    stores: Stores,
-) {
+pub async fn a_linked_customer_resolves_to_its_user_and_cannot_be_taken_by_another(stores: Stores) {
     let alice = created(&stores, user("alice-billing@example.com")).await;
     let bob = created(&stores, user("bob-billing@example.com")).await;
     let cus = customer("cus_Alice123");
@@ -153,10 +151,16 @@ pub async fn the_plan_lapses_when_the_paid_period_and_its_grace_run_out(stores: 
     let id = UserId::generate();
     let applied = stores
         .billing
-        .apply_billing(&id, &update(5, Some(SubscriptionStatus::Trialing), Some(100)))
+        .apply_billing(
+            &id,
+            &update(5, Some(SubscriptionStatus::Trialing), Some(100)),
+        )
         .await
         .unwrap();
-    assert!(matches!(applied, ApplyOutcome::Applied { before: None, .. }));
+    assert!(matches!(
+        applied,
+        ApplyOutcome::Applied { before: None, .. }
+    ));
     let grace = bastion_core::billing::RENEWAL_GRACE_SECS;
     assert_eq!(
         stores

@@ -25,14 +25,16 @@ pub async fn a_claimed_delivery_is_in_progress_then_done_for_everyone_else(store
             .unwrap(),
         ClaimOutcome::InProgress
     );
-    assert!(!d
-        .complete_delivery("stripe#evt_1", &second, T0.plus_secs(2))
-        .await
-        .unwrap());
-    assert!(d
-        .complete_delivery("stripe#evt_1", &first, T0.plus_secs(2))
-        .await
-        .unwrap());
+    assert!(
+        !d.complete_delivery("stripe#evt_1", &second, T0.plus_secs(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        d.complete_delivery("stripe#evt_1", &first, T0.plus_secs(2))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         d.claim_delivery("stripe#evt_1", &second, T0.plus_secs(3), LEASE)
             .await
@@ -78,15 +80,17 @@ pub async fn a_released_claim_can_be_claimed_again_but_only_by_its_holder_releas
         ClaimOutcome::Claimed
     );
     // The first holder lost its claim: it can neither finish nor release the retry's.
-    assert!(!d
-        .complete_delivery("telegram#42", &first, T0.plus_secs(3))
-        .await
-        .unwrap());
+    assert!(
+        !d.complete_delivery("telegram#42", &first, T0.plus_secs(3))
+            .await
+            .unwrap()
+    );
     assert!(!d.release_delivery("telegram#42", &first).await.unwrap());
-    assert!(d
-        .complete_delivery("telegram#42", &retry, T0.plus_secs(3))
-        .await
-        .unwrap());
+    assert!(
+        d.complete_delivery("telegram#42", &retry, T0.plus_secs(3))
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn an_expired_lease_lets_another_request_take_over(stores: Stores) {
@@ -107,10 +111,11 @@ pub async fn an_expired_lease_lets_another_request_take_over(stores: Stores) {
             .unwrap(),
         ClaimOutcome::Claimed
     );
-    assert!(!d
-        .complete_delivery("facebook#m_1", &stuck, T0.plus_secs(LEASE + 1))
-        .await
-        .unwrap());
+    assert!(
+        !d.complete_delivery("facebook#m_1", &stuck, T0.plus_secs(LEASE + 1))
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn done_records_expire_after_the_retention_while_still_stored(stores: Stores) {
@@ -122,7 +127,7 @@ pub async fn done_records_expire_after_the_retention_while_still_stored(stores: 
     d.complete_delivery("stripe#evt_old", &first, T0)
         .await
         .unwrap();
-    assert!(DELIVERY_RETENTION_SECS >= 72 * 3600);
+    const { assert!(DELIVERY_RETENTION_SECS >= 72 * 3600) };
     assert_eq!(
         d.claim_delivery(
             "stripe#evt_old",

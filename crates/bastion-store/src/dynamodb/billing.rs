@@ -108,7 +108,9 @@ impl BillingStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(billing_key(user)))
-            .condition_expression("attribute_not_exists(event_created) OR event_created <= :created")
+            .condition_expression(
+                "attribute_not_exists(event_created) OR event_created <= :created",
+            )
             .expression_attribute_values(":created", n(update.event_created.secs()))
             .return_values(ReturnValue::AllOld);
         if let Some(status) = update.status {

@@ -28,10 +28,7 @@ impl DeliveryStore for DynamoStore {
         item.insert("state".into(), s(IN_PROGRESS));
         item.insert("holder".into(), s(holder.as_str()));
         item.insert("lease_until".into(), n(now.plus_secs(lease_secs).secs()));
-        item.insert(
-            TTL.into(),
-            n(now.plus_secs(DELIVERY_RETENTION_SECS).secs()),
-        );
+        item.insert(TTL.into(), n(now.plus_secs(DELIVERY_RETENTION_SECS).secs()));
         // Expired records may still be stored (TTL deletion is late), so the condition, not
         // DynamoDB, decides that they no longer count.
         let put = self
@@ -93,10 +90,7 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":done", s(DONE))
             .expression_attribute_values(":holder", s(holder.as_str()))
-            .expression_attribute_values(
-                ":ttl",
-                n(now.plus_secs(DELIVERY_RETENTION_SECS).secs()),
-            )
+            .expression_attribute_values(":ttl", n(now.plus_secs(DELIVERY_RETENTION_SECS).secs()))
             .send()
             .await;
         match result {

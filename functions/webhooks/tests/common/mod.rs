@@ -214,7 +214,10 @@ impl Reply {
 /// Every platform configured against the fake APIs.
 pub fn full_env(telegram: &FakeApi, messenger: &FakeApi) -> HashMap<String, String> {
     [
-        ("JWT_KEYS", "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        (
+            "JWT_KEYS",
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
         ("TELEGRAM_WEBHOOK_SECRET", TELEGRAM_SECRET),
         ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),
         ("TELEGRAM_API_BASE", &telegram.base),
@@ -243,7 +246,8 @@ impl WebhookApp {
         let messenger = FakeApi::start().await;
         let mut env = full_env(&telegram, &messenger);
         edit(&mut env);
-        let db = std::env::temp_dir().join(format!("bastion-webhooks-{}.db", RequestId::generate()));
+        let db =
+            std::env::temp_dir().join(format!("bastion-webhooks-{}.db", RequestId::generate()));
         let mut stores = Stores::from_adapter(Arc::new(SqliteStore::open(&db).unwrap()));
         let audit = Arc::new(RecordingAudit {
             inner: stores.audit.clone(),
@@ -305,7 +309,8 @@ impl WebhookApp {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        self.send(req.body(Body::from(body.to_vec())).unwrap()).await
+        self.send(req.body(Body::from(body.to_vec())).unwrap())
+            .await
     }
 
     /// `detail` of every audit event, in order.
@@ -332,8 +337,7 @@ impl WebhookApp {
             id: UserId::generate(),
             email: bastion_core::Email::parse(email).unwrap(),
             display_name: None,
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
-                .to_owned(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
             roles: vec![bastion_core::Role::User],
             created_at: START,
             disabled: false,
