@@ -163,6 +163,21 @@ impl MessengerApi {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_failed_telegram_call_reports_no_url_and_so_no_bot_token() {
+        let api = TelegramApi {
+            client: http_client().unwrap(),
+            // Port 1 on loopback refuses connections.
+            base: "http://127.0.0.1:1".to_owned(),
+            token: SecretString::from("123456:SECRET-bot-token"),
+        };
+        let err = api.send(5, "hello").await.unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(matches!(err, SendError::Transient { .. }), "{text}");
+        assert!(!text.contains("SECRET-bot-token"), "{text}");
+        assert!(!text.contains("127.0.0.1"), "{text}");
+    }
+
     #[test]
     fn short_text_is_one_piece() {
         assert_eq!(split_message("hello", 4096), vec!["hello"]);
