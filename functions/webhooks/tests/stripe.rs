@@ -538,3 +538,14 @@ async fn an_unconfigured_secret_answers_503_and_is_audited() {
         vec!["webhook_rejected 198.51.100.9 stripe:unconfigured_secret"]
     );
 }
+
+#[tokio::test]
+async fn a_signed_event_with_a_malformed_id_is_400_and_claims_nothing() {
+    let app = WebhookApp::new().await;
+    let body = event("evt_../../x", "charge.refunded", START.secs(), json!({}));
+    deliver(&app, &body)
+        .await
+        .assert_error(400, "invalid_request", "event id is malformed");
+    let body = event("evt_fine", "charge.refunded", START.secs(), json!({}));
+    deliver(&app, &body).await.assert_ok("processed");
+}
