@@ -149,6 +149,8 @@ pub async fn reject(
     reason: &str,
     answer: ApiError,
 ) -> ApiError {
+    // One structured line per refusal, for a log metric filter and alarm on forged traffic.
+    tracing::warn!(request_id = %meta.request_id, ip = %meta.ip.0, platform, reason, metric = "webhook_rejected", "webhook delivery rejected");
     let e = event(
         state,
         meta,
