@@ -549,3 +549,13 @@ async fn a_signed_event_with_a_malformed_id_is_400_and_claims_nothing() {
     let body = event("evt_fine", "charge.refunded", START.secs(), json!({}));
     deliver(&app, &body).await.assert_ok("processed");
 }
+
+#[tokio::test]
+async fn a_body_over_1_mib_is_refused_with_413_before_verification() {
+    let app = WebhookApp::new().await;
+    let body = vec![b' '; 1024 * 1024 + 1];
+    deliver(&app, &body)
+        .await
+        .assert_error(413, "payload_too_large", "request body exceeds 1 MiB");
+    assert!(audit_kinds(&app).is_empty());
+}
