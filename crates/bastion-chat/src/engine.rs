@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bastion_core::crypto::random_bytes;
 use bastion_core::{Clock, Owner, Plan, RequestId, Timestamp};
 use bastion_store::{
-    AppendError, ConversationId, ConversationRecord, Debit, MessageRecord, MessageRole, Page,
-    StoreError, Stores, TurnWrite,
+    AppendError, BillingStore, ConversationId, ConversationRecord, Debit, MessageRecord,
+    MessageRole, Page, StoreError, Stores, TurnWrite,
 };
 use sha2::{Digest, Sha256};
 
@@ -25,13 +25,38 @@ pub const MESSAGE_PAGE: usize = 50;
 /// Tries of one channel reply that keeps losing races with overlapping deliveries.
 const CHANNEL_ATTEMPTS: u32 = 3;
 
-/// Where an owner's plan comes from (Stripe, once billing lands).
+/// Where an owner's plan comes from.
 #[async_trait]
 pub trait PlanSource: Send + Sync {
     async fn plan(&self, owner: &Owner) -> Result<Plan, StoreError>;
 }
 
-/// Every owner is on the free plan: the source until billing sets plans.
+/// Plans as Stripe set them through the webhooks function: an account's plan is its billing
+/// state at the engine's clock (one read); channel owners have no account and stay `Free`.
+#[derive(Clone)]
+pub struct BillingPlans {
+    billing: Arc<dyn BillingStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl BillingPlans {
+    pub fn new(billing: Arc<dyn BillingStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { billing, clock }
+    }
+}
+
+#[async_trait]
+impl PlanSource for BillingPlans {
+    async fn plan(&self, owner: &Owner) -> Result<Plan, StoreError> {
+        match owner.user_id() {
+            Some(user) => self.billing.plan_of(user, self.clock.now()).await,
+            None => Ok(Plan::Free),
+        }
+    }
+}
+
+/// Every owner on the free plan, whatever billing says: for benches and tests that do not
+/// exercise plans.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FreePlans;
 

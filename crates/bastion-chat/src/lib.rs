@@ -10,6 +10,6 @@ pub mod provider;
 pub mod testing;
 
 pub use config::{ChatConfig, ChatSetup, RuntimeMode};
-pub use engine::{ChatEngine, ChatError, FreePlans, PlanSource, TurnReply};
+pub use engine::{BillingPlans, ChatEngine, ChatError, FreePlans, PlanSource, TurnReply};
 pub use message::{ChatMessage, ModelName};
 pub use provider::{Provider, ProviderError, Usage};

@@ -36,6 +36,9 @@ pub enum AuditKind {
     AdminRolesChanged,
     ChatQuotaExceeded,
     ChatProviderFailed,
+    WebhookRejected,
+    PlanChanged,
+    BillingLinked,
 }
 
 impl AuditKind {
@@ -68,6 +71,9 @@ impl AuditKind {
             AuditKind::AdminRolesChanged => "admin_roles_changed",
             AuditKind::ChatQuotaExceeded => "chat_quota_exceeded",
             AuditKind::ChatProviderFailed => "chat_provider_failed",
+            AuditKind::WebhookRejected => "webhook_rejected",
+            AuditKind::PlanChanged => "plan_changed",
+            AuditKind::BillingLinked => "billing_linked",
         }
     }
 
@@ -100,6 +106,9 @@ impl AuditKind {
             "admin_roles_changed" => AuditKind::AdminRolesChanged,
             "chat_quota_exceeded" => AuditKind::ChatQuotaExceeded,
             "chat_provider_failed" => AuditKind::ChatProviderFailed,
+            "webhook_rejected" => AuditKind::WebhookRejected,
+            "plan_changed" => AuditKind::PlanChanged,
+            "billing_linked" => AuditKind::BillingLinked,
             _ => return None,
         })
     }

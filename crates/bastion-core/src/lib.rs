@@ -3,6 +3,7 @@
 //! Nothing here talks to AWS, Lambda or the network, so every rule can be unit-tested alone.
 
 pub mod audit;
+pub mod billing;
 pub mod clock;
 pub mod crypto;
 pub mod error;

@@ -76,6 +76,9 @@ pub struct RateLimits {
     pub refresh_session: Policy,
     pub default_ip: Policy,
     pub default_account: Policy,
+    /// Per-IP limit on `/webhooks/*` instead of `default_ip`: platforms deliver in bursts
+    /// from a few addresses.
+    pub webhooks_ip: Policy,
 }
 
 impl Default for RateLimits {
@@ -87,6 +90,7 @@ impl Default for RateLimits {
             refresh_session: Policy::per_minute(10),
             default_ip: Policy::per_minute(100),
             default_account: Policy::per_minute(100),
+            webhooks_ip: Policy::per_minute(600),
         }
     }
 }
@@ -95,7 +99,7 @@ const RATE_LIMIT_PREFIX: &str = "RATE_LIMIT_";
 
 impl RateLimits {
     /// Every variable name with its default, for docs and `--help`-style listings.
-    pub fn variables() -> [(&'static str, &'static str); 6] {
+    pub fn variables() -> [(&'static str, &'static str); 7] {
         [
             ("RATE_LIMIT_LOGIN_ACCOUNT", "5/60"),
             ("RATE_LIMIT_LOGIN_IP", "20/60"),
@@ -103,6 +107,7 @@ impl RateLimits {
             ("RATE_LIMIT_REFRESH_SESSION", "10/60"),
             ("RATE_LIMIT_DEFAULT_IP", "100/60"),
             ("RATE_LIMIT_DEFAULT_ACCOUNT", "100/60"),
+            ("RATE_LIMIT_WEBHOOKS_IP", "600/60"),
         ]
     }
 
@@ -119,13 +124,14 @@ impl RateLimits {
             ));
         }
         let mut limits = Self::default();
-        let slots: [(&str, &mut Policy); 6] = [
+        let slots: [(&str, &mut Policy); 7] = [
             ("RATE_LIMIT_LOGIN_ACCOUNT", &mut limits.login_account),
             ("RATE_LIMIT_LOGIN_IP", &mut limits.login_ip),
             ("RATE_LIMIT_REGISTER_IP", &mut limits.register_ip),
             ("RATE_LIMIT_REFRESH_SESSION", &mut limits.refresh_session),
             ("RATE_LIMIT_DEFAULT_IP", &mut limits.default_ip),
             ("RATE_LIMIT_DEFAULT_ACCOUNT", &mut limits.default_account),
+            ("RATE_LIMIT_WEBHOOKS_IP", &mut limits.webhooks_ip),
         ];
         for (var, slot) in slots {
             if let Some(v) = env.get(var) {
@@ -133,6 +139,17 @@ impl RateLimits {
             }
         }
         Ok(limits)
+    }
+}
+
+impl RateLimits {
+    /// The per-IP counter scope and policy the pipeline applies to a request path.
+    pub fn ip_policy_for(&self, path: &str) -> (&'static str, Policy) {
+        if path.starts_with("/webhooks/") {
+            ("webhooks-ip", self.webhooks_ip)
+        } else {
+            ("ip", self.default_ip)
+        }
     }
 }
 
@@ -285,6 +302,25 @@ mod tests {
                 window_secs: 30
             }
         );
+    }
+
+    #[test]
+    fn webhook_paths_get_their_own_configurable_per_ip_limit() {
+        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY)])).unwrap();
+        assert_eq!(
+            c.rate_limits.ip_policy_for("/webhooks/stripe"),
+            ("webhooks-ip", Policy::per_minute(600))
+        );
+        assert_eq!(
+            c.rate_limits.ip_policy_for("/auth/login"),
+            ("ip", Policy::per_minute(100))
+        );
+        let c = EdgeConfig::from_env(&env(&[
+            ("JWT_KEYS", KEY),
+            ("RATE_LIMIT_WEBHOOKS_IP", "1200/60"),
+        ]))
+        .unwrap();
+        assert_eq!(c.rate_limits.webhooks_ip, Policy::per_minute(1200));
     }
 
     #[test]

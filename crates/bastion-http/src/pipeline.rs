@@ -90,10 +90,8 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
                 e.into_response()
             }
             Some(ip) => {
-                let limit = edge
-                    .limiter
-                    .enforce(&slot, "ip", &ip.0, edge.config.rate_limits.default_ip)
-                    .await;
+                let (scope, policy) = edge.config.rate_limits.ip_policy_for(&path);
+                let limit = edge.limiter.enforce(&slot, scope, &ip.0, policy).await;
                 match limit {
                     Err(e) => e.into_response(),
                     Ok(_) => {

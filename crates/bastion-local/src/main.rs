@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bastion_auth::{AuthConfig, AuthExtras, AuthState};
-use bastion_chat::{ChatEngine, ChatSetup, FreePlans, RuntimeMode};
+use bastion_chat::{BillingPlans, ChatEngine, ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
+use bastion_webhooks::{WebhooksConfig, WebhooksState};
 
 use crate::secrets::LayeredEnv;
 
@@ -69,20 +70,31 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let auth_extras = AuthExtras::from_env(&env)?;
     let chat = ChatSetup::from_env(&env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
+    let engine = ChatEngine::new(
+        edge.stores.clone(),
+        chat.provider,
+        Arc::new(BillingPlans::new(
+            edge.stores.billing.clone(),
+            edge.clock.clone(),
+        )),
+        edge.clock.clone(),
+        chat.config,
+    );
+    let webhooks_state = WebhooksState::new(
+        edge.clone(),
+        WebhooksConfig::from_env(&env)?,
+        Arc::new(engine.clone()),
+        bastion_webhooks::outbound::http_client()?,
+    );
     let chat_state = ChatState {
         edge: edge.clone(),
-        engine: ChatEngine::new(
-            edge.stores.clone(),
-            chat.provider,
-            Arc::new(FreePlans),
-            edge.clock.clone(),
-            chat.config,
-        ),
+        engine,
     };
     let app = with_edge(
         bastion_auth::routes_with(auth_state, auth_extras)
             .merge(bastion_exec::routes(exec_state))
-            .merge(bastion_chat_fn::routes(chat_state)),
+            .merge(bastion_chat_fn::routes(chat_state))
+            .merge(bastion_webhooks::routes(webhooks_state)),
         edge,
     );
 

@@ -22,8 +22,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bastion_core::audit::AuditEvent;
+use bastion_core::billing::{BillingRecord, BillingUpdate, StripeCustomerId};
 use bastion_core::crypto::TokenHash;
-use bastion_core::{ApiKeyId, DisplayName, Email, Role, Scope, SessionId, Timestamp, UserId};
+use bastion_core::{
+    ApiKeyId, DisplayName, Email, Plan, RequestId, Role, Scope, SessionId, Timestamp, UserId,
+};
 
 /// A failure of the store itself. Callers map every variant to 503 (fail closed), except
 /// where a port returns a more specific outcome type.
@@ -293,6 +296,97 @@ pub trait ApiKeyStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Dedupe records of inbound deliveries are kept this long after a claim or completion: more
+/// than the 72 h over which Stripe, Telegram and Meta retry a delivery.
+pub const DELIVERY_RETENTION_SECS: i64 = 4 * 24 * 3600;
+
+/// What claiming an inbound delivery found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// Nobody holds or finished it: the caller now holds it and must complete or release it.
+    Claimed,
+    /// Another request holds a live lease on it.
+    InProgress,
+    /// It was processed already.
+    Done,
+}
+
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Claims delivery `key` for the request `holder` until `now + lease_secs`. Succeeds when
+    /// there is no live record: none, one past its retention at `now`, or an in-progress claim
+    /// whose lease ran out. Exactly one of several concurrent callers gets `Claimed`.
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        holder: &RequestId,
+        now: Timestamp,
+        lease_secs: i64,
+    ) -> Result<ClaimOutcome, StoreError>;
+    /// Marks `holder`'s claim done, kept `DELIVERY_RETENTION_SECS` from `now`; false when the
+    /// claim is no longer `holder`'s.
+    async fn complete_delivery(
+        &self,
+        key: &str,
+        holder: &RequestId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Drops `holder`'s in-progress claim so a retry can claim it; false when it is not theirs.
+    async fn release_delivery(&self, key: &str, holder: &RequestId) -> Result<bool, StoreError>;
+}
+
+/// What linking a Stripe customer to a user did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkOutcome {
+    /// The customer now points at the user (also when it already did).
+    Linked,
+    /// The customer belongs to another user; nothing changed.
+    CustomerTaken,
+}
+
+/// What applying a billing update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Written; the state before (if any) and after.
+    Applied {
+        before: Option<BillingRecord>,
+        after: BillingRecord,
+    },
+    /// A newer event already wrote the state; nothing changed.
+    Stale,
+}
+
+#[async_trait]
+pub trait BillingStore: Send + Sync {
+    /// Points `customer` at `user` and records it on the user's billing state, atomically.
+    async fn link_customer(
+        &self,
+        user: &UserId,
+        customer: &StripeCustomerId,
+    ) -> Result<LinkOutcome, StoreError>;
+    /// The user a customer was linked to.
+    async fn user_for_customer(
+        &self,
+        customer: &StripeCustomerId,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Applies `update` in one conditional write unless the stored state was written by an
+    /// event with a later `created`; equal `created` applies.
+    async fn apply_billing(
+        &self,
+        user: &UserId,
+        update: &BillingUpdate,
+    ) -> Result<ApplyOutcome, StoreError>;
+    /// The user's billing state; one read.
+    async fn billing_of(&self, user: &UserId) -> Result<Option<BillingRecord>, StoreError>;
+    /// The user's plan at `now`: `Free` when nothing is recorded. One read.
+    async fn plan_of(&self, user: &UserId, now: Timestamp) -> Result<Plan, StoreError> {
+        Ok(self
+            .billing_of(user)
+            .await?
+            .map_or(Plan::Free, |r| r.plan_at(now)))
+    }
+}
+
 /// Every port, as one cloneable handle for the functions' state.
 #[derive(Clone)]
 pub struct Stores {
@@ -306,6 +400,8 @@ pub struct Stores {
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub credits: Arc<dyn CreditStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub billing: Arc<dyn BillingStore>,
 }
 
 impl Stores {
@@ -322,6 +418,8 @@ impl Stores {
             + ApiKeyStore
             + ConversationStore
             + CreditStore
+            + DeliveryStore
+            + BillingStore
             + 'static,
     {
         Self {
@@ -334,7 +432,9 @@ impl Stores {
             accounts: adapter.clone(),
             api_keys: adapter.clone(),
             conversations: adapter.clone(),
-            credits: adapter,
+            credits: adapter.clone(),
+            deliveries: adapter.clone(),
+            billing: adapter,
         }
     }
 }

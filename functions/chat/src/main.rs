@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bastion_chat::{ChatEngine, ChatSetup, FreePlans, RuntimeMode};
+use bastion_chat::{BillingPlans, ChatEngine, ChatSetup, RuntimeMode};
 use bastion_chat_fn::{ChatState, router};
 use bastion_core::SystemClock;
 use bastion_http::config::ProcessEnv;
@@ -29,7 +29,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let engine = ChatEngine::new(
         stores.clone(),
         chat.provider,
-        Arc::new(FreePlans),
+        Arc::new(BillingPlans::new(stores.billing.clone(), clock.clone())),
         clock.clone(),
         chat.config,
     );

@@ -6,15 +6,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audit;
+mod billing;
 mod chat;
 mod counters;
+mod deliveries;
 mod oauth;
 mod sessions;
 mod users;
 
 pub use audit::*;
+pub use billing::*;
 pub use chat::*;
 pub use counters::*;
+pub use deliveries::*;
 pub use oauth::*;
 pub use sessions::*;
 pub use users::*;
@@ -76,6 +80,15 @@ macro_rules! conformance_tests {
             another_owners_conversation_reads_as_absent_and_cannot_be_deleted,
             deleting_a_conversation_removes_its_messages_and_reports_whether_it_existed,
             deleting_a_user_removes_their_conversations_and_credits_but_no_one_elses,
+            a_claimed_delivery_is_in_progress_then_done_for_everyone_else,
+            a_released_claim_can_be_claimed_again_but_only_by_its_holder_releasing,
+            an_expired_lease_lets_another_request_take_over,
+            done_records_expire_after_the_retention_while_still_stored,
+            twenty_concurrent_claims_of_one_delivery_yield_exactly_one_claimed,
+            a_user_with_nothing_recorded_is_on_the_free_plan,
+            a_linked_customer_resolves_to_its_user_and_cannot_be_taken_by_another,
+            billing_updates_apply_in_created_order_and_older_ones_are_stale,
+            the_plan_lapses_when_the_paid_period_and_its_grace_run_out,
         );
     };
     (@each $fixture:path; $($name:ident),+ $(,)?) => {

@@ -37,15 +37,22 @@
 //! | `revoke_api_key`      | 1 GetItem + 1 TransactWriteItems                                |
 //! | `revoke_all_api_keys` | 1 Query + ⌈2n/25⌉ BatchWriteItem                                |
 //! | `touch_api_key`       | 1 TransactWriteItems (both copies, conditional)                 |
-//!
-//! Items in a user's partition that index the user from elsewhere (API-key owner items, the
-//! Google link) carry `twin_pk`/`twin_sk`; `delete_user` deletes the twins with them.
 //! | `get_conversation`    | 1 GetItem                                                       |
 //! | `list_conversations`  | 1 Query (Limit = page + 1)                                      |
 //! | `list_messages`       | 1 Query (Limit = page + 1)                                      |
 //! | `append_turn`         | 1 TransactWriteItems (conversation put/update + the messages)  |
 //! | `delete_conversation` | 1 DeleteItem + 1 Query per 1 MB + ⌈n/25⌉ BatchWriteItem         |
 //! | `debit`, `refund`     | 1 UpdateItem (conditional)                                      |
+//! | `claim_delivery`      | 1 PutItem (conditional); + 1 GetItem when the condition fails   |
+//! | `complete_delivery`   | 1 UpdateItem (conditional on the holder)                        |
+//! | `release_delivery`    | 1 DeleteItem (conditional on the holder)                        |
+//! | `link_customer`       | 1 TransactWriteItems (customer lookup + user's billing item)    |
+//! | `user_for_customer`   | 1 GetItem                                                       |
+//! | `apply_billing`       | 1 UpdateItem (conditional on `event_created`, returns old item) |
+//! | `billing_of`/`plan_of`| 1 GetItem                                                       |
+//!
+//! Items in a user's partition that index the user from elsewhere (API-key owner items, the
+//! Google link) carry `twin_pk`/`twin_sk`; `delete_user` deletes the twins with them.
 //!
 //! Rotation reads the session first because the new refresh lookup must carry the session's
 //! expiry, which a transaction cannot copy from another item; the transaction's condition, not
@@ -54,8 +61,10 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod billing;
 mod chat;
 mod counters;
+mod deliveries;
 mod item;
 mod sessions;
 mod users;

@@ -7,8 +7,10 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod billing;
 mod chat;
 mod counters;
+mod deliveries;
 mod sessions;
 mod users;
 
@@ -103,6 +105,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
     expires_at   INTEGER NOT NULL,
     last_used_at INTEGER
 ) STRICT;
+
 CREATE TABLE IF NOT EXISTS conversations (
     owner         TEXT NOT NULL,
     id            TEXT NOT NULL,
@@ -141,6 +144,34 @@ CREATE TABLE IF NOT EXISTS credits (
 CREATE TRIGGER IF NOT EXISTS users_delete_chat AFTER DELETE ON users BEGIN
     DELETE FROM conversations WHERE owner = 'user#' || OLD.id;
     DELETE FROM credits WHERE owner = 'user#' || OLD.id;
+END;
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_key TEXT PRIMARY KEY NOT NULL,
+    state        TEXT NOT NULL,
+    holder       TEXT NOT NULL,
+    lease_until  INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS billing (
+    user_id       TEXT PRIMARY KEY NOT NULL,
+    customer      TEXT,
+    status        TEXT,
+    paid_through  INTEGER,
+    event_created INTEGER
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS stripe_customers (
+    customer TEXT PRIMARY KEY NOT NULL,
+    user_id  TEXT NOT NULL
+) STRICT;
+
+-- Billing state goes with the account too; the customer lookup would otherwise point at a
+-- user id that no longer exists.
+CREATE TRIGGER IF NOT EXISTS users_delete_billing AFTER DELETE ON users BEGIN
+    DELETE FROM billing WHERE user_id = OLD.id;
+    DELETE FROM stripe_customers WHERE user_id = OLD.id;
 END;
 ";
 

@@ -1,0 +1,181 @@
+//! Conformance: linking Stripe customers, versioned billing updates and the plan they imply.
+
+use bastion_core::billing::{BillingRecord, BillingUpdate, StripeCustomerId, SubscriptionStatus};
+use bastion_core::{Plan, UserId};
+
+use super::{T0, created, user};
+use crate::{ApplyOutcome, LinkOutcome, Stores};
+
+fn customer(id: &str) -> StripeCustomerId {
+    StripeCustomerId::parse(id).unwrap()
+}
+
+fn update(created: i64, status: Option<SubscriptionStatus>, paid: Option<i64>) -> BillingUpdate {
+    BillingUpdate {
+        event_created: T0.plus_secs(created),
+        status,
+        paid_through: paid.map(|p| T0.plus_secs(p)),
+    }
+}
+
+pub async fn a_user_with_nothing_recorded_is_on_the_free_plan(stores: Stores) {
+    let id = UserId::generate();
+    assert_eq!(stores.billing.billing_of(&id).await.unwrap(), None);
+    assert_eq!(stores.billing.plan_of(&id, T0).await.unwrap(), Plan::Free);
+}
+
+pub async fn a_linked_customer_resolves_to_its_user_and_cannot_be_taken_by_another(stores: Stores) {
+    let alice = created(&stores, user("alice-billing@example.com")).await;
+    let bob = created(&stores, user("bob-billing@example.com")).await;
+    let cus = customer("cus_Alice123");
+    assert_eq!(
+        stores.billing.link_customer(&alice.id, &cus).await.unwrap(),
+        LinkOutcome::Linked
+    );
+    assert_eq!(
+        stores.billing.link_customer(&alice.id, &cus).await.unwrap(),
+        LinkOutcome::Linked
+    );
+    assert_eq!(
+        stores.billing.link_customer(&bob.id, &cus).await.unwrap(),
+        LinkOutcome::CustomerTaken
+    );
+    assert_eq!(
+        stores.billing.user_for_customer(&cus).await.unwrap(),
+        Some(alice.id.clone())
+    );
+    assert_eq!(
+        stores
+            .billing
+            .user_for_customer(&customer("cus_Nobody"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        stores.billing.billing_of(&alice.id).await.unwrap(),
+        Some(BillingRecord {
+            customer: Some(cus),
+            status: None,
+            paid_through: None,
+            event_created: None,
+        })
+    );
+    assert_eq!(stores.billing.billing_of(&bob.id).await.unwrap(), None);
+}
+
+pub async fn billing_updates_apply_in_created_order_and_older_ones_are_stale(stores: Stores) {
+    let alice = created(&stores, user("carol-billing@example.com")).await;
+    let cus = customer("cus_Carol");
+    stores.billing.link_customer(&alice.id, &cus).await.unwrap();
+
+    let first = stores
+        .billing
+        .apply_billing(
+            &alice.id,
+            &update(10, Some(SubscriptionStatus::Active), Some(1000)),
+        )
+        .await
+        .unwrap();
+    let active = BillingRecord {
+        customer: Some(cus.clone()),
+        status: Some(SubscriptionStatus::Active),
+        paid_through: Some(T0.plus_secs(1000)),
+        event_created: Some(T0.plus_secs(10)),
+    };
+    assert_eq!(
+        first,
+        ApplyOutcome::Applied {
+            before: Some(BillingRecord {
+                customer: Some(cus.clone()),
+                status: None,
+                paid_through: None,
+                event_created: None,
+            }),
+            after: active.clone(),
+        }
+    );
+    assert_eq!(
+        stores.billing.plan_of(&alice.id, T0).await.unwrap(),
+        Plan::Pro
+    );
+
+    // An older cancellation arriving late changes nothing.
+    assert_eq!(
+        stores
+            .billing
+            .apply_billing(
+                &alice.id,
+                &update(9, Some(SubscriptionStatus::Canceled), None)
+            )
+            .await
+            .unwrap(),
+        ApplyOutcome::Stale
+    );
+    assert_eq!(
+        stores.billing.billing_of(&alice.id).await.unwrap(),
+        Some(active.clone())
+    );
+
+    // A same-second event applies and keeps the fields it does not carry.
+    let past_due = stores
+        .billing
+        .apply_billing(
+            &alice.id,
+            &update(10, Some(SubscriptionStatus::PastDue), None),
+        )
+        .await
+        .unwrap();
+    let after = BillingRecord {
+        status: Some(SubscriptionStatus::PastDue),
+        ..active.clone()
+    };
+    assert_eq!(
+        past_due,
+        ApplyOutcome::Applied {
+            before: Some(active),
+            after: after.clone(),
+        }
+    );
+    assert_eq!(
+        stores.billing.billing_of(&alice.id).await.unwrap(),
+        Some(after)
+    );
+    assert_eq!(
+        stores.billing.plan_of(&alice.id, T0).await.unwrap(),
+        Plan::Free
+    );
+}
+
+pub async fn the_plan_lapses_when_the_paid_period_and_its_grace_run_out(stores: Stores) {
+    let id = UserId::generate();
+    let applied = stores
+        .billing
+        .apply_billing(
+            &id,
+            &update(5, Some(SubscriptionStatus::Trialing), Some(100)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        applied,
+        ApplyOutcome::Applied { before: None, .. }
+    ));
+    let grace = bastion_core::billing::RENEWAL_GRACE_SECS;
+    assert_eq!(
+        stores
+            .billing
+            .plan_of(&id, T0.plus_secs(100 + grace - 1))
+            .await
+            .unwrap(),
+        Plan::Pro
+    );
+    assert_eq!(
+        stores
+            .billing
+            .plan_of(&id, T0.plus_secs(100 + grace))
+            .await
+            .unwrap(),
+        Plan::Free
+    );
+}

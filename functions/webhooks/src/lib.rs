@@ -1,0 +1,103 @@
+//! The webhooks function: Telegram, Messenger and Stripe deliveries, each verified over its
+//! raw bytes, processed at most once, and acted on.
+//!
+//! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
+//! bare routes so `bastion-local` can merge every function under one edge.
+
+pub mod config;
+mod delivery;
+mod facebook;
+pub mod outbound;
+pub mod reply;
+mod stripe;
+mod telegram;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRef, Request};
+use axum::routing::{get, post};
+use bastion_http::body::{MAX_BODY_BYTES, read_limited};
+use bastion_http::{ApiError, Edge, with_edge};
+
+pub use config::WebhooksConfig;
+pub use delivery::DELIVERY_LEASE_SECS;
+pub use reply::{Replier, ReplyError};
+
+use outbound::{MessengerApi, TelegramApi};
+
+/// Everything the webhook handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct WebhooksState {
+    pub edge: Edge,
+    pub config: Arc<WebhooksConfig>,
+    pub replier: Arc<dyn Replier>,
+    telegram_api: Option<TelegramApi>,
+    messenger_api: Option<MessengerApi>,
+}
+
+impl FromRef<WebhooksState> for Edge {
+    fn from_ref(state: &WebhooksState) -> Edge {
+        state.edge.clone()
+    }
+}
+
+impl WebhooksState {
+    /// Builds the state with one shared outbound client (build it once with
+    /// [`outbound::http_client`]).
+    pub fn new(
+        edge: Edge,
+        config: WebhooksConfig,
+        replier: Arc<dyn Replier>,
+        http: reqwest::Client,
+    ) -> Self {
+        let telegram_api = config.telegram.as_ref().map(|t| TelegramApi {
+            client: http.clone(),
+            base: t.api_base.clone(),
+            token: t.bot_token.clone(),
+        });
+        let messenger_api = config.facebook.messaging.as_ref().map(|m| MessengerApi {
+            client: http.clone(),
+            base: config.facebook.graph_base.clone(),
+            page_token: m.page_access_token.clone(),
+        });
+        Self {
+            edge,
+            config: Arc::new(config),
+            replier,
+            telegram_api,
+            messenger_api,
+        }
+    }
+}
+
+/// The webhook routes without the edge pipeline.
+pub fn routes(state: WebhooksState) -> Router {
+    Router::new()
+        .route("/webhooks/health", get(health))
+        .route("/webhooks/telegram", post(telegram::deliver))
+        .route(
+            "/webhooks/facebook",
+            get(facebook::verify_subscription).post(facebook::deliver),
+        )
+        .route("/webhooks/stripe", post(stripe::deliver))
+        .with_state(state)
+}
+
+/// The webhooks Lambda's complete router.
+pub fn router(state: WebhooksState) -> Router {
+    let edge = state.edge.clone();
+    with_edge(routes(state), edge)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The exact bytes the platform sent (API Gateway's base64 bodies arrive here decoded by
+/// `lambda_http`), refused beyond 1 MiB.
+async fn raw_body(req: Request) -> Result<Bytes, ApiError> {
+    read_limited(req.into_body(), MAX_BODY_BYTES).await
+}

@@ -1,0 +1,42 @@
+//! The webhooks Lambda: wiring only. Channel replies come from the chat engine, so this
+//! function needs the chat configuration too (`LLM_BASE_URL` is required, as in chat).
+
+use std::sync::Arc;
+
+use bastion_chat::{BillingPlans, ChatEngine, ChatSetup, RuntimeMode};
+use bastion_core::SystemClock;
+use bastion_http::config::ProcessEnv;
+use bastion_http::{Edge, EdgeConfig};
+use bastion_store::Stores;
+use bastion_store::dynamodb::DynamoStore;
+use bastion_webhooks::outbound::http_client;
+use bastion_webhooks::{WebhooksConfig, WebhooksState, router};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let env = ProcessEnv;
+    let edge_config = EdgeConfig::from_env(&env)?;
+    let config = WebhooksConfig::from_env(&env)?;
+    let chat = ChatSetup::from_env(&env, RuntimeMode::Lambda)?;
+    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
+    let clock = Arc::new(SystemClock);
+    let engine = ChatEngine::new(
+        stores.clone(),
+        chat.provider,
+        Arc::new(BillingPlans::new(stores.billing.clone(), clock.clone())),
+        clock.clone(),
+        chat.config,
+    );
+    let edge = Edge::new(edge_config, stores, clock);
+    let state = WebhooksState::new(edge, config, Arc::new(engine), http_client()?);
+    lambda_http::run(router(state)).await
+}

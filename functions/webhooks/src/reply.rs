@@ -1,0 +1,64 @@
+//! The reply port: how a verified channel message becomes an answer, implemented by the chat
+//! engine.
+
+use async_trait::async_trait;
+use bastion_chat::{ChatEngine, ChatError};
+use bastion_core::{Owner, RequestId, Timestamp};
+
+/// Why no answer was produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The owner used up their credits; the user is told politely and the delivery is done.
+    #[error("quota exceeded until {}", resets_at.to_rfc3339())]
+    QuotaExceeded { resets_at: Timestamp },
+    /// The message was refused (e.g. too long); the reason is sent to the user and the
+    /// delivery is done. The text must be safe to show the user.
+    #[error("message rejected: {0}")]
+    Rejected(String),
+    /// The provider or store failed: the claim is released and the platform retries.
+    #[error("reply failed: {0}")]
+    Failed(String),
+}
+
+/// Answers one message from a channel owner.
+#[async_trait]
+pub trait Replier: Send + Sync {
+    async fn reply(
+        &self,
+        owner: &Owner,
+        text: &str,
+        request_id: &RequestId,
+    ) -> Result<String, ReplyError>;
+}
+
+/// The chat engine answers channel messages: each channel user continues one conversation and
+/// spends their own daily credits.
+#[async_trait]
+impl Replier for ChatEngine {
+    async fn reply(
+        &self,
+        owner: &Owner,
+        text: &str,
+        request_id: &RequestId,
+    ) -> Result<String, ReplyError> {
+        self.channel_reply(owner, text, request_id)
+            .await
+            .map_err(|e| match e {
+                ChatError::QuotaExceeded { resets_at, .. } => {
+                    ReplyError::QuotaExceeded { resets_at }
+                }
+                // The engine's messages for refused input are written for the sender.
+                ChatError::InvalidMessage { message, .. } => ReplyError::Rejected(message),
+                // Provider, store and race failures: the delivery is retried by the platform.
+                other => ReplyError::Failed(other.to_string()),
+            })
+    }
+}
+
+/// What the user sees when their credits ran out.
+pub fn quota_message(resets_at: Timestamp) -> String {
+    format!(
+        "You have used all of your messages for now. Your allowance resets at {} (UTC).",
+        resets_at.to_rfc3339()
+    )
+}
