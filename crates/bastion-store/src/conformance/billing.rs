@@ -179,3 +179,38 @@ pub async fn the_plan_lapses_when_the_paid_period_and_its_grace_run_out(stores: 
         Plan::Free
     );
 }
+
+pub async fn deleting_a_user_removes_their_billing_state_and_customer_link(stores: Stores) {
+    let leaving = created(&stores, user("leaving-billing@example.com")).await;
+    let staying = created(&stores, user("staying-billing@example.com")).await;
+    let (gone, kept) = (customer("cus_Leaving1"), customer("cus_Staying1"));
+    stores
+        .billing
+        .link_customer(&leaving.id, &gone)
+        .await
+        .unwrap();
+    stores
+        .billing
+        .link_customer(&staying.id, &kept)
+        .await
+        .unwrap();
+
+    stores.users.delete_user(&leaving.id).await.unwrap();
+
+    assert_eq!(stores.billing.user_for_customer(&gone).await.unwrap(), None);
+    assert_eq!(stores.billing.billing_of(&leaving.id).await.unwrap(), None);
+    assert_eq!(
+        stores.billing.user_for_customer(&kept).await.unwrap(),
+        Some(staying.id.clone())
+    );
+    assert_eq!(
+        stores
+            .billing
+            .billing_of(&staying.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .customer,
+        Some(kept)
+    );
+}

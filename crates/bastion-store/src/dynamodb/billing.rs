@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 use bastion_core::billing::{BillingRecord, BillingUpdate, StripeCustomerId, SubscriptionStatus};
 use bastion_core::{Timestamp, UserId};
 
-use super::item::{Item, corrupt, get_n, get_opt_s, get_s, key, n, s};
+use super::item::{Item, TWIN_PK, TWIN_SK, corrupt, get_n, get_opt_s, get_s, key, n, s};
 use super::users::user_pk;
 use super::{DynamoStore, build_error, sdk_error};
 use crate::{ApplyOutcome, BillingStore, LinkOutcome, StoreError};
@@ -15,8 +15,14 @@ fn billing_key(user: &UserId) -> Item {
     key(user_pk(user), "BILLING")
 }
 
+const CUSTOMER_SK: &str = "USER";
+
+fn customer_pk(customer: &StripeCustomerId) -> String {
+    format!("STRIPECUS#{customer}")
+}
+
 fn customer_key(customer: &StripeCustomerId) -> Item {
-    key(format!("STRIPECUS#{customer}"), "USER")
+    key(customer_pk(customer), CUSTOMER_SK)
 }
 
 fn get_opt_n(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
@@ -58,11 +64,16 @@ impl BillingStore for DynamoStore {
             .expression_attribute_values(":user", s(user.as_str()))
             .build()
             .map_err(build_error)?;
+        // The billing item names the lookup as its twin, so deleting the user deletes both.
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(billing_key(user)))
-            .update_expression("SET customer = :customer")
+            .update_expression("SET customer = :customer, #tpk = :tpk, #tsk = :tsk")
+            .expression_attribute_names("#tpk", TWIN_PK)
+            .expression_attribute_names("#tsk", TWIN_SK)
             .expression_attribute_values(":customer", s(customer.as_str()))
+            .expression_attribute_values(":tpk", s(&customer_pk(customer)))
+            .expression_attribute_values(":tsk", s(CUSTOMER_SK))
             .build()
             .map_err(build_error)?;
         let items = vec![
