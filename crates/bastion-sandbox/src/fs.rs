@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use crate::path::SandboxPath;
 use crate::sys;
 
-/// Deepest directory nesting walked when measuring or listing.
-const MAX_DEPTH: usize = 64;
 /// Most entries walked when measuring or listing; beyond it the sandbox counts as full.
 const MAX_WALK: u64 = 100_000;
 
@@ -29,6 +27,8 @@ pub enum FsError {
     NotEmpty,
     #[error("path crosses a symlink")]
     Symlink,
+    #[error("sandbox holds too many entries, too deep, to measure")]
+    TooLarge,
     #[error("sandbox file operation failed")]
     Io(#[source] io::Error),
 }
@@ -41,6 +41,7 @@ impl From<io::Error> for FsError {
             Some(libc::ENOTDIR) => FsError::NotADirectory,
             Some(libc::ENOTEMPTY) => FsError::NotEmpty,
             Some(libc::ELOOP) | Some(libc::EXDEV) => FsError::Symlink,
+            Some(libc::ENAMETOOLONG) => FsError::TooLarge,
             _ => FsError::Io(e),
         }
     }
@@ -233,43 +234,64 @@ impl SandboxDir {
         Ok((out, more))
     }
 
+    /// Visits every entry, depth first, holding one directory descriptor at a time (pending
+    /// directories are kept as paths and reopened beneath the root without following links).
+    /// However deep or wide the tree, either every entry is visited or the walk fails with
+    /// [`FsError::TooLarge`]: nothing is silently skipped, so nothing hides from the quota.
     fn walk(&self, visit: &mut dyn FnMut(&str, sys::Stat)) -> Result<(), FsError> {
         let mut seen = 0u64;
-        let root =
-            sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-        walk_dir(root.as_fd(), "", 0, &mut seen, visit)
+        let mut pending: Vec<String> = vec![String::new()];
+        while let Some(dir_path) = pending.pop() {
+            let dir = if dir_path.is_empty() {
+                sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
+            } else {
+                self.open_dir(&dir_path)?
+            };
+            for name in sys::read_dir(dir.as_fd())? {
+                seen += 1;
+                if seen > MAX_WALK {
+                    return Err(FsError::TooLarge);
+                }
+                let cname = CString::new(name.clone()).map_err(|_| FsError::TooLarge)?;
+                let st = match sys::fstatat_nofollow(dir.as_fd(), &cname) {
+                    Ok(st) => st,
+                    // Removed while we walked.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let path = format!("{dir_path}{}", String::from_utf8_lossy(&name));
+                visit(&path, st);
+                if st.is_dir {
+                    pending.push(format!("{path}/"));
+                }
+            }
+        }
+        Ok(())
     }
-}
 
-fn walk_dir(
-    dir: BorrowedFd<'_>,
-    prefix: &str,
-    depth: usize,
-    seen: &mut u64,
-    visit: &mut dyn FnMut(&str, sys::Stat),
-) -> Result<(), FsError> {
-    for name in sys::read_dir(dir)? {
-        *seen += 1;
-        if *seen > MAX_WALK {
-            return Err(FsError::Io(io::Error::other(
-                "sandbox has too many entries to walk",
-            )));
+    /// Opens the directory at `rel` (ending in `/`) for reading, never through a symlink.
+    fn open_dir(&self, rel: &str) -> Result<OwnedFd, FsError> {
+        let rel = rel.trim_end_matches('/');
+        if rel.len() >= libc::PATH_MAX as usize {
+            return Err(FsError::TooLarge);
         }
-        let Ok(cname) = CString::new(name.clone()) else {
-            continue;
-        };
-        let st = match sys::fstatat_nofollow(dir, &cname) {
-            Ok(st) => st,
-            // Removed while we walked.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let path = format!("{prefix}{}", String::from_utf8_lossy(&name));
-        visit(&path, st);
-        if st.is_dir && depth < MAX_DEPTH {
-            let sub = sys::openat_nofollow(dir, &cname, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-            walk_dir(sub.as_fd(), &format!("{path}/"), depth + 1, seen, visit)?;
+        let path = CString::new(rel).map_err(|_| FsError::TooLarge)?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY;
+        if self.openat2 {
+            return Ok(sys::openat2_beneath(self.fd.as_fd(), &path, flags, 0)?);
         }
+        let mut cur =
+            sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let comps: Vec<&str> = rel.split('/').collect();
+        for (i, comp) in comps.iter().enumerate() {
+            let name = CString::new(*comp).map_err(|_| FsError::TooLarge)?;
+            let f = if i + 1 == comps.len() {
+                flags
+            } else {
+                libc::O_PATH | libc::O_DIRECTORY
+            };
+            cur = sys::openat_nofollow(cur.as_fd(), &name, f, 0)?;
+        }
+        Ok(cur)
     }
-    Ok(())
 }

@@ -21,7 +21,7 @@ fn sandbox_path(raw: &str) -> Result<SandboxPath, ApiError> {
     SandboxPath::parse(raw).map_err(|e| ApiError::invalid("invalid_path", e.to_string()))
 }
 
-fn fs_error(e: FsError) -> ApiError {
+pub(crate) fn fs_error(e: FsError) -> ApiError {
     let conflict = |code: &'static str, msg: &'static str| {
         ApiError::new(ErrorKind::Conflict, msg).with_code(code)
     };
@@ -34,6 +34,10 @@ fn fs_error(e: FsError) -> ApiError {
         FsError::NotEmpty => conflict("directory_not_empty", "directory is not empty"),
         FsError::Symlink => ApiError::new(ErrorKind::Forbidden, "path crosses a symlink")
             .with_code("symlink_refused"),
+        FsError::TooLarge => conflict(
+            "sandbox_quota_exceeded",
+            "your sandbox is too large or too deep to measure; delete files",
+        ),
         FsError::Io(_) => ApiError::internal(&e),
     }
 }

@@ -150,7 +150,7 @@ pub async fn run(
             .sandboxes
             .open(&user, now)
             .map_err(|e| ApiError::internal(&e))?;
-        let usage = dir.usage().map_err(|e| ApiError::internal(&e))?;
+        let usage = dir.usage().map_err(crate::files::fs_error)?;
         if usage.bytes > worker.config.quota_bytes || usage.entries > worker.config.quota_files {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
