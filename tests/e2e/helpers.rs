@@ -148,8 +148,10 @@ impl TestApp {
         }
     }
 
-    /// The auth and chat routes under one edge, as `bastion-local` serves them; `env` also
-    /// carries the chat configuration (`LLM_*`, `PLAN_*`, `CHAT_RATE_LIMIT`).
+    /// The auth, chat and webhooks routes under one edge with one chat engine, as
+    /// `bastion-local` serves them: plans come from Stripe billing and channel messages are
+    /// answered by the engine. `env` also carries the chat configuration (`LLM_*`, `PLAN_*`,
+    /// `CHAT_RATE_LIMIT`) and any webhook secrets.
     pub async fn with_chat(env: HashMap<String, String>) -> Self {
         let path = std::env::temp_dir().join(format!(
             "bastion-e2e-{}.db",
@@ -173,16 +175,27 @@ impl TestApp {
         let engine = bastion_chat::ChatEngine::new(
             app.stores.clone(),
             chat.provider,
-            Arc::new(bastion_chat::FreePlans),
+            Arc::new(bastion_chat::BillingPlans::new(
+                app.stores.billing.clone(),
+                Arc::new(app.clock.clone()),
+            )),
             Arc::new(app.clock.clone()),
             chat.config,
+        );
+        let webhooks_state = bastion_webhooks::WebhooksState::new(
+            edge.clone(),
+            bastion_webhooks::WebhooksConfig::from_env(&env).unwrap(),
+            Arc::new(engine.clone()),
+            bastion_webhooks::outbound::http_client().unwrap(),
         );
         let chat_state = bastion_chat_fn::ChatState {
             edge: edge.clone(),
             engine,
         };
         app.router = bastion_http::with_edge(
-            bastion_auth::routes(auth_state).merge(bastion_chat_fn::routes(chat_state)),
+            bastion_auth::routes(auth_state)
+                .merge(bastion_chat_fn::routes(chat_state))
+                .merge(bastion_webhooks::routes(webhooks_state)),
             edge,
         );
         app

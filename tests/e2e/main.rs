@@ -7,6 +7,7 @@ mod api_keys;
 mod auth_accounts;
 mod auth_edge;
 mod auth_tokens;
+mod channels;
 mod chat;
 mod exec_files;
 mod exec_run;
