@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bastion_core::Plan;
 use bastion_core::rate_limit::Policy;
+use bastion_http::config::bounded;
 use bastion_http::{ConfigError, Env};
 use reqwest::Url;
 use secrecy::SecretString;
@@ -111,12 +112,11 @@ impl ChatSetup {
                 let settings = OpenAiSettings {
                     base_url: base_url(&raw)?,
                     api_key: api_key(env)?,
-                    deadline: Duration::from_secs(number(
+                    deadline: Duration::from_secs(bounded(
                         env,
                         "LLM_TIMEOUT_SECS",
                         25,
-                        1,
-                        MAX_DEADLINE_SECS,
+                        1..=MAX_DEADLINE_SECS,
                     )?),
                     backoff: Duration::from_millis(250),
                 };
@@ -158,16 +158,15 @@ impl ChatSetup {
             default_model,
             allowed_models,
             system_prompt,
-            context_budget_chars: to_usize(number(
+            context_budget_chars: to_usize(bounded(
                 env,
                 "LLM_CONTEXT_BUDGET_CHARS",
                 48_000,
-                1_000,
-                1_000_000,
+                1_000..=1_000_000,
             )?),
-            context_max_messages: to_usize(number(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0, 200)?),
-            free_daily_credits: number(env, "PLAN_FREE_DAILY_CREDITS", 50, 0, 1_000_000)?,
-            pro_daily_credits: number(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0, 1_000_000)?,
+            context_max_messages: to_usize(bounded(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0..=200)?),
+            free_daily_credits: bounded(env, "PLAN_FREE_DAILY_CREDITS", 50, 0..=1_000_000)?,
+            pro_daily_credits: bounded(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0..=1_000_000)?,
             turn_limit: policy(env, "CHAT_RATE_LIMIT", Policy::per_minute(20))?,
         };
         Ok(Self { config, provider })
@@ -217,18 +216,6 @@ fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
             "is set but empty; unset it for providers that need no key",
         )),
         Some(k) => Ok(Some(SecretString::from(k.trim().to_owned()))),
-    }
-}
-
-fn number(env: &dyn Env, var: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
-    match env.non_empty(var) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| ConfigError::new(var, format!("must be a number {min}..={max}"))),
     }
 }
 
