@@ -235,16 +235,9 @@ fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigErr
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use bastion_http::config::map_env as env;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn lambda_mode_without_a_base_url_refuses_to_start() {

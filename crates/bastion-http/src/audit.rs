@@ -36,7 +36,6 @@ impl Edge {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
@@ -46,7 +45,7 @@ mod tests {
 
     use super::*;
     use crate::client::{ClientIp, UserAgent};
-    use crate::config::EdgeConfig;
+    use crate::config::{EdgeConfig, map_env};
 
     /// Keeps what is appended, or refuses every write when `down`.
     struct Recorder {
@@ -78,11 +77,10 @@ mod tests {
     fn edge(recorder: Arc<Recorder>) -> Edge {
         let mut stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
         stores.audit = recorder;
-        let env: HashMap<String, String> = [(
-            "JWT_KEYS".to_owned(),
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
-        )]
-        .into();
+        let env = map_env(&[(
+            "JWT_KEYS",
+            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )]);
         let clock = Arc::new(ManualClock::new(Timestamp(1_700_000_000)));
         Edge::new(EdgeConfig::from_env(&env).unwrap(), stores, clock)
     }

@@ -103,6 +103,15 @@ where
     }
 }
 
+/// An in-memory [`Env`] holding `pairs`, for tests and tools that configure without the process
+/// environment.
+pub fn map_env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// The named limits. Names map to `RATE_LIMIT_<NAME>` variables holding `<limit>/<seconds>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
@@ -295,14 +304,8 @@ fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use super::map_env as env;
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 

@@ -157,18 +157,11 @@ impl ExecConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use bastion_http::config::map_env as env;
 
     use super::*;
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn err(pairs: &[(&str, &str)]) -> ConfigError {
         ExecConfig::from_env(&env(pairs), PathBuf::from("/tmp/sandbox")).unwrap_err()

@@ -230,18 +230,11 @@ fn stripe(env: &dyn Env) -> Result<Option<StripeConfig>, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret;
 
-    use super::*;
+    use bastion_http::config::map_env as env;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn nothing_set_means_every_platform_is_off_with_default_bases() {
