@@ -126,18 +126,7 @@ pub async fn reject(
 ) -> ApiError {
     // One structured line per refusal, for a log metric filter and alarm on forged traffic.
     tracing::warn!(request_id = %meta.request_id, ip = %meta.ip.0, platform, reason, metric = "webhook_rejected", "webhook delivery rejected");
-    let detail = format!("{platform}:{reason}");
-    let audited = state
-        .edge
-        .record_audit(
-            meta,
-            AuditKind::WebhookRejected,
-            Outcome::Failure,
-            None,
-            Some(detail),
-        )
-        .await;
-    match audited {
+    match record_rejected(state, meta, platform, reason).await {
         Ok(()) => answer,
         Err(err) => ApiError::unavailable(&err),
     }
@@ -198,6 +187,18 @@ pub async fn audit_unusable(
     reason: &str,
 ) -> Result<(), WorkError> {
     tracing::warn!(request_id = %meta.request_id, platform, reason, "verified delivery could not be acted on");
+    record_rejected(state, meta, platform, reason)
+        .await
+        .map_err(|e| WorkError::Audit(e.to_string()))
+}
+
+/// A delivery refused or not acted on, recorded as `platform:reason`.
+async fn record_rejected(
+    state: &WebhooksState,
+    meta: &RequestMeta,
+    platform: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
     let detail = format!("{platform}:{reason}");
     state
         .edge
@@ -209,5 +210,4 @@ pub async fn audit_unusable(
             Some(detail),
         )
         .await
-        .map_err(|e| WorkError::Audit(e.to_string()))
 }
