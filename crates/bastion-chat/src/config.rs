@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bastion_core::Plan;
 use bastion_core::rate_limit::Policy;
+use bastion_http::config::bounded;
 use bastion_http::{ConfigError, Env};
 use reqwest::Url;
 use secrecy::SecretString;
@@ -111,12 +112,11 @@ impl ChatSetup {
                 let settings = OpenAiSettings {
                     base_url: base_url(&raw)?,
                     api_key: api_key(env)?,
-                    deadline: Duration::from_secs(number(
+                    deadline: Duration::from_secs(bounded(
                         env,
                         "LLM_TIMEOUT_SECS",
                         25,
-                        1,
-                        MAX_DEADLINE_SECS,
+                        1..=MAX_DEADLINE_SECS,
                     )?),
                     backoff: Duration::from_millis(250),
                 };
@@ -158,16 +158,15 @@ impl ChatSetup {
             default_model,
             allowed_models,
             system_prompt,
-            context_budget_chars: to_usize(number(
+            context_budget_chars: to_usize(bounded(
                 env,
                 "LLM_CONTEXT_BUDGET_CHARS",
                 48_000,
-                1_000,
-                1_000_000,
+                1_000..=1_000_000,
             )?),
-            context_max_messages: to_usize(number(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0, 200)?),
-            free_daily_credits: number(env, "PLAN_FREE_DAILY_CREDITS", 50, 0, 1_000_000)?,
-            pro_daily_credits: number(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0, 1_000_000)?,
+            context_max_messages: to_usize(bounded(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0..=200)?),
+            free_daily_credits: bounded(env, "PLAN_FREE_DAILY_CREDITS", 50, 0..=1_000_000)?,
+            pro_daily_credits: bounded(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0..=1_000_000)?,
             turn_limit: policy(env, "CHAT_RATE_LIMIT", Policy::per_minute(20))?,
         };
         Ok(Self { config, provider })
@@ -220,18 +219,6 @@ fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
     }
 }
 
-fn number(env: &dyn Env, var: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
-    match env.non_empty(var) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| ConfigError::new(var, format!("must be a number {min}..={max}"))),
-    }
-}
-
 fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigError> {
     let Some(raw) = env.non_empty(var) else {
         return Ok(default);
@@ -248,16 +235,9 @@ fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigErr
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use bastion_http::config::map_env as env;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn lambda_mode_without_a_base_url_refuses_to_start() {

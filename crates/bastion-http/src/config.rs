@@ -3,6 +3,9 @@
 //! secret).
 
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -65,6 +68,48 @@ impl Env for HashMap<String, String> {
     fn keys(&self) -> Vec<String> {
         HashMap::keys(self).cloned().collect()
     }
+}
+
+/// A whole number within `range`; the error names `var` and the range, never the value.
+pub fn parse_bounded<T>(var: &str, raw: &str, range: RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    raw.trim()
+        .parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                var,
+                format!("must be a whole number {}..={}", range.start(), range.end()),
+            )
+        })
+}
+
+/// The number in `var`, or `default` when it is unset or blank; see [`parse_bounded`].
+pub fn bounded<T>(
+    env: &dyn Env,
+    var: &str,
+    default: T,
+    range: RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display,
+{
+    match env.non_empty(var) {
+        None => Ok(default),
+        Some(raw) => parse_bounded(var, &raw, range),
+    }
+}
+
+/// An in-memory [`Env`] holding `pairs`, for tests and tools that configure without the process
+/// environment.
+pub fn map_env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// The named limits. Names map to `RATE_LIMIT_<NAME>` variables holding `<limit>/<seconds>`.
@@ -259,14 +304,8 @@ fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use super::map_env as env;
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -321,6 +360,24 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.rate_limits.webhooks_ip, Policy::per_minute(1200));
+    }
+
+    #[test]
+    fn bounded_numbers_default_when_unset_and_name_the_variable_and_range_when_wrong() {
+        let e = env(&[("N", " 7 "), ("BLANK", " "), ("LOW", "0"), ("WORD", "ten")]);
+        assert_eq!(bounded(&e, "N", 3u64, 1..=10), Ok(7));
+        assert_eq!(bounded(&e, "UNSET", 3u64, 1..=10), Ok(3));
+        assert_eq!(bounded(&e, "BLANK", -3i64, -5..=10), Ok(-3));
+        for var in ["LOW", "WORD"] {
+            assert_eq!(
+                bounded(&e, var, 3u64, 1..=10),
+                Err(ConfigError::new(var, "must be a whole number 1..=10"))
+            );
+        }
+        assert_eq!(
+            parse_bounded("LOW", "", 1u64..=10).unwrap_err().to_string(),
+            "configuration LOW: must be a whole number 1..=10"
+        );
     }
 
     #[test]

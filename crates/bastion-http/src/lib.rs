@@ -1,12 +1,14 @@
 //! The HTTP edge every Bastion function shares: one error envelope and status map, security
 //! headers, CORS, body limits, request ids, client IPs, rate limits, Bearer auth and config.
 
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod client;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod logging;
 pub mod pipeline;
 pub mod rate_limit;
 

@@ -22,10 +22,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(bastion_http::logging::env_filter())
         .init();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! Auth configuration: the password pepper(s), the legacy HMAC key and the session policy.
 
 use bastion_core::crypto::{PasswordHasher, password::Pepper};
-use bastion_http::config::{decode_base64, keyed_secrets};
+use bastion_http::config::{decode_base64, keyed_secrets, parse_bounded};
 use bastion_http::{ConfigError, Env};
 
 /// How long a session may live, in seconds, checked in code on every refresh.
@@ -73,12 +73,8 @@ fn parse_sessions(env: &dyn Env) -> Result<SessionPolicy, ConfigError> {
         ("SESSION_MAX_LIFETIME_SECS", &mut policy.absolute_secs),
     ] {
         if let Some(v) = env.get(var) {
-            *slot = v
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (60..=365 * 24 * 3600).contains(n))
-                .ok_or_else(|| ConfigError::new(var, "must be seconds between 60 and 31536000"))?;
+            // Set but blank is malformed here, not unset: a session bound is stated or absent.
+            *slot = parse_bounded(var, &v, 60..=365 * 24 * 3600)?;
         }
     }
     if policy.idle_secs > policy.absolute_secs {
@@ -92,16 +88,9 @@ fn parse_sessions(env: &dyn Env) -> Result<SessionPolicy, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use bastion_http::config::map_env as env;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     const PEPPER: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -135,5 +124,17 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(e.var, "SESSION_IDLE_TIMEOUT_SECS");
+        let e = AuthConfig::from_env(&env(&[
+            ("PASSWORD_PEPPER", PEPPER),
+            ("SESSION_MAX_LIFETIME_SECS", " "),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::new(
+                "SESSION_MAX_LIFETIME_SECS",
+                "must be a whole number 60..=31536000"
+            )
+        );
     }
 }

@@ -181,16 +181,9 @@ impl AdminKeys {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use bastion_http::config::map_env as env;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn missing_or_empty_admin_keys_admit_nobody() {

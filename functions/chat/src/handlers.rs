@@ -6,8 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use bastion_chat::provider::ProviderError;
 use bastion_chat::{ChatError, ChatMessage};
-use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
-use bastion_core::{AuditId, Owner, Scope};
+use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::{Owner, Scope};
 use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta};
 use bastion_store::ConversationId;
 
@@ -109,22 +109,15 @@ async fn audit_failure(
         ),
         _ => return Ok(()),
     };
-    let event = AuditEvent {
-        id: AuditId::generate_ordered(),
-        at: state.edge.clock.now(),
-        kind,
-        outcome: Outcome::Failure,
-        user_id: Some(auth.user_id.clone()),
-        ip: meta.ip.0.clone(),
-        user_agent: meta.user_agent.0.clone(),
-        request_id: meta.request_id.clone(),
-        detail: Some(detail),
-    };
     state
         .edge
-        .stores
-        .audit
-        .append(&event)
+        .record_audit(
+            meta,
+            kind,
+            Outcome::Failure,
+            Some(&auth.user_id),
+            Some(detail),
+        )
         .await
         .map_err(|e| ApiError::unavailable(&e))
 }

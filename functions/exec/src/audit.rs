@@ -1,8 +1,8 @@
 //! Writing exec audit events: awaited before the response. Command names and counts only,
 //! never argument contents.
 
-use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
-use bastion_core::{AuditId, UserId};
+use bastion_core::UserId;
+use bastion_core::audit::{AuditKind, Outcome};
 use bastion_http::{ApiError, RequestMeta};
 
 use crate::ExecState;
@@ -14,22 +14,9 @@ pub async fn record(
     user: &UserId,
     detail: String,
 ) -> Result<(), ApiError> {
-    let event = AuditEvent {
-        id: AuditId::generate_ordered(),
-        at: state.edge.clock.now(),
-        kind: AuditKind::ExecRun,
-        outcome,
-        user_id: Some(user.clone()),
-        ip: meta.ip.0.clone(),
-        user_agent: meta.user_agent.0.clone(),
-        request_id: meta.request_id.clone(),
-        detail: Some(detail),
-    };
     state
         .edge
-        .stores
-        .audit
-        .append(&event)
+        .record_audit(meta, AuditKind::ExecRun, outcome, Some(user), Some(detail))
         .await
         .map_err(|e| ApiError::unavailable(&e))
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bastion_core::rate_limit::Policy;
-use bastion_http::config::decode_base64;
+use bastion_http::config::{bounded, decode_base64};
 use bastion_http::{ConfigError, Env};
 use bastion_sandbox::{CommandPolicy, DEFAULT_COMMANDS};
 use secrecy::SecretBox;
@@ -60,28 +60,6 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("EXEC_SANDBOX_IDLE_SECS", "3600"),
 ];
 
-fn number(
-    env: &dyn Env,
-    var: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, ConfigError> {
-    match env.non_empty(var) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                ConfigError::new(
-                    var,
-                    format!("must be a whole number {}..={}", range.start(), range.end()),
-                )
-            }),
-    }
-}
-
 impl ExecConfig {
     /// `default_root` is `/tmp/sandbox` in Lambda; bastion-local passes its data directory's.
     pub fn from_env(env: &dyn Env, default_root: PathBuf) -> Result<Self, ConfigError> {
@@ -121,9 +99,9 @@ impl ExecConfig {
                 "no command is available",
             ));
         }
-        let timeout_ms = number(env, "EXEC_TIMEOUT_MS", 10_000, 100..=10_000)?;
-        let output_cap = number(env, "EXEC_OUTPUT_CAP_BYTES", 65_536, 1024..=1_048_576)?;
-        let output_hard_cap = number(
+        let timeout_ms = bounded(env, "EXEC_TIMEOUT_MS", 10_000, 100..=10_000)?;
+        let output_cap = bounded(env, "EXEC_OUTPUT_CAP_BYTES", 65_536, 1024..=1_048_576)?;
+        let output_hard_cap = bounded(
             env,
             "EXEC_OUTPUT_HARD_CAP_BYTES",
             4 * 1024 * 1024,
@@ -155,18 +133,19 @@ impl ExecConfig {
             timeout: Duration::from_millis(timeout_ms),
             output_cap: usize::try_from(output_cap).unwrap_or(65_536),
             output_hard_cap,
-            quota_bytes: number(
+            quota_bytes: bounded(
                 env,
                 "EXEC_SANDBOX_QUOTA_BYTES",
                 50 * 1024 * 1024,
                 1024..=10 * 1024 * 1024 * 1024,
             )?,
-            quota_files: number(env, "EXEC_SANDBOX_QUOTA_FILES", 1000, 1..=1_000_000)?,
+            quota_files: bounded(env, "EXEC_SANDBOX_QUOTA_FILES", 1000, 1..=1_000_000)?,
             require_layers,
             runs: Policy::per_minute(
-                u32::try_from(number(env, "EXEC_RUNS_PER_MINUTE", 20, 1..=10_000)?).unwrap_or(20),
+                u32::try_from(bounded(env, "EXEC_RUNS_PER_MINUTE", 20_u64, 1..=10_000)?)
+                    .unwrap_or(20),
             ),
-            idle: Duration::from_secs(number(
+            idle: Duration::from_secs(bounded(
                 env,
                 "EXEC_SANDBOX_IDLE_SECS",
                 3600,
@@ -178,18 +157,11 @@ impl ExecConfig {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use bastion_http::config::map_env as env;
 
     use super::*;
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn err(pairs: &[(&str, &str)]) -> ConfigError {
         ExecConfig::from_env(&env(pairs), PathBuf::from("/tmp/sandbox")).unwrap_err()

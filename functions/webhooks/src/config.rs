@@ -2,6 +2,7 @@
 //! closed), but a half-configured one (a secret without the token to answer with) or a
 //! malformed value stops start-up, naming the variable.
 
+use bastion_http::config::bounded;
 use bastion_http::{ConfigError, Env};
 use secrecy::SecretString;
 
@@ -207,20 +208,12 @@ fn stripe(env: &dyn Env) -> Result<Option<StripeConfig>, ConfigError> {
             ));
         }
     }
-    let tolerance_secs = match env.non_empty("STRIPE_TOLERANCE_SECS") {
-        None => DEFAULT_STRIPE_TOLERANCE_SECS,
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=3600).contains(n))
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "STRIPE_TOLERANCE_SECS",
-                    "must be seconds between 1 and 3600",
-                )
-            })?,
-    };
+    let tolerance_secs = bounded(
+        env,
+        "STRIPE_TOLERANCE_SECS",
+        DEFAULT_STRIPE_TOLERANCE_SECS,
+        1..=3600,
+    )?;
     let livemode = match env.non_empty("STRIPE_LIVEMODE").as_deref().map(str::trim) {
         None | Some("false") => false,
         Some("true") => true,
@@ -237,18 +230,11 @@ fn stripe(env: &dyn Env) -> Result<Option<StripeConfig>, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use secrecy::ExposeSecret;
 
-    use super::*;
+    use bastion_http::config::map_env as env;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn nothing_set_means_every_platform_is_off_with_default_bases() {

@@ -4,8 +4,8 @@
 
 use std::future::Future;
 
-use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
-use bastion_core::{AuditId, UserId};
+use bastion_core::UserId;
+use bastion_core::audit::{AuditKind, Outcome};
 use bastion_http::{ApiError, ErrorKind, RequestMeta};
 use bastion_store::{ClaimOutcome, StoreError};
 
@@ -115,31 +115,6 @@ where
     }
 }
 
-async fn append(state: &WebhooksState, event: AuditEvent) -> Result<(), StoreError> {
-    state.edge.stores.audit.append(&event).await
-}
-
-fn event(
-    state: &WebhooksState,
-    meta: &RequestMeta,
-    kind: AuditKind,
-    outcome: Outcome,
-    user: Option<&UserId>,
-    detail: String,
-) -> AuditEvent {
-    AuditEvent {
-        id: AuditId::generate_ordered(),
-        at: state.edge.clock.now(),
-        kind,
-        outcome,
-        user_id: user.cloned(),
-        ip: meta.ip.0.clone(),
-        user_agent: meta.user_agent.0.clone(),
-        request_id: meta.request_id.clone(),
-        detail: Some(detail),
-    }
-}
-
 /// Audits a refused delivery (source IP, platform, reason) and returns the error to answer.
 /// If the audit itself cannot be written the answer is 503: a refusal is never unrecorded.
 pub async fn reject(
@@ -151,15 +126,7 @@ pub async fn reject(
 ) -> ApiError {
     // One structured line per refusal, for a log metric filter and alarm on forged traffic.
     tracing::warn!(request_id = %meta.request_id, ip = %meta.ip.0, platform, reason, metric = "webhook_rejected", "webhook delivery rejected");
-    let e = event(
-        state,
-        meta,
-        AuditKind::WebhookRejected,
-        Outcome::Failure,
-        None,
-        format!("{platform}:{reason}"),
-    );
-    match append(state, e).await {
+    match record_rejected(state, meta, platform, reason).await {
         Ok(()) => answer,
         Err(err) => ApiError::unavailable(&err),
     }
@@ -205,8 +172,9 @@ pub async fn audit_billing(
     user: &UserId,
     detail: String,
 ) -> Result<(), WorkError> {
-    let e = event(state, meta, kind, Outcome::Success, Some(user), detail);
-    append(state, e)
+    state
+        .edge
+        .record_audit(meta, kind, Outcome::Success, Some(user), Some(detail))
         .await
         .map_err(|e| WorkError::Audit(e.to_string()))
 }
@@ -219,15 +187,27 @@ pub async fn audit_unusable(
     reason: &str,
 ) -> Result<(), WorkError> {
     tracing::warn!(request_id = %meta.request_id, platform, reason, "verified delivery could not be acted on");
-    let e = event(
-        state,
-        meta,
-        AuditKind::WebhookRejected,
-        Outcome::Failure,
-        None,
-        format!("{platform}:{reason}"),
-    );
-    append(state, e)
+    record_rejected(state, meta, platform, reason)
         .await
         .map_err(|e| WorkError::Audit(e.to_string()))
+}
+
+/// A delivery refused or not acted on, recorded as `platform:reason`.
+async fn record_rejected(
+    state: &WebhooksState,
+    meta: &RequestMeta,
+    platform: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let detail = format!("{platform}:{reason}");
+    state
+        .edge
+        .record_audit(
+            meta,
+            AuditKind::WebhookRejected,
+            Outcome::Failure,
+            None,
+            Some(detail),
+        )
+        .await
 }

@@ -14,15 +14,7 @@ use bastion_webhooks::{WebhooksConfig, WebhooksState, router};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    bastion_http::logging::init_lambda();
     let env = ProcessEnv;
     let edge_config = EdgeConfig::from_env(&env)?;
     let config = WebhooksConfig::from_env(&env)?;
