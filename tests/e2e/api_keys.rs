@@ -4,7 +4,7 @@
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, TestResponse};
+use crate::helpers::{PASSWORD, Session, TestApp, TestResponse};
 
 async fn mint(app: &TestApp, s: &Session, scopes: Value, days: i64) -> TestResponse {
     app.call(
@@ -156,6 +156,31 @@ async fn a_revoked_key_is_refused_at_once() {
         .await
         .assert_error(401, "invalid_api_key", BAD_KEY);
     assert_eq!(app.audit_kinds(&s.user_id).await[0], "api_key_revoked");
+}
+
+#[tokio::test]
+async fn a_password_change_revokes_every_key_so_a_key_minted_by_a_thief_dies_with_it() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("taken-back@example.com").await;
+    let (_, stolen) = key_of(&app, &s, json!(["read", "chat"])).await;
+    assert_eq!(app.get("/auth/me", &stolen).await.status, StatusCode::OK);
+    let r = app
+        .call(
+            Method::POST,
+            "/auth/password",
+            Some(&s.access),
+            Some(json!({"current_password": PASSWORD,
+                        "new_password": "a wholly different passphrase 77"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    app.get("/auth/me", &stolen)
+        .await
+        .assert_error(401, "invalid_api_key", BAD_KEY);
+    assert_eq!(
+        app.get("/auth/api-keys", &s.access).await.body["api_keys"],
+        json!([])
+    );
 }
 
 #[tokio::test]

@@ -129,7 +129,10 @@ pub async fn change_password(
         .sessions
         .revoke_all_sessions(&user.id, Some(&auth.session_id))
         .await?;
-    let detail = format!("other_sessions_revoked={revoked}");
+    // A password change is how an account is taken back: a key minted with a stolen access
+    // token would otherwise outlive it by up to a year.
+    let keys = stores.api_keys.revoke_all_api_keys(&user.id).await?;
+    let detail = format!("other_sessions_revoked={revoked} api_keys_revoked={keys}");
     record(
         &state,
         &meta,
