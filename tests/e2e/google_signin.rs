@@ -477,6 +477,36 @@ async fn an_existing_password_account_is_not_linked_silently_but_can_link_explic
 }
 
 #[tokio::test]
+async fn linking_google_needs_a_sign_in_from_the_last_ten_minutes() {
+    let g = Google::new().await;
+    let old = g.app.signed_up("stale@example.com").await;
+    g.app.clock.advance(601);
+    // A refreshed token of an old session (what a thief replays) cannot plant a link.
+    let refreshed = session_of(&g.app.refresh(&old.refresh).await);
+    let link = |access: String| {
+        let app = &g.app;
+        async move {
+            app.call(
+                Method::POST,
+                "/auth/google/link",
+                Some(&access),
+                Some(json!({"return_to": RETURN_TO})),
+            )
+            .await
+        }
+    };
+    link(refreshed.access).await.assert_error(
+        403,
+        "reauthentication_required",
+        "sign in again, then link Google within 10 minutes",
+    );
+    let fresh = g.app.signed_in("stale@example.com").await;
+    let r = link(fresh.access).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["authorize_url"].as_str().is_some());
+}
+
+#[tokio::test]
 async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_recent_sign_in() {
     let g = Google::new().await;
     let r = g.sign_in(valid("g-10", "nopass@example.com")).await;

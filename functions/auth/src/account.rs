@@ -18,8 +18,9 @@ use crate::audit::record;
 use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
 use crate::tokens::{hash_password, verify_password};
 
-/// A Google-created account deleting itself must have signed in this recently.
-const RECENT_SIGN_IN_SECS: i64 = 600;
+/// A Google-created account deleting itself, or any account linking a Google identity, must
+/// have signed in this recently.
+pub(crate) const RECENT_SIGN_IN_SECS: i64 = 600;
 
 fn no_password() -> ApiError {
     ApiError::new(

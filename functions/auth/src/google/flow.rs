@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oidc::{GoogleClient, OidcError};
 use crate::ExtState;
+use crate::account::RECENT_SIGN_IN_SECS;
 use crate::audit::record;
 use crate::dto::TokenResponse;
 use crate::tokens::open_session;
@@ -190,6 +191,24 @@ pub async fn link(
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
     limit(&ext, &slot, &meta).await?;
+    // A linked Google identity signs in for good and survives a password change, so a stolen
+    // access token or refresh token of an older session must not be enough to plant one.
+    let now = ext.auth.edge.clock.now();
+    let session = ext
+        .auth
+        .edge
+        .stores
+        .sessions
+        .get_session(&auth.user_id, &auth.session_id, now)
+        .await?;
+    let recent = session.is_some_and(|s| now.secs() - s.created_at.secs() <= RECENT_SIGN_IN_SECS);
+    if !recent {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "sign in again, then link Google within 10 minutes",
+        )
+        .with_code("reauthentication_required"));
+    }
     let (url, cookie) = begin(&ext, &client, Some(&body.return_to), Some(&auth.user_id)).await?;
     let mut res = Json(LinkResponse { authorize_url: url }).into_response();
     res.headers_mut().insert(header::SET_COOKIE, cookie);
