@@ -507,6 +507,54 @@ async fn linking_google_needs_a_sign_in_from_the_last_ten_minutes() {
 }
 
 #[tokio::test]
+async fn a_link_whose_session_was_logged_out_before_the_callback_is_refused() {
+    let g = Google::new().await;
+    let bob = g.app.signed_up("bob@example.com").await;
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/google/link",
+            Some(&bob.access),
+            Some(json!({"return_to": RETURN_TO})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let started = Started {
+        params: query_of(r.body["authorize_url"].as_str().unwrap()),
+        cookie: binding_cookie(&r),
+    };
+    // Bob notices a session he does not know and logs out everywhere while the link is open.
+    let r = g
+        .app
+        .call(Method::POST, "/auth/logout-all", Some(&bob.access), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    g.fake.grant(
+        "code-late",
+        started.challenge(),
+        sign(
+            &claims("g-mallory", "mallory@example.com", started.nonce()),
+            "k1",
+        ),
+    );
+    let r = g
+        .callback("code-late", started.state(), Some(&started.cookie))
+        .await;
+    assert_eq!(fragment(&r), "error=session_gone");
+    assert_eq!(
+        g.last_event().await,
+        ("google_linked".to_owned(), Some("session_gone".to_owned()))
+    );
+    // Mallory's Google account did not become a way into Bob's account.
+    let r = g.sign_in(valid("g-mallory", "mallory@example.com")).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    assert_ne!(session_of(&tokens).user_id, bob.user_id);
+}
+
+#[tokio::test]
 async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_recent_sign_in() {
     let g = Google::new().await;
     let r = g.sign_in(valid("g-10", "nopass@example.com")).await;
