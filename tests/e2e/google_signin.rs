@@ -202,6 +202,20 @@ async fn start_refuses_a_return_to_that_is_not_configured() {
         "/auth/google/start",
         "/auth/google/start?return_to=https%3A%2F%2Fevil.example.com%2F",
         "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%2Fx",
+        // Near misses of the configured URL: trailing slash, case, userinfo, port, query,
+        // fragment, another scheme, a look-alike host and an empty value.
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%2F",
+        "/auth/google/start?return_to=https%3A%2F%2FAPP.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2FSigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fevil%40app.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%40evil.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%3A8443%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%3Fx%3D1",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%23x",
+        "/auth/google/start?return_to=http%3A%2F%2Fapp.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com.evil.com%2Fsigned-in",
+        "/auth/google/start?return_to=%20https%3A%2F%2Fapp.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=",
     ] {
         g.app
             .call(Method::GET, path, None, None)
