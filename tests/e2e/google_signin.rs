@@ -339,6 +339,43 @@ async fn a_wrong_audience_is_refused() {
 }
 
 #[tokio::test]
+async fn a_token_for_several_audiences_needs_us_as_its_authorized_party() {
+    let g = Google::new().await;
+    for (aud, azp) in [
+        (json!(["another-client", CLIENT_ID]), Value::Null),
+        (
+            json!(["another-client", CLIENT_ID]),
+            json!("another-client"),
+        ),
+        (json!(CLIENT_ID), json!("another-client")),
+    ] {
+        let r = g
+            .sign_in(with("g-multi", |c| {
+                c["aud"] = aud.clone();
+                if !azp.is_null() {
+                    c["azp"] = azp.clone();
+                }
+            }))
+            .await;
+        assert_eq!(fragment(&r), "error=invalid_id_token", "{aud} {azp}");
+        assert_eq!(
+            g.last_event().await,
+            (
+                "google_login_failed".to_owned(),
+                Some("wrong_audience".to_owned())
+            )
+        );
+    }
+    let r = g
+        .sign_in(with("g-multi", |c| {
+            c["aud"] = json!(["another-client", CLIENT_ID]);
+            c["azp"] = json!(CLIENT_ID);
+        }))
+        .await;
+    assert!(fragment(&r).starts_with("code="));
+}
+
+#[tokio::test]
 async fn an_unverified_email_is_refused() {
     let g = Google::new().await;
     let r = g
