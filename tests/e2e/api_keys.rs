@@ -1,10 +1,16 @@
 //! API keys: minting from a session only, scopes held, revocation at once, no cross-user reach,
 //! expiry, and `last_used_at` written at most once a minute.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bastion_core::crypto::TokenHash;
+use bastion_core::{ApiKeyId, Clock as _, Timestamp, UserId};
+use bastion_store::{AccountStore, ApiKeyRecord, ApiKeyStore, StoreError};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, TestResponse};
+use crate::helpers::{PASSWORD, Session, TestApp, TestResponse};
 
 async fn mint(app: &TestApp, s: &Session, scopes: Value, days: i64) -> TestResponse {
     app.call(
@@ -159,6 +165,31 @@ async fn a_revoked_key_is_refused_at_once() {
 }
 
 #[tokio::test]
+async fn a_password_change_revokes_every_key_so_a_key_minted_by_a_thief_dies_with_it() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("taken-back@example.com").await;
+    let (_, stolen) = key_of(&app, &s, json!(["read", "chat"])).await;
+    assert_eq!(app.get("/auth/me", &stolen).await.status, StatusCode::OK);
+    let r = app
+        .call(
+            Method::POST,
+            "/auth/password",
+            Some(&s.access),
+            Some(json!({"current_password": PASSWORD,
+                        "new_password": "a wholly different passphrase 77"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    app.get("/auth/me", &stolen)
+        .await
+        .assert_error(401, "invalid_api_key", BAD_KEY);
+    assert_eq!(
+        app.get("/auth/api-keys", &s.access).await.body["api_keys"],
+        json!([])
+    );
+}
+
+#[tokio::test]
 async fn another_users_key_cannot_be_revoked_and_keys_act_only_as_their_owner() {
     let app = TestApp::new().await;
     let a = app.signed_up("owner-a@example.com").await;
@@ -217,4 +248,73 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
     app.clock.advance(1);
     app.get("/auth/me", &key).await;
     assert_eq!(last_used().await, json!("2027-01-15T08:01:10Z"));
+}
+
+/// An API key store where an administrator disables the owner (flag, then every key revoked)
+/// just before each key is written: the race between the session check and the write.
+struct DisabledMidMint {
+    keys: Arc<dyn ApiKeyStore>,
+    accounts: Arc<dyn AccountStore>,
+}
+
+#[async_trait]
+impl ApiKeyStore for DisabledMidMint {
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.accounts.set_disabled(&key.user_id, true).await?;
+        self.keys.revoke_all_api_keys(&key.user_id).await?;
+        self.keys.create_api_key(key).await
+    }
+    async fn find_api_key(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.keys.find_api_key(hash, now).await
+    }
+    async fn list_api_keys(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.keys.list_api_keys(user, now).await
+    }
+    async fn revoke_api_key(&self, user: &UserId, id: &ApiKeyId) -> Result<bool, StoreError> {
+        self.keys.revoke_api_key(user, id).await
+    }
+    async fn revoke_all_api_keys(&self, user: &UserId) -> Result<u32, StoreError> {
+        self.keys.revoke_all_api_keys(user).await
+    }
+    async fn touch_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        now: Timestamp,
+        min_interval_secs: i64,
+    ) -> Result<bool, StoreError> {
+        self.keys.touch_api_key(key, now, min_interval_secs).await
+    }
+}
+
+#[tokio::test]
+async fn a_key_minted_while_the_account_is_being_disabled_is_taken_back() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("racing@example.com").await;
+    let racing = app.replacing(|st| {
+        st.api_keys = Arc::new(DisabledMidMint {
+            keys: st.api_keys.clone(),
+            accounts: st.accounts.clone(),
+        });
+    });
+    mint(&racing, &s, json!(["read"]), 30).await.assert_error(
+        401,
+        "unauthorized",
+        "account no longer exists",
+    );
+    let user = UserId::parse(&s.user_id).unwrap();
+    let left = app
+        .stores
+        .api_keys
+        .list_api_keys(&user, app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(left, vec![]);
 }

@@ -307,6 +307,31 @@ async fn refresh_is_refused_after_the_absolute_lifetime_however_active() {
 }
 
 #[tokio::test]
+async fn an_access_token_minted_just_before_the_absolute_end_dies_with_the_session() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("edge-of-life@example.com").await;
+    let mut token = s.refresh;
+    for _ in 0..4 {
+        app.clock.advance(6 * 24 * 3600);
+        let r = app.refresh(&token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        token = r.body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    // 300 s before the 30-day end: a fresh access token, valid for 15 minutes on its own.
+    app.clock.advance(6 * 24 * 3600 - 300);
+    let r = app.refresh(&token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/auth/me", &access).await.status, StatusCode::OK);
+    app.clock.advance(301);
+    app.get("/auth/me", &access).await.assert_error(
+        401,
+        "unauthorized",
+        "session has been revoked or has expired",
+    );
+}
+
+#[tokio::test]
 async fn refresh_returns_429_after_ten_per_minute_for_one_session() {
     let app = TestApp::new().await;
     let s = app.signed_up("spin@example.com").await;

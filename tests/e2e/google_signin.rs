@@ -202,6 +202,20 @@ async fn start_refuses_a_return_to_that_is_not_configured() {
         "/auth/google/start",
         "/auth/google/start?return_to=https%3A%2F%2Fevil.example.com%2F",
         "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%2Fx",
+        // Near misses of the configured URL: trailing slash, case, userinfo, port, query,
+        // fragment, another scheme, a look-alike host and an empty value.
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%2F",
+        "/auth/google/start?return_to=https%3A%2F%2FAPP.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2FSigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fevil%40app.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%40evil.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%3A8443%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%3Fx%3D1",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com%2Fsigned-in%23x",
+        "/auth/google/start?return_to=http%3A%2F%2Fapp.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=https%3A%2F%2Fapp.example.com.evil.com%2Fsigned-in",
+        "/auth/google/start?return_to=%20https%3A%2F%2Fapp.example.com%2Fsigned-in",
+        "/auth/google/start?return_to=",
     ] {
         g.app
             .call(Method::GET, path, None, None)
@@ -322,6 +336,43 @@ async fn a_wrong_audience_is_refused() {
         .await;
     assert_eq!(fragment(&r), "error=invalid_id_token");
     assert_eq!(g.last_event().await.1.as_deref(), Some("wrong_audience"));
+}
+
+#[tokio::test]
+async fn a_token_for_several_audiences_needs_us_as_its_authorized_party() {
+    let g = Google::new().await;
+    for (aud, azp) in [
+        (json!(["another-client", CLIENT_ID]), Value::Null),
+        (
+            json!(["another-client", CLIENT_ID]),
+            json!("another-client"),
+        ),
+        (json!(CLIENT_ID), json!("another-client")),
+    ] {
+        let r = g
+            .sign_in(with("g-multi", |c| {
+                c["aud"] = aud.clone();
+                if !azp.is_null() {
+                    c["azp"] = azp.clone();
+                }
+            }))
+            .await;
+        assert_eq!(fragment(&r), "error=invalid_id_token", "{aud} {azp}");
+        assert_eq!(
+            g.last_event().await,
+            (
+                "google_login_failed".to_owned(),
+                Some("wrong_audience".to_owned())
+            )
+        );
+    }
+    let r = g
+        .sign_in(with("g-multi", |c| {
+            c["aud"] = json!(["another-client", CLIENT_ID]);
+            c["azp"] = json!(CLIENT_ID);
+        }))
+        .await;
+    assert!(fragment(&r).starts_with("code="));
 }
 
 #[tokio::test]
@@ -474,6 +525,84 @@ async fn an_existing_password_account_is_not_linked_silently_but_can_link_explic
         .exchange(fragment(&r).strip_prefix("code=").unwrap())
         .await;
     assert_eq!(session_of(&tokens).user_id, alice.user_id);
+}
+
+#[tokio::test]
+async fn linking_google_needs_a_sign_in_from_the_last_ten_minutes() {
+    let g = Google::new().await;
+    let old = g.app.signed_up("stale@example.com").await;
+    g.app.clock.advance(601);
+    // A refreshed token of an old session (what a thief replays) cannot plant a link.
+    let refreshed = session_of(&g.app.refresh(&old.refresh).await);
+    let link = |access: String| {
+        let app = &g.app;
+        async move {
+            app.call(
+                Method::POST,
+                "/auth/google/link",
+                Some(&access),
+                Some(json!({"return_to": RETURN_TO})),
+            )
+            .await
+        }
+    };
+    link(refreshed.access).await.assert_error(
+        403,
+        "reauthentication_required",
+        "sign in again, then link Google within 10 minutes",
+    );
+    let fresh = g.app.signed_in("stale@example.com").await;
+    let r = link(fresh.access).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["authorize_url"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn a_link_whose_session_was_logged_out_before_the_callback_is_refused() {
+    let g = Google::new().await;
+    let bob = g.app.signed_up("bob@example.com").await;
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/google/link",
+            Some(&bob.access),
+            Some(json!({"return_to": RETURN_TO})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let started = Started {
+        params: query_of(r.body["authorize_url"].as_str().unwrap()),
+        cookie: binding_cookie(&r),
+    };
+    // Bob notices a session he does not know and logs out everywhere while the link is open.
+    let r = g
+        .app
+        .call(Method::POST, "/auth/logout-all", Some(&bob.access), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    g.fake.grant(
+        "code-late",
+        started.challenge(),
+        sign(
+            &claims("g-mallory", "mallory@example.com", started.nonce()),
+            "k1",
+        ),
+    );
+    let r = g
+        .callback("code-late", started.state(), Some(&started.cookie))
+        .await;
+    assert_eq!(fragment(&r), "error=session_gone");
+    assert_eq!(
+        g.last_event().await,
+        ("google_linked".to_owned(), Some("session_gone".to_owned()))
+    );
+    // Mallory's Google account did not become a way into Bob's account.
+    let r = g.sign_in(valid("g-mallory", "mallory@example.com")).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    assert_ne!(session_of(&tokens).user_id, bob.user_id);
 }
 
 #[tokio::test]

@@ -18,8 +18,9 @@ use crate::audit::record;
 use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
 use crate::tokens::{hash_password, verify_password};
 
-/// A Google-created account deleting itself must have signed in this recently.
-const RECENT_SIGN_IN_SECS: i64 = 600;
+/// A Google-created account deleting itself, or any account linking a Google identity, must
+/// have signed in this recently.
+pub(crate) const RECENT_SIGN_IN_SECS: i64 = 600;
 
 fn no_password() -> ApiError {
     ApiError::new(
@@ -129,7 +130,10 @@ pub async fn change_password(
         .sessions
         .revoke_all_sessions(&user.id, Some(&auth.session_id))
         .await?;
-    let detail = format!("other_sessions_revoked={revoked}");
+    // A password change is how an account is taken back: a key minted with a stolen access
+    // token would otherwise outlive it by up to a year.
+    let keys = stores.api_keys.revoke_all_api_keys(&user.id).await?;
+    let detail = format!("other_sessions_revoked={revoked} api_keys_revoked={keys}");
     record(
         &state,
         &meta,

@@ -147,6 +147,20 @@ pub async fn create(
         last_used_at: None,
     };
     keys.create_api_key(&record_).await?;
+    // An admin disable (or an account deletion) that ran after the session check revoked the
+    // user's keys before this one existed. Looking again now that the key is stored closes
+    // that window: the disable flag is set before keys are revoked.
+    let still_active = state
+        .edge
+        .stores
+        .users
+        .get_user(&auth.user_id)
+        .await?
+        .is_some_and(|u| !u.disabled);
+    if !still_active {
+        keys.revoke_api_key(&auth.user_id, &record_.id).await?;
+        return Err(ApiError::unauthorized("account no longer exists"));
+    }
     let detail = format!("key={}", record_.id);
     record(
         state,

@@ -116,6 +116,9 @@ pub struct AdminKeys {
 }
 
 pub const ADMIN_KEY_PREFIX: &str = "adm_";
+/// The secret after the prefix: at least 256 bits as base64url (43 characters) or hex (64).
+const ADMIN_KEY_MIN_CHARS: usize = 43;
+const ADMIN_KEY_MAX_CHARS: usize = 256;
 
 impl AdminKeys {
     /// `ADMIN_KEYS` is `name:sha256hex` pairs, comma-separated; unset or empty admits nobody.
@@ -160,8 +163,16 @@ impl AdminKeys {
 
     /// The name of the configured key `presented` is, compared in constant time against every
     /// configured hash (no early exit, so timing does not tell how many keys exist or match).
+    ///
+    /// A presented key shorter than 256 bits is refused before any comparison, so a hash of a
+    /// weak key configured by mistake (`adm_`, `adm_admin`) never opens the admin routes.
     pub fn identify(&self, presented: &str) -> Option<&str> {
-        if !presented.starts_with(ADMIN_KEY_PREFIX) {
+        let secret = presented.strip_prefix(ADMIN_KEY_PREFIX)?;
+        let strong = (ADMIN_KEY_MIN_CHARS..=ADMIN_KEY_MAX_CHARS).contains(&secret.len())
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !strong {
             return None;
         }
         let digest = bastion_core::crypto::sha256(presented.as_bytes());
@@ -238,5 +249,27 @@ mod tests {
         assert_eq!(e.var, "GOOGLE_REDIRECT_URI");
         let e = GoogleConfig::from_env(&env(&base[..2])).unwrap_err();
         assert_eq!(e.var, "GOOGLE_REDIRECT_URI");
+    }
+
+    #[test]
+    fn a_configured_hash_of_a_weak_key_admits_nobody() {
+        for weak in [
+            "adm_",
+            "adm_admin",
+            "adm_0123456789abcdef0123456789abcdef012345",
+        ] {
+            let hash = hex::encode(bastion_core::crypto::sha256(weak.as_bytes()));
+            let keys =
+                AdminKeys::from_env(&env(&[("ADMIN_KEYS", &format!("ops:{hash}"))])).unwrap();
+            assert_eq!(keys.identify(weak), None, "{weak}");
+        }
+        let spaced = "adm_0123456789abcdef 0123456789abcdef0123456789a";
+        let hash = hex::encode(bastion_core::crypto::sha256(spaced.as_bytes()));
+        let keys = AdminKeys::from_env(&env(&[("ADMIN_KEYS", &format!("ops:{hash}"))])).unwrap();
+        assert_eq!(keys.identify(spaced), None);
+        let hex_key = format!("adm_{}", "ab".repeat(32));
+        let hash = hex::encode(bastion_core::crypto::sha256(hex_key.as_bytes()));
+        let keys = AdminKeys::from_env(&env(&[("ADMIN_KEYS", &format!("ops:{hash}"))])).unwrap();
+        assert_eq!(keys.identify(&hex_key), Some("ops"));
     }
 }

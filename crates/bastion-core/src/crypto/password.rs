@@ -158,48 +158,62 @@ impl PasswordHasher {
 
     /// Checks `password` against a stored PHC or legacy string. Anything unparseable, or made
     /// with a pepper version we no longer hold, is `Invalid` (fail closed).
+    ///
+    /// Every path spends one Argon2 verification: a legacy record, a Google-only account (empty
+    /// hash) or an unusable hash would otherwise answer in microseconds, and that timing would
+    /// tell such accounts apart from unknown emails, which cost a dummy Argon2 run.
     pub fn verify(&self, password: &Password, stored: &str) -> Verification {
-        if let Some(rest) = stored.strip_prefix(LEGACY_PREFIX) {
-            return self.verify_legacy(password.expose(), rest);
+        if let Some(done) = self.verify_argon2(password, stored) {
+            return done;
         }
-        let Ok(parsed) = PasswordHash::new(stored) else {
-            return Verification::Invalid;
+        let verdict = match stored.strip_prefix(LEGACY_PREFIX) {
+            Some(rest) => self.verify_legacy(password.expose(), rest),
+            None => Verification::Invalid,
         };
-        let Some(pepper) =
-            Self::keyid(&parsed).and_then(|v| self.peppers.iter().find(|p| p.version == v))
-        else {
-            return Verification::Invalid;
-        };
-        let Ok(params) = Params::try_from(&parsed) else {
-            return Verification::Invalid;
-        };
-        let Ok(argon) = Argon2::new_with_secret(
+        self.spend_dummy_work(password);
+        verdict
+    }
+
+    /// The Argon2id verdict, or `None` when `stored` is not a usable Argon2id PHC string (no
+    /// Argon2 work was spent).
+    fn verify_argon2(&self, password: &Password, stored: &str) -> Option<Verification> {
+        let parsed = PasswordHash::new(stored).ok()?;
+        if parsed.algorithm.as_str() != "argon2id" {
+            return None;
+        }
+        let pepper =
+            Self::keyid(&parsed).and_then(|v| self.peppers.iter().find(|p| p.version == v))?;
+        let params = Params::try_from(&parsed).ok()?;
+        let argon = Argon2::new_with_secret(
             pepper.key.expose_secret(),
             Algorithm::Argon2id,
             Version::V0x13,
             params,
-        ) else {
-            return Verification::Invalid;
-        };
-        if parsed.algorithm.as_str() != "argon2id" {
-            return Verification::Invalid;
-        }
-        match argon.verify_password(password.expose().as_bytes(), &parsed) {
-            Ok(()) => Verification::Valid {
-                needs_rehash: self.needs_rehash(stored),
+        )
+        .ok()?;
+        Some(
+            match argon.verify_password(password.expose().as_bytes(), &parsed) {
+                Ok(()) => Verification::Valid {
+                    needs_rehash: self.needs_rehash(stored),
+                },
+                Err(_) => Verification::Invalid,
             },
-            Err(_) => Verification::Invalid,
-        }
+        )
+    }
+
+    /// One Argon2 verification against a real hash made on first use, result ignored.
+    fn spend_dummy_work(&self, password: &Password) {
+        let dummy = self.dummy.get_or_init(|| {
+            self.hash_str("bastion-dummy-password-for-timing")
+                .unwrap_or_default()
+        });
+        let _ = self.verify_argon2(password, dummy);
     }
 
     /// Spends the same Argon2 work as a real verification and always fails; used when the
     /// account does not exist so response timing does not reveal registered emails.
     pub fn dummy_verify(&self, password: &Password) -> Verification {
-        let dummy = self.dummy.get_or_init(|| {
-            self.hash_str("bastion-dummy-password-for-timing")
-                .unwrap_or_default()
-        });
-        let _ = self.verify(password, dummy);
+        self.spend_dummy_work(password);
         Verification::Invalid
     }
 
@@ -368,5 +382,37 @@ mod tests {
             h.dummy_verify(&pw("bastion-dummy-password-for-timing")),
             Verification::Invalid
         );
+    }
+
+    #[test]
+    fn accounts_without_a_usable_argon2_hash_still_spend_argon2_work() {
+        let key = b"legacy-key".to_vec();
+        let digest = hex::encode(hmac_sha256(&key, b"hunter2hunter2s4lt"));
+        let legacy = legacy_record("s4lt", &digest);
+        // A Google-only account (empty hash), a legacy record (right and wrong password), a
+        // hash of a dropped pepper and junk: each must run Argon2 like an unknown email does.
+        let dropped = PasswordHasher::new(pepper(9, 9), vec![], None)
+            .unwrap()
+            .hash(&pw("hunter2hunter2"))
+            .unwrap();
+        for (stored, password, expected) in [
+            ("", "hunter2hunter2", Verification::Invalid),
+            (
+                legacy.as_str(),
+                "hunter2hunter2",
+                Verification::Valid { needs_rehash: true },
+            ),
+            (legacy.as_str(), "hunter2hunter3", Verification::Invalid),
+            (dropped.as_str(), "hunter2hunter2", Verification::Invalid),
+            ("not a hash", "hunter2hunter2", Verification::Invalid),
+        ] {
+            let h = PasswordHasher::new(pepper(1, 1), vec![], Some(key.clone())).unwrap();
+            assert!(h.dummy.get().is_none());
+            assert_eq!(h.verify(&pw(password), stored), expected, "{stored}");
+            assert!(
+                h.dummy.get().is_some_and(|d| d.starts_with("$argon2id$")),
+                "no Argon2 work for {stored:?}"
+            );
+        }
     }
 }

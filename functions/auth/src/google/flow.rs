@@ -18,7 +18,7 @@ use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{OpaqueToken, TokenHash, sha256};
 use bastion_core::rate_limit::Policy;
-use bastion_core::{DisplayName, Email, Role, UserId};
+use bastion_core::{DisplayName, Email, Role, SessionId, UserId};
 use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
 use bastion_store::{LinkError, UserRecord};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oidc::{GoogleClient, OidcError};
 use crate::ExtState;
+use crate::account::RECENT_SIGN_IN_SECS;
 use crate::audit::record;
 use crate::dto::TokenResponse;
 use crate::tokens::open_session;
@@ -47,6 +48,9 @@ struct Pending {
     binding: String,
     #[serde(default)]
     link_user: Option<String>,
+    /// The session that started a link: it must still be alive when Google calls back.
+    #[serde(default)]
+    link_session: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,7 +101,7 @@ async fn begin(
     ext: &ExtState,
     client: &GoogleClient,
     return_to: Option<&str>,
-    link_user: Option<&UserId>,
+    link: Option<(&UserId, &SessionId)>,
 ) -> Result<(String, HeaderValue), ApiError> {
     let config = &client.config;
     let return_to = return_to
@@ -118,7 +122,8 @@ async fn begin(
         nonce: nonce.expose().to_owned(),
         return_to: return_to.to_owned(),
         binding: binding.hash().as_str().to_owned(),
-        link_user: link_user.map(|u| u.as_str().to_owned()),
+        link_user: link.map(|(u, _)| u.as_str().to_owned()),
+        link_session: link.map(|(_, s)| s.as_str().to_owned()),
     };
     let payload = serde_json::to_string(&pending).map_err(|e| ApiError::internal(&e))?;
     let now = ext.auth.edge.clock.now();
@@ -190,7 +195,31 @@ pub async fn link(
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
     limit(&ext, &slot, &meta).await?;
-    let (url, cookie) = begin(&ext, &client, Some(&body.return_to), Some(&auth.user_id)).await?;
+    // A linked Google identity signs in for good and survives a password change, so a stolen
+    // access token or refresh token of an older session must not be enough to plant one.
+    let now = ext.auth.edge.clock.now();
+    let session = ext
+        .auth
+        .edge
+        .stores
+        .sessions
+        .get_session(&auth.user_id, &auth.session_id, now)
+        .await?;
+    let recent = session.is_some_and(|s| now.secs() - s.created_at.secs() <= RECENT_SIGN_IN_SECS);
+    if !recent {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "sign in again, then link Google within 10 minutes",
+        )
+        .with_code("reauthentication_required"));
+    }
+    let (url, cookie) = begin(
+        &ext,
+        &client,
+        Some(&body.return_to),
+        Some((&auth.user_id, &auth.session_id)),
+    )
+    .await?;
     let mut res = Json(LinkResponse { authorize_url: url }).into_response();
     res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
@@ -330,6 +359,31 @@ pub async fn callback(
 
     if let Some(link_user) = pending.link_user.as_deref() {
         let user = UserId::parse(link_user).map_err(|e| ApiError::internal(&e))?;
+        // Logging out everywhere or changing the password while Google is still on screen
+        // must stop a link someone else started with a stolen token.
+        let session = match pending.link_session.as_deref().map(SessionId::parse) {
+            Some(Ok(sid)) => {
+                state
+                    .edge
+                    .stores
+                    .sessions
+                    .get_session(&user, &sid, now)
+                    .await?
+            }
+            _ => None,
+        };
+        if session.is_none() {
+            record(
+                state,
+                &meta,
+                AuditKind::GoogleLinked,
+                Outcome::Failure,
+                Some(&user),
+                Some("session_gone"),
+            )
+            .await?;
+            return Ok(back("error=session_gone"));
+        }
         return match state
             .edge
             .stores

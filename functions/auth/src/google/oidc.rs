@@ -87,6 +87,17 @@ pub struct GoogleClaims {
     pub exp: i64,
     #[serde(default)]
     pub iat: Option<i64>,
+    pub aud: Audience,
+    #[serde(default)]
+    pub azp: Option<String>,
+}
+
+/// `aud` is one client id or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Default)]
@@ -214,6 +225,17 @@ impl GoogleClient {
             }
         })?;
         let claims = data.claims;
+        // OIDC Core 3.1.3.7: a token for several audiences must name us as its authorized
+        // party, and any `azp` must be us; otherwise a token issued to another client that
+        // merely lists ours would sign in here.
+        let several = matches!(&claims.aud, Audience::Many(list) if list.len() > 1);
+        let azp_ok = match claims.azp.as_deref() {
+            Some(azp) => azp == self.config.client_id,
+            None => !several,
+        };
+        if !azp_ok {
+            return Err(OidcError::WrongAudience);
+        }
         if claims.exp <= now.secs() {
             return Err(OidcError::Expired);
         }
