@@ -1,5 +1,6 @@
 //! Auth configuration: the password pepper(s), the legacy HMAC key and the session policy.
 
+use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
 use bastion_core::crypto::{PasswordHasher, password::Pepper};
 use bastion_http::config::{decode_base64, keyed_secrets, parse_bounded};
 use bastion_http::{ConfigError, Env};
@@ -74,7 +75,9 @@ fn parse_sessions(env: &dyn Env) -> Result<SessionPolicy, ConfigError> {
     ] {
         if let Some(v) = env.get(var) {
             // Set but blank is malformed here, not unset: a session bound is stated or absent.
-            *slot = parse_bounded(var, &v, 60..=365 * 24 * 3600)?;
+            // At least one access-token lifetime: access tokens are minted only at login and
+            // refresh, so a shorter idle bound would not hold for a token already issued.
+            *slot = parse_bounded(var, &v, ACCESS_TOKEN_TTL_SECS..=365 * 24 * 3600)?;
         }
     }
     if policy.idle_secs > policy.absolute_secs {
@@ -120,7 +123,7 @@ mod tests {
         assert_eq!(c.sessions, SessionPolicy::default());
         let e = AuthConfig::from_env(&env(&[
             ("PASSWORD_PEPPER", PEPPER),
-            ("SESSION_IDLE_TIMEOUT_SECS", "5"),
+            ("SESSION_IDLE_TIMEOUT_SECS", "899"),
         ]))
         .unwrap_err();
         assert_eq!(e.var, "SESSION_IDLE_TIMEOUT_SECS");
@@ -133,7 +136,7 @@ mod tests {
             e,
             ConfigError::new(
                 "SESSION_MAX_LIFETIME_SECS",
-                "must be a whole number 60..=31536000"
+                "must be a whole number 900..=31536000"
             )
         );
     }
