@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bastion_core::crypto::random_bytes;
 use bastion_core::{Clock, Owner, Plan, RequestId, Timestamp};
 use bastion_store::{
-    AppendError, BillingStore, ConversationId, ConversationRecord, Debit, MessageRecord,
-    MessageRole, Page, StoreError, Stores, TurnWrite,
+    AppendError, BillingStore, ConversationId, ConversationRecord, CreditStore, Debit,
+    MessageRecord, MessageRole, Page, StoreError, Stores, TurnWrite,
 };
 use sha2::{Digest, Sha256};
 
@@ -242,6 +242,9 @@ impl ChatEngine {
 
         let day = now.secs().div_euclid(DAY_SECS);
         let credits_remaining = self.debit(owner, day, request_id).await?;
+        // From here on the credit is given back unless the turn is stored, also when this
+        // future is dropped (client gone, caller's timeout) or the provider call panics.
+        let held = HeldCredit::new(self.stores.credits.clone(), owner, day, request_id);
 
         let prompt = assemble(
             &self.config.system_prompt,
@@ -257,7 +260,7 @@ impl ChatEngine {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");
-                self.refund(owner, day, request_id).await;
+                held.refund().await;
                 return Err(match e {
                     ProviderError::Timeout => ChatError::ProviderTimeout,
                     other => ChatError::ProviderFailed(other),
@@ -297,12 +300,13 @@ impl ChatEngine {
         };
         if let Err(e) = self.stores.conversations.append_turn(&write).await {
             tracing::warn!(%request_id, owner = %owner.key(), error = %e, "chat turn could not be stored; refunding the credit");
-            self.refund(owner, day, request_id).await;
+            held.refund().await;
             return Err(match e {
                 AppendError::Conflict => ChatError::Conflict,
                 AppendError::Store(s) => ChatError::Store(s),
             });
         }
+        held.keep();
         // The per-turn usage metric: counts and ids only, never content.
         tracing::info!(
             %request_id,
@@ -377,13 +381,6 @@ impl ChatEngine {
         }
     }
 
-    /// Gives the credit back; a failure is logged, since the turn has already failed.
-    async fn refund(&self, owner: &Owner, day: i64, request_id: &RequestId) {
-        if let Err(e) = self.stores.credits.refund(owner, day).await {
-            tracing::error!(%request_id, owner = %owner.key(), error = %e, "chat credit refund failed");
-        }
-    }
-
     /// The owner's conversations, newest first.
     pub async fn conversations(
         &self,
@@ -439,4 +436,72 @@ pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
     let mut tail = [0u8; 16];
     tail.copy_from_slice(&digest[..16]);
     ConversationId::from_parts(Timestamp(0), tail)
+}
+
+/// A debited credit that is refunded exactly once unless the turn keeps it: explicitly on a
+/// failure path, or from `Drop` when the turn's future is cancelled or unwinds from a panic.
+struct HeldCredit {
+    credits: Arc<dyn CreditStore>,
+    owner: Owner,
+    day: i64,
+    request_id: RequestId,
+    armed: bool,
+}
+
+impl HeldCredit {
+    fn new(credits: Arc<dyn CreditStore>, owner: &Owner, day: i64, request_id: &RequestId) -> Self {
+        Self {
+            credits,
+            owner: owner.clone(),
+            day,
+            request_id: request_id.clone(),
+            armed: true,
+        }
+    }
+
+    /// The turn was stored: the credit stays spent.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// Gives the credit back now; a failure is logged, since the turn has already failed.
+    async fn refund(mut self) {
+        self.armed = false;
+        refund(
+            self.credits.clone(),
+            self.owner.clone(),
+            self.day,
+            self.request_id.clone(),
+        )
+        .await;
+    }
+}
+
+impl Drop for HeldCredit {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (credits, owner, request_id) = (
+            self.credits.clone(),
+            self.owner.clone(),
+            self.request_id.clone(),
+        );
+        let day = self.day;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::warn!(%request_id, owner = %owner.key(), "chat turn abandoned after its debit; refunding the credit");
+                runtime.spawn(refund(credits, owner, day, request_id));
+            }
+            Err(_) => {
+                tracing::error!(%request_id, owner = %owner.key(), "chat turn abandoned outside a runtime; its credit stays spent");
+            }
+        }
+    }
+}
+
+async fn refund(credits: Arc<dyn CreditStore>, owner: Owner, day: i64, request_id: RequestId) {
+    if let Err(e) = credits.refund(&owner, day).await {
+        tracing::error!(%request_id, owner = %owner.key(), error = %e, "chat credit refund failed");
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bastion_chat::provider::ProviderError;
+use bastion_chat::provider::{Completion, CompletionRequest, Provider, ProviderError};
 use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
 use bastion_chat::{ChatEngine, ChatError, ChatSetup, FreePlans, PlanSource, RuntimeMode};
 use bastion_core::{ManualClock, Owner, Plan, RequestId, Timestamp, UserId};
@@ -373,4 +373,107 @@ async fn fifty_concurrent_turns_with_ten_credits_left_send_exactly_ten_to_the_pr
     }
     assert_eq!((ok, quota), (10, 40));
     assert_eq!(h.fake.requests().len(), 10);
+}
+
+/// A provider that announces each call, then never answers.
+struct Hangs(Arc<tokio::sync::Notify>);
+
+#[async_trait]
+impl Provider for Hangs {
+    fn name(&self) -> &'static str {
+        "hangs"
+    }
+    async fn complete(&self, _r: &CompletionRequest) -> Result<Completion, ProviderError> {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+}
+
+/// A provider whose call panics (a bug in an adapter, or in what it calls).
+struct Panics;
+
+#[async_trait]
+impl Provider for Panics {
+    fn name(&self) -> &'static str {
+        "panics"
+    }
+    async fn complete(&self, _r: &CompletionRequest) -> Result<Completion, ProviderError> {
+        panic!("provider adapter bug")
+    }
+}
+
+fn engine_with(provider: Arc<dyn Provider>) -> (ChatEngine, Stores) {
+    let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let config = bastion_chat::ChatConfig {
+        free_daily_credits: 3,
+        ..Default::default()
+    };
+    let engine = ChatEngine::new(
+        stores.clone(),
+        provider,
+        Arc::new(FreePlans),
+        Arc::new(ManualClock::new(START)),
+        config,
+    );
+    (engine, stores)
+}
+
+/// Waits (bounded) until `owner` has `want` credits left; the refund of an abandoned turn
+/// runs on its own task.
+async fn await_credits(stores: &Stores, owner: &Owner, want: u64) -> u64 {
+    let day = START.secs().div_euclid(86_400);
+    let mut left = 0;
+    for _ in 0..500 {
+        left = match stores.credits.debit(owner, day, 3, MIDNIGHT).await.unwrap() {
+            bastion_store::Debit::Taken { remaining } => {
+                stores.credits.refund(owner, day).await.unwrap();
+                remaining + 1
+            }
+            bastion_store::Debit::Exhausted => 0,
+        };
+        if left == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    left
+}
+
+#[tokio::test]
+async fn a_turn_cancelled_while_the_provider_is_working_gives_its_credit_back() {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let (engine, stores) = engine_with(Arc::new(Hangs(entered.clone())));
+    let owner = Owner::User(UserId::generate());
+    let task = tokio::spawn({
+        let (engine, owner) = (engine.clone(), owner.clone());
+        async move {
+            let message = bastion_chat::ChatMessage::parse("hi").unwrap();
+            engine.turn(&owner, None, &message, None, &rid()).await
+        }
+    });
+    entered.notified().await;
+    // The client went away (or a caller's timeout fired) after the debit.
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(await_credits(&stores, &owner, 3).await, 3);
+    assert!(
+        engine
+            .conversations(&owner, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_panics_gives_the_credit_back() {
+    let (engine, stores) = engine_with(Arc::new(Panics));
+    let owner = Owner::Telegram(55_001);
+    let task = tokio::spawn({
+        let (engine, owner) = (engine.clone(), owner.clone());
+        async move { engine.channel_reply(&owner, "hi", &rid()).await }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(await_credits(&stores, &owner, 3).await, 3);
 }
