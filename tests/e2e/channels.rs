@@ -24,17 +24,29 @@ const MIDNIGHT: Timestamp = Timestamp(1_800_057_600);
 #[derive(Clone, Default)]
 struct FakeBotApi {
     sent: Arc<Mutex<Vec<(String, Value)>>>,
+    /// How many of the next calls fail with a 502 (recorded nowhere), like a Bot API outage.
+    failing: Arc<Mutex<usize>>,
 }
 
 impl FakeBotApi {
     async fn start(&self) -> String {
-        let sent = self.sent.clone();
+        let (sent, failing) = (self.sent.clone(), self.failing.clone());
         let app = axum::Router::new().fallback(move |uri: http::Uri, body: Bytes| {
-            let sent = sent.clone();
+            let (sent, failing) = (sent.clone(), failing.clone());
             async move {
+                {
+                    let mut failing = failing.lock().unwrap();
+                    if *failing > 0 {
+                        *failing -= 1;
+                        return (StatusCode::BAD_GATEWAY, axum::Json(json!({"ok": false})));
+                    }
+                }
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 sent.lock().unwrap().push((uri.path().to_owned(), body));
-                axum::Json(json!({"ok": true, "result": {"message_id": 1}}))
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"ok": true, "result": {"message_id": 1}})),
+                )
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -259,4 +271,42 @@ async fn a_stripe_subscription_lifts_the_users_chat_allowance_to_pro() {
     assert_eq!(say("four").await.body["credits_remaining"], 0);
     assert_eq!(say("five").await.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_retried_telegram_update_whose_answer_failed_to_send_is_not_charged_or_asked_twice() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[("PLAN_FREE_DAILY_CREDITS", "2")]).await;
+
+    // The turn is answered and stored, but the Bot API is down: the delivery fails so that
+    // Telegram retries it.
+    *bot.failing.lock().unwrap() = 1;
+    let failed = telegram(&app, 30, 7300, "what is 2+2?").await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text);
+    assert!(bot.sent().is_empty());
+
+    // Telegram's retry sends the stored answer: no second provider call, no second credit.
+    assert_processed(&telegram(&app, 30, 7300, "what is 2+2?").await);
+    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(bot.sent(), vec![(7300, default_reply("what is 2+2?"))]);
+
+    // One credit of two is spent, so exactly one more turn is allowed today.
+    assert_processed(&telegram(&app, 31, 7300, "and 3+3?").await);
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(
+        fake.messages_of(1).len(),
+        4,
+        "history holds the first turn once"
+    );
+    assert_processed(&telegram(&app, 32, 7300, "and 4+4?").await);
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(
+        bot.sent().last().unwrap().1,
+        format!(
+            "You have used all of your messages for now. Your allowance resets at {} (UTC).",
+            MIDNIGHT.to_rfc3339()
+        )
+    );
 }

@@ -121,9 +121,17 @@ pub struct TurnReply {
 enum Target<'a> {
     New,
     Existing(&'a ConversationId),
-    /// A channel owner's single conversation, created on first use.
-    Channel(ConversationId),
+    /// A channel owner's single conversation (created on first use), its context already
+    /// read, and the id this delivery's user message is stored under.
+    Channel {
+        id: ConversationId,
+        context: Context,
+        turn: String,
+    },
 }
+
+/// A conversation (if it exists) and its most recent messages, newest first.
+type Context = (Option<ConversationRecord>, Vec<MessageRecord>);
 
 #[derive(Clone)]
 pub struct ChatEngine {
@@ -178,19 +186,35 @@ impl ChatEngine {
 
     /// A channel (Telegram, Messenger) reply: continues the owner's one conversation, creating
     /// it on first use, debits the owner's credits and returns the assistant's text.
+    ///
+    /// `delivery` names the platform delivery (e.g. `telegram#<update_id>`). A retried
+    /// delivery whose turn was already stored (its answer then failed to send, or the attempt
+    /// died before finishing) gets the stored answer back: no second debit, provider call or
+    /// history entry. The stored turn is found among the recent messages the turn reads.
     pub async fn channel_reply(
         &self,
         owner: &Owner,
         text: &str,
+        delivery: &str,
         request_id: &RequestId,
     ) -> Result<String, ChatError> {
         let message = ChatMessage::parse(text)?;
         let id = channel_conversation_id(owner);
+        let turn = channel_turn_id(owner, delivery);
         // Deliveries of one chat can overlap; a turn that lost the race (its credit already
         // refunded) is simply run again on the winner's state.
         let mut attempt = 1;
         loop {
-            let target = Target::Channel(id.clone());
+            let context = self.read_context(owner, &id).await?;
+            if let Some(answer) = stored_answer(&context.1, &turn) {
+                tracing::info!(%request_id, owner = %owner.key(), "channel delivery already answered; replaying the stored answer");
+                return Ok(answer);
+            }
+            let target = Target::Channel {
+                id: id.clone(),
+                context,
+                turn: turn.clone(),
+            };
             match self
                 .run_turn(owner, target, &message, None, request_id)
                 .await
@@ -214,21 +238,23 @@ impl ChatEngine {
             .resolve_model(model)
             .ok_or(ChatError::ModelNotAllowed)?;
         let now = self.clock.now();
-        let (existing, history) = match &target {
-            Target::New => (None, Vec::new()),
+        let (existing, history, channel) = match target {
+            Target::New => (None, Vec::new(), None),
             Target::Existing(id) => {
                 let (conv, history) = self.read_context(owner, id).await?;
-                (Some(conv.ok_or(ChatError::NotFound)?), history)
+                (Some(conv.ok_or(ChatError::NotFound)?), history, None)
             }
-            Target::Channel(id) => self.read_context(owner, id).await?,
+            Target::Channel { id, context, turn } => (context.0, context.1, Some((id, turn))),
         };
+        // `None` creates the conversation; `Some` appends only if nobody else did first.
+        let previous_count = existing.as_ref().map(|c| c.message_count);
         let conversation = match existing {
             Some(c) => c,
             None => ConversationRecord {
                 owner: owner.clone(),
-                id: match &target {
-                    Target::Channel(id) => id.clone(),
-                    _ => ConversationId::generate(now),
+                id: match &channel {
+                    Some((id, _)) => id.clone(),
+                    None => ConversationId::generate(now),
                 },
                 title: title_from(message),
                 created_at: now,
@@ -236,9 +262,6 @@ impl ChatEngine {
                 message_count: 0,
             },
         };
-        let previous_count = (conversation.message_count > 0
-            || matches!(target, Target::Existing(_)))
-        .then_some(conversation.message_count);
 
         let day = now.secs().div_euclid(DAY_SECS);
         let credits_remaining = self.debit(owner, day, request_id).await?;
@@ -272,7 +295,7 @@ impl ChatEngine {
         let seq = conversation.message_count;
         let user = MessageRecord {
             seq,
-            id: message_id(),
+            id: channel.map_or_else(message_id, |(_, turn)| turn),
             role: MessageRole::User,
             content: message.as_str().to_owned(),
             created_at: now,
@@ -427,6 +450,24 @@ impl ChatEngine {
 
 fn message_id() -> String {
     hex::encode(random_bytes::<16>())
+}
+
+/// The stored id of the user message a channel delivery produces: derived from the owner and
+/// the delivery, so a retry of the delivery recognises its own turn.
+fn channel_turn_id(owner: &Owner, delivery: &str) -> String {
+    let digest = Sha256::digest(format!("bastion-channel-turn\0{}\0{delivery}", owner.key()));
+    hex::encode(&digest[..16])
+}
+
+/// The assistant's answer to the user message `turn`, if that turn is among `history`.
+fn stored_answer(history: &[MessageRecord], turn: &str) -> Option<String> {
+    let asked = history
+        .iter()
+        .find(|m| m.role == MessageRole::User && m.id == turn)?;
+    history
+        .iter()
+        .find(|m| m.role == MessageRole::Assistant && m.seq == asked.seq + 1)
+        .map(|m| m.content.clone())
 }
 
 /// A channel owner's one conversation: derived from the owner, so every delivery finds it

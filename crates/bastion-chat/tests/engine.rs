@@ -74,6 +74,11 @@ fn telegram() -> Owner {
     Owner::Telegram(77_001)
 }
 
+/// A fresh platform delivery name, as the webhooks function passes its dedupe key.
+fn delivery() -> String {
+    format!("test#{}", RequestId::generate())
+}
+
 fn rid() -> RequestId {
     RequestId::generate()
 }
@@ -102,13 +107,13 @@ async fn channel_reply_continues_one_conversation_per_channel_owner_in_order() {
     let owner = telegram();
     let first = h
         .engine
-        .channel_reply(&owner, "hello", &rid())
+        .channel_reply(&owner, "hello", &delivery(), &rid())
         .await
         .unwrap();
     assert_eq!(first, default_reply("hello"));
     let second = h
         .engine
-        .channel_reply(&owner, "and then?", &rid())
+        .channel_reply(&owner, "and then?", &delivery(), &rid())
         .await
         .unwrap();
     assert_eq!(second, default_reply("and then?"));
@@ -131,7 +136,12 @@ async fn channel_reply_continues_one_conversation_per_channel_owner_in_order() {
 
     // Another channel owner gets a conversation of their own.
     h.engine
-        .channel_reply(&Owner::Messenger("5551234".into()), "hi", &rid())
+        .channel_reply(
+            &Owner::Messenger("5551234".into()),
+            "hi",
+            &delivery(),
+            &rid(),
+        )
         .await
         .unwrap();
     assert_eq!(h.fake.messages_of(2).len(), 2);
@@ -156,7 +166,9 @@ async fn two_overlapping_first_deliveries_from_one_channel_owner_both_get_answer
         let (engine, barrier, owner) = (h.engine.clone(), barrier.clone(), owner.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            engine.channel_reply(&owner, text, &rid()).await
+            engine
+                .channel_reply(&owner, text, &delivery(), &rid())
+                .await
         }));
     }
     for task in tasks {
@@ -175,13 +187,13 @@ async fn channel_reply_stops_at_the_free_allowance_with_the_next_utc_midnight() 
     let owner = telegram();
     for i in 0..3 {
         h.engine
-            .channel_reply(&owner, &format!("n{i}"), &rid())
+            .channel_reply(&owner, &format!("n{i}"), &delivery(), &rid())
             .await
             .unwrap();
     }
     let err = h
         .engine
-        .channel_reply(&owner, "one more", &rid())
+        .channel_reply(&owner, "one more", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -197,13 +209,13 @@ async fn a_pro_plan_gets_the_pro_allowance() {
     let owner = Owner::User(UserId::generate());
     for i in 0..5 {
         h.engine
-            .channel_reply(&owner, &format!("n{i}"), &rid())
+            .channel_reply(&owner, &format!("n{i}"), &delivery(), &rid())
             .await
             .unwrap();
     }
     let err = h
         .engine
-        .channel_reply(&owner, "six", &rid())
+        .channel_reply(&owner, "six", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -222,7 +234,7 @@ async fn channel_reply_refuses_blank_and_overlong_text_without_spending_a_credit
     ] {
         let err = h
             .engine
-            .channel_reply(&owner, &text, &rid())
+            .channel_reply(&owner, &text, &delivery(), &rid())
             .await
             .unwrap_err();
         assert!(
@@ -245,7 +257,7 @@ async fn a_provider_500_is_retried_twice_then_fails_and_refunds_the_credit() {
     ]);
     let err = h
         .engine
-        .channel_reply(&owner, "hi", &rid())
+        .channel_reply(&owner, "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -274,7 +286,7 @@ async fn two_429s_then_a_reply_succeed_within_the_retry_budget() {
     ]);
     let reply = h
         .engine
-        .channel_reply(&telegram(), "hi", &rid())
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
         .await
         .unwrap();
     assert_eq!(reply, "third time lucky");
@@ -286,7 +298,7 @@ async fn a_client_error_from_the_provider_is_not_retried() {
     let h = harness_with(&[("LLM_API_KEY", "sk-wrong")], Arc::new(FreePlans)).await;
     let err = h
         .engine
-        .channel_reply(&telegram(), "hi", &rid())
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -303,7 +315,7 @@ async fn a_malformed_reply_fails_and_refunds_the_credit() {
     h.fake.script([Answer::Malformed]);
     let err = h
         .engine
-        .channel_reply(&owner, "hi", &rid())
+        .channel_reply(&owner, "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -320,7 +332,7 @@ async fn a_provider_slower_than_the_deadline_times_out_and_refunds_the_credit() 
     h.fake.script([Answer::Slow(Duration::from_secs(3))]);
     let err = h
         .engine
-        .channel_reply(&owner, "hi", &rid())
+        .channel_reply(&owner, "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(matches!(err, ChatError::ProviderTimeout), "{err:?}");
@@ -472,7 +484,11 @@ async fn a_provider_that_panics_gives_the_credit_back() {
     let owner = Owner::Telegram(55_001);
     let task = tokio::spawn({
         let (engine, owner) = (engine.clone(), owner.clone());
-        async move { engine.channel_reply(&owner, "hi", &rid()).await }
+        async move {
+            engine
+                .channel_reply(&owner, "hi", &delivery(), &rid())
+                .await
+        }
     });
     assert!(task.await.unwrap_err().is_panic());
     assert_eq!(await_credits(&stores, &owner, 3).await, 3);

@@ -23,10 +23,13 @@ pub enum ReplyError {
 /// Answers one message from a channel owner.
 #[async_trait]
 pub trait Replier: Send + Sync {
+    /// `delivery` names the platform delivery (its dedupe key): a retry of the same delivery
+    /// must not be charged or answered twice.
     async fn reply(
         &self,
         owner: &Owner,
         text: &str,
+        delivery: &str,
         request_id: &RequestId,
     ) -> Result<String, ReplyError>;
 }
@@ -39,9 +42,10 @@ impl Replier for ChatEngine {
         &self,
         owner: &Owner,
         text: &str,
+        delivery: &str,
         request_id: &RequestId,
     ) -> Result<String, ReplyError> {
-        self.channel_reply(owner, text, request_id)
+        self.channel_reply(owner, text, delivery, request_id)
             .await
             .map_err(|e| match e {
                 ChatError::QuotaExceeded { resets_at, .. } => {
