@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ChatConfig;
 use crate::context::assemble;
-use crate::message::{ChatMessage, title_from};
+use crate::message::{ChatMessage, cap_answer, title_from};
 use crate::provider::{CompletionRequest, Provider, ProviderError, Usage};
 
 const DAY_SECS: i64 = 86_400;
@@ -291,6 +291,7 @@ impl ChatEngine {
             }
         };
 
+        let content = cap_answer(completion.content);
         let answered = self.clock.now();
         let seq = conversation.message_count;
         let user = MessageRecord {
@@ -307,7 +308,7 @@ impl ChatEngine {
             seq: seq + 1,
             id: message_id(),
             role: MessageRole::Assistant,
-            content: completion.content,
+            content,
             created_at: answered,
             prompt_tokens: completion.usage.prompt_tokens,
             completion_tokens: completion.usage.completion_tokens,

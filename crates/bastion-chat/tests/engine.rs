@@ -493,3 +493,26 @@ async fn a_provider_that_panics_gives_the_credit_back() {
     assert!(task.await.unwrap_err().is_panic());
     assert_eq!(await_credits(&stores, &owner, 3).await, 3);
 }
+
+#[tokio::test]
+async fn an_answer_longer_than_the_cap_is_stored_and_returned_cut_to_the_cap() {
+    let h = harness().await;
+    let owner = Owner::User(UserId::generate());
+    h.fake.script([Answer::Reply("x".repeat(600_000))]);
+    let message = bastion_chat::ChatMessage::parse("write a lot").unwrap();
+    let reply = h
+        .engine
+        .turn(&owner, None, &message, None, &rid())
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.message.content.len(),
+        bastion_chat::message::MAX_ANSWER_BYTES
+    );
+    let (_, page) = h
+        .engine
+        .messages(&owner, &reply.conversation_id, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].content, reply.message.content);
+}
