@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use bastion_chat::testing::{FAKE_KEY, FakeLlm, default_reply};
+use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
 use bastion_core::Timestamp;
 use bastion_webhooks::verify::stripe_signature_header;
 use http::{Method, Request, StatusCode};
@@ -309,4 +309,66 @@ async fn a_retried_telegram_update_whose_answer_failed_to_send_is_not_charged_or
             MIDNIGHT.to_rfc3339()
         )
     );
+}
+
+#[tokio::test]
+async fn a_provider_refusal_that_a_retry_would_repeat_is_answered_with_an_apology_not_a_retry() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[("PLAN_FREE_DAILY_CREDITS", "1")]).await;
+
+    // A 400 (prompt too large, unknown model, bad request) would come back on every retry.
+    fake.script([Answer::Status(400)]);
+    assert_processed(&telegram(&app, 40, 7400, "hello").await);
+    assert_eq!(
+        bot.sent(),
+        vec![(
+            7400,
+            "Sorry, I cannot answer right now. Please try again later.".to_owned()
+        )]
+    );
+    // The credit was refunded: the next message is answered.
+    assert_processed(&telegram(&app, 41, 7400, "hello again").await);
+    assert_eq!(bot.sent()[1], (7400, default_reply("hello again")));
+}
+
+#[tokio::test]
+async fn a_provider_outage_releases_the_telegram_delivery_for_a_retry_that_succeeds() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[("PLAN_FREE_DAILY_CREDITS", "1")]).await;
+
+    // Three 503s: the first try and both of the client's retries.
+    fake.script([
+        Answer::Status(503),
+        Answer::Status(503),
+        Answer::Status(503),
+    ]);
+    let failed = telegram(&app, 50, 7500, "hello").await;
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.text
+    );
+    assert!(bot.sent().is_empty());
+    assert_processed(&telegram(&app, 50, 7500, "hello").await);
+    assert_eq!(bot.sent(), vec![(7500, default_reply("hello"))]);
+}
+
+#[tokio::test]
+async fn a_refused_channel_message_gets_a_fixed_text_for_chat_users_and_costs_nothing() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[]).await;
+
+    assert_processed(&telegram(&app, 60, 7600, "a\u{0}b").await);
+    assert_eq!(
+        bot.sent(),
+        vec![(7600, "Sorry, I could not read that message.".to_owned())]
+    );
+    assert!(fake.requests().is_empty());
 }

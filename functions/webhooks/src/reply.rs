@@ -2,7 +2,7 @@
 //! engine.
 
 use async_trait::async_trait;
-use bastion_chat::{ChatEngine, ChatError};
+use bastion_chat::{ChatEngine, ChatError, ProviderError};
 use bastion_core::{Owner, RequestId, Timestamp};
 
 /// Why no answer was produced.
@@ -51,13 +51,38 @@ impl Replier for ChatEngine {
                 ChatError::QuotaExceeded { resets_at, .. } => {
                     ReplyError::QuotaExceeded { resets_at }
                 }
-                // The engine's messages for refused input are written for the sender.
-                ChatError::InvalidMessage { message, .. } => ReplyError::Rejected(message),
-                // Provider, store and race failures: the delivery is retried by the platform.
+                // Our own fixed texts, chosen here: whatever an engine error message says is
+                // written for API clients and may change without thought for chat users.
+                ChatError::InvalidMessage { code, .. } => ReplyError::Rejected(
+                    match code {
+                        "message_too_long" => TOO_LONG,
+                        _ => UNREADABLE,
+                    }
+                    .to_owned(),
+                ),
+                // A refusal the provider will repeat on every retry (bad key, unknown model,
+                // prompt too large) or a configuration fault: retrying the delivery cannot
+                // help and would keep the platform failing (Meta disables webhooks that keep
+                // failing), so the user is told and the delivery is done. The credit was
+                // refunded and the error is logged by the engine.
+                ChatError::ProviderFailed(ProviderError::Status(status))
+                    if !matches!(status, 408 | 425 | 429 | 500..) =>
+                {
+                    ReplyError::Rejected(UNAVAILABLE.to_owned())
+                }
+                ChatError::ModelNotAllowed => ReplyError::Rejected(UNAVAILABLE.to_owned()),
+                // Timeouts, 5xx/429, transport, malformed replies, store and race failures are
+                // transient: the claim is released and the platform retries. A retry re-runs
+                // the turn only if it was not stored (the credit was refunded); a stored turn
+                // is replayed, not charged again (see `ChatEngine::channel_reply`).
                 other => ReplyError::Failed(other.to_string()),
             })
     }
 }
+
+const TOO_LONG: &str = "Sorry, that message is too long for me. Please send a shorter one.";
+const UNREADABLE: &str = "Sorry, I could not read that message.";
+const UNAVAILABLE: &str = "Sorry, I cannot answer right now. Please try again later.";
 
 /// What the user sees when their credits ran out.
 pub fn quota_message(resets_at: Timestamp) -> String {
