@@ -200,7 +200,7 @@ impl ChatEngine {
     ) -> Result<String, ChatError> {
         let message = ChatMessage::parse(text)?;
         let id = channel_conversation_id(owner);
-        let turn = channel_turn_id(owner, delivery);
+        let turn = channel_turn_id(owner, delivery, message.as_str());
         // Deliveries of one chat can overlap; a turn that lost the race (its credit already
         // refunded) is simply run again on the winner's state.
         let mut attempt = 1;
@@ -453,11 +453,17 @@ fn message_id() -> String {
     hex::encode(random_bytes::<16>())
 }
 
-/// The stored id of the user message a channel delivery produces: derived from the owner and
-/// the delivery, so a retry of the delivery recognises its own turn.
-fn channel_turn_id(owner: &Owner, delivery: &str) -> String {
-    let digest = Sha256::digest(format!("bastion-channel-turn\0{}\0{delivery}", owner.key()));
-    hex::encode(&digest[..16])
+/// The stored id of the user message a channel delivery produces: derived from the owner, the
+/// delivery and the text, so a retry of the delivery recognises its own turn. The text is in
+/// it because platform ids can come round again (Telegram picks a random `update_id` after a
+/// quiet week), and a reused id with other text must not be answered from the old turn.
+fn channel_turn_id(owner: &Owner, delivery: &str, text: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in ["bastion-channel-turn", &owner.key(), delivery, text] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
 }
 
 /// The assistant's answer to the user message `turn`, if that turn is among `history`.

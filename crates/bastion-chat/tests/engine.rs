@@ -516,3 +516,33 @@ async fn an_answer_longer_than_the_cap_is_stored_and_returned_cut_to_the_cap() {
         .unwrap();
     assert_eq!(page.items[0].content, reply.message.content);
 }
+
+#[tokio::test]
+async fn a_repeated_delivery_replays_its_stored_answer_but_a_reused_delivery_id_with_new_text_is_a_new_turn()
+ {
+    let h = harness().await;
+    let owner = telegram();
+    let first = h
+        .engine
+        .channel_reply(&owner, "hello", "telegram#900", &rid())
+        .await
+        .unwrap();
+    let again = h
+        .engine
+        .channel_reply(&owner, "hello", "telegram#900", &rid())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(h.fake.requests().len(), 1);
+    assert_eq!(credits_left(&h, &owner, 3).await, 2);
+
+    // Telegram numbers updates randomly again after a quiet week: the same id can come back.
+    let other = h
+        .engine
+        .channel_reply(&owner, "something else", "telegram#900", &rid())
+        .await
+        .unwrap();
+    assert_eq!(other, default_reply("something else"));
+    assert_eq!(h.fake.requests().len(), 2);
+    assert_eq!(credits_left(&h, &owner, 3).await, 1);
+}
