@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
-use bastion_chat::testing::{FAKE_KEY, FakeLlm, default_reply};
+use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
 use bastion_core::Timestamp;
 use bastion_webhooks::verify::stripe_signature_header;
 use http::{Method, Request, StatusCode};
@@ -24,17 +24,29 @@ const MIDNIGHT: Timestamp = Timestamp(1_800_057_600);
 #[derive(Clone, Default)]
 struct FakeBotApi {
     sent: Arc<Mutex<Vec<(String, Value)>>>,
+    /// How many of the next calls fail with a 502 (recorded nowhere), like a Bot API outage.
+    failing: Arc<Mutex<usize>>,
 }
 
 impl FakeBotApi {
     async fn start(&self) -> String {
-        let sent = self.sent.clone();
+        let (sent, failing) = (self.sent.clone(), self.failing.clone());
         let app = axum::Router::new().fallback(move |uri: http::Uri, body: Bytes| {
-            let sent = sent.clone();
+            let (sent, failing) = (sent.clone(), failing.clone());
             async move {
+                {
+                    let mut failing = failing.lock().unwrap();
+                    if *failing > 0 {
+                        *failing -= 1;
+                        return (StatusCode::BAD_GATEWAY, axum::Json(json!({"ok": false})));
+                    }
+                }
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 sent.lock().unwrap().push((uri.path().to_owned(), body));
-                axum::Json(json!({"ok": true, "result": {"message_id": 1}}))
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"ok": true, "result": {"message_id": 1}})),
+                )
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -259,4 +271,104 @@ async fn a_stripe_subscription_lifts_the_users_chat_allowance_to_pro() {
     assert_eq!(say("four").await.body["credits_remaining"], 0);
     assert_eq!(say("five").await.status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_retried_telegram_update_whose_answer_failed_to_send_is_not_charged_or_asked_twice() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[("PLAN_FREE_DAILY_CREDITS", "2")]).await;
+
+    // The turn is answered and stored, but the Bot API is down: the delivery fails so that
+    // Telegram retries it.
+    *bot.failing.lock().unwrap() = 1;
+    let failed = telegram(&app, 30, 7300, "what is 2+2?").await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{}", failed.text);
+    assert!(bot.sent().is_empty());
+
+    // Telegram's retry sends the stored answer: no second provider call, no second credit.
+    assert_processed(&telegram(&app, 30, 7300, "what is 2+2?").await);
+    assert_eq!(fake.requests().len(), 1);
+    assert_eq!(bot.sent(), vec![(7300, default_reply("what is 2+2?"))]);
+
+    // One credit of two is spent, so exactly one more turn is allowed today.
+    assert_processed(&telegram(&app, 31, 7300, "and 3+3?").await);
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(
+        fake.messages_of(1).len(),
+        4,
+        "history holds the first turn once"
+    );
+    assert_processed(&telegram(&app, 32, 7300, "and 4+4?").await);
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(
+        bot.sent().last().unwrap().1,
+        format!(
+            "You have used all of your messages for now. Your allowance resets at {} (UTC).",
+            MIDNIGHT.to_rfc3339()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_provider_refusal_that_a_retry_would_repeat_is_answered_with_an_apology_not_a_retry() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[("PLAN_FREE_DAILY_CREDITS", "1")]).await;
+
+    // A 400 (prompt too large, unknown model, bad request) would come back on every retry.
+    fake.script([Answer::Status(400)]);
+    assert_processed(&telegram(&app, 40, 7400, "hello").await);
+    assert_eq!(
+        bot.sent(),
+        vec![(
+            7400,
+            "Sorry, I cannot answer right now. Please try again later.".to_owned()
+        )]
+    );
+    // The credit was refunded: the next message is answered.
+    assert_processed(&telegram(&app, 41, 7400, "hello again").await);
+    assert_eq!(bot.sent()[1], (7400, default_reply("hello again")));
+}
+
+#[tokio::test]
+async fn a_provider_outage_releases_the_telegram_delivery_for_a_retry_that_succeeds() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[("PLAN_FREE_DAILY_CREDITS", "1")]).await;
+
+    // Three 503s: the first try and both of the client's retries.
+    fake.script([
+        Answer::Status(503),
+        Answer::Status(503),
+        Answer::Status(503),
+    ]);
+    let failed = telegram(&app, 50, 7500, "hello").await;
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.text
+    );
+    assert!(bot.sent().is_empty());
+    assert_processed(&telegram(&app, 50, 7500, "hello").await);
+    assert_eq!(bot.sent(), vec![(7500, default_reply("hello"))]);
+}
+
+#[tokio::test]
+async fn a_refused_channel_message_gets_a_fixed_text_for_chat_users_and_costs_nothing() {
+    let fake = FakeLlm::start().await;
+    let bot = FakeBotApi::default();
+    let base = bot.start().await;
+    let app = app_with(&fake, &base, &[]).await;
+
+    assert_processed(&telegram(&app, 60, 7600, "a\u{0}b").await);
+    assert_eq!(
+        bot.sent(),
+        vec![(7600, "Sorry, I could not read that message.".to_owned())]
+    );
+    assert!(fake.requests().is_empty());
 }

@@ -7,14 +7,14 @@ use async_trait::async_trait;
 use bastion_core::crypto::random_bytes;
 use bastion_core::{Clock, Owner, Plan, RequestId, Timestamp};
 use bastion_store::{
-    AppendError, BillingStore, ConversationId, ConversationRecord, Debit, MessageRecord,
-    MessageRole, Page, StoreError, Stores, TurnWrite,
+    AppendError, BillingStore, ConversationId, ConversationRecord, CreditStore, Debit,
+    MessageRecord, MessageRole, Page, StoreError, Stores, TurnWrite,
 };
 use sha2::{Digest, Sha256};
 
 use crate::config::ChatConfig;
 use crate::context::assemble;
-use crate::message::{ChatMessage, title_from};
+use crate::message::{ChatMessage, cap_answer, title_from};
 use crate::provider::{CompletionRequest, Provider, ProviderError, Usage};
 
 const DAY_SECS: i64 = 86_400;
@@ -121,9 +121,17 @@ pub struct TurnReply {
 enum Target<'a> {
     New,
     Existing(&'a ConversationId),
-    /// A channel owner's single conversation, created on first use.
-    Channel(ConversationId),
+    /// A channel owner's single conversation (created on first use), its context already
+    /// read, and the id this delivery's user message is stored under.
+    Channel {
+        id: ConversationId,
+        context: Context,
+        turn: String,
+    },
 }
+
+/// A conversation (if it exists) and its most recent messages, newest first.
+type Context = (Option<ConversationRecord>, Vec<MessageRecord>);
 
 #[derive(Clone)]
 pub struct ChatEngine {
@@ -178,19 +186,35 @@ impl ChatEngine {
 
     /// A channel (Telegram, Messenger) reply: continues the owner's one conversation, creating
     /// it on first use, debits the owner's credits and returns the assistant's text.
+    ///
+    /// `delivery` names the platform delivery (e.g. `telegram#<update_id>`). A retried
+    /// delivery whose turn was already stored (its answer then failed to send, or the attempt
+    /// died before finishing) gets the stored answer back: no second debit, provider call or
+    /// history entry. The stored turn is found among the recent messages the turn reads.
     pub async fn channel_reply(
         &self,
         owner: &Owner,
         text: &str,
+        delivery: &str,
         request_id: &RequestId,
     ) -> Result<String, ChatError> {
         let message = ChatMessage::parse(text)?;
         let id = channel_conversation_id(owner);
+        let turn = channel_turn_id(owner, delivery, message.as_str());
         // Deliveries of one chat can overlap; a turn that lost the race (its credit already
         // refunded) is simply run again on the winner's state.
         let mut attempt = 1;
         loop {
-            let target = Target::Channel(id.clone());
+            let context = self.read_context(owner, &id).await?;
+            if let Some(answer) = stored_answer(&context.1, &turn) {
+                tracing::info!(%request_id, owner = %owner.key(), "channel delivery already answered; replaying the stored answer");
+                return Ok(answer);
+            }
+            let target = Target::Channel {
+                id: id.clone(),
+                context,
+                turn: turn.clone(),
+            };
             match self
                 .run_turn(owner, target, &message, None, request_id)
                 .await
@@ -214,21 +238,23 @@ impl ChatEngine {
             .resolve_model(model)
             .ok_or(ChatError::ModelNotAllowed)?;
         let now = self.clock.now();
-        let (existing, history) = match &target {
-            Target::New => (None, Vec::new()),
+        let (existing, history, channel) = match target {
+            Target::New => (None, Vec::new(), None),
             Target::Existing(id) => {
                 let (conv, history) = self.read_context(owner, id).await?;
-                (Some(conv.ok_or(ChatError::NotFound)?), history)
+                (Some(conv.ok_or(ChatError::NotFound)?), history, None)
             }
-            Target::Channel(id) => self.read_context(owner, id).await?,
+            Target::Channel { id, context, turn } => (context.0, context.1, Some((id, turn))),
         };
+        // `None` creates the conversation; `Some` appends only if nobody else did first.
+        let previous_count = existing.as_ref().map(|c| c.message_count);
         let conversation = match existing {
             Some(c) => c,
             None => ConversationRecord {
                 owner: owner.clone(),
-                id: match &target {
-                    Target::Channel(id) => id.clone(),
-                    _ => ConversationId::generate(now),
+                id: match &channel {
+                    Some((id, _)) => id.clone(),
+                    None => ConversationId::generate(now),
                 },
                 title: title_from(message),
                 created_at: now,
@@ -236,12 +262,12 @@ impl ChatEngine {
                 message_count: 0,
             },
         };
-        let previous_count = (conversation.message_count > 0
-            || matches!(target, Target::Existing(_)))
-        .then_some(conversation.message_count);
 
         let day = now.secs().div_euclid(DAY_SECS);
         let credits_remaining = self.debit(owner, day, request_id).await?;
+        // From here on the credit is given back unless the turn is stored, also when this
+        // future is dropped (client gone, caller's timeout) or the provider call panics.
+        let held = HeldCredit::new(self.stores.credits.clone(), owner, day, request_id);
 
         let prompt = assemble(
             &self.config.system_prompt,
@@ -257,7 +283,7 @@ impl ChatEngine {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");
-                self.refund(owner, day, request_id).await;
+                held.refund().await;
                 return Err(match e {
                     ProviderError::Timeout => ChatError::ProviderTimeout,
                     other => ChatError::ProviderFailed(other),
@@ -265,11 +291,12 @@ impl ChatEngine {
             }
         };
 
+        let content = cap_answer(completion.content);
         let answered = self.clock.now();
         let seq = conversation.message_count;
         let user = MessageRecord {
             seq,
-            id: message_id(),
+            id: channel.map_or_else(message_id, |(_, turn)| turn),
             role: MessageRole::User,
             content: message.as_str().to_owned(),
             created_at: now,
@@ -281,7 +308,7 @@ impl ChatEngine {
             seq: seq + 1,
             id: message_id(),
             role: MessageRole::Assistant,
-            content: completion.content,
+            content,
             created_at: answered,
             prompt_tokens: completion.usage.prompt_tokens,
             completion_tokens: completion.usage.completion_tokens,
@@ -297,12 +324,13 @@ impl ChatEngine {
         };
         if let Err(e) = self.stores.conversations.append_turn(&write).await {
             tracing::warn!(%request_id, owner = %owner.key(), error = %e, "chat turn could not be stored; refunding the credit");
-            self.refund(owner, day, request_id).await;
+            held.refund().await;
             return Err(match e {
                 AppendError::Conflict => ChatError::Conflict,
                 AppendError::Store(s) => ChatError::Store(s),
             });
         }
+        held.keep();
         // The per-turn usage metric: counts and ids only, never content.
         tracing::info!(
             %request_id,
@@ -377,13 +405,6 @@ impl ChatEngine {
         }
     }
 
-    /// Gives the credit back; a failure is logged, since the turn has already failed.
-    async fn refund(&self, owner: &Owner, day: i64, request_id: &RequestId) {
-        if let Err(e) = self.stores.credits.refund(owner, day).await {
-            tracing::error!(%request_id, owner = %owner.key(), error = %e, "chat credit refund failed");
-        }
-    }
-
     /// The owner's conversations, newest first.
     pub async fn conversations(
         &self,
@@ -432,6 +453,30 @@ fn message_id() -> String {
     hex::encode(random_bytes::<16>())
 }
 
+/// The stored id of the user message a channel delivery produces: derived from the owner, the
+/// delivery and the text, so a retry of the delivery recognises its own turn. The text is in
+/// it because platform ids can come round again (Telegram picks a random `update_id` after a
+/// quiet week), and a reused id with other text must not be answered from the old turn.
+fn channel_turn_id(owner: &Owner, delivery: &str, text: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in ["bastion-channel-turn", &owner.key(), delivery, text] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// The assistant's answer to the user message `turn`, if that turn is among `history`.
+fn stored_answer(history: &[MessageRecord], turn: &str) -> Option<String> {
+    let asked = history
+        .iter()
+        .find(|m| m.role == MessageRole::User && m.id == turn)?;
+    history
+        .iter()
+        .find(|m| m.role == MessageRole::Assistant && m.seq == asked.seq + 1)
+        .map(|m| m.content.clone())
+}
+
 /// A channel owner's one conversation: derived from the owner, so every delivery finds it
 /// without a lookup table. Never exposed over HTTP (channel owners have no HTTP access).
 pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
@@ -439,4 +484,72 @@ pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
     let mut tail = [0u8; 16];
     tail.copy_from_slice(&digest[..16]);
     ConversationId::from_parts(Timestamp(0), tail)
+}
+
+/// A debited credit that is refunded exactly once unless the turn keeps it: explicitly on a
+/// failure path, or from `Drop` when the turn's future is cancelled or unwinds from a panic.
+struct HeldCredit {
+    credits: Arc<dyn CreditStore>,
+    owner: Owner,
+    day: i64,
+    request_id: RequestId,
+    armed: bool,
+}
+
+impl HeldCredit {
+    fn new(credits: Arc<dyn CreditStore>, owner: &Owner, day: i64, request_id: &RequestId) -> Self {
+        Self {
+            credits,
+            owner: owner.clone(),
+            day,
+            request_id: request_id.clone(),
+            armed: true,
+        }
+    }
+
+    /// The turn was stored: the credit stays spent.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+
+    /// Gives the credit back now; a failure is logged, since the turn has already failed.
+    async fn refund(mut self) {
+        self.armed = false;
+        refund(
+            self.credits.clone(),
+            self.owner.clone(),
+            self.day,
+            self.request_id.clone(),
+        )
+        .await;
+    }
+}
+
+impl Drop for HeldCredit {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (credits, owner, request_id) = (
+            self.credits.clone(),
+            self.owner.clone(),
+            self.request_id.clone(),
+        );
+        let day = self.day;
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::warn!(%request_id, owner = %owner.key(), "chat turn abandoned after its debit; refunding the credit");
+                runtime.spawn(refund(credits, owner, day, request_id));
+            }
+            Err(_) => {
+                tracing::error!(%request_id, owner = %owner.key(), "chat turn abandoned outside a runtime; its credit stays spent");
+            }
+        }
+    }
+}
+
+async fn refund(credits: Arc<dyn CreditStore>, owner: Owner, day: i64, request_id: RequestId) {
+    if let Err(e) = credits.refund(&owner, day).await {
+        tracing::error!(%request_id, owner = %owner.key(), error = %e, "chat credit refund failed");
+    }
 }

@@ -10,6 +10,23 @@ pub const MAX_TITLE_CHARS: usize = 60;
 /// Model names are short identifiers such as `gpt-4o-mini` or `meta-llama/llama-3.1-8b:free`.
 pub const MAX_MODEL_CHARS: usize = 100;
 
+/// The most of an assistant answer that is stored and returned, in UTF-8 bytes: a provider
+/// may send up to 1 MiB, but one message must fit a DynamoDB item (400 KB) with room to
+/// spare, and a channel answer must not become hundreds of platform messages.
+pub const MAX_ANSWER_BYTES: usize = 96 * 1024;
+
+/// `answer` cut to at most [`MAX_ANSWER_BYTES`], at a character boundary.
+pub fn cap_answer(mut answer: String) -> String {
+    if answer.len() > MAX_ANSWER_BYTES {
+        let mut end = MAX_ANSWER_BYTES;
+        while !answer.is_char_boundary(end) {
+            end -= 1;
+        }
+        answer.truncate(end);
+    }
+    answer
+}
+
 /// A user's message: 1..=32,000 characters, not blank, no NUL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChatMessage(String);
@@ -143,6 +160,17 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn long_answers_are_cut_at_the_byte_cap_on_a_character_boundary() {
+        assert_eq!(cap_answer("short".to_owned()), "short");
+        let ascii = cap_answer("a".repeat(MAX_ANSWER_BYTES + 10));
+        assert_eq!(ascii.len(), MAX_ANSWER_BYTES);
+        // 4-byte characters: 98,304 is a multiple of 4, so shift by one byte to straddle.
+        let straddling = cap_answer(format!("b{}", "😀".repeat(MAX_ANSWER_BYTES / 4)));
+        assert_eq!(straddling.len(), MAX_ANSWER_BYTES - 3);
+        assert!(straddling.ends_with('😀'));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bastion_chat::provider::ProviderError;
+use bastion_chat::provider::{Completion, CompletionRequest, Provider, ProviderError};
 use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
 use bastion_chat::{ChatEngine, ChatError, ChatSetup, FreePlans, PlanSource, RuntimeMode};
 use bastion_core::{ManualClock, Owner, Plan, RequestId, Timestamp, UserId};
@@ -74,6 +74,11 @@ fn telegram() -> Owner {
     Owner::Telegram(77_001)
 }
 
+/// A fresh platform delivery name, as the webhooks function passes its dedupe key.
+fn delivery() -> String {
+    format!("test#{}", RequestId::generate())
+}
+
 fn rid() -> RequestId {
     RequestId::generate()
 }
@@ -102,13 +107,13 @@ async fn channel_reply_continues_one_conversation_per_channel_owner_in_order() {
     let owner = telegram();
     let first = h
         .engine
-        .channel_reply(&owner, "hello", &rid())
+        .channel_reply(&owner, "hello", &delivery(), &rid())
         .await
         .unwrap();
     assert_eq!(first, default_reply("hello"));
     let second = h
         .engine
-        .channel_reply(&owner, "and then?", &rid())
+        .channel_reply(&owner, "and then?", &delivery(), &rid())
         .await
         .unwrap();
     assert_eq!(second, default_reply("and then?"));
@@ -131,7 +136,12 @@ async fn channel_reply_continues_one_conversation_per_channel_owner_in_order() {
 
     // Another channel owner gets a conversation of their own.
     h.engine
-        .channel_reply(&Owner::Messenger("5551234".into()), "hi", &rid())
+        .channel_reply(
+            &Owner::Messenger("5551234".into()),
+            "hi",
+            &delivery(),
+            &rid(),
+        )
         .await
         .unwrap();
     assert_eq!(h.fake.messages_of(2).len(), 2);
@@ -156,7 +166,9 @@ async fn two_overlapping_first_deliveries_from_one_channel_owner_both_get_answer
         let (engine, barrier, owner) = (h.engine.clone(), barrier.clone(), owner.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            engine.channel_reply(&owner, text, &rid()).await
+            engine
+                .channel_reply(&owner, text, &delivery(), &rid())
+                .await
         }));
     }
     for task in tasks {
@@ -175,13 +187,13 @@ async fn channel_reply_stops_at_the_free_allowance_with_the_next_utc_midnight() 
     let owner = telegram();
     for i in 0..3 {
         h.engine
-            .channel_reply(&owner, &format!("n{i}"), &rid())
+            .channel_reply(&owner, &format!("n{i}"), &delivery(), &rid())
             .await
             .unwrap();
     }
     let err = h
         .engine
-        .channel_reply(&owner, "one more", &rid())
+        .channel_reply(&owner, "one more", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -197,13 +209,13 @@ async fn a_pro_plan_gets_the_pro_allowance() {
     let owner = Owner::User(UserId::generate());
     for i in 0..5 {
         h.engine
-            .channel_reply(&owner, &format!("n{i}"), &rid())
+            .channel_reply(&owner, &format!("n{i}"), &delivery(), &rid())
             .await
             .unwrap();
     }
     let err = h
         .engine
-        .channel_reply(&owner, "six", &rid())
+        .channel_reply(&owner, "six", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -222,7 +234,7 @@ async fn channel_reply_refuses_blank_and_overlong_text_without_spending_a_credit
     ] {
         let err = h
             .engine
-            .channel_reply(&owner, &text, &rid())
+            .channel_reply(&owner, &text, &delivery(), &rid())
             .await
             .unwrap_err();
         assert!(
@@ -245,7 +257,7 @@ async fn a_provider_500_is_retried_twice_then_fails_and_refunds_the_credit() {
     ]);
     let err = h
         .engine
-        .channel_reply(&owner, "hi", &rid())
+        .channel_reply(&owner, "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -274,7 +286,7 @@ async fn two_429s_then_a_reply_succeed_within_the_retry_budget() {
     ]);
     let reply = h
         .engine
-        .channel_reply(&telegram(), "hi", &rid())
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
         .await
         .unwrap();
     assert_eq!(reply, "third time lucky");
@@ -286,7 +298,7 @@ async fn a_client_error_from_the_provider_is_not_retried() {
     let h = harness_with(&[("LLM_API_KEY", "sk-wrong")], Arc::new(FreePlans)).await;
     let err = h
         .engine
-        .channel_reply(&telegram(), "hi", &rid())
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -303,7 +315,7 @@ async fn a_malformed_reply_fails_and_refunds_the_credit() {
     h.fake.script([Answer::Malformed]);
     let err = h
         .engine
-        .channel_reply(&owner, "hi", &rid())
+        .channel_reply(&owner, "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(
@@ -320,7 +332,7 @@ async fn a_provider_slower_than_the_deadline_times_out_and_refunds_the_credit() 
     h.fake.script([Answer::Slow(Duration::from_secs(3))]);
     let err = h
         .engine
-        .channel_reply(&owner, "hi", &rid())
+        .channel_reply(&owner, "hi", &delivery(), &rid())
         .await
         .unwrap_err();
     assert!(matches!(err, ChatError::ProviderTimeout), "{err:?}");
@@ -373,4 +385,164 @@ async fn fifty_concurrent_turns_with_ten_credits_left_send_exactly_ten_to_the_pr
     }
     assert_eq!((ok, quota), (10, 40));
     assert_eq!(h.fake.requests().len(), 10);
+}
+
+/// A provider that announces each call, then never answers.
+struct Hangs(Arc<tokio::sync::Notify>);
+
+#[async_trait]
+impl Provider for Hangs {
+    fn name(&self) -> &'static str {
+        "hangs"
+    }
+    async fn complete(&self, _r: &CompletionRequest) -> Result<Completion, ProviderError> {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+}
+
+/// A provider whose call panics (a bug in an adapter, or in what it calls).
+struct Panics;
+
+#[async_trait]
+impl Provider for Panics {
+    fn name(&self) -> &'static str {
+        "panics"
+    }
+    async fn complete(&self, _r: &CompletionRequest) -> Result<Completion, ProviderError> {
+        panic!("provider adapter bug")
+    }
+}
+
+fn engine_with(provider: Arc<dyn Provider>) -> (ChatEngine, Stores) {
+    let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let config = bastion_chat::ChatConfig {
+        free_daily_credits: 3,
+        ..Default::default()
+    };
+    let engine = ChatEngine::new(
+        stores.clone(),
+        provider,
+        Arc::new(FreePlans),
+        Arc::new(ManualClock::new(START)),
+        config,
+    );
+    (engine, stores)
+}
+
+/// Waits (bounded) until `owner` has `want` credits left; the refund of an abandoned turn
+/// runs on its own task.
+async fn await_credits(stores: &Stores, owner: &Owner, want: u64) -> u64 {
+    let day = START.secs().div_euclid(86_400);
+    let mut left = 0;
+    for _ in 0..500 {
+        left = match stores.credits.debit(owner, day, 3, MIDNIGHT).await.unwrap() {
+            bastion_store::Debit::Taken { remaining } => {
+                stores.credits.refund(owner, day).await.unwrap();
+                remaining + 1
+            }
+            bastion_store::Debit::Exhausted => 0,
+        };
+        if left == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    left
+}
+
+#[tokio::test]
+async fn a_turn_cancelled_while_the_provider_is_working_gives_its_credit_back() {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let (engine, stores) = engine_with(Arc::new(Hangs(entered.clone())));
+    let owner = Owner::User(UserId::generate());
+    let task = tokio::spawn({
+        let (engine, owner) = (engine.clone(), owner.clone());
+        async move {
+            let message = bastion_chat::ChatMessage::parse("hi").unwrap();
+            engine.turn(&owner, None, &message, None, &rid()).await
+        }
+    });
+    entered.notified().await;
+    // The client went away (or a caller's timeout fired) after the debit.
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(await_credits(&stores, &owner, 3).await, 3);
+    assert!(
+        engine
+            .conversations(&owner, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_panics_gives_the_credit_back() {
+    let (engine, stores) = engine_with(Arc::new(Panics));
+    let owner = Owner::Telegram(55_001);
+    let task = tokio::spawn({
+        let (engine, owner) = (engine.clone(), owner.clone());
+        async move {
+            engine
+                .channel_reply(&owner, "hi", &delivery(), &rid())
+                .await
+        }
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(await_credits(&stores, &owner, 3).await, 3);
+}
+
+#[tokio::test]
+async fn an_answer_longer_than_the_cap_is_stored_and_returned_cut_to_the_cap() {
+    let h = harness().await;
+    let owner = Owner::User(UserId::generate());
+    h.fake.script([Answer::Reply("x".repeat(600_000))]);
+    let message = bastion_chat::ChatMessage::parse("write a lot").unwrap();
+    let reply = h
+        .engine
+        .turn(&owner, None, &message, None, &rid())
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.message.content.len(),
+        bastion_chat::message::MAX_ANSWER_BYTES
+    );
+    let (_, page) = h
+        .engine
+        .messages(&owner, &reply.conversation_id, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].content, reply.message.content);
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_replays_its_stored_answer_but_a_reused_delivery_id_with_new_text_is_a_new_turn()
+ {
+    let h = harness().await;
+    let owner = telegram();
+    let first = h
+        .engine
+        .channel_reply(&owner, "hello", "telegram#900", &rid())
+        .await
+        .unwrap();
+    let again = h
+        .engine
+        .channel_reply(&owner, "hello", "telegram#900", &rid())
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(h.fake.requests().len(), 1);
+    assert_eq!(credits_left(&h, &owner, 3).await, 2);
+
+    // Telegram numbers updates randomly again after a quiet week: the same id can come back.
+    let other = h
+        .engine
+        .channel_reply(&owner, "something else", "telegram#900", &rid())
+        .await
+        .unwrap();
+    assert_eq!(other, default_reply("something else"));
+    assert_eq!(h.fake.requests().len(), 2);
+    assert_eq!(credits_left(&h, &owner, 3).await, 1);
 }

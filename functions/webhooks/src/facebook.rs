@@ -154,7 +154,7 @@ pub async fn deliver(
         }
         let key = format!("facebook#{}", message.mid);
         let processed = delivery::once(&state, &meta, &key, || {
-            answer(&state, &meta, sender, message)
+            answer(&state, &meta, &key, sender, message)
         })
         .await?;
         seen = true;
@@ -171,6 +171,7 @@ pub async fn deliver(
 async fn answer(
     state: &WebhooksState,
     meta: &RequestMeta,
+    key: &str,
     sender: Party,
     message: Message,
 ) -> Result<(), WorkError> {
@@ -192,7 +193,11 @@ async fn answer(
             "messenger is not configured".to_owned(),
         ));
     };
-    let answer = match state.replier.reply(&owner, &text, &meta.request_id).await {
+    let answer = match state
+        .replier
+        .reply(&owner, &text, key, &meta.request_id)
+        .await
+    {
         Ok(reply) => reply,
         Err(ReplyError::QuotaExceeded { resets_at }) => quota_message(resets_at),
         Err(ReplyError::Rejected(why)) => why,

@@ -2,7 +2,7 @@
 //! engine.
 
 use async_trait::async_trait;
-use bastion_chat::{ChatEngine, ChatError};
+use bastion_chat::{ChatEngine, ChatError, ProviderError};
 use bastion_core::{Owner, RequestId, Timestamp};
 
 /// Why no answer was produced.
@@ -23,10 +23,13 @@ pub enum ReplyError {
 /// Answers one message from a channel owner.
 #[async_trait]
 pub trait Replier: Send + Sync {
+    /// `delivery` names the platform delivery (its dedupe key): a retry of the same delivery
+    /// must not be charged or answered twice.
     async fn reply(
         &self,
         owner: &Owner,
         text: &str,
+        delivery: &str,
         request_id: &RequestId,
     ) -> Result<String, ReplyError>;
 }
@@ -39,21 +42,47 @@ impl Replier for ChatEngine {
         &self,
         owner: &Owner,
         text: &str,
+        delivery: &str,
         request_id: &RequestId,
     ) -> Result<String, ReplyError> {
-        self.channel_reply(owner, text, request_id)
+        self.channel_reply(owner, text, delivery, request_id)
             .await
             .map_err(|e| match e {
                 ChatError::QuotaExceeded { resets_at, .. } => {
                     ReplyError::QuotaExceeded { resets_at }
                 }
-                // The engine's messages for refused input are written for the sender.
-                ChatError::InvalidMessage { message, .. } => ReplyError::Rejected(message),
-                // Provider, store and race failures: the delivery is retried by the platform.
+                // Our own fixed texts, chosen here: whatever an engine error message says is
+                // written for API clients and may change without thought for chat users.
+                ChatError::InvalidMessage { code, .. } => ReplyError::Rejected(
+                    match code {
+                        "message_too_long" => TOO_LONG,
+                        _ => UNREADABLE,
+                    }
+                    .to_owned(),
+                ),
+                // A refusal the provider will repeat on every retry (bad key, unknown model,
+                // prompt too large) or a configuration fault: retrying the delivery cannot
+                // help and would keep the platform failing (Meta disables webhooks that keep
+                // failing), so the user is told and the delivery is done. The credit was
+                // refunded and the error is logged by the engine.
+                ChatError::ProviderFailed(ProviderError::Status(status))
+                    if !matches!(status, 408 | 425 | 429 | 500..) =>
+                {
+                    ReplyError::Rejected(UNAVAILABLE.to_owned())
+                }
+                ChatError::ModelNotAllowed => ReplyError::Rejected(UNAVAILABLE.to_owned()),
+                // Timeouts, 5xx/429, transport, malformed replies, store and race failures are
+                // transient: the claim is released and the platform retries. A retry re-runs
+                // the turn only if it was not stored (the credit was refunded); a stored turn
+                // is replayed, not charged again (see `ChatEngine::channel_reply`).
                 other => ReplyError::Failed(other.to_string()),
             })
     }
 }
+
+const TOO_LONG: &str = "Sorry, that message is too long for me. Please send a shorter one.";
+const UNREADABLE: &str = "Sorry, I could not read that message.";
+const UNAVAILABLE: &str = "Sorry, I cannot answer right now. Please try again later.";
 
 /// What the user sees when their credits ran out.
 pub fn quota_message(resets_at: Timestamp) -> String {

@@ -59,7 +59,7 @@ pub async fn deliver(
     let update: Update = parse_json(&body)?;
     let key = format!("telegram#{}", update.update_id);
     let processed = delivery::once(&state, &meta, &key, || {
-        answer(&state, &meta, update.message)
+        answer(&state, &meta, &key, update.message)
     })
     .await?;
     Ok(processed.body())
@@ -68,6 +68,7 @@ pub async fn deliver(
 async fn answer(
     state: &WebhooksState,
     meta: &RequestMeta,
+    key: &str,
     message: Option<Message>,
 ) -> Result<(), WorkError> {
     let Some(Message {
@@ -97,7 +98,11 @@ async fn answer(
     // Quota and history are keyed by the sender's verified user id, never the chat id, so
     // moving between chats or groups does not reset anyone's credits.
     let owner = Owner::Telegram(from.id);
-    let answer = match state.replier.reply(&owner, &text, &meta.request_id).await {
+    let answer = match state
+        .replier
+        .reply(&owner, &text, key, &meta.request_id)
+        .await
+    {
         Ok(reply) => reply,
         Err(ReplyError::QuotaExceeded { resets_at }) => quota_message(resets_at),
         Err(ReplyError::Rejected(why)) => why,

@@ -56,6 +56,9 @@ pub fn facebook(header: Option<&[u8]>, app_secret: &[u8], body: &[u8]) -> Result
     }
 }
 
+/// The longest `Stripe-Signature` header parsed.
+pub const MAX_STRIPE_HEADER: usize = 4096;
+
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…][,v0=…]`. Accepted when any `v1`
 /// equals HMAC-SHA256(secret, "<t>.<body>") for any configured secret and `t` is within
 /// `tolerance_secs` of `now` either way. The signature is checked before the timestamp, so
@@ -68,6 +71,11 @@ pub fn stripe(
     tolerance_secs: i64,
 ) -> Result<Timestamp, Rejection> {
     let header = header.ok_or(Rejection::Missing)?;
+    // A real header is well under 1 KiB even mid-rotation; parsing stops at the door for
+    // anything built to make us split and hex-decode at length.
+    if header.len() > MAX_STRIPE_HEADER {
+        return Err(Rejection::Malformed);
+    }
     let header = std::str::from_utf8(header).map_err(|_| Rejection::Malformed)?;
     let mut timestamp: Option<&str> = None;
     let mut signatures = Vec::new();
@@ -224,5 +232,39 @@ mod tests {
             stripe(None, &[SECRET], BODY, NOW, 300),
             Err(Rejection::Missing)
         );
+    }
+
+    #[test]
+    fn stripe_header_edge_cases_spaces_v0_only_uppercase_hex_and_huge_headers() {
+        let t = NOW.secs();
+        let good = stripe_signature_header(SECRET, t, BODY);
+        let sig = good.split("v1=").nth(1).unwrap().to_owned();
+        let check = |h: &str| stripe(Some(h.as_bytes()), &[SECRET], BODY, NOW, 300);
+        // Spaces around entries are tolerated; the MAC bytes are what count, so uppercase
+        // hex is the same signature.
+        assert_eq!(check(&format!(" t={t} , v1={sig} ")), Ok(Timestamp(t)));
+        assert_eq!(
+            check(&format!("t={t},v1={}", sig.to_uppercase())),
+            Ok(Timestamp(t))
+        );
+        // Only a legacy v0 (or v1 entries that are not 32-byte hex) is no signature at all.
+        assert_eq!(check(&format!("t={t},v0={sig}")), Err(Rejection::Malformed));
+        assert_eq!(
+            check(&format!("t={t},v1=zz{sig}")),
+            Err(Rejection::Malformed)
+        );
+        // A second t= even after a valid pair is refused: which one was signed is ambiguous.
+        assert_eq!(
+            check(&format!("t={t},v1={sig},t={}", t + 1)),
+            Err(Rejection::Malformed)
+        );
+        // Nine v1 entries is no real header.
+        let nine = format!("t={t}{}", format!(",v1={sig}").repeat(9));
+        assert_eq!(check(&nine), Err(Rejection::Malformed));
+        // A huge header is refused before it is parsed, even if it holds the right pair.
+        let huge = format!("t={t},v1={sig}{}", ",x=y".repeat(MAX_STRIPE_HEADER));
+        assert_eq!(check(&huge), Err(Rejection::Malformed));
+        let filler = ",x=y".repeat((MAX_STRIPE_HEADER - good.len()) / 4);
+        assert_eq!(check(&format!("{good}{filler}")), Ok(Timestamp(t)));
     }
 }

@@ -214,3 +214,67 @@ pub async fn deleting_a_user_removes_their_billing_state_and_customer_link(store
         Some(kept)
     );
 }
+
+pub async fn a_same_second_event_never_moves_a_subscription_back_along_its_life(stores: Stores) {
+    let dora = created(&stores, user("dora-billing@example.com")).await;
+    stores
+        .billing
+        .link_customer(&dora.id, &customer("cus_Dora"))
+        .await
+        .unwrap();
+    let apply = |created: i64, status: SubscriptionStatus, paid: Option<i64>| {
+        let stores = stores.clone();
+        let id = dora.id.clone();
+        async move {
+            stores
+                .billing
+                .apply_billing(&id, &update(created, Some(status), paid))
+                .await
+                .unwrap()
+        }
+    };
+    let status = || async {
+        stores
+            .billing
+            .billing_of(&dora.id)
+            .await
+            .unwrap()
+            .and_then(|b| b.status)
+    };
+
+    // Checkout: `customer.subscription.updated` (active) overtook `.created` (incomplete),
+    // both stamped the same second. The late `incomplete` must not undo the payment.
+    assert!(matches!(
+        apply(20, SubscriptionStatus::Active, Some(5000)).await,
+        ApplyOutcome::Applied { .. }
+    ));
+    assert_eq!(
+        apply(20, SubscriptionStatus::Incomplete, None).await,
+        ApplyOutcome::Stale
+    );
+    assert_eq!(status().await, Some(SubscriptionStatus::Active));
+    assert_eq!(
+        stores.billing.plan_of(&dora.id, T0).await.unwrap(),
+        Plan::Pro
+    );
+    // An equally-far-along or later status in the same second still applies.
+    assert!(matches!(
+        apply(20, SubscriptionStatus::Active, Some(6000)).await,
+        ApplyOutcome::Applied { .. }
+    ));
+    assert!(matches!(
+        apply(20, SubscriptionStatus::Canceled, None).await,
+        ApplyOutcome::Applied { .. }
+    ));
+    assert_eq!(
+        apply(20, SubscriptionStatus::Active, None).await,
+        ApplyOutcome::Stale
+    );
+    assert_eq!(status().await, Some(SubscriptionStatus::Canceled));
+    // A newer second always applies, whatever the status.
+    assert!(matches!(
+        apply(21, SubscriptionStatus::Incomplete, None).await,
+        ApplyOutcome::Applied { .. }
+    ));
+    assert_eq!(status().await, Some(SubscriptionStatus::Incomplete));
+}

@@ -88,6 +88,7 @@ macro_rules! conformance_tests {
             a_user_with_nothing_recorded_is_on_the_free_plan,
             a_linked_customer_resolves_to_its_user_and_cannot_be_taken_by_another,
             billing_updates_apply_in_created_order_and_older_ones_are_stale,
+            a_same_second_event_never_moves_a_subscription_back_along_its_life,
             the_plan_lapses_when_the_paid_period_and_its_grace_run_out,
             deleting_a_user_removes_their_billing_state_and_customer_link,
         );

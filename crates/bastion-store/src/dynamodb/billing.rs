@@ -9,6 +9,7 @@ use bastion_core::{Timestamp, UserId};
 use super::item::{Item, TWIN_PK, TWIN_SK, corrupt, get_n, get_opt_s, get_s, key, n, s};
 use super::users::user_pk;
 use super::{DynamoStore, build_error, sdk_error};
+use crate::sqlite::billing::{overwritable_same_second, same_second_rank};
 use crate::{ApplyOutcome, BillingStore, LinkOutcome, StoreError};
 
 fn billing_key(user: &UserId) -> Item {
@@ -114,21 +115,36 @@ impl BillingStore for DynamoStore {
         update: &BillingUpdate,
     ) -> Result<ApplyOutcome, StoreError> {
         let mut set = vec!["event_created = :created"];
+        // Newer wins; a same-second event wins only over statuses no further along (the
+        // ranking in `sqlite::billing`, shared by both adapters).
+        let overwritable = overwritable_same_second(same_second_rank(update.status));
+        let names: Vec<String> = (0..overwritable.len()).map(|i| format!(":o{i}")).collect();
+        let same_second = if names.is_empty() {
+            "attribute_not_exists(#status)".to_owned()
+        } else {
+            format!(
+                "(attribute_not_exists(#status) OR #status IN ({}))",
+                names.join(", ")
+            )
+        };
         let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(billing_key(user)))
-            .condition_expression(
-                "attribute_not_exists(event_created) OR event_created <= :created",
-            )
+            .condition_expression(format!(
+                "attribute_not_exists(event_created) OR event_created < :created \
+                 OR (event_created = :created AND {same_second})"
+            ))
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":created", n(update.event_created.secs()))
             .return_values(ReturnValue::AllOld);
+        for (name, status) in names.iter().zip(&overwritable) {
+            request = request.expression_attribute_values(name, s(status.as_str()));
+        }
         if let Some(status) = update.status {
             set.push("#status = :status");
-            request = request
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status.as_str()));
+            request = request.expression_attribute_values(":status", s(status.as_str()));
         }
         if let Some(paid) = update.paid_through {
             set.push("paid_through = :paid");

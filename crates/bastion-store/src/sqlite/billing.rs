@@ -9,6 +9,41 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::{SqliteStore, corrupt, db_error};
 use crate::{ApplyOutcome, BillingStore, LinkOutcome, StoreError};
 
+/// How far along a subscription's life a status is, to order events stamped with the same
+/// second (Stripe's `created` has one-second resolution and delivery order is not
+/// guaranteed): a same-second event applies only if it is at least as far along, so a late
+/// `incomplete` from checkout cannot undo the `active` that followed it. Both adapters use
+/// this one ranking.
+pub(crate) fn same_second_rank(status: Option<SubscriptionStatus>) -> u8 {
+    match status {
+        None | Some(SubscriptionStatus::Incomplete) => 0,
+        Some(SubscriptionStatus::Trialing) => 1,
+        Some(SubscriptionStatus::Active) => 2,
+        Some(SubscriptionStatus::PastDue | SubscriptionStatus::Paused) => 3,
+        Some(SubscriptionStatus::Unpaid) => 4,
+        Some(SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired) => 5,
+    }
+}
+
+/// Every status a same-second event of rank `rank` may overwrite.
+pub(crate) fn overwritable_same_second(rank: u8) -> Vec<SubscriptionStatus> {
+    use SubscriptionStatus as S;
+    // `same_second_rank`'s exhaustive match names every status; this list must too.
+    [
+        S::Incomplete,
+        S::Trialing,
+        S::Active,
+        S::PastDue,
+        S::Paused,
+        S::Unpaid,
+        S::Canceled,
+        S::IncompleteExpired,
+    ]
+    .into_iter()
+    .filter(|s| same_second_rank(Some(*s)) <= rank)
+    .collect()
+}
+
 type Row = (Option<String>, Option<String>, Option<i64>, Option<i64>);
 
 fn read(conn: &Connection, user: &str) -> Result<Option<BillingRecord>, StoreError> {
@@ -109,10 +144,13 @@ impl BillingStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_error)?;
             let before = read(&tx, &user)?;
-            let newer_applied = before
-                .as_ref()
-                .and_then(|b| b.event_created)
-                .is_some_and(|c| c > update.event_created);
+            let newer_applied = before.as_ref().is_some_and(|b| {
+                b.event_created.is_some_and(|c| {
+                    c > update.event_created
+                        || (c == update.event_created
+                            && same_second_rank(update.status) < same_second_rank(b.status))
+                })
+            });
             if newer_applied {
                 return Ok(ApplyOutcome::Stale);
             }

@@ -7,7 +7,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
-mod billing;
+pub(crate) mod billing;
 mod chat;
 mod counters;
 mod deliveries;

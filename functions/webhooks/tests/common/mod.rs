@@ -111,6 +111,7 @@ impl Replier for FakeReplier {
         &self,
         owner: &Owner,
         text: &str,
+        _delivery: &str,
         _request_id: &RequestId,
     ) -> Result<String, ReplyError> {
         self.calls
