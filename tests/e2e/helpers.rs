@@ -172,16 +172,7 @@ impl TestApp {
         };
         let chat =
             bastion_chat::ChatSetup::from_env(&env, bastion_chat::RuntimeMode::Lambda).unwrap();
-        let engine = bastion_chat::ChatEngine::new(
-            app.stores.clone(),
-            chat.provider,
-            Arc::new(bastion_chat::BillingPlans::new(
-                app.stores.billing.clone(),
-                Arc::new(app.clock.clone()),
-            )),
-            Arc::new(app.clock.clone()),
-            chat.config,
-        );
+        let engine = chat.into_engine(app.stores.clone(), Arc::new(app.clock.clone()));
         let webhooks_state = bastion_webhooks::WebhooksState::new(
             edge.clone(),
             bastion_webhooks::WebhooksConfig::from_env(&env).unwrap(),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bastion_auth::{AuthConfig, AuthExtras, AuthState};
-use bastion_chat::{BillingPlans, ChatEngine, ChatSetup, RuntimeMode};
+use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState};
@@ -67,16 +67,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let auth_extras = AuthExtras::from_env(&env)?;
     let chat = ChatSetup::from_env(&env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
-    let engine = ChatEngine::new(
-        edge.stores.clone(),
-        chat.provider,
-        Arc::new(BillingPlans::new(
-            edge.stores.billing.clone(),
-            edge.clock.clone(),
-        )),
-        edge.clock.clone(),
-        chat.config,
-    );
+    let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
     let webhooks_state = WebhooksState::new(
         edge.clone(),
         WebhooksConfig::from_env(&env)?,

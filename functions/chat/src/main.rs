@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bastion_chat::{BillingPlans, ChatEngine, ChatSetup, RuntimeMode};
+use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::{ChatState, router};
 use bastion_core::SystemClock;
 use bastion_http::config::ProcessEnv;
@@ -18,13 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let chat = ChatSetup::from_env(&env, RuntimeMode::Lambda)?;
     let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
     let clock = Arc::new(SystemClock);
-    let engine = ChatEngine::new(
-        stores.clone(),
-        chat.provider,
-        Arc::new(BillingPlans::new(stores.billing.clone(), clock.clone())),
-        clock.clone(),
-        chat.config,
-    );
+    let engine = chat.into_engine(stores.clone(), clock.clone());
     let state = ChatState {
         edge: Edge::new(edge_config, stores, clock),
         engine,

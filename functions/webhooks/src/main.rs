@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bastion_chat::{BillingPlans, ChatEngine, ChatSetup, RuntimeMode};
+use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_core::SystemClock;
 use bastion_http::config::ProcessEnv;
 use bastion_http::{Edge, EdgeConfig};
@@ -21,13 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let chat = ChatSetup::from_env(&env, RuntimeMode::Lambda)?;
     let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
     let clock = Arc::new(SystemClock);
-    let engine = ChatEngine::new(
-        stores.clone(),
-        chat.provider,
-        Arc::new(BillingPlans::new(stores.billing.clone(), clock.clone())),
-        clock.clone(),
-        chat.config,
-    );
+    let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock);
     let state = WebhooksState::new(edge, config, Arc::new(engine), http_client()?);
     lambda_http::run(router(state)).await
