@@ -3,7 +3,7 @@
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where the kernel has it, component-wise
 //! `O_NOFOLLOW` otherwise (and always when parent directories are being created).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -294,4 +294,95 @@ impl SandboxDir {
         }
         Ok(cur)
     }
+}
+
+/// Most entries one removal visits before giving up on a tree that keeps being refilled.
+const MAX_REMOVE_STEPS: u64 = 10 * MAX_WALK;
+
+fn errno_is(e: &io::Error, codes: &[i32]) -> bool {
+    e.raw_os_error().is_some_and(|c| codes.contains(&c))
+}
+
+/// Removes the directory `name` in `root` with everything in it, however deep, never following
+/// a symlink; a missing `name` is success. The standard library's recursive removal holds one
+/// descriptor per level, so a tree deeper than the open-file limit (which a user can build with
+/// `mkdir -p` and `mv`) could never be removed. Here a non-empty directory two levels down is
+/// renamed up into the directory being removed instead of descended into: at most four
+/// descriptors are open at any depth.
+pub fn remove_tree(root: &Path, name: &str) -> io::Result<()> {
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(root)?;
+    let cname = cstr(name)?;
+    let top =
+        match sys::openat_nofollow(root.as_fd(), &cname, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_is(&e, &[libc::ENOENT]) => return Ok(()),
+            // A file or a symlink: the entry itself goes, nothing it points at.
+            Err(e) if errno_is(&e, &[libc::ENOTDIR, libc::ELOOP]) => {
+                return sys::unlinkat(root.as_fd(), &cname, false);
+            }
+            Err(e) => return Err(e),
+        };
+    let mut steps = 0u64;
+    let mut hoisted = 0u64;
+    loop {
+        let names = sys::read_dir(top.as_fd())?;
+        if names.is_empty() {
+            break;
+        }
+        for entry in names {
+            steps += 1;
+            if steps > MAX_REMOVE_STEPS {
+                return Err(io::Error::other("tree keeps growing while it is removed"));
+            }
+            let entry =
+                CString::new(entry).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+            remove_entry(top.as_fd(), &entry, &mut hoisted)?;
+        }
+    }
+    sys::unlinkat(root.as_fd(), &cname, true)
+}
+
+/// Tries to remove `name` in `dir` outright; `Ok(false)` if it is a non-empty directory.
+fn try_unlink(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
+    match sys::unlinkat(dir, name, false) {
+        Ok(()) => return Ok(true),
+        Err(e) if errno_is(&e, &[libc::ENOENT]) => return Ok(true),
+        Err(e) if errno_is(&e, &[libc::EISDIR]) => {}
+        Err(e) => return Err(e),
+    }
+    match sys::unlinkat(dir, name, true) {
+        Ok(()) => Ok(true),
+        Err(e) if errno_is(&e, &[libc::ENOENT]) => Ok(true),
+        Err(e) if errno_is(&e, &[libc::ENOTEMPTY, libc::EEXIST]) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the entry `name` of `top`, hoisting its non-empty subdirectories into `top` (a later
+/// pass over `top` removes them).
+fn remove_entry(top: BorrowedFd<'_>, name: &CStr, hoisted: &mut u64) -> io::Result<()> {
+    if try_unlink(top, name)? {
+        return Ok(());
+    }
+    let dir = sys::openat_nofollow(top, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    for child in sys::read_dir(dir.as_fd())? {
+        let child = CString::new(child).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        if try_unlink(dir.as_fd(), &child)? {
+            continue;
+        }
+        loop {
+            *hoisted += 1;
+            let to = cstr(&format!(".bastion-rm-{hoisted}"))?;
+            match sys::renameat_noreplace(dir.as_fd(), &child, top, &to) {
+                Ok(()) => break,
+                Err(e) if errno_is(&e, &[libc::EEXIST]) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // Refilled meanwhile (`false`): the next pass over `top` takes it again.
+    try_unlink(top, name).map(|_| ())
 }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bastion_sandbox::{
-    ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath,
+    ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath, remove_tree,
 };
 
 struct World {
@@ -29,12 +29,37 @@ fn world() -> &'static World {
     })
 }
 
+/// One test's sandbox, removed when the test ends (pass or fail); the last one out removes the
+/// suite's root too, so no `bastion-escape-<pid>` directory is left behind.
+struct Sandbox {
+    dir: SandboxDir,
+    name: &'static str,
+}
+
+impl std::ops::Deref for Sandbox {
+    type Target = SandboxDir;
+    fn deref(&self) -> &SandboxDir {
+        &self.dir
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let root = &world().root;
+        let _ = remove_tree(root, self.name);
+        // Fails while another test still has its sandbox there; the last one succeeds.
+        let _ = std::fs::remove_dir(root);
+    }
+}
+
 /// A fresh sandbox for one test.
-fn sandbox(name: &str) -> SandboxDir {
+fn sandbox(name: &'static str) -> Sandbox {
     let w = world();
-    let dir = w.root.join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap()
+    let _ = remove_tree(&w.root, name);
+    Sandbox {
+        dir: SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap(),
+        name,
+    }
 }
 
 fn run_with(

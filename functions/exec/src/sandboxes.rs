@@ -101,7 +101,9 @@ impl Sandboxes {
             .collect();
         for n in stale {
             // Removed under the lock, so a request for that user cannot race the removal.
-            if let Err(e) = std::fs::remove_dir_all(self.root.join(&n))
+            // Not `std::fs::remove_dir_all`: it needs a descriptor per level, and a user can
+            // build a tree deeper than the open-file limit, which would then never go.
+            if let Err(e) = bastion_sandbox::remove_tree(&self.root, &n)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!(error = %e, "removing an idle sandbox failed");
