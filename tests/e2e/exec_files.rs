@@ -195,3 +195,34 @@ async fn a_directory_is_not_a_file() {
         .await
         .assert_error(409, "directory_not_empty", "directory is not empty");
 }
+
+#[tokio::test]
+async fn a_sandbox_over_its_quota_can_still_be_emptied_with_rm() {
+    let app = TestApp::with_exec(&[("EXEC_SANDBOX_QUOTA_FILES", "3")]).await;
+    let s = app.signed_up("over@example.com").await;
+    let r = app
+        .exec(&s.access, json!({"argv": ["mkdir", "-p", "a/b/c/d/e"]}))
+        .await;
+    assert_eq!(r.body["exit_code"], 0, "{}", r.text);
+    let over = || async {
+        app.exec(&s.access, json!({"argv": ["ls"]}))
+            .await
+            .assert_error(
+                409,
+                "sandbox_quota_exceeded",
+                "your sandbox is over its quota; delete files before running commands",
+            );
+    };
+    over().await;
+    // Directories hold no files, so the listing cannot even show what to delete.
+    let r = app.get("/exec/files", &s.access).await;
+    assert_eq!(r.body["files"], json!([]));
+    assert_eq!(r.body["usage"]["entries"], 5);
+    let r = app
+        .exec(&s.access, json!({"argv": ["rm", "-r", "a/b/c"]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["exit_code"], 0);
+    let r = app.exec(&s.access, json!({"argv": ["ls", "-R"]})).await;
+    assert_eq!(r.body["stdout"], ".:\na\n\n./a:\nb\n\n./a/b:\n");
+}
