@@ -60,6 +60,10 @@ pub async fn put_file(
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     blocking(move || -> Result<StatusCode, ApiError> {
+        let _write = inner
+            .sandboxes
+            .write_guard(&user)
+            .map_err(|e| ApiError::internal(&e))?;
         let dir = inner
             .sandboxes
             .open(&user, now)
