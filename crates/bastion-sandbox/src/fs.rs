@@ -27,6 +27,8 @@ pub enum FsError {
     NotEmpty,
     #[error("path crosses a symlink")]
     Symlink,
+    #[error("path names something other than a file or directory")]
+    NotAFile,
     #[error("sandbox holds too many entries, too deep, to measure")]
     TooLarge,
     #[error("sandbox file operation failed")]
@@ -42,6 +44,8 @@ impl From<io::Error> for FsError {
             Some(libc::ENOTEMPTY) => FsError::NotEmpty,
             Some(libc::ELOOP) | Some(libc::EXDEV) => FsError::Symlink,
             Some(libc::ENAMETOOLONG) => FsError::TooLarge,
+            // A FIFO without a reader, opened without blocking.
+            Some(libc::ENXIO) => FsError::NotAFile,
             _ => FsError::Io(e),
         }
     }
@@ -163,27 +167,39 @@ impl SandboxDir {
     /// Creates or replaces the file at `path` (creating parent directories).
     pub fn write(&self, path: &SandboxPath, data: &[u8]) -> Result<(), FsError> {
         let (dir, name) = self.parent(path, true)?;
+        // O_NONBLOCK: a FIFO planted at `path` must not hang the server waiting for a reader.
         let fd = sys::openat_nofollow(
             dir.as_fd(),
             &name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NONBLOCK,
             0o600,
         )?;
-        std::fs::File::from(fd).write_all(data)?;
+        let mut f = std::fs::File::from(fd);
+        if !f.metadata()?.is_file() {
+            return Err(FsError::NotAFile);
+        }
+        f.write_all(data)?;
         Ok(())
     }
 
     /// The contents of the regular file at `path`, at most `max` bytes.
     pub fn read(&self, path: &SandboxPath, max: u64) -> Result<Vec<u8>, FsError> {
+        // O_NONBLOCK: opening a planted FIFO must not wait for a writer (nor read what one
+        // sends); only regular files are read.
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
         let fd = if self.openat2 {
-            sys::openat2_beneath(self.fd.as_fd(), &cstr(path.as_str())?, libc::O_RDONLY, 0)?
+            sys::openat2_beneath(self.fd.as_fd(), &cstr(path.as_str())?, flags, 0)?
         } else {
             let (dir, name) = self.parent(path, false)?;
-            sys::openat_nofollow(dir.as_fd(), &name, libc::O_RDONLY, 0)?
+            sys::openat_nofollow(dir.as_fd(), &name, flags, 0)?
         };
         let mut f = std::fs::File::from(fd);
-        if f.metadata()?.is_dir() {
+        let meta = f.metadata()?;
+        if meta.is_dir() {
             return Err(FsError::IsADirectory);
+        }
+        if !meta.is_file() {
+            return Err(FsError::NotAFile);
         }
         let mut out = Vec::new();
         Read::by_ref(&mut f).take(max).read_to_end(&mut out)?;

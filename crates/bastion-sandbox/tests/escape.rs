@@ -452,3 +452,52 @@ fn a_file_nested_deep_still_counts_toward_the_quota() {
     }
     assert!(matches!(sb.usage(), Err(FsError::TooLarge)), "{out:?}");
 }
+
+#[test]
+fn a_fifo_planted_in_the_sandbox_is_neither_read_nor_written_and_never_blocks() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let sb = sandbox("fifo");
+    let fifo = sb.path().join("pipe");
+    let made = std::process::Command::new(which("mkfifo"))
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let p = SandboxPath::parse("pipe").unwrap();
+
+    // A writer waiting on the other end: reading must refuse, not return what it sends.
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = w.write_all(b"sent through the fifo");
+    });
+    assert!(matches!(sb.read(&p, 1 << 20), Err(FsError::NotAFile)));
+    // Release the writer if it is still waiting for a reader.
+    let mut release = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    writer.join().unwrap();
+    let _ = release.read_to_end(&mut Vec::new());
+    drop(release);
+
+    // A reader waiting on the other end: writing must refuse, not feed it.
+    let path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0; 64];
+        let n = std::fs::File::open(path).unwrap().read(&mut got).unwrap();
+        got.truncate(n);
+        got
+    });
+    assert!(matches!(sb.write(&p, b"x"), Err(FsError::NotAFile)));
+    // Release the reader, whenever it opens (O_RDWR never blocks on a FIFO).
+    let mut release = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    release.write_all(b"release").unwrap();
+    assert_eq!(reader.join().unwrap(), b"release");
+}

@@ -34,6 +34,10 @@ pub(crate) fn fs_error(e: FsError) -> ApiError {
         FsError::NotEmpty => conflict("directory_not_empty", "directory is not empty"),
         FsError::Symlink => ApiError::new(ErrorKind::Forbidden, "path crosses a symlink")
             .with_code("symlink_refused"),
+        FsError::NotAFile => conflict(
+            "not_a_file",
+            "path names something other than a file or directory",
+        ),
         FsError::TooLarge => conflict(
             "sandbox_quota_exceeded",
             "your sandbox is too large or too deep to measure; delete files",
