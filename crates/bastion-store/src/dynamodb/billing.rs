@@ -72,7 +72,7 @@ impl BillingStore for DynamoStore {
             .expression_attribute_names("#tpk", TWIN_PK)
             .expression_attribute_names("#tsk", TWIN_SK)
             .expression_attribute_values(":customer", s(customer.as_str()))
-            .expression_attribute_values(":tpk", s(&customer_pk(customer)))
+            .expression_attribute_values(":tpk", s(customer_pk(customer)))
             .expression_attribute_values(":tsk", s(CUSTOMER_SK))
             .build()
             .map_err(build_error)?;
