@@ -256,7 +256,8 @@ impl SandboxDir {
     /// [`FsError::TooLarge`]: nothing is silently skipped, so nothing hides from the quota.
     fn walk(&self, visit: &mut dyn FnMut(&str, sys::Stat)) -> Result<(), FsError> {
         let mut seen = 0u64;
-        let mut pending: Vec<String> = vec![String::new()];
+        // Raw bytes, not text: a name that is not UTF-8 must still be reopened exactly.
+        let mut pending: Vec<Vec<u8>> = vec![Vec::new()];
         while let Some(dir_path) = pending.pop() {
             let dir = if dir_path.is_empty() {
                 sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
@@ -275,10 +276,12 @@ impl SandboxDir {
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                     Err(e) => return Err(e.into()),
                 };
-                let path = format!("{dir_path}{}", String::from_utf8_lossy(&name));
-                visit(&path, st);
+                let mut path = dir_path.clone();
+                path.extend_from_slice(&name);
+                visit(&String::from_utf8_lossy(&path), st);
                 if st.is_dir {
-                    pending.push(format!("{path}/"));
+                    path.push(b'/');
+                    pending.push(path);
                 }
             }
         }
@@ -286,8 +289,8 @@ impl SandboxDir {
     }
 
     /// Opens the directory at `rel` (ending in `/`) for reading, never through a symlink.
-    fn open_dir(&self, rel: &str) -> Result<OwnedFd, FsError> {
-        let rel = rel.trim_end_matches('/');
+    fn open_dir(&self, rel: &[u8]) -> Result<OwnedFd, FsError> {
+        let rel = rel.strip_suffix(b"/").unwrap_or(rel);
         if rel.len() >= libc::PATH_MAX as usize {
             return Err(FsError::TooLarge);
         }
@@ -298,7 +301,7 @@ impl SandboxDir {
         }
         let mut cur =
             sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
-        let comps: Vec<&str> = rel.split('/').collect();
+        let comps: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
         for (i, comp) in comps.iter().enumerate() {
             let name = CString::new(*comp).map_err(|_| FsError::TooLarge)?;
             let f = if i + 1 == comps.len() {

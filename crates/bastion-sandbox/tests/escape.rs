@@ -501,3 +501,23 @@ fn a_fifo_planted_in_the_sandbox_is_neither_read_nor_written_and_never_blocks() 
     release.write_all(b"release").unwrap();
     assert_eq!(reader.join().unwrap(), b"release");
 }
+
+#[test]
+fn a_directory_whose_name_is_not_utf8_is_still_measured_and_listed() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = sandbox("nonutf8");
+    let dir = sb.path().join(std::ffi::OsStr::from_bytes(b"d\xff"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("f"), b"12345").unwrap();
+    let usage = sb.usage().unwrap();
+    assert_eq!((usage.entries, usage.bytes), (2, 5));
+    let (list, more) = sb.list("", 10).unwrap();
+    assert_eq!(
+        list,
+        vec![bastion_sandbox::Entry {
+            path: "d\u{fffd}/f".to_owned(),
+            size: 5
+        }]
+    );
+    assert!(!more);
+}
