@@ -195,3 +195,77 @@ async fn a_directory_is_not_a_file() {
         .await
         .assert_error(409, "directory_not_empty", "directory is not empty");
 }
+
+#[tokio::test]
+async fn a_sandbox_over_its_quota_can_still_be_emptied_with_rm() {
+    let app = TestApp::with_exec(&[("EXEC_SANDBOX_QUOTA_FILES", "3")]).await;
+    let s = app.signed_up("over@example.com").await;
+    let r = app
+        .exec(&s.access, json!({"argv": ["mkdir", "-p", "a/b/c/d/e"]}))
+        .await;
+    assert_eq!(r.body["exit_code"], 0, "{}", r.text);
+    let over = || async {
+        app.exec(&s.access, json!({"argv": ["ls"]}))
+            .await
+            .assert_error(
+                409,
+                "sandbox_quota_exceeded",
+                "your sandbox is over its quota; delete files before running commands",
+            );
+    };
+    over().await;
+    // Directories hold no files, so the listing cannot even show what to delete.
+    let r = app.get("/exec/files", &s.access).await;
+    assert_eq!(r.body["files"], json!([]));
+    assert_eq!(r.body["usage"]["entries"], 5);
+    let r = app
+        .exec(&s.access, json!({"argv": ["rm", "-r", "a/b/c"]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["exit_code"], 0);
+    let r = app.exec(&s.access, json!({"argv": ["ls", "-R"]})).await;
+    assert_eq!(r.body["stdout"], ".:\na\n\n./a:\nb\n\n./a/b:\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_cannot_all_pass_the_quota_check_before_any_writes() {
+    let app = TestApp::with_exec(&[
+        ("EXEC_SANDBOX_QUOTA_BYTES", "100000"),
+        ("EXEC_SANDBOX_QUOTA_FILES", "2000"),
+    ])
+    .await;
+    let s = app.signed_up("race@example.com").await;
+    // Many directories make each quota measurement take a while: a wide window to race in.
+    let dirs: Vec<String> = (0..60)
+        .map(|i| format!("d{i}/a/b/c/d/e/f/g/h/i/j/k/l/m/n"))
+        .collect();
+    let mut argv = vec!["mkdir".to_owned(), "-p".to_owned()];
+    argv.extend(dirs);
+    let r = app.exec(&s.access, json!({ "argv": argv })).await;
+    assert_eq!(r.body["exit_code"], 0, "{}", r.text);
+    let puts = (0..40).map(|i| {
+        let app = app.clone();
+        let token = s.access.clone();
+        tokio::spawn(async move {
+            app.file(
+                Method::PUT,
+                &format!("/exec/files/f{i}"),
+                &token,
+                &[7; 10_000],
+            )
+            .await
+            .status
+        })
+    });
+    let mut created = 0;
+    for put in futures_util::future::join_all(puts).await {
+        match put.unwrap().as_u16() {
+            201 => created += 1,
+            413 => {}
+            other => panic!("status {other}"),
+        }
+    }
+    assert_eq!(created, 10);
+    let r = app.get("/exec/files", &s.access).await;
+    assert_eq!(r.body["usage"]["bytes"], 100_000);
+}

@@ -3,7 +3,7 @@
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where the kernel has it, component-wise
 //! `O_NOFOLLOW` otherwise (and always when parent directories are being created).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -27,6 +27,8 @@ pub enum FsError {
     NotEmpty,
     #[error("path crosses a symlink")]
     Symlink,
+    #[error("path names something other than a file or directory")]
+    NotAFile,
     #[error("sandbox holds too many entries, too deep, to measure")]
     TooLarge,
     #[error("sandbox file operation failed")]
@@ -42,6 +44,8 @@ impl From<io::Error> for FsError {
             Some(libc::ENOTEMPTY) => FsError::NotEmpty,
             Some(libc::ELOOP) | Some(libc::EXDEV) => FsError::Symlink,
             Some(libc::ENAMETOOLONG) => FsError::TooLarge,
+            // A FIFO without a reader, opened without blocking.
+            Some(libc::ENXIO) => FsError::NotAFile,
             _ => FsError::Io(e),
         }
     }
@@ -163,27 +167,39 @@ impl SandboxDir {
     /// Creates or replaces the file at `path` (creating parent directories).
     pub fn write(&self, path: &SandboxPath, data: &[u8]) -> Result<(), FsError> {
         let (dir, name) = self.parent(path, true)?;
+        // O_NONBLOCK: a FIFO planted at `path` must not hang the server waiting for a reader.
         let fd = sys::openat_nofollow(
             dir.as_fd(),
             &name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NONBLOCK,
             0o600,
         )?;
-        std::fs::File::from(fd).write_all(data)?;
+        let mut f = std::fs::File::from(fd);
+        if !f.metadata()?.is_file() {
+            return Err(FsError::NotAFile);
+        }
+        f.write_all(data)?;
         Ok(())
     }
 
     /// The contents of the regular file at `path`, at most `max` bytes.
     pub fn read(&self, path: &SandboxPath, max: u64) -> Result<Vec<u8>, FsError> {
+        // O_NONBLOCK: opening a planted FIFO must not wait for a writer (nor read what one
+        // sends); only regular files are read.
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
         let fd = if self.openat2 {
-            sys::openat2_beneath(self.fd.as_fd(), &cstr(path.as_str())?, libc::O_RDONLY, 0)?
+            sys::openat2_beneath(self.fd.as_fd(), &cstr(path.as_str())?, flags, 0)?
         } else {
             let (dir, name) = self.parent(path, false)?;
-            sys::openat_nofollow(dir.as_fd(), &name, libc::O_RDONLY, 0)?
+            sys::openat_nofollow(dir.as_fd(), &name, flags, 0)?
         };
         let mut f = std::fs::File::from(fd);
-        if f.metadata()?.is_dir() {
+        let meta = f.metadata()?;
+        if meta.is_dir() {
             return Err(FsError::IsADirectory);
+        }
+        if !meta.is_file() {
+            return Err(FsError::NotAFile);
         }
         let mut out = Vec::new();
         Read::by_ref(&mut f).take(max).read_to_end(&mut out)?;
@@ -240,7 +256,8 @@ impl SandboxDir {
     /// [`FsError::TooLarge`]: nothing is silently skipped, so nothing hides from the quota.
     fn walk(&self, visit: &mut dyn FnMut(&str, sys::Stat)) -> Result<(), FsError> {
         let mut seen = 0u64;
-        let mut pending: Vec<String> = vec![String::new()];
+        // Raw bytes, not text: a name that is not UTF-8 must still be reopened exactly.
+        let mut pending: Vec<Vec<u8>> = vec![Vec::new()];
         while let Some(dir_path) = pending.pop() {
             let dir = if dir_path.is_empty() {
                 sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?
@@ -259,10 +276,12 @@ impl SandboxDir {
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                     Err(e) => return Err(e.into()),
                 };
-                let path = format!("{dir_path}{}", String::from_utf8_lossy(&name));
-                visit(&path, st);
+                let mut path = dir_path.clone();
+                path.extend_from_slice(&name);
+                visit(&String::from_utf8_lossy(&path), st);
                 if st.is_dir {
-                    pending.push(format!("{path}/"));
+                    path.push(b'/');
+                    pending.push(path);
                 }
             }
         }
@@ -270,8 +289,8 @@ impl SandboxDir {
     }
 
     /// Opens the directory at `rel` (ending in `/`) for reading, never through a symlink.
-    fn open_dir(&self, rel: &str) -> Result<OwnedFd, FsError> {
-        let rel = rel.trim_end_matches('/');
+    fn open_dir(&self, rel: &[u8]) -> Result<OwnedFd, FsError> {
+        let rel = rel.strip_suffix(b"/").unwrap_or(rel);
         if rel.len() >= libc::PATH_MAX as usize {
             return Err(FsError::TooLarge);
         }
@@ -282,7 +301,7 @@ impl SandboxDir {
         }
         let mut cur =
             sys::openat_nofollow(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)?;
-        let comps: Vec<&str> = rel.split('/').collect();
+        let comps: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
         for (i, comp) in comps.iter().enumerate() {
             let name = CString::new(*comp).map_err(|_| FsError::TooLarge)?;
             let f = if i + 1 == comps.len() {
@@ -294,4 +313,95 @@ impl SandboxDir {
         }
         Ok(cur)
     }
+}
+
+/// Most entries one removal visits before giving up on a tree that keeps being refilled.
+const MAX_REMOVE_STEPS: u64 = 10 * MAX_WALK;
+
+fn errno_is(e: &io::Error, codes: &[i32]) -> bool {
+    e.raw_os_error().is_some_and(|c| codes.contains(&c))
+}
+
+/// Removes the directory `name` in `root` with everything in it, however deep, never following
+/// a symlink; a missing `name` is success. The standard library's recursive removal holds one
+/// descriptor per level, so a tree deeper than the open-file limit (which a user can build with
+/// `mkdir -p` and `mv`) could never be removed. Here a non-empty directory two levels down is
+/// renamed up into the directory being removed instead of descended into: at most four
+/// descriptors are open at any depth.
+pub fn remove_tree(root: &Path, name: &str) -> io::Result<()> {
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(root)?;
+    let cname = cstr(name)?;
+    let top =
+        match sys::openat_nofollow(root.as_fd(), &cname, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_is(&e, &[libc::ENOENT]) => return Ok(()),
+            // A file or a symlink: the entry itself goes, nothing it points at.
+            Err(e) if errno_is(&e, &[libc::ENOTDIR, libc::ELOOP]) => {
+                return sys::unlinkat(root.as_fd(), &cname, false);
+            }
+            Err(e) => return Err(e),
+        };
+    let mut steps = 0u64;
+    let mut hoisted = 0u64;
+    loop {
+        let names = sys::read_dir(top.as_fd())?;
+        if names.is_empty() {
+            break;
+        }
+        for entry in names {
+            steps += 1;
+            if steps > MAX_REMOVE_STEPS {
+                return Err(io::Error::other("tree keeps growing while it is removed"));
+            }
+            let entry =
+                CString::new(entry).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+            remove_entry(top.as_fd(), &entry, &mut hoisted)?;
+        }
+    }
+    sys::unlinkat(root.as_fd(), &cname, true)
+}
+
+/// Tries to remove `name` in `dir` outright; `Ok(false)` if it is a non-empty directory.
+fn try_unlink(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
+    match sys::unlinkat(dir, name, false) {
+        Ok(()) => return Ok(true),
+        Err(e) if errno_is(&e, &[libc::ENOENT]) => return Ok(true),
+        Err(e) if errno_is(&e, &[libc::EISDIR]) => {}
+        Err(e) => return Err(e),
+    }
+    match sys::unlinkat(dir, name, true) {
+        Ok(()) => Ok(true),
+        Err(e) if errno_is(&e, &[libc::ENOENT]) => Ok(true),
+        Err(e) if errno_is(&e, &[libc::ENOTEMPTY, libc::EEXIST]) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the entry `name` of `top`, hoisting its non-empty subdirectories into `top` (a later
+/// pass over `top` removes them).
+fn remove_entry(top: BorrowedFd<'_>, name: &CStr, hoisted: &mut u64) -> io::Result<()> {
+    if try_unlink(top, name)? {
+        return Ok(());
+    }
+    let dir = sys::openat_nofollow(top, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    for child in sys::read_dir(dir.as_fd())? {
+        let child = CString::new(child).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        if try_unlink(dir.as_fd(), &child)? {
+            continue;
+        }
+        loop {
+            *hoisted += 1;
+            let to = cstr(&format!(".bastion-rm-{hoisted}"))?;
+            match sys::renameat_noreplace(dir.as_fd(), &child, top, &to) {
+                Ok(()) => break,
+                Err(e) if errno_is(&e, &[libc::EEXIST]) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    // Refilled meanwhile (`false`): the next pass over `top` takes it again.
+    try_unlink(top, name).map(|_| ())
 }

@@ -10,7 +10,7 @@ pub mod run;
 mod sys;
 pub mod words;
 
-pub use fs::{Entry, FsError, SandboxDir, Usage};
+pub use fs::{Entry, FsError, SandboxDir, Usage, remove_tree};
 pub use layers::Layers;
 pub use path::{PathError, SandboxPath};
 pub use policy::{AllowlistError, CommandPolicy, DEFAULT_COMMANDS, PolicyError};

@@ -393,6 +393,26 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, remove_dir: bool) -> io::Resul
     check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(|_| ())
 }
 
+/// Moves `from` in `from_dir` to `to` in `to_dir`, failing with EEXIST rather than replacing.
+pub fn renameat_noreplace(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated; descriptors are open; integers otherwise.
+    check(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    })
+    .map(|_| ())
+}
+
 /// The kind and size of `name` in `dir`, not following a symlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {

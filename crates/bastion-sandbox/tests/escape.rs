@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bastion_sandbox::{
-    ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath,
+    ChildLimits, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir, SandboxPath, remove_tree,
 };
 
 struct World {
@@ -29,12 +29,37 @@ fn world() -> &'static World {
     })
 }
 
+/// One test's sandbox, removed when the test ends (pass or fail); the last one out removes the
+/// suite's root too, so no `bastion-escape-<pid>` directory is left behind.
+struct Sandbox {
+    dir: SandboxDir,
+    name: &'static str,
+}
+
+impl std::ops::Deref for Sandbox {
+    type Target = SandboxDir;
+    fn deref(&self) -> &SandboxDir {
+        &self.dir
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let root = &world().root;
+        let _ = remove_tree(root, self.name);
+        // Fails while another test still has its sandbox there; the last one succeeds.
+        let _ = std::fs::remove_dir(root);
+    }
+}
+
 /// A fresh sandbox for one test.
-fn sandbox(name: &str) -> SandboxDir {
+fn sandbox(name: &'static str) -> Sandbox {
     let w = world();
-    let dir = w.root.join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap()
+    let _ = remove_tree(&w.root, name);
+    Sandbox {
+        dir: SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap(),
+        name,
+    }
 }
 
 fn run_with(
@@ -426,4 +451,73 @@ fn a_file_nested_deep_still_counts_toward_the_quota() {
         out = run(&sb, &["mkdir", "-p", &"e/".repeat(500)]);
     }
     assert!(matches!(sb.usage(), Err(FsError::TooLarge)), "{out:?}");
+}
+
+#[test]
+fn a_fifo_planted_in_the_sandbox_is_neither_read_nor_written_and_never_blocks() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let sb = sandbox("fifo");
+    let fifo = sb.path().join("pipe");
+    let made = std::process::Command::new(which("mkfifo"))
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let p = SandboxPath::parse("pipe").unwrap();
+
+    // A writer waiting on the other end: reading must refuse, not return what it sends.
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        let _ = w.write_all(b"sent through the fifo");
+    });
+    assert!(matches!(sb.read(&p, 1 << 20), Err(FsError::NotAFile)));
+    // Release the writer if it is still waiting for a reader.
+    let mut release = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    writer.join().unwrap();
+    let _ = release.read_to_end(&mut Vec::new());
+    drop(release);
+
+    // A reader waiting on the other end: writing must refuse, not feed it.
+    let path = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0; 64];
+        let n = std::fs::File::open(path).unwrap().read(&mut got).unwrap();
+        got.truncate(n);
+        got
+    });
+    assert!(matches!(sb.write(&p, b"x"), Err(FsError::NotAFile)));
+    // Release the reader, whenever it opens (O_RDWR never blocks on a FIFO).
+    let mut release = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    release.write_all(b"release").unwrap();
+    assert_eq!(reader.join().unwrap(), b"release");
+}
+
+#[test]
+fn a_directory_whose_name_is_not_utf8_is_still_measured_and_listed() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = sandbox("nonutf8");
+    let dir = sb.path().join(std::ffi::OsStr::from_bytes(b"d\xff"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("f"), b"12345").unwrap();
+    let usage = sb.usage().unwrap();
+    assert_eq!((usage.entries, usage.bytes), (2, 5));
+    let (list, more) = sb.list("", 10).unwrap();
+    assert_eq!(
+        list,
+        vec![bastion_sandbox::Entry {
+            path: "d\u{fffd}/f".to_owned(),
+            size: 5
+        }]
+    );
+    assert!(!more);
 }

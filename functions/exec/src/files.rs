@@ -34,6 +34,10 @@ pub(crate) fn fs_error(e: FsError) -> ApiError {
         FsError::NotEmpty => conflict("directory_not_empty", "directory is not empty"),
         FsError::Symlink => ApiError::new(ErrorKind::Forbidden, "path crosses a symlink")
             .with_code("symlink_refused"),
+        FsError::NotAFile => conflict(
+            "not_a_file",
+            "path names something other than a file or directory",
+        ),
         FsError::TooLarge => conflict(
             "sandbox_quota_exceeded",
             "your sandbox is too large or too deep to measure; delete files",
@@ -60,6 +64,10 @@ pub async fn put_file(
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     blocking(move || -> Result<StatusCode, ApiError> {
+        let _write = inner
+            .sandboxes
+            .write_guard(&user)
+            .map_err(|e| ApiError::internal(&e))?;
         let dir = inner
             .sandboxes
             .open(&user, now)

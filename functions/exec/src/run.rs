@@ -144,19 +144,26 @@ pub async fn run(
     let user = auth.user_id.clone();
     let now = state.edge.clock.now();
     let worker = inner.clone();
+    // `rm` only frees space, so it runs over the quota too: otherwise a sandbox filled with
+    // directories (which the file listing does not show and `DELETE` removes only one empty
+    // directory at a time) or nested too deep to measure could not be cleaned up.
+    let frees_space = command == "rm";
     let outcome = blocking(move || -> Result<RunOutput, ApiError> {
         let _slot = run_slot;
         let dir = worker
             .sandboxes
             .open(&user, now)
             .map_err(|e| ApiError::internal(&e))?;
-        let usage = dir.usage().map_err(crate::files::fs_error)?;
-        if usage.bytes > worker.config.quota_bytes || usage.entries > worker.config.quota_files {
-            return Err(ApiError::new(
-                ErrorKind::Conflict,
-                "your sandbox is over its quota; delete files before running commands",
-            )
-            .with_code("sandbox_quota_exceeded"));
+        if !frees_space {
+            let usage = dir.usage().map_err(crate::files::fs_error)?;
+            if usage.bytes > worker.config.quota_bytes || usage.entries > worker.config.quota_files
+            {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    "your sandbox is over its quota; delete files before running commands",
+                )
+                .with_code("sandbox_quota_exceeded"));
+            }
         }
         worker
             .runner

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bastion_core::{Timestamp, UserId};
@@ -25,7 +25,11 @@ pub struct Sandboxes {
     openat2: bool,
     idle: Duration,
     registry: Mutex<Registry>,
+    /// Serialises each user's quota check with the write it admits (users share stripes).
+    writes: [Mutex<()>; WRITE_STRIPES],
 }
+
+const WRITE_STRIPES: usize = 64;
 
 /// Held while a user's run is in flight; releases the slot when dropped.
 pub struct RunSlot {
@@ -74,7 +78,18 @@ impl Sandboxes {
             openat2,
             idle,
             registry: Mutex::new(registry),
+            writes: std::array::from_fn(|_| Mutex::new(())),
         }
+    }
+
+    /// Held from a file write's quota check to the end of the write, so concurrent writes of
+    /// one user cannot all pass the check before any of them lands.
+    pub fn write_guard(&self, user: &UserId) -> Result<MutexGuard<'_, ()>, SandboxError> {
+        let name = self.name_for(user);
+        let stripe = usize::from_str_radix(name.get(..4).unwrap_or("0"), 16).unwrap_or(0);
+        self.writes[stripe % WRITE_STRIPES]
+            .lock()
+            .map_err(|_| SandboxError::Poisoned)
     }
 
     /// The user's sandbox directory name.
@@ -101,7 +116,9 @@ impl Sandboxes {
             .collect();
         for n in stale {
             // Removed under the lock, so a request for that user cannot race the removal.
-            if let Err(e) = std::fs::remove_dir_all(self.root.join(&n))
+            // Not `std::fs::remove_dir_all`: it needs a descriptor per level, and a user can
+            // build a tree deeper than the open-file limit, which would then never go.
+            if let Err(e) = bastion_sandbox::remove_tree(&self.root, &n)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!(error = %e, "removing an idle sandbox failed");
