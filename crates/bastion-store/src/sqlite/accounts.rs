@@ -6,10 +6,10 @@ use bastion_core::crypto::TokenHash;
 use bastion_core::{DisplayName, Role, Timestamp, UserId};
 use rusqlite::{OptionalExtension, params};
 
-use super::audit::raw_event;
+use super::audit::{audit_page, raw_event};
 use super::users::{USER_COLUMNS, encode_roles, is_unique_violation_of, raw_user};
 use super::{SqliteStore, db_error};
-use crate::keys::{decode_audit_cursor, encode_audit_cursor};
+use crate::keys::decode_audit_cursor;
 use crate::{AccountStore, AuditDayStore, LinkError, OneTimeStore, Page, StoreError, UserRecord};
 
 const DAY_SECS: i64 = 24 * 3600;
@@ -257,17 +257,7 @@ impl AuditDayStore for SqliteStore {
                     raw_event,
                 )
                 .map_err(db_error)?;
-            let mut items = Vec::new();
-            for row in rows {
-                items.push(row.map_err(db_error)?.into_event()?);
-            }
-            let next_cursor = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|e| encode_audit_cursor(e.at, &e.id))
-            } else {
-                None
-            };
-            Ok(Some(Page { items, next_cursor }))
+            audit_page(rows, limit).map(Some)
         })
         .await
     }

@@ -82,20 +82,29 @@ impl AuditStore for SqliteStore {
                     raw_event,
                 )
                 .map_err(db_error)?;
-            let mut items = Vec::new();
-            for row in rows {
-                items.push(row.map_err(db_error)?.into_event()?);
-            }
-            let next_cursor = if items.len() > limit {
-                items.truncate(limit);
-                items.last().map(|e| encode_audit_cursor(e.at, &e.id))
-            } else {
-                None
-            };
-            Ok(Some(Page { items, next_cursor }))
+            audit_page(rows, limit).map(Some)
         })
         .await
     }
+}
+
+/// The first `limit` events of a query that fetched `limit + 1`, with a cursor after the last
+/// one when there were more.
+pub(super) fn audit_page(
+    rows: impl Iterator<Item = rusqlite::Result<RawEvent>>,
+    limit: usize,
+) -> Result<Page<AuditEvent>, StoreError> {
+    let mut items = Vec::new();
+    for row in rows {
+        items.push(row.map_err(db_error)?.into_event()?);
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|e| encode_audit_cursor(e.at, &e.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }
 
 pub(super) struct RawEvent {
