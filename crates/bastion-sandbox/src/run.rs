@@ -125,7 +125,9 @@ impl Runner {
     }
 
     /// Runs `spec` to completion (or the deadline) and reaps every process it started. Blocks:
-    /// call it from a blocking thread.
+    /// call it from a blocking thread. Spawning, supervising and reaping all happen on the
+    /// calling thread, which the child's parent-death signal is tied to, so that signal fires
+    /// only when the server dies, never while the run is live.
     pub fn run(&self, spec: &RunSpec<'_>) -> Result<RunOutput, RunError> {
         let prep = Arc::new(self.prep(spec.sandbox)?);
         let mut cmd = Command::new(spec.program);

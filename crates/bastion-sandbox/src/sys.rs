@@ -165,23 +165,44 @@ pub struct ChildPrep {
     pub seccomp: Option<Vec<libc::sock_filter>>,
 }
 
-/// Spawns `cmd` with the isolation in `prep` applied in the child: new session (and process
-/// group), descriptors other than 0-2 closed on exec, rlimits, no_new_privs, capability
-/// bounding set emptied (as root), Landlock, then seccomp last so the setup itself is not
-/// filtered. Any failure aborts the exec and surfaces as the spawn error.
+/// Spawns `cmd` with the isolation in `prep` applied in the child: SIGKILL when the forking
+/// thread dies, new session (and process group), descriptors other than 0-2 closed on exec,
+/// rlimits, no_new_privs, capability bounding set emptied (as root), Landlock, then seccomp last
+/// so the setup itself is not filtered. Any failure aborts the exec and surfaces as the spawn
+/// error.
+///
+/// The kernel sends the parent-death signal when the *thread* that forked exits, not the
+/// process, so the caller must keep this thread alive until the child has been reaped (as
+/// `Runner::run` does: it supervises and reaps on the thread that spawned). A thread that ends
+/// earlier kills the child it left behind, which is what a leaked child deserves anyway.
 pub fn spawn_isolated(cmd: &mut Command, prep: std::sync::Arc<ChildPrep>) -> io::Result<Child> {
-    let hook = move || child_setup(&prep);
-    // SAFETY: `child_setup` makes only async-signal-safe system calls (setsid, close_range,
-    // setrlimit, prctl, landlock_restrict_self) on memory prepared before the fork, and
-    // allocates nothing; io::Error::last_os_error only reads errno.
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let hook = move || child_setup(&prep, parent);
+    // SAFETY: `child_setup` makes only async-signal-safe system calls (prctl, getppid, _exit,
+    // setsid, close_range, setrlimit, landlock_restrict_self) on memory prepared before the
+    // fork, and allocates nothing; io::Error::last_os_error only reads errno.
     unsafe { cmd.pre_exec(hook) };
     cmd.spawn()
 }
 
-fn child_setup(prep: &ChildPrep) -> io::Result<()> {
+fn child_setup(prep: &ChildPrep, parent: libc::pid_t) -> io::Result<()> {
     // SAFETY (whole function): called only in the forked child before exec, with syscalls on
     // plain integers or on pointers into `prep`, which lives until the parent drops it.
     unsafe {
+        // Tie the child to the server's life: a server killed mid-run takes the run with it.
+        check(libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ))?;
+        // The parent may have died between fork and the prctl, when no signal will come any
+        // more: the child has been re-parented, so its parent is no longer the forking process.
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
         check(libc::setsid())?;
         // Anything a library left open without O_CLOEXEC must not reach the command.
         let _ = libc::syscall(
