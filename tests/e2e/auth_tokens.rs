@@ -3,7 +3,7 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, subjects_and_details};
 
 #[tokio::test]
 async fn login_returns_200_with_the_token_shape() {
@@ -285,6 +285,10 @@ async fn refresh_is_refused_after_the_idle_timeout() {
         "invalid_refresh_token",
         "refresh token is invalid or expired",
     );
+    assert_eq!(
+        subjects_and_details(&app.audit_of_kind("refresh_refused").await),
+        vec![(Some(s.user_id.clone()), Some("idle_expired".to_owned()))]
+    );
 }
 
 #[tokio::test]
@@ -303,6 +307,66 @@ async fn refresh_is_refused_after_the_absolute_lifetime_however_active() {
         401,
         "invalid_refresh_token",
         "refresh token is invalid or expired",
+    );
+    // The refresh lookup expires with the session, so the owner is no longer known.
+    assert_eq!(
+        subjects_and_details(&app.audit_of_kind("refresh_refused").await),
+        vec![(None, Some("unknown_or_expired".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn refused_refreshes_are_audited_with_the_user_the_reason_and_the_request() {
+    let app = TestApp::new().await;
+    let gone = app.signed_up("gone@example.com").await;
+    let r = app
+        .call(Method::POST, "/auth/logout", Some(&gone.access), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let refused = app.refresh(&gone.refresh).await;
+    refused.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+
+    let off = app.signed_up("off@example.com").await;
+    let off_id = bastion_core::UserId::parse(&off.user_id).unwrap();
+    assert!(
+        app.stores
+            .accounts
+            .set_disabled(&off_id, true)
+            .await
+            .unwrap()
+    );
+    app.refresh(&off.refresh).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+
+    app.refresh(&"A".repeat(43)).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+
+    let events = app.audit_of_kind("refresh_refused").await;
+    assert_eq!(
+        subjects_and_details(&events),
+        vec![
+            (None, Some("unknown_or_expired".to_owned())),
+            (Some(off.user_id.clone()), Some("user_disabled".to_owned())),
+            (Some(gone.user_id.clone()), Some("session_gone".to_owned())),
+        ]
+    );
+    let first = &events[2];
+    assert_eq!(first.outcome, bastion_core::audit::Outcome::Failure);
+    assert_eq!(first.ip, "203.0.113.7");
+    assert_eq!(first.user_agent, "bastion-tests/1.0");
+    assert_eq!(
+        first.request_id.as_str(),
+        refused.header("x-request-id").unwrap()
     );
 }
 

@@ -449,6 +449,13 @@ async fn a_login_code_works_once_and_only_for_sixty_seconds() {
     g.exchange(&code)
         .await
         .assert_error(400, "invalid_login_code", msg);
+    let refused = || {
+        (
+            "google_exchange_refused".to_owned(),
+            Some("unknown_expired_or_used_code".to_owned()),
+        )
+    };
+    assert_eq!(g.last_event().await, refused());
 
     let r = g.sign_in(valid("g-9", "l@example.com")).await;
     let code = fragment(&r).strip_prefix("code=").unwrap().to_owned();
@@ -456,6 +463,10 @@ async fn a_login_code_works_once_and_only_for_sixty_seconds() {
     g.exchange(&code)
         .await
         .assert_error(400, "invalid_login_code", msg);
+    assert_eq!(g.last_event().await, refused());
+    let events = g.app.audit_of_kind("google_exchange_refused").await;
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.user_id.is_none()));
 }
 
 #[tokio::test]
