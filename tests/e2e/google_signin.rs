@@ -470,6 +470,38 @@ async fn a_login_code_works_once_and_only_for_sixty_seconds() {
 }
 
 #[tokio::test]
+async fn a_login_code_of_a_user_disabled_since_the_callback_is_refused_and_audited_on_them() {
+    let g = Google::new().await;
+    let r = g.sign_in(valid("g-off", "off@example.com")).await;
+    let code = fragment(&r).strip_prefix("code=").unwrap().to_owned();
+    let user = g
+        .app
+        .stores
+        .accounts
+        .find_user_by_google("g-off")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        g.app
+            .stores
+            .accounts
+            .set_disabled(&user.id, true)
+            .await
+            .unwrap()
+    );
+    g.exchange(&code).await.assert_error(
+        400,
+        "invalid_login_code",
+        "login code is unknown, expired or already used",
+    );
+    let events = g.app.audit_of_kind("google_exchange_refused").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].user_id.as_ref(), Some(&user.id));
+    assert_eq!(events[0].detail.as_deref(), Some("user_disabled_or_gone"));
+}
+
+#[tokio::test]
 async fn a_google_refusal_sends_the_user_back_with_the_error_and_no_code() {
     let g = Google::new().await;
     let started = g.start().await;
