@@ -10,7 +10,7 @@ use bastion_store::{AccountStore, ApiKeyRecord, ApiKeyStore, StoreError};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Session, TestApp, TestResponse};
+use crate::helpers::{PASSWORD, Session, TestApp, TestResponse, subjects_and_details};
 
 async fn mint(app: &TestApp, s: &Session, scopes: Value, days: i64) -> TestResponse {
     app.call(
@@ -158,10 +158,21 @@ async fn a_revoked_key_is_refused_at_once() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    app.get("/auth/me", &key)
-        .await
-        .assert_error(401, "invalid_api_key", BAD_KEY);
+    let refused = app.get("/auth/me", &key).await;
+    refused.assert_error(401, "invalid_api_key", BAD_KEY);
     assert_eq!(app.audit_kinds(&s.user_id).await[0], "api_key_revoked");
+    // A revoked key is deleted, so nothing names its owner any more: the subject is the IP.
+    let events = app.audit_of_kind("api_key_refused").await;
+    assert_eq!(
+        subjects_and_details(&events),
+        vec![(None, Some("unknown_or_revoked".to_owned()))]
+    );
+    assert_eq!(events[0].ip, "203.0.113.7");
+    assert_eq!(events[0].user_agent, "bastion-tests/1.0");
+    assert_eq!(
+        events[0].request_id.as_str(),
+        refused.header("x-request-id").unwrap()
+    );
 }
 
 #[tokio::test]
@@ -229,6 +240,16 @@ async fn expired_and_malformed_keys_get_401() {
             .await
             .assert_error(401, "invalid_api_key", BAD_KEY);
     }
+    let malformed = (None, Some("malformed".to_owned()));
+    assert_eq!(
+        subjects_and_details(&app.audit_of_kind("api_key_refused").await),
+        vec![
+            malformed.clone(),
+            malformed.clone(),
+            malformed,
+            (Some(s.user_id.clone()), Some("expired".to_owned())),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, subjects_and_details};
 
 #[tokio::test]
 async fn login_returns_200_with_the_token_shape() {
@@ -129,8 +129,8 @@ async fn reused_refresh_token_revokes_the_whole_session() {
         "session has been revoked or has expired",
     );
     assert_eq!(
-        app.audit_kinds(&s.user_id).await[0],
-        "refresh_reuse_detected"
+        app.audit_kinds(&s.user_id).await[..2],
+        ["refresh_refused", "refresh_reuse_detected"]
     );
 }
 
@@ -165,7 +165,10 @@ async fn logout_kills_both_tokens_of_the_session_at_once() {
         "invalid_refresh_token",
         "refresh token is invalid or expired",
     );
-    assert_eq!(app.audit_kinds(&s.user_id).await[0], "logout");
+    assert_eq!(
+        app.audit_kinds(&s.user_id).await[..2],
+        ["refresh_refused", "logout"]
+    );
 }
 
 #[tokio::test]
@@ -186,7 +189,10 @@ async fn logout_all_kills_every_session() {
     for token in [&a.refresh, &b.refresh] {
         assert_eq!(app.refresh(token).await.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(app.audit_kinds(&a.user_id).await[0], "logout_all");
+    assert_eq!(
+        app.audit_kinds(&a.user_id).await[..3],
+        ["refresh_refused", "refresh_refused", "logout_all"]
+    );
 }
 
 #[tokio::test]
@@ -285,6 +291,10 @@ async fn refresh_is_refused_after_the_idle_timeout() {
         "invalid_refresh_token",
         "refresh token is invalid or expired",
     );
+    assert_eq!(
+        subjects_and_details(&app.audit_of_kind("refresh_refused").await),
+        vec![(Some(s.user_id.clone()), Some("idle_expired".to_owned()))]
+    );
 }
 
 #[tokio::test]
@@ -303,6 +313,66 @@ async fn refresh_is_refused_after_the_absolute_lifetime_however_active() {
         401,
         "invalid_refresh_token",
         "refresh token is invalid or expired",
+    );
+    // The refresh lookup expires with the session, so the owner is no longer known.
+    assert_eq!(
+        subjects_and_details(&app.audit_of_kind("refresh_refused").await),
+        vec![(None, Some("unknown_or_expired".to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn refused_refreshes_are_audited_with_the_user_the_reason_and_the_request() {
+    let app = TestApp::new().await;
+    let gone = app.signed_up("gone@example.com").await;
+    let r = app
+        .call(Method::POST, "/auth/logout", Some(&gone.access), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let refused = app.refresh(&gone.refresh).await;
+    refused.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+
+    let off = app.signed_up("off@example.com").await;
+    let off_id = bastion_core::UserId::parse(&off.user_id).unwrap();
+    assert!(
+        app.stores
+            .accounts
+            .set_disabled(&off_id, true)
+            .await
+            .unwrap()
+    );
+    app.refresh(&off.refresh).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+
+    app.refresh(&"A".repeat(43)).await.assert_error(
+        401,
+        "invalid_refresh_token",
+        "refresh token is invalid or expired",
+    );
+
+    let events = app.audit_of_kind("refresh_refused").await;
+    assert_eq!(
+        subjects_and_details(&events),
+        vec![
+            (None, Some("unknown_or_expired".to_owned())),
+            (Some(off.user_id.clone()), Some("user_disabled".to_owned())),
+            (Some(gone.user_id.clone()), Some("session_gone".to_owned())),
+        ]
+    );
+    let first = &events[2];
+    assert_eq!(first.outcome, bastion_core::audit::Outcome::Failure);
+    assert_eq!(first.ip, "203.0.113.7");
+    assert_eq!(first.user_agent, "bastion-tests/1.0");
+    assert_eq!(
+        first.request_id.as_str(),
+        refused.header("x-request-id").unwrap()
     );
 }
 

@@ -449,6 +449,13 @@ async fn a_login_code_works_once_and_only_for_sixty_seconds() {
     g.exchange(&code)
         .await
         .assert_error(400, "invalid_login_code", msg);
+    let refused = || {
+        (
+            "google_exchange_refused".to_owned(),
+            Some("unknown_expired_or_used_code".to_owned()),
+        )
+    };
+    assert_eq!(g.last_event().await, refused());
 
     let r = g.sign_in(valid("g-9", "l@example.com")).await;
     let code = fragment(&r).strip_prefix("code=").unwrap().to_owned();
@@ -456,6 +463,42 @@ async fn a_login_code_works_once_and_only_for_sixty_seconds() {
     g.exchange(&code)
         .await
         .assert_error(400, "invalid_login_code", msg);
+    assert_eq!(g.last_event().await, refused());
+    let events = g.app.audit_of_kind("google_exchange_refused").await;
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.user_id.is_none()));
+}
+
+#[tokio::test]
+async fn a_login_code_of_a_user_disabled_since_the_callback_is_refused_and_audited_on_them() {
+    let g = Google::new().await;
+    let r = g.sign_in(valid("g-off", "off@example.com")).await;
+    let code = fragment(&r).strip_prefix("code=").unwrap().to_owned();
+    let user = g
+        .app
+        .stores
+        .accounts
+        .find_user_by_google("g-off")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        g.app
+            .stores
+            .accounts
+            .set_disabled(&user.id, true)
+            .await
+            .unwrap()
+    );
+    g.exchange(&code).await.assert_error(
+        400,
+        "invalid_login_code",
+        "login code is unknown, expired or already used",
+    );
+    let events = g.app.audit_of_kind("google_exchange_refused").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].user_id.as_ref(), Some(&user.id));
+    assert_eq!(events[0].detail.as_deref(), Some("user_disabled_or_gone"));
 }
 
 #[tokio::test]

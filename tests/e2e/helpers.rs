@@ -332,6 +332,38 @@ impl TestApp {
             .map(|e| e.kind.as_str().to_owned())
             .collect()
     }
+
+    /// Today's (by the test clock) audit events of `kind`, newest first, with or without a
+    /// user: events about unknown callers are only reachable by day.
+    pub async fn audit_of_kind(&self, kind: &str) -> Vec<bastion_core::audit::AuditEvent> {
+        let now = self.clock.now();
+        let page = self
+            .stores
+            .audit_days
+            .list_for_day(now, None, 100, now)
+            .await
+            .unwrap()
+            .unwrap();
+        page.items
+            .into_iter()
+            .filter(|e| e.kind.as_str() == kind)
+            .collect()
+    }
+}
+
+/// (user id, detail) of each event, for exact comparisons.
+pub fn subjects_and_details(
+    events: &[bastion_core::audit::AuditEvent],
+) -> Vec<(Option<String>, Option<String>)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.user_id.as_ref().map(|u| u.as_str().to_owned()),
+                e.detail.clone(),
+            )
+        })
+        .collect()
 }
 
 pub fn session_of(r: &TestResponse) -> Session {

@@ -39,6 +39,9 @@ pub enum AuditKind {
     WebhookRejected,
     PlanChanged,
     BillingLinked,
+    RefreshRefused,
+    GoogleExchangeRefused,
+    ApiKeyRefused,
 }
 
 impl AuditKind {
@@ -74,6 +77,9 @@ impl AuditKind {
             AuditKind::WebhookRejected => "webhook_rejected",
             AuditKind::PlanChanged => "plan_changed",
             AuditKind::BillingLinked => "billing_linked",
+            AuditKind::RefreshRefused => "refresh_refused",
+            AuditKind::GoogleExchangeRefused => "google_exchange_refused",
+            AuditKind::ApiKeyRefused => "api_key_refused",
         }
     }
 
@@ -109,6 +115,9 @@ impl AuditKind {
             "webhook_rejected" => AuditKind::WebhookRejected,
             "plan_changed" => AuditKind::PlanChanged,
             "billing_linked" => AuditKind::BillingLinked,
+            "refresh_refused" => AuditKind::RefreshRefused,
+            "google_exchange_refused" => AuditKind::GoogleExchangeRefused,
+            "api_key_refused" => AuditKind::ApiKeyRefused,
             _ => return None,
         })
     }

@@ -2,11 +2,13 @@
 //! key (`bst_…`). Identity comes from nothing else.
 
 use axum::extract::{FromRef, FromRequestParts};
+use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{AccessClaims, TokenHash};
-use bastion_core::{ApiKeyId, Scope, SessionId, UserId};
+use bastion_core::{ApiKeyId, Scope, SessionId, Timestamp, UserId};
 use http::request::Parts;
 
+use crate::client::RequestMeta;
 use crate::error::{ApiError, ErrorKind};
 use crate::pipeline::Edge;
 use crate::rate_limit::RateLimitSlot;
@@ -96,21 +98,31 @@ fn invalid_api_key() -> ApiError {
     ApiError::unauthorized("API key is invalid, revoked or expired").with_code("invalid_api_key")
 }
 
-/// Resolves an API key: shape first (junk costs no store request), then the hash lookup.
-async fn api_key(edge: &Edge, token: &str) -> Result<Authenticated, ApiError> {
+/// Resolves an API key: shape first (junk costs no store read), then the hash lookup. Every
+/// refusal is audited once; the pipeline has already counted the request against the per-IP
+/// limit, so junk keys cannot write more audit events than that limit admits.
+async fn api_key(edge: &Edge, meta: &RequestMeta, token: &str) -> Result<Authenticated, ApiError> {
     if !token
         .strip_prefix(API_KEY_PREFIX)
         .is_some_and(looks_like_token)
     {
-        return Err(invalid_api_key());
+        return refuse_api_key(edge, meta, None, "malformed").await;
     }
     let now = edge.clock.now();
-    let key = edge
+    // Read without the expiry filter so an expired key can still name its owner in the
+    // audit trail; expiry is decided here instead.
+    let found = edge
         .stores
         .api_keys
-        .find_api_key(&TokenHash::of(token), now)
-        .await?
-        .ok_or_else(invalid_api_key)?;
+        .find_api_key(&TokenHash::of(token), Timestamp(i64::MIN))
+        .await?;
+    let key = match found {
+        None => return refuse_api_key(edge, meta, None, "unknown_or_revoked").await,
+        Some(key) if key.expires_at.secs() <= now.secs() => {
+            return refuse_api_key(edge, meta, Some(&key.user_id), "expired").await;
+        }
+        Some(key) => key,
+    };
     let stale = key
         .last_used_at
         .is_none_or(|t| now.secs() - t.secs() >= API_KEY_TOUCH_INTERVAL_SECS);
@@ -127,6 +139,25 @@ async fn api_key(edge: &Edge, token: &str) -> Result<Authenticated, ApiError> {
             scopes: key.scopes,
         },
     })
+}
+
+/// Audits a refused API key (never the key), then answers the one 401 every case shares.
+async fn refuse_api_key(
+    edge: &Edge,
+    meta: &RequestMeta,
+    user: Option<&UserId>,
+    reason: &str,
+) -> Result<Authenticated, ApiError> {
+    edge.record_audit(
+        meta,
+        AuditKind::ApiKeyRefused,
+        Outcome::Failure,
+        user,
+        Some(reason.to_owned()),
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(&e))?;
+    Err(invalid_api_key())
 }
 
 async fn access_token(edge: &Edge, token: &str) -> Result<Authenticated, ApiError> {
@@ -165,9 +196,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let edge = Edge::from_ref(state);
+        let meta = RequestMeta::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
         let auth = if token.starts_with(API_KEY_PREFIX) {
-            api_key(&edge, token).await?
+            api_key(&edge, &meta, token).await?
         } else {
             access_token(&edge, token).await?
         };

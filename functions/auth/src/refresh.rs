@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use bastion_core::UserId;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{OpaqueToken, TokenHash};
@@ -35,7 +36,9 @@ pub async fn refresh(
     let now = state.edge.clock.now();
     let presented = TokenHash::of(&body.refresh_token);
     let Some(lookup) = stores.sessions.find_refresh(&presented, now).await? else {
-        return Err(invalid_refresh());
+        // Unknown, or its session's absolute lifetime is over (the lookup expires with it):
+        // the store cannot tell which, so no user is named.
+        return refused(&state, &meta, None, "unknown_or_expired").await;
     };
     state
         .edge
@@ -52,16 +55,24 @@ pub async fn refresh(
         .get_session(&lookup.user_id, &lookup.session_id, now)
         .await?
     else {
-        return Err(invalid_refresh());
+        return refused(&state, &meta, Some(&lookup.user_id), "session_gone").await;
     };
     let user = stores.users.get_user(&lookup.user_id).await?;
     let idle = now.secs() - session.last_used_at.secs() > state.sessions.idle_secs;
-    let Some(user) = user.filter(|u| !u.disabled && !idle) else {
-        stores
-            .sessions
-            .revoke_session(&session.user_id, &session.id)
-            .await?;
-        return Err(invalid_refresh());
+    let user = match user {
+        Some(u) if !u.disabled && !idle => u,
+        other => {
+            let reason = match other {
+                None => "user_gone",
+                Some(u) if u.disabled => "user_disabled",
+                Some(_) => "idle_expired",
+            };
+            stores
+                .sessions
+                .revoke_session(&session.user_id, &session.id)
+                .await?;
+            return refused(&state, &meta, Some(&session.user_id), reason).await;
+        }
     };
 
     let next = OpaqueToken::generate();
@@ -103,6 +114,25 @@ pub async fn refresh(
             tracing::warn!(request_id = %meta.request_id, user_id = %user.id, session_id = %session.id, "refresh token reuse: session revoked");
             Err(reused())
         }
-        RotateOutcome::SessionGone => Err(invalid_refresh()),
+        RotateOutcome::SessionGone => refused(&state, &meta, Some(&user.id), "session_gone").await,
     }
+}
+
+/// Audits a refused refresh with its reason, then answers the one refusal every case shares.
+async fn refused<T>(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: Option<&UserId>,
+    reason: &str,
+) -> Result<T, ApiError> {
+    record(
+        state,
+        meta,
+        AuditKind::RefreshRefused,
+        Outcome::Failure,
+        user,
+        Some(reason),
+    )
+    .await?;
+    Err(invalid_refresh())
 }

@@ -528,8 +528,20 @@ pub async fn exchange(
         .stores
         .one_time
         .take_one_time(CODE_PURPOSE, &TokenHash::of(&body.code), now)
-        .await?
-        .ok_or_else(invalid_login_code)?;
+        .await?;
+    let Some(payload) = payload else {
+        // Unknown, expired and already used codes are one case to the store.
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleExchangeRefused,
+            Outcome::Failure,
+            None,
+            Some("unknown_expired_or_used_code"),
+        )
+        .await?;
+        return Err(invalid_login_code());
+    };
     let payload: CodePayload =
         serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
     let user_id = UserId::parse(&payload.user_id).map_err(|e| ApiError::internal(&e))?;
@@ -541,6 +553,15 @@ pub async fn exchange(
         .await?
         .filter(|u| !u.disabled)
     else {
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleExchangeRefused,
+            Outcome::Failure,
+            Some(&user_id),
+            Some("user_disabled_or_gone"),
+        )
+        .await?;
         return Err(invalid_login_code());
     };
     record(
