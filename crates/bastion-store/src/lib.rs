@@ -270,7 +270,8 @@ pub struct ApiKeyRecord {
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
-    /// The key with this hash, unless revoked or expired at `now`.
+    /// The key with this hash, unless revoked or expired at `now` (`Timestamp(i64::MIN)` reads
+    /// it whatever its expiry, for callers that decide expiry themselves).
     async fn find_api_key(
         &self,
         hash: &TokenHash,

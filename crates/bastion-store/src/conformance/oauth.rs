@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bastion_core::audit::AuditKind;
-use bastion_core::{ApiKeyId, Email, Role, Scope, UserId};
+use bastion_core::{ApiKeyId, Email, Role, Scope, Timestamp, UserId};
 
 use super::{T0, created, event, fresh_hash, user};
 use crate::{ApiKeyRecord, LinkError, Stores};
@@ -230,6 +230,13 @@ pub async fn api_keys_read_back_by_hash_list_newest_first_and_expire(stores: Sto
     // The older key ends at T0 + 1 day, the newer 5 s later.
     let later = T0.plus_secs(86_400);
     assert_eq!(keys.find_api_key(&older.hash, later).await.unwrap(), None);
+    // Read whatever its expiry, so a caller can name the owner of an expired key.
+    assert_eq!(
+        keys.find_api_key(&older.hash, Timestamp(i64::MIN))
+            .await
+            .unwrap(),
+        Some(older)
+    );
     assert_eq!(
         keys.list_api_keys(&fay.id, later).await.unwrap(),
         vec![newer]
