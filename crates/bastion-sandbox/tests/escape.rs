@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bastion_sandbox::{
@@ -14,6 +14,9 @@ use bastion_sandbox::{
 struct World {
     root: PathBuf,
     runner: Runner,
+    /// How many tests hold a sandbox; the root is created and removed under this lock, so one
+    /// test's clean-up never removes the root another is about to create its sandbox in.
+    live: Mutex<usize>,
 }
 
 fn world() -> &'static World {
@@ -25,6 +28,7 @@ fn world() -> &'static World {
         World {
             runner: Runner::new(layers, ChildLimits::default()),
             root,
+            live: Mutex::new(0),
         }
     })
 }
@@ -45,21 +49,25 @@ impl std::ops::Deref for Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let root = &world().root;
-        let _ = remove_tree(root, self.name);
-        // Fails while another test still has its sandbox there; the last one succeeds.
-        let _ = std::fs::remove_dir(root);
+        let w = world();
+        let mut live = w.live.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = remove_tree(&w.root, self.name);
+        *live -= 1;
+        if *live == 0 {
+            let _ = std::fs::remove_dir(&w.root);
+        }
     }
 }
 
 /// A fresh sandbox for one test.
 fn sandbox(name: &'static str) -> Sandbox {
     let w = world();
+    let mut live = w.live.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::create_dir_all(&w.root).unwrap();
     let _ = remove_tree(&w.root, name);
-    Sandbox {
-        dir: SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap(),
-        name,
-    }
+    let dir = SandboxDir::open_or_create(&w.root, name, w.runner.layers().openat2).unwrap();
+    *live += 1;
+    Sandbox { dir, name }
 }
 
 fn run_with(
