@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 use bastion_core::audit::AuditEvent;
 use bastion_core::crypto::TokenHash;
-use bastion_core::{DisplayName, Role, Timestamp, UserId};
+use bastion_core::{Role, Timestamp, UserId};
 use rusqlite::{OptionalExtension, params};
 
 use super::audit::{audit_page, raw_event};
-use super::users::{USER_COLUMNS, encode_roles, is_unique_violation_of, raw_user};
+use super::users::{USER_COLUMNS, encode_roles, insert_user, is_unique_violation_of, raw_user};
 use super::{SqliteStore, db_error};
 use crate::keys::decode_audit_cursor;
 use crate::{AccountStore, AuditDayStore, LinkError, OneTimeStore, Page, StoreError, UserRecord};
@@ -109,19 +109,7 @@ impl AccountStore for SqliteStore {
             if taken {
                 return Err(LinkError::IdentityTaken);
             }
-            let inserted = tx.execute(
-                "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    user.id.as_str(),
-                    user.email.as_str(),
-                    user.display_name.as_ref().map(DisplayName::as_str),
-                    user.password_hash,
-                    roles,
-                    user.created_at.secs(),
-                    user.disabled,
-                ],
-            );
+            let inserted = insert_user(&tx, &user, &roles);
             match inserted {
                 Ok(_) => {}
                 Err(e) if is_unique_violation_of(&e, "users.email") => {

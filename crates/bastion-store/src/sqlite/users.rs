@@ -16,19 +16,7 @@ impl UserStore for SqliteStore {
         let user = user.clone();
         let roles = encode_roles(&user.roles)?;
         self.run(move |conn| {
-            let inserted = conn.execute(
-                "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    user.id.as_str(),
-                    user.email.as_str(),
-                    user.display_name.as_ref().map(DisplayName::as_str),
-                    user.password_hash,
-                    roles,
-                    user.created_at.secs(),
-                    user.disabled,
-                ],
-            );
+            let inserted = insert_user(conn, &user, &roles);
             match inserted {
                 Ok(_) => Ok(()),
                 Err(e) if is_unique_violation_of(&e, "users.email") => {
@@ -155,4 +143,26 @@ impl RawUser {
             disabled: self.disabled,
         })
     }
+}
+
+/// The profile row, shared by password and Google sign-ups; the email's UNIQUE constraint is
+/// the uniqueness guard.
+pub(super) fn insert_user(
+    conn: &rusqlite::Connection,
+    user: &UserRecord,
+    roles: &str,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            user.id.as_str(),
+            user.email.as_str(),
+            user.display_name.as_ref().map(DisplayName::as_str),
+            user.password_hash,
+            roles,
+            user.created_at.secs(),
+            user.disabled,
+        ],
+    )
 }
