@@ -1,10 +1,10 @@
 //! The chat Lambda: wiring only. The echo provider is refused here: `LLM_BASE_URL` is required.
-//! A secret refresh rotates the JWT keys.
+//! A secret refresh rotates the JWT keys and the provider's API key.
 
 use std::sync::Arc;
 
 use bastion_chat::{ChatSetup, RuntimeMode};
-use bastion_chat_fn::{ChatState, router};
+use bastion_chat_fn::{ChatState, rotate, router};
 use bastion_core::SystemClock;
 use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
@@ -21,10 +21,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let chat = ChatSetup::from_env(env.as_ref(), RuntimeMode::Lambda)?;
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
     let stores = Stores::from_adapter(Arc::new(store));
+    let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let config = edge.config.clone();
-    runtime.on_refresh(move |env| config.rotate(env));
+    runtime.on_refresh(move |env| rotate(&config, &llm_key, env));
     let state = ChatState { edge, engine };
     lambda_http::run(router(state)).await
 }

@@ -1,5 +1,6 @@
 //! The webhooks Lambda: wiring only. Channel replies come from the chat engine, so this
 //! function needs the chat configuration too (`LLM_BASE_URL` is required, as in chat).
+//! A secret refresh rotates the JWT keys, every platform secret and the provider's API key.
 
 use std::sync::Arc;
 
@@ -23,10 +24,17 @@ async fn main() -> Result<(), lambda_http::Error> {
     let chat = ChatSetup::from_env(env.as_ref(), RuntimeMode::Lambda)?;
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
     let stores = Stores::from_adapter(Arc::new(store));
+    let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let state = WebhooksState::new(edge, config, Arc::new(engine), http_client()?);
     let rotated = state.clone();
-    runtime.on_refresh(move |env| rotated.rotate(env));
+    // Everything is parsed before anything is stored: the key first, then the state's part.
+    runtime.on_refresh(move |env| {
+        let key = bastion_chat::config::api_key(env)?;
+        rotated.rotate(env)?;
+        llm_key.store(key);
+        Ok(())
+    });
     lambda_http::run(router(state)).await
 }
