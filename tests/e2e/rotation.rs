@@ -39,10 +39,14 @@ fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// A secret document the test rewrites between refreshes.
-struct Document(Mutex<String>);
+/// A secret document the test rewrites between refreshes; while `open` is false a fetch waits.
+struct Document(Mutex<String>, tokio::sync::watch::Sender<bool>);
 
 impl Document {
+    fn new() -> Self {
+        Self(Mutex::default(), tokio::sync::watch::Sender::new(true))
+    }
+
     fn set(&self, pairs: &[(&str, &str)]) {
         let map: serde_json::Map<String, serde_json::Value> = pairs
             .iter()
@@ -55,6 +59,7 @@ impl Document {
 #[async_trait]
 impl SecretSource for Document {
     async fn fetch(&self) -> Result<SecretString, SourceError> {
+        let _ = self.1.subscribe().wait_for(|open| *open).await;
         Ok(SecretString::from(self.0.lock().unwrap().clone()))
     }
 }
@@ -68,7 +73,7 @@ async fn instance(
         .into_iter()
         .filter(|(k, _)| !bastion_http::config::is_secret_name(k))
         .collect();
-    let document = Arc::new(Document(Mutex::default()));
+    let document = Arc::new(Document::new());
     document.set(pairs);
     let clock = Arc::new(app.clock.clone());
     let secrets = SecretConfig::load(Arc::new(plain), document.clone(), clock.clone())
@@ -115,6 +120,42 @@ async fn a_token_signed_with_a_key_added_verify_only_is_accepted_after_one_refre
     let r = here.get("/auth/me", &session.access).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["user"]["email"], "rotating@example.com");
+}
+
+#[tokio::test]
+async fn a_request_after_the_refresh_interval_is_served_at_once_and_starts_the_refresh() {
+    let base = TestApp::new().await;
+    let (here, _secrets, document) =
+        instance(&base, &[("JWT_KEYS", &k1()), ("PASSWORD_PEPPER", P1)]).await;
+    let both = format!("{K2},{}", k1());
+    let (ahead, _, _) = instance(&base, &[("JWT_KEYS", &both), ("PASSWORD_PEPPER", P1)]).await;
+    let session = ahead.signed_up("lazy@example.com").await;
+    document.set(&[("JWT_KEYS", &both), ("PASSWORD_PEPPER", P1)]);
+    // Within the interval (300 s by default) nothing is fetched.
+    base.clock.advance(299);
+    for _ in 0..3 {
+        let r = here.get("/auth/me", &session.access).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        tokio::task::yield_now().await;
+    }
+    base.clock.advance(1);
+    // The request that notices staleness is answered with the configuration in force, and so
+    // is the next, while the secret read is still pending.
+    document.1.send_replace(false);
+    for _ in 0..2 {
+        let r = here.get("/auth/me", &session.access).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    document.1.send_replace(true);
+    let mut status = StatusCode::UNAUTHORIZED;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        status = here.get("/auth/me", &session.access).await.status;
+        if status == StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
