@@ -239,12 +239,18 @@ struct Supervised {
 
 fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Result<Supervised> {
     let deadline = start + spec.timeout;
+    // With nothing to send, the write end is closed here, before the first poll: a reader of
+    // standard input (`sort`, `cat`) sees EOF at once instead of waiting for its deadline.
     let mut stdin = match s.stdin {
         Some(fd) if !spec.stdin.is_empty() => {
             sys::set_nonblocking(fd.as_fd())?;
             Some(std::fs::File::from(fd))
         }
-        _ => None,
+        Some(fd) => {
+            drop(fd);
+            None
+        }
+        None => None,
     };
     let mut written = 0usize;
     let pidfd = sys::pidfd_open(pid)?;

@@ -488,6 +488,18 @@ fn stdin_is_delivered_and_closed() {
 }
 
 #[test]
+fn a_stdin_reader_run_without_stdin_sees_eof_at_once() {
+    let sb = sandbox("no-stdin");
+    for argv in [&["sort"][..], &["cat"], &["wc", "-c"]] {
+        let out = run_with(&sb, argv, 10_000, 1 << 20, b"");
+        assert!(!out.timed_out, "{argv:?} waited for its deadline");
+        assert_eq!((out.exit_code, out.signal), (Some(0), None), "{argv:?}");
+    }
+    let out = run_with(&sb, &["wc", "-c"], 10_000, 1 << 20, b"");
+    assert_eq!(text(&out.stdout), "0\n");
+}
+
+#[test]
 fn non_utf8_output_comes_back_byte_for_byte() {
     let sb = sandbox("bytes");
     let out = run(&sb, &["printf", "\\377\\376a"]);
