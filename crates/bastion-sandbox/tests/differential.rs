@@ -210,7 +210,7 @@ fn run_case(program: &Path, case: &Case, words: &[Reading], scratch: &Path) -> V
         .args(["-f", "-qq", "-s", "4096", "-e", "trace=%file", "-o"])
         .arg(&log)
         .arg("--")
-        .arg(&program)
+        .arg(program)
         .args(&case.argv[1..])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
