@@ -347,6 +347,10 @@ async fn health_reports_the_layers_in_force_on_this_host() {
         })
     );
     assert_eq!(r.body["missing"], json!([]));
+    assert_eq!(
+        r.body["required"],
+        json!(["seccomp", "no_new_privs", "rlimits"])
+    );
     let r = app.call(Method::GET, "/exec/health", None, None).await;
     r.assert_error(401, "unauthorized", "missing bearer token");
 }

@@ -7,12 +7,20 @@ use std::path::Path;
 
 use crate::sys;
 
+/// Layers exec never runs without, on any host (Lambda's kernel offers all three): the
+/// command policy alone is not enough when Landlock is missing.
+pub const REQUIRED_LAYERS: &[&str] = &["seccomp", "no_new_privs", "rlimits"];
+
 /// The layers in force, as `/exec/health` reports them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layers {
     /// Landlock ABI version, if the kernel offers Landlock.
     pub landlock_abi: Option<u32>,
     pub seccomp: bool,
+    /// `PR_SET_NO_NEW_PRIVS` is known to the kernel.
+    pub no_new_privs: bool,
+    /// Resource limits can be read and set.
+    pub rlimits: bool,
     pub openat2: bool,
     pub parent_undumpable: bool,
     pub child_subreaper: bool,
@@ -32,6 +40,8 @@ impl Layers {
         Self {
             landlock_abi: sys::landlock_abi(),
             seccomp: sys::seccomp_available(),
+            no_new_privs: sys::no_new_privs_available(),
+            rlimits: sys::rlimits_available(),
             openat2,
             parent_undumpable: sys::make_undumpable(),
             child_subreaper: sys::become_subreaper(),
@@ -44,14 +54,22 @@ impl Layers {
         vec![
             ("landlock", self.landlock_abi.is_some()),
             ("seccomp", self.seccomp),
-            ("no_new_privs", true),
-            ("rlimits", true),
+            ("no_new_privs", self.no_new_privs),
+            ("rlimits", self.rlimits),
             ("new_session", true),
             ("clean_environment", true),
             ("openat2", self.openat2),
             ("parent_undumpable", self.parent_undumpable),
             ("child_subreaper", self.child_subreaper),
         ]
+    }
+
+    /// Required layers this host lacks: a server must not start without any of them.
+    pub fn missing_required(&self) -> Vec<&'static str> {
+        self.missing()
+            .into_iter()
+            .filter(|l| REQUIRED_LAYERS.contains(l))
+            .collect()
     }
 
     /// The names of layers that are missing.

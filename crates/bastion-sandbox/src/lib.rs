@@ -13,7 +13,7 @@ pub mod words;
 
 pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_commands, option_forms};
 pub use fs::{Entry, FsError, SandboxDir, Usage, remove_tree};
-pub use layers::Layers;
+pub use layers::{Layers, REQUIRED_LAYERS};
 pub use path::{PathError, SandboxPath};
 pub use policy::{AllowlistError, CommandPolicy, PolicyError, Word};
 pub use run::{ChildLimits, RunError, RunOutput, RunSpec, Runner};

@@ -153,6 +153,26 @@ pub fn seccomp_available() -> bool {
     r == 0
 }
 
+/// Whether the kernel knows `PR_SET_NO_NEW_PRIVS` (reading the flag is the side-effect-free
+/// probe).
+pub fn no_new_privs_available() -> bool {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) >= 0 }
+}
+
+/// Whether resource limits can be read and set (setting a limit to its current value).
+pub fn rlimits_available() -> bool {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into our exclusive struct; setrlimit reads it.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NPROC, &mut rl) == 0
+            && libc::setrlimit(libc::RLIMIT_NPROC, &rl) == 0
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The child, between fork and exec.
 
