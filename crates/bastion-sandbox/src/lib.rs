@@ -9,6 +9,7 @@ pub mod path;
 pub mod policy;
 pub mod run;
 mod sys;
+mod syscalls;
 pub mod words;
 
 pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_commands, option_forms};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::layers::{self, Layers};
 use crate::sys::{self, ChildPrep, Ended};
+use crate::syscalls;
 
 /// Resource limits applied to every child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub struct RunOutput {
 pub enum RunError {
     #[error("building the Landlock ruleset")]
     Landlock(#[source] io::Error),
+    #[error("the seccomp allow-list is unavailable")]
+    Seccomp,
     #[error("starting the isolated child")]
     Spawn(#[source] io::Error),
     #[error("supervising the child")]
@@ -85,13 +88,26 @@ pub enum RunError {
 pub struct Runner {
     layers: Layers,
     limits: ChildLimits,
-    seccomp: Option<Arc<Vec<libc::sock_filter>>>,
+    /// The compiled allow-list, when the kernel has seccomp (`None` there otherwise).
+    seccomp: Option<Arc<seccompiler::BpfProgram>>,
 }
 
 impl Runner {
     /// Uses whichever layers `layers` says the kernel offers.
     pub fn new(layers: Layers, limits: ChildLimits) -> Self {
-        let seccomp = layers.seccomp.then(|| Arc::new(layers::seccomp_program()));
+        let seccomp = if layers.seccomp {
+            match syscalls::program() {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    // Unreachable unless syscalls.rs is broken (its unit test compiles it);
+                    // every run then fails rather than running unfiltered.
+                    tracing::error!(error = %e, "seccomp allow-list does not compile");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Self {
             layers,
             limits,
@@ -105,6 +121,9 @@ impl Runner {
 
     fn prep(&self, sandbox: &Path) -> Result<ChildPrep, RunError> {
         let l = &self.limits;
+        if self.layers.seccomp && self.seccomp.is_none() {
+            return Err(RunError::Seccomp);
+        }
         let landlock = match self.layers.landlock_abi {
             Some(abi) => Some(layers::landlock_ruleset(abi, sandbox).map_err(RunError::Landlock)?),
             None => None,
@@ -120,7 +139,7 @@ impl Runner {
             ],
             drop_capabilities: self.layers.running_as_root,
             landlock,
-            seccomp: self.seccomp.as_deref().cloned(),
+            seccomp: self.seccomp.clone(),
         })
     }
 

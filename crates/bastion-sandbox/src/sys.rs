@@ -182,7 +182,7 @@ pub struct ChildPrep {
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     pub drop_capabilities: bool,
     pub landlock: Option<OwnedFd>,
-    pub seccomp: Option<Vec<libc::sock_filter>>,
+    pub seccomp: Option<std::sync::Arc<seccompiler::BpfProgram>>,
 }
 
 /// Spawns `cmd` with the isolation in `prep` applied in the child: SIGKILL when the forking
@@ -264,17 +264,12 @@ fn child_setup(prep: &ChildPrep, parent: libc::pid_t) -> io::Result<()> {
             ))?;
         }
         if let Some(filter) = &prep.seccomp {
-            let prog = libc::sock_fprog {
-                len: u16::try_from(filter.len()).unwrap_or(0),
-                filter: filter.as_ptr().cast_mut(),
-            };
-            check(libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const libc::sock_fprog,
-                0,
-                0,
-            ))?;
+            // seccompiler builds the program's descriptor on the stack and makes two system
+            // calls (no_new_privs again, then seccomp): nothing here allocates.
+            seccompiler::apply_filter(filter).map_err(|e| match e {
+                seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
+                _ => io::Error::from_raw_os_error(libc::EINVAL),
+            })?;
         }
     }
     Ok(())
