@@ -5,6 +5,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, LandlockStatus, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetError, Scope,
+};
+
 use crate::sys;
 
 /// Layers exec never runs without, on any host (Lambda's kernel offers all three): the
@@ -38,7 +43,7 @@ impl Layers {
             .and_then(|dir| sys::openat2_beneath(dir.as_fd(), c".", libc::O_PATH, 0))
             .is_ok();
         Self {
-            landlock_abi: sys::landlock_abi(),
+            landlock_abi: probe_landlock(),
             seccomp: sys::seccomp_available(),
             no_new_privs: sys::no_new_privs_available(),
             rlimits: sys::rlimits_available(),
@@ -82,76 +87,97 @@ impl Layers {
     }
 }
 
-// Landlock access rights (linux/landlock.h).
-const FS_EXECUTE: u64 = 1 << 0;
-const FS_WRITE_FILE: u64 = 1 << 1;
-const FS_READ_FILE: u64 = 1 << 2;
-const FS_READ_DIR: u64 = 1 << 3;
-const FS_REMOVE_DIR: u64 = 1 << 4;
-const FS_REMOVE_FILE: u64 = 1 << 5;
-const FS_MAKE_DIR: u64 = 1 << 7;
-const FS_MAKE_REG: u64 = 1 << 8;
-const FS_REFER: u64 = 1 << 13;
-const FS_TRUNCATE: u64 = 1 << 14;
-const NET_ALL: u64 = (1 << 0) | (1 << 1);
-const SCOPE_ALL: u64 = (1 << 0) | (1 << 1);
-
-/// Every filesystem right the kernel's ABI knows: handling them all denies what is not granted.
-fn handled_fs(abi: u32) -> u64 {
-    match abi {
-        1 => (1 << 13) - 1,
-        2 => (1 << 14) - 1,
-        3 | 4 => (1 << 15) - 1,
-        _ => (1 << 16) - 1,
-    }
+/// Why a run's Landlock ruleset could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    #[error("opening the sandbox directory")]
+    Sandbox(#[source] landlock::PathFdError),
+    #[error("building the ruleset")]
+    Ruleset(#[from] RulesetError),
 }
+
+/// The newest Landlock ABI this code was written and tested against. Rights newer kernels add
+/// are not handled until listed here; older kernels get what they support (best effort).
+const LANDLOCK_TARGET: ABI = ABI::V6;
 
 /// Read-only, executable system locations. Missing ones are skipped.
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/lib", "/lib64"];
 /// Single files programs read at start-up.
 const SYSTEM_FILES: &[&str] = &["/etc/ld.so.cache", "/etc/localtime"];
 
-fn open_path(p: &Path) -> std::io::Result<OwnedFd> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(p)
-        .map(OwnedFd::from)
+/// Whether Landlock enforces here, and at which ABI: a throwaway thread restricts itself with
+/// the same handled rights a run uses (the real path, not only a version query), then ends.
+fn probe_landlock() -> Option<u32> {
+    let probe = || -> Result<LandlockStatus, RulesetError> {
+        let status = Ruleset::default()
+            .handle_access(AccessFs::from_all(LANDLOCK_TARGET))?
+            .create()?
+            .restrict_self()?;
+        Ok(status.landlock)
+    };
+    let status = std::thread::spawn(probe).join().ok()?.ok()?;
+    match status {
+        LandlockStatus::Available { effective_abi, .. } => abi_number(effective_abi),
+        LandlockStatus::NotEnabled | LandlockStatus::NotImplemented => None,
+    }
+}
+
+fn abi_number(abi: ABI) -> Option<u32> {
+    Some(match abi {
+        ABI::Unsupported => return None,
+        ABI::V1 => 1,
+        ABI::V2 => 2,
+        ABI::V3 => 3,
+        ABI::V4 => 4,
+        ABI::V5 => 5,
+        ABI::V6 => 6,
+        ABI::V7 => 7,
+        ABI::V8 => 8,
+        ABI::V9 => 9,
+        _ => 10,
+    })
 }
 
 /// A ruleset granting the sandbox read-write (no exec, no links, no devices, no fifos) and the
 /// system program and library directories read-execute; everything else is denied, as are TCP
-/// (ABI 4+) and signals or abstract sockets outside the domain (ABI 6+).
-pub fn landlock_ruleset(abi: u32, sandbox: &Path) -> std::io::Result<OwnedFd> {
-    let handled = handled_fs(abi);
-    let net = if abi >= 4 { NET_ALL } else { 0 };
-    let scoped = if abi >= 6 { SCOPE_ALL } else { 0 };
-    let ruleset = sys::landlock_create(abi, handled, net, scoped)?;
-    let read_exec = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR;
+/// (ABI 4+) and signals or abstract sockets outside the domain (ABI 6+). Built in the parent;
+/// the child only restricts itself with the returned descriptor. `None` where the kernel has
+/// no Landlock.
+pub fn landlock_ruleset(sandbox: &Path) -> Result<Option<OwnedFd>, LandlockError> {
+    let read_exec = AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir;
+    let sandbox_rights = AccessFs::WriteFile
+        | AccessFs::ReadFile
+        | AccessFs::ReadDir
+        | AccessFs::RemoveDir
+        | AccessFs::RemoveFile
+        | AccessFs::MakeDir
+        | AccessFs::MakeReg
+        | AccessFs::Refer
+        | AccessFs::Truncate;
+    let mut rules: Vec<PathBeneath<PathFd>> = Vec::new();
     for dir in SYSTEM_DIRS {
-        if let Ok(fd) = open_path(Path::new(dir)) {
-            sys::landlock_add_path(ruleset.as_fd(), fd.as_fd(), read_exec)?;
+        if let Ok(fd) = PathFd::new(dir) {
+            rules.push(PathBeneath::new(fd, read_exec));
         }
     }
     for file in SYSTEM_FILES {
-        if let Ok(fd) = open_path(Path::new(file)) {
-            sys::landlock_add_path(ruleset.as_fd(), fd.as_fd(), FS_READ_FILE)?;
+        if let Ok(fd) = PathFd::new(file) {
+            rules.push(PathBeneath::new(fd, AccessFs::ReadFile));
         }
     }
-    if let Ok(fd) = open_path(Path::new("/dev/null")) {
-        sys::landlock_add_path(ruleset.as_fd(), fd.as_fd(), FS_READ_FILE | FS_WRITE_FILE)?;
+    if let Ok(fd) = PathFd::new("/dev/null") {
+        rules.push(PathBeneath::new(
+            fd,
+            AccessFs::ReadFile | AccessFs::WriteFile,
+        ));
     }
-    let sandbox_rights = (FS_WRITE_FILE
-        | FS_READ_FILE
-        | FS_READ_DIR
-        | FS_REMOVE_DIR
-        | FS_REMOVE_FILE
-        | FS_MAKE_DIR
-        | FS_MAKE_REG
-        | FS_REFER
-        | FS_TRUNCATE)
-        & handled;
-    let fd = open_path(sandbox)?;
-    sys::landlock_add_path(ruleset.as_fd(), fd.as_fd(), sandbox_rights)?;
-    Ok(ruleset)
+    let sandbox_fd = PathFd::new(sandbox).map_err(LandlockError::Sandbox)?;
+    rules.push(PathBeneath::new(sandbox_fd, sandbox_rights));
+    let created = Ruleset::default()
+        .handle_access(AccessFs::from_all(LANDLOCK_TARGET))?
+        .handle_access(AccessNet::from_all(LANDLOCK_TARGET))?
+        .scope(Scope::from_all(LANDLOCK_TARGET))?
+        .create()?
+        .add_rules(rules.into_iter().map(Ok::<_, RulesetError>))?;
+    Ok(created.into())
 }

@@ -74,7 +74,9 @@ pub struct RunOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("building the Landlock ruleset")]
-    Landlock(#[source] io::Error),
+    Landlock(#[source] layers::LandlockError),
+    #[error("Landlock was available at start-up but no ruleset could be created")]
+    LandlockGone,
     #[error("the seccomp allow-list is unavailable")]
     Seccomp,
     #[error("starting the isolated child")]
@@ -125,7 +127,11 @@ impl Runner {
             return Err(RunError::Seccomp);
         }
         let landlock = match self.layers.landlock_abi {
-            Some(abi) => Some(layers::landlock_ruleset(abi, sandbox).map_err(RunError::Landlock)?),
+            Some(_) => {
+                // Fail closed: the probe found Landlock, so a run without it is refused.
+                let fd = layers::landlock_ruleset(sandbox).map_err(RunError::Landlock)?;
+                Some(fd.ok_or(RunError::LandlockGone)?)
+            }
             None => None,
         };
         Ok(ChildPrep {
