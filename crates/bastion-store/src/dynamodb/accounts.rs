@@ -150,51 +150,16 @@ impl AccountStore for DynamoStore {
     }
 
     async fn set_roles(&self, user: &UserId, roles: &[Role]) -> Result<bool, StoreError> {
-        self.update_profile(user, "SET #v = :v", "roles", roles_value(roles))
-            .await
+        self.update_profile(user, "roles", roles_value(roles)).await
     }
 
     async fn set_disabled(&self, user: &UserId, disabled: bool) -> Result<bool, StoreError> {
         self.update_profile(
             user,
-            "SET #v = :v",
             "disabled",
             aws_sdk_dynamodb::types::AttributeValue::Bool(disabled),
         )
         .await
-    }
-}
-
-impl DynamoStore {
-    /// One conditional UpdateItem on an existing profile; false when there is none.
-    async fn update_profile(
-        &self,
-        user: &UserId,
-        expr: &str,
-        attr: &str,
-        value: aws_sdk_dynamodb::types::AttributeValue,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression(expr)
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#v", attr)
-            .expression_attribute_values(":v", value)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("UpdateItem", &e)),
-        }
     }
 }
 
