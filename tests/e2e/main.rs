@@ -13,5 +13,6 @@ mod exec_files;
 mod exec_run;
 mod fake_google;
 mod google_signin;
+mod hardening;
 mod helpers;
 mod test_only_oidc_key;
