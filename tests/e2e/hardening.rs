@@ -3,7 +3,9 @@
 
 use http::StatusCode;
 
-use crate::helpers::{PASSWORD, TestApp};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, TestResponse};
 
 #[tokio::test]
 async fn registrations_from_rotating_addresses_in_one_ipv6_64_share_one_limit() {
@@ -62,4 +64,117 @@ async fn an_ipv4_mapped_ipv6_client_is_limited_as_its_ipv4_address() {
         .register("mapped-4@example.com")
         .await;
     r.assert_error(429, "rate_limited", "too many requests; retry later");
+}
+
+async fn login_with_device(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    device: &str,
+) -> TestResponse {
+    app.post(
+        "/auth/login",
+        json!({"email": email, "password": password, "device_token": device}),
+    )
+    .await
+}
+
+/// Five junk logins for `email` from strangers' addresses: the account limit's worth, once
+/// the owner's own earlier logins have aged out of it.
+async fn strangers_exhaust_the_account_limit(app: &TestApp, email: &str) {
+    app.clock.advance(120);
+    for i in 0..5 {
+        let r = app
+            .seen_from(&format!("198.51.100.{i}"))
+            .login(email, "wrong password!")
+            .await;
+        r.assert_error(401, "invalid_credentials", "email or password is incorrect");
+    }
+    let r = app
+        .seen_from("198.51.100.66")
+        .login(email, "wrong password!")
+        .await;
+    r.assert_error(429, "rate_limited", "too many requests; retry later");
+}
+
+#[tokio::test]
+async fn strangers_failures_do_not_lock_the_owner_out_of_a_device_they_used() {
+    let app = TestApp::new().await;
+    app.signed_up("owner@example.com").await;
+    let first = app.login("owner@example.com", PASSWORD).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let device = first.body["device_token"].as_str().unwrap().to_owned();
+
+    strangers_exhaust_the_account_limit(&app, "owner@example.com").await;
+
+    // The owner's device still gets in; a browser without the token is limited per account.
+    let r = login_with_device(&app, "owner@example.com", PASSWORD, &device).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["device_token"].is_string());
+    let r = app.login("owner@example.com", PASSWORD).await;
+    r.assert_error(429, "rate_limited", "too many requests; retry later");
+}
+
+#[tokio::test]
+async fn a_device_token_is_limited_per_device_and_only_for_its_own_account() {
+    let app = TestApp::new().await;
+    app.signed_up("owner@example.com").await;
+    app.signed_up("mallory@example.com").await;
+    let owner_device = app.signed_in_device("owner@example.com").await;
+    let mallory_device = app.signed_in_device("mallory@example.com").await;
+    app.clock.advance(120);
+
+    // The attacker's own device token buys nothing against another account.
+    for _ in 0..5 {
+        let r = login_with_device(
+            &app,
+            "owner@example.com",
+            "wrong password!",
+            &mallory_device,
+        )
+        .await;
+        r.assert_error(401, "invalid_credentials", "email or password is incorrect");
+    }
+    let r = login_with_device(&app, "owner@example.com", PASSWORD, &mallory_device).await;
+    r.assert_error(429, "rate_limited", "too many requests; retry later");
+
+    // Guessing from the owner's device is limited on that device: five a minute.
+    for _ in 0..5 {
+        let r =
+            login_with_device(&app, "owner@example.com", "wrong password!", &owner_device).await;
+        r.assert_error(401, "invalid_credentials", "email or password is incorrect");
+    }
+    let r = login_with_device(&app, "owner@example.com", PASSWORD, &owner_device).await;
+    r.assert_error(429, "rate_limited", "too many requests; retry later");
+}
+
+#[tokio::test]
+async fn a_password_change_revokes_the_device_tokens_issued_before_it() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("owner@example.com").await;
+    let device = app.signed_in_device("owner@example.com").await;
+    let r = app
+        .call(
+            http::Method::POST,
+            "/auth/password",
+            Some(&s.access),
+            Some(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+
+    strangers_exhaust_the_account_limit(&app, "owner@example.com").await;
+    let r = login_with_device(&app, "owner@example.com", NEW_PASSWORD, &device).await;
+    r.assert_error(429, "rate_limited", "too many requests; retry later");
+}
+
+const NEW_PASSWORD: &str = "a brand new passphrase 2026";
+
+impl TestApp {
+    /// Logs in and returns the device token the login handed back.
+    async fn signed_in_device(&self, email: &str) -> String {
+        let r = self.login(email, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["device_token"].as_str().unwrap().to_owned()
+    }
 }
