@@ -3,9 +3,16 @@
 
 use http::StatusCode;
 
-use serde_json::json;
+use std::sync::Arc;
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse};
+use async_trait::async_trait;
+use bastion_core::crypto::TokenHash;
+use bastion_core::{ApiKeyId, Clock as _, Timestamp, UserId};
+use bastion_store::{ApiKeyRecord, ApiKeyStore, SessionStore, StoreError};
+use serde_json::json;
+use tokio::sync::Barrier;
+
+use crate::helpers::{PASSWORD, Session, TestApp, TestResponse};
 
 #[tokio::test]
 async fn registrations_from_rotating_addresses_in_one_ipv6_64_share_one_limit() {
@@ -177,4 +184,163 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["device_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// An API key store that runs `Before` just before each key is written: the race between a
+/// mint's checks and its write.
+struct RaceMint<B> {
+    keys: Arc<dyn ApiKeyStore>,
+    before: B,
+}
+
+#[async_trait]
+trait Before: Send + Sync {
+    async fn run(&self, key: &ApiKeyRecord);
+}
+
+#[async_trait]
+impl<B: Before> ApiKeyStore for RaceMint<B> {
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.before.run(key).await;
+        self.keys.create_api_key(key).await
+    }
+    async fn find_api_key(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.keys.find_api_key(hash, now).await
+    }
+    async fn list_api_keys(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.keys.list_api_keys(user, now).await
+    }
+    async fn revoke_api_key(&self, user: &UserId, id: &ApiKeyId) -> Result<bool, StoreError> {
+        self.keys.revoke_api_key(user, id).await
+    }
+    async fn revoke_all_api_keys(&self, user: &UserId) -> Result<u32, StoreError> {
+        self.keys.revoke_all_api_keys(user).await
+    }
+    async fn touch_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        now: Timestamp,
+        min_interval_secs: i64,
+    ) -> Result<bool, StoreError> {
+        self.keys.touch_api_key(key, now, min_interval_secs).await
+    }
+}
+
+/// The victim's password change (every session, then every key revoked) lands between the
+/// thief's mint checks and its write.
+struct PasswordChanged {
+    sessions: Arc<dyn SessionStore>,
+    keys: Arc<dyn ApiKeyStore>,
+}
+
+#[async_trait]
+impl Before for PasswordChanged {
+    async fn run(&self, key: &ApiKeyRecord) {
+        self.sessions
+            .revoke_all_sessions(&key.user_id, None)
+            .await
+            .unwrap();
+        self.keys.revoke_all_api_keys(&key.user_id).await.unwrap();
+    }
+}
+
+fn mint_request(s: &Session) -> (http::Method, &'static str, String, serde_json::Value) {
+    (
+        http::Method::POST,
+        "/auth/api-keys",
+        s.access.clone(),
+        json!({"name": "ci deploy", "scopes": ["read"], "expires_in_days": 30}),
+    )
+}
+
+async fn mint(app: &TestApp, s: &Session) -> TestResponse {
+    let (method, path, token, body) = mint_request(s);
+    app.call(method, path, Some(&token), Some(body)).await
+}
+
+#[tokio::test]
+async fn a_key_minted_across_a_password_change_is_taken_back() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("victim@example.com").await;
+    let racing = app.replacing(|st| {
+        st.api_keys = Arc::new(RaceMint {
+            keys: st.api_keys.clone(),
+            before: PasswordChanged {
+                sessions: st.sessions.clone(),
+                keys: st.api_keys.clone(),
+            },
+        });
+    });
+    mint(&racing, &s)
+        .await
+        .assert_error(401, "unauthorized", "session no longer exists");
+    let user = UserId::parse(&s.user_id).unwrap();
+    let left = app
+        .stores
+        .api_keys
+        .list_api_keys(&user, app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(left, vec![]);
+}
+
+/// Holds every mint at its write until `n` mints have passed their checks.
+struct AllChecked(Arc<Barrier>);
+
+#[async_trait]
+impl Before for AllChecked {
+    async fn run(&self, _key: &ApiKeyRecord) {
+        self.0.wait().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mints_for_the_last_key_slot_never_leave_more_than_twenty_five_keys() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("many@example.com").await;
+    for _ in 0..24 {
+        assert_eq!(mint(&app, &s).await.status, StatusCode::CREATED);
+    }
+    let racing = app.replacing(|st| {
+        st.api_keys = Arc::new(RaceMint {
+            keys: st.api_keys.clone(),
+            before: AllChecked(Arc::new(Barrier::new(5))),
+        });
+    });
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (racing, s) = (racing.clone(), s.clone());
+        tasks.push(tokio::spawn(async move { mint(&racing, &s).await }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let r = task.await.unwrap();
+        if r.status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            r.assert_error(
+                409,
+                "too_many_api_keys",
+                "this account already has 25 API keys; revoke one first",
+            );
+        }
+    }
+    let user = UserId::parse(&s.user_id).unwrap();
+    let live = app
+        .stores
+        .api_keys
+        .list_api_keys(&user, app.clock.now())
+        .await
+        .unwrap()
+        .len();
+    assert!(live <= 25, "{live} live keys");
+    assert_eq!(live, 24 + created);
 }
