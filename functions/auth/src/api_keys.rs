@@ -165,7 +165,7 @@ pub async fn create(
             .get_session(&auth.user_id, &auth.session_id, now),
         keys.list_api_keys(&auth.user_id, now),
     );
-    let refusal = if !user?.is_some_and(|u| !u.disabled) {
+    let refusal = if user?.is_none_or(|u| u.disabled) {
         Some(ApiError::unauthorized("account no longer exists"))
     } else if session?.is_none() {
         Some(ApiError::unauthorized("session no longer exists"))
