@@ -752,3 +752,155 @@ async fn a_login_code_exchanged_without_the_starting_browsers_cookie_is_refused_
         .await
         .assert_error(400, "invalid_login_code", msg);
 }
+
+/// Signs in with Google as `sub` and returns the session.
+async fn google_session(g: &Google, sub: &str, email: &str) -> crate::helpers::Session {
+    let r = g.sign_in(valid(sub, email)).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    session_of(&tokens)
+}
+
+const SET_PASSWORD: &str = "a freshly chosen passphrase 77";
+
+#[tokio::test]
+async fn a_google_account_sets_a_password_only_from_a_fresh_session_and_only_once() {
+    let g = Google::new().await;
+    let s = google_session(&g, "g-set", "setter@example.com").await;
+    let set = |access: String| {
+        let app = g.app.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/auth/password/set",
+                Some(&access),
+                Some(json!({"new_password": SET_PASSWORD})),
+            )
+            .await
+        }
+    };
+    // Ten minutes on, a refreshed token of that sign-in is not enough.
+    g.app.clock.advance(601);
+    let refreshed = g.app.refresh(&s.refresh).await;
+    let stale = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    set(stale).await.assert_error(
+        403,
+        "reauthentication_required",
+        "sign in with Google again, then set a password within 10 minutes",
+    );
+    let fresh = google_session(&g, "g-set", "setter@example.com").await;
+    assert_eq!(
+        set(fresh.access.clone()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(g.app.audit_kinds(&fresh.user_id).await[0], "password_set");
+    assert_eq!(
+        g.app.login("setter@example.com", SET_PASSWORD).await.status,
+        StatusCode::OK
+    );
+    set(fresh.access.clone()).await.assert_error(
+        409,
+        "password_already_set",
+        "this account has a password; change it with the current one",
+    );
+    // The account is still linked, and a password change works for it like for any other.
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/password",
+            Some(&fresh.access),
+            Some(json!({"current_password": SET_PASSWORD, "new_password": "yet another passphrase 88"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let again = google_session(&g, "g-set", "setter@example.com").await;
+    assert_eq!(again.user_id, fresh.user_id);
+}
+
+#[tokio::test]
+async fn unlinking_google_needs_the_password_and_then_google_no_longer_signs_in() {
+    let g = Google::new().await;
+    let s = google_session(&g, "g-unlink", "unlinker@example.com").await;
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/password/set",
+            Some(&s.access),
+            Some(json!({"new_password": SET_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let unlink = |password: &str| {
+        let (app, access, body) = (
+            g.app.clone(),
+            s.access.clone(),
+            json!({ "password": password }),
+        );
+        async move {
+            app.call(
+                Method::DELETE,
+                "/auth/google/link",
+                Some(&access),
+                Some(body),
+            )
+            .await
+        }
+    };
+    unlink("not the password at all").await.assert_error(
+        401,
+        "invalid_password",
+        "password is incorrect",
+    );
+    assert_eq!(unlink(SET_PASSWORD).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(g.app.audit_kinds(&s.user_id).await[0], "google_unlinked");
+    unlink(SET_PASSWORD)
+        .await
+        .assert_error(404, "not_linked", "no Google account is linked");
+    // The Google identity no longer opens the account (it is not linked silently either).
+    let r = g.sign_in(valid("g-unlink", "unlinker@example.com")).await;
+    assert_eq!(fragment(&r), "error=account_exists");
+    assert_eq!(
+        g.app
+            .login("unlinker@example.com", SET_PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_google_only_account_unlinks_only_from_a_fresh_session() {
+    let g = Google::new().await;
+    let s = google_session(&g, "g-only", "only@example.com").await;
+    g.app.clock.advance(601);
+    let refreshed = g.app.refresh(&s.refresh).await;
+    let stale = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    g.app
+        .call(
+            Method::DELETE,
+            "/auth/google/link",
+            Some(&stale),
+            Some(json!({})),
+        )
+        .await
+        .assert_error(
+            403,
+            "reauthentication_required",
+            "sign in with Google again, then unlink Google within 10 minutes",
+        );
+    let fresh = google_session(&g, "g-only", "only@example.com").await;
+    let r = g
+        .app
+        .call(
+            Method::DELETE,
+            "/auth/google/link",
+            Some(&fresh.access),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
