@@ -9,6 +9,7 @@ mod auth_edge;
 mod auth_tokens;
 mod channels;
 mod chat;
+mod dynamodb_requests;
 mod exec_files;
 mod exec_run;
 mod fake_google;
