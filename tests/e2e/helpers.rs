@@ -124,6 +124,11 @@ impl TestApp {
         Self::with_stores(env, Stores::from_adapter(store), TempDb(path))
     }
 
+    /// The auth router on the given stores (e.g. DynamoDB on moto).
+    pub fn on_stores(stores: Stores) -> Self {
+        Self::with_stores(base_env(), stores, TempDb(std::path::PathBuf::new()))
+    }
+
     fn with_stores(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
         let clock = ManualClock::new(START);
         let edge = Edge::new(

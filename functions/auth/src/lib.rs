@@ -73,7 +73,10 @@ pub fn routes_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Rou
         .route("/auth/google/start", get(google::flow::start))
         .route("/auth/google/callback", get(google::flow::callback))
         .route("/auth/google/exchange", post(google::flow::exchange))
-        .route("/auth/google/link", post(google::flow::link))
+        .route(
+            "/auth/google/link",
+            post(google::flow::link).delete(google::account::unlink),
+        )
         .route("/admin/audit", get(admin::audit))
         .route("/admin/users/{id}", get(admin::user))
         .route("/admin/users/{id}/disable", post(admin::disable))
@@ -95,6 +98,7 @@ pub fn routes_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Rou
         .route("/auth/sessions", get(sessions::list))
         .route("/auth/sessions/{id}", delete(sessions::revoke))
         .route("/auth/password", post(account::change_password))
+        .route("/auth/password/set", post(google::account::set_password))
         .route("/auth/account", delete(account::delete_account))
         .with_state(state)
         .merge(extended)

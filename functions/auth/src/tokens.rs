@@ -52,6 +52,7 @@ pub fn token_response(
         refresh_token: refresh.expose().to_owned(),
         token_type: "Bearer",
         expires_in: ACCESS_TOKEN_TTL_SECS,
+        device_token: None,
     })
 }
 
