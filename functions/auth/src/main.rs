@@ -23,5 +23,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         hasher: Arc::new(auth_config.hasher),
         sessions: auth_config.sessions,
     };
-    lambda_http::run(router_with(state, extras)).await
+    bastion_http::lambda::serve(router_with(state, extras)).await
 }

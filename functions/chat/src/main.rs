@@ -23,5 +23,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         edge: Edge::new(edge_config, stores, clock),
         engine,
     };
-    lambda_http::run(router(state)).await
+    bastion_http::lambda::serve(router(state)).await
 }

@@ -19,5 +19,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
     let edge = Edge::new(edge_config, stores, Arc::new(SystemClock));
     let state = ExecState::new(edge, exec_config)?;
-    lambda_http::run(router(state)).await
+    bastion_http::lambda::serve(router(state)).await
 }

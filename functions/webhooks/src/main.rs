@@ -24,5 +24,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock);
     let state = WebhooksState::new(edge, config, Arc::new(engine), http_client()?);
-    lambda_http::run(router(state)).await
+    bastion_http::lambda::serve(router(state)).await
 }
