@@ -134,7 +134,7 @@ impl TestApp {
         let auth = AuthConfig::from_env(&env).unwrap();
         let state = AuthState {
             edge,
-            hasher: Arc::new(auth.hasher),
+            hasher: bastion_http::config::Live::new(auth.hasher),
             sessions: auth.sessions,
         };
         let extras = AuthExtras::from_env(&env).unwrap();
@@ -167,7 +167,7 @@ impl TestApp {
         let auth = AuthConfig::from_env(&env).unwrap();
         let auth_state = AuthState {
             edge: edge.clone(),
-            hasher: Arc::new(auth.hasher),
+            hasher: bastion_http::config::Live::new(auth.hasher),
             sessions: auth.sessions,
         };
         let chat =
@@ -402,7 +402,7 @@ impl TestApp {
         let auth = AuthConfig::from_env(&env).unwrap();
         let auth_state = AuthState {
             edge: edge.clone(),
-            hasher: Arc::new(auth.hasher),
+            hasher: bastion_http::config::Live::new(auth.hasher),
             sessions: auth.sessions,
         };
         app._sandbox = Some(Arc::new(TempTree(root.clone())));

@@ -14,4 +14,5 @@ mod exec_run;
 mod fake_google;
 mod google_signin;
 mod helpers;
+mod rotation;
 mod test_only_oidc_key;

@@ -31,6 +31,7 @@ struct Harness {
     engine: ChatEngine,
     stores: Stores,
     fake: FakeLlm,
+    key: bastion_chat::provider::openai::ApiKey,
 }
 
 async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Harness {
@@ -52,6 +53,7 @@ async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Har
     }
     let setup = ChatSetup::from_env(&env, RuntimeMode::Lambda).unwrap();
     let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let key = setup.api_key.clone();
     let engine = ChatEngine::new(
         stores.clone(),
         setup.provider,
@@ -63,6 +65,7 @@ async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Har
         engine,
         stores,
         fake,
+        key,
     }
 }
 
@@ -306,6 +309,28 @@ async fn a_client_error_from_the_provider_is_not_retried() {
         "{err:?}"
     );
     assert_eq!(h.fake.refusals(), vec!["bad authorization".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_key_stored_by_a_secret_refresh_is_sent_from_the_next_call_on() {
+    let h = harness_with(&[("LLM_API_KEY", "sk-wrong")], Arc::new(FreePlans)).await;
+    let first = h
+        .engine
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
+        .await;
+    assert!(matches!(
+        first,
+        Err(ChatError::ProviderFailed(ProviderError::Status(401)))
+    ));
+    let env: HashMap<String, String> = [("LLM_API_KEY".to_owned(), FAKE_KEY.to_owned())].into();
+    h.key.store(bastion_chat::config::api_key(&env).unwrap());
+    h.fake.script([Answer::Reply("with the new key".into())]);
+    let reply = h
+        .engine
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
+        .await
+        .unwrap();
+    assert_eq!(reply, "with the new key");
 }
 
 #[tokio::test]

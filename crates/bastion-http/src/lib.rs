@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod logging;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod secrets;
 
 pub use auth::{Authenticated, Credential, SessionOnly};
 pub use body::JsonBody;

@@ -18,12 +18,11 @@ mod refresh;
 mod sessions;
 mod tokens;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post, put};
 use bastion_core::crypto::PasswordHasher;
+use bastion_http::config::Live;
 use bastion_http::{Edge, with_edge};
 
 pub use config::{AuthConfig, SessionPolicy};
@@ -33,7 +32,8 @@ pub use extras::{AdminKeys, AuthExtras, GoogleConfig};
 #[derive(Clone)]
 pub struct AuthState {
     pub edge: Edge,
-    pub hasher: Arc<PasswordHasher>,
+    /// Swapped when a refresh brings new pepper versions.
+    pub hasher: Live<PasswordHasher>,
     pub sessions: SessionPolicy,
 }
 
@@ -47,7 +47,7 @@ impl FromRef<AuthState> for Edge {
 #[derive(Clone)]
 pub(crate) struct ExtState {
     pub auth: AuthState,
-    pub extras: Arc<AuthExtras>,
+    pub extras: Live<AuthExtras>,
 }
 
 impl FromRef<ExtState> for Edge {
@@ -62,10 +62,10 @@ pub fn routes(state: AuthState) -> Router {
 }
 
 /// The auth routes without the edge pipeline.
-pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
+pub fn routes_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Router {
     let ext = ExtState {
         auth: state.clone(),
-        extras: Arc::new(extras),
+        extras: extras.into(),
     };
     let extended = Router::new()
         .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
@@ -106,7 +106,7 @@ pub fn router(state: AuthState) -> Router {
 }
 
 /// The auth Lambda's complete router.
-pub fn router_with(state: AuthState, extras: AuthExtras) -> Router {
+pub fn router_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Router {
     let edge = state.edge.clone();
     with_edge(routes_with(state, extras), edge)
 }

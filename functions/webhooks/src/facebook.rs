@@ -46,7 +46,8 @@ pub async fn verify_subscription(
     meta: RequestMeta,
     params: Result<Query<VerifyParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = state.config.facebook.verify_token.as_ref() else {
+    let channels = state.channels();
+    let Some(expected) = channels.config.facebook.verify_token.as_ref() else {
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let forbidden = || {
@@ -117,7 +118,8 @@ pub async fn deliver(
     meta: RequestMeta,
     req: Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(messaging) = state.config.facebook.messaging.as_ref() else {
+    let channels = state.channels();
+    let Some(messaging) = channels.config.facebook.messaging.as_ref() else {
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let header = req
@@ -188,7 +190,8 @@ async fn answer(
             return Ok(());
         }
     };
-    let Some(api) = state.messenger_api.as_ref() else {
+    let channels = state.channels();
+    let Some(api) = channels.messenger_api.as_ref() else {
         return Err(WorkError::NotReady(
             "messenger is not configured".to_owned(),
         ));

@@ -77,8 +77,8 @@ fn invalid_login_code() -> ApiError {
     )
 }
 
-fn google(ext: &ExtState) -> Result<&Arc<GoogleClient>, ApiError> {
-    ext.extras.google.as_ref().ok_or_else(not_configured)
+fn google(ext: &ExtState) -> Result<Arc<GoogleClient>, ApiError> {
+    ext.extras.load().google.clone().ok_or_else(not_configured)
 }
 
 async fn limit(ext: &ExtState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
