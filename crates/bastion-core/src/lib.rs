@@ -6,6 +6,7 @@ pub mod audit;
 pub mod billing;
 pub mod clock;
 pub mod crypto;
+pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod owner;
