@@ -55,6 +55,15 @@ impl Cache {
             .is_some_and(|e| now.secs() - e.got_at.secs() < CACHE_MAX_AGE_SECS && e.got_at <= now);
         if !fresh {
             self.keys.remove(&id);
+            // An expired key stops being the owner's key for new writes even if a read
+            // decrypts it again: write keys never outlive the age bound.
+            if self
+                .current
+                .get(ctx)
+                .is_some_and(|w| w.as_slice() == wrapped)
+            {
+                self.current.remove(ctx);
+            }
             return None;
         }
         let entry = self.keys.get_mut(&id)?;
@@ -282,6 +291,24 @@ mod tests {
             assert_eq!(sealer.open(&alice, &["c", "0"], &old).await.unwrap(), "old");
         }
         assert_eq!(keys.calls(), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn an_expired_write_key_read_again_is_not_reused_for_new_writes() {
+        let (keys, clock, sealer) = setup();
+        let alice = ctx("user#alice");
+        let old = sealer.seal(&alice, &["c", "0"], "old").await.unwrap();
+        clock.advance(CACHE_MAX_AGE_SECS);
+        sealer.open(&alice, &["c", "0"], &old).await.unwrap();
+        let new = sealer.seal(&alice, &["c", "1"], "new").await.unwrap();
+        assert_eq!(keys.calls(), (2, 1));
+        let wrapped = |s: &str| {
+            parse_v1(&decode(s).unwrap().unwrap())
+                .unwrap()
+                .wrapped
+                .to_vec()
+        };
+        assert_ne!(wrapped(&old), wrapped(&new));
     }
 
     #[tokio::test]
