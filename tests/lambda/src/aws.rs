@@ -43,6 +43,9 @@ impl Moto {
                  Run `scripts/test`, which starts one on 127.0.0.1 and sets the variable."
             ),
         };
+        // The workspace's reqwest brings no TLS provider of its own; moto is plain HTTP, but the
+        // client still wants one installed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         Self {
             endpoint,
             http: reqwest::Client::new(),

@@ -92,6 +92,7 @@ pub struct Function {
     pub pid: u32,
     child: Child,
     output: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Function {
@@ -115,11 +116,12 @@ impl Function {
             .spawn()
             .unwrap_or_else(|e| panic!("{} started: {e}", binary.display()));
         let output = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            collect(out, output.clone());
+            readers.push(collect(out, output.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            collect(err, output.clone());
+            readers.push(collect(err, output.clone()));
         }
         let pid = child.id().unwrap_or(0);
         Self {
@@ -128,6 +130,7 @@ impl Function {
             pid,
             child,
             output,
+            readers,
         }
     }
 
@@ -137,12 +140,16 @@ impl Function {
         GatewayResponse::from_outcome(outcome)
     }
 
-    /// How the process ended, if it did within `timeout`.
+    /// How the process ended, if it did within `timeout`; its output is then complete.
     pub async fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait())
+        let status = tokio::time::timeout(timeout, self.child.wait())
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
+        Some(status)
     }
 
     /// Everything the process wrote to stdout and stderr so far.
@@ -151,7 +158,10 @@ impl Function {
     }
 }
 
-fn collect(stream: impl AsyncRead + Unpin + Send + 'static, into: Arc<Mutex<String>>) {
+fn collect(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -159,5 +169,5 @@ fn collect(stream: impl AsyncRead + Unpin + Send + 'static, into: Arc<Mutex<Stri
             all.push_str(&line);
             all.push('\n');
         }
-    });
+    })
 }

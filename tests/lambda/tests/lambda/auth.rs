@@ -136,10 +136,8 @@ async fn a_secret_in_the_plain_lambda_environment_stops_start_up_naming_it_not_i
     let mut auth = d
         .start_with("auth", &d.env("auth").set("PASSWORD_PEPPER", value))
         .await;
-    let status = auth
-        .exit_within(Duration::from_secs(30))
-        .await
-        .expect("start-up stops");
+    let status = auth.exit_within(Duration::from_secs(30)).await;
+    let status = status.unwrap_or_else(|| panic!("start-up did not stop: {}", auth.output()));
     assert!(!status.success(), "{status:?}");
     let said = format!("{}{:?}", auth.output(), auth.runtime.init_error());
     assert!(said.contains("PASSWORD_PEPPER"), "{said}");
@@ -152,10 +150,8 @@ async fn start_up_without_a_secret_document_is_refused() {
     let mut auth = d
         .start_with("auth", &d.env("auth").remove("BASTION_SECRET_ID"))
         .await;
-    let status = auth
-        .exit_within(Duration::from_secs(30))
-        .await
-        .expect("start-up stops");
+    let status = auth.exit_within(Duration::from_secs(30)).await;
+    let status = status.unwrap_or_else(|| panic!("start-up did not stop: {}", auth.output()));
     assert!(!status.success(), "{status:?}");
     let said = format!("{}{:?}", auth.output(), auth.runtime.init_error());
     assert!(said.contains("BASTION_SECRET_ID"), "{said}");

@@ -2,6 +2,7 @@
 //! refused without a token, per-IP limits on the gateway's source IP.
 
 use bastion_chat::testing::default_reply;
+use bastion_lambda_tests::deployment::ORIGIN;
 use bastion_lambda_tests::{Deployment, RestEvent};
 use serde_json::json;
 
@@ -29,7 +30,7 @@ async fn a_chat_turn_is_answered_and_listed_through_rest_events() {
         .call(
             &RestEvent::get("/chat/conversations")
                 .bearer(&access)
-                .query("limit", "10"),
+                .header("Origin", ORIGIN),
         )
         .await;
     assert_eq!(list.status, 200, "{}", list.text());

@@ -65,15 +65,21 @@ async fn exec_requests_are_limited_per_source_ip_whatever_x_forwarded_for_says()
     let exec = d
         .start_with("exec", &d.env("exec").set("RATE_LIMIT_DEFAULT_IP", "3/60"))
         .await;
-    let health = RestEvent::get("/exec/health");
+    // Without a token each run is refused, but only after the per-IP counter has counted it.
+    let anonymous = RestEvent::post_json("/exec/run", &json!({"argv": ["echo", "hi"]}));
     assert_eq!(
-        statuses_from(&exec, &health, "203.0.113.80", 3).await,
-        vec![200, 200, 200]
+        statuses_from(&exec, &anonymous, "203.0.113.80", 3).await,
+        vec![401, 401, 401]
     );
-    assert_rate_limited(&exec.call(&health.clone().source_ip("203.0.113.80")).await);
+    assert_rate_limited(
+        &exec
+            .call(&anonymous.clone().source_ip("203.0.113.80"))
+            .await,
+    );
     assert_eq!(
-        statuses_from(&exec, &health, "203.0.113.81", 1).await,
-        vec![200]
+        statuses_from(&exec, &anonymous, "203.0.113.81", 1).await,
+        vec![401],
+        "another source IP has its own allowance"
     );
 }
 

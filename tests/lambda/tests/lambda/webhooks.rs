@@ -62,7 +62,7 @@ async fn a_stripe_delivery_whose_body_was_altered_is_refused() {
     let r = webhooks.call(&stripe_event(body, &signature)).await;
     r.assert_error(
         401,
-        "unauthorized",
+        "invalid_signature",
         "delivery signature is missing or invalid",
     );
 }
