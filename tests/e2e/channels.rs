@@ -291,6 +291,17 @@ async fn a_retried_telegram_update_whose_answer_failed_to_send_is_not_charged_or
     assert_processed(&telegram(&app, 30, 7300, "what is 2+2?").await);
     assert_eq!(fake.requests().len(), 1);
     assert_eq!(bot.sent(), vec![(7300, default_reply("what is 2+2?"))]);
+    // The answer it replayed was stored sealed, like the question.
+    let owner = bastion_core::Owner::Telegram(7300);
+    let raw = &app.unsealed.conversations;
+    let listed = raw.list_conversations(&owner, None, 1).await.unwrap();
+    let conv_id = listed.unwrap().items[0].id.clone();
+    let stored = raw.list_messages(&owner, &conv_id, None, 10).await.unwrap();
+    let stored = stored.unwrap().items;
+    assert_eq!(stored.len(), 2);
+    for m in &stored {
+        assert!(m.content.starts_with("bastion-sealed:v1:") && !m.content.contains("2+2"));
+    }
 
     // One credit of two is spent, so exactly one more turn is allowed today.
     assert_processed(&telegram(&app, 31, 7300, "and 3+3?").await);

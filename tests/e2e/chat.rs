@@ -481,3 +481,59 @@ async fn every_chat_route_needs_a_bearer_token_and_health_answers_ok() {
     assert_eq!(r.body, json!({"status": "ok"}));
     assert!(fake.requests().is_empty());
 }
+
+#[tokio::test]
+async fn chat_text_is_stored_sealed_and_a_copy_under_another_user_answers_503_showing_nothing() {
+    let fake = FakeLlm::start().await;
+    let app = chat_app(&fake).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let bob = app.signed_up("bob@example.com").await;
+    let id = conversation_of(&app.say(&alice.access, "my tangerine secret").await);
+    let conv_id = bastion_store::ConversationId::parse(&id).unwrap();
+    let alice_owner = Owner::User(UserId::parse(&alice.user_id).unwrap());
+    let bob_owner = Owner::User(UserId::parse(&bob.user_id).unwrap());
+
+    // What the adapter holds is sealed; alice still reads her text.
+    let raw = &app.unsealed.conversations;
+    let mut stolen = raw
+        .get_conversation(&alice_owner, &conv_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stolen_msgs = raw
+        .list_messages(&alice_owner, &conv_id, None, 10)
+        .await
+        .unwrap()
+        .unwrap()
+        .items;
+    for stored in std::iter::once(&stolen.title).chain(stolen_msgs.iter().map(|m| &m.content)) {
+        assert!(stored.starts_with("bastion-sealed:v1:"), "{stored}");
+        assert!(!stored.contains("tangerine"));
+    }
+    let shown = app
+        .get(&format!("/chat/conversations/{id}"), &alice.access)
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
+    assert_eq!(shown.body["conversation"]["title"], "my tangerine secret");
+
+    // Someone with write access to the table copies the items under bob.
+    stolen.owner = bob_owner;
+    let turn = bastion_store::TurnWrite {
+        conversation: stolen,
+        previous_count: None,
+        messages: stolen_msgs,
+    };
+    raw.append_turn(&turn).await.unwrap();
+    let message = "service temporarily unavailable";
+    app.get(&format!("/chat/conversations/{id}"), &bob.access)
+        .await
+        .assert_error(503, "unavailable", message);
+    app.get("/chat/conversations", &bob.access)
+        .await
+        .assert_error(503, "unavailable", message);
+    let r = app
+        .chat(&bob.access, json!({"conversation_id": id, "message": "hi"}))
+        .await;
+    r.assert_error(503, "unavailable", message);
+    assert!(!r.text.contains("tangerine"));
+}

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bastion_auth::{AuthConfig, AuthExtras, AuthState};
+use bastion_core::envelope::{ContentSealer, LocalContentKeys};
 use bastion_core::{ManualClock, Timestamp};
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
@@ -47,6 +48,8 @@ pub struct TestApp {
     pub router: Router,
     pub clock: ManualClock,
     pub stores: Stores,
+    /// The adapter's ports without content sealing: what is really stored.
+    pub unsealed: Stores,
     pub ip: SocketAddr,
     _db: Arc<TempDb>,
     _sandbox: Option<Arc<TempTree>>,
@@ -102,6 +105,9 @@ impl TestResponse {
     }
 }
 
+/// The key-encryption key of the chat apps' content sealing (`CONTENT_KEK` format).
+pub const TEST_CONTENT_KEK: &str = "e2e:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
 /// A registered user with a live session.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -146,6 +152,7 @@ impl TestApp {
         Self {
             router: bastion_auth::router_with(state, extras),
             clock,
+            unsealed: stores.clone(),
             stores,
             ip: "203.0.113.7:40000".parse().unwrap(),
             _db: Arc::new(db),
@@ -164,6 +171,10 @@ impl TestApp {
         ));
         let store = Arc::new(SqliteStore::open(&path).unwrap());
         let mut app = Self::with_stores(env.clone(), Stores::from_adapter(store), TempDb(path));
+        // Chat content is sealed as in every deployment, with the local key format.
+        let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
+        let sealer = ContentSealer::new(Arc::new(keys), Arc::new(app.clock.clone()));
+        app.stores = app.stores.clone().with_content_sealing(Arc::new(sealer));
         let edge = Edge::new(
             EdgeConfig::from_env(&env).unwrap(),
             app.stores.clone(),

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod owner;

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod lambda;
 pub mod logging;
 pub mod pipeline;
 pub mod rate_limit;

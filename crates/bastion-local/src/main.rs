@@ -54,8 +54,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let db_path = data_dir.join("bastion.db");
     let store = Arc::new(SqliteStore::open(&db_path)?);
-    let stores = Stores::from_adapter(store);
-    let edge = Edge::new(EdgeConfig::from_env(&env)?, stores, Arc::new(SystemClock));
+    let clock = Arc::new(SystemClock);
+    let stores = Stores::from_adapter(store)
+        .with_content_sealing(secrets::content_sealer(&env, clock.clone())?);
+    let edge = Edge::new(EdgeConfig::from_env(&env)?, stores, clock);
     let auth = AuthConfig::from_env(&env)?;
     let auth_state = AuthState {
         edge: edge.clone(),

@@ -4,11 +4,15 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bastion_core::Clock;
+use bastion_core::envelope::{ContentSealer, LocalContentKeys};
 use bastion_http::Env;
 use bastion_http::config::ProcessEnv;
+use bastion_http::config::keyed_secrets;
 use rand_core::{OsRng, RngCore};
 
 const FILE_NAME: &str = "dev-secrets.env";
@@ -29,7 +33,8 @@ impl LayeredEnv {
         let path = data_dir.join(FILE_NAME);
         if !path.exists() {
             let contents = format!(
-                "# Development secrets for bastion-local ONLY. Never use these in a deployment.\nJWT_KEYS=dev1:{}\nPASSWORD_PEPPER=1:{}\nEXEC_SANDBOX_KEY={}\n",
+                "# Development secrets for bastion-local ONLY. Never use these in a deployment.\nJWT_KEYS=dev1:{}\nPASSWORD_PEPPER=1:{}\nEXEC_SANDBOX_KEY={}\nCONTENT_KEK=dev1:{}\n",
+                random_b64(),
                 random_b64(),
                 random_b64(),
                 random_b64()
@@ -42,12 +47,18 @@ impl LayeredEnv {
         }
         let mut text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        // Files generated before the exec function existed lack its key: add one.
-        if !text
-            .lines()
-            .any(|l| l.trim_start().starts_with("EXEC_SANDBOX_KEY="))
-        {
-            let line = format!("EXEC_SANDBOX_KEY={}\n", random_b64());
+        // Files generated before a secret existed lack it: add one.
+        for (name, value) in [
+            ("EXEC_SANDBOX_KEY", random_b64()),
+            ("CONTENT_KEK", format!("dev1:{}", random_b64())),
+        ] {
+            if text
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{name}=")))
+            {
+                continue;
+            }
+            let line = format!("{name}={value}\n");
             std::fs::OpenOptions::new()
                 .append(true)
                 .open(&path)
@@ -86,6 +97,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     f.write_all(contents.as_bytes())
 }
 
+/// The chat-content sealer of `bastion-local`: the Lambda envelope format, with data keys
+/// wrapped under `CONTENT_KEK` (`id:base64` of 32 bytes, comma-separated, current first).
+pub fn content_sealer(
+    env: &dyn Env,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<ContentSealer>, Box<dyn std::error::Error>> {
+    let keys = LocalContentKeys::new(keyed_secrets(env, "CONTENT_KEK")?)
+        .map_err(|e| format!("configuration CONTENT_KEK: {e}"))?;
+    Ok(Arc::new(ContentSealer::new(Arc::new(keys), clock)))
+}
+
 impl Env for LayeredEnv {
     fn get(&self, key: &str) -> Option<String> {
         ProcessEnv.get(key).or_else(|| self.file.get(key).cloned())
@@ -95,5 +117,55 @@ impl Env for LayeredEnv {
         let mut keys = ProcessEnv.keys();
         keys.extend(self.file.keys().cloned());
         keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bastion_core::envelope::{ContentContext, PURPOSE_CHAT};
+    use bastion_core::{ManualClock, Timestamp};
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "bastion-local-secrets-{name}-{}-{}",
+            std::process::id(),
+            bastion_core::UserId::generate().as_str()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn a_first_run_generates_a_content_kek_that_seals_and_opens_chat_content() {
+        let dir = temp_dir("fresh");
+        let env = LayeredEnv::load(&dir).unwrap();
+        let kek = env.file.get("CONTENT_KEK").unwrap();
+        assert!(kek.starts_with("dev1:"));
+        let sealer = content_sealer(&env, Arc::new(ManualClock::new(Timestamp(1)))).unwrap();
+        let ctx = ContentContext::new(PURPOSE_CHAT, "user#a");
+        let sealed = sealer.seal(&ctx, &["c"], "hello local").await.unwrap();
+        assert!(sealed.starts_with("bastion-sealed:v1:"));
+        assert_eq!(
+            sealer.open(&ctx, &["c"], &sealed).await.unwrap(),
+            "hello local"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_secrets_file_from_before_content_encryption_gains_a_kek_and_keeps_its_lines() {
+        let dir = temp_dir("old");
+        let path = dir.join(FILE_NAME);
+        write_private(&path, "JWT_KEYS=dev1:abc\nEXEC_SANDBOX_KEY=keep-me\n").unwrap();
+        let env = LayeredEnv::load(&dir).unwrap();
+        assert_eq!(env.file.get("EXEC_SANDBOX_KEY").unwrap(), "keep-me");
+        let kek = env.file.get("CONTENT_KEK").unwrap().clone();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("CONTENT_KEK=").count(), 1);
+        // A second start keeps the same key, so earlier content stays readable.
+        let again = LayeredEnv::load(&dir).unwrap();
+        assert_eq!(again.file.get("CONTENT_KEK").unwrap(), &kek);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

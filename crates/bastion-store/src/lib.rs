@@ -8,6 +8,8 @@ pub mod chat;
 pub mod conformance;
 pub mod dynamodb;
 mod keys;
+pub mod kms;
+pub mod sealed;
 pub mod sqlite;
 
 pub use dynamodb::DynamoStore;

@@ -11,13 +11,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, TimeToLiveStatus};
+use bastion_core::envelope::ContentSealer;
+use bastion_core::{ManualClock, Timestamp};
+use bastion_store::conformance::RawDump;
 use bastion_store::dynamodb::create_table;
+use bastion_store::kms::KmsContentKeys;
 use bastion_store::{DynamoStore, Stores};
 
 const ENDPOINT_ENV: &str = "BASTION_TEST_DYNAMODB_ENDPOINT";
 
-async fn client() -> Client {
+async fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = match std::env::var(ENDPOINT_ENV) {
         Ok(v) if !v.trim().is_empty() => v,
         _ => panic!(
@@ -25,13 +30,16 @@ async fn client() -> Client {
              Run `scripts/test`, which starts one on 127.0.0.1 and sets the variable."
         ),
     };
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .load()
-        .await;
-    Client::new(&config)
+        .await
+}
+
+async fn client() -> Client {
+    Client::new(&sdk_config().await)
 }
 
 fn unique_table_name() -> String {
@@ -58,6 +66,62 @@ async fn dynamodb() -> (Stores, ()) {
 }
 
 bastion_store::conformance_tests!(dynamodb);
+
+/// Scans the whole table with the raw client, around the store.
+struct RawDynamo {
+    client: Client,
+    table: String,
+}
+
+#[async_trait::async_trait]
+impl RawDump for RawDynamo {
+    async fn dump(&self) -> String {
+        let scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap();
+        let mut out = String::new();
+        for item in scan.items() {
+            for (name, value) in item {
+                let text = match value {
+                    AttributeValue::S(s) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                out.push_str(&format!("{name}={text}\t"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The DynamoDB adapter sealed through moto's KMS: the Lambda configuration.
+async fn dynamodb_sealed() -> (Stores, Arc<ContentSealer>, RawDynamo) {
+    let config = sdk_config().await;
+    let client = Client::new(&config);
+    let table = unique_table_name();
+    create_table(&client, &table).await.unwrap();
+    let key = aws_sdk_kms::Client::new(&config)
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let sealer = KmsContentKeys::sealer(
+        &config,
+        key,
+        Arc::new(ManualClock::new(Timestamp(1_800_000_000))),
+    );
+    let stores = Stores::from_adapter(Arc::new(DynamoStore::new(client.clone(), table.clone())));
+    (stores, sealer, RawDynamo { client, table })
+}
+
+bastion_store::sealed_conformance_tests!(dynamodb_sealed);
 
 #[tokio::test]
 async fn create_table_builds_the_production_key_schema_with_ttl_enabled() {

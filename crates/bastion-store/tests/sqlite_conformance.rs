@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bastion_core::{Email, UserId};
+use bastion_core::envelope::{ContentSealer, LocalContentKeys};
+use bastion_core::{Email, ManualClock, Timestamp, UserId};
+use bastion_store::conformance::RawDump;
 use bastion_store::{SqliteStore, Stores, UserStore};
 
 /// A database file under the temp dir, removed (with its WAL files) when the test ends, pass
@@ -51,6 +53,59 @@ async fn sqlite() -> (Stores, TempDb) {
 }
 
 bastion_store::conformance_tests!(sqlite);
+
+/// Reads every row of every table straight from the database file, around the store.
+struct RawSqlite(TempDb);
+
+#[async_trait::async_trait]
+impl RawDump for RawSqlite {
+    async fn dump(&self) -> String {
+        use rusqlite::types::ValueRef;
+        let conn = rusqlite::Connection::open(self.0.path()).unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut out = String::new();
+        for table in tables {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                for i in 0..columns {
+                    match row.get_ref(i).unwrap() {
+                        ValueRef::Text(b) | ValueRef::Blob(b) => {
+                            out.push_str(&String::from_utf8_lossy(b));
+                        }
+                        other => out.push_str(&format!("{other:?}")),
+                    }
+                    out.push('\t');
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// The local key-encryption key format, as `bastion-local` uses it.
+fn local_sealer() -> Arc<ContentSealer> {
+    let keys = LocalContentKeys::parse("test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap();
+    Arc::new(ContentSealer::new(
+        Arc::new(keys),
+        Arc::new(ManualClock::new(Timestamp(1_800_000_000))),
+    ))
+}
+
+async fn sqlite_sealed() -> (Stores, Arc<ContentSealer>, RawSqlite) {
+    let (stores, db) = sqlite().await;
+    (stores, local_sealer(), RawSqlite(db))
+}
+
+bastion_store::sealed_conformance_tests!(sqlite_sealed);
 
 #[tokio::test]
 async fn reopening_a_database_file_keeps_its_data_and_schema() {

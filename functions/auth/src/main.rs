@@ -31,5 +31,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let (rotated, rotated_extras) = (state.clone(), extras.clone());
     runtime.on_refresh(move |env| rotate(&rotated, &rotated_extras, env));
-    lambda_http::run(router_with(state, extras)).await
+    bastion_http::lambda::serve(router_with(state, extras)).await
 }

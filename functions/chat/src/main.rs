@@ -10,6 +10,7 @@ use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::dynamodb::DynamoStore;
+use bastion_store::kms::KmsContentKeys;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -20,12 +21,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let edge_config = EdgeConfig::from_env(env.as_ref())?;
     let chat = ChatSetup::from_env(env.as_ref(), RuntimeMode::Lambda)?;
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
-    let stores = Stores::from_adapter(Arc::new(store));
+    let sealer = KmsContentKeys::sealer(&runtime.sdk, env.required("KMS_KEY_ID")?, clock.clone());
+    let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
     let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let config = edge.config.clone();
     runtime.on_refresh(move |env| rotate(&config, &llm_key, env));
     let state = ChatState { edge, engine };
-    lambda_http::run(router(state)).await
+    bastion_http::lambda::serve(router(state)).await
 }

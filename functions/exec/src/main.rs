@@ -25,5 +25,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = edge.config.clone();
     runtime.on_refresh(move |env| config.rotate(env));
     let state = ExecState::new(edge, exec_config)?;
-    lambda_http::run(router(state)).await
+    bastion_http::lambda::serve(router(state)).await
 }

@@ -10,6 +10,7 @@ use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::dynamodb::DynamoStore;
+use bastion_store::kms::KmsContentKeys;
 use bastion_webhooks::outbound::http_client;
 use bastion_webhooks::{WebhooksConfig, WebhooksState, router};
 
@@ -23,7 +24,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = WebhooksConfig::from_env(env.as_ref())?;
     let chat = ChatSetup::from_env(env.as_ref(), RuntimeMode::Lambda)?;
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
-    let stores = Stores::from_adapter(Arc::new(store));
+    let sealer = KmsContentKeys::sealer(&runtime.sdk, env.required("KMS_KEY_ID")?, clock.clone());
+    let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
     let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
@@ -36,5 +38,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         llm_key.store(key);
         Ok(())
     });
-    lambda_http::run(router(state)).await
+    bastion_http::lambda::serve(router(state)).await
 }

@@ -11,6 +11,7 @@ mod chat;
 mod counters;
 mod deliveries;
 mod oauth;
+mod sealed;
 mod sessions;
 mod users;
 
@@ -20,6 +21,7 @@ pub use chat::*;
 pub use counters::*;
 pub use deliveries::*;
 pub use oauth::*;
+pub use sealed::*;
 pub use sessions::*;
 pub use users::*;
 

@@ -1,0 +1,103 @@
+//! The Lambda entry point every function shares: one place that decides which path a request
+//! is routed on, whatever way API Gateway exposes the function, before the router sees it.
+//!
+//! `lambda_http` rebuilds the URI from the event and, for a named stage, prefixes `/{stage}`
+//! unless `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set. Our routers know `/auth/login`, not
+//! `/Prod/auth/login`, and routing must not hang on a variable an operator can forget, so the
+//! path is recomputed here from the event itself:
+//! - REST API (v1): the event's `path` never carries the stage (through the execute-api host
+//!   or a custom domain), so it is the route as is.
+//! - HTTP API (v2): `rawPath` carries a named stage when called on the execute-api host and
+//!   not through a custom domain; `$default` is never in it. The stage is cut only where the
+//!   host is an execute-api one, so a stage named like a route prefix (`auth`) never eats the
+//!   first segment of a custom-domain path.
+//!
+//! Axum matches the route before any layer on the `Router` runs, so this is a service wrapped
+//! around the router, not a layer inside it.
+
+use axum::Router;
+use http::Uri;
+use http::uri::PathAndQuery;
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use tower::ServiceBuilder;
+use tower::util::MapRequest;
+
+/// Runs `router` as a Lambda function with the routing path normalised for every API Gateway
+/// event shape. Replaces `lambda_http::run(router)` in each function's `main.rs`.
+pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(service(router)).await
+}
+
+/// The service `serve` runs: the router behind the path normalisation.
+pub fn service(router: Router) -> MapRequest<Router, fn(Request) -> Request> {
+    ServiceBuilder::new()
+        .map_request(normalise as fn(Request) -> Request)
+        .service(router)
+}
+
+/// The request with its URI path replaced by the route path the event names (query kept).
+/// Requests that did not come from API Gateway are returned unchanged.
+pub fn normalise(mut request: Request) -> Request {
+    let Some(path) = route_path(&request) else {
+        return request;
+    };
+    if let Some(uri) = with_path(request.uri(), &path) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// The path the routers should match for this event, or `None` when it is not an API
+/// Gateway event (local HTTP, tests).
+pub fn route_path(request: &Request) -> Option<String> {
+    let raw = request.raw_http_path();
+    let raw = if raw.is_empty() { "/" } else { raw };
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(_) => Some(raw.to_owned()),
+        RequestContext::ApiGatewayV2(ctx) => {
+            let stage = ctx.stage.as_deref().unwrap_or("$default");
+            let on_execute_api = ctx.domain_name.as_deref().is_none_or(is_execute_api_host);
+            if stage == "$default" || !on_execute_api {
+                return Some(raw.to_owned());
+            }
+            Some(strip_stage(raw, stage).to_owned())
+        }
+        // Other event sources are not wired to these functions.
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// `{api}.execute-api.{region}.amazonaws.com` (and the China partition's `.com.cn`): the
+/// default endpoint, where a named HTTP API stage is part of the path.
+fn is_execute_api_host(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host.contains(".execute-api.")
+        && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
+}
+
+fn strip_stage<'a>(path: &'a str, stage: &str) -> &'a str {
+    match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+/// `uri` with its path replaced, percent-encoding what a raw event path may hold (spaces).
+fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let mut encoded = url::Url::parse("http://localhost/").ok()?;
+    encoded.set_path(path);
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{}?{query}", encoded.path()),
+        None => encoded.path().to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse::<PathAndQuery>().ok()?);
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+#[path = "lambda_tests.rs"]
+mod tests;

@@ -1,0 +1,132 @@
+//! What a deployment provides, created in the local moto server: the table (through the
+//! store's own table-creation code), the Secrets Manager document and a KMS key.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use serde_json::{Value, json};
+
+/// The variable `scripts/test` exports with moto's address (it serves every AWS service).
+pub const ENDPOINT_ENV: &str = "BASTION_TEST_DYNAMODB_ENDPOINT";
+pub const REGION: &str = "us-east-1";
+
+/// The moto server the suite runs against.
+#[derive(Clone)]
+pub struct Moto {
+    pub endpoint: String,
+    http: reqwest::Client,
+}
+
+/// A name no other test (or earlier run against the same moto) has used.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Moto {
+    /// The moto server `scripts/test` started; fails the test when there is none.
+    pub fn from_env() -> Self {
+        let endpoint = match std::env::var(ENDPOINT_ENV) {
+            Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
+            _ => panic!(
+                "{ENDPOINT_ENV} is not set: the Lambda-shaped suite needs a local moto server. \
+                 Run `scripts/test`, which starts one on 127.0.0.1 and sets the variable."
+            ),
+        };
+        // The workspace's reqwest brings no TLS provider of its own; moto is plain HTTP, but the
+        // client still wants one installed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        Self {
+            endpoint,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A fresh table made by `bastion_store::dynamodb::create_table`.
+    pub async fn create_table(&self) -> String {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let name = unique("bastion-lambda");
+        bastion_store::dynamodb::create_table(&client, &name)
+            .await
+            .expect("the table is created in moto");
+        name
+    }
+
+    /// A JSON 1.1 call; moto reads the service from the credential scope.
+    async fn call(&self, service: &str, target: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", target)
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{target} reached moto: {e}"));
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{target} failed with {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Creates a secret whose `SecretString` is `document`; returns its ARN.
+    pub async fn create_secret(&self, document: &Value) -> String {
+        let name = unique("bastion/lambda-suite");
+        let answer = self
+            .call(
+                "secretsmanager",
+                "secretsmanager.CreateSecret",
+                &json!({"Name": name, "SecretString": document.to_string()}),
+            )
+            .await;
+        answer["ARN"].as_str().expect("an ARN").to_owned()
+    }
+
+    /// A new current version of the secret, as a rotation writes it.
+    pub async fn put_secret(&self, secret_id: &str, document: &Value) {
+        self.call(
+            "secretsmanager",
+            "secretsmanager.PutSecretValue",
+            &json!({"SecretId": secret_id, "SecretString": document.to_string()}),
+        )
+        .await;
+    }
+
+    /// A symmetric KMS key; returns its id.
+    pub async fn create_kms_key(&self) -> String {
+        let answer = self
+            .call(
+                "kms",
+                "TrentService.CreateKey",
+                &json!({"Description": "bastion lambda suite", "KeySpec": "SYMMETRIC_DEFAULT"}),
+            )
+            .await;
+        answer["KeyMetadata"]["KeyId"]
+            .as_str()
+            .expect("a key id")
+            .to_owned()
+    }
+}

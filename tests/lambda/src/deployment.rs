@@ -1,0 +1,112 @@
+//! One deployment of the four functions against moto: the table, the secret document, the KMS
+//! key and a fake LLM, and the environment the template gives each function (non-secret
+//! configuration only; every secret is in the document named by `BASTION_SECRET_ID`).
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bastion_chat::testing::{FAKE_KEY, FakeLlm};
+use serde_json::{Value, json};
+
+use crate::aws::{Moto, unique};
+use crate::function::{Function, LambdaEnv, binary};
+
+pub const JWT_KEY: [u8; 32] = [7; 32];
+pub const STRIPE_SECRET: &str = "whsec_lambda_suite_0123456789abcdef";
+pub const ORIGIN: &str = "https://app.example.com";
+pub const PASSWORD: &str = "correct horse battery staple 42";
+
+/// The secret document every test deployment starts with.
+pub fn default_secrets() -> Value {
+    json!({
+        "JWT_KEYS": format!("k1:{}", B64.encode(JWT_KEY)),
+        "PASSWORD_PEPPER": format!("1:{}", B64.encode([9u8; 32])),
+        "EXEC_SANDBOX_KEY": B64.encode([5u8; 32]),
+        "LLM_API_KEY": FAKE_KEY,
+        "STRIPE_WEBHOOK_SECRETS": STRIPE_SECRET,
+    })
+}
+
+pub struct Deployment {
+    pub moto: Moto,
+    pub table: String,
+    pub secret_id: String,
+    pub kms_key: String,
+    pub llm: FakeLlm,
+    pub scratch: PathBuf,
+    document: Value,
+}
+
+impl Deployment {
+    pub async fn new() -> Self {
+        Self::with_secrets(&default_secrets()).await
+    }
+
+    pub async fn with_secrets(document: &Value) -> Self {
+        let moto = Moto::from_env();
+        let table = moto.create_table().await;
+        let secret_id = moto.create_secret(document).await;
+        let kms_key = moto.create_kms_key().await;
+        let llm = FakeLlm::start().await;
+        let scratch = std::env::temp_dir().join(unique("bastion-lambda"));
+        std::fs::create_dir_all(scratch.join("task")).unwrap();
+        Self {
+            moto,
+            table,
+            secret_id,
+            kms_key,
+            llm,
+            scratch,
+            document: document.clone(),
+        }
+    }
+
+    /// Where an exec function of this deployment keeps its sandboxes.
+    pub fn sandbox_root(&self) -> PathBuf {
+        self.scratch.join("sandbox")
+    }
+
+    /// The environment Lambda and the template give `function` (auth, webhooks, chat, exec).
+    pub fn env(&self, function: &str) -> LambdaEnv {
+        let env = LambdaEnv::lambda(function, &self.moto.endpoint, &self.scratch.join("task"))
+            .set("BASTION_SECRET_ID", &self.secret_id)
+            .set("KMS_KEY_ID", &self.kms_key)
+            .set("TABLE_NAME", &self.table)
+            .set("ALLOWED_ORIGINS", ORIGIN)
+            .set("RUST_LOG", "info");
+        match function {
+            "chat" | "webhooks" => env
+                .set("LLM_BASE_URL", &self.llm.base_url)
+                .set("LLM_MODEL", "fake-small"),
+            "exec" => env.set("SANDBOX_ROOT", &self.sandbox_root().display().to_string()),
+            _ => env,
+        }
+    }
+
+    /// `env(function)` with every secret of the document also in the plain environment: only
+    /// for measuring binaries built before Secrets Manager loading existed (the bench's
+    /// baseline); a current binary refuses to start like this.
+    pub fn env_with_plain_secrets(&self, function: &str) -> LambdaEnv {
+        let mut env = self.env(function);
+        for (name, value) in self.document.as_object().into_iter().flatten() {
+            env = env.set(name, value.as_str().unwrap_or_default());
+        }
+        env
+    }
+
+    /// Starts the debug binary of `function` with its deployment environment.
+    pub async fn start(&self, function: &str) -> Function {
+        self.start_with(function, &self.env(function)).await
+    }
+
+    pub async fn start_with(&self, function: &str, env: &LambdaEnv) -> Function {
+        Function::start(&binary("debug", function), env).await
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}

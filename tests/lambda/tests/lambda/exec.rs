@@ -1,0 +1,220 @@
+//! The exec function as a Lambda: files and a run through REST events (one with a base64
+//! body), a command off the allowlist refused, per-IP limits on the gateway's source IP, and a
+//! run whose environment, read from `/proc` while it runs, holds no secret and no AWS
+//! credential.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bastion_lambda_tests::deployment::default_secrets;
+use bastion_lambda_tests::function::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
+use bastion_lambda_tests::{Deployment, Function, RestEvent};
+use serde_json::{Value, json};
+
+use crate::{assert_rate_limited, signed_up, statuses_from};
+
+fn put_file(path: &str, access: &str, bytes: &[u8]) -> RestEvent {
+    RestEvent::new("PUT", &format!("/exec/files/{path}"))
+        .bearer(access)
+        .header("Content-Type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .base64()
+}
+
+fn run(access: &str, body: Value) -> RestEvent {
+    RestEvent::post_json("/exec/run", &body).bearer(access)
+}
+
+async fn exec_user(d: &Deployment) -> (Function, String) {
+    let auth = d.start("auth").await;
+    let (_, access) = signed_up(&auth, "runner@example.com").await;
+    (d.start("exec").await, access)
+}
+
+#[tokio::test]
+async fn a_file_put_with_a_base64_body_is_sorted_by_a_run() {
+    let d = Deployment::new().await;
+    let (exec, access) = exec_user(&d).await;
+    let put = exec
+        .call(&put_file("data/in.txt", &access, b"b\na\n"))
+        .await;
+    assert_eq!(put.status, 201, "{}", put.text());
+
+    let r = exec
+        .call(&run(&access, json!({"argv": ["sort", "data/in.txt"]})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["stdout"], json!("a\nb\n"));
+    assert_eq!(body["exit_code"], json!(0));
+}
+
+#[tokio::test]
+async fn a_command_off_the_allowlist_is_refused_with_the_exact_envelope() {
+    let d = Deployment::new().await;
+    let (exec, access) = exec_user(&d).await;
+    let r = exec.call(&run(&access, json!({"argv": ["env"]}))).await;
+    r.assert_error(400, "command_not_allowed", "command \"env\" is not allowed");
+}
+
+#[tokio::test]
+async fn exec_requests_are_limited_per_source_ip_whatever_x_forwarded_for_says() {
+    let d = Deployment::new().await;
+    let exec = d
+        .start_with("exec", &d.env("exec").set("RATE_LIMIT_DEFAULT_IP", "3/60"))
+        .await;
+    // Without a token each run is refused, but only after the per-IP counter has counted it.
+    let anonymous = RestEvent::post_json("/exec/run", &json!({"argv": ["echo", "hi"]}));
+    assert_eq!(
+        statuses_from(&exec, &anonymous, "203.0.113.80", 3).await,
+        vec![401, 401, 401]
+    );
+    assert_rate_limited(
+        &exec
+            .call(&anonymous.clone().source_ip("203.0.113.80"))
+            .await,
+    );
+    assert_eq!(
+        statuses_from(&exec, &anonymous, "203.0.113.81", 1).await,
+        vec![401],
+        "another source IP has its own allowance"
+    );
+}
+
+/// The directory under `root` holding a file named `marker`.
+fn directory_holding(root: &Path, marker: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(root).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.join(marker).is_file() {
+                return Some(path);
+            }
+            if let Some(found) = directory_holding(&path, marker) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// Every process below `ancestor`, from `/proc/*/stat` (field 4 is the parent).
+fn descendants(ancestor: u32) -> Vec<u32> {
+    let mut parent = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        if let Some(ppid) = after_name
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+        {
+            parent.insert(pid, ppid);
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&pid| {
+            let mut at = pid;
+            while let Some(&up) = parent.get(&at) {
+                if up == ancestor {
+                    return true;
+                }
+                if up <= 1 {
+                    return false;
+                }
+                at = up;
+            }
+            false
+        })
+        .collect()
+}
+
+/// The environment of the `cat` the run started, read while it waits on the FIFO.
+async fn environment_of_running_cat(exec_pid: u32) -> Option<Vec<(String, String)>> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        for pid in descendants(exec_pid) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() != "cat" {
+                continue;
+            }
+            if let Ok(raw) = std::fs::read(format!("/proc/{pid}/environ")) {
+                return Some(
+                    raw.split(|b| *b == 0)
+                        .filter(|kv| !kv.is_empty())
+                        .map(|kv| {
+                            let kv = String::from_utf8_lossy(kv);
+                            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+                            (k.to_owned(), v.to_owned())
+                        })
+                        .collect(),
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_run_sees_no_secret_and_no_aws_credential_in_its_environment() {
+    let d = Deployment::new().await;
+    let (exec, access) = exec_user(&d).await;
+    let marker = "env-probe-marker.txt";
+    let put = exec.call(&put_file(marker, &access, b"x")).await;
+    assert_eq!(put.status, 201, "{}", put.text());
+    let sandbox = directory_holding(&d.sandbox_root(), marker).expect("the sandbox directory");
+    let fifo = sandbox.join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+
+    let reader = async {
+        let environment = environment_of_running_cat(exec.pid).await;
+        // Release the run whatever was found, so the invocation ends.
+        let fifo = fifo.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut w = std::fs::OpenOptions::new().write(true).open(fifo)?;
+            w.write_all(b"released\n")
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        environment
+    };
+    let blocked_run = run(&access, json!({"argv": ["cat", "pipe"]}));
+    let (environment, r) = tokio::join!(reader, exec.call(&blocked_run));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["stdout"], json!("released\n"));
+
+    let environment = environment.expect("the run's process was found under the function");
+    let names: BTreeSet<&str> = environment.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["HOME", "LANG", "PATH", "TMPDIR"]),
+        "{environment:?}"
+    );
+    let mut forbidden: Vec<String> = vec![
+        ACCESS_KEY_ID.to_owned(),
+        SECRET_ACCESS_KEY.to_owned(),
+        SESSION_TOKEN.to_owned(),
+    ];
+    for (_, v) in default_secrets().as_object().unwrap() {
+        forbidden.push(v.as_str().unwrap().to_owned());
+    }
+    for (name, value) in &environment {
+        for secret in &forbidden {
+            assert!(!value.contains(secret.as_str()), "{name} holds a secret");
+        }
+    }
+}
