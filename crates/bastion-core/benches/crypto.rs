@@ -1,4 +1,5 @@
-//! Bench binary for the hot crypto paths: Argon2id hash and verify, JWT sign and verify.
+//! Bench binary for the hot crypto paths: Argon2id hash and verify, JWT sign and verify,
+//! sealing and opening chat content with a cached data key.
 //! Run with `cargo bench -p bastion-core`; prints mean, p50 and p95 per operation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -59,4 +60,34 @@ fn main() {
             Password::parse_new("correct horse battery staple 42", &["a@example.com"]).is_ok(),
         );
     });
+    envelope();
+}
+
+/// Seal and open with the instance's data key cached (the warm path of every chat turn).
+fn envelope() {
+    use std::sync::Arc;
+
+    use bastion_core::ManualClock;
+    use bastion_core::envelope::{ContentContext, ContentSealer, LocalContentKeys, PURPOSE_CHAT};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let keys = LocalContentKeys::new(vec![("k1".into(), vec![3; 32])]).unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000)));
+    let sealer = ContentSealer::new(Arc::new(keys), clock);
+    let ctx = ContentContext::new(PURPOSE_CHAT, "user#0123456789abcdef");
+    for (name, len) in [("1 KiB", 1024), ("32,000 chars", 32_000)] {
+        let text = "x".repeat(len);
+        let sealed = rt.block_on(sealer.seal(&ctx, &["c", "0"], &text)).unwrap();
+        measure(&format!("seal {name} (warm)"), 5_000, || {
+            black_box(rt.block_on(sealer.seal(&ctx, &["c", "0"], &text)).unwrap());
+        });
+        measure(&format!("open {name} (warm)"), 5_000, || {
+            black_box(
+                rt.block_on(sealer.open(&ctx, &["c", "0"], &sealed))
+                    .unwrap(),
+            );
+        });
+    }
 }
