@@ -6,6 +6,9 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
                       key of the secret document, or is deliberately left to its default
   route_drift         every path prefix a router serves is routed to that function by the API
   action_drift        every DynamoDB action a function's code can reach is granted to its role
+  leading_key_drift   the role's dynamodb:LeadingKeys prefixes are exactly the partitions the
+                      store methods the function calls can touch
+  metric_filter_drift every log field a metric filter matches is one the code emits
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -242,9 +245,10 @@ def rust_sources(package_dir: Path) -> str:
 def workspace_deps(package_dir: Path) -> list[Path]:
     """The package and every workspace crate it depends on (normal dependencies,
     transitively), by directory."""
+    root = package_dir.parent.parent
     members = {}
-    for cargo in list((ROOT / "crates").glob("*/Cargo.toml")) + list(
-        (ROOT / "functions").glob("*/Cargo.toml")
+    for cargo in list((root / "crates").glob("*/Cargo.toml")) + list(
+        (root / "functions").glob("*/Cargo.toml")
     ):
         name = re.search(r'^name\s*=\s*"([^"]+)"', cargo.read_text(), re.M)
         if name:
@@ -557,6 +561,141 @@ def action_drift(template: dict, root: Path = ROOT) -> list[str]:
     return drifts
 
 
+# ---------------------------------------------------------------------------------------------
+# Check 5: LeadingKeys
+
+# Partition-key prefixes each port method of the DynamoDB adapter can read or write (from the
+# `pk` each builds in crates/bastion-store/src/dynamodb). Twins: `delete_user` deletes the API-key
+# lookups and the Google guard that point at the user. Conversations and credits live under
+# the owner: `USER#` for an account, `OWNER#` for a channel owner. `list_for_day` queries the
+# index only (its own statement, no LeadingKeys). A port method missing here fails the check.
+PORT_PREFIXES: dict[str, set[str]] = {
+    "create_user": {"USER#", "EMAIL#"},
+    "get_user": {"USER#"},
+    "find_user_by_email": {"EMAIL#", "USER#"},
+    "set_password_hash": {"USER#"},
+    "delete_user": {"USER#", "EMAIL#", "APIKEY#", "GOOGLE#"},
+    "create_session": {"USER#", "REFRESH#"},
+    "get_session": {"USER#"},
+    "find_refresh": {"REFRESH#"},
+    "rotate_refresh": {"USER#", "REFRESH#"},
+    "list_sessions": {"USER#"},
+    "revoke_session": {"USER#"},
+    "revoke_all_sessions": {"USER#"},
+    "hit": {"RL#"},
+    "append": {"AUDIT#"},
+    "list_for_user": {"AUDIT#"},
+    "list_for_day": set(),
+    "put_one_time": {"ONCE#"},
+    "take_one_time": {"ONCE#"},
+    "find_user_by_google": {"GOOGLE#", "USER#"},
+    "create_google_user": {"USER#", "EMAIL#", "GOOGLE#"},
+    "link_google": {"USER#", "GOOGLE#"},
+    "set_roles": {"USER#"},
+    "set_disabled": {"USER#"},
+    "create_api_key": {"APIKEY#", "USER#"},
+    "find_api_key": {"APIKEY#"},
+    "list_api_keys": {"USER#"},
+    "revoke_api_key": {"USER#", "APIKEY#"},
+    "revoke_all_api_keys": {"USER#", "APIKEY#"},
+    "touch_api_key": {"APIKEY#", "USER#"},
+    "get_conversation": {"USER#", "OWNER#"},
+    "list_conversations": {"USER#", "OWNER#"},
+    "list_messages": {"USER#", "OWNER#"},
+    "append_turn": {"USER#", "OWNER#"},
+    "delete_conversation": {"USER#", "OWNER#"},
+    "debit": {"USER#", "OWNER#"},
+    "refund": {"USER#", "OWNER#"},
+    "claim_delivery": {"IDEMP#"},
+    "complete_delivery": {"IDEMP#"},
+    "release_delivery": {"IDEMP#"},
+    "link_customer": {"STRIPECUS#", "USER#"},
+    "user_for_customer": {"STRIPECUS#"},
+    "apply_billing": {"USER#"},
+    "billing_of": {"USER#"},
+    "plan_of": {"USER#"},
+}
+
+
+def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
+    """The LeadingKeys prefixes on the role's table statement; None when unconditioned."""
+    props = template["Resources"][logical_id]["Properties"]
+    role_id = props["Role"].value
+    role_id = role_id if isinstance(role_id, str) else ".".join(role_id)
+    role = template["Resources"][role_id.split(".")[0]]["Properties"]
+    found: set[str] | None = None
+    for policy in role.get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            res = _scalars(st.get("Resource", []))
+            acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if not any(a.startswith("dynamodb:") for a in acts) or any("/index/" in r for r in res):
+                continue
+            cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
+            keys = cond.get("dynamodb:LeadingKeys")
+            if keys is None:
+                return None
+            found = (found or set()) | {k.rstrip("*") for k in keys}
+    return found
+
+
+def leading_key_drift(template: dict, root: Path = ROOT) -> list[str]:
+    drifts = []
+    ports = port_methods(root)
+    for m in sorted(ports - set(PORT_PREFIXES)):
+        drifts.append(f"port method {m} has no entry in drift.PORT_PREFIXES")
+    store_src = "\n".join(
+        p.read_text() for p in (root / "crates/bastion-store/src/dynamodb").glob("*.rs")
+    )
+    for prefix in sorted(set().union(*PORT_PREFIXES.values())):
+        if f'"{prefix}' not in store_src:
+            drifts.append(f"prefix {prefix} of drift.PORT_PREFIXES is built nowhere in the store")
+    for logical_id, pkg in FUNCTIONS.items():
+        granted = role_leading_keys(template, logical_id)
+        if granted is None:
+            drifts.append(f"{logical_id}: its table statement has no dynamodb:LeadingKeys condition")
+            continue
+        needed: dict[str, set[str]] = {}
+        for method in function_actions(root / pkg, root):
+            for prefix in PORT_PREFIXES.get(method, set()):
+                needed.setdefault(prefix, set()).add(method)
+        for prefix in sorted(set(needed) - granted):
+            drifts.append(
+                f"{logical_id}: code touches {prefix}* (via {', '.join(sorted(needed[prefix]))}), "
+                f"its role's LeadingKeys do not allow it"
+            )
+        for prefix in sorted(granted - set(needed)):
+            drifts.append(f"{logical_id}: LeadingKeys allow {prefix}*, which its code never touches")
+    return drifts
+
+
+# ---------------------------------------------------------------------------------------------
+# Check 6: metric filters
+
+FILTER_FIELD = re.compile(r'\$\.fields\.([a-z_]+)\s*(=|>=|<=|>|<)\s*("([^"]*)"|\d+)')
+
+
+def metric_filter_drift(template: dict, root: Path = ROOT) -> list[str]:
+    code = "\n".join(
+        strip_tests(p.read_text())
+        for d in ("crates", "functions")
+        for p in (root / d).rglob("src/**/*.rs")
+    )
+    drifts = []
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Logs::MetricFilter":
+            continue
+        pattern = res["Properties"]["FilterPattern"]
+        fields = FILTER_FIELD.findall(pattern)
+        if not fields:
+            drifts.append(f"{name}: pattern {pattern!r} matches no structured field")
+        for field, _op, _raw, text in fields:
+            if not re.search(r"\b" + field + r"\s*=", code):
+                drifts.append(f"{name}: no log line in the code has a field {field!r}")
+            if text and f'"{text}"' not in code:
+                drifts.append(f"{name}: the code never emits the value {text!r}")
+    return drifts
+
+
 def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
     template = template if template is not None else load_template(root / "template.yaml")
     return (
@@ -564,6 +703,8 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + variable_drift(template, root)
         + route_drift(template, root)
         + action_drift(template, root)
+        + leading_key_drift(template, root)
+        + metric_filter_drift(template, root)
     )
 
 
