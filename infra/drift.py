@@ -9,6 +9,7 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
   leading_key_drift   the role's dynamodb:LeadingKeys prefixes are exactly the partitions the
                       store methods the function calls can touch
   metric_filter_drift every log field a metric filter matches is one the code emits
+  deploy_settings_drift `cargo lambda deploy` metadata sizes each function as the template does
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -696,6 +698,28 @@ def metric_filter_drift(template: dict, root: Path = ROOT) -> list[str]:
     return drifts
 
 
+# ---------------------------------------------------------------------------------------------
+# Check 7: cargo-lambda settings
+
+
+def deploy_settings_drift(template: dict, root: Path = ROOT) -> list[str]:
+    drifts = []
+    for logical_id, pkg in FUNCTIONS.items():
+        props = template["Resources"][logical_id]["Properties"]
+        meta = tomllib.loads((root / pkg / "Cargo.toml").read_text())
+        deploy = meta.get("package", {}).get("metadata", {}).get("lambda", {}).get("deploy")
+        if deploy is None:
+            drifts.append(f"{pkg}/Cargo.toml: no [package.metadata.lambda.deploy]")
+            continue
+        for key, prop in (("memory", "MemorySize"), ("timeout", "Timeout")):
+            if deploy.get(key) != props.get(prop):
+                drifts.append(
+                    f"{logical_id}: {prop} {props.get(prop)} but cargo-lambda {key} "
+                    f"{deploy.get(key)}"
+                )
+    return drifts
+
+
 def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
     template = template if template is not None else load_template(root / "template.yaml")
     return (
@@ -705,6 +729,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + action_drift(template, root)
         + leading_key_drift(template, root)
         + metric_filter_drift(template, root)
+        + deploy_settings_drift(template, root)
     )
 
 

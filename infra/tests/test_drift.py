@@ -249,6 +249,16 @@ class MetricFilterDrift(unittest.TestCase):
         )
 
 
+class DeploySettingsDrift(unittest.TestCase):
+    def test_a_template_timeout_unlike_the_cargo_lambda_one_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Resources"]["ExecFunction"]["Properties"]["Timeout"] = 30
+        self.assertIn(
+            "ExecFunction: Timeout 30 but cargo-lambda timeout 75",
+            drift.deploy_settings_drift(t),
+        )
+
+
 class RustReading(unittest.TestCase):
     def test_braces_inside_strings_and_chars_do_not_end_a_body(self):
         src = 'fn a() { let s = "}{"; let c = \'}\'; let r = r#"}"#; /* } */ x() }\nfn b() {}'
