@@ -3,8 +3,10 @@
 
 Keys we own are generated here in their documented formats; keys a provider issues (Stripe,
 Telegram, Meta, Google, the LLM, a legacy HMAC key) are read from an operator-written
-KEY=VALUE file. With --current (the document stored today) it rotates: `--rotate JWT_KEYS`
-puts a new key first and keeps the old ones as verify-only, and everything else is kept.
+KEY=VALUE file. With --current (the document stored today) it keeps every value and rotates
+in two steps without downtime: `--rotate JWT_KEYS` adds a verify-only key, `--promote
+JWT_KEYS` (one refresh interval later) makes it current, `--retire JWT_KEYS` (once old access
+tokens expired) drops the old one.
 
 The document goes to stdout, which must not be a terminal; infra/put-secret pipes it straight
 into `aws secretsmanager put-secret-value`. A new admin key's plaintext is written to a 0600
@@ -42,7 +44,8 @@ PROVIDED = (
 ALL_KEYS = frozenset(GENERATED) | frozenset(PLATFORM_GENERATED) | frozenset(PROVIDED)
 ROTATABLE = ("JWT_KEYS", "PASSWORD_PEPPER", "ADMIN_KEYS", "TELEGRAM_WEBHOOK_SECRET",
              "FACEBOOK_VERIFY_TOKEN")
-KEEP_VERIFY_ONLY = 2  # old entries kept after a rotation, besides the new current one
+PROMOTABLE = ("JWT_KEYS", "PASSWORD_PEPPER")
+RETIRABLE = ("JWT_KEYS", "ADMIN_KEYS")
 
 
 class DocumentError(ValueError):
@@ -93,24 +96,44 @@ def read_provided(path: Path | None) -> dict[str, str]:
 
 
 def rotate(key: str, current: str, now: float) -> tuple[str, str | None]:
-    """(new value, admin plaintext if one was made)."""
+    """(new value, admin plaintext if one was made). Signing keys and peppers are added second,
+    verify-only: every instance learns them within one refresh before `promote` makes them
+    current, so no instance ever meets a token or hash made with a key it does not know."""
     old = entries(current)
     if key == "JWT_KEYS":
-        return ",".join([new_jwt_entry(now)] + old[:KEEP_VERIFY_ONLY]), None
+        return ",".join(old[:1] + [new_jwt_entry(now)] + old[1:]), None
     if key == "PASSWORD_PEPPER":
         versions = [int(e.split(":", 1)[0]) for e in old]
         nxt = max(versions, default=0) + 1
         if nxt > 255:
             raise DocumentError("PASSWORD_PEPPER: versions are exhausted (1..=255)")
-        # Every old pepper stays: stored hashes name their version and are upgraded at login.
-        return ",".join([f"{nxt}:{b64_key()}"] + old), None
+        return ",".join(old[:1] + [f"{nxt}:{b64_key()}"] + old[1:]), None
     if key == "ADMIN_KEYS":
+        # Any listed admin key works: the new one first, the old one until `retire`.
         plain, entry = new_admin_key("ops" + time.strftime("%Y%m%d", time.gmtime(now)))
-        return ",".join([entry] + old[:KEEP_VERIFY_ONLY]), plain
+        return ",".join([entry] + old), plain
     if key in ("TELEGRAM_WEBHOOK_SECRET", "FACEBOOK_VERIFY_TOKEN"):
         # One value at a time on the platform's side: re-register the webhook right after.
         return url_token(), None
     raise DocumentError(f"{key} cannot be rotated here ({', '.join(ROTATABLE)} can)")
+
+
+def promote(key: str, current: str) -> str:
+    """Makes the verify-only entry `rotate` added the current one (the old stays verify-only)."""
+    if key not in PROMOTABLE:
+        raise DocumentError(f"{key} has no verify-only entry to promote")
+    old = entries(current)
+    if len(old) < 2:
+        raise DocumentError(f"{key} has a single entry: rotate first")
+    return ",".join([old[1], old[0]] + old[2:])
+
+
+def retire(key: str, current: str) -> str:
+    """Keeps only the current entry (after access tokens signed by the old key expired).
+    Peppers are never retired: stored hashes name their version and upgrade at login."""
+    if key not in RETIRABLE:
+        raise DocumentError(f"{key} cannot be retired ({', '.join(RETIRABLE)} can)")
+    return entries(current)[0]
 
 
 def build(
@@ -118,6 +141,8 @@ def build(
     current: dict[str, str] | None = None,
     rotate_keys: tuple[str, ...] = (),
     now: float | None = None,
+    promote_keys: tuple[str, ...] = (),
+    retire_keys: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], str | None]:
     """(document, admin key plaintext when a new admin key was made)."""
     now = time.time() if now is None else now
@@ -133,9 +158,13 @@ def build(
                 raise DocumentError(f"{key} is not in the current document")
             doc[key], plain = rotate(key, doc[key], now)
             admin_plain = plain or admin_plain
+        for key in promote_keys:
+            doc[key] = promote(key, doc.get(key, ""))
+        for key in retire_keys:
+            doc[key] = retire(key, doc.get(key, ""))
     else:
-        if rotate_keys:
-            raise DocumentError("--rotate needs --current")
+        if rotate_keys or promote_keys or retire_keys:
+            raise DocumentError("--rotate, --promote and --retire need --current")
         admin_plain, admin_entry = new_admin_key("ops")
         doc = {
             "JWT_KEYS": new_jwt_entry(now),
@@ -161,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--provided", type=Path, help="KEY=VALUE file of provider-issued secrets")
     p.add_argument("--current", type=Path, help="the stored document (JSON), to keep or rotate")
-    p.add_argument("--rotate", action="append", default=[], choices=ROTATABLE)
+    p.add_argument("--rotate", action="append", default=[], choices=ROTATABLE,
+                   help="add a new key (verify-only for JWT_KEYS and PASSWORD_PEPPER)")
+    p.add_argument("--promote", action="append", default=[], choices=PROMOTABLE,
+                   help="make the verify-only key current (after one SECRET_REFRESH_SECS)")
+    p.add_argument("--retire", action="append", default=[], choices=RETIRABLE,
+                   help="drop every entry but the current one")
     p.add_argument("--admin-key-out", type=Path, default=Path(".bastion/admin-key"),
                    help="where a new admin key's plaintext goes (mode 0600)")
     args = p.parse_args(argv)
@@ -171,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         current = json.loads(args.current.read_text()) if args.current else None
-        doc, admin_plain = build(read_provided(args.provided), current, tuple(args.rotate))
+        doc, admin_plain = build(read_provided(args.provided), current, tuple(args.rotate),
+                                 promote_keys=tuple(args.promote),
+                                 retire_keys=tuple(args.retire))
     except (DocumentError, json.JSONDecodeError, OSError) as e:
         print(f"secret document: {e}", file=sys.stderr)
         return 1

@@ -95,19 +95,30 @@ class Rotation(unittest.TestCase):
     def setUp(self):
         self.current, _ = sd.build({"STRIPE_WEBHOOK_SECRETS": "whsec_1"}, now=NOW - 86_400)
 
-    def test_a_jwt_rotation_puts_a_new_key_first_and_keeps_the_old_one_verify_only(self):
-        doc, admin = sd.build({}, self.current, ("JWT_KEYS",), now=NOW)
-        keys = doc["JWT_KEYS"].split(",")
-        self.assertEqual(len(keys), 2)
-        self.assertTrue(keys[0].startswith("k20270115080000:"))
-        self.assertEqual(keys[1], self.current["JWT_KEYS"])
+    def test_a_jwt_rotation_adds_a_verify_only_key_then_promotes_then_retires_it(self):
+        added, admin = sd.build({}, self.current, ("JWT_KEYS",), now=NOW)
+        keys = added["JWT_KEYS"].split(",")
+        self.assertEqual(keys[0], self.current["JWT_KEYS"])
+        self.assertTrue(keys[1].startswith("k20270115080000:"))
         self.assertIsNone(admin)
         for k in ("PASSWORD_PEPPER", "EXEC_SANDBOX_KEY", "ADMIN_KEYS", "STRIPE_WEBHOOK_SECRETS"):
-            self.assertEqual(doc[k], self.current[k], k)
+            self.assertEqual(added[k], self.current[k], k)
+        promoted, _ = sd.build({}, added, promote_keys=("JWT_KEYS",), now=NOW)
+        self.assertEqual(promoted["JWT_KEYS"], f"{keys[1]},{keys[0]}")
+        retired, _ = sd.build({}, promoted, retire_keys=("JWT_KEYS",), now=NOW)
+        self.assertEqual(retired["JWT_KEYS"], keys[1])
+
+    def test_promoting_a_single_key_is_refused(self):
+        with self.assertRaisesRegex(sd.DocumentError, "rotate first"):
+            sd.build({}, self.current, promote_keys=("JWT_KEYS",), now=NOW)
 
     def test_a_pepper_rotation_takes_the_next_version_and_keeps_every_old_one(self):
         once, _ = sd.build({}, self.current, ("PASSWORD_PEPPER",), now=NOW)
+        self.assertEqual([e.split(":")[0] for e in once["PASSWORD_PEPPER"].split(",")],
+                         ["1", "2"])
+        once, _ = sd.build({}, once, promote_keys=("PASSWORD_PEPPER",), now=NOW)
         twice, _ = sd.build({}, once, ("PASSWORD_PEPPER",), now=NOW)
+        twice, _ = sd.build({}, twice, promote_keys=("PASSWORD_PEPPER",), now=NOW)
         self.assertEqual([e.split(":")[0] for e in twice["PASSWORD_PEPPER"].split(",")],
                          ["3", "2", "1"])
 
@@ -122,7 +133,7 @@ class Rotation(unittest.TestCase):
             sd.build({}, {"placeholder": "x"}, ("JWT_KEYS",), now=NOW)
 
     def test_rotating_without_the_current_document_is_refused(self):
-        with self.assertRaisesRegex(sd.DocumentError, "--rotate needs --current"):
+        with self.assertRaisesRegex(sd.DocumentError, "need --current"):
             sd.build({}, None, ("JWT_KEYS",), now=NOW)
 
 
