@@ -99,6 +99,10 @@ DEFAULTED = {
     "RUST_LOG": "set in Globals",
 }
 
+# Set by the Lambda runtime (AWS_LAMBDA_RUNTIME_API, AWS_REGION, credentials) or read by the
+# SDK's standard chain: never the template's to set.
+RUNTIME_PREFIX = "AWS_"
+
 # Where the code reads configuration: files of these names, outside test modules.
 CONFIG_FILE = re.compile(r"(config|extras|secrets?|env|settings|lambda)\.rs$")
 UPPER_LITERAL = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+_?)"')
@@ -382,6 +386,8 @@ def variable_drift(template: dict, root: Path = ROOT, secret_keys=SECRET_KEYS) -
             drifts.append(f"{logical_id}: secret(s) {leaked} in the plain environment")
         for var in sorted(code_variables(root / pkg)):
             if var in env or var in secret_keys or var in DEFAULTED:
+                continue
+            if var.startswith(RUNTIME_PREFIX):
                 continue
             drifts.append(
                 f"{logical_id}: code reads {var}, which is neither in its environment, "
