@@ -599,6 +599,7 @@ PORT_PREFIXES: dict[str, set[str]] = {
     "find_user_by_google": {"GOOGLE#", "USER#"},
     "create_google_user": {"USER#", "EMAIL#", "GOOGLE#"},
     "link_google": {"USER#", "GOOGLE#"},
+    "unlink_google": {"USER#", "GOOGLE#"},
     "set_roles": {"USER#"},
     "set_disabled": {"USER#"},
     "create_api_key": {"APIKEY#", "USER#"},

@@ -86,7 +86,7 @@ async fn unknown_json_field_returns_400_naming_it() {
     r.assert_error(
         400,
         "invalid_request",
-        "invalid body: unknown field `is_admin`, expected `email` or `password`",
+        "invalid body: unknown field `is_admin`, expected one of `email`, `password`, `device_token`",
     );
 }
 

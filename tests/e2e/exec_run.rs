@@ -135,6 +135,9 @@ async fn file_arguments_obey_the_path_rules_in_every_spelling() {
     let (app, s) = app_and_user(&[]).await;
     let parent = "argument 1: path must not contain '..'";
     let absolute = "argument 1: path must be relative to the sandbox";
+    // A value in its own word is named by its own position.
+    let parent_2 = "argument 2: path must not contain '..'";
+    let absolute_2 = "argument 2: path must be relative to the sandbox";
     let cases = [
         (json!(["cat", "../x"]), parent),
         (json!(["cat", "a/../../x"]), parent),
@@ -142,11 +145,22 @@ async fn file_arguments_obey_the_path_rules_in_every_spelling() {
         (json!(["cat", "/proc/self/environ"]), absolute),
         (json!(["cat", "/proc/1/environ"]), absolute),
         (json!(["cat", "//etc/passwd"]), absolute),
-        (json!(["cp", "-t", "/tmp", "a"]), absolute),
+        (json!(["cp", "-t", "/tmp", "a"]), absolute_2),
         (json!(["cp", "-t/tmp", "a"]), absolute),
         (json!(["mv", "--target-directory=../other", "a"]), parent),
-        (json!(["sort", "-o", "/tmp/out", "a"]), absolute),
-        (json!(["grep", "-f", "/etc/shadow", "a"]), absolute),
+        (json!(["sort", "-o", "/tmp/out", "a"]), absolute_2),
+        (json!(["grep", "-f", "/etc/shadow", "a"]), absolute_2),
+        // GNU diff takes --unified's number only after `=`: the next word is a file.
+        (
+            json!(["diff", "--unified", "../../dev-secrets.env", "-"]),
+            parent_2,
+        ),
+        (
+            json!(["diff", "-r", "-N", "--unified", "..", "--unified", "x"]),
+            "argument 4: path must not contain '..'",
+        ),
+        (json!(["diff", "--context", "../a", "b"]), parent_2),
+        (json!(["ls", "--color", ".."]), parent_2),
         (
             json!(["cat", "a//b"]),
             "argument 1: path must not contain empty components",
@@ -216,6 +230,17 @@ async fn stdin_reaches_the_command() {
         .exec(&s.access, json!({"argv": ["sort"], "stdin": "b\na\nc\n"}))
         .await;
     assert_eq!(without_duration(r.body), result("a\nb\nc\n", "", 0));
+}
+
+#[tokio::test]
+async fn a_stdin_reader_sent_no_stdin_ends_at_once_with_exit_zero() {
+    let (app, s) = app_and_user(&[]).await;
+    for argv in [json!(["sort"]), json!(["cat"])] {
+        let r = app
+            .exec(&s.access, json!({"argv": argv, "timeout_ms": 10000}))
+            .await;
+        assert_eq!(without_duration(r.body), result("", "", 0), "{argv}");
+    }
 }
 
 #[tokio::test]
@@ -322,6 +347,10 @@ async fn health_reports_the_layers_in_force_on_this_host() {
         })
     );
     assert_eq!(r.body["missing"], json!([]));
+    assert_eq!(
+        r.body["required"],
+        json!(["seccomp", "no_new_privs", "rlimits"])
+    );
     let r = app.call(Method::GET, "/exec/health", None, None).await;
     r.assert_error(401, "unauthorized", "missing bearer token");
 }

@@ -13,6 +13,8 @@ use crate::helpers::{START, TestApp, TestResponse, base_env, session_of};
 struct Google {
     app: TestApp,
     fake: FakeGoogle,
+    /// The binding cookie of the last callback: the browser that then exchanges the code.
+    browser: std::sync::Mutex<Option<String>>,
 }
 
 /// One started sign-in as the browser sees it.
@@ -68,6 +70,7 @@ impl Google {
         Self {
             app: TestApp::with_env(env).await,
             fake,
+            browser: std::sync::Mutex::new(None),
         }
     }
 
@@ -91,6 +94,7 @@ impl Google {
     async fn callback(&self, code: &str, state: &str, cookie: Option<&str>) -> TestResponse {
         let path = format!("/auth/google/callback?code={code}&state={state}");
         let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        *self.browser.lock().unwrap() = cookie.map(str::to_owned);
         self.app
             .call_with(Method::GET, &path, None, None, &headers)
             .await
@@ -106,9 +110,22 @@ impl Google {
             .await
     }
 
+    /// Exchanges `code` from the browser of the last callback.
     async fn exchange(&self, code: &str) -> TestResponse {
+        let cookie = self.browser.lock().unwrap().clone();
+        self.exchange_from(code, cookie.as_deref()).await
+    }
+
+    async fn exchange_from(&self, code: &str, cookie: Option<&str>) -> TestResponse {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
         self.app
-            .post("/auth/google/exchange", json!({"code": code}))
+            .call_with(
+                Method::POST,
+                "/auth/google/exchange",
+                None,
+                Some(json!({"code": code})),
+                &headers,
+            )
             .await
     }
 
@@ -165,10 +182,8 @@ async fn google_sign_in_goes_from_start_through_callback_and_exchange_to_auth_me
     let r = g
         .callback("code-1", started.state(), Some(&started.cookie))
         .await;
-    assert_eq!(
-        r.header("set-cookie"),
-        Some("__Host-bastion_oauth=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax")
-    );
+    // The binding cookie stays until the exchange, which needs it.
+    assert_eq!(r.header("set-cookie"), None);
     let back = fragment(&r);
     let code = back.strip_prefix("code=").unwrap();
     assert_eq!(code.len(), 43);
@@ -176,6 +191,10 @@ async fn google_sign_in_goes_from_start_through_callback_and_exchange_to_auth_me
 
     let tokens = g.exchange(code).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    assert_eq!(
+        tokens.header("set-cookie"),
+        Some("__Host-bastion_oauth=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax")
+    );
     let session = session_of(&tokens);
     let me = g.app.get("/auth/me", &session.access).await;
     assert_eq!(me.status, StatusCode::OK);
@@ -696,6 +715,189 @@ async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_rec
         .call(
             Method::DELETE,
             "/auth/account",
+            Some(&fresh.access),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_login_code_exchanged_without_the_starting_browsers_cookie_is_refused_and_audited() {
+    let g = Google::new().await;
+    let msg = "login code is unknown, expired or already used";
+    // The attacker finishes their own sign-in and plants the code in the victim's frontend,
+    // which exchanges it with no binding cookie, or with the cookie of its own started flow.
+    let r = g.sign_in(valid("g-attacker", "attacker@example.com")).await;
+    let planted = fragment(&r).strip_prefix("code=").unwrap().to_owned();
+    g.exchange_from(&planted, None)
+        .await
+        .assert_error(400, "invalid_login_code", msg);
+    let victim = g.start().await;
+    let r = g.sign_in(valid("g-attacker", "attacker@example.com")).await;
+    let planted = fragment(&r).strip_prefix("code=").unwrap().to_owned();
+    g.exchange_from(&planted, Some(&victim.cookie))
+        .await
+        .assert_error(400, "invalid_login_code", msg);
+
+    let events = g.app.audit_of_kind("google_exchange_refused").await;
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.detail.as_deref() == Some("foreign_browser") && e.user_id.is_some())
+    );
+    // The code is spent: not even the attacker's own browser can use it afterwards.
+    g.exchange(&planted)
+        .await
+        .assert_error(400, "invalid_login_code", msg);
+}
+
+/// Signs in with Google as `sub` and returns the session.
+async fn google_session(g: &Google, sub: &str, email: &str) -> crate::helpers::Session {
+    let r = g.sign_in(valid(sub, email)).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    session_of(&tokens)
+}
+
+const SET_PASSWORD: &str = "a freshly chosen passphrase 77";
+
+#[tokio::test]
+async fn a_google_account_sets_a_password_only_from_a_fresh_session_and_only_once() {
+    let g = Google::new().await;
+    let s = google_session(&g, "g-set", "setter@example.com").await;
+    let set = |access: String| {
+        let app = g.app.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/auth/password/set",
+                Some(&access),
+                Some(json!({"new_password": SET_PASSWORD})),
+            )
+            .await
+        }
+    };
+    // Ten minutes on, a refreshed token of that sign-in is not enough.
+    g.app.clock.advance(601);
+    let refreshed = g.app.refresh(&s.refresh).await;
+    let stale = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    set(stale).await.assert_error(
+        403,
+        "reauthentication_required",
+        "sign in with Google again, then set a password within 10 minutes",
+    );
+    let fresh = google_session(&g, "g-set", "setter@example.com").await;
+    assert_eq!(
+        set(fresh.access.clone()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(g.app.audit_kinds(&fresh.user_id).await[0], "password_set");
+    assert_eq!(
+        g.app.login("setter@example.com", SET_PASSWORD).await.status,
+        StatusCode::OK
+    );
+    set(fresh.access.clone()).await.assert_error(
+        409,
+        "password_already_set",
+        "this account has a password; change it with the current one",
+    );
+    // The account is still linked, and a password change works for it like for any other.
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/password",
+            Some(&fresh.access),
+            Some(json!({"current_password": SET_PASSWORD, "new_password": "yet another passphrase 88"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let again = google_session(&g, "g-set", "setter@example.com").await;
+    assert_eq!(again.user_id, fresh.user_id);
+}
+
+#[tokio::test]
+async fn unlinking_google_needs_the_password_and_then_google_no_longer_signs_in() {
+    let g = Google::new().await;
+    let s = google_session(&g, "g-unlink", "unlinker@example.com").await;
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/password/set",
+            Some(&s.access),
+            Some(json!({"new_password": SET_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let unlink = |password: &str| {
+        let (app, access, body) = (
+            g.app.clone(),
+            s.access.clone(),
+            json!({ "password": password }),
+        );
+        async move {
+            app.call(
+                Method::DELETE,
+                "/auth/google/link",
+                Some(&access),
+                Some(body),
+            )
+            .await
+        }
+    };
+    unlink("not the password at all").await.assert_error(
+        401,
+        "invalid_password",
+        "password is incorrect",
+    );
+    assert_eq!(unlink(SET_PASSWORD).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(g.app.audit_kinds(&s.user_id).await[0], "google_unlinked");
+    unlink(SET_PASSWORD)
+        .await
+        .assert_error(404, "not_linked", "no Google account is linked");
+    // The Google identity no longer opens the account (it is not linked silently either).
+    let r = g.sign_in(valid("g-unlink", "unlinker@example.com")).await;
+    assert_eq!(fragment(&r), "error=account_exists");
+    assert_eq!(
+        g.app
+            .login("unlinker@example.com", SET_PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_google_only_account_unlinks_only_from_a_fresh_session() {
+    let g = Google::new().await;
+    let s = google_session(&g, "g-only", "only@example.com").await;
+    g.app.clock.advance(601);
+    let refreshed = g.app.refresh(&s.refresh).await;
+    let stale = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    g.app
+        .call(
+            Method::DELETE,
+            "/auth/google/link",
+            Some(&stale),
+            Some(json!({})),
+        )
+        .await
+        .assert_error(
+            403,
+            "reauthentication_required",
+            "sign in with Google again, then unlink Google within 10 minutes",
+        );
+    let fresh = google_session(&g, "g-only", "only@example.com").await;
+    let r = g
+        .app
+        .call(
+            Method::DELETE,
+            "/auth/google/link",
             Some(&fresh.access),
             Some(json!({})),
         )

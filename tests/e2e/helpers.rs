@@ -124,6 +124,11 @@ impl TestApp {
         Self::with_stores(env, Stores::from_adapter(store), TempDb(path))
     }
 
+    /// The auth router on the given stores (e.g. DynamoDB on moto).
+    pub fn on_stores(stores: Stores) -> Self {
+        Self::with_stores(base_env(), stores, TempDb(std::path::PathBuf::new()))
+    }
+
     fn with_stores(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
         let clock = ManualClock::new(START);
         let edge = Edge::new(
@@ -134,7 +139,7 @@ impl TestApp {
         let auth = AuthConfig::from_env(&env).unwrap();
         let state = AuthState {
             edge,
-            hasher: Arc::new(auth.hasher),
+            hasher: bastion_http::config::Live::new(auth.hasher),
             sessions: auth.sessions,
         };
         let extras = AuthExtras::from_env(&env).unwrap();
@@ -167,7 +172,7 @@ impl TestApp {
         let auth = AuthConfig::from_env(&env).unwrap();
         let auth_state = AuthState {
             edge: edge.clone(),
-            hasher: Arc::new(auth.hasher),
+            hasher: bastion_http::config::Live::new(auth.hasher),
             sessions: auth.sessions,
         };
         let chat =
@@ -402,7 +407,7 @@ impl TestApp {
         let auth = AuthConfig::from_env(&env).unwrap();
         let auth_state = AuthState {
             edge: edge.clone(),
-            hasher: Arc::new(auth.hasher),
+            hasher: bastion_http::config::Live::new(auth.hasher),
             sessions: auth.sessions,
         };
         app._sandbox = Some(Arc::new(TempTree(root.clone())));

@@ -15,7 +15,7 @@ use bastion_store::Stores;
 
 use crate::engine::{BillingPlans, ChatEngine};
 use crate::message::ModelName;
-use crate::provider::openai::OpenAiSettings;
+use crate::provider::openai::{ApiKey, OpenAiSettings};
 use crate::provider::{EchoProvider, OpenAiProvider, Provider};
 
 /// Where the binary runs: Lambda never gets the echo provider.
@@ -89,6 +89,9 @@ impl ChatConfig {
 pub struct ChatSetup {
     pub config: ChatConfig,
     pub provider: Arc<dyn Provider>,
+    /// The OpenAI-compatible provider's key (unused by the echo provider): a secret refresh
+    /// stores the re-read `LLM_API_KEY` here (see [`api_key`]).
+    pub api_key: ApiKey,
 }
 
 impl ChatSetup {
@@ -102,6 +105,7 @@ impl ChatSetup {
     /// `Lambda` refuses to start.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
         let configured_url = env.non_empty("LLM_BASE_URL");
+        let mut key_handle = ApiKey::default();
         let (provider, default_model): (Arc<dyn Provider>, ModelName) = match (configured_url, mode)
         {
             (None, RuntimeMode::Lambda) => {
@@ -131,6 +135,7 @@ impl ChatSetup {
                 };
                 let provider = OpenAiProvider::new(settings)
                     .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
+                key_handle = provider.api_key();
                 let m = env.required("LLM_MODEL")?;
                 (Arc::new(provider), model("LLM_MODEL", &m)?)
             }
@@ -178,7 +183,11 @@ impl ChatSetup {
             pro_daily_credits: bounded(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0..=1_000_000)?,
             turn_limit: policy(env, "CHAT_RATE_LIMIT", Policy::per_minute(20))?,
         };
-        Ok(Self { config, provider })
+        Ok(Self {
+            config,
+            provider,
+            api_key: key_handle,
+        })
     }
 }
 
@@ -217,7 +226,8 @@ fn base_url(raw: &str) -> Result<Url, ConfigError> {
     }
 }
 
-fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
+/// `LLM_API_KEY`: unset for providers that need no key, never set but blank.
+pub fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
     match env.get("LLM_API_KEY") {
         None => Ok(None),
         Some(k) if k.trim().is_empty() => Err(ConfigError::new(

@@ -12,6 +12,7 @@ use bastion_store::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::claim::TurnClaim;
 use crate::config::ChatConfig;
 use crate::context::assemble;
 use crate::message::{ChatMessage, cap_answer, title_from};
@@ -23,7 +24,10 @@ pub const CONVERSATION_PAGE: usize = 20;
 /// Messages per listing page.
 pub const MESSAGE_PAGE: usize = 50;
 /// Tries of one channel reply that keeps losing races with overlapping deliveries.
-const CHANNEL_ATTEMPTS: u32 = 3;
+const CHANNEL_ATTEMPTS: u32 = 10;
+/// Pause before retrying a channel turn whose conversation another delivery holds, times the
+/// attempt (about 4.5 s in all, well inside the platforms' webhook timeouts).
+const CHANNEL_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Where an owner's plan comes from.
 #[async_trait]
@@ -176,12 +180,36 @@ impl ChatEngine {
         model: Option<&str>,
         request_id: &RequestId,
     ) -> Result<TurnReply, ChatError> {
-        let target = match conversation {
-            Some(id) => Target::Existing(id),
-            None => Target::New,
+        let (target, claim) = match conversation {
+            Some(id) => (
+                Target::Existing(id),
+                Some(self.claim_turn(owner, id, request_id).await?),
+            ),
+            // A new conversation gets a fresh id nobody else can race on.
+            None => (Target::New, None),
         };
-        self.run_turn(owner, target, message, model, request_id)
-            .await
+        let result = self
+            .run_turn(owner, target, message, model, request_id)
+            .await;
+        if let Some(claim) = claim {
+            claim.release().await;
+        }
+        result
+    }
+
+    /// Claims `id`'s turn before its history is read or anything is spent: concurrent turns
+    /// on one conversation stop here (`Conflict`) instead of each debiting a credit and
+    /// calling the provider, only for all but one to lose at write time.
+    async fn claim_turn(
+        &self,
+        owner: &Owner,
+        id: &ConversationId,
+        request_id: &RequestId,
+    ) -> Result<TurnClaim, ChatError> {
+        let now = self.clock.now();
+        TurnClaim::take(self.stores.deliveries.clone(), owner, id, request_id, now)
+            .await?
+            .ok_or(ChatError::Conflict)
     }
 
     /// A channel (Telegram, Messenger) reply: continues the owner's one conversation, creating
@@ -205,8 +233,19 @@ impl ChatEngine {
         // refunded) is simply run again on the winner's state.
         let mut attempt = 1;
         loop {
+            let claim = match self.claim_turn(owner, &id, request_id).await {
+                Ok(claim) => claim,
+                Err(ChatError::Conflict) if attempt < CHANNEL_ATTEMPTS => {
+                    // Another delivery of this chat is being answered: wait for its turn.
+                    tokio::time::sleep(CHANNEL_BACKOFF * attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let context = self.read_context(owner, &id).await?;
             if let Some(answer) = stored_answer(&context.1, &turn) {
+                claim.release().await;
                 tracing::info!(%request_id, owner = %owner.key(), "channel delivery already answered; replaying the stored answer");
                 return Ok(answer);
             }
@@ -215,10 +254,11 @@ impl ChatEngine {
                 context,
                 turn: turn.clone(),
             };
-            match self
+            let result = self
                 .run_turn(owner, target, &message, None, request_id)
-                .await
-            {
+                .await;
+            claim.release().await;
+            match result {
                 Err(ChatError::Conflict) if attempt < CHANNEL_ATTEMPTS => attempt += 1,
                 other => return other.map(|reply| reply.message.content),
             }

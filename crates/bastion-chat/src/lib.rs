@@ -1,6 +1,7 @@
 //! The chat engine as a library: the chat function is its HTTP face, and the webhooks function
 //! reuses it (`ChatEngine::channel_reply`) to answer Telegram and Messenger users.
 
+mod claim;
 pub mod config;
 pub mod context;
 pub mod engine;

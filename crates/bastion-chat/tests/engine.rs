@@ -31,6 +31,7 @@ struct Harness {
     engine: ChatEngine,
     stores: Stores,
     fake: FakeLlm,
+    key: bastion_chat::provider::openai::ApiKey,
 }
 
 async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Harness {
@@ -52,6 +53,7 @@ async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Har
     }
     let setup = ChatSetup::from_env(&env, RuntimeMode::Lambda).unwrap();
     let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
+    let key = setup.api_key.clone();
     let engine = ChatEngine::new(
         stores.clone(),
         setup.provider,
@@ -63,6 +65,7 @@ async fn harness_with(extra: &[(&str, &str)], plans: Arc<dyn PlanSource>) -> Har
         engine,
         stores,
         fake,
+        key,
     }
 }
 
@@ -309,6 +312,28 @@ async fn a_client_error_from_the_provider_is_not_retried() {
 }
 
 #[tokio::test]
+async fn a_key_stored_by_a_secret_refresh_is_sent_from_the_next_call_on() {
+    let h = harness_with(&[("LLM_API_KEY", "sk-wrong")], Arc::new(FreePlans)).await;
+    let first = h
+        .engine
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
+        .await;
+    assert!(matches!(
+        first,
+        Err(ChatError::ProviderFailed(ProviderError::Status(401)))
+    ));
+    let env: HashMap<String, String> = [("LLM_API_KEY".to_owned(), FAKE_KEY.to_owned())].into();
+    h.key.store(bastion_chat::config::api_key(&env).unwrap());
+    h.fake.script([Answer::Reply("with the new key".into())]);
+    let reply = h
+        .engine
+        .channel_reply(&telegram(), "hi", &delivery(), &rid())
+        .await
+        .unwrap();
+    assert_eq!(reply, "with the new key");
+}
+
+#[tokio::test]
 async fn a_malformed_reply_fails_and_refunds_the_credit() {
     let h = harness().await;
     let owner = telegram();
@@ -545,4 +570,81 @@ async fn a_repeated_delivery_replays_its_stored_answer_but_a_reused_delivery_id_
     assert_eq!(other, default_reply("something else"));
     assert_eq!(h.fake.requests().len(), 2);
     assert_eq!(credits_left(&h, &owner, 3).await, 1);
+}
+
+/// A provider that counts its calls and answers each only when the test lets one through.
+struct Gate {
+    calls: std::sync::atomic::AtomicUsize,
+    open: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl Provider for Gate {
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+    async fn complete(&self, _r: &CompletionRequest) -> Result<Completion, ProviderError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.open.acquire().await.unwrap().forget();
+        Ok(Completion {
+            content: "gated answer".into(),
+            usage: bastion_chat::Usage {
+                prompt_tokens: 1,
+                completion_tokens: 1,
+            },
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_turns_on_one_conversation_reach_the_provider_once() {
+    let gate = Arc::new(Gate {
+        calls: 0.into(),
+        open: tokio::sync::Semaphore::new(1),
+    });
+    let (engine, stores) = engine_with(gate.clone());
+    let owner = Owner::User(UserId::generate());
+    let hi = bastion_chat::ChatMessage::parse("hi").unwrap();
+    let first = engine.turn(&owner, None, &hi, None, &rid()).await.unwrap();
+    let id = first.conversation_id;
+
+    let barrier = Arc::new(Barrier::new(20));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (engine, barrier, owner, id) =
+            (engine.clone(), barrier.clone(), owner.clone(), id.clone());
+        tasks.spawn(async move {
+            let message = bastion_chat::ChatMessage::parse(&format!("q{i}")).unwrap();
+            barrier.wait().await;
+            engine.turn(&owner, Some(&id), &message, None, &rid()).await
+        });
+    }
+    // The turn holding the conversation waits at the gate; every other one is refused
+    // before spending anything.
+    for _ in 0..19 {
+        let refused = tasks.join_next().await.unwrap().unwrap();
+        assert!(matches!(refused, Err(ChatError::Conflict)), "{refused:?}");
+    }
+    // The holder may still be on its way to the gate.
+    for _ in 0..500 {
+        if gate.calls.load(std::sync::atomic::Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(gate.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    gate.open.add_permits(1);
+    let won = tasks.join_next().await.unwrap().unwrap().unwrap();
+    assert_eq!(won.message.content, "gated answer");
+    assert_eq!(gate.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Two turns stored, two credits spent of three; the conversation is free again.
+    assert_eq!(await_credits(&stores, &owner, 1).await, 1);
+    let listed = engine.conversations(&owner, None).await.unwrap();
+    assert_eq!(listed.items[0].message_count, 4);
+    gate.open.add_permits(1);
+    let bye = bastion_chat::ChatMessage::parse("bye").unwrap();
+    engine
+        .turn(&owner, Some(&id), &bye, None, &rid())
+        .await
+        .unwrap();
 }

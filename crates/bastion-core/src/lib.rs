@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod billing;
 pub mod clock;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod ids;

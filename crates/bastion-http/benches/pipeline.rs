@@ -174,6 +174,7 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
     let (access, _) = edge(stores)
         .config
         .jwt
+        .load()
         .issue(&user.id, &session.id, &["user".to_owned()], now)
         .unwrap();
     let key = format!("bst_{}", OpaqueToken::generate().expose());

@@ -165,6 +165,7 @@ async fn access_token(edge: &Edge, token: &str) -> Result<Authenticated, ApiErro
     let claims = edge
         .config
         .jwt
+        .load()
         .verify(token, now)
         .map_err(|_| ApiError::unauthorized("invalid or expired access token"))?;
     let invalid = |_| ApiError::unauthorized("invalid or expired access token");

@@ -36,9 +36,10 @@ pub fn client_ip(parts: &Parts) -> Option<ClientIp> {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string())
     })?;
+    // An IPv4 client reached over a dual-stack socket shows up IPv4-mapped: record it as IPv4.
     raw.parse::<std::net::IpAddr>()
         .ok()
-        .map(|ip| ClientIp(ip.to_string()))
+        .map(|ip| ClientIp(ip.to_canonical().to_string()))
 }
 
 pub fn user_agent(parts: &Parts) -> UserAgent {

@@ -2,115 +2,15 @@
 //! stops start-up with an error naming the variable (fail closed, never a silent default for a
 //! secret).
 
-use std::collections::HashMap;
-use std::fmt::Display;
-use std::ops::RangeInclusive;
-use std::str::FromStr;
-use std::sync::Arc;
-
-use base64::Engine;
 use bastion_core::crypto::JwtKeys;
 use bastion_core::rate_limit::Policy;
 
-/// A start-up configuration problem, naming the variable at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration {var}: {reason}")]
-pub struct ConfigError {
-    pub var: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub fn new(var: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            var: var.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// Where configuration comes from: the process environment, or a map in tests.
-pub trait Env {
-    fn get(&self, key: &str) -> Option<String>;
-    fn keys(&self) -> Vec<String>;
-
-    /// The value if set and not blank.
-    fn non_empty(&self, key: &str) -> Option<String> {
-        self.get(key).filter(|v| !v.trim().is_empty())
-    }
-
-    fn required(&self, key: &str) -> Result<String, ConfigError> {
-        self.non_empty(key)
-            .ok_or_else(|| ConfigError::new(key, "is required"))
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-
-    fn keys(&self) -> Vec<String> {
-        std::env::vars_os()
-            .filter_map(|(k, _)| k.into_string().ok())
-            .collect()
-    }
-}
-
-impl Env for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
-    }
-
-    fn keys(&self) -> Vec<String> {
-        HashMap::keys(self).cloned().collect()
-    }
-}
-
-/// A whole number within `range`; the error names `var` and the range, never the value.
-pub fn parse_bounded<T>(var: &str, raw: &str, range: RangeInclusive<T>) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Display,
-{
-    raw.trim()
-        .parse::<T>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            ConfigError::new(
-                var,
-                format!("must be a whole number {}..={}", range.start(), range.end()),
-            )
-        })
-}
-
-/// The number in `var`, or `default` when it is unset or blank; see [`parse_bounded`].
-pub fn bounded<T>(
-    env: &dyn Env,
-    var: &str,
-    default: T,
-    range: RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Display,
-{
-    match env.non_empty(var) {
-        None => Ok(default),
-        Some(raw) => parse_bounded(var, &raw, range),
-    }
-}
-
-/// An in-memory [`Env`] holding `pairs`, for tests and tools that configure without the process
-/// environment.
-pub fn map_env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
+// The configuration source and its parsers live in bastion-core so every crate can read them;
+// these re-exports keep `bastion_http::config::…` imports working.
+pub use bastion_core::config::{
+    ConfigError, Env, Live, ProcessEnv, SECRET_NAMES, bounded, decode_base64, is_secret_name,
+    keyed_secrets, map_env, parse_bounded,
+};
 
 /// The named limits. Names map to `RATE_LIMIT_<NAME>` variables holding `<limit>/<seconds>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +118,8 @@ fn parse_policy(var: &str, raw: &str) -> Result<Policy, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub allowed_origins: Vec<String>,
-    pub jwt: Arc<JwtKeys>,
+    /// Swapped by a secret refresh: read it once per request with `load()`.
+    pub jwt: Live<JwtKeys>,
     pub rate_limits: RateLimits,
 }
 
@@ -226,9 +127,16 @@ impl EdgeConfig {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         Ok(Self {
             allowed_origins: parse_origins(env.get("ALLOWED_ORIGINS").as_deref().unwrap_or(""))?,
-            jwt: Arc::new(parse_jwt(env)?),
+            jwt: Live::new(parse_jwt(env)?),
             rate_limits: RateLimits::from_env(env)?,
         })
+    }
+
+    /// Re-reads the secret part (the JWT keys) after a secret refresh and swaps it in.
+    /// Origins and rate limits are plain configuration and change only with a redeploy.
+    pub fn rotate(&self, env: &dyn Env) -> Result<(), ConfigError> {
+        self.jwt.store(parse_jwt(env)?);
+        Ok(())
     }
 }
 
@@ -259,39 +167,8 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
-/// Base64 (standard or URL-safe) to bytes, with an error naming `var` but never the value.
-pub fn decode_base64(var: &str, what: &str, raw: &str) -> Result<Vec<u8>, ConfigError> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    STANDARD
-        .decode(raw.trim())
-        .or_else(|_| URL_SAFE_NO_PAD.decode(raw.trim()))
-        .map_err(|_| ConfigError::new(var, format!("{what} is not valid base64")))
-}
-
-/// A required `id:base64,id:base64…` list (current first), as used for rotating secrets.
-pub fn keyed_secrets(env: &dyn Env, var: &str) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
-    let raw = env.required(var)?;
-    let mut out = Vec::new();
-    for pair in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (id, b64) = pair.split_once(':').ok_or_else(|| {
-            ConfigError::new(
-                var,
-                "each entry must be id:base64 (comma-separated, current first)",
-            )
-        })?;
-        let id = id.trim();
-        out.push((
-            id.to_owned(),
-            decode_base64(var, &format!("key {id:?}"), b64)?,
-        ));
-    }
-    if out.is_empty() {
-        return Err(ConfigError::new(var, "is required"));
-    }
-    Ok(out)
-}
-
-fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
+/// `JWT_ISSUER`, `JWT_AUDIENCE` and the `JWT_KEYS` list (current first, then verify-only keys).
+pub fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
     let issuer = env
         .non_empty("JWT_ISSUER")
         .unwrap_or_else(|| "bastion".to_owned());
@@ -360,24 +237,6 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.rate_limits.webhooks_ip, Policy::per_minute(1200));
-    }
-
-    #[test]
-    fn bounded_numbers_default_when_unset_and_name_the_variable_and_range_when_wrong() {
-        let e = env(&[("N", " 7 "), ("BLANK", " "), ("LOW", "0"), ("WORD", "ten")]);
-        assert_eq!(bounded(&e, "N", 3u64, 1..=10), Ok(7));
-        assert_eq!(bounded(&e, "UNSET", 3u64, 1..=10), Ok(3));
-        assert_eq!(bounded(&e, "BLANK", -3i64, -5..=10), Ok(-3));
-        for var in ["LOW", "WORD"] {
-            assert_eq!(
-                bounded(&e, var, 3u64, 1..=10),
-                Err(ConfigError::new(var, "must be a whole number 1..=10"))
-            );
-        }
-        assert_eq!(
-            parse_bounded("LOW", "", 1u64..=10).unwrap_err().to_string(),
-            "configuration LOW: must be a whole number 1..=10"
-        );
     }
 
     #[test]

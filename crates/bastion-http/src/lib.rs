@@ -11,6 +11,7 @@ pub mod error;
 pub mod logging;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod secrets;
 
 pub use auth::{Authenticated, Credential, SessionOnly};
 pub use body::JsonBody;

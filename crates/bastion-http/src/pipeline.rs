@@ -18,6 +18,7 @@ use crate::config::EdgeConfig;
 use crate::cors;
 use crate::error::{ApiError, ErrorKind, envelope};
 use crate::rate_limit::{RateLimitSlot, RateLimiter, write_headers};
+use crate::secrets::SecretConfig;
 
 /// What the edge needs at request time; every function's state holds one.
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct Edge {
     pub stores: Stores,
     pub clock: Arc<dyn Clock>,
     pub limiter: RateLimiter,
+    /// In Lambda, the secret overlay: each request starts its refresh when it is due.
+    pub secrets: Option<Arc<SecretConfig>>,
 }
 
 impl Edge {
@@ -36,7 +39,14 @@ impl Edge {
             stores,
             clock,
             limiter,
+            secrets: None,
         }
+    }
+
+    /// Lets requests trigger the secret refresh (see [`SecretConfig::poke`]).
+    pub fn with_secrets(mut self, secrets: Option<Arc<SecretConfig>>) -> Self {
+        self.secrets = secrets;
+        self
     }
 }
 
@@ -64,6 +74,9 @@ pub fn with_edge(router: Router, edge: Edge) -> Router {
 
 async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Response {
     let started = Instant::now();
+    if let Some(secrets) = &edge.secrets {
+        secrets.poke();
+    }
     let request_id = RequestId::generate();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

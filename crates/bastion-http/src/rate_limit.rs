@@ -75,7 +75,7 @@ impl RateLimiter {
         // Keep a counter through the next window, where it is still read as "previous".
         let expires_at =
             bastion_core::Timestamp((window + 2).saturating_mul(i64::from(policy.window_secs)));
-        let key = format!("{scope}#{}", counter_subject(subject)?);
+        let key = format!("{scope}#{}", rate_subject(counter_subject(subject)?));
         let counts = self
             .counters
             .hit(&key, window, expires_at)
@@ -99,6 +99,22 @@ fn counter_subject(subject: &str) -> Result<&str, ApiError> {
     }
 }
 
+/// The subject a counter is kept for: an IPv6 client is counted by its /64, the smallest block
+/// a subscriber is usually given, so rotating addresses inside it buys nothing; an IPv4-mapped
+/// IPv6 address counts as the IPv4 address it maps. Other subjects (ids, emails) are unchanged.
+pub fn rate_subject(subject: &str) -> std::borrow::Cow<'_, str> {
+    match subject.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string().into(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64").into()
+            }
+        },
+        _ => subject.into(),
+    }
+}
+
 /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` for a decision.
 pub fn write_headers(headers: &mut HeaderMap, d: &Decision) {
     for (name, value) in [
@@ -109,5 +125,20 @@ pub fn write_headers(headers: &mut HeaderMap, d: &Decision) {
         if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
             headers.insert(name, v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_subject;
+
+    #[test]
+    fn ipv6_subjects_are_their_64_prefix_and_ipv4_mapped_ones_their_ipv4() {
+        assert_eq!(rate_subject("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(rate_subject("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_eq!(rate_subject("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(rate_subject("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(rate_subject("192.0.2.7"), "192.0.2.7");
+        assert_eq!(rate_subject("ada@example.com"), "ada@example.com");
     }
 }

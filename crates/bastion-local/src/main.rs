@@ -10,6 +10,7 @@ use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState};
+use bastion_http::config::{Live, ProcessEnv};
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
@@ -35,9 +36,8 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = std::path::PathBuf::from(
-        std::env::var("BASTION_DATA_DIR")
-            .ok()
-            .filter(|d| !d.trim().is_empty())
+        ProcessEnv
+            .non_empty("BASTION_DATA_DIR")
             .unwrap_or_else(|| ".bastion".to_owned()),
     );
     create_private_dir(&data_dir)
@@ -59,7 +59,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let auth = AuthConfig::from_env(&env)?;
     let auth_state = AuthState {
         edge: edge.clone(),
-        hasher: Arc::new(auth.hasher),
+        hasher: Live::new(auth.hasher),
         sessions: auth.sessions,
     };
     let sandbox_root = std::path::absolute(data_dir.join("sandbox"))?;

@@ -8,6 +8,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bastion_http::Env;
+use bastion_http::config::ProcessEnv;
 use rand_core::{OsRng, RngCore};
 
 const FILE_NAME: &str = "dev-secrets.env";
@@ -87,15 +88,11 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 impl Env for LayeredEnv {
     fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key)
-            .ok()
-            .or_else(|| self.file.get(key).cloned())
+        ProcessEnv.get(key).or_else(|| self.file.get(key).cloned())
     }
 
     fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = std::env::vars_os()
-            .filter_map(|(k, _)| k.into_string().ok())
-            .collect();
+        let mut keys = ProcessEnv.keys();
         keys.extend(self.file.keys().cloned());
         keys
     }

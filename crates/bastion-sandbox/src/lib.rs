@@ -2,17 +2,20 @@
 //! argument policy, POSIX word splitting without expansion, file operations that never follow a
 //! symlink, and running a command under every isolation layer the kernel offers.
 
+pub mod commands;
 pub mod fs;
 pub mod layers;
 pub mod path;
 pub mod policy;
 pub mod run;
 mod sys;
+mod syscalls;
 pub mod words;
 
+pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_commands, option_forms};
 pub use fs::{Entry, FsError, SandboxDir, Usage, remove_tree};
-pub use layers::Layers;
+pub use layers::{Layers, REQUIRED_LAYERS};
 pub use path::{PathError, SandboxPath};
-pub use policy::{AllowlistError, CommandPolicy, DEFAULT_COMMANDS, PolicyError};
+pub use policy::{AllowlistError, CommandPolicy, PolicyError, Word};
 pub use run::{ChildLimits, RunError, RunOutput, RunSpec, Runner};
 pub use words::{SplitError, split};

@@ -1,295 +1,16 @@
-//! The command allowlist and each command's argument policy.
+//! The command allowlist and the argument check.
 //!
-//! Every option must be on its command's list, spelled exactly (GNU accepts unique prefixes of
-//! long options, so a prefix of a refused option must not slip through), and every operand or
-//! option value that names a file must pass the sandbox path rules. Options that run programs
-//! or reach outside (`sort --compress-program`, `diff --paginate`, `cp -s`, `date --set`,
-//! `sha256sum --check`, `--files0-from`…) are simply not on any list.
+//! Every option must be on its command's list (`commands.rs`), spelled exactly (GNU accepts
+//! unique prefixes of long options, so a prefix of a refused option must not slip through), and
+//! every operand or option value that names a file must pass the sandbox path rules. Words are
+//! read the way GNU `getopt_long` reads them (options anywhere until `--`, clustered short
+//! flags, a required value attached or in the next word, an optional value only attached or
+//! after `=`), so the check sees each word as the program will.
 
 use std::path::{Path, PathBuf};
 
+use crate::commands::{Operands, Role, SPECS, Spec, known_commands};
 use crate::path::{PathError, SandboxPath};
-
-/// How a command's operands are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operands {
-    /// Every operand names a file (`-` is standard input).
-    Paths,
-    /// Operands are text (`tr` sets); no file is named.
-    Text,
-    /// The first operand is a pattern unless `-e`/`-f` gave one; the rest name files.
-    PatternThenPaths,
-    /// Only `+FORMAT`: any other operand would set the clock.
-    DateFormat,
-    /// Every argument is text and nothing is parsed as an option (`echo`, `printf`, `seq`).
-    AllText,
-}
-
-/// What an option's value is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Value {
-    Text,
-    Path,
-}
-
-/// One command's policy.
-#[derive(Debug)]
-struct Spec {
-    name: &'static str,
-    operands: Operands,
-    /// Short options without a value, as letters.
-    flags: &'static str,
-    /// Short options taking a value (attached or the next argument).
-    valued: &'static [(char, Value)],
-    /// Long options without a value (`--name`).
-    long: &'static [&'static str],
-    /// Long options taking a value (`--name=v` or `--name v`).
-    long_valued: &'static [(&'static str, Value)],
-}
-
-const T: Value = Value::Text;
-const P: Value = Value::Path;
-
-const fn spec(name: &'static str, operands: Operands) -> Spec {
-    Spec {
-        name,
-        operands,
-        flags: "",
-        valued: &[],
-        long: &[],
-        long_valued: &[],
-    }
-}
-
-static SPECS: &[Spec] = &[
-    spec("echo", Operands::AllText),
-    spec("printf", Operands::AllText),
-    spec("seq", Operands::AllText),
-    spec("sleep", Operands::AllText),
-    Spec {
-        flags: "AbeEnstTuv",
-        long: &["number", "number-nonblank", "show-all", "squeeze-blank"],
-        ..spec("cat", Operands::Paths)
-    },
-    Spec {
-        flags: "qvz",
-        valued: &[('n', T), ('c', T)],
-        long: &["quiet", "silent", "verbose", "zero-terminated"],
-        long_valued: &[("lines", T), ("bytes", T)],
-        ..spec("head", Operands::Paths)
-    },
-    // No -f/-F: following a file only burns the timeout.
-    Spec {
-        flags: "qvz",
-        valued: &[('n', T), ('c', T)],
-        long: &["quiet", "silent", "verbose", "zero-terminated"],
-        long_valued: &[("lines", T), ("bytes", T)],
-        ..spec("tail", Operands::Paths)
-    },
-    Spec {
-        flags: "clmwL",
-        long: &["bytes", "chars", "lines", "words", "max-line-length"],
-        ..spec("wc", Operands::Paths)
-    },
-    Spec {
-        flags: "bdfgiMhnRrVcCsuz",
-        valued: &[('k', T), ('t', T), ('o', P)],
-        long: &[
-            "reverse",
-            "numeric-sort",
-            "unique",
-            "ignore-case",
-            "stable",
-            "human-numeric-sort",
-            "version-sort",
-            "general-numeric-sort",
-            "month-sort",
-            "check",
-            "zero-terminated",
-        ],
-        long_valued: &[("key", T), ("field-separator", T), ("output", P)],
-        ..spec("sort", Operands::Paths)
-    },
-    Spec {
-        flags: "cdDiuz",
-        valued: &[('f', T), ('s', T), ('w', T)],
-        long: &["count", "repeated", "unique", "ignore-case"],
-        ..spec("uniq", Operands::Paths)
-    },
-    Spec {
-        flags: "snz",
-        valued: &[('d', T), ('f', T), ('c', T), ('b', T)],
-        long: &["complement", "only-delimited"],
-        long_valued: &[
-            ("delimiter", T),
-            ("fields", T),
-            ("characters", T),
-            ("bytes", T),
-            ("output-delimiter", T),
-        ],
-        ..spec("cut", Operands::Paths)
-    },
-    Spec {
-        flags: "cCdst",
-        ..spec("tr", Operands::Text)
-    },
-    Spec {
-        flags: "EFGPiyvwxcLlonqsbHhrRzaI",
-        valued: &[('e', T), ('f', P), ('m', T), ('A', T), ('B', T), ('C', T)],
-        long: &[
-            "ignore-case",
-            "invert-match",
-            "word-regexp",
-            "line-regexp",
-            "count",
-            "files-with-matches",
-            "files-without-match",
-            "only-matching",
-            "quiet",
-            "silent",
-            "no-messages",
-            "recursive",
-            "line-number",
-            "with-filename",
-            "no-filename",
-            "extended-regexp",
-            "fixed-strings",
-            "perl-regexp",
-        ],
-        long_valued: &[
-            ("regexp", T),
-            ("file", P),
-            ("max-count", T),
-            ("after-context", T),
-            ("before-context", T),
-            ("context", T),
-        ],
-        ..spec("grep", Operands::PatternThenPaths)
-    },
-    Spec {
-        flags: "aAlhRrtSd1FpnisU",
-        long: &[
-            "all",
-            "almost-all",
-            "human-readable",
-            "recursive",
-            "reverse",
-            "directory",
-            "classify",
-        ],
-        ..spec("ls", Operands::Paths)
-    },
-    Spec {
-        flags: "pv",
-        long: &["parents", "verbose"],
-        ..spec("mkdir", Operands::Paths)
-    },
-    Spec {
-        flags: "fiIrRdv",
-        long: &["force", "recursive", "dir", "verbose"],
-        ..spec("rm", Operands::Paths)
-    },
-    // Never -s/-l (symbolic or hard links) or --parents/--reflink/--preserve.
-    Spec {
-        flags: "afinprRuvT",
-        valued: &[('t', P)],
-        long: &[
-            "archive",
-            "force",
-            "interactive",
-            "no-clobber",
-            "recursive",
-            "update",
-            "verbose",
-            "no-target-directory",
-        ],
-        long_valued: &[("target-directory", P)],
-        ..spec("cp", Operands::Paths)
-    },
-    Spec {
-        flags: "finuvT",
-        valued: &[('t', P)],
-        long: &[
-            "force",
-            "interactive",
-            "no-clobber",
-            "update",
-            "verbose",
-            "no-target-directory",
-        ],
-        long_valued: &[("target-directory", P)],
-        ..spec("mv", Operands::Paths)
-    },
-    // Never -l/--paginate: it runs `pr`.
-    Spec {
-        flags: "abBdiEqrsuNtTwy",
-        valued: &[('U', T)],
-        long: &[
-            "brief",
-            "ignore-case",
-            "report-identical-files",
-            "recursive",
-            "new-file",
-            "text",
-            "ignore-all-space",
-            "ignore-blank-lines",
-            "side-by-side",
-        ],
-        long_valued: &[("unified", T)],
-        ..spec("diff", Operands::Paths)
-    },
-    // Never -s/--set, -f/--file or -r/--reference; operands must be +FORMAT.
-    Spec {
-        flags: "uR",
-        valued: &[('d', T)],
-        long: &["utc", "universal", "rfc-email"],
-        long_valued: &[("date", T)],
-        ..spec("date", Operands::DateFormat)
-    },
-    Spec {
-        flags: "di",
-        valued: &[('w', T)],
-        long: &["decode", "ignore-garbage"],
-        long_valued: &[("wrap", T)],
-        ..spec("base64", Operands::Paths)
-    },
-    // Never -c/--check: the checked file names other files, which no rule here could see.
-    Spec {
-        flags: "btz",
-        long: &["binary", "text", "tag", "zero"],
-        ..spec("sha256sum", Operands::Paths)
-    },
-];
-
-/// The commands on by default.
-pub const DEFAULT_COMMANDS: &[&str] = &[
-    "echo",
-    "printf",
-    "cat",
-    "head",
-    "tail",
-    "wc",
-    "sort",
-    "uniq",
-    "cut",
-    "tr",
-    "grep",
-    "ls",
-    "mkdir",
-    "rm",
-    "cp",
-    "mv",
-    "diff",
-    "seq",
-    "date",
-    "base64",
-    "sha256sum",
-];
-
-/// Every command a deployment may enable.
-pub fn known_commands() -> impl Iterator<Item = &'static str> {
-    SPECS.iter().map(|s| s.name)
-}
 
 /// Why an argv was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -369,16 +90,25 @@ impl CommandPolicy {
         self.allowed.iter().map(|a| a.spec.name).collect()
     }
 
-    /// Checks `argv` (argv[0] is the bare command name) and returns the program to run.
-    pub fn check(&self, argv: &[String]) -> Result<&Path, PolicyError> {
+    fn allowed(&self, argv: &[String]) -> Result<&Allowed, PolicyError> {
         let name = argv.first().map(String::as_str).unwrap_or_default();
-        let allowed = self
-            .allowed
+        self.allowed
             .iter()
             .find(|a| a.spec.name == name)
-            .ok_or_else(|| PolicyError::CommandNotAllowed(truncate(name)))?;
+            .ok_or_else(|| PolicyError::CommandNotAllowed(truncate(name)))
+    }
+
+    /// Checks `argv` (argv[0] is the bare command name) and returns the program to run.
+    pub fn check(&self, argv: &[String]) -> Result<&Path, PolicyError> {
+        let allowed = self.allowed(argv)?;
         check_args(allowed.spec, argv.get(1..).unwrap_or_default())?;
         Ok(&allowed.program)
+    }
+
+    /// How the policy reads each word of `argv` (options refused as in [`Self::check`], path
+    /// rules not applied): what the differential test compares with the real programs.
+    pub fn classify<'a>(&self, argv: &'a [String]) -> Result<Vec<Word<'a>>, PolicyError> {
+        classify(self.allowed(argv)?.spec, argv.get(1..).unwrap_or_default())
     }
 }
 
@@ -387,19 +117,32 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-fn check_args(spec: &'static Spec, args: &[String]) -> Result<(), PolicyError> {
+/// One word of an argv (or the value inside it) as the policy reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Word<'a> {
+    /// The argument's position in argv (argv[0] is the command).
+    pub index: usize,
+    /// The whole word, or the value part of `--name=value` / `-xvalue`.
+    pub text: &'a str,
+    pub role: Role,
+}
+
+/// Reads `args` (argv without argv[0]) as GNU getopt_long would, refusing options off the
+/// list; returns every word and inline value with its role. Path rules are not applied here.
+fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>, PolicyError> {
     if spec.operands == Operands::AllText {
-        return Ok(());
+        return Ok(args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Word {
+                index: i + 1,
+                text: a,
+                role: Role::Text,
+            })
+            .collect());
     }
-    let refuse = |option: &str| PolicyError::OptionNotAllowed {
-        command: spec.name,
-        option: truncate(option),
-    };
-    let missing = |option: &str| PolicyError::MissingValue {
-        command: spec.name,
-        option: truncate(option),
-    };
-    let mut operands: Vec<(usize, &str)> = Vec::new();
+    let mut words: Vec<Word<'a>> = Vec::new();
+    let mut operands: Vec<Word<'a>> = Vec::new();
     let mut pattern_given = false;
     let mut end_of_options = false;
     let mut i = 0;
@@ -407,91 +150,128 @@ fn check_args(spec: &'static Spec, args: &[String]) -> Result<(), PolicyError> {
         let arg = args[i].as_str();
         let index = i + 1;
         i += 1;
+        let word = |text, role| Word { index, text, role };
         if end_of_options || arg == "-" || !arg.starts_with('-') {
-            operands.push((index, arg));
+            operands.push(word(arg, Role::Path));
             continue;
         }
+        words.push(word(arg, Role::Option));
         if arg == "--" {
             end_of_options = true;
             continue;
         }
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (long, None),
-            };
-            if spec.long.contains(&name) && inline.is_none() {
-                continue;
-            }
-            let kind = spec
-                .long_valued
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, k)| *k)
-                .ok_or_else(|| refuse(&format!("--{name}")))?;
-            let value = match inline {
-                Some(v) => v,
-                None => {
-                    i += 1;
-                    args.get(i - 1)
-                        .map(String::as_str)
-                        .ok_or_else(|| missing(arg))?
-                }
-            };
-            pattern_given |= matches!(name, "regexp" | "file");
-            check_value(kind, value, index)?;
+        let value = if let Some(long) = arg.strip_prefix("--") {
+            long_option(spec, long)?
+        } else {
+            short_options(spec, &arg[1..])?
+        };
+        let Some((role, inline, name)) = value else {
             continue;
-        }
-        let letters = &arg[1..];
-        for (at, ch) in letters.char_indices() {
-            if spec.flags.contains(ch) {
-                continue;
-            }
-            let kind = spec
-                .valued
-                .iter()
-                .find(|(c, _)| *c == ch)
-                .map(|(_, k)| *k)
-                .ok_or_else(|| refuse(&format!("-{ch}")))?;
-            let rest = &letters[at + ch.len_utf8()..];
-            let value = if rest.is_empty() {
+        };
+        pattern_given |= matches!(name, "regexp" | "file");
+        match inline {
+            Some(text) => words.push(word(text, role)),
+            None => {
+                let next = args.get(i).ok_or_else(|| PolicyError::MissingValue {
+                    command: spec.name,
+                    option: truncate(arg),
+                })?;
+                words.push(Word {
+                    index: index + 1,
+                    text: next,
+                    role,
+                });
                 i += 1;
-                args.get(i - 1)
-                    .map(String::as_str)
-                    .ok_or_else(|| missing(&format!("-{ch}")))?
-            } else {
-                rest
-            };
-            pattern_given |= matches!(ch, 'e' | 'f');
-            check_value(kind, value, index)?;
-            break;
+            }
         }
     }
-    for (n, (index, operand)) in operands.into_iter().enumerate() {
-        match spec.operands {
-            Operands::Text | Operands::AllText => {}
-            Operands::DateFormat => {
-                if !operand.starts_with('+') {
-                    return Err(PolicyError::DateOperand);
-                }
-            }
-            Operands::PatternThenPaths if n == 0 && !pattern_given => {}
-            Operands::Paths | Operands::PatternThenPaths => {
-                if operand != "-" {
-                    check_value(Value::Path, operand, index)?;
-                }
-            }
+    for (n, mut w) in operands.into_iter().enumerate() {
+        w.role = match spec.operands {
+            Operands::Text | Operands::AllText | Operands::DateFormat => Role::Text,
+            Operands::PatternThenPaths if n == 0 && !pattern_given => Role::Text,
+            Operands::Paths | Operands::PatternThenPaths => Role::Path,
+        };
+        if spec.operands == Operands::DateFormat && !w.text.starts_with('+') {
+            return Err(PolicyError::DateOperand);
+        }
+        words.push(w);
+    }
+    words.sort_by_key(|w| w.index);
+    Ok(words)
+}
+
+/// A value an option takes: its role, the inline text if the word carries it (`None`: the next
+/// word is the value), and the option's name.
+type Taken<'a> = Option<(Role, Option<&'a str>, &'static str)>;
+
+fn refuse(spec: &Spec, option: &str) -> PolicyError {
+    PolicyError::OptionNotAllowed {
+        command: spec.name,
+        option: truncate(option),
+    }
+}
+
+/// `--name`, `--name=value`: a flag takes no `=value`, an optional value only an `=value`, a
+/// required one the `=value` or else the next word.
+fn long_option<'a>(spec: &'static Spec, long: &'a str) -> Result<Taken<'a>, PolicyError> {
+    let (name, inline) = match long.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (long, None),
+    };
+    if let Some(n) = spec.long.iter().find(|n| **n == name) {
+        return match inline {
+            None => Ok(None),
+            Some(_) => Err(refuse(spec, &format!("--{n}"))),
+        };
+    }
+    if let Some((n, role)) = spec.long_optional.iter().find(|(n, _)| *n == name) {
+        return Ok(inline.map(|v| (*role, Some(v), *n)));
+    }
+    if let Some((n, role)) = spec.long_valued.iter().find(|(n, _)| *n == name) {
+        return Ok(Some((*role, inline, *n)));
+    }
+    Err(refuse(spec, &format!("--{name}")))
+}
+
+/// A cluster of short options (`-rn`, `-n5`, `-Ihours`): flags until one that takes a value,
+/// which takes the rest of the word (or, when required and nothing follows, the next word).
+fn short_options<'a>(spec: &'static Spec, letters: &'a str) -> Result<Taken<'a>, PolicyError> {
+    for (at, ch) in letters.char_indices() {
+        if spec.flags.contains(ch) {
+            continue;
+        }
+        let rest = &letters[at + ch.len_utf8()..];
+        let attached = (!rest.is_empty()).then_some(rest);
+        if let Some((c, role)) = spec.optional.iter().find(|(c, _)| *c == ch) {
+            return Ok(attached.map(|v| (*role, Some(v), short_name(*c))));
+        }
+        if let Some((c, role)) = spec.valued.iter().find(|(c, _)| *c == ch) {
+            return Ok(Some((*role, attached, short_name(*c))));
+        }
+        return Err(refuse(spec, &format!("-{ch}")));
+    }
+    Ok(None)
+}
+
+/// The long name of a short option, where `classify` needs it (grep's pattern options).
+fn short_name(c: char) -> &'static str {
+    match c {
+        'e' => "regexp",
+        'f' => "file",
+        _ => "",
+    }
+}
+
+fn check_args(spec: &'static Spec, args: &[String]) -> Result<(), PolicyError> {
+    for w in classify(spec, args)? {
+        if w.role == Role::Path && w.text != "-" {
+            SandboxPath::parse_bytes(w.text.as_bytes()).map_err(|error| PolicyError::Path {
+                index: w.index,
+                error,
+            })?;
         }
     }
     Ok(())
-}
-
-fn check_value(kind: Value, value: &str, index: usize) -> Result<(), PolicyError> {
-    match kind {
-        Value::Text => Ok(()),
-        Value::Path => SandboxPath::parse_bytes(value.as_bytes())
-            .map_err(|error| PolicyError::Path { index, error }),
-    }
 }
 
 #[cfg(test)]
@@ -588,7 +368,7 @@ mod tests {
         path("cat ../x", 1, PathError::ParentComponent);
         path("cat a /etc/passwd", 2, PathError::Absolute);
         path("cat -- /etc/passwd", 2, PathError::Absolute);
-        path("cp -t /etc a", 1, PathError::Absolute);
+        path("cp -t /etc a", 2, PathError::Absolute);
         path("cp -t/etc a", 1, PathError::Absolute);
         path("cp -rt/etc a", 1, PathError::Absolute);
         path(
@@ -598,11 +378,11 @@ mod tests {
         );
         path(
             "mv --target-directory ../up a",
-            1,
+            2,
             PathError::ParentComponent,
         );
         path("sort -o/proc/self/environ a", 1, PathError::Absolute);
-        path("grep -f /etc/shadow a", 1, PathError::Absolute);
+        path("grep -f /etc/shadow a", 2, PathError::Absolute);
         path("grep root /etc/passwd", 2, PathError::Absolute);
         path("grep -e root /etc/passwd", 3, PathError::Absolute);
         path("grep /etc/passwd -e x", 1, PathError::Absolute);
@@ -635,6 +415,76 @@ mod tests {
         ] {
             assert_eq!(check(line), Ok(()), "{line}");
         }
+    }
+
+    #[test]
+    fn the_issue_diff_exploits_are_refused_by_the_path_rules() {
+        // GNU diff takes --unified's number only after `=`: the next word is a file.
+        let argv = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            policy().check(&argv(&["diff", "--unified", "../../dev-secrets.env", "-"])),
+            Err(PolicyError::Path {
+                index: 2,
+                error: PathError::ParentComponent
+            })
+        );
+        assert_eq!(
+            policy().check(&argv(&[
+                "diff",
+                "-r",
+                "-N",
+                "--unified",
+                "..",
+                "--unified",
+                "x"
+            ])),
+            Err(PolicyError::Path {
+                index: 4,
+                error: PathError::ParentComponent
+            })
+        );
+    }
+
+    #[test]
+    fn an_optional_option_value_is_taken_only_when_attached() {
+        let path = |line: &str, index: usize| {
+            assert_eq!(
+                check(line),
+                Err(PolicyError::Path {
+                    index,
+                    error: PathError::ParentComponent
+                }),
+                "{line}"
+            );
+        };
+        path("diff --context ../a b", 2);
+        path("diff -u --unified ../a b", 3);
+        path("diff --color ../a b", 2);
+        path("ls --color ..", 2);
+        path("ls --classify ../x", 2);
+        path("grep --colour x ../f", 3);
+        path("sort --check ../a", 2);
+        path("uniq --group ../a", 2);
+        path("uniq --all-repeated ../a", 2);
+        path("rm --interactive ../a", 2);
+        assert_eq!(check("date -I hours"), Err(PolicyError::DateOperand));
+        for line in [
+            "diff --unified=5 a b",
+            "diff --context=1 -r a b",
+            "diff -U 5 a b",
+            "diff -C5 a b",
+            "ls --color=never --classify=always d",
+            "grep --color=always x f",
+            "sort --check=quiet a",
+            "uniq --group=both a",
+            "rm --interactive=never a",
+            "date -Ihours",
+            "date --iso-8601=seconds -u",
+            "date --iso-8601",
+        ] {
+            assert_eq!(check(line), Ok(()), "{line}");
+        }
+        refused("cat --number=3 a", "--number");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! flood, and reap everything before returning.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::Resource;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::layers::{self, Layers};
 use crate::sys::{self, ChildPrep, Ended};
+use crate::syscalls;
 
 /// Resource limits applied to every child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +77,11 @@ pub struct RunOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("building the Landlock ruleset")]
-    Landlock(#[source] io::Error),
+    Landlock(#[source] layers::LandlockError),
+    #[error("Landlock was available at start-up but no ruleset could be created")]
+    LandlockGone,
+    #[error("the seccomp allow-list is unavailable")]
+    Seccomp,
     #[error("starting the isolated child")]
     Spawn(#[source] io::Error),
     #[error("supervising the child")]
@@ -85,13 +93,26 @@ pub enum RunError {
 pub struct Runner {
     layers: Layers,
     limits: ChildLimits,
-    seccomp: Option<Arc<Vec<libc::sock_filter>>>,
+    /// The compiled allow-list, when the kernel has seccomp (`None` there otherwise).
+    seccomp: Option<Arc<seccompiler::BpfProgram>>,
 }
 
 impl Runner {
     /// Uses whichever layers `layers` says the kernel offers.
     pub fn new(layers: Layers, limits: ChildLimits) -> Self {
-        let seccomp = layers.seccomp.then(|| Arc::new(layers::seccomp_program()));
+        let seccomp = if layers.seccomp {
+            match syscalls::program() {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    // Unreachable unless syscalls.rs is broken (its unit test compiles it);
+                    // every run then fails rather than running unfiltered.
+                    tracing::error!(error = %e, "seccomp allow-list does not compile");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Self {
             layers,
             limits,
@@ -105,22 +126,29 @@ impl Runner {
 
     fn prep(&self, sandbox: &Path) -> Result<ChildPrep, RunError> {
         let l = &self.limits;
+        if self.layers.seccomp && self.seccomp.is_none() {
+            return Err(RunError::Seccomp);
+        }
         let landlock = match self.layers.landlock_abi {
-            Some(abi) => Some(layers::landlock_ruleset(abi, sandbox).map_err(RunError::Landlock)?),
+            Some(_) => {
+                // Fail closed: the probe found Landlock, so a run without it is refused.
+                let fd = layers::landlock_ruleset(sandbox).map_err(RunError::Landlock)?;
+                Some(fd.ok_or(RunError::LandlockGone)?)
+            }
             None => None,
         };
         Ok(ChildPrep {
             rlimits: vec![
-                (libc::RLIMIT_CPU, l.cpu_secs),
-                (libc::RLIMIT_AS, l.address_space_bytes),
-                (libc::RLIMIT_FSIZE, l.file_size_bytes),
-                (libc::RLIMIT_NOFILE, l.open_files),
-                (libc::RLIMIT_NPROC, l.processes),
-                (libc::RLIMIT_CORE, 0),
+                (Resource::Cpu, l.cpu_secs),
+                (Resource::As, l.address_space_bytes),
+                (Resource::Fsize, l.file_size_bytes),
+                (Resource::Nofile, l.open_files),
+                (Resource::Nproc, l.processes),
+                (Resource::Core, 0),
             ],
             drop_capabilities: self.layers.running_as_root,
             landlock,
-            seccomp: self.seccomp.as_deref().cloned(),
+            seccomp: self.seccomp.clone(),
         })
     }
 
@@ -239,12 +267,18 @@ struct Supervised {
 
 fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Result<Supervised> {
     let deadline = start + spec.timeout;
+    // With nothing to send, the write end is closed here, before the first poll: a reader of
+    // standard input (`sort`, `cat`) sees EOF at once instead of waiting for its deadline.
     let mut stdin = match s.stdin {
         Some(fd) if !spec.stdin.is_empty() => {
             sys::set_nonblocking(fd.as_fd())?;
             Some(std::fs::File::from(fd))
         }
-        _ => None,
+        Some(fd) => {
+            drop(fd);
+            None
+        }
+        None => None,
     };
     let mut written = 0usize;
     let pidfd = sys::pidfd_open(pid)?;
@@ -270,30 +304,29 @@ fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Re
         let wait_ms = i32::try_from(remaining.as_millis())
             .unwrap_or(i32::MAX)
             .max(1);
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(4);
-        let mut slots = [usize::MAX; 4];
-        let mut add = |slot: usize, fd: i32, events: i16, fds: &mut Vec<libc::pollfd>| {
-            slots[slot] = fds.len();
-            fds.push(libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            });
-        };
-        if let Some(f) = &result.stdout.fd {
-            add(0, f.as_raw_fd(), libc::POLLIN, &mut fds);
+        // Which of stdout, stderr, stdin and the pidfd had an event.
+        let mut ready = [false; 4];
+        {
+            let watched: [(Option<BorrowedFd<'_>>, PollFlags); 4] = [
+                (result.stdout.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
+                (result.stderr.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
+                (stdin.as_ref().map(AsFd::as_fd), PollFlags::OUT),
+                ((!exited).then(|| pidfd.as_fd()), PollFlags::IN),
+            ];
+            let mut slots = [usize::MAX; 4];
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+            for (slot, (fd, events)) in watched.iter().enumerate() {
+                if let Some(fd) = fd {
+                    slots[slot] = fds.len();
+                    fds.push(PollFd::from_borrowed_fd(*fd, *events));
+                }
+            }
+            sys::poll(&mut fds, wait_ms)?;
+            for (slot, at) in slots.iter().enumerate() {
+                ready[slot] = *at != usize::MAX && !fds[*at].revents().is_empty();
+            }
         }
-        if let Some(f) = &result.stderr.fd {
-            add(1, f.as_raw_fd(), libc::POLLIN, &mut fds);
-        }
-        if let Some(f) = &stdin {
-            add(2, f.as_raw_fd(), libc::POLLOUT, &mut fds);
-        }
-        if !exited {
-            add(3, pidfd.as_raw_fd(), libc::POLLIN, &mut fds);
-        }
-        sys::poll(&mut fds, wait_ms)?;
-        let ready = |slot: usize| slots[slot] != usize::MAX && fds[slots[slot]].revents != 0;
+        let ready = |slot: usize| ready[slot];
         let budget = spec.output_hard_cap.saturating_sub(read_total);
         if ready(0) {
             read_total += result.stdout.read_available(&mut chunk, budget)?;

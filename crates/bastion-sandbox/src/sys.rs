@@ -1,5 +1,8 @@
-//! Every system call this crate makes that Rust's standard library does not wrap: the one
-//! module allowed `unsafe`. Each block states why it is sound.
+//! The kernel interfaces the standard library does not wrap. System calls go through `rustix`
+//! (safe, raw system calls with no allocation, so also fit for the code between fork and exec);
+//! this is the one module allowed `unsafe`, for what no maintained crate wraps: installing the
+//! fork-exec hook itself, `landlock_restrict_self` on a ruleset the `landlock` crate built,
+//! `close_range`, and the seccomp action probe. Each block states why it is sound.
 //!
 //! The code run between fork and exec ([`spawn_isolated`]'s hook) calls only async-signal-safe
 //! functions on data prepared before the fork: no allocation, no locks, no logging.
@@ -7,17 +10,12 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::process::{Pid, Resource, Rlimit, Signal, WaitId, WaitIdOptions};
 
 fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -27,118 +25,27 @@ fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
-/// Takes ownership of a descriptor a successful call just returned.
-fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
-    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the caller passes a descriptor a system call has just created for us; nothing
-    // else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 // ---------------------------------------------------------------------------------------------
 // The parent process.
 
 /// Makes this process non-dumpable, so same-user processes cannot read its memory or environ.
 pub fn make_undumpable() -> bool {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 }
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable).is_ok()
 }
 
 /// Makes this process adopt orphaned descendants, so a child that detaches can still be reaped.
 pub fn become_subreaper() -> bool {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).is_ok()
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Landlock (no libc bindings; the layout is linux/landlock.h).
-
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-    handled_access_net: u64,
-    scoped: u64,
-}
-
-#[repr(C, packed)]
-struct PathBeneathAttr {
-    allowed_access: u64,
-    parent_fd: i32,
-}
-
-const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
-
-/// The Landlock ABI version the kernel offers, if any.
-pub fn landlock_abi() -> Option<u32> {
-    // SAFETY: the version query takes a null attribute pointer and size 0 by definition.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<RulesetAttr>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    u32::try_from(v).ok().filter(|v| *v >= 1)
-}
-
-/// Creates a ruleset. `abi` picks the attribute size the kernel understands.
-pub fn landlock_create(abi: u32, fs: u64, net: u64, scoped: u64) -> io::Result<OwnedFd> {
-    let attr = RulesetAttr {
-        handled_access_fs: fs,
-        handled_access_net: net,
-        scoped,
-    };
-    let size = match abi {
-        0..=3 => 8usize,
-        4 | 5 => 16,
-        _ => std::mem::size_of::<RulesetAttr>(),
-    };
-    // SAFETY: `attr` is a live, correctly laid out struct of at least `size` bytes.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            &attr as *const RulesetAttr,
-            size,
-            0u32,
-        )
-    };
-    owned(check_long(fd)?)
-}
-
-/// Grants `access` beneath the file or directory `parent` (an `O_PATH` descriptor).
-pub fn landlock_add_path(
-    ruleset: BorrowedFd<'_>,
-    parent: BorrowedFd<'_>,
-    access: u64,
-) -> io::Result<()> {
-    let attr = PathBeneathAttr {
-        allowed_access: access,
-        parent_fd: parent.as_raw_fd(),
-    };
-    // SAFETY: `attr` is a live packed struct as the kernel expects; both fds are open.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_add_rule,
-            ruleset.as_raw_fd(),
-            LANDLOCK_RULE_PATH_BENEATH,
-            &attr as *const PathBeneathAttr,
-            0u32,
-        )
-    };
-    check_long(r).map(|_| ())
+    rustix::process::geteuid().is_root()
 }
 
 // ---------------------------------------------------------------------------------------------
 // seccomp.
 
-/// Whether the kernel accepts seccomp filters that return an errno.
+/// Whether the kernel accepts seccomp filters that return an errno (no crate wraps this probe).
 pub fn seccomp_available() -> bool {
     let action: u32 = libc::SECCOMP_RET_ERRNO;
     // SAFETY: SECCOMP_GET_ACTION_AVAIL reads one u32 through the pointer, which is live.
@@ -153,16 +60,28 @@ pub fn seccomp_available() -> bool {
     r == 0
 }
 
+/// Whether the kernel knows `PR_SET_NO_NEW_PRIVS` (reading the flag is the side-effect-free
+/// probe).
+pub fn no_new_privs_available() -> bool {
+    rustix::thread::no_new_privs().is_ok()
+}
+
+/// Whether resource limits can be read and set (setting a limit to its current value).
+pub fn rlimits_available() -> bool {
+    let current = rustix::process::getrlimit(Resource::Nproc);
+    rustix::process::setrlimit(Resource::Nproc, current).is_ok()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The child, between fork and exec.
 
 /// Everything the child applies to itself, prepared before the fork.
 #[derive(Debug)]
 pub struct ChildPrep {
-    pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    pub rlimits: Vec<(Resource, u64)>,
     pub drop_capabilities: bool,
     pub landlock: Option<OwnedFd>,
-    pub seccomp: Option<Vec<libc::sock_filter>>,
+    pub seccomp: Option<std::sync::Arc<seccompiler::BpfProgram>>,
 }
 
 /// Spawns `cmd` with the isolation in `prep` applied in the child: SIGKILL when the forking
@@ -176,131 +95,123 @@ pub struct ChildPrep {
 /// `Runner::run` does: it supervises and reaps on the thread that spawned). A thread that ends
 /// earlier kills the child it left behind, which is what a leaked child deserves anyway.
 pub fn spawn_isolated(cmd: &mut Command, prep: std::sync::Arc<ChildPrep>) -> io::Result<Child> {
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
+    let parent = rustix::process::getpid();
     let hook = move || child_setup(&prep, parent);
-    // SAFETY: `child_setup` makes only async-signal-safe system calls (prctl, getppid, _exit,
-    // setsid, close_range, setrlimit, landlock_restrict_self) on memory prepared before the
-    // fork, and allocates nothing; io::Error::last_os_error only reads errno.
+    // SAFETY: `child_setup` makes only async-signal-safe system calls (rustix's raw calls,
+    // close_range, landlock_restrict_self, seccomp) on memory prepared before the fork, and
+    // allocates nothing; io::Error::last_os_error only reads errno.
     unsafe { cmd.pre_exec(hook) };
     cmd.spawn()
 }
 
-fn child_setup(prep: &ChildPrep, parent: libc::pid_t) -> io::Result<()> {
-    // SAFETY (whole function): called only in the forked child before exec, with syscalls on
-    // plain integers or on pointers into `prep`, which lives until the parent drops it.
-    unsafe {
-        // Tie the child to the server's life: a server killed mid-run takes the run with it.
-        check(libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ))?;
-        // The parent may have died between fork and the prctl, when no signal will come any
-        // more: the child has been re-parented, so its parent is no longer the forking process.
-        if libc::getppid() != parent {
-            libc::_exit(1);
-        }
-        check(libc::setsid())?;
-        // Anything a library left open without O_CLOEXEC must not reach the command.
-        let _ = libc::syscall(
+fn child_setup(prep: &ChildPrep, parent: Pid) -> io::Result<()> {
+    // Tie the child to the server's life: a server killed mid-run takes the run with it.
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    // The parent may have died between fork and the prctl, when no signal will come any more:
+    // the child has been re-parented, so its parent is no longer the forking process.
+    if rustix::process::getppid() != Some(parent) {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    rustix::process::setsid()?;
+    // Anything a library left open without O_CLOEXEC must not reach the command.
+    // SAFETY: close_range with integer arguments only marks descriptors close-on-exec.
+    let _ = unsafe {
+        libc::syscall(
             libc::SYS_close_range,
             3u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
-        );
-        for (resource, limit) in &prep.rlimits {
-            let rl = libc::rlimit {
-                rlim_cur: *limit,
-                rlim_max: *limit,
-            };
-            check(libc::setrlimit(*resource, &rl))?;
-        }
-        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-        if prep.drop_capabilities {
-            // Root regains every capability in the bounding set at exec; empty it.
-            for cap in 0..64 {
-                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
-                    && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
-                {
-                    return Err(io::Error::last_os_error());
-                }
+        )
+    };
+    for (resource, limit) in &prep.rlimits {
+        let rl = Rlimit {
+            current: Some(*limit),
+            maximum: Some(*limit),
+        };
+        rustix::process::setrlimit(*resource, rl)?;
+    }
+    rustix::thread::set_no_new_privs(true)?;
+    if prep.drop_capabilities {
+        // Root regains every capability in the bounding set at exec; empty it.
+        for cap in 0..64 {
+            if let Err(e) = drop_bounding_capability(cap)
+                && e.raw_os_error() != Some(libc::EINVAL)
+            {
+                return Err(e);
             }
-            check(libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            ))?;
         }
-        if let Some(ruleset) = &prep.landlock {
-            check_long(libc::syscall(
-                libc::SYS_landlock_restrict_self,
-                ruleset.as_raw_fd(),
-                0u32,
-            ))?;
-        }
-        if let Some(filter) = &prep.seccomp {
-            let prog = libc::sock_fprog {
-                len: u16::try_from(filter.len()).unwrap_or(0),
-                filter: filter.as_ptr().cast_mut(),
-            };
-            check(libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &prog as *const libc::sock_fprog,
-                0,
-                0,
-            ))?;
-        }
+        rustix::thread::clear_ambient_capability_set()?;
+    }
+    if let Some(ruleset) = &prep.landlock {
+        // SAFETY: landlock_restrict_self takes a ruleset descriptor (open, owned by `prep`)
+        // and flags; no memory is passed.
+        check_long(unsafe {
+            libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32)
+        })?;
+    }
+    if let Some(filter) = &prep.seccomp {
+        // seccompiler builds the program's descriptor on the stack and makes two system calls
+        // (no_new_privs again, then seccomp): nothing here allocates.
+        seccompiler::apply_filter(filter).map_err(|e| match e {
+            seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
+            _ => io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
     }
     Ok(())
+}
+
+/// Drops capability number `cap` from the bounding set (rustix names only the capabilities it
+/// knows; the loop covers every number the kernel might).
+fn drop_bounding_capability(cap: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Watching and ending the child.
 
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
-    owned(check_long(fd)?)
+fn pid(raw: u32) -> io::Result<Pid> {
+    i32::try_from(raw)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+pub fn pidfd_open(child: u32) -> io::Result<OwnedFd> {
+    Ok(rustix::process::pidfd_open(
+        pid(child)?,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: fcntl on an open descriptor with integer arguments.
-    unsafe {
-        let flags = check(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
-        check(libc::fcntl(
-            fd.as_raw_fd(),
-            libc::F_SETFL,
-            flags | libc::O_NONBLOCK,
-        ))?;
-    }
-    Ok(())
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    Ok(rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK)?)
 }
 
 /// Waits up to `timeout_ms` for events on `fds` (EINTR counts as no event).
-pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
-    let n = libc::nfds_t::try_from(fds.len()).unwrap_or(0);
-    // SAFETY: `fds` is a live, exclusive slice of `n` pollfd structs.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout_ms) };
-    match check(r) {
-        Ok(r) => Ok(usize::try_from(r).unwrap_or(0)),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(e),
+pub fn poll(fds: &mut [rustix::event::PollFd<'_>], timeout_ms: i32) -> io::Result<usize> {
+    let timeout = rustix::time::Timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    };
+    match rustix::event::poll(fds, Some(&timeout)) {
+        Ok(n) => Ok(n),
+        Err(rustix::io::Errno::INTR) => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// SIGKILL to every process in the group `pgid`. ESRCH (group already empty) is fine.
 pub fn kill_group(pgid: u32) {
-    if let Ok(pgid) = libc::pid_t::try_from(pgid)
-        && pgid > 1
+    if let Ok(pgid) = pid(pgid)
+        && !pgid.is_init()
     {
-        // SAFETY: kill with a negative pid signals that process group; integers only.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
     }
 }
 
@@ -311,25 +222,19 @@ pub enum Ended {
     Signaled(i32),
 }
 
-/// Reaps the child `pid`, blocking until it has ended.
-pub fn reap(pid: u32) -> io::Result<Ended> {
-    let pid = libc::id_t::from(pid);
+/// Reaps the child `child`, blocking until it has ended.
+pub fn reap(child: u32) -> io::Result<Ended> {
+    let child = pid(child)?;
     loop {
-        // SAFETY: an all-zero siginfo_t is valid; waitid writes into our exclusive buffer.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED) };
-        match check(r) {
-            Ok(_) => {
-                // SAFETY: waitid succeeded for an exited child, so si_status is initialised.
-                let status = unsafe { info.si_status() };
-                return Ok(if info.si_code == libc::CLD_EXITED {
-                    Ended::Exited(status)
-                } else {
-                    Ended::Signaled(status)
+        match rustix::process::waitid(WaitId::Pid(child), WaitIdOptions::EXITED) {
+            Ok(Some(status)) => {
+                return Ok(match status.exit_status() {
+                    Some(code) => Ended::Exited(code),
+                    None => Ended::Signaled(status.terminating_signal().unwrap_or(0)),
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -337,14 +242,12 @@ pub fn reap(pid: u32) -> io::Result<Ended> {
 /// Reaps every child of ours left in process group `pgid` (descendants adopted through the
 /// subreaper), until none is left.
 pub fn reap_group(pgid: u32) {
-    let pgid = libc::id_t::from(pgid);
+    let Ok(pgid) = pid(pgid) else {
+        return;
+    };
     loop {
-        // SAFETY: as in `reap`.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PGID, pgid, &mut info, libc::WEXITED) };
-        match check(r) {
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        match rustix::process::waitid(WaitId::Pgid(Some(pgid)), WaitIdOptions::EXITED) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => continue,
             Err(_) => return,
         }
     }
@@ -353,10 +256,9 @@ pub fn reap_group(pgid: u32) {
 // ---------------------------------------------------------------------------------------------
 // Files beneath a directory descriptor, never following a symlink.
 
-const RESOLVE: u64 = libc::RESOLVE_BENEATH
-    | libc::RESOLVE_NO_SYMLINKS
-    | libc::RESOLVE_NO_MAGICLINKS
-    | libc::RESOLVE_NO_XDEV;
+fn oflags(flags: i32) -> OFlags {
+    OFlags::from_bits_retain(u32::from_ne_bytes(flags.to_ne_bytes()))
+}
 
 /// `openat2(dir, path, flags, mode)` with beneath/no-symlink resolution.
 pub fn openat2_beneath(
@@ -365,22 +267,16 @@ pub fn openat2_beneath(
     flags: i32,
     mode: u32,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: open_how is plain integers; all-zero is a valid value before we fill it.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = u64::try_from(flags | libc::O_CLOEXEC).unwrap_or(0);
-    how.mode = u64::from(mode);
-    how.resolve = RESOLVE;
-    // SAFETY: `path` is NUL-terminated, `how` is live and its size is passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    owned(check_long(fd)?)
+    Ok(rustix::fs::openat2(
+        dir,
+        path,
+        oflags(flags) | OFlags::CLOEXEC,
+        Mode::from_bits_retain(mode),
+        ResolveFlags::BENEATH
+            | ResolveFlags::NO_SYMLINKS
+            | ResolveFlags::NO_MAGICLINKS
+            | ResolveFlags::NO_XDEV,
+    )?)
 }
 
 /// `openat(dir, name, flags | O_NOFOLLOW)` for a single component.
@@ -390,28 +286,29 @@ pub fn openat_nofollow(
     flags: i32,
     mode: u32,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is NUL-terminated; integers otherwise.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    owned(libc::c_long::from(check(fd)?))
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        oflags(flags) | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_bits_retain(mode),
+    )?)
 }
 
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
-        .map(|_| ())
+    Ok(rustix::fs::mkdirat(
+        dir,
+        name,
+        Mode::from_bits_retain(mode),
+    )?)
 }
 
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, remove_dir: bool) -> io::Result<()> {
-    let flags = if remove_dir { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(|_| ())
+    let flags = if remove_dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    Ok(rustix::fs::unlinkat(dir, name, flags)?)
 }
 
 /// Moves `from` in `from_dir` to `to` in `to_dir`, failing with EEXIST rather than replacing.
@@ -421,17 +318,13 @@ pub fn renameat_noreplace(
     to_dir: BorrowedFd<'_>,
     to: &CStr,
 ) -> io::Result<()> {
-    // SAFETY: both names are NUL-terminated; descriptors are open; integers otherwise.
-    check(unsafe {
-        libc::renameat2(
-            from_dir.as_raw_fd(),
-            from.as_ptr(),
-            to_dir.as_raw_fd(),
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    })
-    .map(|_| ())
+    Ok(rustix::fs::renameat_with(
+        from_dir,
+        from,
+        to_dir,
+        to,
+        RenameFlags::NOREPLACE,
+    )?)
 }
 
 /// The kind and size of `name` in `dir`, not following a symlink.
@@ -443,51 +336,26 @@ pub struct Stat {
 }
 
 pub fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Stat> {
-    // SAFETY: an all-zero stat is valid; fstatat fills our exclusive buffer; `name` is
-    // NUL-terminated.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    let fmt = st.st_mode & libc::S_IFMT;
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
     Ok(Stat {
-        is_dir: fmt == libc::S_IFDIR,
-        is_file: fmt == libc::S_IFREG,
+        is_dir: kind.is_dir(),
+        is_file: kind.is_file(),
         size: u64::try_from(st.st_size).unwrap_or(0),
     })
 }
 
 /// The entry names of the directory `dir` (without `.` and `..`).
 pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
-    // fdopendir takes ownership of its descriptor; give it a duplicate opened for reading.
+    // Read through a descriptor of our own, so the caller's offset is untouched.
     let fd = openat_nofollow(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    let raw = fd.as_raw_fd();
-    // SAFETY: `raw` is an open directory descriptor; on success the DIR owns it.
-    let stream = unsafe { libc::fdopendir(raw) };
-    if stream.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(fd);
     let mut names = Vec::new();
-    loop {
-        // SAFETY: `stream` is a valid DIR* until closedir below; the dirent is read before the
-        // next readdir call.
-        let entry = unsafe { libc::readdir(stream) };
-        if entry.is_null() {
-            break;
-        }
-        // SAFETY: d_name is NUL-terminated within the dirent readdir returned.
-        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+    for entry in rustix::fs::Dir::read_from(fd.as_fd())? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
             names.push(name.to_vec());
         }
     }
-    // SAFETY: closes the stream (and its descriptor) exactly once.
-    unsafe { libc::closedir(stream) };
     Ok(names)
 }

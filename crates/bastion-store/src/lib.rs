@@ -250,6 +250,8 @@ pub trait AccountStore: Send + Sync {
     async fn create_google_user(&self, user: &UserRecord, sub: &str) -> Result<(), LinkError>;
     /// Links a Google subject to an existing account (at most one subject per account).
     async fn link_google(&self, user: &UserId, sub: &str) -> Result<(), LinkError>;
+    /// Removes the account's Google link; false when it had none.
+    async fn unlink_google(&self, user: &UserId) -> Result<bool, StoreError>;
     /// Replaces the roles; false when the user does not exist.
     async fn set_roles(&self, user: &UserId, roles: &[Role]) -> Result<bool, StoreError>;
     /// Sets the disabled flag; false when the user does not exist.

@@ -30,7 +30,10 @@ fn no_password() -> ApiError {
     .with_code("no_password")
 }
 
-async fn current_user(state: &AuthState, user_id: &UserId) -> Result<UserRecord, ApiError> {
+pub(crate) async fn current_user(
+    state: &AuthState,
+    user_id: &UserId,
+) -> Result<UserRecord, ApiError> {
     state
         .edge
         .stores
@@ -44,7 +47,7 @@ async fn current_user(state: &AuthState, user_id: &UserId) -> Result<UserRecord,
 /// Re-checks the password of a signed-in user, limited like a login so a stolen access token
 /// cannot be used to guess it.
 /// A wrong password is audited as a failed `kind`.
-async fn confirm_password(
+pub(crate) async fn confirm_password(
     state: &AuthState,
     meta: &RequestMeta,
     slot: &RateLimitSlot,

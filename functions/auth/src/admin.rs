@@ -90,7 +90,7 @@ impl FromRequestParts<ExtState> for Admin {
                 return Err(refuse(ext, &meta, None, "missing_credentials", err).await);
             }
             Some(token) if token.starts_with(ADMIN_KEY_PREFIX) => {
-                match ext.extras.admin_keys.identify(token) {
+                match ext.extras.load().admin_keys.identify(token) {
                     Some(name) => AdminIdentity::Key(name.to_owned()),
                     None => {
                         let err = ApiError::unauthorized("admin key is not recognised")

@@ -68,6 +68,14 @@ pub struct KeysResponse {
     api_keys: Vec<KeyView>,
 }
 
+fn too_many_keys() -> ApiError {
+    ApiError::new(
+        ErrorKind::Conflict,
+        "this account already has 25 API keys; revoke one first",
+    )
+    .with_code("too_many_api_keys")
+}
+
 fn parse_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let ok = !name.is_empty()
@@ -121,11 +129,7 @@ pub async fn create(
     let now = state.edge.clock.now();
     let keys = &state.edge.stores.api_keys;
     if keys.list_api_keys(&auth.user_id, now).await?.len() >= MAX_KEYS_PER_USER {
-        return Err(ApiError::new(
-            ErrorKind::Conflict,
-            "this account already has 25 API keys; revoke one first",
-        )
-        .with_code("too_many_api_keys"));
+        return Err(too_many_keys());
     }
     let secret = SecretString::from(format!(
         "{API_KEY_PREFIX}{}",
@@ -147,19 +151,32 @@ pub async fn create(
         last_used_at: None,
     };
     keys.create_api_key(&record_).await?;
-    // An admin disable (or an account deletion) that ran after the session check revoked the
-    // user's keys before this one existed. Looking again now that the key is stored closes
-    // that window: the disable flag is set before keys are revoked.
-    let still_active = state
-        .edge
-        .stores
-        .users
-        .get_user(&auth.user_id)
-        .await?
-        .is_some_and(|u| !u.disabled);
-    if !still_active {
+    // Looked at again now that the key is stored, so a change that ran after the checks above
+    // cannot miss it: an admin disable or account deletion (the flag is set before keys are
+    // revoked), a password change or logout that ended the minting session (sessions are
+    // revoked before keys), and other mints racing for the last slots (every mint counts after
+    // its own write, so the keys kept never exceed the limit).
+    let (user, session, live) = tokio::join!(
+        state.edge.stores.users.get_user(&auth.user_id),
+        state
+            .edge
+            .stores
+            .sessions
+            .get_session(&auth.user_id, &auth.session_id, now),
+        keys.list_api_keys(&auth.user_id, now),
+    );
+    let refusal = if user?.is_none_or(|u| u.disabled) {
+        Some(ApiError::unauthorized("account no longer exists"))
+    } else if session?.is_none() {
+        Some(ApiError::unauthorized("session no longer exists"))
+    } else if live?.len() > MAX_KEYS_PER_USER {
+        Some(too_many_keys())
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
         keys.revoke_api_key(&auth.user_id, &record_.id).await?;
-        return Err(ApiError::unauthorized("account no longer exists"));
+        return Err(refusal);
     }
     let detail = format!("key={}", record_.id);
     record(

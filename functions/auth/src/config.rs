@@ -2,8 +2,10 @@
 
 use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
 use bastion_core::crypto::{PasswordHasher, password::Pepper};
-use bastion_http::config::{decode_base64, keyed_secrets, parse_bounded};
+use bastion_http::config::{Live, decode_base64, keyed_secrets, parse_bounded, parse_jwt};
 use bastion_http::{ConfigError, Env};
+
+use crate::{AuthExtras, AuthState};
 
 /// How long a session may live, in seconds, checked in code on every refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,24 @@ impl AuthConfig {
             sessions: parse_sessions(env)?,
         })
     }
+}
+
+/// What a secret refresh re-reads for the auth function: the JWT keys, the pepper versions and
+/// legacy key, the admin keys and Google's client secret. Everything is parsed first and swapped
+/// only when all of it parsed, so a bad document changes nothing. Session bounds are plain
+/// configuration and do not change without a redeploy.
+pub fn rotate(
+    state: &AuthState,
+    extras: &Live<AuthExtras>,
+    env: &dyn Env,
+) -> Result<(), ConfigError> {
+    let jwt = parse_jwt(env)?;
+    let hasher = parse_hasher(env)?;
+    let new_extras = extras.load().refreshed(env)?;
+    state.edge.config.jwt.store(jwt);
+    state.hasher.store(hasher);
+    extras.store(new_extras);
+    Ok(())
 }
 
 /// `PASSWORD_PEPPER` is `version:base64` pairs, comma-separated, current first; the optional

@@ -18,6 +18,9 @@ pub struct RegisterRequest {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The `device_token` an earlier successful login on this device returned.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +80,9 @@ pub struct TokenResponse {
     pub refresh_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
+    /// Only on a password login: present it on the next login from this device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -32,6 +32,22 @@ impl AuthExtras {
             admin_keys: AdminKeys::from_env(env)?,
         })
     }
+
+    /// The extras re-read after a secret refresh. The Google client (its HTTP connections and
+    /// JWKS cache) is kept when its configuration, secret included, is unchanged.
+    pub fn refreshed(&self, env: &dyn Env) -> Result<Self, ConfigError> {
+        let google = match GoogleConfig::from_env(env)? {
+            None => None,
+            Some(config) => match &self.google {
+                Some(current) if current.config.same_as(&config) => Some(current.clone()),
+                _ => Some(Arc::new(GoogleClient::new(config)?)),
+            },
+        };
+        Ok(Self {
+            google,
+            admin_keys: AdminKeys::from_env(env)?,
+        })
+    }
 }
 
 /// Google OIDC client settings.
@@ -76,6 +92,22 @@ impl GoogleConfig {
             token_url: url_var(env, "GOOGLE_TOKEN_URL", Some(DEFAULT_GOOGLE_TOKEN_URL))?,
             jwks_url: url_var(env, "GOOGLE_JWKS_URL", Some(DEFAULT_GOOGLE_JWKS_URL))?,
         }))
+    }
+}
+
+impl GoogleConfig {
+    fn same_as(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.client_id == other.client_id
+            && ct_eq(
+                self.client_secret.expose_secret().as_bytes(),
+                other.client_secret.expose_secret().as_bytes(),
+            )
+            && self.redirect_uri == other.redirect_uri
+            && self.return_to == other.return_to
+            && self.auth_url == other.auth_url
+            && self.token_url == other.token_url
+            && self.jwks_url == other.jwks_url
     }
 }
 

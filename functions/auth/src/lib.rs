@@ -18,12 +18,11 @@ mod refresh;
 mod sessions;
 mod tokens;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post, put};
 use bastion_core::crypto::PasswordHasher;
+use bastion_http::config::Live;
 use bastion_http::{Edge, with_edge};
 
 pub use config::{AuthConfig, SessionPolicy};
@@ -33,7 +32,8 @@ pub use extras::{AdminKeys, AuthExtras, GoogleConfig};
 #[derive(Clone)]
 pub struct AuthState {
     pub edge: Edge,
-    pub hasher: Arc<PasswordHasher>,
+    /// Swapped when a refresh brings new pepper versions.
+    pub hasher: Live<PasswordHasher>,
     pub sessions: SessionPolicy,
 }
 
@@ -47,7 +47,7 @@ impl FromRef<AuthState> for Edge {
 #[derive(Clone)]
 pub(crate) struct ExtState {
     pub auth: AuthState,
-    pub extras: Arc<AuthExtras>,
+    pub extras: Live<AuthExtras>,
 }
 
 impl FromRef<ExtState> for Edge {
@@ -62,10 +62,10 @@ pub fn routes(state: AuthState) -> Router {
 }
 
 /// The auth routes without the edge pipeline.
-pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
+pub fn routes_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Router {
     let ext = ExtState {
         auth: state.clone(),
-        extras: Arc::new(extras),
+        extras: extras.into(),
     };
     let extended = Router::new()
         .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
@@ -73,7 +73,10 @@ pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
         .route("/auth/google/start", get(google::flow::start))
         .route("/auth/google/callback", get(google::flow::callback))
         .route("/auth/google/exchange", post(google::flow::exchange))
-        .route("/auth/google/link", post(google::flow::link))
+        .route(
+            "/auth/google/link",
+            post(google::flow::link).delete(google::account::unlink),
+        )
         .route("/admin/audit", get(admin::audit))
         .route("/admin/users/{id}", get(admin::user))
         .route("/admin/users/{id}/disable", post(admin::disable))
@@ -95,6 +98,7 @@ pub fn routes_with(state: AuthState, extras: AuthExtras) -> Router {
         .route("/auth/sessions", get(sessions::list))
         .route("/auth/sessions/{id}", delete(sessions::revoke))
         .route("/auth/password", post(account::change_password))
+        .route("/auth/password/set", post(google::account::set_password))
         .route("/auth/account", delete(account::delete_account))
         .with_state(state)
         .merge(extended)
@@ -106,7 +110,7 @@ pub fn router(state: AuthState) -> Router {
 }
 
 /// The auth Lambda's complete router.
-pub fn router_with(state: AuthState, extras: AuthExtras) -> Router {
+pub fn router_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Router {
     let edge = state.edge.clone();
     with_edge(routes_with(state, extras), edge)
 }

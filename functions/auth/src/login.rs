@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bastion_core::audit::{AuditKind, Outcome};
-use bastion_core::crypto::Verification;
+use bastion_core::crypto::jwt::device::{self, DeviceClaims};
+use bastion_core::crypto::{Verification, ct_eq};
 use bastion_core::{DisplayName, Email, Password, Role, UserId};
 use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta};
 use bastion_store::{CreateUserError, UserRecord};
@@ -92,14 +93,33 @@ pub async fn login(
         .await?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse_existing(&body.password)?;
-    // Keyed on the normalized email, so unknown accounts are limited exactly like real ones.
+    // A valid device token for this email moves the account limit to (account, device), so
+    // strangers' failures cannot lock its owner out; without one the limit is per account,
+    // keyed on the normalized email so unknown accounts are limited exactly like real ones.
+    let device = trusted_device(&state, body.device_token.as_deref(), &email);
+    let (scope, subject) = match &device {
+        Some(c) => ("login-device", format!("{}/{}", c.sub, c.did)),
+        None => ("login-account", email.as_str().to_owned()),
+    };
     // The lookup and the count are independent: one round trip for both.
     let (user, account_limit) = tokio::join!(
         state.edge.stores.users.find_user_by_email(&email),
-        limiter.enforce(&slot, "login-account", email.as_str(), limits.login_account),
+        limiter.enforce(&slot, scope, &subject, limits.login_account),
     );
     let user = user?;
     let user_id = user.as_ref().map(|u| u.id.clone());
+    let stale_device = device
+        .as_ref()
+        .is_some_and(|c| !device_matches(c, user.as_ref()));
+    let account_limit = match account_limit {
+        // Signed for this email but not for the account as it is now (recreated, or its
+        // password changed since): revoked, so the account's own limit applies after all.
+        Ok(_) if stale_device => limiter
+            .enforce(&slot, "login-account", email.as_str(), limits.login_account)
+            .await
+            .map(|_| ()),
+        other => other.map(|_| ()),
+    };
     if let Err(refused) = account_limit {
         if refused.kind == ErrorKind::RateLimited {
             record(
@@ -122,7 +142,7 @@ pub async fn login(
     )
     .await?;
     let user = match (user, verdict) {
-        (Some(user), Verification::Valid { needs_rehash }) if !user.disabled => {
+        (Some(mut user), Verification::Valid { needs_rehash }) if !user.disabled => {
             if needs_rehash {
                 let fresh = hash_password(&state.hasher, &password).await?;
                 state
@@ -131,6 +151,7 @@ pub async fn login(
                     .users
                     .set_password_hash(&user.id, &fresh)
                     .await?;
+                user.password_hash = fresh;
             }
             user
         }
@@ -161,5 +182,42 @@ pub async fn login(
         None,
     )
     .await?;
-    Ok(Json(open_session(&state, &meta, &user).await?))
+    let mut tokens = open_session(&state, &meta, &user).await?;
+    let device_token = state
+        .edge
+        .config
+        .jwt
+        .issue_device(
+            &user.id,
+            user.email.as_str(),
+            &user.password_hash,
+            state.edge.clock.now(),
+        )
+        .map_err(|e| ApiError::internal(&e))?;
+    tokens.device_token = Some(device_token);
+    Ok(Json(tokens))
+}
+
+/// The claims of a presented device token that verifies and was issued for this email; any
+/// other token is ignored (the login is then limited like one without a token).
+fn trusted_device(state: &AuthState, token: Option<&str>, email: &Email) -> Option<DeviceClaims> {
+    let claims = state
+        .edge
+        .config
+        .jwt
+        .verify_device(token?, state.edge.clock.now())
+        .ok()?;
+    let wanted = device::email_digest(email.as_str());
+    ct_eq(claims.eml.as_bytes(), wanted.as_bytes()).then_some(claims)
+}
+
+/// Whether a device token still belongs to the account found: same user, same password.
+fn device_matches(claims: &DeviceClaims, user: Option<&UserRecord>) -> bool {
+    user.is_some_and(|u| {
+        ct_eq(claims.sub.as_bytes(), u.id.as_str().as_bytes())
+            && ct_eq(
+                claims.pwv.as_bytes(),
+                device::password_version(&u.password_hash).as_bytes(),
+            )
+    })
 }

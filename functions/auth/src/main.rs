@@ -1,10 +1,13 @@
-//! The auth Lambda: wiring only.
+//! The auth Lambda: wiring only. In Lambda, secrets come from the Secrets Manager document
+//! named by `BASTION_SECRET_ID`; a refresh rotates the JWT keys, peppers and admin keys.
 
 use std::sync::Arc;
 
+use bastion_auth::config::rotate;
 use bastion_auth::{AuthConfig, AuthExtras, AuthState, router_with};
 use bastion_core::SystemClock;
-use bastion_http::config::ProcessEnv;
+use bastion_http::config::Live;
+use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::dynamodb::DynamoStore;
@@ -12,16 +15,21 @@ use bastion_store::dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
-    let env = ProcessEnv;
-    let edge_config = EdgeConfig::from_env(&env)?;
-    let auth_config = AuthConfig::from_env(&env)?;
-    // ADMIN_KEYS and GOOGLE_CLIENT_SECRET come from Secrets Manager through the environment.
-    let extras = AuthExtras::from_env(&env)?;
-    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
+    let clock = Arc::new(SystemClock);
+    let runtime = Runtime::init(clock.clone()).await?;
+    let env = runtime.env();
+    let edge_config = EdgeConfig::from_env(env.as_ref())?;
+    let auth_config = AuthConfig::from_env(env.as_ref())?;
+    let extras = Live::new(AuthExtras::from_env(env.as_ref())?);
+    let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
+    let stores = Stores::from_adapter(Arc::new(store));
+    let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let state = AuthState {
-        edge: Edge::new(edge_config, stores, Arc::new(SystemClock)),
-        hasher: Arc::new(auth_config.hasher),
+        edge,
+        hasher: Live::new(auth_config.hasher),
         sessions: auth_config.sessions,
     };
+    let (rotated, rotated_extras) = (state.clone(), extras.clone());
+    runtime.on_refresh(move |env| rotate(&rotated, &rotated_extras, env));
     lambda_http::run(router_with(state, extras)).await
 }

@@ -1,9 +1,8 @@
 //! Minting a session and its token pair, and running Argon2 off the async workers.
 
-use std::sync::Arc;
-
 use bastion_core::crypto::{OpaqueToken, PasswordHasher, Verification, jwt::ACCESS_TOKEN_TTL_SECS};
 use bastion_core::{Password, SessionId};
+use bastion_http::config::Live;
 use bastion_http::{ApiError, RequestMeta};
 use bastion_store::{SessionRecord, UserRecord};
 
@@ -44,6 +43,7 @@ pub fn token_response(
         .edge
         .config
         .jwt
+        .load()
         .issue(&user.id, session, &roles, state.edge.clock.now())
         .map_err(|e| ApiError::internal(&e))?;
     Ok(TokenResponse {
@@ -52,16 +52,17 @@ pub fn token_response(
         refresh_token: refresh.expose().to_owned(),
         token_type: "Bearer",
         expires_in: ACCESS_TOKEN_TTL_SECS,
+        device_token: None,
     })
 }
 
 /// Argon2 takes tens of milliseconds of CPU: run it where it cannot stall other requests.
 pub async fn verify_password(
-    hasher: &Arc<PasswordHasher>,
+    hasher: &Live<PasswordHasher>,
     password: &Password,
     stored: Option<String>,
 ) -> Result<Verification, ApiError> {
-    let hasher = hasher.clone();
+    let hasher = hasher.load();
     let password = password.clone();
     tokio::task::spawn_blocking(move || match stored {
         Some(stored) => hasher.verify(&password, &stored),
@@ -72,10 +73,10 @@ pub async fn verify_password(
 }
 
 pub async fn hash_password(
-    hasher: &Arc<PasswordHasher>,
+    hasher: &Live<PasswordHasher>,
     password: &Password,
 ) -> Result<String, ApiError> {
-    let hasher = hasher.clone();
+    let hasher = hasher.load();
     let password = password.clone();
     tokio::task::spawn_blocking(move || hasher.hash(&password))
         .await

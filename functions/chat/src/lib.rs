@@ -11,7 +11,9 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use bastion_chat::ChatEngine;
-use bastion_http::{Edge, with_edge};
+use bastion_chat::provider::openai::ApiKey;
+use bastion_http::config::parse_jwt;
+use bastion_http::{ConfigError, Edge, EdgeConfig, Env, with_edge};
 
 pub use error::chat_error;
 
@@ -26,6 +28,16 @@ impl FromRef<ChatState> for Edge {
     fn from_ref(state: &ChatState) -> Edge {
         state.edge.clone()
     }
+}
+
+/// What a secret refresh re-reads for the chat function: the JWT keys and `LLM_API_KEY`, both
+/// parsed before either is swapped.
+pub fn rotate(edge: &EdgeConfig, llm_key: &ApiKey, env: &dyn Env) -> Result<(), ConfigError> {
+    let jwt = parse_jwt(env)?;
+    let key = bastion_chat::config::api_key(env)?;
+    edge.jwt.store(jwt);
+    llm_key.store(key);
+    Ok(())
 }
 
 /// The chat routes without the edge pipeline.

@@ -1,11 +1,12 @@
 //! The chat Lambda: wiring only. The echo provider is refused here: `LLM_BASE_URL` is required.
+//! A secret refresh rotates the JWT keys and the provider's API key.
 
 use std::sync::Arc;
 
 use bastion_chat::{ChatSetup, RuntimeMode};
-use bastion_chat_fn::{ChatState, router};
+use bastion_chat_fn::{ChatState, rotate, router};
 use bastion_core::SystemClock;
-use bastion_http::config::ProcessEnv;
+use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::dynamodb::DynamoStore;
@@ -13,15 +14,18 @@ use bastion_store::dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
-    let env = ProcessEnv;
-    let edge_config = EdgeConfig::from_env(&env)?;
-    let chat = ChatSetup::from_env(&env, RuntimeMode::Lambda)?;
-    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
     let clock = Arc::new(SystemClock);
+    let runtime = Runtime::init(clock.clone()).await?;
+    let env = runtime.env();
+    let edge_config = EdgeConfig::from_env(env.as_ref())?;
+    let chat = ChatSetup::from_env(env.as_ref(), RuntimeMode::Lambda)?;
+    let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
+    let stores = Stores::from_adapter(Arc::new(store));
+    let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
-    let state = ChatState {
-        edge: Edge::new(edge_config, stores, clock),
-        engine,
-    };
+    let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
+    let config = edge.config.clone();
+    runtime.on_refresh(move |env| rotate(&config, &llm_key, env));
+    let state = ChatState { edge, engine };
     lambda_http::run(router(state)).await
 }

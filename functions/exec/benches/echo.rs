@@ -107,7 +107,7 @@ async fn routed(root: &Path, iters: usize) {
     let auth = AuthConfig::from_env(&env).unwrap();
     let auth_state = AuthState {
         edge: edge.clone(),
-        hasher: Arc::new(auth.hasher),
+        hasher: bastion_http::config::Live::new(auth.hasher),
         sessions: auth.sessions,
     };
     let exec = ExecState::new(

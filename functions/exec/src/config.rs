@@ -14,6 +14,8 @@ use secrecy::SecretBox;
 pub const REQUIRABLE_LAYERS: &[&str] = &[
     "landlock",
     "seccomp",
+    "no_new_privs",
+    "rlimits",
     "openat2",
     "parent_undumpable",
     "child_subreaper",

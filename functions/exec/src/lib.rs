@@ -17,7 +17,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{get, post};
 use bastion_core::Scope;
 use bastion_http::{ApiError, Authenticated, Edge, ErrorKind, with_edge};
-use bastion_sandbox::{ChildLimits, CommandPolicy, Layers, Runner};
+use bastion_sandbox::{ChildLimits, CommandPolicy, Layers, REQUIRED_LAYERS, Runner};
 
 pub use config::ExecConfig;
 use sandboxes::Sandboxes;
@@ -43,12 +43,13 @@ impl FromRef<ExecState> for Edge {
 
 /// A required isolation layer the kernel does not give us.
 #[derive(Debug, thiserror::Error)]
-#[error("EXEC_REQUIRE_LAYERS: layer {0} is required but not available on this host")]
+#[error("exec isolation layer {0} is required but not available on this host")]
 pub struct MissingLayer(pub String);
 
 impl ExecState {
     /// Probes the isolation layers (once per process), logs any that are missing, and refuses
-    /// to start without the ones `EXEC_REQUIRE_LAYERS` names.
+    /// to start without seccomp, no_new_privs and rlimits (always) or any layer
+    /// `EXEC_REQUIRE_LAYERS` adds. Landlock is applied wherever the kernel has it.
     pub fn new(edge: Edge, config: ExecConfig) -> Result<Self, MissingLayer> {
         let layers = probe_once(&config.sandbox_root);
         for missing in layers.missing() {
@@ -83,8 +84,12 @@ impl ExecState {
     }
 }
 
-/// Refuses to start when a layer named in `EXEC_REQUIRE_LAYERS` is missing.
+/// Refuses to start when a layer exec always needs, or one `EXEC_REQUIRE_LAYERS` names, is
+/// missing.
 fn require(layers: &Layers, required: &[String]) -> Result<(), MissingLayer> {
+    if let Some(l) = layers.missing_required().first() {
+        return Err(MissingLayer((*l).to_owned()));
+    }
     match required
         .iter()
         .find(|l| layers.missing().contains(&l.as_str()))
@@ -92,6 +97,19 @@ fn require(layers: &Layers, required: &[String]) -> Result<(), MissingLayer> {
         Some(l) => Err(MissingLayer(l.clone())),
         None => Ok(()),
     }
+}
+
+/// Every layer start-up insists on: the fixed ones and the configured ones.
+fn required_layers(configured: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = REQUIRED_LAYERS.iter().map(|l| (*l).to_owned()).collect();
+    all.extend(
+        configured
+            .iter()
+            .filter(|l| !all.contains(l))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    all
 }
 
 /// The kernel is probed and the process made non-dumpable and a subreaper once.
@@ -147,6 +165,7 @@ async fn health(
         "landlock_abi": layers.landlock_abi,
         "running_as_root": layers.running_as_root,
         "missing": layers.missing(),
+        "required": required_layers(&state.inner.config.require_layers),
         "commands": state.commands().names(),
     })))
 }
@@ -166,24 +185,80 @@ async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_required_layer_the_host_lacks_stops_start_up_and_others_do_not() {
-        let layers = Layers {
-            landlock_abi: None,
+    fn all_layers() -> Layers {
+        Layers {
+            landlock_abi: Some(6),
             seccomp: true,
+            no_new_privs: true,
+            rlimits: true,
             openat2: true,
             parent_undumpable: true,
             child_subreaper: true,
             running_as_root: false,
+        }
+    }
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_required_layer_the_host_lacks_stops_start_up_and_others_do_not() {
+        let layers = Layers {
+            landlock_abi: None,
+            ..all_layers()
         };
-        let req = |names: &[&str]| names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            require(&layers, &req(&["seccomp", "landlock"]))
+            require(&layers, &names(&["seccomp", "landlock"]))
                 .unwrap_err()
                 .to_string(),
-            "EXEC_REQUIRE_LAYERS: layer landlock is required but not available on this host"
+            "exec isolation layer landlock is required but not available on this host"
         );
-        assert!(require(&layers, &req(&["seccomp", "openat2"])).is_ok());
+        assert!(require(&layers, &names(&["seccomp", "openat2"])).is_ok());
+        assert!(
+            require(&layers, &[]).is_ok(),
+            "Landlock is used where present"
+        );
         assert_eq!(layers.missing(), vec!["landlock"]);
+    }
+
+    #[test]
+    fn start_up_refuses_without_seccomp_no_new_privs_or_rlimits_whatever_the_configuration() {
+        let cases = [
+            (
+                Layers {
+                    seccomp: false,
+                    ..all_layers()
+                },
+                "seccomp",
+            ),
+            (
+                Layers {
+                    no_new_privs: false,
+                    ..all_layers()
+                },
+                "no_new_privs",
+            ),
+            (
+                Layers {
+                    rlimits: false,
+                    ..all_layers()
+                },
+                "rlimits",
+            ),
+        ];
+        for (layers, missing) in cases {
+            assert_eq!(
+                require(&layers, &[]).unwrap_err().to_string(),
+                format!(
+                    "exec isolation layer {missing} is required but not available on this host"
+                )
+            );
+        }
+        assert!(require(&all_layers(), &[]).is_ok());
+        assert_eq!(
+            required_layers(&names(&["landlock", "seccomp"])),
+            names(&["seccomp", "no_new_privs", "rlimits", "landlock"])
+        );
     }
 }

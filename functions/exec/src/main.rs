@@ -1,11 +1,12 @@
-//! The exec Lambda: wiring only.
+//! The exec Lambda: wiring only. A secret refresh rotates the JWT keys; `EXEC_SANDBOX_KEY` is
+//! read once, because it names each user's sandbox directory (rotating it orphans them).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState, router};
-use bastion_http::config::ProcessEnv;
+use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::dynamodb::DynamoStore;
@@ -13,11 +14,16 @@ use bastion_store::dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
-    let env = ProcessEnv;
-    let edge_config = EdgeConfig::from_env(&env)?;
-    let exec_config = ExecConfig::from_env(&env, PathBuf::from("/tmp/sandbox"))?;
-    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
-    let edge = Edge::new(edge_config, stores, Arc::new(SystemClock));
+    let clock = Arc::new(SystemClock);
+    let runtime = Runtime::init(clock.clone()).await?;
+    let env = runtime.env();
+    let edge_config = EdgeConfig::from_env(env.as_ref())?;
+    let exec_config = ExecConfig::from_env(env.as_ref(), PathBuf::from("/tmp/sandbox"))?;
+    let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
+    let stores = Stores::from_adapter(Arc::new(store));
+    let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
+    let config = edge.config.clone();
+    runtime.on_refresh(move |env| config.rotate(env));
     let state = ExecState::new(edge, exec_config)?;
     lambda_http::run(router(state)).await
 }

@@ -46,7 +46,8 @@ pub async fn verify_subscription(
     meta: RequestMeta,
     params: Result<Query<VerifyParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = state.config.facebook.verify_token.as_ref() else {
+    let channels = state.channels();
+    let Some(expected) = channels.config.facebook.verify_token.as_ref() else {
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let forbidden = || {
@@ -97,6 +98,30 @@ struct Entry {
 struct Messaging {
     sender: Option<Party>,
     message: Option<Message>,
+    /// When Meta saw the event, in milliseconds since the epoch.
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+/// Meta's signatures carry no timestamp, so the event's own is what bounds a replay: an event
+/// is refused once it is older than its dedupe record is kept (less the skew allowed between
+/// Meta's clock and ours), so a captured delivery can never outlive the record that stops it.
+const CLOCK_SKEW_SECS: i64 = 300;
+const MAX_EVENT_AGE_SECS: i64 = bastion_store::DELIVERY_RETENTION_SECS - CLOCK_SKEW_SECS;
+
+/// Whether an event's timestamp falls inside the window in which its dedupe record lives.
+fn event_age_check(
+    timestamp_ms: i64,
+    now: bastion_core::Timestamp,
+) -> Result<(), verify::Rejection> {
+    let at = timestamp_ms.div_euclid(1000);
+    if at < now.secs() - MAX_EVENT_AGE_SECS {
+        Err(verify::Rejection::Stale)
+    } else if at > now.secs() + CLOCK_SKEW_SECS {
+        Err(verify::Rejection::Future)
+    } else {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +142,8 @@ pub async fn deliver(
     meta: RequestMeta,
     req: Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(messaging) = state.config.facebook.messaging.as_ref() else {
+    let channels = state.channels();
+    let Some(messaging) = channels.config.facebook.messaging.as_ref() else {
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let header = req
@@ -135,6 +161,21 @@ pub async fn deliver(
     let delivery: Delivery = parse_json(&body)?;
     if delivery.object != "page" {
         return Ok(Processed::Now.body());
+    }
+    let now = state.edge.clock.now();
+    for event in delivery.entry.iter().flat_map(|e| &e.messaging) {
+        if event.message.is_none() {
+            continue;
+        }
+        let Some(timestamp) = event.timestamp else {
+            return Err(ApiError::invalid(
+                "invalid_request",
+                "message event has no timestamp",
+            ));
+        };
+        if let Err(why) = event_age_check(timestamp, now) {
+            return Err(delivery::reject_unverified(&state, &meta, PLATFORM, why).await);
+        }
     }
     let (mut seen, mut fresh) = (false, false);
     // Meta batches several messages per delivery and redelivers the whole batch when any
@@ -188,7 +229,8 @@ async fn answer(
             return Ok(());
         }
     };
-    let Some(api) = state.messenger_api.as_ref() else {
+    let channels = state.channels();
+    let Some(api) = channels.messenger_api.as_ref() else {
         return Err(WorkError::NotReady(
             "messenger is not configured".to_owned(),
         ));

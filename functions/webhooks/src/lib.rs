@@ -20,7 +20,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, Request};
 use axum::routing::{get, post};
 use bastion_http::body::{MAX_BODY_BYTES, read_limited};
-use bastion_http::{ApiError, Edge, with_edge};
+use bastion_http::config::{Live, parse_jwt};
+use bastion_http::{ApiError, ConfigError, Edge, Env, with_edge};
 
 pub use config::WebhooksConfig;
 pub use delivery::DELIVERY_LEASE_SECS;
@@ -32,10 +33,37 @@ use outbound::{MessengerApi, TelegramApi};
 #[derive(Clone)]
 pub struct WebhooksState {
     pub edge: Edge,
-    pub config: Arc<WebhooksConfig>,
     pub replier: Arc<dyn Replier>,
+    /// Swapped as a whole by a secret refresh; a handler reads it once with [`Self::channels`].
+    channels: Live<Channels>,
+    http: reqwest::Client,
+}
+
+/// The platform configuration and the outbound clients built from it.
+pub struct Channels {
+    pub config: WebhooksConfig,
     telegram_api: Option<TelegramApi>,
     messenger_api: Option<MessengerApi>,
+}
+
+impl Channels {
+    fn new(config: WebhooksConfig, http: &reqwest::Client) -> Self {
+        let telegram_api = config.telegram.as_ref().map(|t| TelegramApi {
+            client: http.clone(),
+            base: t.api_base.clone(),
+            token: t.bot_token.clone(),
+        });
+        let messenger_api = config.facebook.messaging.as_ref().map(|m| MessengerApi {
+            client: http.clone(),
+            base: config.facebook.graph_base.clone(),
+            page_token: m.page_access_token.clone(),
+        });
+        Self {
+            config,
+            telegram_api,
+            messenger_api,
+        }
+    }
 }
 
 impl FromRef<WebhooksState> for Edge {
@@ -53,23 +81,27 @@ impl WebhooksState {
         replier: Arc<dyn Replier>,
         http: reqwest::Client,
     ) -> Self {
-        let telegram_api = config.telegram.as_ref().map(|t| TelegramApi {
-            client: http.clone(),
-            base: t.api_base.clone(),
-            token: t.bot_token.clone(),
-        });
-        let messenger_api = config.facebook.messaging.as_ref().map(|m| MessengerApi {
-            client: http.clone(),
-            base: config.facebook.graph_base.clone(),
-            page_token: m.page_access_token.clone(),
-        });
         Self {
             edge,
-            config: Arc::new(config),
             replier,
-            telegram_api,
-            messenger_api,
+            channels: Live::new(Channels::new(config, &http)),
+            http,
         }
+    }
+
+    /// The platform configuration in force for this request.
+    pub fn channels(&self) -> Arc<Channels> {
+        self.channels.load()
+    }
+
+    /// What a secret refresh re-reads: the JWT keys and every platform secret (Telegram,
+    /// Messenger, the Stripe signing-secret list). All of it parses before anything is swapped.
+    pub fn rotate(&self, env: &dyn Env) -> Result<(), ConfigError> {
+        let jwt = parse_jwt(env)?;
+        let config = WebhooksConfig::from_env(env)?;
+        self.edge.config.jwt.store(jwt);
+        self.channels.store(Channels::new(config, &self.http));
+        Ok(())
     }
 }
 

@@ -1,11 +1,12 @@
 //! The webhooks Lambda: wiring only. Channel replies come from the chat engine, so this
 //! function needs the chat configuration too (`LLM_BASE_URL` is required, as in chat).
+//! A secret refresh rotates the JWT keys, every platform secret and the provider's API key.
 
 use std::sync::Arc;
 
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_core::SystemClock;
-use bastion_http::config::ProcessEnv;
+use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::dynamodb::DynamoStore;
@@ -15,14 +16,25 @@ use bastion_webhooks::{WebhooksConfig, WebhooksState, router};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
-    let env = ProcessEnv;
-    let edge_config = EdgeConfig::from_env(&env)?;
-    let config = WebhooksConfig::from_env(&env)?;
-    let chat = ChatSetup::from_env(&env, RuntimeMode::Lambda)?;
-    let stores = Stores::from_adapter(Arc::new(DynamoStore::from_env().await?));
     let clock = Arc::new(SystemClock);
+    let runtime = Runtime::init(clock.clone()).await?;
+    let env = runtime.env();
+    let edge_config = EdgeConfig::from_env(env.as_ref())?;
+    let config = WebhooksConfig::from_env(env.as_ref())?;
+    let chat = ChatSetup::from_env(env.as_ref(), RuntimeMode::Lambda)?;
+    let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
+    let stores = Stores::from_adapter(Arc::new(store));
+    let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
-    let edge = Edge::new(edge_config, stores, clock);
+    let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let state = WebhooksState::new(edge, config, Arc::new(engine), http_client()?);
+    let rotated = state.clone();
+    // Everything is parsed before anything is stored: the key first, then the state's part.
+    runtime.on_refresh(move |env| {
+        let key = bastion_chat::config::api_key(env)?;
+        rotated.rotate(env)?;
+        llm_key.store(key);
+        Ok(())
+    });
     lambda_http::run(router(state)).await
 }

@@ -48,7 +48,8 @@ pub async fn deliver(
     meta: RequestMeta,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(config) = state.config.stripe.as_ref() else {
+    let channels = state.channels();
+    let Some(config) = channels.config.stripe.as_ref() else {
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let header = req

@@ -48,7 +48,8 @@ pub async fn deliver(
     meta: RequestMeta,
     req: Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(config) = state.config.telegram.as_ref() else {
+    let channels = state.channels();
+    let Some(config) = channels.config.telegram.as_ref() else {
         return Err(delivery::reject_unconfigured(&state, &meta, PLATFORM).await);
     };
     let header = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes());
@@ -82,7 +83,8 @@ async fn answer(
     if from.is_bot || text.trim().is_empty() {
         return Ok(());
     }
-    let allowed = state
+    let channels = state.channels();
+    let allowed = channels
         .config
         .telegram
         .as_ref()
@@ -92,7 +94,7 @@ async fn answer(
         tracing::info!(request_id = %meta.request_id, chat_id = chat.id, "telegram chat not in TELEGRAM_ALLOWED_CHAT_IDS; ignored");
         return Ok(());
     }
-    let Some(api) = state.telegram_api.as_ref() else {
+    let Some(api) = channels.telegram_api.as_ref() else {
         return Err(WorkError::NotReady("telegram is not configured".to_owned()));
     };
     // Quota and history are keyed by the sender's verified user id, never the chat id, so

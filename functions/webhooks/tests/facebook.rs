@@ -210,8 +210,10 @@ async fn echoes_and_non_text_messages_are_acknowledged_and_ignored() {
         "object": "page",
         "entry": [{"id": "1", "time": 1, "messaging": [
             {"sender": {"id": "1122334455"}, "recipient": {"id": "65432"},
+             "timestamp": 1_800_000_000_000_i64,
              "message": {"mid": "m_echo", "text": "from the page", "is_echo": true}},
             {"sender": {"id": "65432"}, "recipient": {"id": "1122334455"},
+             "timestamp": 1_800_000_000_000_i64,
              "message": {"mid": "m_img", "attachments": [{"type": "image", "payload": {"url": "https://x"}}]}},
             {"sender": {"id": "65432"}, "recipient": {"id": "1122334455"},
              "read": {"watermark": 1}}
@@ -253,4 +255,43 @@ async fn unconfigured_secrets_answer_503_and_are_audited() {
             "webhook_rejected 198.51.100.9 facebook:unconfigured_secret",
         ]
     );
+}
+
+#[tokio::test]
+async fn a_captured_delivery_replayed_after_its_dedupe_record_expired_is_refused_and_audited() {
+    let app = WebhookApp::new().await;
+    let body = delivery(&[("m_captured", "hello")]);
+    deliver(&app, &body).await.assert_ok("processed");
+    // The oldest event still accepted: its dedupe record, kept four days from processing,
+    // outlives it even if Meta's clock ran five minutes behind ours.
+    app.clock
+        .advance(bastion_store::DELIVERY_RETENTION_SECS - 300);
+    deliver(&app, &body).await.assert_ok("duplicate");
+    // A second later the record may be gone; the event's own age now refuses the replay.
+    app.clock.advance(301);
+    deliver(&app, &body).await.assert_error(
+        400,
+        "timestamp_out_of_tolerance",
+        "signature timestamp is outside the accepted window",
+    );
+    assert_eq!(
+        app.audit_details().last().unwrap(),
+        "webhook_rejected 198.51.100.9 facebook:stale_timestamp"
+    );
+    assert_eq!(app.replier.calls().len(), 1);
+    assert_eq!(app.messenger.captured().len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_dated_in_the_future_beyond_the_skew_is_refused() {
+    let app = WebhookApp::new().await;
+    app.clock.set(bastion_core::Timestamp(1_800_000_000 - 301));
+    deliver(&app, &delivery(&[("m_future", "hi")]))
+        .await
+        .assert_error(
+            400,
+            "timestamp_out_of_tolerance",
+            "signature timestamp is outside the accepted window",
+        );
+    assert!(app.replier.calls().is_empty());
 }

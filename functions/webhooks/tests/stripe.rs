@@ -263,6 +263,67 @@ async fn an_event_signed_with_the_previous_secret_is_accepted_during_rotation() 
 }
 
 #[tokio::test]
+async fn a_secret_added_by_a_refresh_is_honoured_and_one_removed_is_refused() {
+    const NEXT: &str = "whsec_next_0123456789abcdef";
+    let app = WebhookApp::new().await;
+    let user = app.user("payer@example.com").await;
+    let now = app.clock.now().secs();
+    let body = event(
+        "evt_next",
+        "checkout.session.completed",
+        now,
+        checkout(user.as_str()),
+    );
+    let refused = |r: common::Reply| {
+        r.assert_error(
+            401,
+            "invalid_signature",
+            "delivery signature is missing or invalid",
+        )
+    };
+    let by_next = stripe_signature_header(NEXT.as_bytes(), now, &body);
+    refused(deliver_signed(&app, &body, &by_next).await);
+
+    let mut env = app.env.clone();
+    env.insert(
+        "STRIPE_WEBHOOK_SECRETS".to_owned(),
+        format!("{NEXT},{STRIPE_SECRET}"),
+    );
+    app.state.rotate(&env).unwrap();
+    deliver_signed(&app, &body, &by_next)
+        .await
+        .assert_ok("processed");
+    let retired = event(
+        "evt_retired",
+        "charge.refunded",
+        now,
+        json!({"id": "ch_2", "object": "charge"}),
+    );
+    let by_old = stripe_signature_header(STRIPE_OLD_SECRET.as_bytes(), now, &retired);
+    refused(deliver_signed(&app, &retired, &by_old).await);
+
+    // A malformed list is refused as a whole: the secrets in force stay.
+    env.insert(
+        "STRIPE_WEBHOOK_SECRETS".to_owned(),
+        "sk_live_oops".to_owned(),
+    );
+    assert_eq!(
+        app.state.rotate(&env).unwrap_err().var,
+        "STRIPE_WEBHOOK_SECRETS"
+    );
+    let again = event(
+        "evt_again",
+        "charge.refunded",
+        now,
+        json!({"id": "ch_1", "object": "charge"}),
+    );
+    let header = stripe_signature_header(NEXT.as_bytes(), now, &again);
+    deliver_signed(&app, &again, &header)
+        .await
+        .assert_ok("processed");
+}
+
+#[tokio::test]
 async fn a_base64_encoded_api_gateway_body_is_verified_over_the_decoded_bytes() {
     let app = WebhookApp::new().await;
     let user = app.user("payer@example.com").await;

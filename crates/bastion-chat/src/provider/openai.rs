@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bastion_http::config::Live;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
@@ -45,7 +46,12 @@ pub struct OpenAiProvider {
     client: reqwest::Client,
     endpoint: Url,
     settings: OpenAiSettings,
+    /// Starts as `settings.api_key`; a secret refresh may replace it (see [`Self::api_key`]).
+    api_key: ApiKey,
 }
+
+/// The provider's API key, swappable by a secret refresh while requests run.
+pub type ApiKey = Live<Option<SecretString>>;
 
 impl OpenAiProvider {
     /// Builds the client once (at start-up). Installs the aws-lc crypto provider for rustls if
@@ -63,8 +69,14 @@ impl OpenAiProvider {
         Ok(Self {
             client,
             endpoint,
+            api_key: Live::new(settings.api_key.clone()),
             settings,
         })
+    }
+
+    /// The handle a secret refresh stores a new key through.
+    pub fn api_key(&self) -> ApiKey {
+        self.api_key.clone()
     }
 
     async fn attempt(
@@ -73,7 +85,7 @@ impl OpenAiProvider {
         budget: Duration,
     ) -> Result<(StatusCode, Vec<u8>), ProviderError> {
         let mut req = self.client.post(self.endpoint.clone()).json(body);
-        if let Some(key) = &self.settings.api_key {
+        if let Some(key) = self.api_key.load().as_ref() {
             req = req.bearer_auth(key.expose_secret());
         }
         let call = async {

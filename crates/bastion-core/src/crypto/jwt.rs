@@ -1,6 +1,8 @@
 //! HS256 access tokens: keys chosen by `kid` (current signs, previous still verify), the
 //! algorithm pinned, and every registered claim checked against the injected Clock.
 
+pub mod device;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use crate::clock::Timestamp;

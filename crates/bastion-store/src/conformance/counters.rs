@@ -1,4 +1,9 @@
 //! Conformance: fixed-window counters under concurrency, and the previous window's count.
+//!
+//! Request budget (DynamoDB, counted in `tests/dynamodb_requests.rs` and the e2e
+//! `dynamodb_requests`): one `UpdateItem` per hit, returning both windows, so a route's edge
+//! costs 1 request, `POST /auth/register` 5, `POST /auth/login` 6 (5 when it fails, for known
+//! and unknown emails alike).
 
 use std::sync::Arc;
 

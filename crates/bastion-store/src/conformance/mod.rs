@@ -65,6 +65,8 @@ macro_rules! conformance_tests {
             linking_refuses_a_taken_subject_a_second_subject_and_a_missing_user,
             deleting_a_linked_user_frees_the_google_subject,
             roles_and_the_disabled_flag_are_replaced_and_unknown_users_reported,
+            the_email_lookup_sees_password_role_and_disabled_changes_at_once,
+            unlinking_google_frees_the_subject_and_reports_whether_there_was_a_link,
             api_keys_read_back_by_hash_list_newest_first_and_expire,
             an_api_key_is_revoked_only_by_its_owner_and_then_absent,
             revoking_all_keys_or_deleting_the_user_removes_every_key,

@@ -195,6 +195,72 @@ pub async fn roles_and_the_disabled_flag_are_replaced_and_unknown_users_reported
     assert_eq!(stores.users.get_user(&ghost).await.unwrap(), None);
 }
 
+pub async fn unlinking_google_frees_the_subject_and_reports_whether_there_was_a_link(
+    stores: Stores,
+) {
+    let hal = created(&stores, user("hal@example.com")).await;
+    let accounts = &stores.accounts;
+    assert!(!accounts.unlink_google(&hal.id).await.unwrap());
+    accounts.link_google(&hal.id, "g-hal").await.unwrap();
+    assert!(accounts.unlink_google(&hal.id).await.unwrap());
+    assert_eq!(accounts.find_user_by_google("g-hal").await.unwrap(), None);
+    assert!(!accounts.unlink_google(&hal.id).await.unwrap());
+    // The subject and the account are both free to link again.
+    let ivy = created(&stores, user("ivy@example.com")).await;
+    accounts.link_google(&ivy.id, "g-hal").await.unwrap();
+    accounts.link_google(&hal.id, "g-hal-2").await.unwrap();
+    assert_eq!(
+        accounts
+            .find_user_by_google("g-hal")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(ivy.id)
+    );
+}
+
+/// The email lookup answers logins: it must see every change of the profile at once (on
+/// DynamoDB it reads a copy kept on the email guard, one request for known and unknown emails).
+pub async fn the_email_lookup_sees_password_role_and_disabled_changes_at_once(stores: Stores) {
+    let gus = created(&stores, user("gus@example.com")).await;
+    let accounts = &stores.accounts;
+    assert!(
+        stores
+            .users
+            .set_password_hash(&gus.id, "new-hash")
+            .await
+            .unwrap()
+    );
+    assert!(accounts.set_roles(&gus.id, &[Role::Admin]).await.unwrap());
+    assert!(accounts.set_disabled(&gus.id, true).await.unwrap());
+    let by_email = stores
+        .users
+        .find_user_by_email(&gus.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            by_email.password_hash.as_str(),
+            by_email.roles.clone(),
+            by_email.disabled
+        ),
+        ("new-hash", vec![Role::Admin], true)
+    );
+    assert_eq!(
+        Some(by_email),
+        stores.users.get_user(&gus.id).await.unwrap()
+    );
+    assert!(accounts.set_disabled(&gus.id, false).await.unwrap());
+    let by_email = stores
+        .users
+        .find_user_by_email(&gus.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!by_email.disabled);
+}
+
 /// A key of `user` created at `at`, living a day.
 pub fn api_key(user: &UserId, at: bastion_core::Timestamp) -> ApiKeyRecord {
     ApiKeyRecord {

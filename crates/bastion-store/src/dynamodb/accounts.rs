@@ -5,7 +5,7 @@
 //! conditional DeleteItem that returns the old item.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ConditionCheck, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, ReturnValue, TransactWriteItem};
 use bastion_core::audit::AuditEvent;
 use bastion_core::crypto::TokenHash;
 use bastion_core::{Role, Timestamp, UserId};
@@ -149,52 +149,61 @@ impl AccountStore for DynamoStore {
         }
     }
 
-    async fn set_roles(&self, user: &UserId, roles: &[Role]) -> Result<bool, StoreError> {
-        self.update_profile(user, "SET #v = :v", "roles", roles_value(roles))
+    async fn unlink_google(&self, user: &UserId) -> Result<bool, StoreError> {
+        let pointer_key = key(user_pk(user), GOOGLE_LINK_SK);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(pointer_key.clone()))
+            .consistent_read(true)
+            .send()
             .await
+            .map_err(|e| sdk_error("GetItem", &e))?;
+        let Some(pointer) = out.item else {
+            return Ok(false);
+        };
+        let sub = get_s(&pointer, "sub")?;
+        // Both go together, the pointer only if it still names this subject, the guard only
+        // if it still names this user.
+        let drop_pointer = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(pointer_key))
+            .condition_expression("#sub = :sub")
+            .expression_attribute_names("#sub", "sub")
+            .expression_attribute_values(":sub", s(sub))
+            .build()
+            .map_err(build_error)?;
+        let drop_guard = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(google_key(sub)))
+            .condition_expression("user_id = :id")
+            .expression_attribute_values(":id", s(user.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(drop_pointer).build(),
+            TransactWriteItem::builder().delete(drop_guard).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            // Unlinked (or relinked) concurrently.
+            Err(f) if f.condition_failed_at(0) => Ok(false),
+            Err(f) => Err(f.into_store_error("unlink_google")),
+        }
+    }
+
+    async fn set_roles(&self, user: &UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        self.update_profile(user, "roles", roles_value(roles)).await
     }
 
     async fn set_disabled(&self, user: &UserId, disabled: bool) -> Result<bool, StoreError> {
         self.update_profile(
             user,
-            "SET #v = :v",
             "disabled",
             aws_sdk_dynamodb::types::AttributeValue::Bool(disabled),
         )
         .await
-    }
-}
-
-impl DynamoStore {
-    /// One conditional UpdateItem on an existing profile; false when there is none.
-    async fn update_profile(
-        &self,
-        user: &UserId,
-        expr: &str,
-        attr: &str,
-        value: aws_sdk_dynamodb::types::AttributeValue,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression(expr)
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#v", attr)
-            .expression_attribute_values(":v", value)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("UpdateItem", &e)),
-        }
     }
 }
 

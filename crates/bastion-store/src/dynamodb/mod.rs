@@ -111,14 +111,14 @@ impl DynamoStore {
         }
     }
 
-    /// The table from `TABLE_NAME` and a client from the standard AWS environment (region,
-    /// credentials, `AWS_ENDPOINT_URL`). Fails, naming the variable, when the table is unset.
-    pub async fn from_env() -> Result<Self, StoreError> {
-        let table = table_name(std::env::var(TABLE_ENV).ok())?;
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        Ok(Self::new(Client::new(&config), table))
+    /// The table from `TABLE_NAME` in `env` and a client on the process's one shared AWS
+    /// configuration. Fails, naming the variable, when the table is unset.
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        env: &dyn bastion_core::config::Env,
+    ) -> Result<Self, StoreError> {
+        let table = table_name(env.get(TABLE_ENV))?;
+        Ok(Self::new(Client::new(sdk), table))
     }
 
     pub fn table(&self) -> &str {

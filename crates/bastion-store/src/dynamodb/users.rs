@@ -1,7 +1,7 @@
 //! DynamoDB `UserStore`: `USER#<id>`/`PROFILE` plus the `EMAIL#<email>`/`USER` guard.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use bastion_core::{DisplayName, Email, Role, Timestamp, UserId};
 
 use super::item::{
@@ -16,6 +16,9 @@ pub(super) fn user_pk(id: &UserId) -> String {
 }
 
 pub(super) const PROFILE_SK: &str = "PROFILE";
+
+/// Marks an email guard that carries a copy of the profile, kept in step by `update_profile`.
+const LOGIN_COPY: &str = "login_copy";
 
 fn email_key(email: &str) -> Item {
     key(format!("EMAIL#{email}"), "USER")
@@ -48,6 +51,8 @@ impl UserStore for DynamoStore {
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+        // One GetItem whether or not the email is known: the guard carries the login copy of
+        // the profile, so a known email costs no second round trip an observer could time.
         let out = self
             .client
             .get_item()
@@ -60,6 +65,17 @@ impl UserStore for DynamoStore {
         let Some(guard) = out.item else {
             return Ok(None);
         };
+        if guard.contains_key(LOGIN_COPY) {
+            let user = parse_profile(&guard)?;
+            if &user.email != email || user.id.as_str() != get_s(&guard, "user_id")? {
+                return Err(corrupt(
+                    "email guard",
+                    "its login copy names another account",
+                ));
+            }
+            return Ok(Some(user));
+        }
+        // A guard written before it carried the login copy: read the profile it points at.
         let id = UserId::parse(get_s(&guard, "user_id")?)
             .map_err(|e| corrupt("email guard user id", e.message))?;
         let user = self.get_user(&id).await?;
@@ -73,26 +89,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(id), PROFILE_SK)))
-            .update_expression("SET password_hash = :h")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":h", s(hash))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("UpdateItem", &e)),
-        }
+        self.update_profile(id, "password_hash", s(hash)).await
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
@@ -172,13 +169,71 @@ pub(super) fn profile_and_guard(user: &UserRecord) -> (Item, Item) {
     profile.insert("created_at".into(), n(user.created_at.secs()));
     profile.insert("disabled".into(), AttributeValue::Bool(user.disabled));
 
-    let mut guard = email_key(user.email.as_str());
+    let mut guard = profile.clone();
+    guard.extend(email_key(user.email.as_str()));
     guard.insert("user_id".into(), s(user.id.as_str()));
+    guard.insert(LOGIN_COPY.into(), AttributeValue::Bool(true));
     (profile, guard)
 }
 
 pub(super) fn roles_value(roles: &[Role]) -> AttributeValue {
     AttributeValue::L(roles.iter().map(|r| s(r.as_str())).collect())
+}
+
+impl DynamoStore {
+    /// Sets one profile attribute on the profile and on the email guard's login copy, in one
+    /// transaction so a login never reads a copy that disagrees with the profile (a disabled
+    /// account, a replaced hash). False when there is no such user.
+    pub(super) async fn update_profile(
+        &self,
+        user: &UserId,
+        attr: &str,
+        value: AttributeValue,
+    ) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .projection_expression("email")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", &e))?;
+        let Some(profile) = out.item else {
+            return Ok(false);
+        };
+        let email = get_s(&profile, "email")?;
+        let on_profile = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), PROFILE_SK)))
+            .update_expression("SET #v = :v")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#v", attr)
+            .expression_attribute_values(":v", value.clone())
+            .build()
+            .map_err(build_error)?;
+        let on_guard = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(email_key(email)))
+            .update_expression("SET #v = :v")
+            .condition_expression("user_id = :id")
+            .expression_attribute_names("#v", attr)
+            .expression_attribute_values(":v", value)
+            .expression_attribute_values(":id", s(user.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().update(on_profile).build(),
+            TransactWriteItem::builder().update(on_guard).build(),
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            // Deleted between the read and the write.
+            Err(f) if f.condition_failed_at(0) => Ok(false),
+            Err(f) => Err(f.into_store_error("update_profile")),
+        }
+    }
 }
 
 /// A transaction Put that fails its condition when the item already exists.

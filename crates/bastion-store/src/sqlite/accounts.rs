@@ -163,6 +163,17 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn unlink_google(&self, user: &UserId) -> Result<bool, StoreError> {
+        let user = user.as_str().to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .execute("DELETE FROM google_links WHERE user_id = ?1", [&user])
+                .map_err(db_error)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn set_roles(&self, user: &UserId, roles: &[Role]) -> Result<bool, StoreError> {
         let user = user.as_str().to_owned();
         let roles = encode_roles(roles)?;

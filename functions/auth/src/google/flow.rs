@@ -5,7 +5,9 @@
 //! ten minutes and are consumed once. The browser that started the flow holds a `__Host-`
 //! cookie whose hash is stored with them, so a state carried to another browser is refused.
 //! The callback never puts a token in a URL: it sends a one-time login code (60 s) in the
-//! fragment, exchanged by the frontend for the usual token response.
+//! fragment, exchanged by the frontend for the usual token response. The code is bound to the
+//! same cookie: the exchange must come from the browser that started the flow (the frontend
+//! calls it with `credentials: 'include'`, from a site same-site with the API).
 
 use std::sync::Arc;
 
@@ -28,7 +30,6 @@ use super::oidc::{GoogleClient, OidcError};
 use crate::ExtState;
 use crate::account::RECENT_SIGN_IN_SECS;
 use crate::audit::record;
-use crate::dto::TokenResponse;
 use crate::tokens::open_session;
 
 const STATE_PURPOSE: &str = "oauth_state";
@@ -56,6 +57,10 @@ struct Pending {
 #[derive(Serialize, Deserialize)]
 struct CodePayload {
     user_id: String,
+    /// Hash of the binding cookie of the browser that started the flow: only that browser
+    /// may exchange the code (an attacker's code planted in a victim's frontend is refused).
+    #[serde(default)]
+    binding: Option<String>,
 }
 
 fn not_configured() -> ApiError {
@@ -77,8 +82,8 @@ fn invalid_login_code() -> ApiError {
     )
 }
 
-fn google(ext: &ExtState) -> Result<&Arc<GoogleClient>, ApiError> {
-    ext.extras.google.as_ref().ok_or_else(not_configured)
+fn google(ext: &ExtState) -> Result<Arc<GoogleClient>, ApiError> {
+    ext.extras.load().google.clone().ok_or_else(not_configured)
 }
 
 async fn limit(ext: &ExtState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
@@ -252,18 +257,17 @@ fn found(url: &str) -> Result<Response, ApiError> {
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }
 
+const CLEAR_BINDING: &str =
+    "__Host-bastion_oauth=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax";
+
 /// A redirect to the frontend with `fragment`, clearing the binding cookie.
 fn back_to(return_to: &str, fragment: &str) -> Response {
     let mut res = match found(&format!("{return_to}#{fragment}")) {
         Ok(res) => res,
         Err(e) => return e.into_response(),
     };
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "__Host-bastion_oauth=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
-        ),
-    );
+    res.headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_static(CLEAR_BINDING));
     res
 }
 
@@ -490,6 +494,7 @@ pub async fn callback(
     let login_code = OpaqueToken::generate();
     let payload = serde_json::to_string(&CodePayload {
         user_id: user.id.to_string(),
+        binding: Some(pending.binding.clone()),
     })
     .map_err(|e| ApiError::internal(&e))?;
     stores
@@ -501,7 +506,12 @@ pub async fn callback(
             now.plus_secs(LOGIN_CODE_TTL_SECS),
         )
         .await?;
-    Ok(back(&format!("code={}", login_code.expose())))
+    // The binding cookie stays (it lives as long as the state did): the exchange needs it.
+    found(&format!(
+        "{}#code={}",
+        pending.return_to,
+        login_code.expose()
+    ))
 }
 
 #[derive(Deserialize)]
@@ -514,8 +524,9 @@ pub async fn exchange(
     State(ext): State<ExtState>,
     meta: RequestMeta,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<ExchangeRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     google(&ext)?;
     limit(&ext, &slot, &meta).await?;
     let state = &ext.auth;
@@ -545,6 +556,24 @@ pub async fn exchange(
     let payload: CodePayload =
         serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
     let user_id = UserId::parse(&payload.user_id).map_err(|e| ApiError::internal(&e))?;
+    let same_browser = match (binding_cookie(&headers), payload.binding) {
+        (Some(cookie), Some(bound)) => TokenHash::of(&cookie).ct_eq(&TokenHash::from_stored(bound)),
+        _ => false,
+    };
+    if !same_browser {
+        // A code finished by one browser and carried to another (login CSRF): the code is
+        // spent either way, so the attacker cannot retry it elsewhere.
+        record(
+            state,
+            &meta,
+            AuditKind::GoogleExchangeRefused,
+            Outcome::Failure,
+            Some(&user_id),
+            Some("foreign_browser"),
+        )
+        .await?;
+        return Err(invalid_login_code());
+    }
     let Some(user) = state
         .edge
         .stores
@@ -573,5 +602,8 @@ pub async fn exchange(
         None,
     )
     .await?;
-    Ok(Json(open_session(state, &meta, &user).await?))
+    let mut res = Json(open_session(state, &meta, &user).await?).into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_static(CLEAR_BINDING));
+    Ok(res)
 }

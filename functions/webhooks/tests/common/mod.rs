@@ -173,6 +173,9 @@ pub struct WebhookApp {
     pub telegram: FakeApi,
     pub messenger: FakeApi,
     pub ip: SocketAddr,
+    /// The state behind `router` and the environment it was built from, for rotation tests.
+    pub state: WebhooksState,
+    pub env: HashMap<String, String>,
     db: std::path::PathBuf,
 }
 
@@ -269,7 +272,9 @@ impl WebhookApp {
             bastion_webhooks::outbound::http_client().unwrap(),
         );
         Self {
-            router: bastion_webhooks::router(state),
+            router: bastion_webhooks::router(state.clone()),
+            state,
+            env,
             clock,
             stores,
             replier,

@@ -1,0 +1,157 @@
+//! Device tokens (OWASP's device-cookie lockout scheme): a long-lived HS256 token a successful
+//! login hands back, naming the account, one device, and the password it was issued under. A
+//! login that presents one is limited per (account, device), so strangers' failures cannot lock
+//! the owner out of a device they have used.
+
+use jsonwebtoken::{Algorithm, Header};
+
+use super::{JwtError, JwtKeys, SKEW_SECS};
+use crate::clock::Timestamp;
+use crate::ids::UserId;
+
+/// Device tokens live 180 days.
+pub const DEVICE_TOKEN_TTL_SECS: i64 = 180 * 86_400;
+/// Never taken as an access token (`at+jwt`), nor an access token as this.
+pub const DEVICE_TOKEN_TYP: &str = "device+jwt";
+
+/// The claims of a device token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeviceClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    /// Random device id: the rate-limit subject of logins presenting this token.
+    pub did: String,
+    /// SHA-256 (hex) of the normalized email, so the token is checked before the lookup.
+    pub eml: String,
+    /// Digest of the password hash it was issued under: a password change revokes it.
+    pub pwv: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// What a device token is bound to: the account and the password hash of the moment.
+pub fn password_version(password_hash: &str) -> String {
+    // The hash is salted and peppered, so this digest is no offline oracle for the password.
+    hex::encode(&super::super::sha256(password_hash.as_bytes())[..16])
+}
+
+pub fn email_digest(normalized_email: &str) -> String {
+    hex::encode(super::super::sha256(normalized_email.as_bytes()))
+}
+
+impl JwtKeys {
+    /// Mints a device token for `user` (a fresh device id each time).
+    pub fn issue_device(
+        &self,
+        user: &UserId,
+        normalized_email: &str,
+        password_hash: &str,
+        now: Timestamp,
+    ) -> Result<String, JwtError> {
+        let key = self.keys.first().ok_or(JwtError::NoKeys)?;
+        let claims = DeviceClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user.to_string(),
+            did: hex::encode(super::super::random_bytes::<16>()),
+            eml: email_digest(normalized_email),
+            pwv: password_version(password_hash),
+            iat: now.secs(),
+            exp: now.secs() + DEVICE_TOKEN_TTL_SECS,
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(DEVICE_TOKEN_TYP.to_owned());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| JwtError::Signing(e.to_string()))
+    }
+
+    /// Verifies signature, header, issuer, audience and lifetime of a device token.
+    pub fn verify_device(&self, token: &str, now: Timestamp) -> Result<DeviceClaims, JwtError> {
+        if token.len() > 2048 {
+            return Err(JwtError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(DEVICE_TOKEN_TYP) {
+            return Err(JwtError::BadHeader);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
+            .ok_or(JwtError::BadHeader)?;
+        let c = jsonwebtoken::decode::<DeviceClaims>(token, &key.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
+                _ => JwtError::Malformed,
+            })?
+            .claims;
+        if !super::super::ct_eq(c.iss.as_bytes(), self.issuer.as_bytes())
+            || !super::super::ct_eq(c.aud.as_bytes(), self.audience.as_bytes())
+        {
+            return Err(JwtError::WrongParty);
+        }
+        let t = now.secs();
+        if c.exp <= t {
+            return Err(JwtError::Expired);
+        }
+        if c.iat > t + SKEW_SECS || c.exp - c.iat > DEVICE_TOKEN_TTL_SECS {
+            return Err(JwtError::BadClaims);
+        }
+        UserId::parse(&c.sub).map_err(|_| JwtError::BadClaims)?;
+        let did_ok = c.did.len() == 32 && c.did.bytes().all(|b| b.is_ascii_hexdigit());
+        if !did_ok {
+            return Err(JwtError::BadClaims);
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SessionId;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![1; 32])]).unwrap()
+    }
+
+    #[test]
+    fn a_device_token_verifies_until_it_expires_and_is_never_an_access_token() {
+        let k = keys();
+        let user = UserId::generate();
+        let t = k
+            .issue_device(&user, "ada@example.com", "$argon2id$x", Timestamp(1_000))
+            .unwrap();
+        let c = k.verify_device(&t, Timestamp(1_000)).unwrap();
+        assert_eq!(c.sub, user.to_string());
+        assert_eq!(c.eml, email_digest("ada@example.com"));
+        assert_eq!(c.pwv, password_version("$argon2id$x"));
+        assert_eq!(
+            k.verify_device(&t, Timestamp(1_000 + DEVICE_TOKEN_TTL_SECS)),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(k.verify(&t, Timestamp(1_000)), Err(JwtError::BadHeader));
+        let (access, _) = k
+            .issue(&user, &SessionId::generate(), &[], Timestamp(1_000))
+            .unwrap();
+        assert_eq!(
+            k.verify_device(&access, Timestamp(1_000)),
+            Err(JwtError::BadHeader)
+        );
+    }
+
+    #[test]
+    fn a_device_token_signed_by_another_key_is_refused() {
+        let other =
+            JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![9; 32])]).unwrap();
+        let t = other
+            .issue_device(&UserId::generate(), "a@b.co", "h", Timestamp(1_000))
+            .unwrap();
+        assert_eq!(
+            keys().verify_device(&t, Timestamp(1_000)),
+            Err(JwtError::BadSignature)
+        );
+    }
+}

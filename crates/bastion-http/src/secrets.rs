@@ -1,0 +1,382 @@
+//! Secrets in Lambda: one Secrets Manager JSON document (named by `BASTION_SECRET_ID`) overlaid
+//! on the plain environment, fetched once at init and refreshed in the background so rotated
+//! keys take effect without a redeploy. Outside Lambda the process environment is used as is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bastion_core::Clock;
+use bastion_core::config::{
+    ConfigError, Env, Live, ProcessEnv, SECRET_NAMES, bounded, is_secret_name,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Names the secret document; required in Lambda.
+pub const SECRET_ID_VAR: &str = "BASTION_SECRET_ID";
+/// Seconds between refreshes of the document.
+pub const REFRESH_VAR: &str = "SECRET_REFRESH_SECS";
+/// Set by the Lambda service in every function's environment.
+pub const LAMBDA_RUNTIME_VAR: &str = "AWS_LAMBDA_RUNTIME_API";
+
+/// Why the secret could not be read; never holds a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Where the secret document comes from: Secrets Manager, or a fake in tests.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The document's text (a JSON object).
+    async fn fetch(&self) -> Result<SecretString, SourceError>;
+}
+
+/// `GetSecretValue` on the process's shared AWS configuration.
+pub struct SecretsManagerSource {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+}
+
+impl SecretsManagerSource {
+    pub fn new(sdk: &aws_config::SdkConfig, secret_id: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(sdk),
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSource for SecretsManagerSource {
+    async fn fetch(&self) -> Result<SecretString, SourceError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                // The service's code and message only: the full context dumps the raw response.
+                let why = match e.as_service_error() {
+                    Some(se) => format!(
+                        "{}: {}",
+                        se.code().unwrap_or("unknown error"),
+                        se.message().unwrap_or("")
+                    ),
+                    None => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+                };
+                SourceError(format!("GetSecretValue failed: {why}"))
+            })?;
+        out.secret_string()
+            .map(|s| SecretString::from(s.to_owned()))
+            .ok_or_else(|| {
+                SourceError("the secret has no SecretString (binary secrets are not read)".into())
+            })
+    }
+}
+
+/// The parsed secret document: secret names to values. Debug shows the names only.
+#[derive(Clone, Default)]
+pub struct SecretDocument(HashMap<String, SecretString>);
+
+impl std::fmt::Debug for SecretDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("SecretDocument").field(&names).finish()
+    }
+}
+
+impl SecretDocument {
+    /// A JSON object whose keys are secret names ([`SECRET_NAMES`]) and whose values are strings.
+    /// An unknown key is refused too: a misspelt optional secret would otherwise silently turn a
+    /// platform off. Errors name the key, never a value.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
+            ConfigError::new(SECRET_ID_VAR, "the secret document is not valid JSON")
+        })?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(ConfigError::new(
+                SECRET_ID_VAR,
+                "the secret document must be a JSON object of string values",
+            ));
+        };
+        let mut out = HashMap::new();
+        for (key, value) in object {
+            if !is_secret_name(&key) {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "is not a secret name the secret document may hold; known: {}",
+                        SECRET_NAMES.join(", ")
+                    ),
+                ));
+            }
+            let serde_json::Value::String(s) = value else {
+                return Err(ConfigError::new(
+                    key,
+                    "must be a string in the secret document",
+                ));
+            };
+            out.insert(key, SecretString::from(s));
+        }
+        Ok(Self(out))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+}
+
+/// The plain environment for every non-secret name, the document for every secret name.
+#[derive(Clone)]
+pub struct OverlayEnv {
+    plain: Arc<dyn Env>,
+    document: Arc<SecretDocument>,
+}
+
+impl OverlayEnv {
+    pub fn new(plain: Arc<dyn Env>, document: Arc<SecretDocument>) -> Self {
+        Self { plain, document }
+    }
+}
+
+impl Env for OverlayEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        if is_secret_name(key) {
+            self.document
+                .0
+                .get(key)
+                .map(|v| v.expose_secret().to_owned())
+        } else {
+            self.plain.get(key)
+        }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .plain
+            .keys()
+            .into_iter()
+            .filter(|k| !is_secret_name(k))
+            .collect();
+        keys.extend(self.document.names());
+        keys
+    }
+}
+
+/// Refuses a secret found in the plain Lambda environment (readable by anyone allowed
+/// `lambda:GetFunctionConfiguration`), naming it and never echoing its value.
+pub fn refuse_plain_secrets(plain: &dyn Env) -> Result<(), ConfigError> {
+    match SECRET_NAMES.iter().find(|name| plain.get(name).is_some()) {
+        None => Ok(()),
+        Some(name) => Err(ConfigError::new(
+            *name,
+            format!(
+                "is a secret and must not be in the Lambda environment; put it in the Secrets Manager document named by {SECRET_ID_VAR}"
+            ),
+        )),
+    }
+}
+
+/// Re-parses every rotatable configuration from a new overlay and swaps it in only when all of
+/// it parsed; returns the first error otherwise (nothing swapped).
+pub type Apply = dyn Fn(&dyn Env) -> Result<(), ConfigError> + Send + Sync;
+
+/// Why a refresh was not applied; the last good configuration stays in force.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    #[error("cannot read the secret: {0}")]
+    Fetch(#[from] SourceError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// The secret overlay in force and the machinery that refreshes it.
+pub struct SecretConfig {
+    plain: Arc<dyn Env>,
+    source: Arc<dyn SecretSource>,
+    document: Live<SecretDocument>,
+    clock: Arc<dyn Clock>,
+    interval_secs: i64,
+    last_attempt: AtomicI64,
+    refreshing: AtomicBool,
+    apply: Mutex<Option<Arc<Apply>>>,
+}
+
+impl std::fmt::Debug for SecretConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretConfig")
+            .field("document", &self.document)
+            .field("interval_secs", &self.interval_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretConfig {
+    /// Refuses secrets in `plain`, reads `SECRET_REFRESH_SECS`, then fetches and parses the
+    /// document once. Any failure stops start-up, naming the variable or document key.
+    pub async fn load(
+        plain: Arc<dyn Env>,
+        source: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, ConfigError> {
+        refuse_plain_secrets(plain.as_ref())?;
+        let interval_secs = bounded(plain.as_ref(), REFRESH_VAR, 300, 60..=3600)?;
+        let raw = source
+            .fetch()
+            .await
+            .map_err(|e| ConfigError::new(SECRET_ID_VAR, format!("cannot read the secret: {e}")))?;
+        let document = SecretDocument::parse(raw.expose_secret())?;
+        let now = clock.now().secs();
+        Ok(Arc::new(Self {
+            plain,
+            source,
+            document: Live::new(document),
+            clock,
+            interval_secs,
+            last_attempt: AtomicI64::new(now),
+            refreshing: AtomicBool::new(false),
+            apply: Mutex::new(None),
+        }))
+    }
+
+    /// The configuration in force: the plain environment overlaid with the last good document.
+    pub fn env(&self) -> OverlayEnv {
+        OverlayEnv::new(self.plain.clone(), self.document.load())
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs.unsigned_abs())
+    }
+
+    /// What a refresh does with a new document (see [`Apply`]); set once the state exists.
+    pub fn on_refresh(
+        &self,
+        apply: impl Fn(&dyn Env) -> Result<(), ConfigError> + Send + Sync + 'static,
+    ) {
+        *self.apply.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(apply));
+    }
+
+    /// Fetches and parses the document and applies it. On any failure nothing changes.
+    pub async fn refresh(&self) -> Result<(), RefreshError> {
+        let raw = self.source.fetch().await?;
+        let document = Arc::new(SecretDocument::parse(raw.expose_secret())?);
+        let env = OverlayEnv::new(self.plain.clone(), document.clone());
+        let apply = self
+            .apply
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(apply) = apply {
+            apply(&env)?;
+        }
+        self.document.store(Arc::unwrap_or_clone(document));
+        Ok(())
+    }
+
+    /// Starts a background refresh when the document is older than the interval and none is
+    /// running. Never waits: the request that notices staleness is served with what is in force.
+    pub fn poke(self: &Arc<Self>) {
+        let now = self.clock.now().secs();
+        let last = self.last_attempt.load(Ordering::Acquire);
+        if now.saturating_sub(last) < self.interval_secs
+            || self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.last_attempt.store(now, Ordering::Release);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            match this.refresh().await {
+                Ok(()) => tracing::info!(
+                    event = "secret_refresh",
+                    outcome = "applied",
+                    "secret document refreshed"
+                ),
+                Err(e) => tracing::warn!(
+                    event = "secret_refresh",
+                    outcome = "kept_last_good",
+                    error = %e,
+                    "secret refresh failed; the last good configuration stays in force"
+                ),
+            }
+            this.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    /// A timer that pokes every interval. A frozen Lambda instance does not run it, so the
+    /// edge also pokes on every request; together a thawed instance refreshes on its first
+    /// request after the interval.
+    pub fn spawn_timer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let interval = self.interval();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                match weak.upgrade() {
+                    Some(this) => this.poke(),
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+/// How a function binary gets its configuration: in Lambda the secret overlay, elsewhere the
+/// process environment. Holds the one AWS configuration every client shares.
+pub struct Runtime {
+    pub sdk: aws_config::SdkConfig,
+    pub secrets: Option<Arc<SecretConfig>>,
+}
+
+impl Runtime {
+    /// Loads the AWS configuration once and, in Lambda (`AWS_LAMBDA_RUNTIME_API` set), the
+    /// secret document named by `BASTION_SECRET_ID` (required there).
+    pub async fn init(clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        let plain: Arc<dyn Env> = Arc::new(ProcessEnv);
+        let in_lambda = plain.non_empty(LAMBDA_RUNTIME_VAR).is_some();
+        if in_lambda {
+            // Before any network call: a leaked secret must stop start-up even if AWS is down.
+            refuse_plain_secrets(plain.as_ref())?;
+        }
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let secrets = if in_lambda {
+            let secret_id = plain.required(SECRET_ID_VAR)?;
+            let source = Arc::new(SecretsManagerSource::new(&sdk, secret_id));
+            Some(SecretConfig::load(plain, source, clock).await?)
+        } else {
+            None
+        };
+        Ok(Self { sdk, secrets })
+    }
+
+    /// The configuration to build every component from.
+    pub fn env(&self) -> Box<dyn Env> {
+        match &self.secrets {
+            Some(s) => Box::new(s.env()),
+            None => Box::new(ProcessEnv),
+        }
+    }
+
+    /// Registers what a refresh re-parses and swaps, and starts the refresh timer. Outside
+    /// Lambda there is nothing to refresh and `apply` is dropped.
+    pub fn on_refresh(
+        &self,
+        apply: impl Fn(&dyn Env) -> Result<(), ConfigError> + Send + Sync + 'static,
+    ) {
+        if let Some(s) = &self.secrets {
+            s.on_refresh(apply);
+            s.spawn_timer();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "secrets_tests.rs"]
+mod tests;

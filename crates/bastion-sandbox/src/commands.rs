@@ -1,0 +1,370 @@
+//! The commands exec may run and, for each, how the real GNU program parses its arguments: which
+//! options it accepts, which take a value, whether that value is required (the next word or the
+//! rest of the word) or optional (only `--name=VALUE` or an attached `-xVALUE`), and whether a
+//! value or operand names a file.
+//!
+//! The table must describe the programs exactly: a word the checker reads as an option's value
+//! skips the path rules, so an option whose argument the program takes only after `=` must never
+//! be listed as taking the next word (GNU `diff --unified ../secret` opens `../secret`). The
+//! differential test (`tests/differential.rs`) runs the real programs with every form listed
+//! here and fails on any disagreement.
+//!
+//! Options that run programs or reach outside (`sort --compress-program`, `diff --paginate`,
+//! `cp -s`, `date --set`, `sha256sum --check`, `--files0-from`, `tail --follow`…) are simply not
+//! listed.
+
+/// What a word means to the program: an option, text it never opens, or a file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Option,
+    Text,
+    Path,
+}
+
+/// How a command's operands are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operands {
+    /// Every operand names a file (`-` is standard input).
+    Paths,
+    /// Operands are text (`tr` sets); no file is named.
+    Text,
+    /// The first operand is a pattern unless `-e`/`-f` gave one; the rest name files.
+    PatternThenPaths,
+    /// Only `+FORMAT`: any other operand would set the clock.
+    DateFormat,
+    /// Every argument is text and nothing is parsed as an option (`echo`, `printf`, `seq`).
+    AllText,
+}
+
+/// One command's policy.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    pub name: &'static str,
+    pub operands: Operands,
+    /// Short options without a value, as letters.
+    pub flags: &'static str,
+    /// Short options with a required value (attached, or else the next word).
+    pub valued: &'static [(char, Role)],
+    /// Short options with an optional value: only an attached one (`-Ihours`); `-I hours` is
+    /// the bare option and an operand.
+    pub optional: &'static [(char, Role)],
+    /// Long options without a value (`--name`; `--name=v` is refused as the program would).
+    pub long: &'static [&'static str],
+    /// Long options with a required value (`--name=v`, or else the next word).
+    pub long_valued: &'static [(&'static str, Role)],
+    /// Long options with an optional value: only `--name=v`; a bare `--name` takes nothing.
+    pub long_optional: &'static [(&'static str, Role)],
+}
+
+const T: Role = Role::Text;
+const P: Role = Role::Path;
+
+const fn spec(name: &'static str, operands: Operands) -> Spec {
+    Spec {
+        name,
+        operands,
+        flags: "",
+        valued: &[],
+        optional: &[],
+        long: &[],
+        long_valued: &[],
+        long_optional: &[],
+    }
+}
+
+pub(crate) static SPECS: &[Spec] = &[
+    spec("echo", Operands::AllText),
+    spec("printf", Operands::AllText),
+    spec("seq", Operands::AllText),
+    spec("sleep", Operands::AllText),
+    Spec {
+        flags: "AbeEnstTuv",
+        long: &["number", "number-nonblank", "show-all", "squeeze-blank"],
+        ..spec("cat", Operands::Paths)
+    },
+    Spec {
+        flags: "qvz",
+        valued: &[('n', T), ('c', T)],
+        long: &["quiet", "silent", "verbose", "zero-terminated"],
+        long_valued: &[("lines", T), ("bytes", T)],
+        ..spec("head", Operands::Paths)
+    },
+    // No -f/-F/--follow: following a file only burns the timeout.
+    Spec {
+        flags: "qvz",
+        valued: &[('n', T), ('c', T)],
+        long: &["quiet", "silent", "verbose", "zero-terminated"],
+        long_valued: &[("lines", T), ("bytes", T)],
+        ..spec("tail", Operands::Paths)
+    },
+    Spec {
+        flags: "clmwL",
+        long: &["bytes", "chars", "lines", "words", "max-line-length"],
+        ..spec("wc", Operands::Paths)
+    },
+    Spec {
+        flags: "bdfgiMhnRrVcCsuz",
+        valued: &[('k', T), ('t', T), ('o', P)],
+        long: &[
+            "reverse",
+            "numeric-sort",
+            "unique",
+            "ignore-case",
+            "stable",
+            "human-numeric-sort",
+            "version-sort",
+            "general-numeric-sort",
+            "month-sort",
+            "zero-terminated",
+        ],
+        long_valued: &[("key", T), ("field-separator", T), ("output", P)],
+        // --check[=diagnose-first|quiet|silent]
+        long_optional: &[("check", T)],
+        ..spec("sort", Operands::Paths)
+    },
+    // Two operands at most: INPUT and OUTPUT, both files.
+    Spec {
+        flags: "cdDiuz",
+        valued: &[('f', T), ('s', T), ('w', T)],
+        long: &["count", "repeated", "unique", "ignore-case"],
+        long_optional: &[("all-repeated", T), ("group", T)],
+        ..spec("uniq", Operands::Paths)
+    },
+    Spec {
+        flags: "snz",
+        valued: &[('d', T), ('f', T), ('c', T), ('b', T)],
+        long: &["complement", "only-delimited"],
+        long_valued: &[
+            ("delimiter", T),
+            ("fields", T),
+            ("characters", T),
+            ("bytes", T),
+            ("output-delimiter", T),
+        ],
+        ..spec("cut", Operands::Paths)
+    },
+    Spec {
+        flags: "cCdst",
+        ..spec("tr", Operands::Text)
+    },
+    Spec {
+        flags: "EFGPiyvwxcLlonqsbHhrRzaI",
+        valued: &[('e', T), ('f', P), ('m', T), ('A', T), ('B', T), ('C', T)],
+        long: &[
+            "ignore-case",
+            "invert-match",
+            "word-regexp",
+            "line-regexp",
+            "count",
+            "files-with-matches",
+            "files-without-match",
+            "only-matching",
+            "quiet",
+            "silent",
+            "no-messages",
+            "recursive",
+            "line-number",
+            "with-filename",
+            "no-filename",
+            "extended-regexp",
+            "fixed-strings",
+            "perl-regexp",
+        ],
+        long_valued: &[
+            ("regexp", T),
+            ("file", P),
+            ("max-count", T),
+            ("after-context", T),
+            ("before-context", T),
+            ("context", T),
+        ],
+        long_optional: &[("color", T), ("colour", T)],
+        ..spec("grep", Operands::PatternThenPaths)
+    },
+    Spec {
+        flags: "aAlhRrtSd1FpnisU",
+        long: &[
+            "all",
+            "almost-all",
+            "human-readable",
+            "recursive",
+            "reverse",
+            "directory",
+        ],
+        // --classify[=WHEN] (coreutils 9), --color[=WHEN]
+        long_optional: &[("classify", T), ("color", T)],
+        ..spec("ls", Operands::Paths)
+    },
+    Spec {
+        flags: "pv",
+        long: &["parents", "verbose"],
+        ..spec("mkdir", Operands::Paths)
+    },
+    Spec {
+        flags: "fiIrRdv",
+        long: &["force", "recursive", "dir", "verbose"],
+        // --interactive[=never|once|always]
+        long_optional: &[("interactive", T)],
+        ..spec("rm", Operands::Paths)
+    },
+    // Never -s/-l (symbolic or hard links) or --parents/--reflink/--preserve/--backup.
+    Spec {
+        flags: "afinprRuvT",
+        valued: &[('t', P)],
+        long: &[
+            "archive",
+            "force",
+            "interactive",
+            "no-clobber",
+            "recursive",
+            "update",
+            "verbose",
+            "no-target-directory",
+        ],
+        long_valued: &[("target-directory", P)],
+        ..spec("cp", Operands::Paths)
+    },
+    Spec {
+        flags: "finuvT",
+        valued: &[('t', P)],
+        long: &[
+            "force",
+            "interactive",
+            "no-clobber",
+            "update",
+            "verbose",
+            "no-target-directory",
+        ],
+        long_valued: &[("target-directory", P)],
+        ..spec("mv", Operands::Paths)
+    },
+    // Never -l/--paginate: it runs `pr`. --unified and --context take a number only after `=`.
+    Spec {
+        flags: "abBcdiEqrsuNtTwy",
+        valued: &[('U', T), ('C', T)],
+        long: &[
+            "brief",
+            "ignore-case",
+            "report-identical-files",
+            "recursive",
+            "new-file",
+            "text",
+            "ignore-all-space",
+            "ignore-blank-lines",
+            "side-by-side",
+        ],
+        long_optional: &[("unified", T), ("context", T), ("color", T)],
+        ..spec("diff", Operands::Paths)
+    },
+    // Never -s/--set, -f/--file or -r/--reference; operands must be +FORMAT.
+    Spec {
+        flags: "uR",
+        valued: &[('d', T)],
+        optional: &[('I', T)],
+        long: &["utc", "universal", "rfc-email"],
+        long_valued: &[("date", T)],
+        long_optional: &[("iso-8601", T)],
+        ..spec("date", Operands::DateFormat)
+    },
+    Spec {
+        flags: "di",
+        valued: &[('w', T)],
+        long: &["decode", "ignore-garbage"],
+        long_valued: &[("wrap", T)],
+        ..spec("base64", Operands::Paths)
+    },
+    // Never -c/--check: the checked file names other files, which no rule here could see.
+    Spec {
+        flags: "btz",
+        long: &["binary", "text", "tag", "zero"],
+        ..spec("sha256sum", Operands::Paths)
+    },
+];
+
+/// The commands on by default.
+pub const DEFAULT_COMMANDS: &[&str] = &[
+    "echo",
+    "printf",
+    "cat",
+    "head",
+    "tail",
+    "wc",
+    "sort",
+    "uniq",
+    "cut",
+    "tr",
+    "grep",
+    "ls",
+    "mkdir",
+    "rm",
+    "cp",
+    "mv",
+    "diff",
+    "seq",
+    "date",
+    "base64",
+    "sha256sum",
+];
+
+/// Every command a deployment may enable.
+pub fn known_commands() -> impl Iterator<Item = &'static str> {
+    SPECS.iter().map(|s| s.name)
+}
+
+/// Whether an option's value is required or optional, and what it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionValue {
+    None,
+    Required(Role),
+    Optional(Role),
+}
+
+/// One option a command accepts, as the policy models it: `-x` or `--name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionForm {
+    pub spelling: String,
+    pub value: OptionValue,
+}
+
+/// Every option the policy accepts for `command` (empty for an unknown command or one whose
+/// arguments are all text).
+pub fn option_forms(command: &str) -> Vec<OptionForm> {
+    let Some(spec) = SPECS.iter().find(|s| s.name == command) else {
+        return Vec::new();
+    };
+    let short = |c: char, value| OptionForm {
+        spelling: format!("-{c}"),
+        value,
+    };
+    let long = |n: &str, value| OptionForm {
+        spelling: format!("--{n}"),
+        value,
+    };
+    let mut forms: Vec<OptionForm> = spec
+        .flags
+        .chars()
+        .map(|c| short(c, OptionValue::None))
+        .collect();
+    forms.extend(
+        spec.valued
+            .iter()
+            .map(|(c, r)| short(*c, OptionValue::Required(*r))),
+    );
+    forms.extend(
+        spec.optional
+            .iter()
+            .map(|(c, r)| short(*c, OptionValue::Optional(*r))),
+    );
+    forms.extend(spec.long.iter().map(|n| long(n, OptionValue::None)));
+    forms.extend(
+        spec.long_valued
+            .iter()
+            .map(|(n, r)| long(n, OptionValue::Required(*r))),
+    );
+    forms.extend(
+        spec.long_optional
+            .iter()
+            .map(|(n, r)| long(n, OptionValue::Optional(*r))),
+    );
+    forms
+}
