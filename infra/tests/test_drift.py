@@ -48,7 +48,7 @@ class TemplateMatchesCode(unittest.TestCase):
         self.assertIn("LLM_MODEL", drift.code_variables(drift.ROOT / "functions/chat"))
         self.assertEqual(
             drift.function_actions(drift.ROOT / "functions/exec")["hit"],
-            {"dynamodb:UpdateItem", "dynamodb:GetItem"},
+            {"dynamodb:UpdateItem"},
         )
         self.assertEqual(
             drift.function_actions(drift.ROOT / "functions/auth")["list_for_day"],
