@@ -187,6 +187,7 @@ pub async fn login(
         .edge
         .config
         .jwt
+        .load()
         .issue_device(
             &user.id,
             user.email.as_str(),
@@ -205,6 +206,7 @@ fn trusted_device(state: &AuthState, token: Option<&str>, email: &Email) -> Opti
         .edge
         .config
         .jwt
+        .load()
         .verify_device(token?, state.edge.clock.now())
         .ok()?;
     let wanted = device::email_digest(email.as_str());
