@@ -30,6 +30,14 @@ impl Edge {
             request_id: meta.request_id.clone(),
             detail,
         };
+        // One log line per event, so CloudWatch metric filters (failed logins, refresh-token
+        // reuse) can count what the table stores; the kind and outcome only, no identity.
+        tracing::info!(
+            request_id = %meta.request_id,
+            audit = event.kind.as_str(),
+            outcome = event.outcome.as_str(),
+            "audit event"
+        );
         self.stores.audit.append(&event).await
     }
 }

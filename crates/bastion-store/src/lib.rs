@@ -1,8 +1,10 @@
 //! Storage ports, one trait per capability, and the two adapters behind them.
 //!
-//! `sqlite` is the embedded local default; `dynamodb` is the production single table. Both are
-//! held to the same behaviour by the conformance suite in `conformance`.
+//! `sqlite` is the embedded local default (behind the `sqlite` feature, so Lambda binaries
+//! link no SQLite); `dynamodb` is the production single table. Both are held to the same
+//! behaviour by the conformance suite in `conformance`.
 
+mod billing_order;
 pub mod chat;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -10,9 +12,11 @@ pub mod dynamodb;
 mod keys;
 pub mod kms;
 pub mod sealed;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use dynamodb::DynamoStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 pub use chat::{

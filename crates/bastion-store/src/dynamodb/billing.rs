@@ -9,7 +9,7 @@ use bastion_core::{Timestamp, UserId};
 use super::item::{Item, TWIN_PK, TWIN_SK, corrupt, get_n, get_opt_s, get_s, key, n, s};
 use super::users::user_pk;
 use super::{DynamoStore, build_error, sdk_error};
-use crate::sqlite::billing::{overwritable_same_second, same_second_rank};
+use crate::billing_order::{overwritable_same_second, same_second_rank};
 use crate::{ApplyOutcome, BillingStore, LinkOutcome, StoreError};
 
 fn billing_key(user: &UserId) -> Item {
@@ -116,7 +116,7 @@ impl BillingStore for DynamoStore {
     ) -> Result<ApplyOutcome, StoreError> {
         let mut set = vec!["event_created = :created"];
         // Newer wins; a same-second event wins only over statuses no further along (the
-        // ranking in `sqlite::billing`, shared by both adapters).
+        // ranking in `billing_order`, shared by both adapters).
         let overwritable = overwritable_same_second(same_second_rank(update.status));
         let names: Vec<String> = (0..overwritable.len()).map(|i| format!(":o{i}")).collect();
         let same_second = if names.is_empty() {
