@@ -146,7 +146,7 @@ impl JwtKeys {
         roles: &[String],
         now: Timestamp,
     ) -> Result<(String, AccessClaims), JwtError> {
-        let key = self.keys.first().ok_or(JwtError::NoKeys)?;
+        let key = self.current()?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -158,40 +158,14 @@ impl JwtKeys {
             nbf: now.secs(),
             exp: now.secs() + ACCESS_TOKEN_TTL_SECS,
         };
-        let mut header = Header::new(Algorithm::HS256);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| JwtError::Signing(e.to_string()))?;
+        let token = self.sign(key, ACCESS_TOKEN_TYP, &claims)?;
         Ok((token, claims))
     }
 
     /// Verifies signature, header and every claim at `now`.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, JwtError> {
-        if token.len() > 4096 {
-            return Err(JwtError::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
-        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
-            return Err(JwtError::BadHeader);
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
-            .ok_or(JwtError::BadHeader)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => JwtError::BadHeader,
-                _ => JwtError::Malformed,
-            })?;
-        let c = data.claims;
-        if !super::ct_eq(c.iss.as_bytes(), self.issuer.as_bytes())
-            || !super::ct_eq(c.aud.as_bytes(), self.audience.as_bytes())
-        {
-            return Err(JwtError::WrongParty);
-        }
+        let c: AccessClaims = self.decode(token, ACCESS_TOKEN_TYP, 4096)?;
+        self.check_party(&c.iss, &c.aud)?;
         let t = now.secs();
         if c.exp <= t {
             return Err(JwtError::Expired);
@@ -205,6 +179,65 @@ impl JwtKeys {
         c.user_id()?;
         c.session_id()?;
         Ok(c)
+    }
+
+    /// The key new tokens are signed with: the first listed.
+    fn current(&self) -> Result<&Key, JwtError> {
+        self.keys.first().ok_or(JwtError::NoKeys)
+    }
+
+    /// Signs `claims` with `key` as an HS256 token of type `typ`, naming the key id.
+    fn sign<C: serde::Serialize>(
+        &self,
+        key: &Key,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, JwtError> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| JwtError::Signing(e.to_string()))
+    }
+
+    /// The claims of a token of type `typ` at most `max_len` bytes long, signed HS256 by one of
+    /// our keys; times and party are the caller's to check (they differ per token kind).
+    fn decode<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        max_len: usize,
+    ) -> Result<C, JwtError> {
+        if token.len() > max_len {
+            return Err(JwtError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(typ) {
+            return Err(JwtError::BadHeader);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
+            .ok_or(JwtError::BadHeader)?;
+        jsonwebtoken::decode::<C>(token, &key.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => JwtError::BadHeader,
+                _ => JwtError::Malformed,
+            })
+    }
+
+    /// Issuer and audience must be ours, compared in constant time.
+    fn check_party(&self, iss: &str, aud: &str) -> Result<(), JwtError> {
+        if super::ct_eq(iss.as_bytes(), self.issuer.as_bytes())
+            && super::ct_eq(aud.as_bytes(), self.audience.as_bytes())
+        {
+            Ok(())
+        } else {
+            Err(JwtError::WrongParty)
+        }
     }
 }
 

@@ -3,8 +3,6 @@
 //! login that presents one is limited per (account, device), so strangers' failures cannot lock
 //! the owner out of a device they have used.
 
-use jsonwebtoken::{Algorithm, Header};
-
 use super::{JwtError, JwtKeys, SKEW_SECS};
 use crate::clock::Timestamp;
 use crate::ids::UserId;
@@ -49,7 +47,7 @@ impl JwtKeys {
         password_hash: &str,
         now: Timestamp,
     ) -> Result<String, JwtError> {
-        let key = self.keys.first().ok_or(JwtError::NoKeys)?;
+        let key = self.current()?;
         let claims = DeviceClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -60,38 +58,13 @@ impl JwtKeys {
             iat: now.secs(),
             exp: now.secs() + DEVICE_TOKEN_TTL_SECS,
         };
-        let mut header = Header::new(Algorithm::HS256);
-        header.typ = Some(DEVICE_TOKEN_TYP.to_owned());
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| JwtError::Signing(e.to_string()))
+        self.sign(key, DEVICE_TOKEN_TYP, &claims)
     }
 
     /// Verifies signature, header, issuer, audience and lifetime of a device token.
     pub fn verify_device(&self, token: &str, now: Timestamp) -> Result<DeviceClaims, JwtError> {
-        if token.len() > 2048 {
-            return Err(JwtError::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
-        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(DEVICE_TOKEN_TYP) {
-            return Err(JwtError::BadHeader);
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
-            .ok_or(JwtError::BadHeader)?;
-        let c = jsonwebtoken::decode::<DeviceClaims>(token, &key.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::BadSignature,
-                _ => JwtError::Malformed,
-            })?
-            .claims;
-        if !super::super::ct_eq(c.iss.as_bytes(), self.issuer.as_bytes())
-            || !super::super::ct_eq(c.aud.as_bytes(), self.audience.as_bytes())
-        {
-            return Err(JwtError::WrongParty);
-        }
+        let c: DeviceClaims = self.decode(token, DEVICE_TOKEN_TYP, 2048)?;
+        self.check_party(&c.iss, &c.aud)?;
         let t = now.secs();
         if c.exp <= t {
             return Err(JwtError::Expired);
