@@ -1,7 +1,7 @@
 //! Server-generated identifiers: 128 random bits, lowercase hex, parsed back strictly.
 
-use crate::crypto::random_bytes;
 use crate::error::ValidationError;
+use crate::random::random_bytes;
 
 macro_rules! random_id {
     ($(#[$doc:meta])* $name:ident) => {
