@@ -9,6 +9,7 @@ mod auth_edge;
 mod auth_tokens;
 mod channels;
 mod chat;
+mod concurrency;
 mod dynamodb_requests;
 mod exec_files;
 mod exec_run;

@@ -55,6 +55,7 @@ pub async fn register(
         roles: vec![Role::User],
         created_at: state.edge.clock.now(),
         disabled: false,
+        session_epoch: 0,
     };
     match state.edge.stores.users.create_user(&user).await {
         Ok(()) => {}
@@ -112,8 +113,8 @@ pub async fn login(
         .as_ref()
         .is_some_and(|c| !device_matches(c, user.as_ref()));
     let account_limit = match account_limit {
-        // Signed for this email but not for the account as it is now (recreated, or its
-        // password changed since): revoked, so the account's own limit applies after all.
+        // Signed for this email but not for the account as it is now (recreated, its password
+        // changed, or all its sessions revoked since): revoked, so the account's own limit applies after all.
         Ok(_) if stale_device => limiter
             .enforce(&slot, "login-account", email.as_str(), limits.login_account)
             .await
@@ -192,6 +193,7 @@ pub async fn login(
             &user.id,
             user.email.as_str(),
             &user.password_hash,
+            user.session_epoch,
             state.edge.clock.now(),
         )
         .map_err(|e| ApiError::internal(&e))?;
@@ -213,10 +215,12 @@ fn trusted_device(state: &AuthState, token: Option<&str>, email: &Email) -> Opti
     ct_eq(claims.eml.as_bytes(), wanted.as_bytes()).then_some(claims)
 }
 
-/// Whether a device token still belongs to the account found: same user, same password.
+/// Whether a device token still belongs to the account found: same user, same password, and
+/// no revocation of all its sessions since it was issued.
 fn device_matches(claims: &DeviceClaims, user: Option<&UserRecord>) -> bool {
     user.is_some_and(|u| {
         ct_eq(claims.sub.as_bytes(), u.id.as_str().as_bytes())
+            && claims.rev == u.session_epoch
             && ct_eq(
                 claims.pwv.as_bytes(),
                 device::password_version(&u.password_hash).as_bytes(),

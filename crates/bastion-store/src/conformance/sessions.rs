@@ -6,7 +6,7 @@ use bastion_core::{Clock, ManualClock, SessionId, UserId};
 use tokio::sync::Barrier;
 
 use super::{T0, created, fresh_hash, session, user};
-use crate::{RefreshLookup, RotateOutcome, SessionRecord, Stores};
+use crate::{RefreshLookup, RotateOutcome, SessionRecord, Stores, UserRecord};
 
 fn lookup_of(s: &SessionRecord) -> RefreshLookup {
     RefreshLookup {
@@ -437,4 +437,53 @@ pub async fn revoke_all_sessions_keeps_the_named_session_and_counts_the_rest(sto
         stores.sessions.list_sessions(&other.id, T0).await.unwrap(),
         vec![foreign]
     );
+}
+
+/// Device tokens are stamped with the epoch: the login lookup must see it advance at once.
+pub async fn revoking_all_sessions_advances_the_session_epoch_the_login_lookup_reads(
+    stores: Stores,
+) {
+    let owner = created(&stores, user("epoch@example.com")).await;
+    let other = created(&stores, user("epoch-other@example.com")).await;
+    assert_eq!(owner.session_epoch, 0);
+    let epoch = |u: &UserRecord| {
+        let (stores, id, email) = (stores.clone(), u.id.clone(), u.email.clone());
+        async move {
+            let by_id = stores.users.get_user(&id).await.unwrap().unwrap();
+            let by_email = stores.users.find_user_by_email(&email).await.unwrap();
+            assert_eq!(Some(&by_id), by_email.as_ref());
+            by_id.session_epoch
+        }
+    };
+    stores
+        .sessions
+        .create_session(&session(&owner.id, T0, 3600))
+        .await
+        .unwrap();
+    let kept = session(&owner.id, T0.plus_secs(1), 3600);
+    stores.sessions.create_session(&kept).await.unwrap();
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&owner.id, Some(&kept.id))
+        .await
+        .unwrap();
+    assert_eq!((revoked, epoch(&owner).await), (1, 1));
+    // Nothing left to revoke still advances it: the device tokens are what it revokes.
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&owner.id, None)
+        .await
+        .unwrap();
+    assert_eq!((revoked, epoch(&owner).await), (1, 2));
+    assert_eq!(epoch(&other).await, 0);
+    // Other profile changes keep it.
+    assert!(
+        stores
+            .users
+            .set_password_hash(&owner.id, "$argon2id$v=19$other")
+            .await
+            .unwrap()
+    );
+    assert!(stores.accounts.set_disabled(&owner.id, true).await.unwrap());
+    assert_eq!(epoch(&owner).await, 2);
 }

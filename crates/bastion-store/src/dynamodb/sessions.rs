@@ -6,7 +6,7 @@ use bastion_core::crypto::TokenHash;
 use bastion_core::{SessionId, Timestamp, UserId};
 
 use super::item::{Item, PK, SK, TTL, corrupt, get_n, get_s, is_live, key, n, s};
-use super::users::user_pk;
+use super::users::{SESSION_EPOCH, user_pk};
 use super::{DynamoStore, build_error, sdk_error};
 use crate::{RefreshLookup, RotateOutcome, SessionRecord, SessionStore, StoreError};
 
@@ -233,6 +233,11 @@ impl SessionStore for DynamoStore {
         user: &UserId,
         keep: Option<&SessionId>,
     ) -> Result<u32, StoreError> {
+        // The epoch first: should the deletes fail part-way, the device tokens are already
+        // revoked and a retry finishes the sessions. No profile (a deleted account): nothing
+        // to advance.
+        self.update_profile_with(user, "ADD #v :v", SESSION_EPOCH, n(1))
+            .await?;
         let keep_sk = keep.map(|k| format!("{SESSION_PREFIX}{k}"));
         let mut keys = Vec::new();
         let mut start = None;

@@ -17,6 +17,9 @@ pub(super) fn user_pk(id: &UserId) -> String {
 
 pub(super) const PROFILE_SK: &str = "PROFILE";
 
+/// Advanced on the profile and on the login copy by `revoke_all_sessions`.
+pub(super) const SESSION_EPOCH: &str = "session_epoch";
+
 /// Marks an email guard that carries a copy of the profile, kept in step by `update_profile`.
 const LOGIN_COPY: &str = "login_copy";
 
@@ -168,6 +171,10 @@ pub(super) fn profile_and_guard(user: &UserRecord) -> (Item, Item) {
     profile.insert("roles".into(), roles_value(&user.roles));
     profile.insert("created_at".into(), n(user.created_at.secs()));
     profile.insert("disabled".into(), AttributeValue::Bool(user.disabled));
+    profile.insert(
+        SESSION_EPOCH.into(),
+        n(i64::try_from(user.session_epoch).unwrap_or(i64::MAX)),
+    );
 
     let mut guard = profile.clone();
     guard.extend(email_key(user.email.as_str()));
@@ -190,6 +197,18 @@ impl DynamoStore {
         attr: &str,
         value: AttributeValue,
     ) -> Result<bool, StoreError> {
+        self.update_profile_with(user, "SET #v = :v", attr, value)
+            .await
+    }
+
+    /// `update_profile` with another update expression over `#v` and `:v` (e.g. an `ADD`).
+    pub(super) async fn update_profile_with(
+        &self,
+        user: &UserId,
+        expression: &str,
+        attr: &str,
+        value: AttributeValue,
+    ) -> Result<bool, StoreError> {
         let out = self
             .client
             .get_item()
@@ -207,7 +226,7 @@ impl DynamoStore {
         let on_profile = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression("SET #v = :v")
+            .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#v", attr)
             .expression_attribute_values(":v", value.clone())
@@ -216,7 +235,7 @@ impl DynamoStore {
         let on_guard = Update::builder()
             .table_name(&self.table)
             .set_key(Some(email_key(email)))
-            .update_expression("SET #v = :v")
+            .update_expression(expression)
             .condition_expression("user_id = :id")
             .expression_attribute_names("#v", attr)
             .expression_attribute_values(":v", value)
@@ -279,5 +298,12 @@ pub(super) fn parse_profile(item: &Item) -> Result<UserRecord, StoreError> {
         roles,
         created_at: Timestamp(get_n(item, "created_at")?),
         disabled: get_bool(item, "disabled")?,
+        // Absent on accounts created before the epoch existed: none of their sessions was
+        // ever revoked under it.
+        session_epoch: if item.contains_key(SESSION_EPOCH) {
+            u64::try_from(get_n(item, SESSION_EPOCH)?).map_err(|e| corrupt("session epoch", e))?
+        } else {
+            0
+        },
     })
 }

@@ -198,12 +198,21 @@ impl SessionStore for SqliteStore {
         let user = user.as_str().to_owned();
         let keep = keep.map(|k| k.as_str().to_owned());
         self.run(move |conn| {
-            let deleted = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            tx.execute(
+                "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1",
+                [&user],
+            )
+            .map_err(db_error)?;
+            let deleted = tx
                 .execute(
                     "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
                     params![user, keep],
                 )
                 .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
             u32::try_from(deleted).map_err(|_| corrupt("session count", deleted))
         })
         .await

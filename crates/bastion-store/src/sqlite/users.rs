@@ -8,7 +8,7 @@ use super::{SqliteStore, corrupt, db_error};
 use crate::{CreateUserError, StoreError, UserRecord, UserStore};
 
 pub(super) const USER_COLUMNS: &str =
-    "id, email, display_name, password_hash, roles, created_at, disabled";
+    "id, email, display_name, password_hash, roles, created_at, disabled, session_epoch";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -110,6 +110,7 @@ pub(super) struct RawUser {
     roles: String,
     created_at: i64,
     disabled: bool,
+    session_epoch: i64,
 }
 
 pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
@@ -121,6 +122,7 @@ pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
         roles: row.get(4)?,
         created_at: row.get(5)?,
         disabled: row.get(6)?,
+        session_epoch: row.get(7)?,
     })
 }
 
@@ -141,6 +143,8 @@ impl RawUser {
             roles,
             created_at: Timestamp(self.created_at),
             disabled: self.disabled,
+            session_epoch: u64::try_from(self.session_epoch)
+                .map_err(|e| corrupt("session epoch", e))?,
         })
     }
 }
@@ -153,8 +157,9 @@ pub(super) fn insert_user(
     roles: &str,
 ) -> rusqlite::Result<usize> {
     conn.execute(
-        "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled,
+                            session_epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             user.id.as_str(),
             user.email.as_str(),
@@ -163,6 +168,7 @@ pub(super) fn insert_user(
             roles,
             user.created_at.secs(),
             user.disabled,
+            i64::try_from(user.session_epoch).unwrap_or(i64::MAX),
         ],
     )
 }
