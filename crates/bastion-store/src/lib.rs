@@ -74,8 +74,15 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &UserRecord) -> Result<(), CreateUserError>;
     async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
-    /// Replaces the password hash; returns false when the user does not exist.
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError>;
+    /// Replaces the password hash if it is still `expected` (the one the caller checked: a
+    /// verified password, or `""` for an account without one); returns false, changing
+    /// nothing, when the user does not exist or its hash changed meanwhile.
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Removes the profile, the email guard and every session of the user (audit entries stay).
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError>;
 }

@@ -146,12 +146,26 @@ pub async fn login(
         (Some(mut user), Verification::Valid { needs_rehash }) if !user.disabled => {
             if needs_rehash {
                 let fresh = hash_password(&state.hasher, &password).await?;
-                state
+                // Only over the hash just verified: a password change landing meanwhile must
+                // not be undone by a rehash of the old password, nor this login succeed.
+                let replaced = state
                     .edge
                     .stores
                     .users
-                    .set_password_hash(&user.id, &fresh)
+                    .set_password_hash(&user.id, &user.password_hash, &fresh)
                     .await?;
+                if !replaced {
+                    record(
+                        &state,
+                        &meta,
+                        AuditKind::LoginFailed,
+                        Outcome::Failure,
+                        Some(&user.id),
+                        Some("password_changed"),
+                    )
+                    .await?;
+                    return Err(invalid_credentials());
+                }
                 user.password_hash = fresh;
             }
             user

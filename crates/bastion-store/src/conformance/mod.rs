@@ -45,7 +45,7 @@ macro_rules! conformance_tests {
             two_concurrent_registrations_of_one_email_exactly_one_succeeds,
             a_created_user_reads_back_by_id_and_by_normalized_email,
             registering_a_taken_email_returns_email_taken_and_keeps_the_first_account,
-            set_password_hash_replaces_the_hash_and_reports_unknown_users,
+            set_password_hash_replaces_only_the_expected_hash_and_reports_unknown_users,
             deleting_a_user_removes_profile_guard_and_sessions_and_frees_the_email,
             a_created_session_reads_back_and_its_refresh_hash_points_to_it,
             expired_sessions_and_refresh_lookups_read_as_absent_while_still_stored,

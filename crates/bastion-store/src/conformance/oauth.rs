@@ -227,7 +227,7 @@ pub async fn the_email_lookup_sees_password_role_and_disabled_changes_at_once(st
     assert!(
         stores
             .users
-            .set_password_hash(&gus.id, "new-hash")
+            .set_password_hash(&gus.id, &gus.password_hash, "new-hash")
             .await
             .unwrap()
     );

@@ -480,7 +480,7 @@ pub async fn revoking_all_sessions_advances_the_session_epoch_the_login_lookup_r
     assert!(
         stores
             .users
-            .set_password_hash(&owner.id, "$argon2id$v=19$other")
+            .set_password_hash(&owner.id, &owner.password_hash, "$argon2id$v=19$other")
             .await
             .unwrap()
     );

@@ -8,7 +8,8 @@
 //! | `create_user`         | 1 TransactWriteItems (profile + email guard)                    |
 //! | `get_user`            | 1 GetItem                                                       |
 //! | `find_user_by_email`  | 1 GetItem (the guard carries the login copy; 2 for older guards)|
-//! | `set_password_hash`   | 1 UpdateItem                                                    |
+//! | `set_password_hash`   | 1 GetItem + 1 TransactWriteItems (profile, conditional on the   |
+//! |                       | expected hash, and login copy)                                  |
 //! | `delete_user`         | 1 Query + 1 TransactWriteItems while the partition holds ≤ 99   |
 //! |                       | items; beyond that + ⌈extra/25⌉ BatchWriteItem first            |
 //! | `create_session`      | 1 TransactWriteItems (session + refresh lookup)                 |

@@ -236,7 +236,7 @@ impl SessionStore for DynamoStore {
         // The epoch first: should the deletes fail part-way, the device tokens are already
         // revoked and a retry finishes the sessions. No profile (a deleted account): nothing
         // to advance.
-        self.update_profile_with(user, "ADD #v :v", SESSION_EPOCH, n(1))
+        self.update_profile_if(user, "ADD #v :v", SESSION_EPOCH, n(1), None)
             .await?;
         let keep_sk = keep.map(|k| format!("{SESSION_PREFIX}{k}"));
         let mut keys = Vec::new();

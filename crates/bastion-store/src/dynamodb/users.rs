@@ -91,8 +91,20 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
-        self.update_profile(id, "password_hash", s(hash)).await
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.update_profile_if(
+            id,
+            "SET #v = :v",
+            "password_hash",
+            s(hash),
+            Some(s(expected)),
+        )
+        .await
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
@@ -197,17 +209,19 @@ impl DynamoStore {
         attr: &str,
         value: AttributeValue,
     ) -> Result<bool, StoreError> {
-        self.update_profile_with(user, "SET #v = :v", attr, value)
+        self.update_profile_if(user, "SET #v = :v", attr, value, None)
             .await
     }
 
-    /// `update_profile` with another update expression over `#v` and `:v` (e.g. an `ADD`).
-    pub(super) async fn update_profile_with(
+    /// `update_profile` with another update expression over `#v` and `:v` (e.g. an `ADD`),
+    /// and when `expected` is given only if the attribute still holds it (false otherwise).
+    pub(super) async fn update_profile_if(
         &self,
         user: &UserId,
         expression: &str,
         attr: &str,
         value: AttributeValue,
+        expected: Option<AttributeValue>,
     ) -> Result<bool, StoreError> {
         let out = self
             .client
@@ -223,15 +237,19 @@ impl DynamoStore {
             return Ok(false);
         };
         let email = get_s(&profile, "email")?;
-        let on_profile = Update::builder()
+        let mut on_profile = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), PROFILE_SK)))
             .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#v", attr)
-            .expression_attribute_values(":v", value.clone())
-            .build()
-            .map_err(build_error)?;
+            .expression_attribute_values(":v", value.clone());
+        if let Some(old) = expected {
+            on_profile = on_profile
+                .condition_expression("attribute_exists(pk) AND #v = :old")
+                .expression_attribute_values(":old", old);
+        }
+        let on_profile = on_profile.build().map_err(build_error)?;
         let on_guard = Update::builder()
             .table_name(&self.table)
             .set_key(Some(email_key(email)))
@@ -248,7 +266,7 @@ impl DynamoStore {
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            // Deleted between the read and the write.
+            // Deleted between the read and the write, or no longer the expected value.
             Err(f) if f.condition_failed_at(0) => Ok(false),
             Err(f) => Err(f.into_store_error("update_profile")),
         }

@@ -60,14 +60,19 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
         let id = id.as_str().to_owned();
-        let hash = hash.to_owned();
+        let (expected, hash) = (expected.to_owned(), hash.to_owned());
         self.run(move |conn| {
             let changed = conn
                 .execute(
-                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-                    params![id, hash],
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND password_hash = ?3",
+                    params![id, hash, expected],
                 )
                 .map_err(db_error)?;
             Ok(changed == 1)
