@@ -17,6 +17,6 @@ mod fake_google;
 mod google_signin;
 mod hardening;
 mod helpers;
-mod password_races;
 mod rotation;
+mod sign_in_races;
 mod test_only_oidc_key;

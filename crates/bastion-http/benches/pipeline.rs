@@ -170,7 +170,7 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
         ip: "203.0.113.1".to_owned(),
         user_agent: "bench".to_owned(),
     };
-    store.create_session(&session).await.unwrap();
+    store.create_session(&session, 0).await.unwrap();
     let stores = Stores::from_adapter(Arc::new(store.clone()));
     let (access, _) = edge(stores)
         .config

@@ -121,8 +121,12 @@ pub enum RotateOutcome {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Stores the session and the lookup for its first refresh token, atomically.
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Stores the session and the lookup for its first refresh token, atomically, only while
+    /// the user's `session_epoch` is still `epoch` (the one read with the credentials just
+    /// checked); false, writing nothing, when all sessions were revoked since or the user is
+    /// gone.
+    async fn create_session(&self, session: &SessionRecord, epoch: u64)
+    -> Result<bool, StoreError>;
     /// The session, unless missing or past `expires_at` at `now`.
     async fn get_session(
         &self,

@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             revoke_session_reports_whether_the_session_existed,
             revoke_all_sessions_keeps_the_named_session_and_counts_the_rest,
             revoking_all_sessions_advances_the_session_epoch_the_login_lookup_reads,
+            a_session_is_created_only_under_the_epoch_its_credentials_were_checked_at,
             one_hundred_concurrent_hits_return_exactly_one_to_one_hundred,
             hit_returns_the_previous_windows_count,
             counters_of_different_keys_are_independent,

@@ -169,10 +169,10 @@ pub async fn deleting_a_user_removes_profile_guard_and_sessions_and_frees_the_em
         session(&erin.id, T0.plus_secs(1), 3600),
     ];
     for s in &erins {
-        stores.sessions.create_session(s).await.unwrap();
+        assert!(stores.sessions.create_session(s, 0).await.unwrap());
     }
     let franks = session(&other.id, T0, 3600);
-    stores.sessions.create_session(&franks).await.unwrap();
+    assert!(stores.sessions.create_session(&franks, 0).await.unwrap());
     let audited = event(Some(&erin.id), T0, AuditKind::Register);
     stores.audit.append(&audited).await.unwrap();
 

@@ -12,7 +12,8 @@
 //! |                       | expected hash, and login copy)                                  |
 //! | `delete_user`         | 1 Query + 1 TransactWriteItems while the partition holds ≤ 99   |
 //! |                       | items; beyond that + ⌈extra/25⌉ BatchWriteItem first            |
-//! | `create_session`      | 1 TransactWriteItems (session + refresh lookup)                 |
+//! | `create_session`      | 1 TransactWriteItems (session + refresh lookup + a check of the |
+//! |                       | profile's session epoch)                                        |
 //! | `get_session`         | 1 GetItem                                                       |
 //! | `find_refresh`        | 1 GetItem                                                       |
 //! | `rotate_refresh`      | Rotated: 1 GetItem + 1 TransactWriteItems; Reused/SessionGone:  |
