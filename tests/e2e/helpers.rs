@@ -170,7 +170,16 @@ impl TestApp {
             bastion_core::RequestId::generate()
         ));
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        let mut app = Self::with_stores(env.clone(), Stores::from_adapter(store), TempDb(path));
+        Self::with_chat_on(env, Stores::from_adapter(store), TempDb(path))
+    }
+
+    /// `with_chat` on the given stores (e.g. DynamoDB on moto).
+    pub fn with_chat_on_stores(env: HashMap<String, String>, stores: Stores) -> Self {
+        Self::with_chat_on(env, stores, TempDb(std::path::PathBuf::new()))
+    }
+
+    fn with_chat_on(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
+        let mut app = Self::with_stores(env.clone(), stores, db);
         // Chat content is sealed as in every deployment, with the local key format.
         let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
         let sealer = ContentSealer::new(Arc::new(keys), Arc::new(app.clock.clone()));

@@ -95,6 +95,7 @@ fn user(email: &str) -> UserRecord {
         roles: vec![Role::User],
         created_at: Timestamp(1_800_000_000),
         disabled: false,
+        session_epoch: 0,
     }
 }
 
