@@ -12,6 +12,7 @@ mod chat;
 mod dynamodb_requests;
 mod exec_files;
 mod exec_run;
+mod exec_workspace;
 mod fake_google;
 mod google_signin;
 mod hardening;

@@ -7,8 +7,11 @@
 mod audit;
 pub mod config;
 mod files;
+mod lease;
+mod materialise;
 mod run;
 mod sandboxes;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use bastion_sandbox::{ChildLimits, CommandPolicy, Layers, REQUIRED_LAYERS, Runne
 
 pub use config::ExecConfig;
 use sandboxes::Sandboxes;
+use workspace::WorkspaceStore;
 
 /// Everything the exec handlers need; cheap to clone.
 #[derive(Clone)]
@@ -29,10 +33,11 @@ pub struct ExecState {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: ExecConfig,
     runner: Runner,
-    sandboxes: Arc<Sandboxes>,
+    sandboxes: Sandboxes,
+    workspaces: Arc<dyn WorkspaceStore>,
 }
 
 impl FromRef<ExecState> for Edge {
@@ -50,7 +55,12 @@ impl ExecState {
     /// Probes the isolation layers (once per process), logs any that are missing, and refuses
     /// to start without seccomp, no_new_privs and rlimits (always) or any layer
     /// `EXEC_REQUIRE_LAYERS` adds. Landlock is applied wherever the kernel has it.
-    pub fn new(edge: Edge, config: ExecConfig) -> Result<Self, MissingLayer> {
+    /// `workspaces` holds users' files durably (S3 in Lambda, a directory locally).
+    pub fn new(
+        edge: Edge,
+        config: ExecConfig,
+        workspaces: Arc<dyn WorkspaceStore>,
+    ) -> Result<Self, MissingLayer> {
         let layers = probe_once(&config.sandbox_root);
         for missing in layers.missing() {
             tracing::warn!(
@@ -60,21 +70,20 @@ impl ExecState {
         }
         require(&layers, &config.require_layers)?;
         tracing::info!(layers = ?layers.named(), commands = ?config.commands.names(), "exec sandbox ready");
-        let sandboxes = Arc::new(Sandboxes::new(
+        let sandboxes = Sandboxes::new(
             config.sandbox_root.clone(),
             secrecy::SecretBox::new(Box::new(
                 secrecy::ExposeSecret::expose_secret(&config.sandbox_key).clone(),
             )),
             layers.openat2,
-            config.idle,
-            edge.clock.now(),
-        ));
+        );
         Ok(Self {
             edge,
             inner: Arc::new(Inner {
                 runner: Runner::new(layers, ChildLimits::default()),
                 config,
                 sandboxes,
+                workspaces,
             }),
         })
     }

@@ -70,9 +70,7 @@ pub async fn an_expired_lease_still_stored_is_taken_over_and_not_released_by_its
     );
 }
 
-pub async fn twenty_concurrent_acquisitions_of_one_lease_yield_exactly_one_holder(
-    stores: Stores,
-) {
+pub async fn twenty_concurrent_acquisitions_of_one_lease_yield_exactly_one_holder(stores: Stores) {
     const TAKERS: usize = 20;
     let barrier = Arc::new(Barrier::new(TAKERS));
     let mut tasks = Vec::new();
