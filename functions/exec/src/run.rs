@@ -193,12 +193,12 @@ async fn run_in_workspace(
         .await
         .map_err(|e| store_error(&e))?;
     let before = Usage::of(&listing);
-    let cached = inner.sandboxes.take_cached(owner);
     if !job.frees_space
         && (before.bytes > inner.config.quota_bytes || before.files > inner.config.quota_files)
     {
         return Err(materialise::over_quota());
     }
+    let cached = inner.sandboxes.take_cached(owner);
     let snapshot = materialise::download(inner, owner, &listing, cached).await?;
     let worker = inner.clone();
     let (outcome, after, snapshot) = blocking(move || -> Result<_, ApiError> {

@@ -253,7 +253,7 @@ async fn a_file_uploaded_through_one_instance_is_listed_read_and_run_through_ano
     let r = a
         .call(&run(&access, json!({"argv": ["cat", "data/out.txt"]})))
         .await;
-    assert_eq!(r.json()["stdout"], json!("a\nb\n"), "{}", r.text());
+    assert_eq!(r.json()["stdout"], json!("b\na\n"), "{}", r.text());
 }
 
 #[tokio::test]
