@@ -1,5 +1,7 @@
-//! The exec function: run allowlisted commands in a per-user sandbox under every isolation
-//! layer the kernel offers, and manage the sandbox's files.
+//! The exec function: run allowlisted commands under every isolation layer the kernel offers,
+//! in a fresh directory holding the caller's durable workspace, and manage that workspace's
+//! files (S3 in Lambda, a directory locally); one run or file change per user at a time,
+//! across instances, under a lease in the table.
 //!
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
 //! bare routes so `bastion-local` can merge every function under one edge.
