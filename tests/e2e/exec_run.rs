@@ -25,7 +25,7 @@ fn result(stdout: &str, stderr: &str, exit_code: i64) -> Value {
         "stdout": stdout, "stderr": stderr,
         "stdout_encoding": "utf8", "stderr_encoding": "utf8",
         "stdout_truncated": false, "stderr_truncated": false,
-        "timed_out": false, "output_limit_exceeded": false,
+        "timed_out": false, "output_limit_exceeded": false, "files_saved": true,
     })
 }
 

@@ -374,6 +374,27 @@ pub trait DeliveryStore: Send + Sync {
     async fn release_delivery(&self, key: &str, holder: &RequestId) -> Result<bool, StoreError>;
 }
 
+/// Leases: one holder at a time per key across every instance (e.g. one exec run per user).
+///
+/// A lease is live until its expiry; an expired lease still stored (DynamoDB deletes by TTL
+/// late, moto never) counts as free, decided in the write's condition, never by TTL deletion.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes lease `key` for `holder` until `now + ttl_secs` when no live lease is stored:
+    /// none, or one whose expiry is at or before `now`. Exactly one of several concurrent
+    /// callers gets `true`.
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        holder: &RequestId,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> Result<bool, StoreError>;
+    /// Drops `holder`'s lease; false when the lease is missing or someone else's (it expired
+    /// and was taken over).
+    async fn release_lease(&self, key: &str, holder: &RequestId) -> Result<bool, StoreError>;
+}
+
 /// What linking a Stripe customer to a user did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkOutcome {
@@ -441,6 +462,7 @@ pub struct Stores {
     pub credits: Arc<dyn CreditStore>,
     pub deliveries: Arc<dyn DeliveryStore>,
     pub billing: Arc<dyn BillingStore>,
+    pub leases: Arc<dyn LeaseStore>,
 }
 
 impl Stores {
@@ -459,6 +481,7 @@ impl Stores {
             + CreditStore
             + DeliveryStore
             + BillingStore
+            + LeaseStore
             + 'static,
     {
         Self {
@@ -473,7 +496,8 @@ impl Stores {
             conversations: adapter.clone(),
             credits: adapter.clone(),
             deliveries: adapter.clone(),
-            billing: adapter,
+            billing: adapter.clone(),
+            leases: adapter,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Exec configuration: where sandboxes live, the key that names them, the command allowlist,
+//! Exec configuration: where run directories live, the key that names them, the command allowlist,
 //! time and output limits, quotas, and which isolation layers must be present.
 
 use std::path::PathBuf;
@@ -33,7 +33,6 @@ pub struct ExecConfig {
     pub quota_files: u64,
     pub require_layers: Vec<String>,
     pub runs: Policy,
-    pub idle: Duration,
 }
 
 impl std::fmt::Debug for ExecConfig {
@@ -59,7 +58,6 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("EXEC_SANDBOX_QUOTA_FILES", "1000"),
     ("EXEC_REQUIRE_LAYERS", "(none)"),
     ("EXEC_RUNS_PER_MINUTE", "20"),
-    ("EXEC_SANDBOX_IDLE_SECS", "3600"),
 ];
 
 impl ExecConfig {
@@ -147,12 +145,6 @@ impl ExecConfig {
                 u32::try_from(bounded(env, "EXEC_RUNS_PER_MINUTE", 20_u64, 1..=10_000)?)
                     .unwrap_or(20),
             ),
-            idle: Duration::from_secs(bounded(
-                env,
-                "EXEC_SANDBOX_IDLE_SECS",
-                3600,
-                60..=30 * 24 * 3600,
-            )?),
         })
     }
 }
