@@ -28,8 +28,6 @@ pub(crate) enum Operands {
     Paths,
     /// Operands are text (`tr` sets); no file is named.
     Text,
-    /// The first operand is a pattern unless `-e`/`-f` gave one; the rest name files.
-    PatternThenPaths,
     /// Only `+FORMAT`: any other operand would set the clock.
     DateFormat,
     /// Every argument is text and nothing is parsed as an option (`echo`, `printf`, `seq`).
@@ -148,40 +146,6 @@ pub(crate) static SPECS: &[Spec] = &[
         ..spec("tr", Operands::Text)
     },
     Spec {
-        flags: "EFGPiyvwxcLlonqsbHhrRzaI",
-        valued: &[('e', T), ('f', P), ('m', T), ('A', T), ('B', T), ('C', T)],
-        long: &[
-            "ignore-case",
-            "invert-match",
-            "word-regexp",
-            "line-regexp",
-            "count",
-            "files-with-matches",
-            "files-without-match",
-            "only-matching",
-            "quiet",
-            "silent",
-            "no-messages",
-            "recursive",
-            "line-number",
-            "with-filename",
-            "no-filename",
-            "extended-regexp",
-            "fixed-strings",
-            "perl-regexp",
-        ],
-        long_valued: &[
-            ("regexp", T),
-            ("file", P),
-            ("max-count", T),
-            ("after-context", T),
-            ("before-context", T),
-            ("context", T),
-        ],
-        long_optional: &[("color", T), ("colour", T)],
-        ..spec("grep", Operands::PatternThenPaths)
-    },
-    Spec {
         flags: "aAlhRrtSd1FpnisU",
         long: &[
             "all",
@@ -293,7 +257,6 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "uniq",
     "cut",
     "tr",
-    "grep",
     "ls",
     "mkdir",
     "rm",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bastion_sandbox::{
     ChildLimits, CommandPolicy, FsError, Layers, RunOutput, RunSpec, Runner, SandboxDir,
-    SandboxPath, known_commands, remove_tree,
+    SandboxPath, Toolset, built_tools_dir, known_commands, remove_tree,
 };
 
 /// Set in the re-run of this suite that simulates a kernel without Landlock.
@@ -140,12 +140,22 @@ fn run(sb: &SandboxDir, argv: &[&str]) -> RunOutput {
     run_with(sb, argv, 10_000, 1 << 20, b"")
 }
 
+/// The toolset's program for a command exec allows (what production runs); the host's for the
+/// programs no policy allows (sh, ln, env…), run here only to test the kernel layers.
 fn which(name: &str) -> PathBuf {
+    if let Some(p) = toolset().program(name) {
+        return p.to_path_buf();
+    }
     ["/usr/bin", "/bin"]
         .iter()
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} not installed"))
+}
+
+fn toolset() -> &'static Toolset {
+    static T: OnceLock<Toolset> = OnceLock::new();
+    T.get_or_init(|| Toolset::open(&built_tools_dir()).unwrap())
 }
 
 fn text(b: &[u8]) -> &str {
@@ -185,7 +195,7 @@ fn policy() -> &'static CommandPolicy {
     static P: OnceLock<CommandPolicy> = OnceLock::new();
     P.get_or_init(|| {
         let all: Vec<&str> = known_commands().collect();
-        CommandPolicy::resolve(&all, true).unwrap()
+        CommandPolicy::resolve(&all, toolset()).unwrap()
     })
 }
 
