@@ -202,22 +202,23 @@ pub(crate) static SPECS: &[Spec] = &[
         long_valued: &[("target-directory", P)],
         ..spec("mv", Operands::Paths)
     },
-    // Never -l/--paginate: it runs `pr`. --unified and --context take a number only after `=`.
+    // uutils diffutils compares two files and parses by hand: no directories (-r/-N), no
+    // ignore options, no clusters (`-su` is refused by the program), `-C`/`-U` take the next
+    // word only when it is a number (anything else is refused), `--unified`/`--context` take a
+    // number only after `=`. Left off: `--tabsize=N`/`--width=N` (the program refuses the bare
+    // form, which the table cannot express; they only change layout).
     Spec {
-        flags: "abBcdiEqrsuNtTwy",
+        flags: "cesqtuy",
         valued: &[('U', T), ('C', T)],
         long: &[
             "brief",
-            "ignore-case",
             "report-identical-files",
-            "recursive",
-            "new-file",
-            "text",
-            "ignore-all-space",
-            "ignore-blank-lines",
+            "expand-tabs",
+            "normal",
+            "ed",
             "side-by-side",
         ],
-        long_optional: &[("unified", T), ("context", T), ("color", T)],
+        long_optional: &[("unified", T), ("context", T)],
         ..spec("diff", Operands::Paths)
     },
     // Never -s/--set, -f/--file or -r/--reference; operands must be +FORMAT.
