@@ -1,13 +1,14 @@
-//! The commands exec may run and, for each, how the real GNU program parses its arguments: which
+//! The commands exec may run and, for each, how the toolset's program (uutils coreutils 0.12.0 or
+//! diffutils 0.6.0, see `toolset.rs`) parses its arguments: which
 //! options it accepts, which take a value, whether that value is required (the next word or the
 //! rest of the word) or optional (only `--name=VALUE` or an attached `-xVALUE`), and whether a
 //! value or operand names a file.
 //!
 //! The table must describe the programs exactly: a word the checker reads as an option's value
 //! skips the path rules, so an option whose argument the program takes only after `=` must never
-//! be listed as taking the next word (GNU `diff --unified ../secret` opens `../secret`). The
-//! differential test (`tests/differential.rs`) runs the real programs with every form listed
-//! here and fails on any disagreement.
+//! be listed as taking the next word (`diff --unified ../secret` opens `../secret`). The
+//! differential test (`tests/differential.rs`) runs the toolset's programs with every form
+//! listed here and fails on any disagreement.
 //!
 //! Options that run programs or reach outside (`sort --compress-program`, `diff --paginate`,
 //! `cp -s`, `date --set`, `sha256sum --check`, `--files0-from`, `tail --follow`…) are simply not

@@ -1,11 +1,12 @@
 //! The command allowlist and the argument check.
 //!
-//! Every option must be on its command's list (`commands.rs`), spelled exactly (GNU accepts
-//! unique prefixes of long options, so a prefix of a refused option must not slip through), and
-//! every operand or option value that names a file must pass the sandbox path rules. Words are
-//! read the way GNU `getopt_long` reads them (options anywhere until `--`, clustered short
-//! flags, a required value attached or in the next word, an optional value only attached or
-//! after `=`), so the check sees each word as the program will.
+//! Every option must be on its command's list (`commands.rs`), spelled exactly (the toolset's
+//! parsers, like GNU's, accept unique prefixes of long options, so a prefix of a refused option
+//! must not slip through), and every operand or option value that names a file must pass the
+//! sandbox path rules. Words are read the getopt way the toolset's programs read them (options
+//! anywhere until `--`, clustered short flags, a required value attached or in the next word,
+//! an optional value only attached or after `=`), so the check sees each word as the program
+//! will; `tests/differential.rs` holds the table to the programs.
 
 use std::path::{Path, PathBuf};
 
@@ -417,6 +418,7 @@ mod tests {
                 error: PathError::ParentComponent
             })
         );
+        // The toolset's diff compares two files: -r and -N are not options it has.
         assert_eq!(
             policy().check(&argv(&[
                 "diff",
@@ -427,8 +429,15 @@ mod tests {
                 "--unified",
                 "x"
             ])),
+            Err(PolicyError::OptionNotAllowed {
+                command: "diff",
+                option: "-r".to_owned()
+            })
+        );
+        assert_eq!(
+            policy().check(&argv(&["diff", "--unified", "..", "--unified", "x"])),
             Err(PolicyError::Path {
-                index: 4,
+                index: 2,
                 error: PathError::ParentComponent
             })
         );
@@ -448,7 +457,6 @@ mod tests {
         };
         path("diff --context ../a b", 2);
         path("diff -u --unified ../a b", 3);
-        path("diff --color ../a b", 2);
         path("ls --color ..", 2);
         path("ls --classify ../x", 2);
         path("sort --check ../a", 2);
@@ -458,7 +466,7 @@ mod tests {
         assert_eq!(check("date -I hours"), Err(PolicyError::DateOperand));
         for line in [
             "diff --unified=5 a b",
-            "diff --context=1 -r a b",
+            "diff --context=1 -s a b",
             "diff -U 5 a b",
             "diff -C5 a b",
             "ls --color=never --classify=always d",
@@ -472,6 +480,7 @@ mod tests {
             assert_eq!(check(line), Ok(()), "{line}");
         }
         refused("cat --number=3 a", "--number");
+        refused("diff --color ../a b", "--color");
     }
 
     #[test]

@@ -13,7 +13,10 @@ use crate::aws::{Moto, unique};
 use crate::function::{Function, LambdaEnv, binary};
 
 /// The host toolset `scripts/toolset` builds (what `scripts/test` builds before the suite).
-const HOST_TOOLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/toolset/host/tools");
+const HOST_TOOLS_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../target/toolset/host/tools"
+);
 
 pub const JWT_KEY: [u8; 32] = [7; 32];
 pub const STRIPE_SECRET: &str = "whsec_lambda_suite_0123456789abcdef";
