@@ -1,10 +1,10 @@
 //! Where the programs exec runs come from: the pinned toolset `scripts/toolset` builds (uutils
 //! coreutils and diffutils as multicall binaries), never the host's `/usr/bin`. The toolset
-//! directory holds the binaries and a `commands` file naming, for each command, the binary that
-//! provides it; the binary is run with argv[0] set to the command name, which is how a multicall
-//! binary picks the utility. The same sources are built for the host (local runs and tests) and
-//! for arm64 (the exec function's layer), so the policy's option table and its differential test
-//! describe exactly the programs production runs.
+//! directory holds the binaries, one link per command named after it (uutils coreutils picks
+//! its utility from the executed path's name, not argv[0]), and a `commands` file listing each
+//! command with the binary that provides it. The same sources are built for the host (local
+//! runs and tests) and for arm64 (the exec function's layer), so the policy's option table and
+//! its differential test describe exactly the programs production runs.
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,7 @@ pub enum ToolsetError {
     Malformed { path: PathBuf, line: usize },
 }
 
-/// The commands a toolset directory provides, each with the absolute path of its binary.
+/// The commands a toolset directory provides, each with the binary the manifest names.
 #[derive(Debug, Clone)]
 pub struct Toolset {
     dir: PathBuf,
@@ -94,13 +94,12 @@ impl Toolset {
         &self.dir
     }
 
-    /// The binary that provides `command`, if the manifest names one and it is a file.
-    pub fn program(&self, command: &str) -> Option<&Path> {
-        self.programs
-            .iter()
-            .find(|(c, _)| c == command)
-            .map(|(_, p)| p.as_path())
-            .filter(|p| p.is_file())
+    /// The path to execute for `command`: its link in the directory, if the manifest lists the
+    /// command and both the link and the binary it names are files.
+    pub fn program(&self, command: &str) -> Option<PathBuf> {
+        let (_, binary) = self.programs.iter().find(|(c, _)| c == command)?;
+        let link = self.dir.join(command);
+        (binary.is_file() && link.is_file()).then_some(link)
     }
 }
 
@@ -126,12 +125,16 @@ mod tests {
     #[test]
     fn the_manifest_maps_each_command_to_a_binary_that_exists() {
         let dir = dir_with(
-            "# pinned\ncat coreutils\ndiff diffutils\n\n",
+            "# pinned\ncat coreutils\nls coreutils\ndiff diffutils\n\n",
             &["coreutils"],
         );
+        std::os::unix::fs::symlink("coreutils", dir.join("cat")).unwrap();
+        std::os::unix::fs::symlink("diffutils", dir.join("diff")).unwrap();
         let t = Toolset::open(&dir).unwrap();
-        assert_eq!(t.program("cat"), Some(dir.join("coreutils").as_path()));
-        // Named, but the binary is absent.
+        assert_eq!(t.program("cat"), Some(dir.join("cat")));
+        // Listed, but its link is missing.
+        assert_eq!(t.program("ls"), None);
+        // Listed and linked, but the binary is absent.
         assert_eq!(t.program("diff"), None);
         assert_eq!(t.program("grep"), None);
         std::fs::remove_dir_all(&dir).unwrap();

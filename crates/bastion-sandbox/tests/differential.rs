@@ -299,7 +299,7 @@ fn the_differential_check_flags_the_reading_that_let_diff_unified_escape() {
     ];
     let toolset = Toolset::open(&built_tools_dir()).unwrap();
     let diff = toolset.program("diff").unwrap();
-    let problems = run_case(diff, &case, &old, &root);
+    let problems = run_case(&diff, &case, &old, &root);
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_file(root.with_extension("strace"));
     assert_eq!(

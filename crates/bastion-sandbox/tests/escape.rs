@@ -67,7 +67,8 @@ fn world() -> &'static World {
         std::fs::create_dir_all(&root).unwrap();
         let layers = Layers::probe(&root);
         World {
-            runner: Runner::new(layers, ChildLimits::default()),
+            runner: Runner::new(layers, ChildLimits::default())
+                .with_program_dir(&built_tools_dir()),
             root,
             live: Mutex::new(0),
         }
@@ -144,7 +145,7 @@ fn run(sb: &SandboxDir, argv: &[&str]) -> RunOutput {
 /// programs no policy allows (sh, ln, env…), run here only to test the kernel layers.
 fn which(name: &str) -> PathBuf {
     if let Some(p) = toolset().program(name) {
-        return p.to_path_buf();
+        return p;
     }
     ["/usr/bin", "/bin"]
         .iter()
