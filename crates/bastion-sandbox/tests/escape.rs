@@ -362,7 +362,7 @@ fn files_outside_the_sandbox_cannot_be_read_or_written() {
     contained(
         &sb,
         &["mkdir", "/tmp/bastion-escaped"],
-        "mkdir: cannot create directory ‘/tmp/bastion-escaped’: Permission denied\n",
+        "mkdir: cannot create directory '/tmp/bastion-escaped': Permission denied\n",
     );
     assert!(!Path::new("/tmp/bastion-escaped").exists());
     // A program copied into the sandbox is never what a command name resolves to.
