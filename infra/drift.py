@@ -87,6 +87,7 @@ DEFAULTED = {
     "TELEGRAM_API_BASE": "Telegram's public endpoint by default",
     "STRIPE_TOLERANCE_SECS": "code default 300 s",
     "EXEC_ALLOWED_COMMANDS": "code default list",
+    "EXEC_TOOLS_DIR": "code default /opt/tools in Lambda, where ExecToolsLayer mounts the toolset",
     "EXEC_OUTPUT_CAP_BYTES": "code default",
     "EXEC_OUTPUT_HARD_CAP_BYTES": "code default",
     "EXEC_SANDBOX_QUOTA_BYTES": "code default",

@@ -82,7 +82,8 @@ impl ExecState {
         Ok(Self {
             edge,
             inner: Arc::new(Inner {
-                runner: Runner::new(layers, ChildLimits::default()),
+                runner: Runner::new(layers, ChildLimits::default())
+                    .with_program_dir(config.commands.programs_dir()),
                 config,
                 sandboxes,
                 workspaces,

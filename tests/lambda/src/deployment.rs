@@ -12,6 +12,12 @@ use serde_json::{Value, json};
 use crate::aws::{Moto, unique};
 use crate::function::{Function, LambdaEnv, binary};
 
+/// The host toolset `scripts/toolset` builds (what `scripts/test` builds before the suite).
+const HOST_TOOLS_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../target/toolset/host/tools"
+);
+
 pub const JWT_KEY: [u8; 32] = [7; 32];
 pub const STRIPE_SECRET: &str = "whsec_lambda_suite_0123456789abcdef";
 pub const ORIGIN: &str = "https://app.example.com";
@@ -83,9 +89,12 @@ impl Deployment {
             "chat" | "webhooks" => env
                 .set("LLM_BASE_URL", &self.llm.base_url)
                 .set("LLM_MODEL", "fake-small"),
+            // The template's layer puts the toolset at /opt/tools; here it is the host build of
+            // the same sources (scripts/toolset), named the way an operator would override it.
             "exec" => env
                 .set("SANDBOX_ROOT", &self.sandbox_root().display().to_string())
-                .set("WORKSPACE_BUCKET", &self.bucket),
+                .set("WORKSPACE_BUCKET", &self.bucket)
+                .set("EXEC_TOOLS_DIR", HOST_TOOLS_DIR),
             _ => env,
         }
     }
