@@ -8,7 +8,7 @@ use bastion_core::{Timestamp, UserId};
 
 use super::item::{Item, TWIN_PK, TWIN_SK, corrupt, get_n, get_opt_s, get_s, key, n, s};
 use super::users::user_pk;
-use super::{DynamoStore, build_error, sdk_error};
+use super::{DynamoStore, applied, build_error, sdk_error};
 use crate::billing_order::{overwritable_same_second, same_second_rank};
 use crate::{ApplyOutcome, BillingStore, LinkOutcome, StoreError};
 
@@ -154,16 +154,10 @@ impl BillingStore for DynamoStore {
             .update_expression(format!("SET {}", set.join(", ")))
             .send()
             .await;
-        let old = match result {
-            Ok(out) => out.attributes.unwrap_or_default(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(ApplyOutcome::Stale);
-            }
-            Err(e) => return Err(sdk_error("UpdateItem", &e)),
+        let Some(out) = applied("UpdateItem", result)? else {
+            return Ok(ApplyOutcome::Stale);
         };
+        let old = out.attributes.unwrap_or_default();
         let before = if old.is_empty() {
             None
         } else {

@@ -11,7 +11,7 @@ use bastion_core::{Owner, Timestamp};
 
 use super::item::{Item, PK, SK, TTL, corrupt, get_n, get_s, key, n, s};
 use super::users::user_pk;
-use super::{DynamoStore, build_error, sdk_error};
+use super::{DynamoStore, applied, build_error, sdk_error};
 use crate::chat::{
     decode_conversation_cursor, decode_message_cursor, encode_conversation_cursor,
     encode_message_cursor,
@@ -334,21 +334,13 @@ impl CreditStore for DynamoStore {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;
-        match result {
-            Ok(out) => {
-                let used = get_u(&out.attributes.unwrap_or_default(), "used")?;
-                Ok(Debit::Taken {
-                    remaining: allowance.saturating_sub(used),
-                })
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Debit::Exhausted)
-            }
-            Err(e) => Err(sdk_error("UpdateItem", &e)),
-        }
+        let Some(out) = applied("UpdateItem", result)? else {
+            return Ok(Debit::Exhausted);
+        };
+        let used = get_u(&out.attributes.unwrap_or_default(), "used")?;
+        Ok(Debit::Taken {
+            remaining: allowance.saturating_sub(used),
+        })
     }
 
     async fn refund(&self, owner: &Owner, day: i64) -> Result<(), StoreError> {
@@ -363,16 +355,8 @@ impl CreditStore for DynamoStore {
             .expression_attribute_values(":zero", n(0))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Nothing was taken (or the counter expired): there is nothing to give back.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error("UpdateItem", &e)),
-        }
+        // A refused condition means nothing was taken (or the counter expired): nothing to give back.
+        applied("UpdateItem", result)?;
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bastion_core::{RequestId, Timestamp};
 
 use super::item::{Item, TTL, get_s, is_live, key, n, s};
-use super::{DynamoStore, sdk_error};
+use super::{DynamoStore, applied, sdk_error};
 use crate::{ClaimOutcome, DELIVERY_RETENTION_SECS, DeliveryStore, StoreError};
 
 const IN_PROGRESS: &str = "in_progress";
@@ -46,12 +46,8 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
             .await;
-        match put {
-            Ok(_) => return Ok(ClaimOutcome::Claimed),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(sdk_error("PutItem", &e)),
+        if applied("PutItem", put)?.is_some() {
+            return Ok(ClaimOutcome::Claimed);
         }
         let existing = self
             .client
@@ -93,16 +89,7 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":ttl", n(now.plus_secs(DELIVERY_RETENTION_SECS).secs()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("UpdateItem", &e)),
-        }
+        Ok(applied("UpdateItem", result)?.is_some())
     }
 
     async fn release_delivery(&self, k: &str, holder: &RequestId) -> Result<bool, StoreError> {
@@ -117,15 +104,6 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("DeleteItem", &e)),
-        }
+        Ok(applied("DeleteItem", result)?.is_some())
     }
 }

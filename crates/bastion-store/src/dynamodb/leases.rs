@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bastion_core::{RequestId, Timestamp};
 
 use super::item::{Item, TTL, key, n, s};
-use super::{DynamoStore, sdk_error};
+use super::{DynamoStore, applied};
 use crate::{LeaseStore, StoreError};
 
 fn lease_key(k: &str) -> Item {
@@ -36,16 +36,7 @@ impl LeaseStore for DynamoStore {
             .expression_attribute_values(":now", n(now.secs()))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("PutItem", &e)),
-        }
+        Ok(applied("PutItem", put)?.is_some())
     }
 
     async fn release_lease(&self, k: &str, holder: &RequestId) -> Result<bool, StoreError> {
@@ -58,15 +49,6 @@ impl LeaseStore for DynamoStore {
             .expression_attribute_values(":holder", s(holder.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("DeleteItem", &e)),
-        }
+        Ok(applied("DeleteItem", result)?.is_some())
     }
 }

@@ -84,7 +84,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
@@ -327,6 +328,22 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
 
 fn sdk_error(op: &str, e: &(impl std::error::Error + 'static)) -> StoreError {
     StoreError::Unavailable(format!("dynamodb {op}: {}", DisplayErrorContext(e)))
+}
+
+/// A conditional write's result: `Some` when it was applied, `None` when its condition refused
+/// it (an expected outcome the caller decides on), the store error otherwise.
+fn applied<T, E>(
+    op: &str,
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, HttpResponse>>,
+) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) => Err(sdk_error(op, &e)),
+    }
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
