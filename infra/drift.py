@@ -473,19 +473,27 @@ CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(?:::<[^>]*>)?\s*\(")
 def store_functions(root: Path = ROOT) -> dict[str, list[str]]:
     """Every fn of the DynamoDB adapter and the ports' default methods, name -> bodies."""
     bodies: dict[str, list[str]] = {}
-    files = [root / "crates/bastion-store/src/lib.rs", root / "crates/bastion-store/src/chat.rs"]
-    files += sorted((root / "crates/bastion-store/src/dynamodb").glob("*.rs"))
+    files = port_files(root) + sorted((root / "crates/bastion-store/src/dynamodb").glob("*.rs"))
     for f in files:
         for name, bs in fn_bodies(strip_tests(f.read_text())).items():
             bodies.setdefault(name, []).extend(bs)
     return bodies
 
 
+def port_files(root: Path = ROOT) -> list[Path]:
+    """The store's port modules: its top-level files that declare a trait (one per port)."""
+    return [
+        f
+        for f in sorted((root / "crates/bastion-store/src").glob("*.rs"))
+        if re.search(r"^pub trait ", f.read_text(), re.M)
+    ]
+
+
 def port_methods(root: Path = ROOT) -> set[str]:
     """Method names of the store's port traits."""
     names: set[str] = set()
-    for f in ("lib.rs", "chat.rs"):
-        src = strip_tests((root / "crates/bastion-store/src" / f).read_text())
+    for f in port_files(root):
+        src = strip_tests(f.read_text())
         for m in re.finditer(r"pub trait (\w+)[^{]*\{", src):
             body = src[m.end() - 1 : match_brace(src, m.end() - 1) + 1]
             names.update(re.findall(r"\bfn\s+([a-z_][a-z0-9_]*)", body))

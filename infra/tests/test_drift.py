@@ -216,7 +216,7 @@ class LeadingKeyDrift(unittest.TestCase):
     def test_a_new_port_method_without_prefixes_is_drift(self):
         root = scratch_root()
         edit(
-            root / "crates/bastion-store/src/lib.rs",
+            root / "crates/bastion-store/src/users.rs",
             "    async fn delete_user(&self, id: &UserId) -> Result<(), StoreError>;",
             "    async fn delete_user(&self, id: &UserId) -> Result<(), StoreError>;\n"
             "    async fn export_user(&self, id: &UserId) -> Result<(), StoreError>;",

@@ -155,8 +155,7 @@ async fn refuse_api_key(
         user,
         Some(reason.to_owned()),
     )
-    .await
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .await?;
     Err(invalid_api_key())
 }
 
@@ -175,8 +174,7 @@ async fn access_token(edge: &Edge, token: &str) -> Result<Authenticated, ApiErro
         .stores
         .sessions
         .get_session(&user_id, &session_id, now)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+        .await?;
     if session.is_none() {
         return Err(ApiError::unauthorized(
             "session has been revoked or has expired",

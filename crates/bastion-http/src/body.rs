@@ -120,16 +120,16 @@ mod tests {
     fn unknown_and_missing_fields_are_named() {
         let e = parse_json::<Login>(br#"{"email":"a","admin":true}"#).unwrap_err();
         assert_eq!(
-            e.message,
+            e.message(),
             "invalid body: unknown field `admin`, expected `email`"
         );
         let e = parse_json::<Login>(br#"{}"#).unwrap_err();
-        assert_eq!(e.message, "invalid body: missing field `email`");
+        assert_eq!(e.message(), "invalid body: missing field `email`");
         let e = parse_json::<Login>(br#"{"email":"a","email":"b"}"#).unwrap_err();
-        assert_eq!(e.message, "invalid body: duplicate field `email`");
+        assert_eq!(e.message(), "invalid body: duplicate field `email`");
         let e = parse_json::<Login>(br#"{"email":5}"#).unwrap_err();
-        assert_eq!(e.message, "invalid body: a field has the wrong type");
+        assert_eq!(e.message(), "invalid body: a field has the wrong type");
         let e = parse_json::<Login>(br#"{"email":"#).unwrap_err();
-        assert_eq!(e.message, "body is not valid JSON");
+        assert_eq!(e.message(), "body is not valid JSON");
     }
 }

@@ -94,12 +94,14 @@ impl ErrorKind {
 /// A failure on its way to the client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub kind: ErrorKind,
-    pub code: Cow<'static, str>,
-    pub message: Cow<'static, str>,
+    kind: ErrorKind,
+    code: Cow<'static, str>,
+    message: Cow<'static, str>,
     /// Logged with the request id; never sent.
-    pub log: Option<String>,
-    pub rate_limit: Option<Decision>,
+    log: Option<String>,
+    rate_limit: Option<Decision>,
+    /// `Retry-After` for a refusal that is not a rate limit (e.g. a quota reset).
+    retry_after_secs: Option<i64>,
 }
 
 impl ApiError {
@@ -110,7 +112,37 @@ impl ApiError {
             message: message.into(),
             log: None,
             rate_limit: None,
+            retry_after_secs: None,
         }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What the log line says about the cause; never sent to the client.
+    pub fn cause(&self) -> Option<&str> {
+        self.log.as_deref()
+    }
+
+    /// Adds what the log line says about the cause; the client never sees it.
+    pub fn with_log(mut self, cause: impl Into<String>) -> Self {
+        self.log = Some(cause.into());
+        self
+    }
+
+    /// Answers with `Retry-After: secs` (at least 1).
+    pub fn with_retry_after(mut self, secs: i64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     /// Same kind and status, a more specific code (e.g. `email_taken` for a 409).
@@ -133,16 +165,13 @@ impl ApiError {
 
     /// A server-side failure: the client sees a generic message, the log sees `err`'s chain.
     pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut e = Self::new(ErrorKind::Internal, "internal error");
-        e.log = Some(error_chain(err));
-        e
+        Self::new(ErrorKind::Internal, "internal error").with_log(error_chain(err))
     }
 
     /// The store or another dependency is unreachable: refuse rather than proceed.
     pub fn unavailable(err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut e = Self::new(ErrorKind::Unavailable, "service temporarily unavailable");
-        e.log = Some(error_chain(err));
-        e
+        Self::new(ErrorKind::Unavailable, "service temporarily unavailable")
+            .with_log(error_chain(err))
     }
 
     pub fn rate_limited(decision: Decision) -> Self {
@@ -179,11 +208,17 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.kind.status().into_response();
-        if let Some(d) = self.rate_limit {
-            crate::limit_headers::write_headers(res.headers_mut(), &d);
-            if let Ok(v) = HeaderValue::from_str(&d.retry_after_secs.max(1).to_string()) {
-                res.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
+        if let Some(d) = &self.rate_limit {
+            crate::limit_headers::write_headers(res.headers_mut(), d);
+        }
+        let retry_after = self
+            .rate_limit
+            .map(|d| i64::from(d.retry_after_secs))
+            .or(self.retry_after_secs);
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string())
+        {
+            res.headers_mut().insert(http::header::RETRY_AFTER, v);
         }
         res.extensions_mut().insert(self);
         res
@@ -194,8 +229,8 @@ impl IntoResponse for ApiError {
 pub(crate) fn envelope(err: &ApiError, request_id: &str) -> String {
     serde_json::json!({
         "error": {
-            "code": err.code,
-            "message": err.message,
+            "code": err.code(),
+            "message": err.message(),
             "request_id": request_id,
         }
     })

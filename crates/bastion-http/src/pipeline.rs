@@ -98,11 +98,9 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
         crate::body::too_large().into_response()
     } else {
         match client_ip(&parts) {
-            None => {
-                let mut e = ApiError::new(ErrorKind::Unavailable, "client address unavailable");
-                e.log = Some("no client IP in request context or socket address".to_owned());
-                e.into_response()
-            }
+            None => ApiError::new(ErrorKind::Unavailable, "client address unavailable")
+                .with_log("no client IP in request context or socket address")
+                .into_response(),
             Some(ip) => {
                 let (scope, policy) = edge.config.rate_limits.ip_policy_for(&path);
                 let limit = edge.limiter.enforce(&slot, scope, &ip.0, policy).await;
@@ -125,9 +123,9 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
     let route = route.as_deref().unwrap_or("-");
     if let Some(err) = res.extensions().get::<ApiError>() {
         if res.status().is_server_error() {
-            tracing::error!(%request_id, %method, %path, route, status, latency_us, code = %err.code, cause = err.log.as_deref().unwrap_or(""), "request failed");
+            tracing::error!(%request_id, %method, %path, route, status, latency_us, code = %err.code(), cause = err.cause().unwrap_or(""), "request failed");
         } else {
-            tracing::info!(%request_id, %method, %path, route, status, latency_us, code = %err.code, "request refused");
+            tracing::info!(%request_id, %method, %path, route, status, latency_us, code = %err.code(), "request refused");
         }
     } else {
         tracing::info!(%request_id, %method, %path, route, status, latency_us, "request served");

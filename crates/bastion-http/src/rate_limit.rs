@@ -75,11 +75,7 @@ impl RateLimiter {
         let expires_at =
             bastion_core::Timestamp((window + 2).saturating_mul(i64::from(policy.window_secs)));
         let key = format!("{scope}#{}", rate_subject(counter_subject(subject)?));
-        let counts = self
-            .counters
-            .hit(&key, window, expires_at)
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
+        let counts = self.counters.hit(&key, window, expires_at).await?;
         Ok(policy.decide(now, counts.current, counts.previous))
     }
 }

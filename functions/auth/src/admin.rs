@@ -102,7 +102,7 @@ impl FromRequestParts<ExtState> for Admin {
             Some(_) => {
                 let session = match SessionOnly::from_request_parts(parts, ext).await {
                     Ok(s) => s,
-                    Err(err) if err.kind == ErrorKind::RateLimited => return Err(err),
+                    Err(err) if err.kind() == ErrorKind::RateLimited => return Err(err),
                     Err(err) => return Err(refuse(ext, &meta, None, "invalid_token", err).await),
                 };
                 // The token's roles claim is not trusted here: the store decides, every time.

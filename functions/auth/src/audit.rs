@@ -18,5 +18,5 @@ pub async fn record(
         .edge
         .record_audit(meta, kind, outcome, user, detail.map(str::to_owned))
         .await
-        .map_err(|e| ApiError::unavailable(&e))
+        .map_err(ApiError::from)
 }

@@ -122,7 +122,7 @@ pub async fn login(
         other => other.map(|_| ()),
     };
     if let Err(refused) = account_limit {
-        if refused.kind == ErrorKind::RateLimited {
+        if refused.kind() == ErrorKind::RateLimited {
             record(
                 &state,
                 &meta,
@@ -199,7 +199,7 @@ async fn signed_in(
     let mut tokens = match open_session(state, meta, user).await {
         Ok(tokens) => tokens,
         Err(refused) => {
-            if refused.code == SESSIONS_REVOKED {
+            if refused.code() == SESSIONS_REVOKED {
                 record(
                     state,
                     meta,

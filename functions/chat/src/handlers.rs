@@ -16,7 +16,7 @@ use crate::dto::{
     ConversationResponse, ConversationView, ConversationsResponse, CursorQuery, MessageView,
     SendRequest, SendResponse,
 };
-use crate::error::{ChatFailure, chat_error};
+use crate::error::chat_error;
 
 /// Cursors we issue are short; anything longer is refused before it reaches the store.
 const MAX_CURSOR_CHARS: usize = 256;
@@ -41,7 +41,7 @@ pub async fn send(
     auth: Authenticated,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     JsonBody(body): JsonBody<SendRequest>,
-) -> Result<Json<SendResponse>, ChatFailure> {
+) -> Result<Json<SendResponse>, ApiError> {
     auth.require_scope(Scope::Chat)?;
     state
         .edge
@@ -119,14 +119,14 @@ async fn audit_failure(
             Some(detail),
         )
         .await
-        .map_err(|e| ApiError::unavailable(&e))
+        .map_err(ApiError::from)
 }
 
 pub async fn list(
     State(state): State<ChatState>,
     auth: Authenticated,
     Query(q): Query<CursorQuery>,
-) -> Result<Json<ConversationsResponse>, ChatFailure> {
+) -> Result<Json<ConversationsResponse>, ApiError> {
     auth.require_scope(Scope::Read)?;
     let owner = Owner::User(auth.user_id.clone());
     let page = state
@@ -145,7 +145,7 @@ pub async fn show(
     auth: Authenticated,
     Path(id): Path<String>,
     Query(q): Query<CursorQuery>,
-) -> Result<Json<ConversationResponse>, ChatFailure> {
+) -> Result<Json<ConversationResponse>, ApiError> {
     auth.require_scope(Scope::Read)?;
     let id = conversation_id(&id)?;
     let owner = Owner::User(auth.user_id.clone());
@@ -165,7 +165,7 @@ pub async fn delete(
     State(state): State<ChatState>,
     auth: Authenticated,
     Path(id): Path<String>,
-) -> Result<StatusCode, ChatFailure> {
+) -> Result<StatusCode, ApiError> {
     auth.require_scope(Scope::Chat)?;
     let id = conversation_id(&id)?;
     let owner = Owner::User(auth.user_id.clone());

@@ -18,7 +18,7 @@ pub async fn record(
         .edge
         .record_audit(meta, AuditKind::ExecRun, outcome, Some(user), Some(detail))
         .await
-        .map_err(|e| ApiError::unavailable(&e))
+        .map_err(ApiError::from)
 }
 
 /// A refused command name as it may be recorded: short, and only harmless characters.

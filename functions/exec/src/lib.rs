@@ -187,9 +187,8 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        let mut err = ApiError::new(ErrorKind::Internal, "internal error");
-        err.log = Some(format!("exec blocking task failed: {e}"));
-        err
+        ApiError::new(ErrorKind::Internal, "internal error")
+            .with_log(format!("exec blocking task failed: {e}"))
     })
 }
 

@@ -42,10 +42,9 @@ impl WorkError {
             WorkError::Send(_) => ErrorKind::UpstreamError,
             _ => ErrorKind::Unavailable,
         };
-        let mut e = ApiError::new(kind, "delivery could not be processed; retry later")
-            .with_code("delivery_failed");
-        e.log = Some(bastion_http::error::error_chain(&self));
-        e
+        ApiError::new(kind, "delivery could not be processed; retry later")
+            .with_code("delivery_failed")
+            .with_log(bastion_http::error::error_chain(&self))
     }
 }
 
@@ -158,9 +157,9 @@ pub async fn reject_unconfigured(
     meta: &RequestMeta,
     platform: &str,
 ) -> ApiError {
-    let mut answer = ApiError::new(ErrorKind::Unavailable, "this webhook is not configured")
-        .with_code("webhook_not_configured");
-    answer.log = Some(format!("{platform} webhook secret is not configured"));
+    let answer = ApiError::new(ErrorKind::Unavailable, "this webhook is not configured")
+        .with_code("webhook_not_configured")
+        .with_log(format!("{platform} webhook secret is not configured"));
     reject(state, meta, platform, "unconfigured_secret", answer).await
 }
 
