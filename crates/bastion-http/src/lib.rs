@@ -12,7 +12,10 @@ pub mod lambda;
 pub mod logging;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod sdk;
 pub mod secrets;
+pub mod startup;
+pub mod tls;
 
 pub use auth::{Authenticated, Credential, SessionOnly};
 pub use body::JsonBody;
