@@ -13,6 +13,7 @@ pub mod ids;
 pub mod owner;
 pub mod random;
 pub mod rate_limit;
+pub mod tls;
 pub mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

@@ -13,9 +13,12 @@ pub mod limit_headers;
 pub mod logging;
 pub mod pipeline;
 pub mod rate_limit;
+pub mod sdk;
 pub mod secrets;
+pub mod startup;
 
 pub use auth::{Authenticated, Credential, SessionOnly};
+pub use bastion_core::tls;
 pub use body::JsonBody;
 pub use client::{ClientIp, RequestMeta, UserAgent};
 pub use config::{ConfigError, EdgeConfig, Env};

@@ -40,7 +40,7 @@ pub struct SecretsManagerSource {
 }
 
 impl SecretsManagerSource {
-    pub fn new(sdk: &aws_config::SdkConfig, secret_id: impl Into<String>) -> Self {
+    pub fn new(sdk: &aws_types::SdkConfig, secret_id: impl Into<String>) -> Self {
         Self {
             client: aws_sdk_secretsmanager::Client::new(sdk),
             secret_id: secret_id.into(),
@@ -327,15 +327,17 @@ impl SecretConfig {
 }
 
 /// How a function binary gets its configuration: in Lambda the secret overlay, elsewhere the
-/// process environment. Holds the one AWS configuration every client shares.
+/// process environment. Holds the one AWS configuration every client shares (one HTTPS client,
+/// one trust store): pass `&runtime.sdk` to any `aws_sdk_*::Client::new`.
 pub struct Runtime {
-    pub sdk: aws_config::SdkConfig,
+    pub sdk: aws_types::SdkConfig,
     pub secrets: Option<Arc<SecretConfig>>,
 }
 
 impl Runtime {
-    /// Loads the AWS configuration once and, in Lambda (`AWS_LAMBDA_RUNTIME_API` set), the
-    /// secret document named by `BASTION_SECRET_ID` (required there).
+    /// Builds the AWS configuration from the Lambda environment (see [`crate::sdk`]) and, in
+    /// Lambda (`AWS_LAMBDA_RUNTIME_API` set), loads the secret document named by
+    /// `BASTION_SECRET_ID` (required there) with one `GetSecretValue`.
     pub async fn init(clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
         let plain: Arc<dyn Env> = Arc::new(ProcessEnv);
         let in_lambda = plain.non_empty(LAMBDA_RUNTIME_VAR).is_some();
@@ -343,9 +345,8 @@ impl Runtime {
             // Before any network call: a leaked secret must stop start-up even if AWS is down.
             refuse_plain_secrets(plain.as_ref())?;
         }
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let http = crate::sdk::http_client(crate::tls::roots())?;
+        let sdk = crate::sdk::from_env(plain.as_ref(), http)?;
         let secrets = if in_lambda {
             let secret_id = plain.required(SECRET_ID_VAR)?;
             let source = Arc::new(SecretsManagerSource::new(&sdk, secret_id));

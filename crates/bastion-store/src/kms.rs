@@ -41,13 +41,13 @@ impl KmsContentKeys {
     }
 
     /// A client from the process's shared SDK configuration.
-    pub fn from_sdk(config: &aws_config::SdkConfig, key_id: impl Into<String>) -> Self {
+    pub fn from_sdk(config: &aws_types::SdkConfig, key_id: impl Into<String>) -> Self {
         Self::new(Client::new(config), key_id)
     }
 
     /// The content sealer of a Lambda function: KMS data keys behind the per-instance cache.
     pub fn sealer(
-        config: &aws_config::SdkConfig,
+        config: &aws_types::SdkConfig,
         key_id: impl Into<String>,
         clock: Arc<dyn Clock>,
     ) -> Arc<ContentSealer> {

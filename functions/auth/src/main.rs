@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use bastion_auth::config::rotate;
 use bastion_auth::{AuthConfig, AuthExtras, AuthState, router_with};
 use bastion_core::SystemClock;
@@ -15,6 +16,11 @@ use bastion_store::dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
+    // A failure below is reported to the Runtime API as an init error before exiting.
+    bastion_http::startup::start(init()).await
+}
+
+async fn init() -> Result<Router, lambda_http::Error> {
     let clock = Arc::new(SystemClock);
     let runtime = Runtime::init(clock.clone()).await?;
     let env = runtime.env();
@@ -31,5 +37,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     let (rotated, rotated_extras) = (state.clone(), extras.clone());
     runtime.on_refresh(move |env| rotate(&rotated, &rotated_extras, env));
-    bastion_http::lambda::serve(router_with(state, extras)).await
+    Ok(router_with(state, extras))
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::{ChatState, rotate, router};
 use bastion_core::SystemClock;
@@ -15,6 +16,11 @@ use bastion_store::kms::KmsContentKeys;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
+    // A failure below is reported to the Runtime API as an init error before exiting.
+    bastion_http::startup::start(init()).await
+}
+
+async fn init() -> Result<Router, lambda_http::Error> {
     let clock = Arc::new(SystemClock);
     let runtime = Runtime::init(clock.clone()).await?;
     let env = runtime.env();
@@ -29,5 +35,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = edge.config.clone();
     runtime.on_refresh(move |env| rotate(&config, &llm_key, env));
     let state = ChatState { edge, engine };
-    bastion_http::lambda::serve(router(state)).await
+    Ok(router(state))
 }

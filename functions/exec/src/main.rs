@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Router;
 use bastion_core::SystemClock;
 use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::{ExecConfig, ExecState, router};
@@ -15,6 +16,11 @@ use bastion_store::dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
+    // A failure below is reported to the Runtime API as an init error before exiting.
+    bastion_http::startup::start(init()).await
+}
+
+async fn init() -> Result<Router, lambda_http::Error> {
     let clock = Arc::new(SystemClock);
     let runtime = Runtime::init(clock.clone()).await?;
     let env = runtime.env();
@@ -27,5 +33,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     runtime.on_refresh(move |env| config.rotate(env));
     let workspaces = Arc::new(S3Workspaces::from_sdk(&runtime.sdk, env.as_ref())?);
     let state = ExecState::new(edge, exec_config, workspaces)?;
-    bastion_http::lambda::serve(router(state)).await
+    Ok(router(state))
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_core::SystemClock;
 use bastion_http::secrets::Runtime;
@@ -17,6 +18,11 @@ use bastion_webhooks::{WebhooksConfig, WebhooksState, router};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
+    // A failure below is reported to the Runtime API as an init error before exiting.
+    bastion_http::startup::start(init()).await
+}
+
+async fn init() -> Result<Router, lambda_http::Error> {
     let clock = Arc::new(SystemClock);
     let runtime = Runtime::init(clock.clone()).await?;
     let env = runtime.env();
@@ -38,5 +44,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         llm_key.store(key);
         Ok(())
     });
-    bastion_http::lambda::serve(router(state)).await
+    Ok(router(state))
 }

@@ -27,15 +27,25 @@ pub enum SendError {
     },
 }
 
-/// The one outbound HTTP client, built once at start-up.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    // One TLS provider for the whole binary; a second install is harmless.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::builder()
+/// The one outbound HTTP client, built once at start-up over the process's one trust store
+/// and TLS stack (aws-lc).
+pub fn http_client() -> Result<reqwest::Client, ClientError> {
+    let tls = bastion_http::tls::roots().client_config()?;
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
         .timeout(SEND_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
+        .build()?)
+}
+
+/// Why the outbound client could not be built at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("TLS could not be configured: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("the HTTP client could not be built: {0}")]
+    Build(#[from] reqwest::Error),
 }
 
 /// Splits `text` into pieces of at most `max` UTF-16 code units, never inside a character,

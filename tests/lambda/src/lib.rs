@@ -14,4 +14,4 @@ pub use aws::Moto;
 pub use deployment::Deployment;
 pub use event::{GatewayResponse, RestEvent};
 pub use function::{Function, LambdaEnv, binary};
-pub use runtime::{Outcome, RuntimeApi};
+pub use runtime::{InitError, Outcome, RuntimeApi};

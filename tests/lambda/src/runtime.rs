@@ -36,7 +36,17 @@ struct Shared {
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     first_poll: OnceLock<Instant>,
     polled: Notify,
-    init_error: Mutex<Option<Value>>,
+    init_error: Mutex<Option<InitError>>,
+}
+
+/// What the function posted to `init/error`.
+#[derive(Debug, Clone)]
+pub struct InitError {
+    /// The `Lambda-Runtime-Function-Error-Type` header, if sent.
+    pub error_type: Option<String>,
+    pub body: Value,
+    /// The body exactly as received.
+    pub raw: String,
 }
 
 /// The running stand-in; the server stops when the test's runtime ends.
@@ -118,6 +128,11 @@ impl RuntimeApi {
 
     /// The body of an `init/error` post, if the function made one.
     pub fn init_error(&self) -> Option<Value> {
+        self.init_error_report().map(|e| e.body)
+    }
+
+    /// The whole `init/error` post (header and body), if the function made one.
+    pub fn init_error_report(&self) -> Option<InitError> {
         self.shared.init_error.lock().unwrap().clone()
     }
 }
@@ -184,7 +199,19 @@ async fn fail(
     settle(&shared, &id, Outcome::Error(json_or_text(&body)))
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
-    *shared.init_error.lock().unwrap() = Some(json_or_text(&body));
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let error_type = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    *shared.init_error.lock().unwrap() = Some(InitError {
+        error_type,
+        body: json_or_text(&body),
+        raw: String::from_utf8_lossy(&body).into_owned(),
+    });
     StatusCode::ACCEPTED
 }

@@ -54,12 +54,15 @@ pub struct OpenAiProvider {
 pub type ApiKey = Live<Option<SecretString>>;
 
 impl OpenAiProvider {
-    /// Builds the client once (at start-up). Installs the aws-lc crypto provider for rustls if
-    /// no provider is installed yet, so the whole binary uses one TLS stack.
+    /// Builds the client once (at start-up) over the process's one trust store and TLS stack
+    /// (aws-lc), so no root certificate is read again for it.
     pub fn new(settings: OpenAiSettings) -> Result<Self, ProviderError> {
-        let _already_installed = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let endpoint = chat_completions_url(&settings.base_url)?;
+        let tls = bastion_core::tls::roots()
+            .client_config()
+            .map_err(|e| ProviderError::Transport(format!("TLS could not be configured: {e}")))?;
         let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .connect_timeout(CONNECT_TIMEOUT)
             // A redirect would carry the key to wherever it points.
             .redirect(reqwest::redirect::Policy::none())

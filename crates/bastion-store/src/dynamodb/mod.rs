@@ -125,7 +125,7 @@ impl DynamoStore {
     /// The table from `TABLE_NAME` in `env` and a client on the process's one shared AWS
     /// configuration. Fails, naming the variable, when the table is unset.
     pub fn from_sdk(
-        sdk: &aws_config::SdkConfig,
+        sdk: &aws_types::SdkConfig,
         env: &dyn bastion_core::config::Env,
     ) -> Result<Self, StoreError> {
         let table = table_name(env.get(TABLE_ENV))?;

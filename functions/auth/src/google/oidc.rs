@@ -146,9 +146,12 @@ struct Jwk {
 
 impl GoogleClient {
     pub fn new(config: GoogleConfig) -> Result<Self, ConfigError> {
-        // One TLS stack (aws-lc) for the whole binary; another caller may have installed it.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // The process's one trust store and TLS stack (aws-lc): no root certificate is read again.
+        let tls = bastion_http::tls::roots()
+            .client_config()
+            .map_err(|e| ConfigError::new("GOOGLE_CLIENT_ID", format!("TLS: {e}")))?;
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .timeout(HTTP_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -36,7 +36,7 @@ impl S3Workspaces {
     }
 
     /// The bucket from `WORKSPACE_BUCKET` and the key from `KMS_KEY_ID`, both required.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, env: &dyn Env) -> Result<Self, ConfigError> {
+    pub fn from_sdk(sdk: &aws_types::SdkConfig, env: &dyn Env) -> Result<Self, ConfigError> {
         let bucket = env.required("WORKSPACE_BUCKET")?;
         let kms_key = env.required("KMS_KEY_ID")?;
         Ok(Self::new(Client::new(sdk), bucket, kms_key))

@@ -7,6 +7,7 @@
 mod auth;
 mod chat;
 mod exec;
+mod startup;
 mod webhooks;
 
 use bastion_lambda_tests::deployment::PASSWORD;

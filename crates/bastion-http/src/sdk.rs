@@ -1,0 +1,165 @@
+//! The AWS configuration every client of a function shares, built from what Lambda itself puts
+//! in the environment (`AWS_REGION` and the execution role's `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) instead of the SDK's default provider chain:
+//! that chain reads profile files and may probe IMDS or STS at start-up, none of which exists
+//! in Lambda, and linking it made every bootstrap larger. One HTTPS client over the process's
+//! one trust store ([`crate::tls`]) serves every SDK client.
+//!
+//! `AWS_ENDPOINT_URL` (the SDK's standard override) is honoured for tests against moto.
+
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+use aws_sdk_secretsmanager::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider, SharedHttpClient,
+};
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+use aws_types::SdkConfig;
+use bastion_core::config::{ConfigError, Env};
+
+use crate::tls::Roots;
+
+pub const REGION_VAR: &str = "AWS_REGION";
+pub const ACCESS_KEY_VAR: &str = "AWS_ACCESS_KEY_ID";
+pub const SECRET_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+pub const SESSION_TOKEN_VAR: &str = "AWS_SESSION_TOKEN";
+pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL";
+
+/// The SDK's own default for a connection attempt (what `aws-config` sets).
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// The one HTTPS client for every SDK client of the process, trusting exactly `roots`.
+pub fn http_client(roots: &Roots) -> Result<SharedHttpClient, ConfigError> {
+    let trust = TrustStore::empty().with_pem_certificate(roots.pem().to_vec());
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| ConfigError::new("SSL_CERT_FILE", format!("trust store: {e}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
+}
+
+/// The shared configuration from the Lambda environment. Region and credentials are required:
+/// without them every AWS call would fail later and less clearly. Errors name the variable,
+/// never a value.
+pub fn from_env(env: &dyn Env, http: SharedHttpClient) -> Result<SdkConfig, ConfigError> {
+    let region = env
+        .non_empty(REGION_VAR)
+        .or_else(|| env.non_empty("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| ConfigError::new(REGION_VAR, "is required (Lambda sets it)"))?;
+    let access_key = env.required(ACCESS_KEY_VAR)?;
+    let secret_key = env.required(SECRET_KEY_VAR)?;
+    let session_token = env.non_empty(SESSION_TOKEN_VAR);
+    let credentials = Credentials::new(
+        access_key,
+        secret_key,
+        session_token,
+        None,
+        "lambda-environment",
+    );
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build(),
+        )
+        .http_client(http);
+    if let Some(endpoint) = env.non_empty(ENDPOINT_VAR) {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use aws_sdk_secretsmanager::config::ProvideCredentials;
+
+    struct MapEnv(HashMap<String, String>);
+
+    impl Env for MapEnv {
+        fn get(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn keys(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> MapEnv {
+        MapEnv(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    fn client() -> SharedHttpClient {
+        http_client(&Roots::from_certs(Vec::new())).unwrap()
+    }
+
+    const LAMBDA: [(&str, &str); 4] = [
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-access-key-value"),
+        ("AWS_SESSION_TOKEN", "session-token-value"),
+    ];
+
+    #[tokio::test]
+    async fn the_configuration_carries_lambdas_region_and_role_credentials() {
+        let sdk = from_env(&env(&LAMBDA), client()).unwrap();
+        assert_eq!(sdk.region().map(Region::as_ref), Some("eu-west-1"));
+        assert_eq!(sdk.endpoint_url(), None);
+        let creds = sdk
+            .credentials_provider()
+            .unwrap()
+            .provide_credentials()
+            .await
+            .unwrap();
+        assert_eq!(creds.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(creds.secret_access_key(), "secret-access-key-value");
+        assert_eq!(creds.session_token(), Some("session-token-value"));
+        assert_eq!(
+            sdk.timeout_config().and_then(|t| t.connect_timeout()),
+            Some(CONNECT_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn aws_endpoint_url_points_every_client_elsewhere() {
+        let mut pairs = LAMBDA.to_vec();
+        pairs.push(("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"));
+        let sdk = from_env(&env(&pairs), client()).unwrap();
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn missing_role_credentials_stop_start_up_naming_the_variable() {
+        let pairs: Vec<_> = LAMBDA
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY")
+            .collect();
+        let err = from_env(&env(&pairs), client()).unwrap_err();
+        assert_eq!(err.var, "AWS_SECRET_ACCESS_KEY");
+        assert!(!format!("{err:?}").contains("ASIAEXAMPLE"));
+    }
+
+    #[test]
+    fn a_missing_region_stops_start_up_naming_aws_region() {
+        let pairs: Vec<_> = LAMBDA[1..].to_vec();
+        let err = from_env(&env(&pairs), client()).unwrap_err();
+        assert_eq!(err.var, "AWS_REGION");
+    }
+}
