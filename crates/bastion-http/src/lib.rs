@@ -10,6 +10,7 @@ pub mod cors;
 pub mod error;
 pub mod lambda;
 pub mod logging;
+pub mod openapi;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod secrets;

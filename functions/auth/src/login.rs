@@ -21,6 +21,15 @@ pub fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("email or password is incorrect").with_code("invalid_credentials")
 }
 
+#[utoipa::path(
+    post, path = "/auth/register", tag = "auth", operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in.", body = TokenResponse),
+        (status = 400, description = "`invalid_email`, `invalid_password`, `weak_password`, `invalid_display_name`, `invalid_request`."),
+        (status = 409, description = "`email_taken`: an account with this email exists."),
+    )
+)]
 pub async fn register(
     State(state): State<AuthState>,
     meta: RequestMeta,
@@ -80,6 +89,15 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(tokens)))
 }
 
+#[utoipa::path(
+    post, path = "/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 400, description = "`invalid_request`: the body is not a login request."),
+        (status = 401, description = "`invalid_credentials`: email or password is incorrect (or the account is disabled)."),
+    )
+)]
 pub async fn login(
     State(state): State<AuthState>,
     meta: RequestMeta,
