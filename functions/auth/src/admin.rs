@@ -209,7 +209,7 @@ fn parse_day(raw: &str) -> Result<Timestamp, ApiError> {
     get, path = "/admin/audit", tag = "admin", operation_id = "admin_audit", security(("admin_key" = []), ("bearer_jwt" = [])),
     params(AuditQuery),
     responses((status = 200, description = "A page of audit events, newest first.", body = AuditPage),
-        (status = 400, description = "`invalid_day`, `invalid_cursor`, `invalid_user_id`, `invalid_request`."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."))
+        (status = 400, description = "`invalid_day`, `invalid_cursor`, `invalid_id` (user_id), `invalid_request` (give exactly one of user_id and day)."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."))
 )]
 pub async fn audit(
     State(ext): State<ExtState>,

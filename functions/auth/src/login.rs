@@ -94,7 +94,7 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in.", body = TokenResponse),
-        (status = 400, description = "`invalid_request`: the body is not a login request."),
+        (status = 400, description = "`invalid_email`, `invalid_password` (not a possible email or password), `invalid_request`."),
         (status = 401, description = "`invalid_credentials`: email or password is incorrect (or the account is disabled)."),
     )
 )]

@@ -24,6 +24,7 @@ pub struct SendRequest {
 pub struct CursorQuery {
     /// The `next_cursor` of the previous page (at most 256 bytes).
     #[serde(default)]
+    #[param(max_length = 256)]
     pub cursor: Option<String>,
 }
 

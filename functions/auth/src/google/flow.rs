@@ -293,7 +293,7 @@ fn back_to(return_to: &str, fragment: &str) -> Response {
     get, path = "/auth/google/callback", tag = "google", operation_id = "google_callback",
     params(CallbackQuery),
     responses((status = 302, description = "Redirect back to the frontend with a one-time code (or an error)."),
-        (status = 400, description = "`invalid_state`, `invalid_request`."),
+        (status = 400, description = "`invalid_state`, `invalid_login_code`, `invalid_request`."),
         (status = 502, description = "`upstream_error`: Google refused the code or its token did not verify."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
@@ -550,7 +550,7 @@ pub struct ExchangeRequest {
     post, path = "/auth/google/exchange", tag = "google", operation_id = "google_exchange",
     request_body = ExchangeRequest,
     responses((status = 200, description = "Signed in.", body = crate::dto::TokenResponse),
-        (status = 400, description = "`invalid_code`, `invalid_request`."),
+        (status = 400, description = "`invalid_login_code`, `invalid_request`."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn exchange(
