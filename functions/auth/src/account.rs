@@ -92,7 +92,7 @@ pub(crate) async fn confirm_password(
     get, path = "/auth/me", tag = "account", operation_id = "me", security(("bearer_jwt" = []), ("api_key" = [])),
     responses((status = 200, description = "The signed-in user.", body = MeResponse),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."),
-        (status = 404, description = "`not_found`: the account no longer exists."))
+        (status = 401, description = "`unauthorized`, `invalid_api_key`: no valid credential, or the account is gone or disabled."))
 )]
 pub async fn me(
     State(state): State<AuthState>,

@@ -42,8 +42,7 @@ fn reauthenticate(what: &str) -> ApiError {
     responses((status = 204, description = "The Google identity is unlinked."),
         (status = 401, description = "`unauthorized`, `invalid_password`: the password is wrong."),
         (status = 403, description = "`session_required`, `reauthentication_required`."),
-        (status = 404, description = "`not_linked`: no Google account is linked."),
-        (status = 409, description = "`no_password`: unlinking would leave no way to sign in."))
+        (status = 404, description = "`not_linked`: no Google account is linked."))
 )]
 pub async fn unlink(
     State(ext): State<ExtState>,
