@@ -186,3 +186,81 @@ pub struct Health {
     #[schema(example = "ok", pattern = "^ok$")]
     pub status: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi as _;
+
+    use super::*;
+
+    #[derive(serde::Deserialize, ToSchema)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+    }
+
+    #[utoipa::path(post, path = "/t/body", request_body = Body, security(("bearer_jwt" = [])),
+        responses((status = 204, description = "done"), (status = 400, description = "`invalid_name`.")))]
+    #[allow(dead_code)]
+    async fn with_body() {}
+
+    #[utoipa::path(get, path = "/t/open", responses((status = 200, description = "ok")))]
+    #[allow(dead_code)]
+    async fn open() {}
+
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(with_body, open))]
+    struct Doc;
+
+    fn statuses(doc: &OpenApi, path: &str) -> Vec<String> {
+        let item = &doc.paths.paths[path];
+        let op = item.post.as_ref().or(item.get.as_ref()).unwrap();
+        op.responses.responses.keys().cloned().collect()
+    }
+
+    #[test]
+    fn an_operation_with_a_body_and_a_credential_gets_the_pipelines_statuses() {
+        let mut doc = Doc::openapi();
+        EdgeResponses.modify(&mut doc);
+        assert_eq!(
+            statuses(&doc, "/t/body"),
+            ["204", "400", "401", "413", "415", "429", "500", "503"]
+        );
+        assert_eq!(statuses(&doc, "/t/open"), ["200", "429", "500", "503"]);
+    }
+
+    #[test]
+    fn a_handlers_own_description_of_a_status_wins_and_carries_the_envelope() {
+        let mut doc = Doc::openapi();
+        EdgeResponses.modify(&mut doc);
+        let json = serde_json::to_value(&doc).unwrap();
+        let bad = &json["paths"]["/t/body"]["post"]["responses"]["400"];
+        assert_eq!(bad["description"], "`invalid_name`.");
+        assert_eq!(
+            bad["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error"
+        );
+        let limited = &json["paths"]["/t/open"]["get"]["responses"]["429"];
+        assert_eq!(
+            limited["headers"]["Retry-After"]["schema"]["type"],
+            "integer"
+        );
+        assert!(json["paths"]["/t/open"]["get"]["responses"]["200"]["content"].is_null());
+    }
+
+    #[test]
+    fn the_error_schema_names_code_message_and_request_id_as_required() {
+        let mut doc = Doc::openapi();
+        EdgeResponses.modify(&mut doc);
+        let json = serde_json::to_value(&doc).unwrap();
+        let detail = &json["components"]["schemas"]["ErrorDetail"];
+        assert_eq!(
+            detail["required"],
+            serde_json::json!(["code", "message", "request_id"])
+        );
+        assert_eq!(
+            json["components"]["schemas"]["Error"]["required"],
+            serde_json::json!(["error"])
+        );
+    }
+}
