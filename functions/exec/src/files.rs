@@ -48,7 +48,7 @@ pub(crate) fn fs_error(e: FsError) -> ApiError {
 
 #[utoipa::path(
     put, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_put_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, at most 1 MiB."),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes, at most 1 MiB; without a body the file is empty."),
     responses((status = 200, description = "The file is replaced."), (status = 201, description = "The file is created."),
         (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
         (status = 409, description = "`sandbox_file_limit`, `sandbox_quota_exceeded`, `is_a_directory`, `not_a_directory`, `not_a_file`."),
