@@ -263,7 +263,7 @@ pub struct AdminUserView {
     display_name: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
-    #[schema(value_type = Vec<crate::openapi::RoleName>)]
+    #[schema(value_type = Vec<crate::dto::RoleName>)]
     roles: Vec<&'static str>,
     disabled: bool,
     has_password: bool,
@@ -407,7 +407,7 @@ pub async fn revoke_sessions(
 #[serde(deny_unknown_fields)]
 pub struct RolesRequest {
     /// 1 or 2 distinct roles (a repeat is refused with `invalid_role`).
-    #[schema(value_type = Vec<crate::openapi::RoleName>, min_items = 1, max_items = 2)]
+    #[schema(value_type = Vec<crate::dto::RoleName>, min_items = 1, max_items = 2)]
     roles: Vec<String>,
 }
 

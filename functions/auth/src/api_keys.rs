@@ -29,7 +29,7 @@ pub struct CreateRequest {
     #[schema(min_length = 1, max_length = 64)]
     name: String,
     /// 1 to 3 distinct scopes (a repeat is refused with `invalid_scope`).
-    #[schema(value_type = Vec<crate::openapi::ScopeName>, min_items = 1, max_items = 3)]
+    #[schema(value_type = Vec<crate::dto::ScopeName>, min_items = 1, max_items = 3)]
     scopes: Vec<String>,
     #[schema(minimum = 1, maximum = 365)]
     expires_in_days: i64,
@@ -40,7 +40,7 @@ pub struct KeyView {
     id: String,
     name: String,
     prefix: String,
-    #[schema(value_type = Vec<crate::openapi::ScopeName>)]
+    #[schema(value_type = Vec<crate::dto::ScopeName>)]
     scopes: Vec<&'static str>,
     #[schema(format = DateTime)]
     created_at: String,

@@ -132,3 +132,22 @@ impl SessionView {
 pub struct SessionsResponse {
     pub sessions: Vec<SessionView>,
 }
+
+/// A scope an API key may carry (`bastion_core::Scope`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+pub enum ScopeName {
+    Chat,
+    Exec,
+    Read,
+}
+
+/// A role a user may hold (`bastion_core::Role`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+pub enum RoleName {
+    User,
+    Admin,
+}

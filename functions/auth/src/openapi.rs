@@ -1,28 +1,8 @@
-//! The auth function's part of the OpenAPI document: its routes (described beside each
-//! handler) and the names its string enums accept.
+//! The auth function's part of the OpenAPI document: its routes, described beside each handler.
 
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use crate::{account, admin, api_keys, google, login, refresh, sessions};
-
-/// A scope an API key may carry (`bastion_core::Scope`).
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // only its schema is used
-pub enum ScopeName {
-    Chat,
-    Exec,
-    Read,
-}
-
-/// A role a user may hold (`bastion_core::Role`).
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // only its schema is used
-pub enum RoleName {
-    User,
-    Admin,
-}
 
 /// Every auth and admin route.
 #[derive(OpenApi)]

@@ -53,7 +53,7 @@ impl MessageView {
 pub struct SendResponse {
     pub conversation_id: String,
     pub message: MessageView,
-    #[schema(value_type = crate::openapi::UsageView)]
+    #[schema(value_type = UsageView)]
     pub usage: Usage,
     pub credits_remaining: u64,
 }
@@ -90,4 +90,14 @@ pub struct ConversationResponse {
     pub conversation: ConversationView,
     pub messages: Vec<MessageView>,
     pub next_cursor: Option<String>,
+}
+
+/// Tokens the provider reported for a turn (`bastion_chat::Usage`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct UsageView {
+    #[schema(minimum = 0)]
+    prompt_tokens: u64,
+    #[schema(minimum = 0)]
+    completion_tokens: u64,
 }

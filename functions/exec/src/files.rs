@@ -184,7 +184,7 @@ pub struct ListQuery {
 #[utoipa::path(
     get, path = "/exec/files", tag = "exec", operation_id = "exec_list_files", security(("bearer_jwt" = []), ("api_key" = [])),
     params(ListQuery),
-    responses((status = 200, description = "The caller's files.", body = crate::openapi::FileList),
+    responses((status = 200, description = "The caller's files.", body = crate::wire::FileList),
         (status = 400, description = "`invalid_path`: the prefix is too long or has a NUL."),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."))
 )]

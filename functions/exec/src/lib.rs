@@ -10,6 +10,7 @@ mod files;
 pub mod openapi;
 mod run;
 mod sandboxes;
+mod wire;
 
 use std::sync::Arc;
 

@@ -112,7 +112,7 @@ fn policy_error(e: PolicyError) -> ApiError {
 #[utoipa::path(
     post, path = "/exec/run", tag = "exec", operation_id = "exec_run", security(("bearer_jwt" = []), ("api_key" = [])),
     request_body = RunRequest,
-    responses((status = 200, description = "The program ran (whatever its exit status).", body = crate::openapi::RunResponse),
+    responses((status = 200, description = "The program ran (whatever its exit status).", body = crate::wire::RunResponse),
         (status = 400, description = "`invalid_request`, `invalid_argv`, `invalid_command`, `invalid_stdin`, `invalid_timeout`, `invalid_path`, `command_not_allowed`."),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `exec` scope."),
         (status = 409, description = "`run_in_progress`, `sandbox_quota_exceeded`."))

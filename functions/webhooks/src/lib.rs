@@ -13,6 +13,7 @@ pub mod reply;
 mod stripe;
 mod telegram;
 pub mod verify;
+mod wire;
 
 use std::sync::Arc;
 
