@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bastion_core::crypto::TokenHash;
 use bastion_core::{ApiKeyId, Clock as _, Timestamp, UserId};
-use bastion_store::{AccountStore, ApiKeyRecord, ApiKeyStore, StoreError};
+use bastion_store::{AccountStore, ApiKeyRecord, ApiKeyStore, KeyMint, StoreError};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -280,10 +280,14 @@ struct DisabledMidMint {
 
 #[async_trait]
 impl ApiKeyStore for DisabledMidMint {
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        max_live: u32,
+    ) -> Result<KeyMint, StoreError> {
         self.accounts.set_disabled(&key.user_id, true).await?;
         self.keys.revoke_all_api_keys(&key.user_id).await?;
-        self.keys.create_api_key(key).await
+        self.keys.create_api_key(key, max_live).await
     }
     async fn find_api_key(
         &self,

@@ -64,13 +64,15 @@ impl Drop for TempTree {
     }
 }
 
-/// A database file removed when the last `TestApp` clone drops.
-struct TempDb(std::path::PathBuf);
+/// A database file removed when the last `TestApp` clone drops; `None` for stores that are not
+/// a file (DynamoDB on moto), which once removed `-wal`/`-shm` files of the working directory.
+struct TempDb(Option<std::path::PathBuf>);
 
 impl Drop for TempDb {
     fn drop(&mut self) {
+        let Some(path) = &self.0 else { return };
         for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 }
@@ -127,12 +129,12 @@ impl TestApp {
             bastion_core::RequestId::generate()
         ));
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        Self::with_stores(env, Stores::from_adapter(store), TempDb(path))
+        Self::with_stores(env, Stores::from_adapter(store), TempDb(Some(path)))
     }
 
     /// The auth router on the given stores (e.g. DynamoDB on moto).
     pub fn on_stores(stores: Stores) -> Self {
-        Self::with_stores(base_env(), stores, TempDb(std::path::PathBuf::new()))
+        Self::with_stores(base_env(), stores, TempDb(None))
     }
 
     fn with_stores(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
@@ -170,7 +172,16 @@ impl TestApp {
             bastion_core::RequestId::generate()
         ));
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        let mut app = Self::with_stores(env.clone(), Stores::from_adapter(store), TempDb(path));
+        Self::with_chat_on(env, Stores::from_adapter(store), TempDb(Some(path)))
+    }
+
+    /// `with_chat` on the given stores (e.g. DynamoDB on moto).
+    pub fn with_chat_on_stores(env: HashMap<String, String>, stores: Stores) -> Self {
+        Self::with_chat_on(env, stores, TempDb(None))
+    }
+
+    fn with_chat_on(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
+        let mut app = Self::with_stores(env.clone(), stores, db);
         // Chat content is sealed as in every deployment, with the local key format.
         let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
         let sealer = ContentSealer::new(Arc::new(keys), Arc::new(app.clock.clone()));
@@ -212,7 +223,7 @@ impl TestApp {
     pub fn replacing(&self, f: impl FnOnce(&mut Stores)) -> Self {
         let mut stores = self.stores.clone();
         f(&mut stores);
-        let mut app = Self::with_stores(base_env(), stores, TempDb(std::path::PathBuf::new()));
+        let mut app = Self::with_stores(base_env(), stores, TempDb(None));
         app._db = self._db.clone();
         app.clock = self.clock.clone();
         app

@@ -4,16 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bastion_core::Plan;
+use bastion_core::config::bounded;
+use bastion_core::config::{ConfigError, Env};
 use bastion_core::rate_limit::Policy;
-use bastion_core::{Clock, Plan};
-use bastion_http::config::bounded;
-use bastion_http::{ConfigError, Env};
 use reqwest::Url;
 use secrecy::SecretString;
 
-use bastion_store::Stores;
-
-use crate::engine::{BillingPlans, ChatEngine};
 use crate::message::ModelName;
 use crate::provider::openai::{ApiKey, OpenAiSettings};
 use crate::provider::{EchoProvider, OpenAiProvider, Provider};
@@ -95,12 +92,6 @@ pub struct ChatSetup {
 }
 
 impl ChatSetup {
-    /// The engine as deployed: each account's plan is its Stripe billing state in `stores`.
-    pub fn into_engine(self, stores: Stores, clock: Arc<dyn Clock>) -> ChatEngine {
-        let plans = Arc::new(BillingPlans::new(stores.billing.clone(), clock.clone()));
-        ChatEngine::new(stores, self.provider, plans, clock, self.config)
-    }
-
     /// Reads every chat variable. With no `LLM_BASE_URL`, `Local` gets the echo provider and
     /// `Lambda` refuses to start.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
@@ -254,7 +245,7 @@ fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigErr
 
 #[cfg(test)]
 mod tests {
-    use bastion_http::config::map_env as env;
+    use bastion_core::config::map_env as env;
 
     use super::*;
 

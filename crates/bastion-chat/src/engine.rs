@@ -13,7 +13,7 @@ use bastion_store::{
 use sha2::{Digest, Sha256};
 
 use crate::claim::TurnClaim;
-use crate::config::ChatConfig;
+use crate::config::{ChatConfig, ChatSetup};
 use crate::context::assemble;
 use crate::message::{ChatMessage, cap_answer, title_from};
 use crate::provider::{CompletionRequest, Provider, ProviderError, Usage};
@@ -144,6 +144,14 @@ pub struct ChatEngine {
     plans: Arc<dyn PlanSource>,
     clock: Arc<dyn Clock>,
     config: Arc<ChatConfig>,
+}
+
+impl ChatSetup {
+    /// The engine as deployed: each account's plan is its Stripe billing state in `stores`.
+    pub fn into_engine(self, stores: Stores, clock: Arc<dyn Clock>) -> ChatEngine {
+        let plans = Arc::new(BillingPlans::new(stores.billing.clone(), clock.clone()));
+        ChatEngine::new(stores, self.provider, plans, clock, self.config)
+    }
 }
 
 impl ChatEngine {

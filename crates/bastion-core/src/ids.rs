@@ -1,7 +1,8 @@
 //! Server-generated identifiers: 128 random bits, lowercase hex, parsed back strictly.
 
-use crate::crypto::random_bytes;
+use crate::clock::Clock;
 use crate::error::ValidationError;
+use crate::random::random_bytes;
 
 macro_rules! random_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -88,14 +89,11 @@ mod tests {
 impl AuditId {
     /// An id that sorts by creation time (nanoseconds, then random bits), so events written in
     /// the same second still list newest first in the order they happened.
-    pub fn generate_ordered() -> Self {
+    pub fn generate_ordered(clock: &dyn Clock) -> Self {
         use std::sync::atomic::{AtomicU64, Ordering};
         // Strictly increasing within the process even if the wall clock repeats or steps back.
         static LAST: AtomicU64 = AtomicU64::new(0);
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let wall = clock.now_nanos();
         let prev = LAST
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
                 Some(wall.max(last.saturating_add(1)))
@@ -113,7 +111,8 @@ mod ordered_tests {
 
     #[test]
     fn ordered_audit_ids_sort_by_creation() {
-        let ids: Vec<AuditId> = (0..50).map(|_| AuditId::generate_ordered()).collect();
+        let clock = crate::ManualClock::new(crate::Timestamp(1_700_000_000));
+        let ids: Vec<AuditId> = (0..50).map(|_| AuditId::generate_ordered(&clock)).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted);

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod owner;
+pub mod random;
 pub mod rate_limit;
 pub mod types;
 

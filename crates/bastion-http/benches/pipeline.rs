@@ -157,6 +157,7 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
         roles: vec![Role::User],
         created_at: now,
         disabled: false,
+        session_epoch: 0,
     };
     store.create_user(&user).await.unwrap();
     let session = SessionRecord {
@@ -169,7 +170,7 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
         ip: "203.0.113.1".to_owned(),
         user_agent: "bench".to_owned(),
     };
-    store.create_session(&session).await.unwrap();
+    store.create_session(&session, 0).await.unwrap();
     let stores = Stores::from_adapter(Arc::new(store.clone()));
     let (access, _) = edge(stores)
         .config
@@ -179,17 +180,20 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
         .unwrap();
     let key = format!("bst_{}", OpaqueToken::generate().expose());
     store
-        .create_api_key(&ApiKeyRecord {
-            id: ApiKeyId::generate(),
-            user_id: user.id,
-            name: "bench".to_owned(),
-            hash: TokenHash::of(&key),
-            prefix: key[..12].to_owned(),
-            scopes: vec![Scope::Read],
-            created_at: now,
-            expires_at: now.plus_secs(3600),
-            last_used_at: None,
-        })
+        .create_api_key(
+            &ApiKeyRecord {
+                id: ApiKeyId::generate(),
+                user_id: user.id,
+                name: "bench".to_owned(),
+                hash: TokenHash::of(&key),
+                prefix: key[..12].to_owned(),
+                scopes: vec![Scope::Read],
+                created_at: now,
+                expires_at: now.plus_secs(3600),
+                last_used_at: None,
+            },
+            25,
+        )
         .await
         .unwrap();
     (access, key)

@@ -20,7 +20,7 @@ impl Edge {
         detail: Option<String>,
     ) -> Result<(), StoreError> {
         let event = AuditEvent {
-            id: AuditId::generate_ordered(),
+            id: AuditId::generate_ordered(self.clock.as_ref()),
             at: self.clock.now(),
             kind,
             outcome,

@@ -180,7 +180,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.kind.status().into_response();
         if let Some(d) = self.rate_limit {
-            crate::rate_limit::write_headers(res.headers_mut(), &d);
+            crate::limit_headers::write_headers(res.headers_mut(), &d);
             if let Ok(v) = HeaderValue::from_str(&d.retry_after_secs.max(1).to_string()) {
                 res.headers_mut().insert(http::header::RETRY_AFTER, v);
             }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod lambda;
+pub mod limit_headers;
 pub mod logging;
 pub mod openapi;
 pub mod pipeline;

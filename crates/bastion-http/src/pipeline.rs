@@ -17,7 +17,8 @@ use crate::client::client_ip;
 use crate::config::EdgeConfig;
 use crate::cors;
 use crate::error::{ApiError, ErrorKind, envelope};
-use crate::rate_limit::{RateLimitSlot, RateLimiter, write_headers};
+use crate::limit_headers::write_headers;
+use crate::rate_limit::{RateLimitSlot, RateLimiter};
 use crate::secrets::SecretConfig;
 
 /// What the edge needs at request time; every function's state holds one.

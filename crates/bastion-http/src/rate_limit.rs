@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use bastion_core::rate_limit::{Decision, Policy};
 use bastion_core::{Clock, ValidationError};
 use bastion_store::CounterStore;
-use http::{HeaderMap, HeaderValue};
 
 use crate::error::ApiError;
 
@@ -112,19 +111,6 @@ pub fn rate_subject(subject: &str) -> std::borrow::Cow<'_, str> {
             }
         },
         _ => subject.into(),
-    }
-}
-
-/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` for a decision.
-pub fn write_headers(headers: &mut HeaderMap, d: &Decision) {
-    for (name, value) in [
-        ("ratelimit-limit", d.limit),
-        ("ratelimit-remaining", d.remaining),
-        ("ratelimit-reset", d.reset_secs),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
-            headers.insert(name, v);
-        }
     }
 }
 

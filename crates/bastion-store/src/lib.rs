@@ -55,6 +55,9 @@ pub struct UserRecord {
     pub roles: Vec<Role>,
     pub created_at: Timestamp,
     pub disabled: bool,
+    /// Advanced by every `revoke_all_sessions`; device tokens carry the value they were issued
+    /// under, so revoking all sessions revokes them too. New accounts start at 0.
+    pub session_epoch: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +74,15 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &UserRecord) -> Result<(), CreateUserError>;
     async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
-    /// Replaces the password hash; returns false when the user does not exist.
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError>;
+    /// Replaces the password hash if it is still `expected` (the one the caller checked: a
+    /// verified password, or `""` for an account without one); returns false, changing
+    /// nothing, when the user does not exist or its hash changed meanwhile.
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Removes the profile, the email guard and every session of the user (audit entries stay).
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError>;
 }
@@ -111,8 +121,12 @@ pub enum RotateOutcome {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Stores the session and the lookup for its first refresh token, atomically.
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Stores the session and the lookup for its first refresh token, atomically, only while
+    /// the user's `session_epoch` is still `epoch` (the one read with the credentials just
+    /// checked); false, writing nothing, when all sessions were revoked since or the user is
+    /// gone.
+    async fn create_session(&self, session: &SessionRecord, epoch: u64)
+    -> Result<bool, StoreError>;
     /// The session, unless missing or past `expires_at` at `now`.
     async fn get_session(
         &self,
@@ -146,7 +160,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Deletes the session; returns whether it existed.
     async fn revoke_session(&self, user: &UserId, id: &SessionId) -> Result<bool, StoreError>;
-    /// Deletes every session of the user except `keep`; returns how many were deleted.
+    /// Advances the user's `session_epoch` (on every copy a login reads), then deletes every
+    /// session of the user except `keep`; returns how many sessions were deleted.
     async fn revoke_all_sessions(
         &self,
         user: &UserId,
@@ -275,9 +290,24 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// What storing a new API key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMint {
+    Created,
+    /// The user already holds the maximum of live keys; nothing was written.
+    LimitReached,
+}
+
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// Stores the key unless its user already holds `max_live` keys that are neither revoked
+    /// nor expired at `key.created_at`. One atomic decision: of concurrent mints, exactly as
+    /// many succeed as there were free places.
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        max_live: u32,
+    ) -> Result<KeyMint, StoreError>;
     /// The key with this hash, unless revoked or expired at `now` (`Timestamp(i64::MIN)` reads
     /// it whatever its expiry, for callers that decide expiry themselves).
     async fn find_api_key(

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
@@ -44,10 +43,7 @@ async fn client() -> Client {
 
 fn unique_table_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = bastion_core::Clock::now_nanos(&bastion_core::SystemClock);
     format!(
         "bastion-test-{}-{nanos}-{}",
         std::process::id(),

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
@@ -71,10 +70,7 @@ async fn counted_store() -> (DynamoStore, Client, RequestCounter, String) {
         .build();
     let client = Client::from_conf(counted);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = bastion_core::Clock::now_nanos(&bastion_core::SystemClock);
     let table = format!(
         "bastion-req-{}-{nanos}-{}",
         std::process::id(),
@@ -99,6 +95,7 @@ fn user(email: &str) -> UserRecord {
         roles: vec![Role::User],
         created_at: Timestamp(1_800_000_000),
         disabled: false,
+        session_epoch: 0,
     }
 }
 

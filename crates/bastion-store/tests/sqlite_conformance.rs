@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bastion_core::envelope::{ContentSealer, LocalContentKeys};
 use bastion_core::{Email, ManualClock, Timestamp, UserId};
@@ -19,10 +18,7 @@ struct TempDb(PathBuf);
 impl TempDb {
     fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = bastion_core::Clock::now_nanos(&bastion_core::SystemClock);
         let name = format!(
             "bastion-store-test-{}-{nanos}-{}.sqlite3",
             std::process::id(),

@@ -30,6 +30,15 @@ fn no_password() -> ApiError {
     .with_code("no_password")
 }
 
+/// The password (or the account) changed between the check and the write: nothing written.
+pub(crate) fn password_changed_meanwhile() -> ApiError {
+    ApiError::new(
+        ErrorKind::Conflict,
+        "the account's password changed during this request; try again",
+    )
+    .with_code("password_changed")
+}
+
 pub(crate) async fn current_user(
     state: &AuthState,
     user_id: &UserId,
@@ -141,8 +150,14 @@ pub async fn change_password(
     let new_password = Password::parse_new(&body.new_password, &hints)?;
     let hash = hash_password(&state.hasher, &new_password).await?;
     let stores = &state.edge.stores;
-    if !stores.users.set_password_hash(&user.id, &hash).await? {
-        return Err(ApiError::unauthorized("account no longer exists"));
+    // Only over the hash the current password was checked against: of two racing changes
+    // (or a login's rehash) one wins, the other is refused.
+    if !stores
+        .users
+        .set_password_hash(&user.id, &user.password_hash, &hash)
+        .await?
+    {
+        return Err(password_changed_meanwhile());
     }
     let revoked = stores
         .sessions

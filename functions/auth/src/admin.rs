@@ -14,8 +14,8 @@ use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use crate::ExtState;
+use crate::admin_keys::ADMIN_KEY_PREFIX;
 use crate::audit::record;
-use crate::extras::ADMIN_KEY_PREFIX;
 
 /// Per admin identity and, separately, per client IP.
 const ADMIN_LIMIT: Policy = Policy::per_minute(30);

@@ -9,7 +9,7 @@ use bastion_core::crypto::{OpaqueToken, TokenHash};
 use bastion_core::{ApiKeyId, Scope};
 use bastion_http::auth::API_KEY_PREFIX;
 use bastion_http::{ApiError, ErrorKind, JsonBody, RequestMeta, SessionOnly};
-use bastion_store::ApiKeyRecord;
+use bastion_store::{ApiKeyRecord, KeyMint};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ use crate::ExtState;
 use crate::audit::record;
 
 /// Live keys per user.
-const MAX_KEYS_PER_USER: usize = 25;
+const MAX_KEYS_PER_USER: u32 = 25;
 const NAME_MAX_CHARS: usize = 64;
 /// `bst_` and the first 8 characters of the secret: enough to recognise a key in a list.
 const DISPLAY_PREFIX_LEN: usize = 12;
@@ -145,9 +145,6 @@ pub async fn create(
     }
     let now = state.edge.clock.now();
     let keys = &state.edge.stores.api_keys;
-    if keys.list_api_keys(&auth.user_id, now).await?.len() >= MAX_KEYS_PER_USER {
-        return Err(too_many_keys());
-    }
     let secret = SecretString::from(format!(
         "{API_KEY_PREFIX}{}",
         OpaqueToken::generate().expose()
@@ -167,27 +164,27 @@ pub async fn create(
         expires_at: now.plus_secs(body.expires_in_days * 24 * 3600),
         last_used_at: None,
     };
-    keys.create_api_key(&record_).await?;
+    // The limit is decided by the write itself (a count kept in the same transaction), so
+    // concurrent mints cannot overshoot it.
+    if keys.create_api_key(&record_, MAX_KEYS_PER_USER).await? == KeyMint::LimitReached {
+        return Err(too_many_keys());
+    }
     // Looked at again now that the key is stored, so a change that ran after the checks above
     // cannot miss it: an admin disable or account deletion (the flag is set before keys are
     // revoked), a password change or logout that ended the minting session (sessions are
-    // revoked before keys), and other mints racing for the last slots (every mint counts after
-    // its own write, so the keys kept never exceed the limit).
-    let (user, session, live) = tokio::join!(
+    // revoked before keys).
+    let (user, session) = tokio::join!(
         state.edge.stores.users.get_user(&auth.user_id),
         state
             .edge
             .stores
             .sessions
             .get_session(&auth.user_id, &auth.session_id, now),
-        keys.list_api_keys(&auth.user_id, now),
     );
     let refusal = if user?.is_none_or(|u| u.disabled) {
         Some(ApiError::unauthorized("account no longer exists"))
     } else if session?.is_none() {
         Some(ApiError::unauthorized("session no longer exists"))
-    } else if live?.len() > MAX_KEYS_PER_USER {
-        Some(too_many_keys())
     } else {
         None
     };

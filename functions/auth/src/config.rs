@@ -1,11 +1,17 @@
-//! Auth configuration: the password pepper(s), the legacy HMAC key and the session policy.
+//! Auth configuration: the password pepper(s), the legacy HMAC key, the session policy, and the
+//! optional parts (Google sign-in, admin keys) re-read on a secret refresh.
 
 use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
 use bastion_core::crypto::{PasswordHasher, password::Pepper};
 use bastion_http::config::{Live, decode_base64, keyed_secrets, parse_bounded, parse_jwt};
 use bastion_http::{ConfigError, Env};
 
-use crate::{AuthExtras, AuthState};
+use std::sync::Arc;
+
+use crate::AuthState;
+use crate::admin_keys::AdminKeys;
+use crate::google::config::GoogleConfig;
+use crate::google::oidc::GoogleClient;
 
 /// How long a session may live, in seconds, checked in code on every refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +113,42 @@ fn parse_sessions(env: &dyn Env) -> Result<SessionPolicy, ConfigError> {
         ));
     }
     Ok(policy)
+}
+
+/// The optional parts of the auth function.
+#[derive(Default)]
+pub struct AuthExtras {
+    pub google: Option<Arc<GoogleClient>>,
+    pub admin_keys: AdminKeys,
+}
+
+impl AuthExtras {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let google = match GoogleConfig::from_env(env)? {
+            Some(config) => Some(Arc::new(GoogleClient::new(config)?)),
+            None => None,
+        };
+        Ok(Self {
+            google,
+            admin_keys: AdminKeys::from_env(env)?,
+        })
+    }
+
+    /// The extras re-read after a secret refresh. The Google client (its HTTP connections and
+    /// JWKS cache) is kept when its configuration, secret included, is unchanged.
+    pub fn refreshed(&self, env: &dyn Env) -> Result<Self, ConfigError> {
+        let google = match GoogleConfig::from_env(env)? {
+            None => None,
+            Some(config) => match &self.google {
+                Some(current) if current.config.same_as(&config) => Some(current.clone()),
+                _ => Some(Arc::new(GoogleClient::new(config)?)),
+            },
+        };
+        Ok(Self {
+            google,
+            admin_keys: AdminKeys::from_env(env)?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 
 mod account;
 mod admin;
+pub mod admin_keys;
 mod api_keys;
 mod audit;
 pub mod config;
 mod dto;
-pub mod extras;
 mod google;
 mod login;
 pub mod openapi;
@@ -26,8 +26,9 @@ use bastion_core::crypto::PasswordHasher;
 use bastion_http::config::Live;
 use bastion_http::{Edge, with_edge};
 
-pub use config::{AuthConfig, SessionPolicy};
-pub use extras::{AdminKeys, AuthExtras, GoogleConfig};
+pub use admin_keys::AdminKeys;
+pub use config::{AuthConfig, AuthExtras, SessionPolicy};
+pub use google::config::GoogleConfig;
 
 /// Everything the auth handlers need; cheap to clone.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use bastion_store::{CreateUserError, UserRecord};
 use crate::AuthState;
 use crate::audit::record;
 use crate::dto::{LoginRequest, RegisterRequest, TokenResponse};
-use crate::tokens::{hash_password, open_session, verify_password};
+use crate::tokens::{SESSIONS_REVOKED, hash_password, open_session, verify_password};
 
 /// The one answer for a wrong password, an unknown email and a disabled account, so none of
 /// them can be told apart.
@@ -64,6 +64,7 @@ pub async fn register(
         roles: vec![Role::User],
         created_at: state.edge.clock.now(),
         disabled: false,
+        session_epoch: 0,
     };
     match state.edge.stores.users.create_user(&user).await {
         Ok(()) => {}
@@ -130,8 +131,8 @@ pub async fn login(
         .as_ref()
         .is_some_and(|c| !device_matches(c, user.as_ref()));
     let account_limit = match account_limit {
-        // Signed for this email but not for the account as it is now (recreated, or its
-        // password changed since): revoked, so the account's own limit applies after all.
+        // Signed for this email but not for the account as it is now (recreated, its password
+        // changed, or all its sessions revoked since): revoked, so the account's own limit applies after all.
         Ok(_) if stale_device => limiter
             .enforce(&slot, "login-account", email.as_str(), limits.login_account)
             .await
@@ -153,54 +154,92 @@ pub async fn login(
         return Err(refused);
     }
 
+    let user = verified_user(&state, &meta, &password, user).await?;
+    signed_in(&state, &meta, &user).await.map(Json)
+}
+
+/// The account whose password was just verified (and rehashed if due), or the one refusal for
+/// every failure, audited with its reason.
+async fn verified_user(
+    state: &AuthState,
+    meta: &RequestMeta,
+    password: &Password,
+    user: Option<UserRecord>,
+) -> Result<UserRecord, ApiError> {
     let verdict = verify_password(
         &state.hasher,
-        &password,
+        password,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
     .await?;
-    let user = match (user, verdict) {
+    let (user_id, reason) = match (user, verdict) {
         (Some(mut user), Verification::Valid { needs_rehash }) if !user.disabled => {
-            if needs_rehash {
-                let fresh = hash_password(&state.hasher, &password).await?;
-                state
-                    .edge
-                    .stores
-                    .users
-                    .set_password_hash(&user.id, &fresh)
-                    .await?;
-                user.password_hash = fresh;
+            if !needs_rehash {
+                return Ok(user);
             }
-            user
+            let fresh = hash_password(&state.hasher, password).await?;
+            // Only over the hash just verified: a password change landing meanwhile must not
+            // be undone by a rehash of the old password, nor this login succeed.
+            let replaced = state
+                .edge
+                .stores
+                .users
+                .set_password_hash(&user.id, &user.password_hash, &fresh)
+                .await?;
+            if replaced {
+                user.password_hash = fresh;
+                return Ok(user);
+            }
+            (Some(user.id), "password_changed")
         }
-        (user, verdict) => {
-            let reason = match (&user, verdict) {
-                (None, _) => "unknown_account",
-                (Some(u), Verification::Valid { .. }) if u.disabled => "account_disabled",
-                _ => "bad_password",
-            };
-            record(
-                &state,
-                &meta,
-                AuditKind::LoginFailed,
-                Outcome::Failure,
-                user_id.as_ref(),
-                Some(reason),
-            )
-            .await?;
-            return Err(invalid_credentials());
+        (None, _) => (None, "unknown_account"),
+        (Some(u), Verification::Valid { .. }) => (Some(u.id), "account_disabled"),
+        (Some(u), _) => (Some(u.id), "bad_password"),
+    };
+    record(
+        state,
+        meta,
+        AuditKind::LoginFailed,
+        Outcome::Failure,
+        user_id.as_ref(),
+        Some(reason),
+    )
+    .await?;
+    Err(invalid_credentials())
+}
+
+/// A new session and device token for a verified account, audited.
+async fn signed_in(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+) -> Result<TokenResponse, ApiError> {
+    let mut tokens = match open_session(state, meta, user).await {
+        Ok(tokens) => tokens,
+        Err(refused) => {
+            if refused.code == SESSIONS_REVOKED {
+                record(
+                    state,
+                    meta,
+                    AuditKind::LoginFailed,
+                    Outcome::Failure,
+                    Some(&user.id),
+                    Some(SESSIONS_REVOKED),
+                )
+                .await?;
+            }
+            return Err(refused);
         }
     };
     record(
-        &state,
-        &meta,
+        state,
+        meta,
         AuditKind::LoginSucceeded,
         Outcome::Success,
         Some(&user.id),
         None,
     )
     .await?;
-    let mut tokens = open_session(&state, &meta, &user).await?;
     let device_token = state
         .edge
         .config
@@ -210,11 +249,12 @@ pub async fn login(
             &user.id,
             user.email.as_str(),
             &user.password_hash,
+            user.session_epoch,
             state.edge.clock.now(),
         )
         .map_err(|e| ApiError::internal(&e))?;
     tokens.device_token = Some(device_token);
-    Ok(Json(tokens))
+    Ok(tokens)
 }
 
 /// The claims of a presented device token that verifies and was issued for this email; any
@@ -231,10 +271,12 @@ fn trusted_device(state: &AuthState, token: Option<&str>, email: &Email) -> Opti
     ct_eq(claims.eml.as_bytes(), wanted.as_bytes()).then_some(claims)
 }
 
-/// Whether a device token still belongs to the account found: same user, same password.
+/// Whether a device token still belongs to the account found: same user, same password, and
+/// no revocation of all its sessions since it was issued.
 fn device_matches(claims: &DeviceClaims, user: Option<&UserRecord>) -> bool {
     user.is_some_and(|u| {
         ct_eq(claims.sub.as_bytes(), u.id.as_str().as_bytes())
+            && claims.rev == u.session_epoch
             && ct_eq(
                 claims.pwv.as_bytes(),
                 device::password_version(&u.password_hash).as_bytes(),

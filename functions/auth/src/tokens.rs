@@ -27,9 +27,27 @@ pub async fn open_session(
         ip: meta.ip.0.clone(),
         user_agent: meta.user_agent.0.clone(),
     };
-    state.edge.stores.sessions.create_session(&session).await?;
+    // Only under the epoch read with the credentials: a log-out-everywhere or password change
+    // that landed since the check must not be outlived by this sign-in.
+    if !state
+        .edge
+        .stores
+        .sessions
+        .create_session(&session, user.session_epoch)
+        .await?
+    {
+        return Err(sessions_revoked());
+    }
     token_response(state, user, &session.id, &refresh)
 }
+
+/// All sessions of the account were revoked between the credential check and the new session.
+pub fn sessions_revoked() -> ApiError {
+    ApiError::unauthorized("the account's sessions were revoked during this sign-in; sign in again")
+        .with_code(SESSIONS_REVOKED)
+}
+
+pub const SESSIONS_REVOKED: &str = "sessions_revoked";
 
 /// The token body for an existing session and a freshly minted refresh token.
 pub fn token_response(

@@ -2,7 +2,7 @@
 //! It is for the local server only and refuses to exist inside AWS Lambda.
 
 use async_trait::async_trait;
-use bastion_http::{ConfigError, Env};
+use bastion_core::config::{ConfigError, Env};
 
 use super::{Completion, CompletionRequest, PromptRole, Provider, ProviderError, Usage};
 

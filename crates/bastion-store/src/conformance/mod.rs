@@ -5,6 +5,7 @@
 //! behaviour cannot be tested for one adapter and forgotten for the other.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_key_limit;
 mod audit;
 mod billing;
 mod chat;
@@ -15,6 +16,7 @@ mod sealed;
 mod sessions;
 mod users;
 
+pub use api_key_limit::*;
 pub use audit::*;
 pub use billing::*;
 pub use chat::*;
@@ -43,7 +45,7 @@ macro_rules! conformance_tests {
             two_concurrent_registrations_of_one_email_exactly_one_succeeds,
             a_created_user_reads_back_by_id_and_by_normalized_email,
             registering_a_taken_email_returns_email_taken_and_keeps_the_first_account,
-            set_password_hash_replaces_the_hash_and_reports_unknown_users,
+            set_password_hash_replaces_only_the_expected_hash_and_reports_unknown_users,
             deleting_a_user_removes_profile_guard_and_sessions_and_frees_the_email,
             a_created_session_reads_back_and_its_refresh_hash_points_to_it,
             expired_sessions_and_refresh_lookups_read_as_absent_while_still_stored,
@@ -53,6 +55,8 @@ macro_rules! conformance_tests {
             list_sessions_returns_live_sessions_newest_first,
             revoke_session_reports_whether_the_session_existed,
             revoke_all_sessions_keeps_the_named_session_and_counts_the_rest,
+            revoking_all_sessions_advances_the_session_epoch_the_login_lookup_reads,
+            a_session_is_created_only_under_the_epoch_its_credentials_were_checked_at,
             one_hundred_concurrent_hits_return_exactly_one_to_one_hundred,
             hit_returns_the_previous_windows_count,
             counters_of_different_keys_are_independent,
@@ -73,6 +77,8 @@ macro_rules! conformance_tests {
             an_api_key_is_revoked_only_by_its_owner_and_then_absent,
             revoking_all_keys_or_deleting_the_user_removes_every_key,
             touching_a_key_writes_last_used_at_once_per_interval_even_concurrently,
+            thirty_concurrent_mints_under_a_limit_of_twenty_five_create_exactly_twenty_five,
+            a_revoked_or_expired_key_gives_its_place_back_and_revoking_all_frees_every_place,
             audit_events_list_by_day_across_users_newest_first_in_pages,
             fifty_concurrent_debits_with_ten_credits_left_take_exactly_ten,
             a_refund_gives_back_one_credit_and_never_goes_below_zero,
@@ -118,6 +124,7 @@ pub fn user(email: &str) -> UserRecord {
         roles: vec![Role::User],
         created_at: T0,
         disabled: false,
+        session_epoch: 0,
     }
 }
 

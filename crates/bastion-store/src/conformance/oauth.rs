@@ -227,7 +227,7 @@ pub async fn the_email_lookup_sees_password_role_and_disabled_changes_at_once(st
     assert!(
         stores
             .users
-            .set_password_hash(&gus.id, "new-hash")
+            .set_password_hash(&gus.id, &gus.password_hash, "new-hash")
             .await
             .unwrap()
     );
@@ -281,7 +281,7 @@ pub async fn api_keys_read_back_by_hash_list_newest_first_and_expire(stores: Sto
     let older = api_key(&fay.id, T0);
     let newer = api_key(&fay.id, T0.plus_secs(5));
     for k in [&older, &newer] {
-        stores.api_keys.create_api_key(k).await.unwrap();
+        stores.api_keys.create_api_key(k, 25).await.unwrap();
     }
     let keys = &stores.api_keys;
     assert_eq!(
@@ -314,7 +314,7 @@ pub async fn an_api_key_is_revoked_only_by_its_owner_and_then_absent(stores: Sto
     let hal = created(&stores, user("hal@example.com")).await;
     let key = api_key(&gus.id, T0);
     let keys = &stores.api_keys;
-    keys.create_api_key(&key).await.unwrap();
+    keys.create_api_key(&key, 25).await.unwrap();
     assert!(!keys.revoke_api_key(&hal.id, &key.id).await.unwrap());
     assert!(keys.find_api_key(&key.hash, T0).await.unwrap().is_some());
     assert!(keys.revoke_api_key(&gus.id, &key.id).await.unwrap());
@@ -330,7 +330,7 @@ pub async fn revoking_all_keys_or_deleting_the_user_removes_every_key(stores: St
     let a: Vec<ApiKeyRecord> = (0..3).map(|i| api_key(&ida.id, T0.plus_secs(i))).collect();
     let b = api_key(&jon.id, T0);
     for k in a.iter().chain([&b]) {
-        keys.create_api_key(k).await.unwrap();
+        keys.create_api_key(k, 25).await.unwrap();
     }
     assert_eq!(keys.revoke_all_api_keys(&ida.id).await.unwrap(), 3);
     for k in &a {
@@ -346,7 +346,7 @@ pub async fn touching_a_key_writes_last_used_at_once_per_interval_even_concurren
 ) {
     let kim = created(&stores, user("kim@example.com")).await;
     let key = api_key(&kim.id, T0);
-    stores.api_keys.create_api_key(&key).await.unwrap();
+    stores.api_keys.create_api_key(&key, 25).await.unwrap();
     let stores = Arc::new(stores);
     let mut tasks = Vec::new();
     for _ in 0..10 {

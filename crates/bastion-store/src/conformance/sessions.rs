@@ -6,7 +6,7 @@ use bastion_core::{Clock, ManualClock, SessionId, UserId};
 use tokio::sync::Barrier;
 
 use super::{T0, created, fresh_hash, session, user};
-use crate::{RefreshLookup, RotateOutcome, SessionRecord, Stores};
+use crate::{RefreshLookup, RotateOutcome, SessionRecord, Stores, UserRecord};
 
 fn lookup_of(s: &SessionRecord) -> RefreshLookup {
     RefreshLookup {
@@ -19,7 +19,7 @@ pub async fn a_created_session_reads_back_and_its_refresh_hash_points_to_it(stor
     let owner = created(&stores, user("gina@example.com")).await;
     let other = created(&stores, user("hank@example.com")).await;
     let s = session(&owner.id, T0, 3600);
-    stores.sessions.create_session(&s).await.unwrap();
+    assert!(stores.sessions.create_session(&s, 0).await.unwrap());
 
     assert_eq!(
         stores
@@ -70,7 +70,7 @@ pub async fn expired_sessions_and_refresh_lookups_read_as_absent_while_still_sto
     let owner = created(&stores, user("ivy@example.com")).await;
     let clock = ManualClock::new(T0);
     let s = session(&owner.id, clock.now(), 100);
-    stores.sessions.create_session(&s).await.unwrap();
+    assert!(stores.sessions.create_session(&s, 0).await.unwrap());
 
     clock.set(s.expires_at.plus_secs(-1));
     assert_eq!(
@@ -142,7 +142,7 @@ pub async fn expired_sessions_and_refresh_lookups_read_as_absent_while_still_sto
 pub async fn rotation_replaces_the_hash_and_the_old_hash_then_counts_as_reused(stores: Stores) {
     let owner = created(&stores, user("jack@example.com")).await;
     let s = session(&owner.id, T0, 3600);
-    stores.sessions.create_session(&s).await.unwrap();
+    assert!(stores.sessions.create_session(&s, 0).await.unwrap());
     let (old, new) = (s.refresh_hash.clone(), fresh_hash());
     let used_at = T0.plus_secs(60);
 
@@ -223,7 +223,7 @@ pub async fn two_concurrent_rotations_of_one_hash_yield_one_rotated_and_one_reus
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
         let s = session(&owner.id, T0, 3600);
-        stores.sessions.create_session(&s).await.unwrap();
+        assert!(stores.sessions.create_session(&s, 0).await.unwrap());
         sessions.push(s);
     }
     let barrier = Arc::new(Barrier::new(SESSIONS * 2));
@@ -276,7 +276,7 @@ pub async fn two_concurrent_rotations_of_one_hash_yield_one_rotated_and_one_reus
 pub async fn rotating_a_revoked_or_unknown_session_reports_session_gone(stores: Stores) {
     let owner = created(&stores, user("liam@example.com")).await;
     let s = session(&owner.id, T0, 3600);
-    stores.sessions.create_session(&s).await.unwrap();
+    assert!(stores.sessions.create_session(&s, 0).await.unwrap());
     assert!(
         stores
             .sessions
@@ -323,7 +323,7 @@ pub async fn list_sessions_returns_live_sessions_newest_first(stores: Stores) {
     let foreign = session(&other.id, T0.plus_secs(40), 3600);
     // Stored out of order, so the order must come from the store.
     for s in [&middle, &expired, &oldest, &foreign, &newest] {
-        stores.sessions.create_session(s).await.unwrap();
+        assert!(stores.sessions.create_session(s, 0).await.unwrap());
     }
 
     let now = T0.plus_secs(100);
@@ -350,8 +350,8 @@ pub async fn revoke_session_reports_whether_the_session_existed(stores: Stores) 
     let other = created(&stores, user("paul@example.com")).await;
     let s = session(&owner.id, T0, 3600);
     let kept = session(&owner.id, T0, 3600);
-    stores.sessions.create_session(&s).await.unwrap();
-    stores.sessions.create_session(&kept).await.unwrap();
+    assert!(stores.sessions.create_session(&s, 0).await.unwrap());
+    assert!(stores.sessions.create_session(&kept, 0).await.unwrap());
 
     // Another user cannot revoke it by naming its id.
     assert!(
@@ -398,10 +398,10 @@ pub async fn revoke_all_sessions_keeps_the_named_session_and_counts_the_rest(sto
         session(&owner.id, T0.plus_secs(1), 3600),
         session(&owner.id, T0.plus_secs(2), 3600),
     ] {
-        stores.sessions.create_session(&s).await.unwrap();
+        assert!(stores.sessions.create_session(&s, 0).await.unwrap());
     }
     let foreign = session(&other.id, T0, 3600);
-    stores.sessions.create_session(&foreign).await.unwrap();
+    assert!(stores.sessions.create_session(&foreign, 0).await.unwrap());
 
     let revoked = stores
         .sessions
@@ -437,4 +437,92 @@ pub async fn revoke_all_sessions_keeps_the_named_session_and_counts_the_rest(sto
         stores.sessions.list_sessions(&other.id, T0).await.unwrap(),
         vec![foreign]
     );
+}
+
+/// Device tokens are stamped with the epoch: the login lookup must see it advance at once.
+pub async fn revoking_all_sessions_advances_the_session_epoch_the_login_lookup_reads(
+    stores: Stores,
+) {
+    let owner = created(&stores, user("epoch@example.com")).await;
+    let other = created(&stores, user("epoch-other@example.com")).await;
+    assert_eq!(owner.session_epoch, 0);
+    let epoch = |u: &UserRecord| {
+        let (stores, id, email) = (stores.clone(), u.id.clone(), u.email.clone());
+        async move {
+            let by_id = stores.users.get_user(&id).await.unwrap().unwrap();
+            let by_email = stores.users.find_user_by_email(&email).await.unwrap();
+            assert_eq!(Some(&by_id), by_email.as_ref());
+            by_id.session_epoch
+        }
+    };
+    assert!(
+        stores
+            .sessions
+            .create_session(&session(&owner.id, T0, 3600), 0)
+            .await
+            .unwrap()
+    );
+    let kept = session(&owner.id, T0.plus_secs(1), 3600);
+    assert!(stores.sessions.create_session(&kept, 0).await.unwrap());
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&owner.id, Some(&kept.id))
+        .await
+        .unwrap();
+    assert_eq!((revoked, epoch(&owner).await), (1, 1));
+    // Nothing left to revoke still advances it: the device tokens are what it revokes.
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&owner.id, None)
+        .await
+        .unwrap();
+    assert_eq!((revoked, epoch(&owner).await), (1, 2));
+    assert_eq!(epoch(&other).await, 0);
+    // Other profile changes keep it.
+    assert!(
+        stores
+            .users
+            .set_password_hash(&owner.id, &owner.password_hash, "$argon2id$v=19$other")
+            .await
+            .unwrap()
+    );
+    assert!(stores.accounts.set_disabled(&owner.id, true).await.unwrap());
+    assert_eq!(epoch(&owner).await, 2);
+}
+
+pub async fn a_session_is_created_only_under_the_epoch_its_credentials_were_checked_at(
+    stores: Stores,
+) {
+    let owner = created(&stores, user("epoch-race@example.com")).await;
+    let first = session(&owner.id, T0, 3600);
+    assert!(stores.sessions.create_session(&first, 0).await.unwrap());
+    stores
+        .sessions
+        .revoke_all_sessions(&owner.id, None)
+        .await
+        .unwrap();
+    // Checked before that revocation: nothing is written, not even the refresh lookup.
+    let late = session(&owner.id, T0.plus_secs(1), 3600);
+    assert!(!stores.sessions.create_session(&late, 0).await.unwrap());
+    assert_eq!(
+        stores
+            .sessions
+            .get_session(&owner.id, &late.id, T0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        stores
+            .sessions
+            .find_refresh(&late.refresh_hash, T0)
+            .await
+            .unwrap(),
+        None
+    );
+    let current = session(&owner.id, T0.plus_secs(2), 3600);
+    assert!(stores.sessions.create_session(&current, 1).await.unwrap());
+    // No account, no session.
+    let ghost = session(&UserId::generate(), T0, 3600);
+    assert!(!stores.sessions.create_session(&ghost, 0).await.unwrap());
 }

@@ -110,14 +110,24 @@ pub async fn registering_a_taken_email_returns_email_taken_and_keeps_the_first_a
     );
 }
 
-pub async fn set_password_hash_replaces_the_hash_and_reports_unknown_users(stores: Stores) {
+pub async fn set_password_hash_replaces_only_the_expected_hash_and_reports_unknown_users(
+    stores: Stores,
+) {
     let dave = created(&stores, user("dave@example.com")).await;
     let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA";
 
     assert!(
         stores
             .users
-            .set_password_hash(&dave.id, new_hash)
+            .set_password_hash(&dave.id, &dave.password_hash, new_hash)
+            .await
+            .unwrap()
+    );
+    // Checked against the hash it replaced: a stale one (a change raced it) writes nothing.
+    assert!(
+        !stores
+            .users
+            .set_password_hash(&dave.id, &dave.password_hash, "$argon2id$v=19$stale")
             .await
             .unwrap()
     );
@@ -138,7 +148,7 @@ pub async fn set_password_hash_replaces_the_hash_and_reports_unknown_users(store
     assert!(
         !stores
             .users
-            .set_password_hash(&ghost, new_hash)
+            .set_password_hash(&ghost, "", new_hash)
             .await
             .unwrap()
     );
@@ -159,10 +169,10 @@ pub async fn deleting_a_user_removes_profile_guard_and_sessions_and_frees_the_em
         session(&erin.id, T0.plus_secs(1), 3600),
     ];
     for s in &erins {
-        stores.sessions.create_session(s).await.unwrap();
+        assert!(stores.sessions.create_session(s, 0).await.unwrap());
     }
     let franks = session(&other.id, T0, 3600);
-    stores.sessions.create_session(&franks).await.unwrap();
+    assert!(stores.sessions.create_session(&franks, 0).await.unwrap());
     let audited = event(Some(&erin.id), T0, AuditKind::Register);
     stores.audit.append(&audited).await.unwrap();
 

@@ -7,12 +7,16 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update}
 use bastion_core::crypto::TokenHash;
 use bastion_core::{ApiKeyId, Scope, Timestamp, UserId};
 
+use super::api_key_count::Recount;
 use super::item::{
     Item, PK, SK, TTL, TWIN_PK, TWIN_SK, corrupt, get_n, get_s, get_string_list, is_live, key, n, s,
 };
 use super::users::{put_new, user_pk};
 use super::{DynamoStore, build_error, sdk_error};
-use crate::{ApiKeyRecord, ApiKeyStore, StoreError};
+use crate::{ApiKeyRecord, ApiKeyStore, KeyMint, StoreError};
+
+/// Mint attempts; each lost one means another writer changed this user's key count.
+const MINT_ATTEMPTS: u32 = 4;
 
 const LOOKUP_SK: &str = "KEY";
 
@@ -76,7 +80,7 @@ fn delete(table: &str, k: Item, must_exist: bool) -> Result<TransactWriteItem, S
 }
 
 impl DynamoStore {
-    async fn owner_items(&self, user: &UserId) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn owner_items(&self, user: &UserId) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -103,19 +107,38 @@ impl DynamoStore {
 
 #[async_trait]
 impl ApiKeyStore for DynamoStore {
-    async fn create_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create_api_key(&self, k: &ApiKeyRecord, max_live: u32) -> Result<KeyMint, StoreError> {
         let mut lookup = key(lookup_pk(&k.hash), LOOKUP_SK);
         record_attrs(&mut lookup, k);
         let mut owner = key(user_pk(&k.user_id), owner_sk(&k.id));
         record_attrs(&mut owner, k);
         owner.insert(TWIN_PK.into(), s(lookup_pk(&k.hash)));
         owner.insert(TWIN_SK.into(), s(LOOKUP_SK));
-        self.transact(vec![
-            put_new(&self.table, lookup)?,
-            put_new(&self.table, owner)?,
-        ])
-        .await
-        .map_err(|f| f.into_store_error("create_api_key"))
+        for _ in 0..MINT_ATTEMPTS {
+            let items = vec![
+                put_new(&self.table, lookup.clone())?,
+                put_new(&self.table, owner.clone())?,
+                self.take_key_place(&k.user_id, max_live)?,
+            ];
+            match self.transact(items).await {
+                Ok(()) => return Ok(KeyMint::Created),
+                // Full, counting expired keys, or not counted yet: make the count exact, then
+                // decide again.
+                Err(f) if f.condition_failed_at(2) => {
+                    match self.recount_api_keys(&k.user_id, k.created_at).await? {
+                        Recount::Exact(live) if live >= u64::from(max_live) => {
+                            return Ok(KeyMint::LimitReached);
+                        }
+                        Recount::Exact(_) | Recount::Raced => {}
+                    }
+                }
+                Err(f) => return Err(f.into_store_error("create_api_key")),
+            }
+        }
+        // Every attempt lost to other writers of this user's keys: refuse rather than guess.
+        Err(StoreError::Unavailable(
+            "dynamodb create_api_key: the key count kept changing".into(),
+        ))
     }
 
     async fn find_api_key(
@@ -168,15 +191,23 @@ impl ApiKeyStore for DynamoStore {
             return Ok(false);
         };
         let lookup = key(get_s(&item, TWIN_PK)?, get_s(&item, TWIN_SK)?);
-        match self
-            .transact(vec![
-                delete(&self.table, owner_key, true)?,
-                delete(&self.table, lookup, false)?,
+        let deletes = || -> Result<Vec<TransactWriteItem>, StoreError> {
+            Ok(vec![
+                delete(&self.table, owner_key.clone(), true)?,
+                delete(&self.table, lookup.clone(), false)?,
             ])
-            .await
-        {
+        };
+        let mut counted = deletes()?;
+        counted.push(self.give_key_place(user)?);
+        match self.transact(counted).await {
             Ok(()) => Ok(true),
             Err(f) if f.condition_failed_at(0) => Ok(false),
+            // No count to lower (keys from before it): the next recount sees the key gone.
+            Err(f) if f.condition_failed_at(2) => match self.transact(deletes()?).await {
+                Ok(()) => Ok(true),
+                Err(f) if f.condition_failed_at(0) => Ok(false),
+                Err(f) => Err(f.into_store_error("revoke_api_key")),
+            },
             Err(f) => Err(f.into_store_error("revoke_api_key")),
         }
     }
@@ -190,6 +221,8 @@ impl ApiKeyStore for DynamoStore {
             keys.push(key(get_s(item, TWIN_PK)?, get_s(item, TWIN_SK)?));
         }
         self.batch_delete(keys).await?;
+        // Left high by the deletes, which is safe; lowered now so the next mint need not.
+        self.settle_api_key_count(user, Timestamp(i64::MIN)).await?;
         Ok(count)
     }
 

@@ -7,11 +7,13 @@
 //! |-----------------------|-----------------------------------------------------------------|
 //! | `create_user`         | 1 TransactWriteItems (profile + email guard)                    |
 //! | `get_user`            | 1 GetItem                                                       |
-//! | `find_user_by_email`  | 2 GetItem, sequential (guard, then profile)                     |
-//! | `set_password_hash`   | 1 UpdateItem                                                    |
+//! | `find_user_by_email`  | 1 GetItem (the guard carries the login copy; 2 for older guards)|
+//! | `set_password_hash`   | 1 GetItem + 1 TransactWriteItems (profile, conditional on the   |
+//! |                       | expected hash, and login copy)                                  |
 //! | `delete_user`         | 1 Query + 1 TransactWriteItems while the partition holds ≤ 99   |
 //! |                       | items; beyond that + ⌈extra/25⌉ BatchWriteItem first            |
-//! | `create_session`      | 1 TransactWriteItems (session + refresh lookup)                 |
+//! | `create_session`      | 1 TransactWriteItems (session + refresh lookup + a check of the |
+//! |                       | profile's session epoch)                                        |
 //! | `get_session`         | 1 GetItem                                                       |
 //! | `find_refresh`        | 1 GetItem                                                       |
 //! | `rotate_refresh`      | Rotated: 1 GetItem + 1 TransactWriteItems; Reused/SessionGone:  |
@@ -19,7 +21,8 @@
 //! |                       | GetItem                                                         |
 //! | `list_sessions`       | 1 Query                                                         |
 //! | `revoke_session`      | 1 DeleteItem                                                    |
-//! | `revoke_all_sessions` | 1 Query + ⌈n/25⌉ BatchWriteItem (none when nothing to delete)   |
+//! | `revoke_all_sessions` | 1 GetItem + 1 TransactWriteItems (session epoch on profile and  |
+//! |                       | login copy) + 1 Query + ⌈n/25⌉ BatchWriteItem                   |
 //! | `hit`                 | 1 UpdateItem + 1 GetItem, concurrently: one round trip          |
 //! | `append`              | 1 PutItem                                                       |
 //! | `list_for_user`       | 1 Query (Limit = page + 1); more only when expired-but-undeleted|
@@ -31,11 +34,14 @@
 //! | `create_google_user`  | 1 TransactWriteItems (profile, email guard, Google guard, link) |
 //! | `link_google`         | 1 TransactWriteItems (profile check, Google guard, link)        |
 //! | `set_roles`, `set_disabled` | 1 UpdateItem                                              |
-//! | `create_api_key`      | 1 TransactWriteItems (hash lookup + owner item)                 |
+//! | `create_api_key`      | 1 TransactWriteItems (hash lookup + owner item + key count);    |
+//! |                       | when the count refuses: + 1 GetItem + 1 Query + sweep of expired|
+//! |                       | keys + 1 TransactWriteItems (recount), then once more           |
 //! | `find_api_key`        | 1 GetItem                                                       |
 //! | `list_api_keys`       | 1 Query                                                         |
-//! | `revoke_api_key`      | 1 GetItem + 1 TransactWriteItems                                |
-//! | `revoke_all_api_keys` | 1 Query + ⌈2n/25⌉ BatchWriteItem                                |
+//! | `revoke_api_key`      | 1 GetItem + 1 TransactWriteItems (+1 for keys older than count)|
+//! | `revoke_all_api_keys` | 1 Query + ⌈2n/25⌉ BatchWriteItem + recount (1 GetItem + 1 Query |
+//! |                       | + 1 TransactWriteItems)                                         |
 //! | `touch_api_key`       | 1 TransactWriteItems (both copies, conditional)                 |
 //! | `get_conversation`    | 1 GetItem                                                       |
 //! | `list_conversations`  | 1 Query (Limit = page + 1)                                      |
@@ -59,6 +65,7 @@
 //! the read, decides who wins.
 
 mod accounts;
+mod api_key_count;
 mod api_keys;
 mod audit;
 mod billing;

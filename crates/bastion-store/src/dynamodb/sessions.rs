@@ -1,12 +1,12 @@
 //! DynamoDB `SessionStore`: `USER#<id>`/`SESSION#<sid>` items and `REFRESH#<hash>` lookups.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValue, TransactWriteItem, Update};
 use bastion_core::crypto::TokenHash;
 use bastion_core::{SessionId, Timestamp, UserId};
 
 use super::item::{Item, PK, SK, TTL, corrupt, get_n, get_s, is_live, key, n, s};
-use super::users::user_pk;
+use super::users::{PROFILE_SK, SESSION_EPOCH, user_pk};
 use super::{DynamoStore, build_error, sdk_error};
 use crate::{RefreshLookup, RotateOutcome, SessionRecord, SessionStore, StoreError};
 
@@ -64,7 +64,11 @@ impl DynamoStore {
 
 #[async_trait]
 impl SessionStore for DynamoStore {
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        epoch: u64,
+    ) -> Result<bool, StoreError> {
         let mut item = session_key(&session.user_id, &session.id);
         item.insert("id".into(), s(session.id.as_str()));
         item.insert("user_id".into(), s(session.user_id.as_str()));
@@ -80,6 +84,20 @@ impl SessionStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
+        // Profiles written before the epoch existed have none: epoch 0.
+        let condition = if epoch == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(#e) OR #e = :e)"
+        } else {
+            "#e = :e"
+        };
+        let same_epoch = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(&session.user_id), PROFILE_SK)))
+            .condition_expression(condition)
+            .expression_attribute_names("#e", SESSION_EPOCH)
+            .expression_attribute_values(":e", n(i64::try_from(epoch).unwrap_or(i64::MAX)))
+            .build()
+            .map_err(build_error)?;
         let actions = vec![
             TransactWriteItem::builder().put(put).build(),
             lookup_put(
@@ -89,10 +107,15 @@ impl SessionStore for DynamoStore {
                 &session.id,
                 session.expires_at,
             )?,
+            TransactWriteItem::builder()
+                .condition_check(same_epoch)
+                .build(),
         ];
-        self.transact(actions)
-            .await
-            .map_err(|f| f.into_store_error("create_session"))
+        match self.transact(actions).await {
+            Ok(()) => Ok(true),
+            Err(f) if f.condition_failed_at(2) => Ok(false),
+            Err(f) => Err(f.into_store_error("create_session")),
+        }
     }
 
     async fn get_session(
@@ -233,6 +256,11 @@ impl SessionStore for DynamoStore {
         user: &UserId,
         keep: Option<&SessionId>,
     ) -> Result<u32, StoreError> {
+        // The epoch first: should the deletes fail part-way, the device tokens are already
+        // revoked and a retry finishes the sessions. No profile (a deleted account): nothing
+        // to advance.
+        self.update_profile_if(user, "ADD #v :v", SESSION_EPOCH, n(1), None)
+            .await?;
         let keep_sk = keep.map(|k| format!("{SESSION_PREFIX}{k}"));
         let mut keys = Vec::new();
         let mut start = None;

@@ -17,6 +17,9 @@ pub(super) fn user_pk(id: &UserId) -> String {
 
 pub(super) const PROFILE_SK: &str = "PROFILE";
 
+/// Advanced on the profile and on the login copy by `revoke_all_sessions`.
+pub(super) const SESSION_EPOCH: &str = "session_epoch";
+
 /// Marks an email guard that carries a copy of the profile, kept in step by `update_profile`.
 const LOGIN_COPY: &str = "login_copy";
 
@@ -88,8 +91,20 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
-        self.update_profile(id, "password_hash", s(hash)).await
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.update_profile_if(
+            id,
+            "SET #v = :v",
+            "password_hash",
+            s(hash),
+            Some(s(expected)),
+        )
+        .await
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
@@ -168,6 +183,10 @@ pub(super) fn profile_and_guard(user: &UserRecord) -> (Item, Item) {
     profile.insert("roles".into(), roles_value(&user.roles));
     profile.insert("created_at".into(), n(user.created_at.secs()));
     profile.insert("disabled".into(), AttributeValue::Bool(user.disabled));
+    profile.insert(
+        SESSION_EPOCH.into(),
+        n(i64::try_from(user.session_epoch).unwrap_or(i64::MAX)),
+    );
 
     let mut guard = profile.clone();
     guard.extend(email_key(user.email.as_str()));
@@ -190,6 +209,20 @@ impl DynamoStore {
         attr: &str,
         value: AttributeValue,
     ) -> Result<bool, StoreError> {
+        self.update_profile_if(user, "SET #v = :v", attr, value, None)
+            .await
+    }
+
+    /// `update_profile` with another update expression over `#v` and `:v` (e.g. an `ADD`),
+    /// and when `expected` is given only if the attribute still holds it (false otherwise).
+    pub(super) async fn update_profile_if(
+        &self,
+        user: &UserId,
+        expression: &str,
+        attr: &str,
+        value: AttributeValue,
+        expected: Option<AttributeValue>,
+    ) -> Result<bool, StoreError> {
         let out = self
             .client
             .get_item()
@@ -204,19 +237,23 @@ impl DynamoStore {
             return Ok(false);
         };
         let email = get_s(&profile, "email")?;
-        let on_profile = Update::builder()
+        let mut on_profile = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(user), PROFILE_SK)))
-            .update_expression("SET #v = :v")
+            .update_expression(expression)
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#v", attr)
-            .expression_attribute_values(":v", value.clone())
-            .build()
-            .map_err(build_error)?;
+            .expression_attribute_values(":v", value.clone());
+        if let Some(old) = expected {
+            on_profile = on_profile
+                .condition_expression("attribute_exists(pk) AND #v = :old")
+                .expression_attribute_values(":old", old);
+        }
+        let on_profile = on_profile.build().map_err(build_error)?;
         let on_guard = Update::builder()
             .table_name(&self.table)
             .set_key(Some(email_key(email)))
-            .update_expression("SET #v = :v")
+            .update_expression(expression)
             .condition_expression("user_id = :id")
             .expression_attribute_names("#v", attr)
             .expression_attribute_values(":v", value)
@@ -229,7 +266,7 @@ impl DynamoStore {
         ];
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            // Deleted between the read and the write.
+            // Deleted between the read and the write, or no longer the expected value.
             Err(f) if f.condition_failed_at(0) => Ok(false),
             Err(f) => Err(f.into_store_error("update_profile")),
         }
@@ -279,5 +316,12 @@ pub(super) fn parse_profile(item: &Item) -> Result<UserRecord, StoreError> {
         roles,
         created_at: Timestamp(get_n(item, "created_at")?),
         disabled: get_bool(item, "disabled")?,
+        // Absent on accounts created before the epoch existed: none of their sessions was
+        // ever revoked under it.
+        session_epoch: if item.contains_key(SESSION_EPOCH) {
+            u64::try_from(get_n(item, SESSION_EPOCH)?).map_err(|e| corrupt("session epoch", e))?
+        } else {
+            0
+        },
     })
 }

@@ -3,21 +3,39 @@
 use async_trait::async_trait;
 use bastion_core::crypto::TokenHash;
 use bastion_core::{ApiKeyId, Scope, Timestamp, UserId};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{SqliteStore, corrupt, db_error};
-use crate::{ApiKeyRecord, ApiKeyStore, StoreError};
+use crate::{ApiKeyRecord, ApiKeyStore, KeyMint, StoreError};
 
 const COLUMNS: &str =
     "id, user_id, hash, name, prefix, scopes, created_at, expires_at, last_used_at";
 
 #[async_trait]
 impl ApiKeyStore for SqliteStore {
-    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create_api_key(
+        &self,
+        key: &ApiKeyRecord,
+        max_live: u32,
+    ) -> Result<KeyMint, StoreError> {
         let k = key.clone();
         let scopes = encode_scopes(&k.scopes)?;
         self.run(move |conn| {
-            conn.execute(
+            // Count and insert under one write lock: no other mint can slip in between.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            let live: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND expires_at > ?2",
+                    params![k.user_id.as_str(), k.created_at.secs()],
+                    |row| row.get(0),
+                )
+                .map_err(db_error)?;
+            if live >= i64::from(max_live) {
+                return Ok(KeyMint::LimitReached);
+            }
+            tx.execute(
                 &format!(
                     "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 ),
@@ -34,7 +52,8 @@ impl ApiKeyStore for SqliteStore {
                 ],
             )
             .map_err(db_error)?;
-            Ok(())
+            tx.commit().map_err(db_error)?;
+            Ok(KeyMint::Created)
         })
         .await
     }

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS users (
     password_hash TEXT NOT NULL,
     roles         TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
-    disabled      INTEGER NOT NULL
+    disabled      INTEGER NOT NULL,
+    session_epoch INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 CREATE TABLE IF NOT EXISTS sessions (
@@ -216,6 +217,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(db_error)?;
         conn.execute_batch(SCHEMA).map_err(db_error)?;
+        add_missing_columns(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -244,6 +246,19 @@ impl SqliteStore {
             Err(e) => Err(StoreError::Unavailable(format!("sqlite task failed: {e}")).into()),
         }
     }
+}
+
+/// Columns added after a table was first released: a database created before gains them.
+fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
+    let has_epoch = conn
+        .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'session_epoch'")
+        .and_then(|mut stmt| stmt.exists([]))
+        .map_err(db_error)?;
+    if !has_epoch {
+        conn.execute_batch("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0")
+            .map_err(db_error)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {

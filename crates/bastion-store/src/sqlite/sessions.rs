@@ -13,12 +13,28 @@ const SESSION_COLUMNS: &str =
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        epoch: u64,
+    ) -> Result<bool, StoreError> {
         let s = session.clone();
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_error)?;
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT session_epoch FROM users WHERE id = ?1",
+                    [s.user_id.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db_error)?;
+            if current != Some(epoch) {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO sessions (user_id, id, refresh_hash, created_at, last_used_at, expires_at, ip, user_agent)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -35,7 +51,8 @@ impl SessionStore for SqliteStore {
             )
             .map_err(db_error)?;
             insert_lookup(&tx, &s.refresh_hash, &s.user_id, &s.id, s.expires_at)?;
-            tx.commit().map_err(db_error)
+            tx.commit().map_err(db_error)?;
+            Ok(true)
         })
         .await
     }
@@ -198,12 +215,21 @@ impl SessionStore for SqliteStore {
         let user = user.as_str().to_owned();
         let keep = keep.map(|k| k.as_str().to_owned());
         self.run(move |conn| {
-            let deleted = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_error)?;
+            tx.execute(
+                "UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?1",
+                [&user],
+            )
+            .map_err(db_error)?;
+            let deleted = tx
                 .execute(
                     "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
                     params![user, keep],
                 )
                 .map_err(db_error)?;
+            tx.commit().map_err(db_error)?;
             u32::try_from(deleted).map_err(|_| corrupt("session count", deleted))
         })
         .await

@@ -8,7 +8,7 @@ use super::{SqliteStore, corrupt, db_error};
 use crate::{CreateUserError, StoreError, UserRecord, UserStore};
 
 pub(super) const USER_COLUMNS: &str =
-    "id, email, display_name, password_hash, roles, created_at, disabled";
+    "id, email, display_name, password_hash, roles, created_at, disabled, session_epoch";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -60,14 +60,19 @@ impl UserStore for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(&self, id: &UserId, hash: &str) -> Result<bool, StoreError> {
+    async fn set_password_hash(
+        &self,
+        id: &UserId,
+        expected: &str,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
         let id = id.as_str().to_owned();
-        let hash = hash.to_owned();
+        let (expected, hash) = (expected.to_owned(), hash.to_owned());
         self.run(move |conn| {
             let changed = conn
                 .execute(
-                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-                    params![id, hash],
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND password_hash = ?3",
+                    params![id, hash, expected],
                 )
                 .map_err(db_error)?;
             Ok(changed == 1)
@@ -110,6 +115,7 @@ pub(super) struct RawUser {
     roles: String,
     created_at: i64,
     disabled: bool,
+    session_epoch: i64,
 }
 
 pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
@@ -121,6 +127,7 @@ pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
         roles: row.get(4)?,
         created_at: row.get(5)?,
         disabled: row.get(6)?,
+        session_epoch: row.get(7)?,
     })
 }
 
@@ -141,6 +148,8 @@ impl RawUser {
             roles,
             created_at: Timestamp(self.created_at),
             disabled: self.disabled,
+            session_epoch: u64::try_from(self.session_epoch)
+                .map_err(|e| corrupt("session epoch", e))?,
         })
     }
 }
@@ -153,8 +162,9 @@ pub(super) fn insert_user(
     roles: &str,
 ) -> rusqlite::Result<usize> {
     conn.execute(
-        "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled,
+                            session_epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             user.id.as_str(),
             user.email.as_str(),
@@ -163,6 +173,7 @@ pub(super) fn insert_user(
             roles,
             user.created_at.secs(),
             user.disabled,
+            i64::try_from(user.session_epoch).unwrap_or(i64::MAX),
         ],
     )
 }

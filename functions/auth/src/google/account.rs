@@ -129,10 +129,10 @@ pub async fn set_password(
         .edge
         .stores
         .users
-        .set_password_hash(&user.id, &hash)
+        .set_password_hash(&user.id, "", &hash)
         .await?
     {
-        return Err(ApiError::unauthorized("account no longer exists"));
+        return Err(crate::account::password_changed_meanwhile());
     }
     record(
         &state,

@@ -484,6 +484,7 @@ pub async fn callback(
                 roles: vec![Role::User],
                 created_at: now,
                 disabled: false,
+                session_epoch: 0,
             };
             match stores.accounts.create_google_user(&user, &claims.sub).await {
                 Ok(()) => {}

@@ -2,5 +2,6 @@
 //! one-time login code instead of tokens in URLs.
 
 pub mod account;
+pub mod config;
 pub mod flow;
 pub mod oidc;

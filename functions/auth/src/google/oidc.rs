@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::extras::GoogleConfig;
+use crate::google::config::GoogleConfig;
 
 /// The issuers Google signs ID tokens as.
 const ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];

@@ -347,6 +347,7 @@ impl WebhookApp {
             roles: vec![bastion_core::Role::User],
             created_at: START,
             disabled: false,
+            session_epoch: 0,
         };
         self.stores.users.create_user(&user).await.unwrap();
         user.id

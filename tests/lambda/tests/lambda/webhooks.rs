@@ -8,6 +8,8 @@ use serde_json::json;
 
 use crate::{assert_rate_limited, statuses_from};
 
+// The binaries under test read the real clock; a Stripe timestamp must match it.
+#[allow(clippy::disallowed_methods)]
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

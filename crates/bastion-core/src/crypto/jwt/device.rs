@@ -1,7 +1,8 @@
 //! Device tokens (OWASP's device-cookie lockout scheme): a long-lived HS256 token a successful
-//! login hands back, naming the account, one device, and the password it was issued under. A
-//! login that presents one is limited per (account, device), so strangers' failures cannot lock
-//! the owner out of a device they have used.
+//! login hands back, naming the account, one device, the password and the session epoch it was
+//! issued under. A login that presents one is limited per (account, device), so strangers'
+//! failures cannot lock the owner out of a device they have used; a password change or a
+//! revocation of all the account's sessions (which advances the epoch) revokes it.
 
 use super::{JwtError, JwtKeys, SKEW_SECS};
 use crate::clock::Timestamp;
@@ -24,6 +25,10 @@ pub struct DeviceClaims {
     pub eml: String,
     /// Digest of the password hash it was issued under: a password change revokes it.
     pub pwv: String,
+    /// The account's session epoch at issue: revoking all its sessions advances the epoch and
+    /// so revokes every device token issued before (absent in older tokens: epoch 0).
+    #[serde(default)]
+    pub rev: u64,
     pub iat: i64,
     pub exp: i64,
 }
@@ -45,6 +50,7 @@ impl JwtKeys {
         user: &UserId,
         normalized_email: &str,
         password_hash: &str,
+        session_epoch: u64,
         now: Timestamp,
     ) -> Result<String, JwtError> {
         let key = self.current()?;
@@ -55,6 +61,7 @@ impl JwtKeys {
             did: hex::encode(super::super::random_bytes::<16>()),
             eml: email_digest(normalized_email),
             pwv: password_version(password_hash),
+            rev: session_epoch,
             iat: now.secs(),
             exp: now.secs() + DEVICE_TOKEN_TTL_SECS,
         };
@@ -95,12 +102,13 @@ mod tests {
         let k = keys();
         let user = UserId::generate();
         let t = k
-            .issue_device(&user, "ada@example.com", "$argon2id$x", Timestamp(1_000))
+            .issue_device(&user, "ada@example.com", "$argon2id$x", 3, Timestamp(1_000))
             .unwrap();
         let c = k.verify_device(&t, Timestamp(1_000)).unwrap();
         assert_eq!(c.sub, user.to_string());
         assert_eq!(c.eml, email_digest("ada@example.com"));
         assert_eq!(c.pwv, password_version("$argon2id$x"));
+        assert_eq!(c.rev, 3);
         assert_eq!(
             k.verify_device(&t, Timestamp(1_000 + DEVICE_TOKEN_TTL_SECS)),
             Err(JwtError::Expired)
@@ -120,7 +128,7 @@ mod tests {
         let other =
             JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![9; 32])]).unwrap();
         let t = other
-            .issue_device(&UserId::generate(), "a@b.co", "h", Timestamp(1_000))
+            .issue_device(&UserId::generate(), "a@b.co", "h", 0, Timestamp(1_000))
             .unwrap();
         assert_eq!(
             keys().verify_device(&t, Timestamp(1_000)),
