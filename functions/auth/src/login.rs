@@ -27,6 +27,7 @@ pub fn invalid_credentials() -> ApiError {
     responses(
         (status = 201, description = "Account created and signed in.", body = TokenResponse),
         (status = 400, description = "`invalid_email`, `invalid_password`, `weak_password`, `invalid_display_name`, `invalid_request`."),
+        (status = 401, description = "`sessions_revoked`: every session of the account was revoked during this sign-in."),
         (status = 409, description = "`email_taken`: an account with this email exists."),
     )
 )]
@@ -96,7 +97,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Signed in.", body = TokenResponse),
         (status = 400, description = "`invalid_email`, `invalid_password` (not a possible email or password), `invalid_request`."),
-        (status = 401, description = "`invalid_credentials`: email or password is incorrect (or the account is disabled)."),
+        (status = 401, description = "`invalid_credentials`: email or password is incorrect (or the account is disabled); `sessions_revoked`: every session was revoked during this sign-in."),
     )
 )]
 pub async fn login(

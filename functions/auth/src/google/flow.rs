@@ -552,6 +552,7 @@ pub struct ExchangeRequest {
     request_body = ExchangeRequest,
     responses((status = 200, description = "Signed in.", body = crate::dto::TokenResponse),
         (status = 400, description = "`invalid_login_code`, `invalid_request`."),
+        (status = 401, description = "`sessions_revoked`: every session was revoked during this sign-in."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn exchange(
