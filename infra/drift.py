@@ -10,6 +10,9 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
                       store methods the function calls can touch
   metric_filter_drift every log field a metric filter matches is one the code emits
   deploy_settings_drift `cargo lambda deploy` metadata sizes each function as the template does
+  workspace_bucket_drift the exec workspace bucket: SSE-KMS under the stack key with a Bucket
+                      Key, public access blocked, owner-enforced, TLS-only and key-pinned puts;
+                      its name and S3 access given to the exec function alone
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -84,17 +87,18 @@ DEFAULTED = {
     "TELEGRAM_API_BASE": "Telegram's public endpoint by default",
     "STRIPE_TOLERANCE_SECS": "code default 300 s",
     "EXEC_ALLOWED_COMMANDS": "code default list",
+    "EXEC_TOOLS_DIR": "code default /opt/tools in Lambda, where ExecToolsLayer mounts the toolset",
     "EXEC_OUTPUT_CAP_BYTES": "code default",
     "EXEC_OUTPUT_HARD_CAP_BYTES": "code default",
     "EXEC_SANDBOX_QUOTA_BYTES": "code default",
     "EXEC_SANDBOX_QUOTA_FILES": "code default",
     "EXEC_REQUIRE_LAYERS": "none required by default",
     "EXEC_RUNS_PER_MINUTE": "code default",
-    "EXEC_SANDBOX_IDLE_SECS": "code default",
     "SECRET_REFRESH_SECS": "code default 300 s",
     "AWS_ENDPOINT_URL": "SDK standard variable, only for tests against moto",
     "BASTION_TEST_DYNAMODB_ENDPOINT": "tests only",
     "BASTION_DATA_DIR": "bastion-local only",
+    "BASTION_WORKSPACE_DIR": "bastion-local only (the directory workspace store)",
     "CONTENT_KEK": "bastion-local only (the development key-encryption key)",
     "RUST_LOG": "set in Globals",
 }
@@ -618,6 +622,8 @@ PORT_PREFIXES: dict[str, set[str]] = {
     "claim_delivery": {"IDEMP#"},
     "complete_delivery": {"IDEMP#"},
     "release_delivery": {"IDEMP#"},
+    "acquire_lease": {"LEASE#"},
+    "release_lease": {"LEASE#"},
     "link_customer": {"STRIPECUS#", "USER#"},
     "user_for_customer": {"STRIPECUS#"},
     "apply_billing": {"USER#"},
@@ -727,6 +733,125 @@ def deploy_settings_drift(template: dict, root: Path = ROOT) -> list[str]:
     return drifts
 
 
+# ---------------------------------------------------------------------------------------------
+# Check 8: the exec workspace bucket
+
+BUCKET = "WorkspaceBucket"
+BUCKET_USER = "ExecFunction"
+
+
+def _refs(node: Any) -> set[str]:
+    """Logical ids a value points at through !Ref, !GetAtt or !Sub."""
+    found: set[str] = set()
+    for text in _scalars(node):
+        subs = re.findall(r"\$\{([A-Za-z0-9]+)", text)
+        found |= set(subs) if "${" in text else {text.split(".")[0]}
+    return found
+
+
+def _role_of(template: dict, function_id: str) -> dict:
+    role_id = template["Resources"][function_id]["Properties"]["Role"].value
+    role_id = role_id if isinstance(role_id, str) else ".".join(role_id)
+    return template["Resources"][role_id.split(".")[0]]["Properties"]
+
+
+def _statements(role: dict) -> list[dict]:
+    return [st for pol in role.get("Policies", []) for st in pol["PolicyDocument"]["Statement"]]
+
+
+def _actions(st: dict) -> list[str]:
+    return st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+
+
+def _bucket_properties_drift(bucket: dict) -> list[str]:
+    drifts = []
+    props = bucket.get("Properties", {})
+    rules = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+    kms_rules = [
+        r for r in rules
+        if r.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "aws:kms"
+        and "DataKey" in _refs(r["ServerSideEncryptionByDefault"].get("KMSMasterKeyID"))
+        and r.get("BucketKeyEnabled") is True
+    ]
+    if len(rules) != 1 or not kms_rules:
+        drifts.append(f"{BUCKET}: default encryption is not SSE-KMS under DataKey with BucketKeyEnabled")
+    block = props.get("PublicAccessBlockConfiguration", {})
+    for setting in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+        if block.get(setting) is not True:
+            drifts.append(f"{BUCKET}: public access block {setting} is not true")
+    owners = [r.get("ObjectOwnership") for r in props.get("OwnershipControls", {}).get("Rules", [])]
+    if owners != ["BucketOwnerEnforced"]:
+        drifts.append(f"{BUCKET}: object ownership is not BucketOwnerEnforced")
+    return drifts
+
+
+def _bucket_policy_drift(template: dict) -> list[str]:
+    policies = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in template["Resources"].values()
+        if r.get("Type") == "AWS::S3::BucketPolicy" and BUCKET in _refs(r["Properties"]["Bucket"])
+    ]
+    statements = [st for sts in policies for st in sts]
+    tls_only = any(
+        st.get("Effect") == "Deny" and "s3:*" in _actions(st)
+        and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        and len(_scalars(st.get("Resource"))) == 2
+        for st in statements
+    )
+    key_pinned = any(
+        st.get("Effect") == "Deny" and "s3:PutObject" in _actions(st)
+        and "DataKey" in _refs(
+            st.get("Condition", {}).get("StringNotEquals", {})
+            .get("s3:x-amz-server-side-encryption-aws-kms-key-id")
+        )
+        for st in statements
+    )
+    drifts = []
+    if not tls_only:
+        drifts.append(f"{BUCKET}: no bucket policy denies requests without TLS (aws:SecureTransport)")
+    if not key_pinned:
+        drifts.append(f"{BUCKET}: no bucket policy denies puts not encrypted under DataKey")
+    return drifts
+
+
+def workspace_bucket_drift(template: dict, root: Path = ROOT) -> list[str]:
+    resources = template["Resources"]
+    bucket = resources.get(BUCKET)
+    if bucket is None or bucket.get("Type") != "AWS::S3::Bucket":
+        return [f"{BUCKET}: the exec workspace bucket is missing"]
+    drifts = _bucket_properties_drift(bucket) + _bucket_policy_drift(template)
+    for function_id in FUNCTIONS:
+        env = (
+            resources[function_id]["Properties"].get("Environment", {}).get("Variables", {})
+        )
+        has_name = "WORKSPACE_BUCKET" in env
+        if has_name != (function_id == BUCKET_USER):
+            drifts.append(
+                f"{function_id}: WORKSPACE_BUCKET {'set' if has_name else 'missing'} in its environment"
+            )
+        for st in _statements(_role_of(template, function_id)):
+            s3 = [a for a in _actions(st) if a.startswith("s3:")]
+            if not s3:
+                continue
+            if function_id != BUCKET_USER:
+                drifts.append(f"{function_id}: its role grants {', '.join(s3)}; only exec's may")
+            elif "*" in " ".join(s3) or _refs(st.get("Resource")) != {BUCKET}:
+                drifts.append(f"{function_id}: an S3 grant reaches beyond {BUCKET} or uses a wildcard action")
+    kms = [
+        st for st in _statements(_role_of(template, BUCKET_USER))
+        if any(a.startswith("kms:") for a in _actions(st))
+    ]
+    via = [
+        " ".join(_scalars(st.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")))
+        for st in kms
+    ]
+    if any(not v for v in via):
+        drifts.append(f"{BUCKET_USER}: a KMS grant is not limited to one service (kms:ViaService)")
+    if not any(v.startswith("s3.") for v in via):
+        drifts.append(f"{BUCKET_USER}: its role cannot use DataKey through S3 for the bucket")
+    return drifts
+
+
 def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
     template = template if template is not None else load_template(root / "template.yaml")
     return (
@@ -737,6 +862,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + leading_key_drift(template, root)
         + metric_filter_drift(template, root)
         + deploy_settings_drift(template, root)
+        + workspace_bucket_drift(template, root)
     )
 
 

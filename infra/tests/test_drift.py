@@ -227,6 +227,105 @@ class LeadingKeyDrift(unittest.TestCase):
         )
 
 
+class WorkspaceBucketDrift(unittest.TestCase):
+    def bucket(self, t: dict) -> dict:
+        return t["Resources"]["WorkspaceBucket"]["Properties"]
+
+    def bucket_policy(self, t: dict) -> list:
+        return t["Resources"]["WorkspaceBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+
+    def test_a_bucket_without_kms_default_encryption_or_bucket_key_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        rule = self.bucket(t)["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        rule["ServerSideEncryptionByDefault"] = {"SSEAlgorithm": "AES256"}
+        expected = "WorkspaceBucket: default encryption is not SSE-KMS under DataKey with BucketKeyEnabled"
+        self.assertIn(expected, drift.workspace_bucket_drift(t))
+        t = copy.deepcopy(TEMPLATE)
+        del self.bucket(t)["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["BucketKeyEnabled"]
+        self.assertIn(expected, drift.workspace_bucket_drift(t))
+
+    def test_each_public_access_setting_left_off_is_drift(self):
+        for setting in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+            t = copy.deepcopy(TEMPLATE)
+            self.bucket(t)["PublicAccessBlockConfiguration"][setting] = False
+            self.assertEqual(
+                drift.workspace_bucket_drift(t),
+                [f"WorkspaceBucket: public access block {setting} is not true"],
+            )
+
+    def test_object_ownership_other_than_owner_enforced_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        self.bucket(t)["OwnershipControls"]["Rules"][0]["ObjectOwnership"] = "ObjectWriter"
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["WorkspaceBucket: object ownership is not BucketOwnerEnforced"],
+        )
+
+    def test_a_bucket_policy_without_the_tls_or_key_denials_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        statements = self.bucket_policy(t)
+        statements[:] = [st for st in statements if st["Sid"] != "TlsOnly"]
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["WorkspaceBucket: no bucket policy denies requests without TLS (aws:SecureTransport)"],
+        )
+        t = copy.deepcopy(TEMPLATE)
+        statements = self.bucket_policy(t)
+        statements[:] = [st for st in statements if st["Sid"] != "PutsUseTheStackKey"]
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["WorkspaceBucket: no bucket policy denies puts not encrypted under DataKey"],
+        )
+
+    def test_the_bucket_name_in_another_functions_environment_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        env = t["Resources"]["ChatFunction"]["Properties"]["Environment"]["Variables"]
+        env["WORKSPACE_BUCKET"] = "x"
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["ChatFunction: WORKSPACE_BUCKET set in its environment"],
+        )
+        t = copy.deepcopy(TEMPLATE)
+        del t["Resources"]["ExecFunction"]["Properties"]["Environment"]["Variables"]["WORKSPACE_BUCKET"]
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["ExecFunction: WORKSPACE_BUCKET missing in its environment"],
+        )
+
+    def test_s3_access_in_another_role_or_beyond_the_bucket_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        grant = copy.deepcopy(statement(t, "ExecRole", "s3:GetObject"))
+        t["Resources"]["AuthRole"]["Properties"]["Policies"].append(
+            {"PolicyName": "files", "PolicyDocument": {"Statement": [grant]}}
+        )
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["AuthFunction: its role grants s3:GetObject, s3:PutObject, s3:DeleteObject; only exec's may"],
+        )
+        t = copy.deepcopy(TEMPLATE)
+        statement(t, "ExecRole", "s3:GetObject")["Resource"] = "*"
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            ["ExecFunction: an S3 grant reaches beyond WorkspaceBucket or uses a wildcard action"],
+        )
+
+    def test_exec_kms_use_not_limited_to_s3_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        [workspaces] = [
+            p for p in t["Resources"]["ExecRole"]["Properties"]["Policies"]
+            if p["PolicyName"] == "workspaces"
+        ]
+        [kms] = [st for st in workspaces["PolicyDocument"]["Statement"] if "kms:Decrypt" in st["Action"]]
+        del kms["Condition"]
+        self.assertEqual(
+            drift.workspace_bucket_drift(t),
+            [
+                "ExecFunction: a KMS grant is not limited to one service (kms:ViaService)",
+                "ExecFunction: its role cannot use DataKey through S3 for the bucket",
+            ],
+        )
+
+
 class MetricFilterDrift(unittest.TestCase):
     def test_a_filter_on_a_value_the_code_never_logs_is_drift(self):
         t = copy.deepcopy(TEMPLATE)

@@ -416,7 +416,10 @@ impl TestApp {
             bastion_core::RequestId::generate()
         ));
         env.insert("EXEC_SANDBOX_KEY".to_owned(), EXEC_KEY_B64.to_owned());
-        env.insert("SANDBOX_ROOT".to_owned(), root.display().to_string());
+        env.insert(
+            "SANDBOX_ROOT".to_owned(),
+            root.join("runs").display().to_string(),
+        );
         for (k, v) in extra {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -433,8 +436,11 @@ impl TestApp {
             sessions: auth.sessions,
         };
         app._sandbox = Some(Arc::new(TempTree(root.clone())));
-        let exec = bastion_exec::ExecConfig::from_env(&env, root).unwrap();
-        let exec_state = bastion_exec::ExecState::new(edge.clone(), exec).unwrap();
+        let exec = bastion_exec::ExecConfig::from_env(&env, root.join("runs")).unwrap();
+        let workspaces = Arc::new(bastion_exec::workspace::DirWorkspaces::new(
+            root.join("workspaces"),
+        ));
+        let exec_state = bastion_exec::ExecState::new(edge.clone(), exec, workspaces).unwrap();
         app.router = bastion_http::with_edge(
             bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec_state)),
             edge,

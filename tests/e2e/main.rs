@@ -13,6 +13,7 @@ mod concurrency;
 mod dynamodb_requests;
 mod exec_files;
 mod exec_run;
+mod exec_workspace;
 mod fake_google;
 mod google_signin;
 mod hardening;

@@ -10,6 +10,7 @@ use bastion_auth::{AuthConfig, AuthExtras, AuthState};
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
+use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::config::{Live, ProcessEnv};
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
@@ -65,8 +66,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         hasher: Live::new(auth.hasher),
         sessions: auth.sessions,
     };
-    let sandbox_root = std::path::absolute(data_dir.join("sandbox"))?;
-    let exec_state = ExecState::new(edge.clone(), ExecConfig::from_env(&env, sandbox_root)?)?;
+    // Run directories and stored workspaces sit beside the data directory, never inside it:
+    // a command that escaped its path rules would find no development secrets one level up.
+    let sandbox_root = beside(&data_dir, "sandbox")?;
+    let workspace_dir = match env.non_empty("BASTION_WORKSPACE_DIR") {
+        Some(dir) => std::path::absolute(dir)?,
+        None => beside(&data_dir, "workspaces")?,
+    };
+    let exec_config = ExecConfig::from_env(&env, sandbox_root)?;
+    let workspaces = Arc::new(DirWorkspaces::new(workspace_dir));
+    let exec_state = ExecState::new(edge.clone(), exec_config, workspaces)?;
     let auth_extras = AuthExtras::from_env(&env)?;
     let chat = ChatSetup::from_env(&env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
@@ -124,4 +133,13 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// `<data dir>-<suffix>`, absolute: a sibling of the data directory.
+fn beside(data_dir: &std::path::Path, suffix: &str) -> std::io::Result<std::path::PathBuf> {
+    let data_dir = std::path::absolute(data_dir)?;
+    let name = data_dir
+        .file_name()
+        .map_or_else(|| "bastion".into(), |n| n.to_string_lossy().into_owned());
+    Ok(data_dir.with_file_name(format!("{name}-{suffix}")))
 }

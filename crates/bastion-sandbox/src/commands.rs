@@ -1,13 +1,14 @@
-//! The commands exec may run and, for each, how the real GNU program parses its arguments: which
+//! The commands exec may run and, for each, how the toolset's program (uutils coreutils 0.12.0 or
+//! diffutils 0.6.0, see `toolset.rs`) parses its arguments: which
 //! options it accepts, which take a value, whether that value is required (the next word or the
 //! rest of the word) or optional (only `--name=VALUE` or an attached `-xVALUE`), and whether a
 //! value or operand names a file.
 //!
 //! The table must describe the programs exactly: a word the checker reads as an option's value
 //! skips the path rules, so an option whose argument the program takes only after `=` must never
-//! be listed as taking the next word (GNU `diff --unified ../secret` opens `../secret`). The
-//! differential test (`tests/differential.rs`) runs the real programs with every form listed
-//! here and fails on any disagreement.
+//! be listed as taking the next word (`diff --unified ../secret` opens `../secret`). The
+//! differential test (`tests/differential.rs`) runs the toolset's programs with every form
+//! listed here and fails on any disagreement.
 //!
 //! Options that run programs or reach outside (`sort --compress-program`, `diff --paginate`,
 //! `cp -s`, `date --set`, `sha256sum --check`, `--files0-from`, `tail --follow`…) are simply not
@@ -28,8 +29,6 @@ pub(crate) enum Operands {
     Paths,
     /// Operands are text (`tr` sets); no file is named.
     Text,
-    /// The first operand is a pattern unless `-e`/`-f` gave one; the rest name files.
-    PatternThenPaths,
     /// Only `+FORMAT`: any other operand would set the clock.
     DateFormat,
     /// Every argument is text and nothing is parsed as an option (`echo`, `printf`, `seq`).
@@ -148,40 +147,6 @@ pub(crate) static SPECS: &[Spec] = &[
         ..spec("tr", Operands::Text)
     },
     Spec {
-        flags: "EFGPiyvwxcLlonqsbHhrRzaI",
-        valued: &[('e', T), ('f', P), ('m', T), ('A', T), ('B', T), ('C', T)],
-        long: &[
-            "ignore-case",
-            "invert-match",
-            "word-regexp",
-            "line-regexp",
-            "count",
-            "files-with-matches",
-            "files-without-match",
-            "only-matching",
-            "quiet",
-            "silent",
-            "no-messages",
-            "recursive",
-            "line-number",
-            "with-filename",
-            "no-filename",
-            "extended-regexp",
-            "fixed-strings",
-            "perl-regexp",
-        ],
-        long_valued: &[
-            ("regexp", T),
-            ("file", P),
-            ("max-count", T),
-            ("after-context", T),
-            ("before-context", T),
-            ("context", T),
-        ],
-        long_optional: &[("color", T), ("colour", T)],
-        ..spec("grep", Operands::PatternThenPaths)
-    },
-    Spec {
         flags: "aAlhRrtSd1FpnisU",
         long: &[
             "all",
@@ -238,22 +203,23 @@ pub(crate) static SPECS: &[Spec] = &[
         long_valued: &[("target-directory", P)],
         ..spec("mv", Operands::Paths)
     },
-    // Never -l/--paginate: it runs `pr`. --unified and --context take a number only after `=`.
+    // uutils diffutils compares two files and parses by hand: no directories (-r/-N), no
+    // ignore options, no clusters (`-su` is refused by the program), `-C`/`-U` take the next
+    // word only when it is a number (anything else is refused), `--unified`/`--context` take a
+    // number only after `=`. Left off: `--tabsize=N`/`--width=N` (the program refuses the bare
+    // form, which the table cannot express; they only change layout).
     Spec {
-        flags: "abBcdiEqrsuNtTwy",
+        flags: "cesqtuy",
         valued: &[('U', T), ('C', T)],
         long: &[
             "brief",
-            "ignore-case",
             "report-identical-files",
-            "recursive",
-            "new-file",
-            "text",
-            "ignore-all-space",
-            "ignore-blank-lines",
+            "expand-tabs",
+            "normal",
+            "ed",
             "side-by-side",
         ],
-        long_optional: &[("unified", T), ("context", T), ("color", T)],
+        long_optional: &[("unified", T), ("context", T)],
         ..spec("diff", Operands::Paths)
     },
     // Never -s/--set, -f/--file or -r/--reference; operands must be +FORMAT.
@@ -293,7 +259,6 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "uniq",
     "cut",
     "tr",
-    "grep",
     "ls",
     "mkdir",
     "rm",

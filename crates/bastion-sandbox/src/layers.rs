@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, LandlockStatus, PathBeneath, PathFd, Ruleset, RulesetAttr,
@@ -92,6 +92,8 @@ impl Layers {
 pub enum LandlockError {
     #[error("opening the sandbox directory")]
     Sandbox(#[source] landlock::PathFdError),
+    #[error("opening the program directory")]
+    Programs(#[source] landlock::PathFdError),
     #[error("building the ruleset")]
     Ruleset(#[from] RulesetError),
 }
@@ -139,11 +141,14 @@ fn abi_number(abi: ABI) -> Option<u32> {
 }
 
 /// A ruleset granting the sandbox read-write (no exec, no links, no devices, no fifos) and the
-/// system program and library directories read-execute; everything else is denied, as are TCP
-/// (ABI 4+) and signals or abstract sockets outside the domain (ABI 6+). Built in the parent;
-/// the child only restricts itself with the returned descriptor. `None` where the kernel has
-/// no Landlock.
-pub fn landlock_ruleset(sandbox: &Path) -> Result<Option<OwnedFd>, LandlockError> {
+/// system program and library directories, plus `program_dirs` (exec's toolset), read-execute;
+/// everything else is denied, as are TCP (ABI 4+) and signals or abstract sockets outside the
+/// domain (ABI 6+). Built in the parent; the child only restricts itself with the returned
+/// descriptor. `None` where the kernel has no Landlock.
+pub fn landlock_ruleset(
+    sandbox: &Path,
+    program_dirs: &[PathBuf],
+) -> Result<Option<OwnedFd>, LandlockError> {
     let read_exec = AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir;
     let sandbox_rights = AccessFs::WriteFile
         | AccessFs::ReadFile
@@ -159,6 +164,10 @@ pub fn landlock_ruleset(sandbox: &Path) -> Result<Option<OwnedFd>, LandlockError
         if let Ok(fd) = PathFd::new(dir) {
             rules.push(PathBeneath::new(fd, read_exec));
         }
+    }
+    for dir in program_dirs {
+        let fd = PathFd::new(dir).map_err(LandlockError::Programs)?;
+        rules.push(PathBeneath::new(fd, read_exec));
     }
     for file in SYSTEM_FILES {
         if let Ok(fd) = PathFd::new(file) {

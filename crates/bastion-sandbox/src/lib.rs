@@ -10,6 +10,7 @@ pub mod policy;
 pub mod run;
 mod sys;
 mod syscalls;
+pub mod toolset;
 pub mod words;
 
 pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_commands, option_forms};
@@ -18,4 +19,5 @@ pub use layers::{Layers, REQUIRED_LAYERS};
 pub use path::{PathError, SandboxPath};
 pub use policy::{AllowlistError, CommandPolicy, PolicyError, Word};
 pub use run::{ChildLimits, RunError, RunOutput, RunSpec, Runner};
+pub use toolset::{LAMBDA_TOOLS_DIR, Toolset, ToolsetError, built_tools_dir};
 pub use words::{SplitError, split};

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::event::{PollFd, PollFlags};
 use rustix::process::Resource;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +95,8 @@ pub struct Runner {
     limits: ChildLimits,
     /// The compiled allow-list, when the kernel has seccomp (`None` there otherwise).
     seccomp: Option<Arc<seccompiler::BpfProgram>>,
+    /// Directories besides the system ones whose programs children may execute.
+    program_dirs: Vec<PathBuf>,
 }
 
 impl Runner {
@@ -117,7 +119,15 @@ impl Runner {
             layers,
             limits,
             seccomp,
+            program_dirs: Vec::new(),
         }
+    }
+
+    /// Lets children execute (and read) programs under `dir` as under the system directories:
+    /// exec's toolset. Nothing else outside those is executable under Landlock.
+    pub fn with_program_dir(mut self, dir: &Path) -> Self {
+        self.program_dirs.push(dir.to_path_buf());
+        self
     }
 
     pub fn layers(&self) -> &Layers {
@@ -132,7 +142,8 @@ impl Runner {
         let landlock = match self.layers.landlock_abi {
             Some(_) => {
                 // Fail closed: the probe found Landlock, so a run without it is refused.
-                let fd = layers::landlock_ruleset(sandbox).map_err(RunError::Landlock)?;
+                let fd = layers::landlock_ruleset(sandbox, &self.program_dirs)
+                    .map_err(RunError::Landlock)?;
                 Some(fd.ok_or(RunError::LandlockGone)?)
             }
             None => None,

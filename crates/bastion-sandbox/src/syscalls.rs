@@ -3,7 +3,8 @@
 //! fallbacks (it retries `clone3` as `clone`, `faccessat2` as `faccessat`…) and a program sees a
 //! plain error rather than a kill.
 //!
-//! Derived by tracing the allowed commands (`scripts/trace-exec-syscalls`, which runs each in
+//! Derived by tracing the allowed commands as exec runs them, the toolset's uutils programs
+//! (`scripts/trace-exec-syscalls`, which runs each in
 //! typical and option-heavy forms under strace) and reviewed group by group; a call the trace
 //! showed but that the commands do not need for their job is left off with the reason below.
 //! Left off on purpose: sockets of every family (glibc's nscd lookup falls back to the files),
@@ -54,6 +55,8 @@ const UNCONDITIONAL: &[libc::c_long] = &[
     libc::SYS_getdents64,
     libc::SYS_copy_file_range,
     libc::SYS_sendfile,
+    // uutils cat moves file data into a pipe with splice (between two descriptors it holds).
+    libc::SYS_splice,
     libc::SYS_dup,
     libc::SYS_dup3,
     libc::SYS_fcntl,
@@ -120,6 +123,10 @@ const UNCONDITIONAL: &[libc::c_long] = &[
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigreturn,
     libc::SYS_sigaltstack,
+    // Rust's start-up checks that descriptors 0-2 are open with poll (ppoll on aarch64, where
+    // glibc has no poll call) and aborts on any error it does not expect, ENOSYS included: the
+    // toolset's programs cannot start without it.
+    libc::SYS_ppoll,
     // Ending, and waiting for own children (sort's helpers; the group kill ends them all).
     libc::SYS_exit,
     libc::SYS_exit_group,
@@ -144,6 +151,9 @@ const UNCONDITIONAL_X86_64: &[libc::c_long] = &[
     libc::SYS_pipe,
     libc::SYS_getdents,
     libc::SYS_poll,
+    // The path forms of fchmodat/fchownat, which uutils cp -p/-a calls on x86_64.
+    libc::SYS_chmod,
+    libc::SYS_lchown,
     // Process creation without namespaces, as clone below (dash forks this way on x86_64).
     libc::SYS_vfork,
 ];

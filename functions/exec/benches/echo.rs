@@ -112,7 +112,10 @@ async fn routed(root: &Path, iters: usize) {
     };
     let exec = ExecState::new(
         edge.clone(),
-        ExecConfig::from_env(&env, root.to_path_buf()).unwrap(),
+        ExecConfig::from_env(&env, root.join("runs")).unwrap(),
+        Arc::new(bastion_exec::workspace::DirWorkspaces::new(
+            root.join("workspaces"),
+        )),
     )
     .unwrap();
     let app = with_edge(

@@ -1,4 +1,4 @@
-//! Exec configuration: where sandboxes live, the key that names them, the command allowlist,
+//! Exec configuration: where run directories live, the key that names them, the command allowlist,
 //! time and output limits, quotas, and which isolation layers must be present.
 
 use std::path::PathBuf;
@@ -7,7 +7,9 @@ use std::time::Duration;
 use bastion_core::rate_limit::Policy;
 use bastion_http::config::{bounded, decode_base64};
 use bastion_http::{ConfigError, Env};
-use bastion_sandbox::{CommandPolicy, DEFAULT_COMMANDS};
+use bastion_sandbox::{
+    CommandPolicy, DEFAULT_COMMANDS, LAMBDA_TOOLS_DIR, Toolset, built_tools_dir,
+};
 use secrecy::SecretBox;
 
 /// Layers `EXEC_REQUIRE_LAYERS` may name.
@@ -33,7 +35,6 @@ pub struct ExecConfig {
     pub quota_files: u64,
     pub require_layers: Vec<String>,
     pub runs: Policy,
-    pub idle: Duration,
 }
 
 impl std::fmt::Debug for ExecConfig {
@@ -52,6 +53,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SANDBOX_ROOT", "/tmp/sandbox"),
     ("EXEC_SANDBOX_KEY", "(required)"),
     ("EXEC_ALLOWED_COMMANDS", "the default list"),
+    (
+        "EXEC_TOOLS_DIR",
+        "/opt/tools in Lambda, else target/toolset/host/tools",
+    ),
     ("EXEC_TIMEOUT_MS", "10000"),
     ("EXEC_OUTPUT_CAP_BYTES", "65536"),
     ("EXEC_OUTPUT_HARD_CAP_BYTES", "4194304"),
@@ -59,8 +64,19 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("EXEC_SANDBOX_QUOTA_FILES", "1000"),
     ("EXEC_REQUIRE_LAYERS", "(none)"),
     ("EXEC_RUNS_PER_MINUTE", "20"),
-    ("EXEC_SANDBOX_IDLE_SECS", "3600"),
 ];
+
+/// `EXEC_TOOLS_DIR`, else the layer's `/opt/tools` in Lambda (the Runtime API address is set
+/// only there), else the toolset `scripts/toolset` built in this source tree.
+fn tools_dir(env: &dyn Env) -> PathBuf {
+    match env.non_empty("EXEC_TOOLS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None if env.non_empty("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            PathBuf::from(LAMBDA_TOOLS_DIR)
+        }
+        None => built_tools_dir(),
+    }
+}
 
 impl ExecConfig {
     /// `default_root` is `/tmp/sandbox` in Lambda; bastion-local passes its data directory's.
@@ -83,24 +99,19 @@ impl ExecConfig {
                 "key must be at least 32 bytes",
             ));
         }
-        let commands = match env.non_empty("EXEC_ALLOWED_COMMANDS") {
-            None => CommandPolicy::resolve(DEFAULT_COMMANDS, false),
-            Some(list) => {
-                let names: Vec<&str> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                CommandPolicy::resolve(&names, true)
-            }
+        let toolset = Toolset::open(&tools_dir(env))
+            .map_err(|e| ConfigError::new("EXEC_TOOLS_DIR", e.to_string()))?;
+        let list = env.non_empty("EXEC_ALLOWED_COMMANDS").unwrap_or_default();
+        let mut names: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.is_empty() {
+            names = DEFAULT_COMMANDS.to_vec();
         }
-        .map_err(|e| ConfigError::new("EXEC_ALLOWED_COMMANDS", e.to_string()))?;
-        if commands.names().is_empty() {
-            return Err(ConfigError::new(
-                "EXEC_ALLOWED_COMMANDS",
-                "no command is available",
-            ));
-        }
+        let commands = CommandPolicy::resolve(&names, &toolset)
+            .map_err(|e| ConfigError::new("EXEC_ALLOWED_COMMANDS", e.to_string()))?;
         let timeout_ms = bounded(env, "EXEC_TIMEOUT_MS", 10_000, 100..=10_000)?;
         let output_cap = bounded(env, "EXEC_OUTPUT_CAP_BYTES", 65_536, 1024..=1_048_576)?;
         let output_hard_cap = bounded(
@@ -147,12 +158,6 @@ impl ExecConfig {
                 u32::try_from(bounded(env, "EXEC_RUNS_PER_MINUTE", 20_u64, 1..=10_000)?)
                     .unwrap_or(20),
             ),
-            idle: Duration::from_secs(bounded(
-                env,
-                "EXEC_SANDBOX_IDLE_SECS",
-                3600,
-                60..=30 * 24 * 3600,
-            )?),
         })
     }
 }
@@ -194,7 +199,7 @@ mod tests {
             (65_536, 50 * 1024 * 1024, 1000)
         );
         assert_eq!(c.runs, Policy::per_minute(20));
-        assert!(c.commands.names().contains(&"grep"));
+        assert_eq!(c.commands.names(), DEFAULT_COMMANDS);
         assert!(!c.commands.names().contains(&"sleep"));
     }
 
@@ -224,5 +229,37 @@ mod tests {
             err(&[("EXEC_SANDBOX_KEY", KEY), ("SANDBOX_ROOT", "rel/dir")]).var,
             "SANDBOX_ROOT"
         );
+    }
+
+    #[test]
+    fn commands_come_from_the_toolset_and_a_missing_one_stops_start_up() {
+        let tools = built_tools_dir();
+        let c = ExecConfig::from_env(
+            &env(&[
+                ("EXEC_SANDBOX_KEY", KEY),
+                ("EXEC_ALLOWED_COMMANDS", "cat,diff"),
+                ("EXEC_TOOLS_DIR", tools.to_str().unwrap()),
+            ]),
+            PathBuf::from("/tmp/sandbox"),
+        )
+        .unwrap();
+        let argv = |c: &str| vec![c.to_owned()];
+        assert_eq!(c.commands.check(&argv("cat")).unwrap(), tools.join("cat"));
+        assert_eq!(c.commands.check(&argv("diff")).unwrap(), tools.join("diff"));
+        // In Lambda the default is the layer's directory; it is absent here, so start-up stops.
+        let e = err(&[
+            ("EXEC_SANDBOX_KEY", KEY),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ]);
+        assert_eq!(e.var, "EXEC_TOOLS_DIR");
+        assert!(e.to_string().contains("/opt/tools/commands"), "{e}");
+        // grep is not a known command: no pinned grep is built (see commands.rs).
+        let e = err(&[
+            ("EXEC_SANDBOX_KEY", KEY),
+            ("EXEC_ALLOWED_COMMANDS", "cat,grep"),
+        ]);
+        assert_eq!(e.var, "EXEC_ALLOWED_COMMANDS");
+        let e = err(&[("EXEC_SANDBOX_KEY", KEY), ("EXEC_TOOLS_DIR", "tools")]);
+        assert_eq!(e.var, "EXEC_TOOLS_DIR");
     }
 }

@@ -1,4 +1,6 @@
-//! The sandbox file routes: put, get, delete and list, all under the path rules and the quota.
+//! The sandbox file routes: put, get, delete and list, on the durable workspace store directly,
+//! under the path rules and the quota. Changes take the user's exec lease, so quota checks
+//! hold across instances and never interleave with a run's write-back.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,7 +13,9 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{ExecState, blocking};
+use crate::ExecState;
+use crate::lease::Lease;
+use crate::workspace::{Shape, Usage, WorkspaceError, shape_of};
 
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Most files one listing returns.
@@ -21,10 +25,15 @@ fn sandbox_path(raw: &str) -> Result<SandboxPath, ApiError> {
     SandboxPath::parse(raw).map_err(|e| ApiError::invalid("invalid_path", e.to_string()))
 }
 
+fn conflict(code: &'static str, msg: &'static str) -> ApiError {
+    ApiError::new(ErrorKind::Conflict, msg).with_code(code)
+}
+
+pub(crate) fn quota_exceeded(msg: &'static str, kind: ErrorKind) -> ApiError {
+    ApiError::new(kind, msg).with_code("sandbox_quota_exceeded")
+}
+
 pub(crate) fn fs_error(e: FsError) -> ApiError {
-    let conflict = |code: &'static str, msg: &'static str| {
-        ApiError::new(ErrorKind::Conflict, msg).with_code(code)
-    };
     match e {
         FsError::NotFound => ApiError::new(ErrorKind::NotFound, "no such file"),
         FsError::IsADirectory => conflict("is_a_directory", "path names a directory"),
@@ -38,11 +47,29 @@ pub(crate) fn fs_error(e: FsError) -> ApiError {
             "not_a_file",
             "path names something other than a file or directory",
         ),
-        FsError::TooLarge => conflict(
-            "sandbox_quota_exceeded",
+        FsError::TooLarge => quota_exceeded(
             "your sandbox is too large or too deep to measure; delete files",
+            ErrorKind::Conflict,
         ),
         FsError::Io(_) => ApiError::internal(&e),
+    }
+}
+
+pub(crate) fn store_error(e: &WorkspaceError) -> ApiError {
+    match e {
+        WorkspaceError::PathTooLong => {
+            ApiError::invalid("invalid_path", "path is too long for the workspace store")
+        }
+        WorkspaceError::Unavailable(_) => ApiError::unavailable(e),
+    }
+}
+
+/// The refusal for `path` given its shape among the stored files, if any.
+fn shape_refusal(shape: Shape, missing: ApiError) -> ApiError {
+    match shape {
+        Shape::Directory => fs_error(FsError::IsADirectory),
+        Shape::UnderAFile => fs_error(FsError::NotADirectory),
+        Shape::File | Shape::Absent => missing,
     }
 }
 
@@ -51,7 +78,7 @@ pub(crate) fn fs_error(e: FsError) -> ApiError {
     request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes, at most 1 MiB; without a body the file is empty."),
     responses((status = 200, description = "The file is replaced."), (status = 201, description = "The file is created."),
         (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
-        (status = 409, description = "`sandbox_file_limit`, `sandbox_quota_exceeded`, `is_a_directory`, `not_a_directory`, `not_a_file`."),
+        (status = 409, description = "`workspace_busy`, `sandbox_file_limit`, `sandbox_quota_exceeded`, `is_a_directory`, `not_a_directory`, `not_a_file`."),
         (status = 413, description = "`payload_too_large`, `sandbox_quota_exceeded`."))
 )]
 pub async fn put_file(
@@ -68,48 +95,59 @@ pub async fn put_file(
             "file exceeds 1 MiB",
         ));
     }
-    let inner = state.inner.clone();
-    let user = auth.user_id.clone();
-    let now = state.edge.clock.now();
-    blocking(move || -> Result<StatusCode, ApiError> {
-        let _write = inner
-            .sandboxes
-            .write_guard(&user)
-            .map_err(|e| ApiError::internal(&e))?;
-        let dir = inner
-            .sandboxes
-            .open(&user, now)
-            .map_err(|e| ApiError::internal(&e))?;
-        let existing = dir.size_of(&path).map_err(fs_error)?;
-        let usage = dir.usage().map_err(fs_error)?;
-        let bytes_after = usage.bytes - existing.unwrap_or(0).min(usage.bytes) + body.len() as u64;
-        if bytes_after > inner.config.quota_bytes {
-            return Err(ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                "sandbox storage quota exceeded",
-            )
-            .with_code("sandbox_quota_exceeded"));
-        }
-        // New parent directories count as entries too.
-        let new_entries = if existing.is_some() {
-            0
-        } else {
-            path.components().count() as u64
-        };
-        if existing.is_none() && usage.entries + new_entries > inner.config.quota_files {
-            return Err(
-                ApiError::new(ErrorKind::Conflict, "sandbox file count quota exceeded")
-                    .with_code("sandbox_file_limit"),
-            );
-        }
-        dir.write(&path, &body).map_err(fs_error)?;
-        Ok(if existing.is_some() {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        })
+    let lease = Lease::take_for_files(&state, &auth.user_id).await?;
+    let result = put_leased(&state, &auth, &path, body).await;
+    lease.release(&state).await;
+    result
+}
+
+/// The quota check and the write, under the user's lease.
+async fn put_leased(
+    state: &ExecState,
+    auth: &Authenticated,
+    path: &SandboxPath,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let inner = &state.inner;
+    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let files = inner
+        .workspaces
+        .list(&owner)
+        .await
+        .map_err(|e| store_error(&e))?;
+    match shape_of(&files, path.as_str()) {
+        Shape::Directory => return Err(fs_error(FsError::IsADirectory)),
+        Shape::UnderAFile => return Err(fs_error(FsError::NotADirectory)),
+        Shape::File | Shape::Absent => {}
+    }
+    let usage = Usage::of(&files);
+    let existing = files
+        .iter()
+        .find(|f| f.path == path.as_str())
+        .map(|f| f.size);
+    let bytes_after = usage.bytes - existing.unwrap_or(0).min(usage.bytes) + body.len() as u64;
+    if bytes_after > inner.config.quota_bytes {
+        return Err(quota_exceeded(
+            "sandbox storage quota exceeded",
+            ErrorKind::PayloadTooLarge,
+        ));
+    }
+    if existing.is_none() && usage.files + 1 > inner.config.quota_files {
+        return Err(conflict(
+            "sandbox_file_limit",
+            "sandbox file count quota exceeded",
+        ));
+    }
+    inner
+        .workspaces
+        .write(&owner, path, body.to_vec())
+        .await
+        .map_err(|e| store_error(&e))?;
+    Ok(if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
     })
-    .await?
 }
 
 #[utoipa::path(
@@ -126,17 +164,24 @@ pub async fn get_file(
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Read)?;
     let path = sandbox_path(&raw)?;
-    let inner = state.inner.clone();
-    let user = auth.user_id.clone();
-    let now = state.edge.clock.now();
-    let data = blocking(move || -> Result<Vec<u8>, ApiError> {
-        let dir = inner
-            .sandboxes
-            .open(&user, now)
-            .map_err(|e| ApiError::internal(&e))?;
-        dir.read(&path, inner.config.quota_bytes).map_err(fs_error)
-    })
-    .await??;
+    let inner = &state.inner;
+    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let read = inner
+        .workspaces
+        .read(&owner, &path)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let Some((data, _)) = read else {
+        let files = inner
+            .workspaces
+            .list(&owner)
+            .await
+            .map_err(|e| store_error(&e))?;
+        return Err(shape_refusal(
+            shape_of(&files, path.as_str()),
+            fs_error(FsError::NotFound),
+        ));
+    };
     let mut res = data.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -150,7 +195,7 @@ pub async fn get_file(
     responses((status = 204, description = "The file is deleted."),
         (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
         (status = 404, description = "`not_found`: no such file."),
-        (status = 409, description = "`directory_not_empty`, `not_a_directory`, `not_a_file`."))
+        (status = 409, description = "`workspace_busy`, `is_a_directory`, `not_a_directory`, `not_a_file`."))
 )]
 pub async fn delete_file(
     State(state): State<ExecState>,
@@ -159,18 +204,37 @@ pub async fn delete_file(
 ) -> Result<StatusCode, ApiError> {
     auth.require_scope(Scope::Exec)?;
     let path = sandbox_path(&raw)?;
-    let inner = state.inner.clone();
-    let user = auth.user_id.clone();
-    let now = state.edge.clock.now();
-    blocking(move || -> Result<StatusCode, ApiError> {
-        let dir = inner
-            .sandboxes
-            .open(&user, now)
-            .map_err(|e| ApiError::internal(&e))?;
-        dir.delete(&path).map_err(fs_error)?;
-        Ok(StatusCode::NO_CONTENT)
+    let lease = Lease::take_for_files(&state, &auth.user_id).await?;
+    let result = delete_leased(&state, &auth, &path).await;
+    lease.release(&state).await;
+    result
+}
+
+async fn delete_leased(
+    state: &ExecState,
+    auth: &Authenticated,
+    path: &SandboxPath,
+) -> Result<StatusCode, ApiError> {
+    let inner = &state.inner;
+    let owner = inner.sandboxes.name_for(&auth.user_id);
+    if inner
+        .workspaces
+        .delete(&owner, path)
+        .await
+        .map_err(|e| store_error(&e))?
+    {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let files = inner
+        .workspaces
+        .list(&owner)
+        .await
+        .map_err(|e| store_error(&e))?;
+    Err(match shape_of(&files, path.as_str()) {
+        Shape::Directory => fs_error(FsError::NotEmpty),
+        Shape::UnderAFile => fs_error(FsError::NotADirectory),
+        Shape::File | Shape::Absent => fs_error(FsError::NotFound),
     })
-    .await?
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -201,26 +265,27 @@ pub async fn list(
             "prefix must be at most 1024 bytes without NUL",
         ));
     }
-    let inner = state.inner.clone();
-    let user = auth.user_id.clone();
-    let now = state.edge.clock.now();
-    blocking(move || -> Result<Json<serde_json::Value>, ApiError> {
-        let dir = inner
-            .sandboxes
-            .open(&user, now)
-            .map_err(|e| ApiError::internal(&e))?;
-        let (files, truncated) = dir.list(&prefix, MAX_LISTED).map_err(fs_error)?;
-        let usage = dir.usage().map_err(fs_error)?;
-        let files: Vec<_> = files
-            .iter()
-            .map(|f| json!({"path": f.path, "size": f.size}))
-            .collect();
-        Ok(Json(json!({
-            "files": files,
-            "truncated": truncated,
-            "usage": {"bytes": usage.bytes, "entries": usage.entries},
-            "quota": {"bytes": inner.config.quota_bytes, "entries": inner.config.quota_files},
-        })))
-    })
-    .await?
+    let inner = &state.inner;
+    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let stored = inner
+        .workspaces
+        .list(&owner)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let usage = Usage::of(&stored);
+    let matching: Vec<_> = stored
+        .iter()
+        .filter(|f| f.path.starts_with(&prefix))
+        .collect();
+    let files: Vec<_> = matching
+        .iter()
+        .take(MAX_LISTED)
+        .map(|f| json!({"path": f.path, "size": f.size}))
+        .collect();
+    Ok(Json(json!({
+        "files": files,
+        "truncated": matching.len() > MAX_LISTED,
+        "usage": {"bytes": usage.bytes, "files": usage.files},
+        "quota": {"bytes": inner.config.quota_bytes, "files": inner.config.quota_files},
+    })))
 }

@@ -1,5 +1,7 @@
-//! The exec function: run allowlisted commands in a per-user sandbox under every isolation
-//! layer the kernel offers, and manage the sandbox's files.
+//! The exec function: run allowlisted commands under every isolation layer the kernel offers,
+//! in a fresh directory holding the caller's durable workspace, and manage that workspace's
+//! files (S3 in Lambda, a directory locally); one run or file change per user at a time,
+//! across instances, under a lease in the table.
 //!
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
 //! bare routes so `bastion-local` can merge every function under one edge.
@@ -7,10 +9,13 @@
 mod audit;
 pub mod config;
 mod files;
+mod lease;
+mod materialise;
 pub mod openapi;
 mod run;
 mod sandboxes;
 mod wire;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -23,6 +28,7 @@ use bastion_sandbox::{ChildLimits, CommandPolicy, Layers, REQUIRED_LAYERS, Runne
 
 pub use config::ExecConfig;
 use sandboxes::Sandboxes;
+use workspace::WorkspaceStore;
 
 /// Everything the exec handlers need; cheap to clone.
 #[derive(Clone)]
@@ -31,10 +37,11 @@ pub struct ExecState {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: ExecConfig,
     runner: Runner,
-    sandboxes: Arc<Sandboxes>,
+    sandboxes: Sandboxes,
+    workspaces: Arc<dyn WorkspaceStore>,
 }
 
 impl FromRef<ExecState> for Edge {
@@ -52,7 +59,12 @@ impl ExecState {
     /// Probes the isolation layers (once per process), logs any that are missing, and refuses
     /// to start without seccomp, no_new_privs and rlimits (always) or any layer
     /// `EXEC_REQUIRE_LAYERS` adds. Landlock is applied wherever the kernel has it.
-    pub fn new(edge: Edge, config: ExecConfig) -> Result<Self, MissingLayer> {
+    /// `workspaces` holds users' files durably (S3 in Lambda, a directory locally).
+    pub fn new(
+        edge: Edge,
+        config: ExecConfig,
+        workspaces: Arc<dyn WorkspaceStore>,
+    ) -> Result<Self, MissingLayer> {
         let layers = probe_once(&config.sandbox_root);
         for missing in layers.missing() {
             tracing::warn!(
@@ -62,21 +74,21 @@ impl ExecState {
         }
         require(&layers, &config.require_layers)?;
         tracing::info!(layers = ?layers.named(), commands = ?config.commands.names(), "exec sandbox ready");
-        let sandboxes = Arc::new(Sandboxes::new(
+        let sandboxes = Sandboxes::new(
             config.sandbox_root.clone(),
             secrecy::SecretBox::new(Box::new(
                 secrecy::ExposeSecret::expose_secret(&config.sandbox_key).clone(),
             )),
             layers.openat2,
-            config.idle,
-            edge.clock.now(),
-        ));
+        );
         Ok(Self {
             edge,
             inner: Arc::new(Inner {
-                runner: Runner::new(layers, ChildLimits::default()),
+                runner: Runner::new(layers, ChildLimits::default())
+                    .with_program_dir(config.commands.programs_dir()),
                 config,
                 sandboxes,
+                workspaces,
             }),
         })
     }

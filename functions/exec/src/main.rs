@@ -1,10 +1,11 @@
 //! The exec Lambda: wiring only. A secret refresh rotates the JWT keys; `EXEC_SANDBOX_KEY` is
-//! read once, because it names each user's sandbox directory (rotating it orphans them).
+//! read once, because it names each user's workspace (rotating it orphans them).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bastion_core::SystemClock;
+use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::{ExecConfig, ExecState, router};
 use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
@@ -24,6 +25,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let config = edge.config.clone();
     runtime.on_refresh(move |env| config.rotate(env));
-    let state = ExecState::new(edge, exec_config)?;
+    let workspaces = Arc::new(S3Workspaces::from_sdk(&runtime.sdk, env.as_ref())?);
+    let state = ExecState::new(edge, exec_config, workspaces)?;
     bastion_http::lambda::serve(router(state)).await
 }

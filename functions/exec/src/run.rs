@@ -1,9 +1,12 @@
 //! `POST /exec/run`: parse and bound the request, check it against the command policy, run it
-//! in the caller's sandbox (one at a time per user), audit it, and report the outcome.
+//! in a fresh directory holding the caller's workspace (one run at a time per user across
+//! instances, under the exec lease), write back what changed, audit it, and report.
 //!
 //! Output is returned as UTF-8 text when it is valid UTF-8 (a multi-byte character cut by the
 //! cap is dropped), otherwise as standard base64 with `"stdout_encoding": "base64"`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -16,7 +19,10 @@ use bastion_sandbox::{PolicyError, RunOutput, RunSpec, split};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ExecState, audit, blocking};
+use crate::files::store_error;
+use crate::lease::{Lease, run_lease_secs};
+use crate::workspace::Usage;
+use crate::{ExecState, Inner, audit, blocking, materialise};
 
 pub const MAX_ARGS: usize = 64;
 pub const MAX_ARG_BYTES: usize = 4096;
@@ -134,7 +140,7 @@ pub async fn run(
     let parsed = parse(req, inner.config.timeout)?;
     let command = parsed.argv[0].clone();
     let arg_count = parsed.argv.len() - 1;
-    let program = match inner.config.commands.check(&parsed.argv) {
+    let program: PathBuf = match inner.config.commands.check(&parsed.argv) {
         Ok(p) => p.to_path_buf(),
         Err(e) => {
             let detail = format!(
@@ -146,54 +152,26 @@ pub async fn run(
             return Err(policy_error(e));
         }
     };
-    let Some(run_slot) = inner
-        .sandboxes
-        .begin_run(&auth.user_id)
-        .map_err(|e| ApiError::internal(&e))?
+    let Some(lease) =
+        Lease::try_take(&state, &auth.user_id, run_lease_secs(inner.config.timeout)).await?
     else {
         return Err(
             ApiError::new(ErrorKind::Conflict, "another run of yours is in progress")
                 .with_code("run_in_progress"),
         );
     };
-    let user = auth.user_id.clone();
-    let now = state.edge.clock.now();
-    let worker = inner.clone();
-    // `rm` only frees space, so it runs over the quota too: otherwise a sandbox filled with
-    // directories (which the file listing does not show and `DELETE` removes only one empty
-    // directory at a time) or nested too deep to measure could not be cleaned up.
+    let owner = inner.sandboxes.name_for(&auth.user_id);
+    // `rm` only frees space, so it runs over the quota too: otherwise a workspace over its
+    // quota (after the quota was lowered) could not be cleaned up in one command.
     let frees_space = command == "rm";
-    let outcome = blocking(move || -> Result<RunOutput, ApiError> {
-        let _slot = run_slot;
-        let dir = worker
-            .sandboxes
-            .open(&user, now)
-            .map_err(|e| ApiError::internal(&e))?;
-        if !frees_space {
-            let usage = dir.usage().map_err(crate::files::fs_error)?;
-            if usage.bytes > worker.config.quota_bytes || usage.entries > worker.config.quota_files
-            {
-                return Err(ApiError::new(
-                    ErrorKind::Conflict,
-                    "your sandbox is over its quota; delete files before running commands",
-                )
-                .with_code("sandbox_quota_exceeded"));
-            }
-        }
-        worker
-            .runner
-            .run(&RunSpec {
-                program: &program,
-                argv: &parsed.argv,
-                stdin: &parsed.stdin,
-                sandbox: dir.path(),
-                timeout: parsed.timeout,
-                output_cap: worker.config.output_cap,
-                output_hard_cap: worker.config.output_hard_cap,
-            })
-            .map_err(|e| ApiError::internal(&e))
-    })
-    .await??;
+    let job = Job {
+        program,
+        parsed,
+        frees_space,
+    };
+    let result = run_in_workspace(&inner, &owner, job).await;
+    lease.release(&state).await;
+    let (outcome, saved) = result?;
     let detail = format!(
         "command={command} args={arg_count} exit={} signal={} timed_out={} output_limit={} duration_ms={}",
         outcome
@@ -205,7 +183,68 @@ pub async fn run(
         outcome.duration.as_millis(),
     );
     audit::record(&state, &meta, Outcome::Success, &auth.user_id, detail).await?;
-    Ok(Json(render(&outcome)))
+    let mut body = render(&outcome);
+    body["files_saved"] = Value::Bool(saved);
+    Ok(Json(body))
+}
+
+/// A checked command ready to run.
+struct Job {
+    program: PathBuf,
+    parsed: Parsed,
+    frees_space: bool,
+}
+
+/// Downloads the caller's workspace (only what the kept copy lacks), runs in a fresh directory
+/// removed before returning, and writes back what changed; returns whether it was saved.
+async fn run_in_workspace(
+    inner: &Arc<Inner>,
+    owner: &str,
+    job: Job,
+) -> Result<(RunOutput, bool), ApiError> {
+    let listing = inner
+        .workspaces
+        .list(owner)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let before = Usage::of(&listing);
+    if !job.frees_space
+        && (before.bytes > inner.config.quota_bytes || before.files > inner.config.quota_files)
+    {
+        return Err(materialise::over_quota());
+    }
+    let cached = inner.sandboxes.take_cached(owner);
+    let snapshot = materialise::download(inner, owner, &listing, cached).await?;
+    let worker = inner.clone();
+    let (outcome, after, snapshot) = blocking(move || -> Result<_, ApiError> {
+        let run_dir = worker
+            .sandboxes
+            .fresh_run_dir()
+            .map_err(|e| ApiError::internal(&e))?;
+        materialise::lay_out(run_dir.dir(), &snapshot)?;
+        let outcome = worker
+            .runner
+            .run(&RunSpec {
+                program: &job.program,
+                argv: &job.parsed.argv,
+                stdin: &job.parsed.stdin,
+                sandbox: run_dir.dir().path(),
+                timeout: job.parsed.timeout,
+                output_cap: worker.config.output_cap,
+                output_hard_cap: worker.config.output_hard_cap,
+            })
+            .map_err(|e| ApiError::internal(&e))?;
+        let after = materialise::collect(run_dir.dir(), before, &worker)?;
+        Ok((outcome, after, snapshot))
+    })
+    .await??;
+    let Some(after) = after else {
+        inner.sandboxes.keep(owner, snapshot);
+        return Ok((outcome, false));
+    };
+    let (kept, _) = materialise::write_back(inner, owner, snapshot, after).await?;
+    inner.sandboxes.keep(owner, kept);
+    Ok((outcome, true))
 }
 
 /// Text if the bytes are UTF-8 (allowing a character cut at a truncation), else base64.

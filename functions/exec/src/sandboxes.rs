@@ -1,74 +1,72 @@
-//! Which directory is whose, which users have a run in flight, and removing idle sandboxes.
+//! Whose workspace is whose, the fresh directory each run gets, and the one workspace this
+//! instance keeps between runs.
 //!
-//! A sandbox's name is a keyed hash of the user id: nothing the client sends chooses it, and the
-//! name reveals nothing about the user without the key. Sandboxes live in this instance's
-//! filesystem, so the bookkeeping is in memory too.
+//! A workspace's owner name is a keyed hash of the user id: nothing the client sends chooses
+//! it, and the name (an S3 key prefix) reveals nothing about the user without the key. Run
+//! directories are named at random, live only for their run, and are removed before the
+//! response; the kept copy of the last user's files is in this process's memory, outside any
+//! directory a run can reach, and is dropped before another user's run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::Mutex;
 
-use bastion_core::{Timestamp, UserId};
+use bastion_core::{RequestId, UserId};
 use bastion_sandbox::SandboxDir;
 use secrecy::{ExposeSecret, SecretBox};
 
-#[derive(Default)]
-struct Registry {
-    last_used: HashMap<String, Timestamp>,
-    running: HashSet<String>,
+/// A workspace as downloaded: path → (stored version, contents).
+pub type Snapshot = BTreeMap<String, (String, Vec<u8>)>;
+
+struct Cached {
+    owner: String,
+    files: Snapshot,
 }
 
 pub struct Sandboxes {
     root: PathBuf,
     key: SecretBox<Vec<u8>>,
     openat2: bool,
-    idle: Duration,
-    registry: Mutex<Registry>,
-    /// Serialises each user's quota check with the write it admits (users share stripes).
-    writes: [Mutex<()>; WRITE_STRIPES],
+    cache: Mutex<Option<Cached>>,
 }
 
-const WRITE_STRIPES: usize = 64;
-
-/// Held while a user's run is in flight; releases the slot when dropped.
-pub struct RunSlot {
-    sandboxes: Arc<Sandboxes>,
+/// A run's directory; removed with everything in it when dropped, on every exit path.
+pub struct RunDir {
+    dir: SandboxDir,
+    root: PathBuf,
     name: String,
 }
 
-impl Drop for RunSlot {
+impl RunDir {
+    pub fn dir(&self) -> &SandboxDir {
+        &self.dir
+    }
+}
+
+impl Drop for RunDir {
     fn drop(&mut self) {
-        if let Ok(mut r) = self.sandboxes.registry.lock() {
-            r.running.remove(&self.name);
+        // Not `std::fs::remove_dir_all`: a run can build a tree deeper than the open-file
+        // limit, which that could never remove.
+        if let Err(e) = bastion_sandbox::remove_tree(&self.root, &self.name) {
+            tracing::error!(error = %e, "removing a run directory failed");
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    #[error("sandbox registry lock poisoned")]
-    Poisoned,
-    #[error("opening the sandbox directory")]
-    Io(#[from] std::io::Error),
-}
+#[error("creating the run directory")]
+pub struct SandboxError(#[from] std::io::Error);
 
 impl Sandboxes {
-    /// Existing directories under `root` (from before a restart) count as used `now`.
-    pub fn new(
-        root: PathBuf,
-        key: SecretBox<Vec<u8>>,
-        openat2: bool,
-        idle: Duration,
-        now: Timestamp,
-    ) -> Self {
-        let mut registry = Registry::default();
+    /// Removes run directories a previous process left behind (a crash mid-run).
+    pub fn new(root: PathBuf, key: SecretBox<Vec<u8>>, openat2: bool) -> Self {
         if let Ok(entries) = std::fs::read_dir(&root) {
             for entry in entries.flatten() {
                 if let Ok(name) = entry.file_name().into_string()
-                    && is_sandbox_name(&name)
+                    && is_run_name(&name)
+                    && let Err(e) = bastion_sandbox::remove_tree(&root, &name)
                 {
-                    registry.last_used.insert(name, now);
+                    tracing::warn!(error = %e, "removing a leftover run directory failed");
                 }
             }
         }
@@ -76,23 +74,11 @@ impl Sandboxes {
             root,
             key,
             openat2,
-            idle,
-            registry: Mutex::new(registry),
-            writes: std::array::from_fn(|_| Mutex::new(())),
+            cache: Mutex::new(None),
         }
     }
 
-    /// Held from a file write's quota check to the end of the write, so concurrent writes of
-    /// one user cannot all pass the check before any of them lands.
-    pub fn write_guard(&self, user: &UserId) -> Result<MutexGuard<'_, ()>, SandboxError> {
-        let name = self.name_for(user);
-        let stripe = usize::from_str_radix(name.get(..4).unwrap_or("0"), 16).unwrap_or(0);
-        self.writes[stripe % WRITE_STRIPES]
-            .lock()
-            .map_err(|_| SandboxError::Poisoned)
-    }
-
-    /// The user's sandbox directory name.
+    /// The owner name of the user's workspace.
     pub fn name_for(&self, user: &UserId) -> String {
         let mac = bastion_core::crypto::hmac_sha256(
             self.key.expose_secret(),
@@ -101,64 +87,57 @@ impl Sandboxes {
         hex::encode(&mac[..16])
     }
 
-    /// Opens (creating) the user's sandbox, marks it used, and removes other idle sandboxes.
-    /// Blocking: call from a blocking thread.
-    pub fn open(&self, user: &UserId, now: Timestamp) -> Result<SandboxDir, SandboxError> {
-        let name = self.name_for(user);
-        let mut r = self.registry.lock().map_err(|_| SandboxError::Poisoned)?;
-        r.last_used.insert(name.clone(), now);
-        let idle = i64::try_from(self.idle.as_secs()).unwrap_or(i64::MAX);
-        let stale: Vec<String> = r
-            .last_used
-            .iter()
-            .filter(|(n, t)| now.secs().saturating_sub(t.secs()) >= idle && !r.running.contains(*n))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in stale {
-            // Removed under the lock, so a request for that user cannot race the removal.
-            // Not `std::fs::remove_dir_all`: it needs a descriptor per level, and a user can
-            // build a tree deeper than the open-file limit, which would then never go.
-            if let Err(e) = bastion_sandbox::remove_tree(&self.root, &n)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(error = %e, "removing an idle sandbox failed");
-                continue;
-            }
-            r.last_used.remove(&n);
-        }
-        Ok(SandboxDir::open_or_create(&self.root, &name, self.openat2)?)
+    /// A new, empty, owner-only directory for one run. Blocking.
+    pub fn fresh_run_dir(&self) -> Result<RunDir, SandboxError> {
+        let name = RequestId::generate().as_str().to_owned();
+        let dir = SandboxDir::open_or_create(&self.root, &name, self.openat2)?;
+        Ok(RunDir {
+            dir,
+            root: self.root.clone(),
+            name,
+        })
     }
 
-    /// Claims the user's single run slot, or `None` if a run is already in flight.
-    pub fn begin_run(self: &Arc<Self>, user: &UserId) -> Result<Option<RunSlot>, SandboxError> {
-        let name = self.name_for(user);
-        let mut r = self.registry.lock().map_err(|_| SandboxError::Poisoned)?;
-        if !r.running.insert(name.clone()) {
-            return Ok(None);
+    /// The kept copy of `owner`'s workspace, if the last run here was theirs; any other user's
+    /// copy is dropped now, before `owner`'s run.
+    pub fn take_cached(&self, owner: &str) -> Snapshot {
+        let Ok(mut cache) = self.cache.lock() else {
+            return Snapshot::new();
+        };
+        match cache.take() {
+            Some(c) if c.owner == owner => c.files,
+            _ => Snapshot::new(),
         }
-        Ok(Some(RunSlot {
-            sandboxes: self.clone(),
-            name,
-        }))
+    }
+
+    /// Keeps `files` as `owner`'s workspace for the next run.
+    pub fn keep(&self, owner: &str, files: Snapshot) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some(Cached {
+                owner: owner.to_owned(),
+                files,
+            });
+        }
     }
 }
 
-fn is_sandbox_name(name: &str) -> bool {
-    name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
+/// Run directories are named by a fresh request id: 32 lowercase hex digits.
+fn is_run_name(name: &str) -> bool {
+    name.len() == 32 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
-    fn sandboxes(root: &std::path::Path, key: u8) -> Arc<Sandboxes> {
-        Arc::new(Sandboxes::new(
+    fn sandboxes(root: &Path, key: u8) -> Sandboxes {
+        Sandboxes::new(
             root.to_path_buf(),
             SecretBox::new(Box::new(vec![key; 32])),
             true,
-            Duration::from_secs(600),
-            Timestamp(1000),
-        ))
+        )
     }
 
     fn temp_root(tag: &str) -> PathBuf {
@@ -175,35 +154,55 @@ mod tests {
         assert_eq!(s1.name_for(&a), s1.name_for(&a));
         assert_ne!(s1.name_for(&a), s1.name_for(&b));
         assert_ne!(s1.name_for(&a), s2.name_for(&a));
-        assert!(is_sandbox_name(&s1.name_for(&a)));
+        assert_eq!(s1.name_for(&a).len(), 32);
     }
 
     #[test]
-    fn only_one_run_per_user_is_in_flight() {
-        let s = sandboxes(&temp_root("slots"), 1);
-        let a = UserId::generate();
-        let b = UserId::generate();
-        let slot = s.begin_run(&a).unwrap().unwrap();
-        assert!(s.begin_run(&a).unwrap().is_none());
-        assert!(s.begin_run(&b).unwrap().is_some());
-        drop(slot);
-        assert!(s.begin_run(&a).unwrap().is_some());
-    }
-
-    #[test]
-    fn idle_sandboxes_are_removed_and_active_ones_kept() {
-        let root = temp_root("idle");
-        let _ = std::fs::remove_dir_all(&root);
+    fn a_run_directory_is_fresh_and_gone_when_dropped() {
+        let root = temp_root("fresh");
         let s = sandboxes(&root, 1);
-        let a = UserId::generate();
-        let b = UserId::generate();
-        let dir_a = s.open(&a, Timestamp(1000)).unwrap().path().to_path_buf();
-        let dir_b = s.open(&b, Timestamp(1300)).unwrap().path().to_path_buf();
-        s.open(&b, Timestamp(1599)).unwrap();
-        assert!(dir_a.exists(), "599 s idle is not yet idle");
-        s.open(&b, Timestamp(1600)).unwrap();
-        assert!(!dir_a.exists(), "600 s idle is removed");
-        assert!(dir_b.exists());
+        let first = s.fresh_run_dir().unwrap();
+        let p = bastion_sandbox::SandboxPath::parse("a/b").unwrap();
+        first.dir().write(&p, b"x").unwrap();
+        let second = s.fresh_run_dir().unwrap();
+        assert_ne!(first.dir().path(), second.dir().path());
+        assert_eq!(second.dir().list("", 10).unwrap().0, vec![]);
+        let path = first.dir().path().to_path_buf();
+        drop(first);
+        assert!(!path.exists());
+        drop(second);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_kept_workspace_is_given_only_to_its_owner_and_dropped_for_anyone_else() {
+        let s = sandboxes(&temp_root("cache"), 1);
+        let files: Snapshot = [("f".to_owned(), ("v1".to_owned(), b"alice".to_vec()))].into();
+        s.keep("alice", files.clone());
+        assert_eq!(s.take_cached("alice"), files);
+        s.keep("alice", files);
+        assert_eq!(s.take_cached("bob"), Snapshot::new());
+        assert_eq!(
+            s.take_cached("alice"),
+            Snapshot::new(),
+            "bob's run dropped alice's copy"
+        );
+    }
+
+    #[test]
+    fn leftover_run_directories_are_removed_at_start() {
+        let root = temp_root("leftover");
+        let old = sandboxes(&root, 1).fresh_run_dir().unwrap();
+        let path = old.dir().path().to_path_buf();
+        std::mem::forget(old);
+        std::fs::create_dir_all(root.join("not-a-run")).unwrap();
+        assert!(path.exists());
+        let _ = sandboxes(&root, 1);
+        assert!(!path.exists());
+        assert!(
+            root.join("not-a-run").exists(),
+            "only run directories are removed"
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 }

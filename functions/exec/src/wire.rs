@@ -58,5 +58,5 @@ pub struct Usage {
     #[schema(minimum = 0)]
     bytes: u64,
     #[schema(minimum = 0)]
-    entries: u64,
+    files: u64,
 }

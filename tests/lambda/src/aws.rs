@@ -1,5 +1,6 @@
 //! What a deployment provides, created in the local moto server: the table (through the
-//! store's own table-creation code), the Secrets Manager document and a KMS key.
+//! store's own table-creation code), the Secrets Manager document, a KMS key and the exec
+//! workspace bucket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -115,6 +116,31 @@ impl Moto {
             &json!({"SecretId": secret_id, "SecretString": document.to_string()}),
         )
         .await;
+    }
+
+    /// A fresh S3 bucket (path-style, as moto on 127.0.0.1 is reached); returns its name.
+    pub async fn create_bucket(&self) -> String {
+        let name = unique("bastion-ws").to_lowercase();
+        let response = self
+            .http
+            .put(format!("{}/{name}", self.endpoint))
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/s3/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateBucket reached moto: {e}"));
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "CreateBucket failed with {status}: {text}"
+        );
+        name
     }
 
     /// A symmetric KMS key; returns its id.

@@ -12,6 +12,12 @@ use serde_json::{Value, json};
 use crate::aws::{Moto, unique};
 use crate::function::{Function, LambdaEnv, binary};
 
+/// The host toolset `scripts/toolset` builds (what `scripts/test` builds before the suite).
+const HOST_TOOLS_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../target/toolset/host/tools"
+);
+
 pub const JWT_KEY: [u8; 32] = [7; 32];
 pub const STRIPE_SECRET: &str = "whsec_lambda_suite_0123456789abcdef";
 pub const ORIGIN: &str = "https://app.example.com";
@@ -33,6 +39,8 @@ pub struct Deployment {
     pub table: String,
     pub secret_id: String,
     pub kms_key: String,
+    /// The exec workspace bucket (`WORKSPACE_BUCKET`).
+    pub bucket: String,
     pub llm: FakeLlm,
     pub scratch: PathBuf,
     document: Value,
@@ -48,6 +56,7 @@ impl Deployment {
         let table = moto.create_table().await;
         let secret_id = moto.create_secret(document).await;
         let kms_key = moto.create_kms_key().await;
+        let bucket = moto.create_bucket().await;
         let llm = FakeLlm::start().await;
         let scratch = std::env::temp_dir().join(unique("bastion-lambda"));
         std::fs::create_dir_all(scratch.join("task")).unwrap();
@@ -56,13 +65,14 @@ impl Deployment {
             table,
             secret_id,
             kms_key,
+            bucket,
             llm,
             scratch,
             document: document.clone(),
         }
     }
 
-    /// Where an exec function of this deployment keeps its sandboxes.
+    /// Where an exec function of this deployment makes its run directories.
     pub fn sandbox_root(&self) -> PathBuf {
         self.scratch.join("sandbox")
     }
@@ -79,7 +89,12 @@ impl Deployment {
             "chat" | "webhooks" => env
                 .set("LLM_BASE_URL", &self.llm.base_url)
                 .set("LLM_MODEL", "fake-small"),
-            "exec" => env.set("SANDBOX_ROOT", &self.sandbox_root().display().to_string()),
+            // The template's layer puts the toolset at /opt/tools; here it is the host build of
+            // the same sources (scripts/toolset), named the way an operator would override it.
+            "exec" => env
+                .set("SANDBOX_ROOT", &self.sandbox_root().display().to_string())
+                .set("WORKSPACE_BUCKET", &self.bucket)
+                .set("EXEC_TOOLS_DIR", HOST_TOOLS_DIR),
             _ => env,
         }
     }

@@ -11,6 +11,7 @@ mod billing;
 mod chat;
 mod counters;
 mod deliveries;
+mod leases;
 mod oauth;
 mod sealed;
 mod sessions;
@@ -22,6 +23,7 @@ pub use billing::*;
 pub use chat::*;
 pub use counters::*;
 pub use deliveries::*;
+pub use leases::*;
 pub use oauth::*;
 pub use sealed::*;
 pub use sessions::*;
@@ -95,6 +97,9 @@ macro_rules! conformance_tests {
             an_expired_lease_lets_another_request_take_over,
             done_records_expire_after_the_retention_while_still_stored,
             twenty_concurrent_claims_of_one_delivery_yield_exactly_one_claimed,
+            a_held_lease_refuses_others_until_its_holder_releases_it,
+            an_expired_lease_still_stored_is_taken_over_and_not_released_by_its_old_holder,
+            twenty_concurrent_acquisitions_of_one_lease_yield_exactly_one_holder,
             a_user_with_nothing_recorded_is_on_the_free_plan,
             a_linked_customer_resolves_to_its_user_and_cannot_be_taken_by_another,
             billing_updates_apply_in_created_order_and_older_ones_are_stale,

@@ -52,6 +52,8 @@
 //! | `claim_delivery`      | 1 PutItem (conditional); + 1 GetItem when the condition fails   |
 //! | `complete_delivery`   | 1 UpdateItem (conditional on the holder)                        |
 //! | `release_delivery`    | 1 DeleteItem (conditional on the holder)                        |
+//! | `acquire_lease`       | 1 PutItem (conditional: absent or expired)                      |
+//! | `release_lease`       | 1 DeleteItem (conditional on the holder)                        |
 //! | `link_customer`       | 1 TransactWriteItems (customer lookup + user's billing item)    |
 //! | `user_for_customer`   | 1 GetItem                                                       |
 //! | `apply_billing`       | 1 UpdateItem (conditional on `event_created`, returns old item) |
@@ -73,6 +75,7 @@ mod chat;
 mod counters;
 mod deliveries;
 mod item;
+mod leases;
 mod sessions;
 mod users;
 

@@ -11,6 +11,7 @@ pub(crate) mod billing;
 mod chat;
 mod counters;
 mod deliveries;
+mod leases;
 mod sessions;
 mod users;
 
@@ -153,6 +154,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     holder       TEXT NOT NULL,
     lease_until  INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS leases (
+    lease_key  TEXT PRIMARY KEY NOT NULL,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE IF NOT EXISTS billing (

@@ -1,11 +1,9 @@
 //! The exec function as a Lambda: files and a run through REST events (one with a base64
-//! body), a command off the allowlist refused, per-IP limits on the gateway's source IP, and a
+//! body), a command off the allowlist refused, per-IP limits on the gateway's source IP, a
 //! run whose environment, read from `/proc` while it runs, holds no secret and no AWS
-//! credential.
+//! credential, and two instances sharing the table and the workspace bucket.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bastion_lambda_tests::deployment::default_secrets;
@@ -83,22 +81,6 @@ async fn exec_requests_are_limited_per_source_ip_whatever_x_forwarded_for_says()
     );
 }
 
-/// The directory under `root` holding a file named `marker`.
-fn directory_holding(root: &Path, marker: &str) -> Option<PathBuf> {
-    for entry in std::fs::read_dir(root).ok()?.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if path.join(marker).is_file() {
-                return Some(path);
-            }
-            if let Some(found) = directory_holding(&path, marker) {
-                return Some(found);
-            }
-        }
-    }
-    None
-}
-
 /// Every process below `ancestor`, from `/proc/*/stat` (field 4 is the parent).
 fn descendants(ancestor: u32) -> Vec<u32> {
     let mut parent = BTreeMap::new();
@@ -137,26 +119,14 @@ fn descendants(ancestor: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The environment of the `cat` the run started, read while it waits on the FIFO.
-async fn environment_of_running_cat(exec_pid: u32) -> Option<Vec<(String, String)>> {
+/// The first process named `name` below `ancestor`, waited for up to 15 s.
+async fn running(ancestor: u32, name: &str) -> Option<u32> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        for pid in descendants(exec_pid) {
+        for pid in descendants(ancestor) {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() != "cat" {
-                continue;
-            }
-            if let Ok(raw) = std::fs::read(format!("/proc/{pid}/environ")) {
-                return Some(
-                    raw.split(|b| *b == 0)
-                        .filter(|kv| !kv.is_empty())
-                        .map(|kv| {
-                            let kv = String::from_utf8_lossy(kv);
-                            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
-                            (k.to_owned(), v.to_owned())
-                        })
-                        .collect(),
-                );
+            if comm.trim() == name {
+                return Some(pid);
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -164,38 +134,43 @@ async fn environment_of_running_cat(exec_pid: u32) -> Option<Vec<(String, String
     None
 }
 
+/// The environment of process `pid`.
+fn environment_of(pid: u32) -> Option<Vec<(String, String)>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// Enough commands for these tests, `sleep` among them, for runs that must still be running when looked at.
+const WITH_SLEEP: &str = "echo,cat,cp,sort,ls,sleep";
+
 #[tokio::test]
 async fn a_run_sees_no_secret_and_no_aws_credential_in_its_environment() {
     let d = Deployment::new().await;
-    let (exec, access) = exec_user(&d).await;
-    let marker = "env-probe-marker.txt";
-    let put = exec.call(&put_file(marker, &access, b"x")).await;
-    assert_eq!(put.status, 201, "{}", put.text());
-    let sandbox = directory_holding(&d.sandbox_root(), marker).expect("the sandbox directory");
-    let fifo = sandbox.join("pipe");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
-
+    let auth = d.start("auth").await;
+    let (_, access) = signed_up(&auth, "runner@example.com").await;
+    let exec = d
+        .start_with(
+            "exec",
+            &d.env("exec").set("EXEC_ALLOWED_COMMANDS", WITH_SLEEP),
+        )
+        .await;
     let reader = async {
-        let environment = environment_of_running_cat(exec.pid).await;
-        // Release the run whatever was found, so the invocation ends.
-        let fifo = fifo.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut w = std::fs::OpenOptions::new().write(true).open(fifo)?;
-            w.write_all(b"released\n")
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        environment
+        let pid = running(exec.pid, "sleep").await?;
+        environment_of(pid)
     };
-    let blocked_run = run(&access, json!({"argv": ["cat", "pipe"]}));
-    let (environment, r) = tokio::join!(reader, exec.call(&blocked_run));
+    let sleeping = run(&access, json!({"argv": ["sleep", "2"]}));
+    let (environment, r) = tokio::join!(reader, exec.call(&sleeping));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["stdout"], json!("released\n"));
+    assert_eq!(r.json()["exit_code"], json!(0));
 
     let environment = environment.expect("the run's process was found under the function");
     let names: BTreeSet<&str> = environment.iter().map(|(k, _)| k.as_str()).collect();
@@ -217,4 +192,98 @@ async fn a_run_sees_no_secret_and_no_aws_credential_in_its_environment() {
             assert!(!value.contains(secret.as_str()), "{name} holds a secret");
         }
     }
+}
+
+/// A second exec instance of the deployment: its own process and `/tmp`, the same table and
+/// bucket.
+async fn second_instance(d: &Deployment) -> Function {
+    let root = d.scratch.join("instance-b-sandbox");
+    d.start_with(
+        "exec",
+        &d.env("exec")
+            .set("SANDBOX_ROOT", &root.display().to_string())
+            .set("EXEC_ALLOWED_COMMANDS", WITH_SLEEP),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_file_uploaded_through_one_instance_is_listed_read_and_run_through_another() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    let (_, access) = signed_up(&auth, "two@example.com").await;
+    let a = d
+        .start_with(
+            "exec",
+            &d.env("exec").set("EXEC_ALLOWED_COMMANDS", WITH_SLEEP),
+        )
+        .await;
+    let b = second_instance(&d).await;
+    let put = a.call(&put_file("data/in.txt", &access, b"b\na\n")).await;
+    assert_eq!(put.status, 201, "{}", put.text());
+
+    let listed = b.call(&RestEvent::get("/exec/files").bearer(&access)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(
+        listed.json()["files"],
+        json!([{"path": "data/in.txt", "size": 4}])
+    );
+    let read = b
+        .call(&RestEvent::get("/exec/files/data/in.txt").bearer(&access))
+        .await;
+    assert_eq!((read.status, read.text()), (200, "b\na\n".to_owned()));
+    let sorted = b
+        .call(&run(&access, json!({"argv": ["sort", "data/in.txt"]})))
+        .await;
+    assert_eq!(
+        sorted.json()["stdout"],
+        json!("a\nb\n"),
+        "{}",
+        sorted.text()
+    );
+
+    // A file a run writes through B is there for A's next run.
+    let r = b
+        .call(&run(
+            &access,
+            json!({"argv": ["cp", "data/in.txt", "data/out.txt"]}),
+        ))
+        .await;
+    assert_eq!(r.json()["files_saved"], json!(true), "{}", r.text());
+    let r = a
+        .call(&run(&access, json!({"argv": ["cat", "data/out.txt"]})))
+        .await;
+    assert_eq!(r.json()["stdout"], json!("b\na\n"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_second_concurrent_run_through_another_instance_gets_409_and_a_later_one_succeeds() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    let (_, access) = signed_up(&auth, "busy@example.com").await;
+    let a = d
+        .start_with(
+            "exec",
+            &d.env("exec").set("EXEC_ALLOWED_COMMANDS", WITH_SLEEP),
+        )
+        .await;
+    let b = second_instance(&d).await;
+    let long = run(&access, json!({"argv": ["sleep", "3"]}));
+    let second = async {
+        // Sent only once A's run is seen running, so A holds the lease by then.
+        running(a.pid, "sleep").await.expect("A's run started");
+        b.call(&run(&access, json!({"argv": ["echo", "hi"]}))).await
+    };
+    let (first, second) = tokio::join!(a.call(&long), second);
+    second.assert_error(
+        409,
+        "run_in_progress",
+        "another run of yours is in progress",
+    );
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["exit_code"], json!(0));
+
+    let after = b.call(&run(&access, json!({"argv": ["echo", "hi"]}))).await;
+    assert_eq!(after.status, 200, "{}", after.text());
+    assert_eq!(after.json()["stdout"], json!("hi\n"));
 }
