@@ -227,14 +227,18 @@ impl IntoResponse for ApiError {
 
 /// The envelope body, rendered by the pipeline.
 pub(crate) fn envelope(err: &ApiError, request_id: &str) -> String {
-    serde_json::json!({
-        "error": {
-            "code": err.code(),
-            "message": err.message(),
-            "request_id": request_id,
-        }
+    let body = crate::openapi::ErrorEnvelope {
+        error: crate::openapi::ErrorDetail {
+            code: err.code(),
+            message: err.message(),
+            request_id,
+        },
+    };
+    // Serializing three strings cannot fail; the fallback keeps the envelope's shape anyway.
+    serde_json::to_string(&body).unwrap_or_else(|_| {
+        r#"{"error":{"code":"internal_error","message":"internal error","request_id":""}}"#
+            .to_owned()
     })
-    .to_string()
 }
 
 #[cfg(test)]

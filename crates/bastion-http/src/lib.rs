@@ -11,6 +11,7 @@ pub mod error;
 pub mod lambda;
 pub mod limit_headers;
 pub mod logging;
+pub mod openapi;
 pub mod pipeline;
 pub mod rate_limit;
 pub mod sdk;

@@ -1,5 +1,6 @@
 //! `bastion-local`: every Bastion function on one loopback port, on the embedded SQLite store.
 
+mod openapi;
 mod secrets;
 
 use std::net::SocketAddr;
@@ -93,7 +94,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         bastion_auth::routes_with(auth_state, auth_extras)
             .merge(bastion_exec::routes(exec_state))
             .merge(bastion_chat_fn::routes(chat_state))
-            .merge(bastion_webhooks::routes(webhooks_state)),
+            .merge(bastion_webhooks::routes(webhooks_state))
+            .merge(openapi::routes()),
         edge,
     );
 

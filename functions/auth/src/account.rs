@@ -97,6 +97,12 @@ pub(crate) async fn confirm_password(
     }
 }
 
+#[utoipa::path(
+    get, path = "/auth/me", tag = "account", operation_id = "me", security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "The signed-in user.", body = MeResponse),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."),
+        (status = 401, description = "`unauthorized`, `invalid_api_key`: no valid credential, or the account is gone or disabled."))
+)]
 pub async fn me(
     State(state): State<AuthState>,
     auth: Authenticated,
@@ -108,6 +114,15 @@ pub async fn me(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/auth/password", tag = "account", operation_id = "change_password", security(("bearer_jwt" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Password changed; every other session is revoked."),
+        (status = 400, description = "`invalid_password`, `weak_password`, `invalid_request`."),
+        (status = 401, description = "`unauthorized`, `invalid_password`: the current password is wrong."),
+        (status = 403, description = "`session_required`: API keys cannot reach account management."),
+        (status = 409, description = "`no_password`: the account has no password (set one with /auth/password/set)."))
+)]
 pub async fn change_password(
     State(state): State<AuthState>,
     meta: RequestMeta,
@@ -164,6 +179,13 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete, path = "/auth/account", tag = "account", operation_id = "delete_account", security(("bearer_jwt" = [])),
+    request_body = DeleteAccountRequest,
+    responses((status = 204, description = "The account and its data are deleted."),
+        (status = 401, description = "`unauthorized`, `invalid_password`: the password is wrong."),
+        (status = 403, description = "`session_required`, `reauthentication_required`: sign in again first."))
+)]
 pub async fn delete_account(
     State(state): State<AuthState>,
     meta: RequestMeta,

@@ -161,19 +161,23 @@ impl Admin {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     #[serde(default)]
     user_id: Option<String>,
+    /// A UTC day, `YYYY-MM-DD`.
     #[serde(default)]
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     day: Option<String>,
     #[serde(default)]
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
+    #[schema(value_type = Vec<Object>)]
     events: Vec<AuditEvent>,
     next_cursor: Option<String>,
 }
@@ -201,6 +205,12 @@ fn parse_day(raw: &str) -> Result<Timestamp, ApiError> {
     Ok(Timestamp(date.midnight().assume_utc().unix_timestamp()))
 }
 
+#[utoipa::path(
+    get, path = "/admin/audit", tag = "admin", operation_id = "admin_audit", security(("admin_key" = []), ("bearer_jwt" = [])),
+    params(AuditQuery),
+    responses((status = 200, description = "A page of audit events, newest first.", body = AuditPage),
+        (status = 400, description = "`invalid_day`, `invalid_cursor`, `invalid_id` (user_id), `invalid_request` (give exactly one of user_id and day)."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."))
+)]
 pub async fn audit(
     State(ext): State<ExtState>,
     admin: Admin,
@@ -246,18 +256,20 @@ pub async fn audit(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminUserView {
     id: String,
     email: String,
     display_name: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(value_type = Vec<crate::dto::RoleName>)]
     roles: Vec<&'static str>,
     disabled: bool,
     has_password: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminUserResponse {
     user: AdminUserView,
 }
@@ -287,6 +299,11 @@ fn view(u: &bastion_store::UserRecord) -> AdminUserResponse {
     }
 }
 
+#[utoipa::path(
+    get, path = "/admin/users/{id}", tag = "admin", operation_id = "admin_user", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
+    responses((status = 200, description = "The user.", body = AdminUserResponse), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+        (status = 404, description = "`not_found`."))
+)]
 pub async fn user(
     State(ext): State<ExtState>,
     admin: Admin,
@@ -299,6 +316,11 @@ pub async fn user(
     Ok(Json(view(&u)))
 }
 
+#[utoipa::path(
+    post, path = "/admin/users/{id}/disable", tag = "admin", operation_id = "admin_disable", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
+    responses((status = 204, description = "The account is disabled and its sessions revoked."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+        (status = 404, description = "`not_found`."))
+)]
 pub async fn disable(
     State(ext): State<ExtState>,
     admin: Admin,
@@ -324,6 +346,11 @@ pub async fn disable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/admin/users/{id}/enable", tag = "admin", operation_id = "admin_enable", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
+    responses((status = 204, description = "The account is enabled."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+        (status = 404, description = "`not_found`."))
+)]
 pub async fn enable(
     State(ext): State<ExtState>,
     admin: Admin,
@@ -346,6 +373,11 @@ pub async fn enable(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/admin/users/{id}/revoke-sessions", tag = "admin", operation_id = "admin_revoke_sessions", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
+    responses((status = 204, description = "Every session of the user is revoked."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+        (status = 404, description = "`not_found`."))
+)]
 pub async fn revoke_sessions(
     State(ext): State<ExtState>,
     admin: Admin,
@@ -371,12 +403,21 @@ pub async fn revoke_sessions(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesRequest {
+    /// 1 or 2 distinct roles (a repeat is refused with `invalid_role`).
+    #[schema(value_type = Vec<crate::dto::RoleName>, min_items = 1, max_items = 2)]
     roles: Vec<String>,
 }
 
+#[utoipa::path(
+    put, path = "/admin/users/{id}/roles", tag = "admin", operation_id = "admin_set_roles", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
+    request_body = RolesRequest,
+    responses((status = 200, description = "The user with the new roles.", body = AdminUserResponse),
+        (status = 400, description = "`invalid_role`, `invalid_request`."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+        (status = 404, description = "`not_found`."))
+)]
 pub async fn set_roles(
     State(ext): State<ExtState>,
     admin: Admin,

@@ -22,22 +22,31 @@ const NAME_MAX_CHARS: usize = 64;
 /// `bst_` and the first 8 characters of the secret: enough to recognise a key in a list.
 const DISPLAY_PREFIX_LEN: usize = 12;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
+    /// Trimmed; no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    /// 1 to 3 distinct scopes (a repeat is refused with `invalid_scope`).
+    #[schema(value_type = Vec<crate::dto::ScopeName>, min_items = 1, max_items = 3)]
     scopes: Vec<String>,
+    #[schema(minimum = 1, maximum = 365)]
     expires_in_days: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     id: String,
     name: String,
     prefix: String,
+    #[schema(value_type = Vec<crate::dto::ScopeName>)]
     scopes: Vec<&'static str>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+    #[schema(format = DateTime)]
     last_used_at: Option<String>,
 }
 
@@ -55,7 +64,7 @@ impl KeyView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     view: KeyView,
@@ -63,7 +72,7 @@ pub struct CreatedKey {
     key: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeysResponse {
     api_keys: Vec<KeyView>,
 }
@@ -111,6 +120,14 @@ fn parse_scopes(raw: &[String]) -> Result<Vec<Scope>, ApiError> {
     Ok(scopes)
 }
 
+#[utoipa::path(
+    post, path = "/auth/api-keys", tag = "api-keys", operation_id = "create_api_key", security(("bearer_jwt" = [])),
+    request_body = CreateRequest,
+    responses((status = 201, description = "The key; its secret is in this response only.", body = CreatedKey),
+        (status = 400, description = "`invalid_name`, `invalid_scope`, `invalid_expiry`, `invalid_request`."),
+        (status = 403, description = "`session_required`: API keys cannot reach account management."),
+        (status = 409, description = "`too_many_api_keys`: 25 live keys already."))
+)]
 pub async fn create(
     State(ext): State<ExtState>,
     meta: RequestMeta,
@@ -194,6 +211,10 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/auth/api-keys", tag = "api-keys", operation_id = "list_api_keys", security(("bearer_jwt" = [])),
+    responses((status = 200, description = "The account's live keys (never their secrets).", body = KeysResponse), (status = 403, description = "`session_required`: API keys cannot reach account management."))
+)]
 pub async fn list(
     State(ext): State<ExtState>,
     auth: SessionOnly,
@@ -211,6 +232,12 @@ pub async fn list(
 }
 
 /// Only the caller's own keys can be named: another user's key id is 404, like a missing one.
+#[utoipa::path(
+    delete, path = "/auth/api-keys/{id}", tag = "api-keys", operation_id = "revoke_api_key", security(("bearer_jwt" = [])),
+    params(("id" = String, Path, description = "API key id.")),
+    responses((status = 204, description = "The key is revoked."), (status = 403, description = "`session_required`: API keys cannot reach account management."),
+        (status = 404, description = "`not_found`: no such key of this account."))
+)]
 pub async fn revoke(
     State(ext): State<ExtState>,
     meta: RequestMeta,

@@ -4,53 +4,64 @@ use bastion_core::Timestamp;
 use bastion_store::{SessionRecord, UserRecord};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254, example = "you@example.com")]
     pub email: String,
+    #[schema(min_length = 8, max_length = 128, format = Password)]
     pub password: String,
+    /// Trimmed; no control characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(max_length = 254, example = "you@example.com")]
     pub email: String,
+    #[schema(max_length = 128, format = Password)]
     pub password: String,
     /// The `device_token` an earlier successful login on this device returned.
     #[serde(default)]
     pub device_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
+    #[schema(max_length = 128, format = Password)]
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 128, format = Password)]
     pub new_password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccountRequest {
     /// Ignored (and may be omitted) for accounts created by Google, which have no password.
     #[serde(default)]
+    #[schema(max_length = 128, format = Password)]
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
     pub display_name: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub roles: Option<Vec<&'static str>>,
 }
 
@@ -73,11 +84,12 @@ impl UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub user: UserView,
     pub access_token: String,
     pub refresh_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     pub expires_in: i64,
     /// Only on a password login: present it on the next login from this device.
@@ -85,15 +97,17 @@ pub struct TokenResponse {
     pub device_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub user: UserView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_used_at: String,
     pub ip: String,
     pub user_agent: String,
@@ -114,7 +128,26 @@ impl SessionView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionsResponse {
     pub sessions: Vec<SessionView>,
+}
+
+/// A scope an API key may carry (`bastion_core::Scope`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+pub enum ScopeName {
+    Chat,
+    Exec,
+    Read,
+}
+
+/// A role a user may hold (`bastion_core::Role`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+pub enum RoleName {
+    User,
+    Admin,
 }

@@ -14,6 +14,7 @@ pub mod config;
 mod dto;
 mod google;
 mod login;
+pub mod openapi;
 mod refresh;
 mod sessions;
 mod tokens;
@@ -116,6 +117,8 @@ pub fn router_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Rou
     with_edge(routes_with(state, extras), edge)
 }
 
+#[utoipa::path(get, path = "/auth/health", tag = "auth", operation_id = "auth_health",
+    responses((status = 200, description = "The function is up.", body = bastion_http::openapi::Health)))]
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }

@@ -21,6 +21,16 @@ pub fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("email or password is incorrect").with_code("invalid_credentials")
 }
 
+#[utoipa::path(
+    post, path = "/auth/register", tag = "auth", operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in.", body = TokenResponse),
+        (status = 400, description = "`invalid_email`, `invalid_password`, `weak_password`, `invalid_display_name`, `invalid_request`."),
+        (status = 401, description = "`sessions_revoked`: every session of the account was revoked during this sign-in."),
+        (status = 409, description = "`email_taken`: an account with this email exists."),
+    )
+)]
 pub async fn register(
     State(state): State<AuthState>,
     meta: RequestMeta,
@@ -81,6 +91,15 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(tokens)))
 }
 
+#[utoipa::path(
+    post, path = "/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 400, description = "`invalid_email`, `invalid_password` (not a possible email or password), `invalid_request`."),
+        (status = 401, description = "`invalid_credentials`: email or password is incorrect (or the account is disabled); `sessions_revoked`: every session was revoked during this sign-in."),
+    )
+)]
 pub async fn login(
     State(state): State<AuthState>,
     meta: RequestMeta,

@@ -23,6 +23,14 @@ fn reused() -> ApiError {
         .with_code("refresh_token_reused")
 }
 
+#[utoipa::path(
+    post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and a rotated refresh token.", body = TokenResponse),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` (the whole session family is revoked)."),
+    )
+)]
 pub async fn refresh(
     State(state): State<AuthState>,
     meta: RequestMeta,

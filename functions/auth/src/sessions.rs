@@ -11,6 +11,10 @@ use crate::AuthState;
 use crate::audit::record;
 use crate::dto::{SessionView, SessionsResponse};
 
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "sessions", operation_id = "logout", security(("bearer_jwt" = [])),
+    responses((status = 204, description = "This session is revoked."), (status = 403, description = "`session_required`: API keys cannot reach account management."))
+)]
 pub async fn logout(
     State(state): State<AuthState>,
     meta: RequestMeta,
@@ -34,6 +38,10 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post, path = "/auth/logout-all", tag = "sessions", operation_id = "logout_all", security(("bearer_jwt" = [])),
+    responses((status = 204, description = "Every session of the account is revoked."), (status = 403, description = "`session_required`: API keys cannot reach account management."))
+)]
 pub async fn logout_all(
     State(state): State<AuthState>,
     meta: RequestMeta,
@@ -58,6 +66,10 @@ pub async fn logout_all(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get, path = "/auth/sessions", tag = "sessions", operation_id = "list_sessions", security(("bearer_jwt" = [])),
+    responses((status = 200, description = "The account's live sessions.", body = SessionsResponse), (status = 403, description = "`session_required`: API keys cannot reach account management."))
+)]
 pub async fn list(
     State(state): State<AuthState>,
     auth: SessionOnly,
@@ -78,6 +90,12 @@ pub async fn list(
 }
 
 /// Only the caller's own sessions can be named: another user's id is 404, like a missing one.
+#[utoipa::path(
+    delete, path = "/auth/sessions/{id}", tag = "sessions", operation_id = "revoke_session", security(("bearer_jwt" = [])),
+    params(("id" = String, Path, description = "Session id.")),
+    responses((status = 204, description = "The session is revoked."), (status = 403, description = "`session_required`: API keys cannot reach account management."),
+        (status = 404, description = "`not_found`: no such session of this account."))
+)]
 pub async fn revoke(
     State(state): State<AuthState>,
     meta: RequestMeta,

@@ -35,6 +35,18 @@ fn cursor(q: &CursorQuery) -> Result<Option<&str>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/chat", tag = "chat", operation_id = "chat_send", security(("bearer_jwt" = []), ("api_key" = [])),
+    request_body = SendRequest,
+    responses((status = 200, description = "The assistant's answer, stored in the conversation.", body = SendResponse),
+        (status = 400, description = "`empty_message`, `message_too_long`, `invalid_message`, `model_not_allowed`, `invalid_request`."),
+        (status = 402, description = "`quota_exceeded`: the daily credits are used up (`Retry-After` says until when)."),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `chat` scope."),
+        (status = 404, description = "`not_found`: no such conversation of this user."),
+        (status = 409, description = "`conflict`: the conversation changed during the request; retry."),
+        (status = 502, description = "`upstream_error`: the language model provider failed."),
+        (status = 504, description = "`upstream_timeout`: the provider did not answer in time."))
+)]
 pub async fn send(
     State(state): State<ChatState>,
     meta: RequestMeta,
@@ -122,6 +134,13 @@ async fn audit_failure(
         .map_err(ApiError::from)
 }
 
+#[utoipa::path(
+    get, path = "/chat/conversations", tag = "chat", operation_id = "chat_list", security(("bearer_jwt" = []), ("api_key" = [])),
+    params(CursorQuery),
+    responses((status = 200, description = "The user's conversations, newest first.", body = ConversationsResponse),
+        (status = 400, description = "`invalid_cursor`."),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."))
+)]
 pub async fn list(
     State(state): State<ChatState>,
     auth: Authenticated,
@@ -140,6 +159,13 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get, path = "/chat/conversations/{id}", tag = "chat", operation_id = "chat_show", security(("bearer_jwt" = []), ("api_key" = [])), params(("id" = String, Path, description = "Conversation id."), CursorQuery),
+    responses((status = 200, description = "The conversation and a page of its messages.", body = ConversationResponse),
+        (status = 400, description = "`invalid_cursor`."),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."),
+        (status = 404, description = "`not_found`: no such conversation of this user."))
+)]
 pub async fn show(
     State(state): State<ChatState>,
     auth: Authenticated,
@@ -161,6 +187,12 @@ pub async fn show(
     }))
 }
 
+#[utoipa::path(
+    delete, path = "/chat/conversations/{id}", tag = "chat", operation_id = "chat_delete", security(("bearer_jwt" = []), ("api_key" = [])), params(("id" = String, Path, description = "Conversation id.")),
+    responses((status = 204, description = "The conversation and its messages are deleted."),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `chat` scope."),
+        (status = 404, description = "`not_found`: no such conversation of this user."))
+)]
 pub async fn delete(
     State(state): State<ChatState>,
     auth: Authenticated,

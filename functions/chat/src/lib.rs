@@ -6,6 +6,7 @@
 mod dto;
 mod error;
 mod handlers;
+pub mod openapi;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -59,6 +60,8 @@ pub fn router(state: ChatState) -> Router {
     with_edge(routes(state), edge)
 }
 
+#[utoipa::path(get, path = "/chat/health", tag = "chat", operation_id = "chat_health",
+    responses((status = 200, description = "The function is up.", body = bastion_http::openapi::Health)))]
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }

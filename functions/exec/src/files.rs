@@ -73,6 +73,14 @@ fn shape_refusal(shape: Shape, missing: ApiError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    put, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_put_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes, at most 1 MiB; without a body the file is empty."),
+    responses((status = 200, description = "The file is replaced."), (status = 201, description = "The file is created."),
+        (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
+        (status = 409, description = "`workspace_busy`, `sandbox_file_limit`, `sandbox_quota_exceeded`, `is_a_directory`, `not_a_directory`, `not_a_file`."),
+        (status = 413, description = "`payload_too_large`, `sandbox_quota_exceeded`."))
+)]
 pub async fn put_file(
     State(state): State<ExecState>,
     auth: Authenticated,
@@ -142,6 +150,13 @@ async fn put_leased(
     })
 }
 
+#[utoipa::path(
+    get, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_get_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
+    responses((status = 200, description = "The file's bytes.", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
+        (status = 404, description = "`not_found`: no such file."),
+        (status = 409, description = "`is_a_directory`, `not_a_directory`, `not_a_file`."))
+)]
 pub async fn get_file(
     State(state): State<ExecState>,
     auth: Authenticated,
@@ -175,6 +190,13 @@ pub async fn get_file(
     Ok(res)
 }
 
+#[utoipa::path(
+    delete, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_delete_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
+    responses((status = 204, description = "The file is deleted."),
+        (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
+        (status = 404, description = "`not_found`: no such file."),
+        (status = 409, description = "`workspace_busy`, `is_a_directory`, `not_a_directory`, `not_a_file`."))
+)]
 pub async fn delete_file(
     State(state): State<ExecState>,
     auth: Authenticated,
@@ -215,12 +237,21 @@ async fn delete_leased(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// At most 1024 bytes.
     prefix: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/exec/files", tag = "exec", operation_id = "exec_list_files", security(("bearer_jwt" = []), ("api_key" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "The caller's files.", body = crate::wire::FileList),
+        (status = 400, description = "`invalid_path`: the prefix is too long or has a NUL."),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."))
+)]
 pub async fn list(
     State(state): State<ExecState>,
     auth: Authenticated,

@@ -11,8 +11,10 @@ pub mod config;
 mod files;
 mod lease;
 mod materialise;
+pub mod openapi;
 mod run;
 mod sandboxes;
+mod wire;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -161,6 +163,10 @@ pub fn router(state: ExecState) -> Router {
     with_edge(routes(state), edge)
 }
 
+#[utoipa::path(get, path = "/exec/health", tag = "exec", operation_id = "exec_health",
+    security(("bearer_jwt" = []), ("api_key" = [])),
+    responses((status = 200, description = "`status`, the sandbox layers in force (`layers`, `landlock_abi`, `running_as_root`, `missing`, `required`) and the allowed `commands`.", body = Object),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope.")))]
 async fn health(
     State(state): State<ExecState>,
     auth: Authenticated,

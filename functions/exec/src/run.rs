@@ -30,12 +30,19 @@ pub const MAX_STDIN_BYTES: usize = 64 * 1024;
 /// A command line can be no longer than the argv it may split into.
 pub const MAX_COMMAND_BYTES: usize = MAX_ARGS * MAX_ARG_BYTES;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
+    /// The program and its arguments (give this or `command`): 1 to 64 items of at most 4096 bytes, no NUL.
+    #[schema(min_items = 1, max_items = 64)]
     argv: Option<Vec<String>>,
+    /// A command line split like a shell would, without any expansion (give this or `argv`).
+    #[schema(max_length = 262144)]
     command: Option<String>,
+    /// At most 65536 bytes.
     stdin: Option<String>,
+    /// 1 to the configured maximum (EXEC_TIMEOUT_MS, 10000 by default).
+    #[schema(minimum = 1)]
     timeout_ms: Option<u64>,
 }
 
@@ -108,6 +115,14 @@ fn policy_error(e: PolicyError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post, path = "/exec/run", tag = "exec", operation_id = "exec_run", security(("bearer_jwt" = []), ("api_key" = [])),
+    request_body = RunRequest,
+    responses((status = 200, description = "The program ran (whatever its exit status).", body = crate::wire::RunResponse),
+        (status = 400, description = "`invalid_request`, `invalid_argv`, `invalid_command`, `invalid_stdin`, `invalid_timeout`, `invalid_path`, `command_not_allowed`."),
+        (status = 403, description = "`insufficient_scope`: the API key lacks the `exec` scope."),
+        (status = 409, description = "`run_in_progress`, `sandbox_quota_exceeded`."))
+)]
 pub async fn run(
     State(state): State<ExecState>,
     meta: RequestMeta,

@@ -24,12 +24,15 @@ const CHALLENGE_MAX: usize = 128;
 /// Message ids are opaque but short; longer ones are not stored as keys.
 const MID_MAX: usize = 256;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyParams {
+    /// `subscribe`.
     #[serde(rename = "hub.mode")]
     mode: Option<String>,
     #[serde(rename = "hub.verify_token")]
     verify_token: Option<String>,
+    /// Echoed when the token matches: 1 to 128 of `A-Za-z0-9-_.`.
     #[serde(rename = "hub.challenge")]
     challenge: Option<String>,
 }
@@ -41,6 +44,13 @@ fn safe_challenge(c: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+#[utoipa::path(
+    get, path = "/webhooks/facebook", tag = "webhooks", operation_id = "facebook_verify",
+    params(VerifyParams),
+    responses((status = 200, description = "The challenge, echoed.", content_type = "text/plain", body = String),
+        (status = 403, description = "`verification_failed`: wrong token or mode, or an unsafe challenge."),
+        (status = 503, description = "`webhook_not_configured`, `unavailable`."))
+)]
 pub async fn verify_subscription(
     State(state): State<WebhooksState>,
     meta: RequestMeta,
@@ -137,6 +147,17 @@ struct Message {
     is_echo: bool,
 }
 
+#[utoipa::path(
+    post, path = "/webhooks/facebook", tag = "webhooks", operation_id = "facebook_deliver",
+    params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body under the app secret.")),
+    request_body(content = Object, content_type = "application/json", description = "A Messenger Platform webhook event."),
+    responses((status = 200, description = "Verified and processed now (`processed`) or earlier (`duplicate`).", body = crate::wire::DeliveryStatus),
+        (status = 400, description = "`invalid_request`: the body is not the platform's JSON."),
+        (status = 401, description = "`invalid_signature`: the signature is missing, malformed or does not match."),
+        (status = 413, description = "`payload_too_large`: the body is over 1 MiB."),
+        (status = 502, description = "`delivery_failed`: the answer could not be sent to the platform; it will retry."),
+        (status = 503, description = "`webhook_not_configured`, `delivery_in_progress`, `delivery_failed`, `unavailable`."))
+)]
 pub async fn deliver(
     State(state): State<WebhooksState>,
     meta: RequestMeta,

@@ -7,11 +7,13 @@
 pub mod config;
 mod delivery;
 mod facebook;
+pub mod openapi;
 pub mod outbound;
 pub mod reply;
 mod stripe;
 mod telegram;
 pub mod verify;
+mod wire;
 
 use std::sync::Arc;
 
@@ -124,6 +126,8 @@ pub fn router(state: WebhooksState) -> Router {
     with_edge(routes(state), edge)
 }
 
+#[utoipa::path(get, path = "/webhooks/health", tag = "webhooks", operation_id = "webhooks_health",
+    responses((status = 200, description = "The function is up.", body = bastion_http::openapi::Health)))]
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }

@@ -43,6 +43,17 @@ fn valid_event_id(id: &str) -> bool {
     })
 }
 
+#[utoipa::path(
+    post, path = "/webhooks/stripe", tag = "webhooks", operation_id = "stripe_deliver",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256 of t.body>`; the timestamp must be within the tolerance.")),
+    request_body(content = Object, content_type = "application/json", description = "A Stripe event."),
+    responses((status = 200, description = "Verified and processed now (`processed`) or earlier (`duplicate`).", body = crate::wire::DeliveryStatus),
+        (status = 400, description = "`invalid_request`: the body is not the platform's JSON, or the signature timestamp is outside the tolerance (`timestamp_out_of_tolerance`)."),
+        (status = 401, description = "`invalid_signature`: the signature is missing, malformed or does not match."),
+        (status = 413, description = "`payload_too_large`: the body is over 1 MiB."),
+        (status = 502, description = "`delivery_failed`: the answer could not be sent to the platform; it will retry."),
+        (status = 503, description = "`webhook_not_configured`, `delivery_in_progress`, `delivery_failed`, `unavailable`."))
+)]
 pub async fn deliver(
     State(state): State<WebhooksState>,
     meta: RequestMeta,

@@ -36,6 +36,14 @@ fn reauthenticate(what: &str) -> ApiError {
 
 /// Unlinks the account's Google identity: confirmed by the password, or, for an account
 /// without one, by a sign-in from the last 10 minutes.
+#[utoipa::path(
+    delete, path = "/auth/google/link", tag = "google", operation_id = "unlink_google", security(("bearer_jwt" = [])),
+    request_body = crate::dto::DeleteAccountRequest,
+    responses((status = 204, description = "The Google identity is unlinked."),
+        (status = 401, description = "`unauthorized`, `invalid_password`: the password is wrong."),
+        (status = 403, description = "`session_required`, `reauthentication_required`."),
+        (status = 404, description = "`not_linked`: no Google account is linked."))
+)]
 pub async fn unlink(
     State(ext): State<ExtState>,
     meta: RequestMeta,
@@ -78,13 +86,22 @@ pub async fn unlink(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPasswordRequest {
+    #[schema(min_length = 8, max_length = 128, format = Password)]
     new_password: String,
 }
 
 /// Gives an account created by Google sign-in its first password, from a fresh session.
+#[utoipa::path(
+    post, path = "/auth/password/set", tag = "google", operation_id = "set_password", security(("bearer_jwt" = [])),
+    request_body = SetPasswordRequest,
+    responses((status = 204, description = "The account has its first password."),
+        (status = 400, description = "`invalid_password`, `weak_password`, `invalid_request`."),
+        (status = 403, description = "`session_required`, `reauthentication_required`."),
+        (status = 409, description = "`password_already_set`."))
+)]
 pub async fn set_password(
     State(state): State<AuthState>,
     meta: RequestMeta,

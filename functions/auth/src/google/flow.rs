@@ -95,8 +95,10 @@ async fn limit(ext: &ExtState, slot: &RateLimitSlot, meta: &RequestMeta) -> Resu
         .map(|_| ())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
+    /// Where the frontend wants the user back; must be under an allowed origin.
     #[serde(default)]
     return_to: Option<String>,
 }
@@ -165,6 +167,13 @@ async fn begin(
     Ok((url.to_string(), cookie))
 }
 
+#[utoipa::path(
+    get, path = "/auth/google/start", tag = "google", operation_id = "google_start",
+    params(StartQuery),
+    responses((status = 302, description = "Redirect to Google, with the browser-binding cookie."),
+        (status = 400, description = "`invalid_return_to`: the return URL is not an allowed origin."),
+        (status = 503, description = "`google_not_configured`, `unavailable`."))
+)]
 pub async fn start(
     State(ext): State<ExtState>,
     meta: RequestMeta,
@@ -179,18 +188,26 @@ pub async fn start(
     Ok(res)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     return_to: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LinkResponse {
     authorize_url: String,
 }
 
 /// Starts the same flow bound to the signed-in user: its callback links, never signs in.
+#[utoipa::path(
+    post, path = "/auth/google/link", tag = "google", operation_id = "google_link", security(("bearer_jwt" = [])),
+    request_body = LinkRequest,
+    responses((status = 200, description = "Google's authorize URL for a link flow.", body = LinkResponse),
+        (status = 400, description = "`invalid_return_to`, `invalid_request`."),
+        (status = 403, description = "`session_required`, `reauthentication_required`."),
+        (status = 503, description = "`google_not_configured`, `unavailable`."))
+)]
 pub async fn link(
     State(ext): State<ExtState>,
     meta: RequestMeta,
@@ -230,7 +247,8 @@ pub async fn link(
     Ok(res)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     #[serde(default)]
     code: Option<String>,
@@ -271,6 +289,14 @@ fn back_to(return_to: &str, fragment: &str) -> Response {
     res
 }
 
+#[utoipa::path(
+    get, path = "/auth/google/callback", tag = "google", operation_id = "google_callback",
+    params(CallbackQuery),
+    responses((status = 302, description = "Redirect back to the frontend with a one-time code (or an error)."),
+        (status = 400, description = "`invalid_state`, `invalid_login_code`, `invalid_request`."),
+        (status = 502, description = "`upstream_error`: Google refused the code or its token did not verify."),
+        (status = 503, description = "`google_not_configured`, `unavailable`."))
+)]
 pub async fn callback(
     State(ext): State<ExtState>,
     meta: RequestMeta,
@@ -515,12 +541,20 @@ pub async fn callback(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRequest {
     code: String,
 }
 
+#[utoipa::path(
+    post, path = "/auth/google/exchange", tag = "google", operation_id = "google_exchange",
+    request_body = ExchangeRequest,
+    responses((status = 200, description = "Signed in.", body = crate::dto::TokenResponse),
+        (status = 400, description = "`invalid_login_code`, `invalid_request`."),
+        (status = 401, description = "`sessions_revoked`: every session was revoked during this sign-in."),
+        (status = 503, description = "`google_not_configured`, `unavailable`."))
+)]
 pub async fn exchange(
     State(ext): State<ExtState>,
     meta: RequestMeta,
