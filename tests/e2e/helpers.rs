@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bastion_auth::{AuthConfig, AuthExtras, AuthState};
+use bastion_auth::AuthState;
 use bastion_core::envelope::{ContentSealer, LocalContentKeys};
 use bastion_core::{ManualClock, Timestamp};
 use bastion_http::{Edge, EdgeConfig};
@@ -144,15 +144,9 @@ impl TestApp {
             stores.clone(),
             Arc::new(clock.clone()),
         );
-        let auth = AuthConfig::from_env(&env).unwrap();
-        let state = AuthState {
-            edge,
-            hasher: bastion_http::config::Live::new(auth.hasher),
-            sessions: auth.sessions,
-        };
-        let extras = AuthExtras::from_env(&env).unwrap();
+        let state = AuthState::from_env(edge, &env).unwrap();
         Self {
-            router: bastion_auth::router_with(state, extras),
+            router: bastion_auth::router(state),
             clock,
             unsealed: stores.clone(),
             stores,
@@ -191,12 +185,7 @@ impl TestApp {
             app.stores.clone(),
             Arc::new(app.clock.clone()),
         );
-        let auth = AuthConfig::from_env(&env).unwrap();
-        let auth_state = AuthState {
-            edge: edge.clone(),
-            hasher: bastion_http::config::Live::new(auth.hasher),
-            sessions: auth.sessions,
-        };
+        let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
         let chat =
             bastion_chat::ChatSetup::from_env(&env, bastion_chat::RuntimeMode::Lambda).unwrap();
         let engine = chat.into_engine(app.stores.clone(), Arc::new(app.clock.clone()));
@@ -429,12 +418,7 @@ impl TestApp {
             app.stores.clone(),
             Arc::new(app.clock.clone()),
         );
-        let auth = AuthConfig::from_env(&env).unwrap();
-        let auth_state = AuthState {
-            edge: edge.clone(),
-            hasher: bastion_http::config::Live::new(auth.hasher),
-            sessions: auth.sessions,
-        };
+        let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
         app._sandbox = Some(Arc::new(TempTree(root.clone())));
         let exec = bastion_exec::ExecConfig::from_env(&env, root.join("runs")).unwrap();
         let workspaces = Arc::new(bastion_exec::workspace::DirWorkspaces::new(

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bastion_auth::{AuthConfig, AuthExtras, AuthState};
-use bastion_http::config::Live;
+use bastion_auth::AuthState;
 use bastion_http::secrets::{RefreshError, SecretConfig, SecretSource, SourceError};
 use bastion_http::{Edge, EdgeConfig};
 use http::StatusCode;
@@ -86,17 +85,11 @@ async fn instance(
         clock,
     )
     .with_secrets(Some(secrets.clone()));
-    let auth = AuthConfig::from_env(&env).unwrap();
-    let state = AuthState {
-        edge,
-        hasher: Live::new(auth.hasher),
-        sessions: auth.sessions,
-    };
-    let extras = Live::new(AuthExtras::from_env(&env).unwrap());
-    let (rotated, rotated_extras) = (state.clone(), extras.clone());
-    secrets.on_refresh(move |env| bastion_auth::config::rotate(&rotated, &rotated_extras, env));
+    let state = AuthState::from_env(edge, &env).unwrap();
+    let rotated = state.clone();
+    secrets.on_refresh(move |env| bastion_auth::config::rotate(&rotated, env));
     let mut out = app.clone();
-    out.router = bastion_auth::router_with(state, extras);
+    out.router = bastion_auth::router(state);
     (out, secrets, document)
 }
 

@@ -6,13 +6,13 @@ mod secrets;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bastion_auth::{AuthConfig, AuthExtras, AuthState};
+use bastion_auth::AuthState;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
 use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
-use bastion_http::config::{Live, ProcessEnv};
+use bastion_http::config::ProcessEnv;
 use bastion_http::{Edge, EdgeConfig, Env, with_edge};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
@@ -60,12 +60,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let stores = Stores::from_adapter(store)
         .with_content_sealing(secrets::content_sealer(&env, clock.clone())?);
     let edge = Edge::new(EdgeConfig::from_env(&env)?, stores, clock);
-    let auth = AuthConfig::from_env(&env)?;
-    let auth_state = AuthState {
-        edge: edge.clone(),
-        hasher: Live::new(auth.hasher),
-        sessions: auth.sessions,
-    };
+    let auth_state = AuthState::from_env(edge.clone(), &env)?;
     // Run directories and stored workspaces sit beside the data directory, never inside it:
     // a command that escaped its path rules would find no development secrets one level up.
     let sandbox_root = beside(&data_dir, "sandbox")?;
@@ -76,7 +71,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let exec_config = ExecConfig::from_env(&env, sandbox_root)?;
     let workspaces = Arc::new(DirWorkspaces::new(workspace_dir));
     let exec_state = ExecState::new(edge.clone(), exec_config, workspaces)?;
-    let auth_extras = AuthExtras::from_env(&env)?;
     let chat = ChatSetup::from_env(&env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
     let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
@@ -91,7 +85,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         engine,
     };
     let app = with_edge(
-        bastion_auth::routes_with(auth_state, auth_extras)
+        bastion_auth::routes(auth_state)
             .merge(bastion_exec::routes(exec_state))
             .merge(bastion_chat_fn::routes(chat_state))
             .merge(bastion_webhooks::routes(webhooks_state))

@@ -13,7 +13,7 @@ use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, Se
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use crate::ExtState;
+use crate::AuthState;
 use crate::admin_keys::ADMIN_KEY_PREFIX;
 use crate::audit::record;
 
@@ -44,14 +44,14 @@ pub struct Admin {
 }
 
 async fn refuse(
-    ext: &ExtState,
+    state: &AuthState,
     meta: &RequestMeta,
     user: Option<&UserId>,
     reason: &str,
     err: ApiError,
 ) -> ApiError {
     match record(
-        &ext.auth,
+        state,
         meta,
         AuditKind::AdminAuthFailed,
         Outcome::Failure,
@@ -70,54 +70,48 @@ fn admin_required() -> ApiError {
         .with_code("admin_required")
 }
 
-impl FromRequestParts<ExtState> for Admin {
+impl FromRequestParts<AuthState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, ext: &ExtState) -> Result<Self, ApiError> {
-        let meta = RequestMeta::from_request_parts(parts, ext).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &AuthState) -> Result<Self, ApiError> {
+        let meta = RequestMeta::from_request_parts(parts, state).await?;
         let slot = parts
             .extensions
             .get::<RateLimitSlot>()
             .cloned()
             .unwrap_or_default();
-        let limiter = &ext.auth.edge.limiter;
+        let limiter = &state.edge.limiter;
         limiter
             .enforce(&slot, "admin-ip", &meta.ip.0, ADMIN_LIMIT)
             .await?;
         let identity = match bearer(parts) {
             None => {
                 let err = ApiError::unauthorized("missing bearer token");
-                return Err(refuse(ext, &meta, None, "missing_credentials", err).await);
+                return Err(refuse(state, &meta, None, "missing_credentials", err).await);
             }
             Some(token) if token.starts_with(ADMIN_KEY_PREFIX) => {
-                match ext.extras.load().admin_keys.identify(token) {
+                match state.extras.load().admin_keys.identify(token) {
                     Some(name) => AdminIdentity::Key(name.to_owned()),
                     None => {
                         let err = ApiError::unauthorized("admin key is not recognised")
                             .with_code("invalid_admin_key");
-                        return Err(refuse(ext, &meta, None, "unknown_admin_key", err).await);
+                        return Err(refuse(state, &meta, None, "unknown_admin_key", err).await);
                     }
                 }
             }
             Some(_) => {
-                let session = match SessionOnly::from_request_parts(parts, ext).await {
+                let session = match SessionOnly::from_request_parts(parts, state).await {
                     Ok(s) => s,
                     Err(err) if err.kind() == ErrorKind::RateLimited => return Err(err),
-                    Err(err) => return Err(refuse(ext, &meta, None, "invalid_token", err).await),
+                    Err(err) => return Err(refuse(state, &meta, None, "invalid_token", err).await),
                 };
                 // The token's roles claim is not trusted here: the store decides, every time.
-                let user = ext
-                    .auth
-                    .edge
-                    .stores
-                    .users
-                    .get_user(&session.user_id)
-                    .await?;
+                let user = state.edge.stores.users.get_user(&session.user_id).await?;
                 let is_admin = user.is_some_and(|u| !u.disabled && u.roles.contains(&Role::Admin));
                 if !is_admin {
                     let uid = session.user_id;
                     return Err(
-                        refuse(ext, &meta, Some(&uid), "not_admin", admin_required()).await,
+                        refuse(state, &meta, Some(&uid), "not_admin", admin_required()).await,
                     );
                 }
                 AdminIdentity::User(session.user_id)
@@ -134,7 +128,7 @@ impl Admin {
     /// Audits an admin action on `target` (the admin's own id when there is no target).
     async fn audit(
         &self,
-        ext: &ExtState,
+        state: &AuthState,
         kind: AuditKind,
         target: Option<&UserId>,
         extra: Option<&str>,
@@ -150,7 +144,7 @@ impl Admin {
             (None, AdminIdentity::Key(_)) => None,
         };
         record(
-            &ext.auth,
+            state,
             &self.meta,
             kind,
             Outcome::Success,
@@ -212,12 +206,12 @@ fn parse_day(raw: &str) -> Result<Timestamp, ApiError> {
         (status = 400, description = "`invalid_day`, `invalid_cursor`, `invalid_id` (user_id), `invalid_request` (give exactly one of user_id and day)."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."))
 )]
 pub async fn audit(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     admin: Admin,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let stores = &ext.auth.edge.stores;
-    let now = ext.auth.edge.clock.now();
+    let stores = &state.edge.stores;
+    let now = state.edge.clock.now();
     let cursor = q.cursor.as_deref();
     let bad_cursor =
         || ApiError::invalid("invalid_cursor", "cursor is not one this listing returned");
@@ -248,7 +242,7 @@ pub async fn audit(
         }
     };
     admin
-        .audit(&ext, AuditKind::AdminAuditViewed, None, Some(&what))
+        .audit(&state, AuditKind::AdminAuditViewed, None, Some(&what))
         .await?;
     Ok(Json(AuditPage {
         events: page.items,
@@ -274,9 +268,9 @@ pub struct AdminUserResponse {
     user: AdminUserView,
 }
 
-async fn target(ext: &ExtState, id: &str) -> Result<bastion_store::UserRecord, ApiError> {
+async fn target(state: &AuthState, id: &str) -> Result<bastion_store::UserRecord, ApiError> {
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
-    ext.auth
+    state
         .edge
         .stores
         .users
@@ -305,13 +299,13 @@ fn view(u: &bastion_store::UserRecord) -> AdminUserResponse {
         (status = 404, description = "`not_found`."))
 )]
 pub async fn user(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserResponse>, ApiError> {
-    let u = target(&ext, &id).await?;
+    let u = target(&state, &id).await?;
     admin
-        .audit(&ext, AuditKind::AdminUserViewed, Some(&u.id), None)
+        .audit(&state, AuditKind::AdminUserViewed, Some(&u.id), None)
         .await?;
     Ok(Json(view(&u)))
 }
@@ -322,12 +316,12 @@ pub async fn user(
         (status = 404, description = "`not_found`."))
 )]
 pub async fn disable(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let u = target(&ext, &id).await?;
-    let stores = &ext.auth.edge.stores;
+    let u = target(&state, &id).await?;
+    let stores = &state.edge.stores;
     if !stores.accounts.set_disabled(&u.id, true).await? {
         return Err(ApiError::not_found());
     }
@@ -337,7 +331,7 @@ pub async fn disable(
     let extra = format!("sessions_revoked={sessions} api_keys_revoked={keys}");
     admin
         .audit(
-            &ext,
+            &state,
             AuditKind::AdminUserDisabled,
             Some(&u.id),
             Some(&extra),
@@ -352,13 +346,12 @@ pub async fn disable(
         (status = 404, description = "`not_found`."))
 )]
 pub async fn enable(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let u = target(&ext, &id).await?;
-    if !ext
-        .auth
+    let u = target(&state, &id).await?;
+    if !state
         .edge
         .stores
         .accounts
@@ -368,7 +361,7 @@ pub async fn enable(
         return Err(ApiError::not_found());
     }
     admin
-        .audit(&ext, AuditKind::AdminUserEnabled, Some(&u.id), None)
+        .audit(&state, AuditKind::AdminUserEnabled, Some(&u.id), None)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -379,13 +372,12 @@ pub async fn enable(
         (status = 404, description = "`not_found`."))
 )]
 pub async fn revoke_sessions(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let u = target(&ext, &id).await?;
-    let n = ext
-        .auth
+    let u = target(&state, &id).await?;
+    let n = state
         .edge
         .stores
         .sessions
@@ -394,7 +386,7 @@ pub async fn revoke_sessions(
     let extra = format!("sessions_revoked={n}");
     admin
         .audit(
-            &ext,
+            &state,
             AuditKind::AdminSessionsRevoked,
             Some(&u.id),
             Some(&extra),
@@ -419,12 +411,12 @@ pub struct RolesRequest {
         (status = 404, description = "`not_found`."))
 )]
 pub async fn set_roles(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     admin: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RolesRequest>,
 ) -> Result<Json<AdminUserResponse>, ApiError> {
-    let u = target(&ext, &id).await?;
+    let u = target(&state, &id).await?;
     if body.roles.is_empty() || body.roles.len() > 2 {
         return Err(ApiError::invalid(
             "invalid_role",
@@ -439,21 +431,14 @@ pub async fn set_roles(
         }
         roles.push(role);
     }
-    if !ext
-        .auth
-        .edge
-        .stores
-        .accounts
-        .set_roles(&u.id, &roles)
-        .await?
-    {
+    if !state.edge.stores.accounts.set_roles(&u.id, &roles).await? {
         return Err(ApiError::not_found());
     }
     let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let extra = format!("roles={}", names.join(","));
     admin
         .audit(
-            &ext,
+            &state,
             AuditKind::AdminRolesChanged,
             Some(&u.id),
             Some(&extra),

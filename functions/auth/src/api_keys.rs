@@ -13,7 +13,7 @@ use bastion_store::{ApiKeyRecord, KeyMint};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::ExtState;
+use crate::AuthState;
 use crate::audit::record;
 
 /// Live keys per user.
@@ -129,12 +129,11 @@ fn parse_scopes(raw: &[String]) -> Result<Vec<Scope>, ApiError> {
         (status = 409, description = "`too_many_api_keys`: 25 live keys already."))
 )]
 pub async fn create(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
     JsonBody(body): JsonBody<CreateRequest>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let state = &ext.auth;
     let name = parse_name(&body.name)?;
     let scopes = parse_scopes(&body.scopes)?;
     if !(1..=365).contains(&body.expires_in_days) {
@@ -194,7 +193,7 @@ pub async fn create(
     }
     let detail = format!("key={}", record_.id);
     record(
-        state,
+        &state,
         &meta,
         AuditKind::ApiKeyCreated,
         Outcome::Success,
@@ -216,10 +215,9 @@ pub async fn create(
     responses((status = 200, description = "The account's live keys (never their secrets).", body = KeysResponse), (status = 403, description = "`session_required`: API keys cannot reach account management."))
 )]
 pub async fn list(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     auth: SessionOnly,
 ) -> Result<Json<KeysResponse>, ApiError> {
-    let state = &ext.auth;
     let keys = state
         .edge
         .stores
@@ -239,12 +237,11 @@ pub async fn list(
         (status = 404, description = "`not_found`: no such key of this account."))
 )]
 pub async fn revoke(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let state = &ext.auth;
     let id = ApiKeyId::parse(&id).map_err(|_| ApiError::not_found())?;
     if !state
         .edge
@@ -257,7 +254,7 @@ pub async fn revoke(
     }
     let detail = format!("key={id}");
     record(
-        state,
+        &state,
         &meta,
         AuditKind::ApiKeyRevoked,
         Outcome::Success,

@@ -3,7 +3,7 @@
 
 use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
 use bastion_core::crypto::{PasswordHasher, password::Pepper};
-use bastion_http::config::{Live, decode_base64, keyed_secrets, parse_bounded, parse_jwt};
+use bastion_http::config::{decode_base64, keyed_secrets, parse_bounded, parse_jwt};
 use bastion_http::{ConfigError, Env};
 
 use std::sync::Arc;
@@ -50,17 +50,13 @@ impl AuthConfig {
 /// legacy key, the admin keys and Google's client secret. Everything is parsed first and swapped
 /// only when all of it parsed, so a bad document changes nothing. Session bounds are plain
 /// configuration and do not change without a redeploy.
-pub fn rotate(
-    state: &AuthState,
-    extras: &Live<AuthExtras>,
-    env: &dyn Env,
-) -> Result<(), ConfigError> {
+pub fn rotate(state: &AuthState, env: &dyn Env) -> Result<(), ConfigError> {
     let jwt = parse_jwt(env)?;
     let hasher = parse_hasher(env)?;
-    let new_extras = extras.load().refreshed(env)?;
+    let extras = state.extras.load().refreshed(env)?;
     state.edge.config.jwt.store(jwt);
     state.hasher.store(hasher);
-    extras.store(new_extras);
+    state.extras.store(extras);
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 //! sign-in, API keys and the admin routes.
 //!
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
-//! bare routes so `bastion-local` can merge every function under one edge. `routes_with` and
-//! `router_with` also take the optional parts ([`AuthExtras`]): Google and admin keys.
+//! bare routes so `bastion-local` can merge every function under one edge. The optional parts
+//! ([`AuthExtras`]: Google sign-in, admin keys) are fields of the one [`AuthState`].
 
 mod account;
 mod admin;
@@ -24,7 +24,7 @@ use axum::extract::FromRef;
 use axum::routing::{delete, get, post, put};
 use bastion_core::crypto::PasswordHasher;
 use bastion_http::config::Live;
-use bastion_http::{Edge, with_edge};
+use bastion_http::{ConfigError, Edge, Env, with_edge};
 
 pub use admin_keys::AdminKeys;
 pub use config::{AuthConfig, AuthExtras, SessionPolicy};
@@ -37,6 +37,29 @@ pub struct AuthState {
     /// Swapped when a refresh brings new pepper versions.
     pub hasher: Live<PasswordHasher>,
     pub sessions: SessionPolicy,
+    /// Google sign-in and the admin keys, swapped whole by a secret refresh.
+    pub extras: Live<AuthExtras>,
+}
+
+impl AuthState {
+    /// The one way to build the auth state (main.rs, bastion-local, tests, benches).
+    pub fn new(edge: Edge, config: AuthConfig, extras: AuthExtras) -> Self {
+        Self {
+            edge,
+            hasher: Live::new(config.hasher),
+            sessions: config.sessions,
+            extras: Live::new(extras),
+        }
+    }
+
+    /// Everything the auth function reads from `env`, on `edge`.
+    pub fn from_env(edge: Edge, env: &dyn Env) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            edge,
+            AuthConfig::from_env(env)?,
+            AuthExtras::from_env(env)?,
+        ))
+    }
 }
 
 impl FromRef<AuthState> for Edge {
@@ -45,31 +68,22 @@ impl FromRef<AuthState> for Edge {
     }
 }
 
-/// The state of the routes that also need [`AuthExtras`].
-#[derive(Clone)]
-pub(crate) struct ExtState {
-    pub auth: AuthState,
-    pub extras: Live<AuthExtras>,
-}
-
-impl FromRef<ExtState> for Edge {
-    fn from_ref(state: &ExtState) -> Edge {
-        state.auth.edge.clone()
-    }
-}
-
-/// The auth routes without the edge pipeline, with Google sign-in off and no admin keys.
+/// The auth routes without the edge pipeline (`bastion-local` merges every function's routes
+/// under one edge).
 pub fn routes(state: AuthState) -> Router {
-    routes_with(state, AuthExtras::default())
-}
-
-/// The auth routes without the edge pipeline.
-pub fn routes_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Router {
-    let ext = ExtState {
-        auth: state.clone(),
-        extras: extras.into(),
-    };
-    let extended = Router::new()
+    Router::new()
+        .route("/auth/health", get(health))
+        .route("/auth/register", post(login::register))
+        .route("/auth/login", post(login::login))
+        .route("/auth/refresh", post(refresh::refresh))
+        .route("/auth/logout", post(sessions::logout))
+        .route("/auth/logout-all", post(sessions::logout_all))
+        .route("/auth/me", get(account::me))
+        .route("/auth/sessions", get(sessions::list))
+        .route("/auth/sessions/{id}", delete(sessions::revoke))
+        .route("/auth/password", post(account::change_password))
+        .route("/auth/password/set", post(google::account::set_password))
+        .route("/auth/account", delete(account::delete_account))
         .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/auth/api-keys/{id}", delete(api_keys::revoke))
         .route("/auth/google/start", get(google::flow::start))
@@ -88,33 +102,13 @@ pub fn routes_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Rou
             post(admin::revoke_sessions),
         )
         .route("/admin/users/{id}/roles", put(admin::set_roles))
-        .with_state(ext);
-    Router::new()
-        .route("/auth/health", get(health))
-        .route("/auth/register", post(login::register))
-        .route("/auth/login", post(login::login))
-        .route("/auth/refresh", post(refresh::refresh))
-        .route("/auth/logout", post(sessions::logout))
-        .route("/auth/logout-all", post(sessions::logout_all))
-        .route("/auth/me", get(account::me))
-        .route("/auth/sessions", get(sessions::list))
-        .route("/auth/sessions/{id}", delete(sessions::revoke))
-        .route("/auth/password", post(account::change_password))
-        .route("/auth/password/set", post(google::account::set_password))
-        .route("/auth/account", delete(account::delete_account))
         .with_state(state)
-        .merge(extended)
 }
 
-/// The auth Lambda's complete router, with Google sign-in off and no admin keys.
+/// The auth Lambda's complete router: the routes inside the shared edge.
 pub fn router(state: AuthState) -> Router {
-    router_with(state, AuthExtras::default())
-}
-
-/// The auth Lambda's complete router.
-pub fn router_with(state: AuthState, extras: impl Into<Live<AuthExtras>>) -> Router {
     let edge = state.edge.clone();
-    with_edge(routes_with(state, extras), edge)
+    with_edge(routes(state), edge)
 }
 
 #[utoipa::path(get, path = "/auth/health", tag = "auth", operation_id = "auth_health",

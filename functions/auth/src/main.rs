@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use bastion_auth::config::rotate;
-use bastion_auth::{AuthConfig, AuthExtras, AuthState, router_with};
+use bastion_auth::{AuthState, router};
 use bastion_core::SystemClock;
-use bastion_http::config::Live;
 use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
@@ -25,17 +24,11 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let runtime = Runtime::init(clock.clone()).await?;
     let env = runtime.env();
     let edge_config = EdgeConfig::from_env(env.as_ref())?;
-    let auth_config = AuthConfig::from_env(env.as_ref())?;
-    let extras = Live::new(AuthExtras::from_env(env.as_ref())?);
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
     let stores = Stores::from_adapter(Arc::new(store));
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
-    let state = AuthState {
-        edge,
-        hasher: Live::new(auth_config.hasher),
-        sessions: auth_config.sessions,
-    };
-    let (rotated, rotated_extras) = (state.clone(), extras.clone());
-    runtime.on_refresh(move |env| rotate(&rotated, &rotated_extras, env));
-    Ok(router_with(state, extras))
+    let state = AuthState::from_env(edge, env.as_ref())?;
+    let rotated = state.clone();
+    runtime.on_refresh(move |env| rotate(&rotated, env));
+    Ok(router(state))
 }

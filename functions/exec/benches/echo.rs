@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bastion_auth::{AuthConfig, AuthState};
+use bastion_auth::AuthState;
 use bastion_core::SystemClock;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig, with_edge};
@@ -104,12 +104,7 @@ async fn routed(root: &Path, iters: usize) {
         stores,
         Arc::new(SystemClock),
     );
-    let auth = AuthConfig::from_env(&env).unwrap();
-    let auth_state = AuthState {
-        edge: edge.clone(),
-        hasher: bastion_http::config::Live::new(auth.hasher),
-        sessions: auth.sessions,
-    };
+    let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
     let exec = ExecState::new(
         edge.clone(),
         ExecConfig::from_env(&env, root.join("runs")).unwrap(),

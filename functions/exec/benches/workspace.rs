@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::config::{
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bastion_auth::{AuthConfig, AuthState};
+use bastion_auth::AuthState;
 use bastion_core::SystemClock;
 use bastion_exec::workspace::{S3Workspaces, StoredFile, WorkspaceError, WorkspaceStore};
 use bastion_exec::{ExecConfig, ExecState};
@@ -113,12 +113,7 @@ fn app(stores: &Stores, workspaces: Arc<dyn WorkspaceStore>) -> Router {
         stores.clone(),
         Arc::new(SystemClock),
     );
-    let auth = AuthConfig::from_env(&env).unwrap();
-    let auth_state = AuthState {
-        edge: edge.clone(),
-        hasher: bastion_http::config::Live::new(auth.hasher),
-        sessions: auth.sessions,
-    };
+    let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
     let exec = ExecState::new(
         edge.clone(),
         ExecConfig::from_env(&env, std::env::temp_dir()).unwrap(),

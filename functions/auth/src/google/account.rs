@@ -8,11 +8,11 @@ use bastion_core::audit::{AuditKind, Outcome};
 use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
 use serde::Deserialize;
 
+use crate::AuthState;
 use crate::account::{RECENT_SIGN_IN_SECS, confirm_password, current_user};
 use crate::audit::record;
 use crate::dto::DeleteAccountRequest;
 use crate::tokens::hash_password;
-use crate::{AuthState, ExtState};
 
 /// Whether the caller's session was opened (a sign-in, not a refresh) in the last 10 minutes.
 async fn signed_in_recently(state: &AuthState, auth: &SessionOnly) -> Result<bool, ApiError> {
@@ -45,21 +45,20 @@ fn reauthenticate(what: &str) -> ApiError {
         (status = 404, description = "`not_linked`: no Google account is linked."))
 )]
 pub async fn unlink(
-    State(ext): State<ExtState>,
+    State(state): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let state = &ext.auth;
-    let user = current_user(state, &auth.user_id).await?;
+    let user = current_user(&state, &auth.user_id).await?;
     if user.password_hash.is_empty() {
-        if !signed_in_recently(state, &auth).await? {
+        if !signed_in_recently(&state, &auth).await? {
             return Err(reauthenticate("unlink Google"));
         }
     } else {
         confirm_password(
-            state,
+            &state,
             &meta,
             &slot,
             &user,
@@ -75,7 +74,7 @@ pub async fn unlink(
         );
     }
     record(
-        state,
+        &state,
         &meta,
         AuditKind::GoogleUnlinked,
         Outcome::Success,

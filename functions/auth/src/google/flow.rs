@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::oidc::{GoogleClient, OidcError};
-use crate::ExtState;
+use crate::AuthState;
 use crate::account::RECENT_SIGN_IN_SECS;
 use crate::audit::record;
 use crate::tokens::open_session;
@@ -82,13 +82,12 @@ fn invalid_login_code() -> ApiError {
     )
 }
 
-fn google(ext: &ExtState) -> Result<Arc<GoogleClient>, ApiError> {
+fn google(ext: &AuthState) -> Result<Arc<GoogleClient>, ApiError> {
     ext.extras.load().google.clone().ok_or_else(not_configured)
 }
 
-async fn limit(ext: &ExtState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
-    ext.auth
-        .edge
+async fn limit(ext: &AuthState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
+    ext.edge
         .limiter
         .enforce(slot, "google-ip", &meta.ip.0, GOOGLE_IP_LIMIT)
         .await
@@ -105,7 +104,7 @@ pub struct StartQuery {
 
 /// Stores a fresh pending sign-in and returns Google's authorize URL and the binding cookie.
 async fn begin(
-    ext: &ExtState,
+    ext: &AuthState,
     client: &GoogleClient,
     return_to: Option<&str>,
     link: Option<(&UserId, &SessionId)>,
@@ -133,9 +132,8 @@ async fn begin(
         link_session: link.map(|(_, s)| s.as_str().to_owned()),
     };
     let payload = serde_json::to_string(&pending).map_err(|e| ApiError::internal(&e))?;
-    let now = ext.auth.edge.clock.now();
-    ext.auth
-        .edge
+    let now = ext.edge.clock.now();
+    ext.edge
         .stores
         .one_time
         .put_one_time(
@@ -175,7 +173,7 @@ async fn begin(
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn start(
-    State(ext): State<ExtState>,
+    State(ext): State<AuthState>,
     meta: RequestMeta,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     Query(q): Query<StartQuery>,
@@ -209,7 +207,7 @@ pub struct LinkResponse {
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn link(
-    State(ext): State<ExtState>,
+    State(ext): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
@@ -219,9 +217,8 @@ pub async fn link(
     limit(&ext, &slot, &meta).await?;
     // A linked Google identity signs in for good and survives a password change, so a stolen
     // access token or refresh token of an older session must not be enough to plant one.
-    let now = ext.auth.edge.clock.now();
+    let now = ext.edge.clock.now();
     let session = ext
-        .auth
         .edge
         .stores
         .sessions
@@ -298,7 +295,7 @@ fn back_to(return_to: &str, fragment: &str) -> Response {
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn callback(
-    State(ext): State<ExtState>,
+    State(ext): State<AuthState>,
     meta: RequestMeta,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     headers: HeaderMap,
@@ -306,7 +303,7 @@ pub async fn callback(
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
     limit(&ext, &slot, &meta).await?;
-    let state = &ext.auth;
+    let state = &ext;
     let raw_state = q
         .state
         .as_deref()
@@ -556,7 +553,7 @@ pub struct ExchangeRequest {
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn exchange(
-    State(ext): State<ExtState>,
+    State(ext): State<AuthState>,
     meta: RequestMeta,
     axum::Extension(slot): axum::Extension<RateLimitSlot>,
     headers: HeaderMap,
@@ -564,7 +561,7 @@ pub async fn exchange(
 ) -> Result<Response, ApiError> {
     google(&ext)?;
     limit(&ext, &slot, &meta).await?;
-    let state = &ext.auth;
+    let state = &ext;
     if !looks_like_token(&body.code) {
         return Err(invalid_login_code());
     }
