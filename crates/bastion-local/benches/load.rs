@@ -7,7 +7,8 @@
 //!
 //! Run with `cargo bench -p bastion-local --bench load` (release profile). `LOAD_SCALE`
 //! (default 1) multiplies every request count; `LOAD_CONCURRENCY` (default 8) sets the
-//! connections for the cheap routes; logins use two connections per core.
+//! connections for the cheap routes; `LOAD_LOGIN_CONCURRENCY` (default two per core) the logins in
+//! flight and the raw Argon2id threads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{SocketAddr, TcpListener};
@@ -308,7 +309,7 @@ fn main() {
     // is the reference for login.
     // As many hashing threads as logins in flight: on a shared box the scheduler's share grows
     // with the thread count, so both sides get the same.
-    let login_concurrency = 2 * cores;
+    let login_concurrency = env_usize("LOAD_LOGIN_CONCURRENCY", 2 * cores).max(1);
     let argon2_before = argon2_rate(logins, login_concurrency);
     let server = start_server();
     let addr = server.addr;
