@@ -173,7 +173,11 @@ impl JwtKeys {
         if c.nbf > t + SKEW_SECS || c.iat > t + SKEW_SECS {
             return Err(JwtError::NotYetValid);
         }
-        if c.exp - c.iat > ACCESS_TOKEN_TTL_SECS {
+        // Checked: a signed `iat` far in the past must not wrap the lifetime into range.
+        if c.exp
+            .checked_sub(c.iat)
+            .is_none_or(|life| life > ACCESS_TOKEN_TTL_SECS)
+        {
             return Err(JwtError::BadClaims);
         }
         c.user_id()?;
@@ -307,6 +311,36 @@ mod tests {
             keys().verify(&t, Timestamp(1_000)),
             Err(JwtError::BadSignature)
         );
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/jwt.rs`): `exp - iat` overflowed (a panic with
+    /// overflow checks, a wrapped and accepted lifetime without them).
+    #[test]
+    fn a_signed_token_whose_lifetime_overflows_is_refused_not_wrapped() {
+        let k = keys();
+        let user = UserId::generate().to_string();
+        let session = SessionId::generate().to_string();
+        for (iat, exp) in [(-1_000, i64::MAX), (i64::MIN, 2_000), (i64::MIN, i64::MAX)] {
+            let claims = AccessClaims {
+                iss: "bastion".into(),
+                aud: "bastion-api".into(),
+                sub: user.clone(),
+                sid: session.clone(),
+                roles: vec![],
+                jti: "j".into(),
+                iat,
+                nbf: 0,
+                exp,
+            };
+            let token = k
+                .sign(k.current().unwrap(), ACCESS_TOKEN_TYP, &claims)
+                .unwrap();
+            assert_eq!(
+                k.verify(&token, Timestamp(1_000)),
+                Err(JwtError::BadClaims),
+                "{iat} {exp}"
+            );
+        }
     }
 
     #[test]

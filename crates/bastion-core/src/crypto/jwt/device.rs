@@ -76,7 +76,9 @@ impl JwtKeys {
         if c.exp <= t {
             return Err(JwtError::Expired);
         }
-        if c.iat > t + SKEW_SECS || c.exp - c.iat > DEVICE_TOKEN_TTL_SECS {
+        // Checked: a signed `iat` far in the past must not wrap the lifetime into range.
+        let lifetime = c.exp.checked_sub(c.iat);
+        if c.iat > t + SKEW_SECS || lifetime.is_none_or(|life| life > DEVICE_TOKEN_TTL_SECS) {
             return Err(JwtError::BadClaims);
         }
         UserId::parse(&c.sub).map_err(|_| JwtError::BadClaims)?;
@@ -121,6 +123,32 @@ mod tests {
             k.verify_device(&access, Timestamp(1_000)),
             Err(JwtError::BadHeader)
         );
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/jwt.rs`): `exp - iat` overflowed.
+    #[test]
+    fn a_signed_device_token_whose_lifetime_overflows_is_refused_not_wrapped() {
+        let k = keys();
+        for (iat, exp) in [(-1_000, i64::MAX), (i64::MIN, 2_000)] {
+            let claims = DeviceClaims {
+                iss: "bastion".into(),
+                aud: "bastion-api".into(),
+                sub: UserId::generate().to_string(),
+                did: "0123456789abcdef0123456789abcdef".into(),
+                eml: email_digest("a@b.co"),
+                pwv: password_version("h"),
+                iat,
+                exp,
+            };
+            let token = k
+                .sign(k.current().unwrap(), DEVICE_TOKEN_TYP, &claims)
+                .unwrap();
+            assert_eq!(
+                k.verify_device(&token, Timestamp(1_000)),
+                Err(JwtError::BadClaims),
+                "{iat} {exp}"
+            );
+        }
     }
 
     #[test]
