@@ -23,7 +23,8 @@
 //! | `revoke_session`      | 1 DeleteItem                                                    |
 //! | `revoke_all_sessions` | 1 GetItem + 1 TransactWriteItems (session epoch on profile and  |
 //! |                       | login copy) + 1 Query + ⌈n/25⌉ BatchWriteItem                   |
-//! | `hit`                 | 1 UpdateItem + 1 GetItem, concurrently: one round trip          |
+//! | `hit`                 | 1 UpdateItem (both windows on one item, returned by the write); |
+//! |                       | rarely + 1 UpdateItem pruning counts of long-past windows       |
 //! | `append`              | 1 PutItem                                                       |
 //! | `list_for_user`       | 1 Query (Limit = page + 1); more only when expired-but-undeleted|
 //! |                       | events were filtered out of the page                            |

@@ -137,6 +137,7 @@ mod tests {
                 did: "0123456789abcdef0123456789abcdef".into(),
                 eml: email_digest("a@b.co"),
                 pwv: password_version("h"),
+                rev: 0,
                 iat,
                 exp,
             };
