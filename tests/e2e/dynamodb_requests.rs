@@ -6,44 +6,16 @@
 //! 5 (edge IP, register IP, profile + guard transaction, audit, session).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{
-    ConfigBag, Credentials, Intercept, Region, RuntimeComponents, SharedInterceptor,
-};
+use aws_sdk_dynamodb::config::{Credentials, Region, SharedInterceptor};
+use bastion_store::conformance::RequestCounter;
 use bastion_store::dynamodb::create_table;
 use bastion_store::{DynamoStore, Stores};
 use http::StatusCode;
 
 use crate::helpers::{PASSWORD, TestApp};
-
-#[derive(Debug, Default, Clone)]
-struct RequestCounter(Arc<AtomicUsize>);
-
-impl RequestCounter {
-    fn take(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 async fn app_on_dynamodb() -> (TestApp, RequestCounter) {
     let endpoint = std::env::var("BASTION_TEST_DYNAMODB_ENDPOINT")

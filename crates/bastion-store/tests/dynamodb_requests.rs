@@ -11,47 +11,18 @@
 //! - any other route's edge: its IP counter, 1.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{
-    ConfigBag, Credentials, Intercept, Region, RuntimeComponents, SharedInterceptor,
-};
+use aws_sdk_dynamodb::config::{Credentials, Region, SharedInterceptor};
 use aws_sdk_dynamodb::types::AttributeValue;
 use bastion_core::{DisplayName, Email, Role, Timestamp, UserId};
+use bastion_store::conformance::RequestCounter;
 use bastion_store::dynamodb::create_table;
 use bastion_store::{CounterStore, DynamoStore, UserRecord, UserStore, WindowCounts};
 
 const ENDPOINT_ENV: &str = "BASTION_TEST_DYNAMODB_ENDPOINT";
-
-/// Counts every HTTP request the client transmits (retries included).
-#[derive(Debug, Default, Clone)]
-struct RequestCounter(Arc<AtomicUsize>);
-
-impl RequestCounter {
-    fn take(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Intercept for RequestCounter {
-    fn name(&self) -> &'static str {
-        "RequestCounter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 async fn counted_store() -> (DynamoStore, Client, RequestCounter, String) {
     let endpoint = match std::env::var(ENDPOINT_ENV) {

@@ -10,14 +10,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{
-    ConfigBag, Credentials, Intercept, Region, RuntimeComponents, SharedInterceptor,
-};
+use aws_sdk_dynamodb::config::{Credentials, Region, SharedInterceptor};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -27,35 +23,11 @@ use bastion_exec::workspace::{S3Workspaces, StoredFile, WorkspaceError, Workspac
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig, with_edge};
 use bastion_sandbox::SandboxPath;
+use bastion_store::conformance::RequestCounter;
 use bastion_store::dynamodb::create_table;
 use bastion_store::{DynamoStore, Stores};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-
-#[derive(Debug, Default, Clone)]
-struct Counter(Arc<AtomicUsize>);
-
-impl Counter {
-    fn take(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Intercept for Counter {
-    fn name(&self) -> &'static str {
-        "Counter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 /// The baseline: a workspace store that holds nothing and never makes a request.
 struct Nothing;
@@ -162,8 +134,8 @@ async fn send(
 struct Clients {
     stores: Stores,
     s3: S3Workspaces,
-    s3_count: Counter,
-    ddb_count: Counter,
+    s3_count: RequestCounter,
+    ddb_count: RequestCounter,
 }
 
 async fn clients() -> Clients {
@@ -175,7 +147,7 @@ async fn clients() -> Clients {
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .load()
         .await;
-    let ddb_count = Counter::default();
+    let ddb_count = RequestCounter::default();
     let ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&sdk)
             .interceptor(SharedInterceptor::new(ddb_count.clone()))
@@ -183,7 +155,7 @@ async fn clients() -> Clients {
     );
     let table = format!("bastion-ws-bench-{}", std::process::id());
     create_table(&ddb, &table).await.unwrap();
-    let s3_count = Counter::default();
+    let s3_count = RequestCounter::default();
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)
