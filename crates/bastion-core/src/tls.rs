@@ -15,6 +15,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 
+use crate::config::{Env, ProcessEnv};
+
 /// The roots every client of this process trusts, loaded on first use.
 pub struct Roots {
     store: Arc<RootCertStore>,
@@ -84,7 +86,7 @@ impl Roots {
 fn load_system_certs() -> Vec<CertificateDer<'static>> {
     let operator_chose = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
         .iter()
-        .any(|v| std::env::var_os(v).is_some());
+        .any(|v| ProcessEnv.get(v).is_some());
     if !operator_chose && let Some(file) = openssl_probe::probe().cert_file {
         let found = rustls_native_certs::load_certs_from_paths(Some(&file), None);
         if !found.certs.is_empty() {

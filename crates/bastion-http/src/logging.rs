@@ -7,6 +7,8 @@
 
 use std::str::FromStr;
 
+use bastion_core::config::{Env, ProcessEnv};
+
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -28,7 +30,7 @@ pub fn targets(rust_log: Option<&str>) -> Targets {
 /// Installs the Lambda subscriber: JSON without timestamps or the current span (the Lambda
 /// runtime and CloudWatch add both).
 pub fn init_lambda() {
-    let rust_log = std::env::var("RUST_LOG").ok();
+    let rust_log = ProcessEnv.get("RUST_LOG");
     let format = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(false)

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use bastion_core::config::ConfigError;
+use bastion_core::config::{ConfigError, Env, ProcessEnv};
 use lambda_runtime_api_client::PooledClient;
 use lambda_runtime_api_client::body::Body;
 
@@ -42,10 +42,7 @@ where
         Err(error) => {
             let (error_type, body) = report(error.as_ref());
             tracing::error!(event = "init_failed", error_type, error = %error, "start-up failed");
-            if let Some(api) = std::env::var(LAMBDA_RUNTIME_VAR)
-                .ok()
-                .filter(|v| !v.is_empty())
-            {
+            if let Some(api) = ProcessEnv.non_empty(LAMBDA_RUNTIME_VAR) {
                 post_init_error(&api, error_type, body).await;
             }
             Err(error)
