@@ -38,8 +38,7 @@ impl Lease {
             .stores
             .leases
             .acquire_lease(&lease.key, &lease.holder, state.edge.clock.now(), ttl_secs)
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
+            .await?;
         Ok(taken.then_some(lease))
     }
 
