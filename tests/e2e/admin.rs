@@ -15,7 +15,7 @@ fn key_hash(key: &str) -> String {
 async fn admin_app() -> TestApp {
     let mut env = base_env();
     env.insert("ADMIN_KEYS".to_owned(), format!("ops:{}", key_hash(KEY)));
-    TestApp::with_env(env).await
+    TestApp::builder().env(env).build().await
 }
 
 async fn as_admin(

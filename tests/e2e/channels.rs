@@ -88,7 +88,7 @@ async fn app_with(fake: &FakeLlm, bot_api: &str, extra: &[(&str, &str)]) -> Test
     {
         env.insert(k.to_owned(), v.to_owned());
     }
-    TestApp::with_chat(env).await
+    TestApp::builder().env(env).chat().build().await
 }
 
 async fn post_raw(app: &TestApp, path: &str, header: (&str, &str), body: Vec<u8>) -> TestResponse {

@@ -29,7 +29,7 @@ async fn chat_app_with(fake: &FakeLlm, extra: &[(&str, &str)]) -> TestApp {
     {
         env.insert(k.to_owned(), v.to_owned());
     }
-    TestApp::with_chat(env).await
+    TestApp::builder().env(env).chat().build().await
 }
 
 async fn chat_app(fake: &FakeLlm) -> TestApp {

@@ -74,7 +74,7 @@ async fn one_hundred_parallel_logins_on_one_account_let_exactly_five_through_on_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hundred_parallel_logins_on_one_account_let_exactly_five_through_on_dynamodb() {
-    let app = TestApp::on_stores(dynamodb_stores().await);
+    let app = TestApp::builder().stores(dynamodb_stores().await).build().await;
     assert_eq!(one_hundred_parallel_logins(&app).await, (5, 95, Vec::new()));
 }
 
@@ -144,7 +144,7 @@ async fn fifty_parallel_turns_with_ten_credits(app: &TestApp, fake: &FakeLlm) {
 async fn fifty_parallel_chat_turns_with_ten_credits_reach_the_provider_exactly_ten_times_on_sqlite()
 {
     let fake = FakeLlm::start().await;
-    let app = TestApp::with_chat(chat_env(&fake)).await;
+    let app = TestApp::builder().env(chat_env(&fake)).chat().build().await;
     fifty_parallel_turns_with_ten_credits(&app, &fake).await;
 }
 
@@ -152,6 +152,11 @@ async fn fifty_parallel_chat_turns_with_ten_credits_reach_the_provider_exactly_t
 async fn fifty_parallel_chat_turns_with_ten_credits_reach_the_provider_exactly_ten_times_on_dynamodb()
  {
     let fake = FakeLlm::start().await;
-    let app = TestApp::with_chat_on_stores(chat_env(&fake), dynamodb_stores().await);
+    let app = TestApp::builder()
+        .env(chat_env(&fake))
+        .stores(dynamodb_stores().await)
+        .chat()
+        .build()
+        .await;
     fifty_parallel_turns_with_ten_credits(&app, &fake).await;
 }

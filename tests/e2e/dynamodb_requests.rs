@@ -36,7 +36,7 @@ async fn app_on_dynamodb() -> (TestApp, RequestCounter) {
     create_table(&client, &table).await.unwrap();
     counter.take();
     let stores = Stores::from_adapter(Arc::new(DynamoStore::new(client, table)));
-    (TestApp::on_stores(stores), counter)
+    (TestApp::builder().stores(stores).build().await, counter)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn a_file_can_be_put_read_listed_used_and_deleted() {
-    let app = TestApp::with_exec(&[]).await;
+    let app = TestApp::builder().exec(&[]).build().await;
     let s = app.signed_up("files@example.com").await;
     let r = app
         .file(Method::PUT, "/exec/files/data/in.txt", &s.access, b"b\na\n")
@@ -47,7 +47,7 @@ async fn a_file_can_be_put_read_listed_used_and_deleted() {
 
 #[tokio::test]
 async fn traversal_and_absolute_paths_are_refused_in_url_spellings() {
-    let app = TestApp::with_exec(&[]).await;
+    let app = TestApp::builder().exec(&[]).build().await;
     let s = app.signed_up("paths@example.com").await;
     let cases = [
         (
@@ -82,7 +82,7 @@ async fn traversal_and_absolute_paths_are_refused_in_url_spellings() {
 
 #[tokio::test]
 async fn another_users_sandbox_is_invisible() {
-    let app = TestApp::with_exec(&[]).await;
+    let app = TestApp::builder().exec(&[]).build().await;
     let alice = app.signed_up("alice@example.com").await;
     let bob = app.signed_up("bob@example.com").await;
     let r = app
@@ -112,11 +112,13 @@ async fn another_users_sandbox_is_invisible() {
 
 #[tokio::test]
 async fn quotas_refuse_bytes_with_413_and_files_with_409() {
-    let app = TestApp::with_exec(&[
+    let app = TestApp::builder()
+        .exec(&[
         ("EXEC_SANDBOX_QUOTA_BYTES", "2048"),
         ("EXEC_SANDBOX_QUOTA_FILES", "2"),
     ])
-    .await;
+        .build()
+        .await;
     let s = app.signed_up("quota@example.com").await;
     assert_eq!(
         app.file(Method::PUT, "/exec/files/a", &s.access, &[1; 1500])
@@ -176,7 +178,7 @@ async fn quotas_refuse_bytes_with_413_and_files_with_409() {
 
 #[tokio::test]
 async fn a_directory_is_not_a_file() {
-    let app = TestApp::with_exec(&[]).await;
+    let app = TestApp::builder().exec(&[]).build().await;
     let s = app.signed_up("dirs@example.com").await;
     app.file(Method::PUT, "/exec/files/d/f", &s.access, b"x")
         .await;
@@ -200,11 +202,13 @@ async fn a_directory_is_not_a_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_puts_cannot_all_pass_the_quota_check_before_any_writes() {
     // Each put holds the user's exec lease from its quota check to its write.
-    let app = TestApp::with_exec(&[
+    let app = TestApp::builder()
+        .exec(&[
         ("EXEC_SANDBOX_QUOTA_BYTES", "100000"),
         ("EXEC_SANDBOX_QUOTA_FILES", "2000"),
     ])
-    .await;
+        .build()
+        .await;
     let s = app.signed_up("race@example.com").await;
     let puts = (0..40).map(|i| {
         let app = app.clone();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Session, TestApp};
 
 async fn app_and_user(extra: &[(&str, &str)]) -> (TestApp, Session) {
-    let app = TestApp::with_exec(extra).await;
+    let app = TestApp::builder().exec(extra).build().await;
     let s = app.signed_up("runner@example.com").await;
     (app, s)
 }

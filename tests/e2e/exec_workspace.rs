@@ -10,7 +10,7 @@ use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn a_run_writes_back_new_changed_and_deleted_files() {
-    let app = TestApp::with_exec(&[]).await;
+    let app = TestApp::builder().exec(&[]).build().await;
     let s = app.signed_up("writeback@example.com").await;
     for (path, body) in [("keep.txt", "same"), ("old.txt", "old"), ("mod.txt", "v1")] {
         let r = app
@@ -50,7 +50,7 @@ async fn a_run_writes_back_new_changed_and_deleted_files() {
 
 #[tokio::test]
 async fn a_run_while_the_users_lease_is_held_gets_409_until_the_lease_expires() {
-    let app = TestApp::with_exec(&[]).await;
+    let app = TestApp::builder().exec(&[]).build().await;
     let s = app.signed_up("leased@example.com").await;
     let user = UserId::parse(&s.user_id).unwrap();
     let other = app.signed_up("free@example.com").await;

@@ -1,19 +1,27 @@
-//! `TestApp`: the auth router on a fresh SQLite store with a manual clock, and a small request
-//! vocabulary so tests read as sentences.
+//! `TestApp`: the Bastion routes on a fresh SQLite store (or given stores) with a manual clock,
+//! put together by one builder, and a small request vocabulary so tests read as sentences.
 
 use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bastion_auth::AuthState;
+use bastion_chat::{ChatSetup, RuntimeMode};
+use bastion_chat_fn::ChatState;
 use bastion_core::envelope::{ContentSealer, LocalContentKeys};
-use bastion_core::{ManualClock, Timestamp};
+use bastion_core::{Clock as _, ManualClock, Timestamp};
+use bastion_exec::workspace::DirWorkspaces;
+use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
+use bastion_webhooks::{WebhooksConfig, WebhooksState};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -23,6 +31,10 @@ pub const START: Timestamp = Timestamp(1_800_000_000);
 pub const PASSWORD: &str = "correct horse battery staple 42";
 pub const JWT_KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const LEGACY_KEY: &[u8] = b"the-old-systems-hmac-key";
+/// A 32-byte key for naming sandboxes in tests.
+pub const EXEC_KEY_B64: &str = "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=";
+/// The key-encryption key of the chat apps' content sealing (`CONTENT_KEK` format).
+pub const TEST_CONTENT_KEK: &str = "e2e:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
 pub fn base_env() -> HashMap<String, String> {
     use base64::Engine;
@@ -51,12 +63,19 @@ pub struct TestApp {
     /// The adapter's ports without content sealing: what is really stored.
     pub unsealed: Stores,
     pub ip: SocketAddr,
-    _db: Arc<TempDb>,
-    _sandbox: Option<Arc<TempTree>>,
+    parts: Arc<Parts>,
+    db: Option<Arc<TempDb>>,
+}
+
+/// What an app was built from, kept so `replacing` rebuilds the same app on other ports.
+struct Parts {
+    env: HashMap<String, String>,
+    chat: bool,
+    sandbox: Option<TempTree>,
 }
 
 /// A directory tree (the exec sandbox root) removed when the last `TestApp` clone drops.
-struct TempTree(std::path::PathBuf);
+struct TempTree(PathBuf);
 
 impl Drop for TempTree {
     fn drop(&mut self) {
@@ -64,16 +83,92 @@ impl Drop for TempTree {
     }
 }
 
-/// A database file removed when the last `TestApp` clone drops; `None` for stores that are not
-/// a file (DynamoDB on moto), which once removed `-wal`/`-shm` files of the working directory.
-struct TempDb(Option<std::path::PathBuf>);
+/// A fresh SQLite database file, removed with its `-wal`/`-shm` files when the last `TestApp`
+/// clone drops. Stores that are not a file (DynamoDB on moto) have none.
+struct TempDb(PathBuf);
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        let Some(path) = &self.0 else { return };
         for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
         }
+    }
+}
+
+/// A unique path in the temporary directory.
+fn temp_path(prefix: &str, suffix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}{}{suffix}",
+        bastion_core::RequestId::generate()
+    ))
+}
+
+/// How a `TestApp` is put together: `TestApp::builder()`, then any of `env`, `stores`, `chat`
+/// and `exec`, then `build`. The auth routes are always there; chat and exec are optional parts
+/// served under the same edge, as `bastion-local` serves them.
+pub struct TestAppBuilder {
+    env: HashMap<String, String>,
+    stores: Option<Stores>,
+    chat: bool,
+    exec: Option<Vec<(String, String)>>,
+}
+
+impl TestAppBuilder {
+    /// The configuration (`base_env()` unless given), including any chat settings (`LLM_*`,
+    /// `PLAN_*`, `CHAT_RATE_LIMIT`) and webhook secrets.
+    pub fn env(mut self, env: HashMap<String, String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// These stores (e.g. DynamoDB on moto) instead of a fresh SQLite file.
+    pub fn stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
+        self
+    }
+
+    /// Adds the chat and webhooks routes with one chat engine: plans come from Stripe billing
+    /// and channel messages are answered by the engine. Content is sealed as in every
+    /// deployment, with the local key format.
+    pub fn chat(mut self) -> Self {
+        self.chat = true;
+        self
+    }
+
+    /// Adds the exec routes with a fresh sandbox root and `extra` exec settings (e.g.
+    /// `EXEC_ALLOWED_COMMANDS`).
+    pub fn exec(mut self, extra: &[(&str, &str)]) -> Self {
+        let extra = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        self.exec = Some(extra.collect());
+        self
+    }
+
+    pub async fn build(self) -> TestApp {
+        let mut env = self.env;
+        let sandbox = self.exec.map(|extra| {
+            let root = temp_path("bastion-e2e-sandbox-", "");
+            env.insert("EXEC_SANDBOX_KEY".to_owned(), EXEC_KEY_B64.to_owned());
+            env.insert(
+                "SANDBOX_ROOT".to_owned(),
+                root.join("runs").display().to_string(),
+            );
+            env.extend(extra);
+            TempTree(root)
+        });
+        let (stores, db) = match self.stores {
+            Some(stores) => (stores, None),
+            None => {
+                let path = temp_path("bastion-e2e-", ".db");
+                let store = Arc::new(SqliteStore::open(&path).unwrap());
+                (Stores::from_adapter(store), Some(Arc::new(TempDb(path))))
+            }
+        };
+        let parts = Parts {
+            env,
+            chat: self.chat,
+            sandbox,
+        };
+        TestApp::assemble(Arc::new(parts), stores, ManualClock::new(START), db)
     }
 }
 
@@ -107,8 +202,35 @@ impl TestResponse {
     }
 }
 
-/// The key-encryption key of the chat apps' content sealing (`CONTENT_KEK` format).
-pub const TEST_CONTENT_KEK: &str = "e2e:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+/// A request `TestApp::call` prepared, sent when awaited.
+pub struct Call<'a> {
+    app: &'a TestApp,
+    request: http::request::Builder,
+    body: Option<Value>,
+}
+
+impl Call<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+}
+
+impl<'a> IntoFuture for Call<'a> {
+    type Output = TestResponse;
+    type IntoFuture = Pin<Box<dyn Future<Output = TestResponse> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let request = match self.body {
+            Some(b) => self
+                .request
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => self.request.body(Body::empty()),
+        };
+        Box::pin(self.app.send(request.unwrap()))
+    }
+}
 
 /// A registered user with a live session.
 #[derive(Debug, Clone)]
@@ -119,103 +241,83 @@ pub struct Session {
 }
 
 impl TestApp {
+    /// The auth routes on a fresh SQLite store with `base_env()`.
     pub async fn new() -> Self {
-        Self::with_env(base_env()).await
+        Self::builder().build().await
     }
 
-    pub async fn with_env(env: HashMap<String, String>) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "bastion-e2e-{}.db",
-            bastion_core::RequestId::generate()
-        ));
-        let store = Arc::new(SqliteStore::open(&path).unwrap());
-        Self::with_stores(env, Stores::from_adapter(store), TempDb(Some(path)))
-    }
-
-    /// The auth router on the given stores (e.g. DynamoDB on moto).
-    pub fn on_stores(stores: Stores) -> Self {
-        Self::with_stores(base_env(), stores, TempDb(None))
-    }
-
-    fn with_stores(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
-        let clock = ManualClock::new(START);
-        let edge = Edge::new(
-            EdgeConfig::from_env(&env).unwrap(),
-            stores.clone(),
-            Arc::new(clock.clone()),
-        );
-        let state = AuthState::from_env(edge, &env).unwrap();
-        Self {
-            router: bastion_auth::router(state),
-            clock,
-            unsealed: stores.clone(),
-            stores,
-            ip: "203.0.113.7:40000".parse().unwrap(),
-            _db: Arc::new(db),
-            _sandbox: None,
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            env: base_env(),
+            stores: None,
+            chat: false,
+            exec: None,
         }
     }
 
-    /// The auth, chat and webhooks routes under one edge with one chat engine, as
-    /// `bastion-local` serves them: plans come from Stripe billing and channel messages are
-    /// answered by the engine. `env` also carries the chat configuration (`LLM_*`, `PLAN_*`,
-    /// `CHAT_RATE_LIMIT`) and any webhook secrets.
-    pub async fn with_chat(env: HashMap<String, String>) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "bastion-e2e-{}.db",
-            bastion_core::RequestId::generate()
-        ));
-        let store = Arc::new(SqliteStore::open(&path).unwrap());
-        Self::with_chat_on(env, Stores::from_adapter(store), TempDb(Some(path)))
-    }
-
-    /// `with_chat` on the given stores (e.g. DynamoDB on moto).
-    pub fn with_chat_on_stores(env: HashMap<String, String>, stores: Stores) -> Self {
-        Self::with_chat_on(env, stores, TempDb(None))
-    }
-
-    fn with_chat_on(env: HashMap<String, String>, stores: Stores, db: TempDb) -> Self {
-        let mut app = Self::with_stores(env.clone(), stores, db);
-        // Chat content is sealed as in every deployment, with the local key format.
-        let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
-        let sealer = ContentSealer::new(Arc::new(keys), Arc::new(app.clock.clone()));
-        app.stores = app.stores.clone().with_content_sealing(Arc::new(sealer));
-        let edge = Edge::new(
-            EdgeConfig::from_env(&env).unwrap(),
-            app.stores.clone(),
-            Arc::new(app.clock.clone()),
-        );
-        let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
-        let chat =
-            bastion_chat::ChatSetup::from_env(&env, bastion_chat::RuntimeMode::Lambda).unwrap();
-        let engine = chat.into_engine(app.stores.clone(), Arc::new(app.clock.clone()));
-        let webhooks_state = bastion_webhooks::WebhooksState::new(
-            edge.clone(),
-            bastion_webhooks::WebhooksConfig::from_env(&env).unwrap(),
-            Arc::new(engine.clone()),
-            bastion_webhooks::outbound::http_client().unwrap(),
-        );
-        let chat_state = bastion_chat_fn::ChatState {
-            edge: edge.clone(),
-            engine,
+    /// The one place an app is wired: one edge over `unsealed` (sealed when chat is part of
+    /// it), each part's state from its function's own constructor, every route under the edge.
+    fn assemble(
+        parts: Arc<Parts>,
+        unsealed: Stores,
+        clock: ManualClock,
+        db: Option<Arc<TempDb>>,
+    ) -> Self {
+        let env = &parts.env;
+        let stores = if parts.chat {
+            let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
+            let sealer = ContentSealer::new(Arc::new(keys), Arc::new(clock.clone()));
+            unsealed.clone().with_content_sealing(Arc::new(sealer))
+        } else {
+            unsealed.clone()
         };
-        app.router = bastion_http::with_edge(
-            bastion_auth::routes(auth_state)
-                .merge(bastion_chat_fn::routes(chat_state))
-                .merge(bastion_webhooks::routes(webhooks_state)),
-            edge,
+        let edge = Edge::new(
+            EdgeConfig::from_env(env).unwrap(),
+            stores.clone(),
+            Arc::new(clock.clone()),
         );
-        app
+        let mut routes = bastion_auth::routes(AuthState::from_env(edge.clone(), env).unwrap());
+        if parts.chat {
+            let chat = ChatSetup::from_env(env, RuntimeMode::Lambda).unwrap();
+            let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
+            let webhooks = WebhooksState::new(
+                edge.clone(),
+                WebhooksConfig::from_env(env).unwrap(),
+                Arc::new(engine.clone()),
+                bastion_webhooks::outbound::http_client().unwrap(),
+            );
+            routes = routes
+                .merge(bastion_chat_fn::routes(ChatState::new(edge.clone(), engine)))
+                .merge(bastion_webhooks::routes(webhooks));
+        }
+        if let Some(TempTree(root)) = &parts.sandbox {
+            let config = ExecConfig::from_env(env, root.join("runs")).unwrap();
+            let workspaces = Arc::new(DirWorkspaces::new(root.join("workspaces")));
+            let exec = ExecState::new(edge.clone(), config, workspaces).unwrap();
+            routes = routes.merge(bastion_exec::routes(exec));
+        }
+        Self {
+            router: bastion_http::with_edge(routes, edge),
+            clock,
+            stores,
+            unsealed,
+            ip: "203.0.113.7:40000".parse().unwrap(),
+            parts,
+            db,
+        }
     }
 
-    /// The same app with some ports replaced (e.g. a failing counter store).
+    /// The same app (same parts, clock and database) with some ports replaced, e.g. a failing
+    /// counter store.
     pub fn replacing(&self, f: impl FnOnce(&mut Stores)) -> Self {
-        let mut stores = self.stores.clone();
+        let mut stores = self.unsealed.clone();
         f(&mut stores);
-        let mut app = Self::with_stores(base_env(), stores, TempDb(None));
-        app._db = self._db.clone();
-        app.clock = self.clock.clone();
-        app
+        Self::assemble(
+            self.parts.clone(),
+            stores,
+            self.clock.clone(),
+            self.db.clone(),
+        )
     }
 
     /// The same app as seen from another client address.
@@ -242,55 +344,27 @@ impl TestApp {
         }
     }
 
-    pub async fn call(
+    /// A request as a test user's client sends it: `token` as a bearer token, `body` as JSON.
+    /// Awaiting it sends it; `.header(..)` first adds a header (a cookie, for instance).
+    pub fn call(
         &self,
         method: Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
-    ) -> TestResponse {
-        let mut req = Request::builder()
+    ) -> Call<'_> {
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("user-agent", "bastion-tests/1.0");
         if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+            request = request.header("authorization", format!("Bearer {t}"));
         }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        self.send(req.unwrap()).await
-    }
-
-    /// A request with extra headers (cookies, for instance).
-    pub async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> TestResponse {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("user-agent", "bastion-tests/1.0");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        Call {
+            app: self,
+            request,
+            body,
         }
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        self.send(req.unwrap()).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> TestResponse {
@@ -390,48 +464,7 @@ pub fn session_of(r: &TestResponse) -> Session {
     }
 }
 
-use bastion_core::Clock as _;
-
-/// A 32-byte key for naming sandboxes in tests.
-pub const EXEC_KEY_B64: &str = "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=";
-
 impl TestApp {
-    /// The auth and exec routes under one edge, with a fresh sandbox root and `extra` exec
-    /// settings (e.g. `EXEC_ALLOWED_COMMANDS`).
-    pub async fn with_exec(extra: &[(&str, &str)]) -> Self {
-        let mut env = base_env();
-        let root = std::env::temp_dir().join(format!(
-            "bastion-e2e-sandbox-{}",
-            bastion_core::RequestId::generate()
-        ));
-        env.insert("EXEC_SANDBOX_KEY".to_owned(), EXEC_KEY_B64.to_owned());
-        env.insert(
-            "SANDBOX_ROOT".to_owned(),
-            root.join("runs").display().to_string(),
-        );
-        for (k, v) in extra {
-            env.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let mut app = Self::with_env(env.clone()).await;
-        let edge = Edge::new(
-            EdgeConfig::from_env(&env).unwrap(),
-            app.stores.clone(),
-            Arc::new(app.clock.clone()),
-        );
-        let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
-        app._sandbox = Some(Arc::new(TempTree(root.clone())));
-        let exec = bastion_exec::ExecConfig::from_env(&env, root.join("runs")).unwrap();
-        let workspaces = Arc::new(bastion_exec::workspace::DirWorkspaces::new(
-            root.join("workspaces"),
-        ));
-        let exec_state = bastion_exec::ExecState::new(edge.clone(), exec, workspaces).unwrap();
-        app.router = bastion_http::with_edge(
-            bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec_state)),
-            edge,
-        );
-        app
-    }
-
     /// `POST /exec/run` with `body` as `token`.
     pub async fn exec(&self, token: &str, body: Value) -> TestResponse {
         self.call(Method::POST, "/exec/run", Some(token), Some(body))

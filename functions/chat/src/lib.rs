@@ -25,6 +25,13 @@ pub struct ChatState {
     pub engine: ChatEngine,
 }
 
+impl ChatState {
+    /// The chat function's state: the shared edge and the engine `ChatSetup::into_engine` built.
+    pub fn new(edge: Edge, engine: ChatEngine) -> Self {
+        Self { edge, engine }
+    }
+}
+
 impl FromRef<ChatState> for Edge {
     fn from_ref(state: &ChatState) -> Edge {
         state.edge.clone()
