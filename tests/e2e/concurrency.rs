@@ -74,7 +74,10 @@ async fn one_hundred_parallel_logins_on_one_account_let_exactly_five_through_on_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hundred_parallel_logins_on_one_account_let_exactly_five_through_on_dynamodb() {
-    let app = TestApp::builder().stores(dynamodb_stores().await).build().await;
+    let app = TestApp::builder()
+        .stores(dynamodb_stores().await)
+        .build()
+        .await;
     assert_eq!(one_hundred_parallel_logins(&app).await, (5, 95, Vec::new()));
 }
 

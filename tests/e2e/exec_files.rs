@@ -114,9 +114,9 @@ async fn another_users_sandbox_is_invisible() {
 async fn quotas_refuse_bytes_with_413_and_files_with_409() {
     let app = TestApp::builder()
         .exec(&[
-        ("EXEC_SANDBOX_QUOTA_BYTES", "2048"),
-        ("EXEC_SANDBOX_QUOTA_FILES", "2"),
-    ])
+            ("EXEC_SANDBOX_QUOTA_BYTES", "2048"),
+            ("EXEC_SANDBOX_QUOTA_FILES", "2"),
+        ])
         .build()
         .await;
     let s = app.signed_up("quota@example.com").await;
@@ -204,9 +204,9 @@ async fn concurrent_puts_cannot_all_pass_the_quota_check_before_any_writes() {
     // Each put holds the user's exec lease from its quota check to its write.
     let app = TestApp::builder()
         .exec(&[
-        ("EXEC_SANDBOX_QUOTA_BYTES", "100000"),
-        ("EXEC_SANDBOX_QUOTA_FILES", "2000"),
-    ])
+            ("EXEC_SANDBOX_QUOTA_BYTES", "100000"),
+            ("EXEC_SANDBOX_QUOTA_FILES", "2000"),
+        ])
         .build()
         .await;
     let s = app.signed_up("race@example.com").await;

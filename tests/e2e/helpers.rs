@@ -138,7 +138,9 @@ impl TestAppBuilder {
     /// Adds the exec routes with a fresh sandbox root and `extra` exec settings (e.g.
     /// `EXEC_ALLOWED_COMMANDS`).
     pub fn exec(mut self, extra: &[(&str, &str)]) -> Self {
-        let extra = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let extra = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         self.exec = Some(extra.collect());
         self
     }
@@ -287,7 +289,10 @@ impl TestApp {
                 bastion_webhooks::outbound::http_client().unwrap(),
             );
             routes = routes
-                .merge(bastion_chat_fn::routes(ChatState::new(edge.clone(), engine)))
+                .merge(bastion_chat_fn::routes(ChatState::new(
+                    edge.clone(),
+                    engine,
+                )))
                 .merge(bastion_webhooks::routes(webhooks));
         }
         if let Some(TempTree(root)) = &parts.sandbox {

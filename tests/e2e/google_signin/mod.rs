@@ -120,7 +120,8 @@ impl Google {
     async fn exchange_from(&self, code: &str, cookie: Option<&str>) -> TestResponse {
         let body = Some(json!({"code": code}));
         with_cookie(
-            self.app.call(Method::POST, "/auth/google/exchange", None, body),
+            self.app
+                .call(Method::POST, "/auth/google/exchange", None, body),
             cookie,
         )
         .await
