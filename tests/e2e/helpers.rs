@@ -380,6 +380,24 @@ impl TestApp {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// `POST /exec/run` with `body` as `token`.
+    pub async fn exec(&self, token: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, "/exec/run", Some(token), Some(body))
+            .await
+    }
+
+    /// A raw-body request to the file routes.
+    pub async fn file(&self, method: Method, path: &str, token: &str, body: &[u8]) -> TestResponse {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(body.to_vec()))
+            .unwrap();
+        self.send(req).await
+    }
+
     pub async fn register(&self, email: &str) -> TestResponse {
         self.post(
             "/auth/register",
@@ -466,25 +484,5 @@ pub fn session_of(r: &TestResponse) -> Session {
         user_id: r.body["user"]["id"].as_str().unwrap().to_owned(),
         access: r.body["access_token"].as_str().unwrap().to_owned(),
         refresh: r.body["refresh_token"].as_str().unwrap().to_owned(),
-    }
-}
-
-impl TestApp {
-    /// `POST /exec/run` with `body` as `token`.
-    pub async fn exec(&self, token: &str, body: Value) -> TestResponse {
-        self.call(Method::POST, "/exec/run", Some(token), Some(body))
-            .await
-    }
-
-    /// A raw-body request to the file routes.
-    pub async fn file(&self, method: Method, path: &str, token: &str, body: &[u8]) -> TestResponse {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/octet-stream")
-            .body(Body::from(body.to_vec()))
-            .unwrap();
-        self.send(req).await
     }
 }
