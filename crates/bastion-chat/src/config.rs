@@ -91,74 +91,11 @@ impl ChatSetup {
     /// Reads every chat variable. With no `LLM_BASE_URL`, `Local` gets the echo provider and
     /// `Lambda` refuses to start.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
-        let configured_url = env.non_empty("LLM_BASE_URL");
-        let mut key_handle = ApiKey::default();
-        let (provider, default_model): (Arc<dyn Provider>, ModelName) = match (configured_url, mode)
-        {
-            (None, RuntimeMode::Lambda) => {
-                return Err(ConfigError::new(
-                    "LLM_BASE_URL",
-                    "is required in AWS Lambda; the echo provider is for bastion-local only",
-                ));
-            }
-            (None, RuntimeMode::Local) => {
-                let model = match env.non_empty("LLM_MODEL") {
-                    Some(m) => model("LLM_MODEL", &m)?,
-                    None => ModelName(ECHO_MODEL.to_owned()),
-                };
-                (Arc::new(EchoProvider::new(env)?), model)
-            }
-            (Some(raw), _) => {
-                let settings = OpenAiSettings {
-                    base_url: base_url(&raw)?,
-                    api_key: api_key(env)?,
-                    deadline: Duration::from_secs(bounded(
-                        env,
-                        "LLM_TIMEOUT_SECS",
-                        25,
-                        1..=MAX_DEADLINE_SECS,
-                    )?),
-                    backoff: Duration::from_millis(250),
-                };
-                let provider = OpenAiProvider::new(settings)
-                    .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
-                key_handle = provider.api_key();
-                let m = env.required("LLM_MODEL")?;
-                (Arc::new(provider), model("LLM_MODEL", &m)?)
-            }
-        };
-        let allowed_models = match env.non_empty("LLM_ALLOWED_MODELS") {
-            None => vec![default_model.clone()],
-            Some(list) => {
-                let models = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(|m| model("LLM_ALLOWED_MODELS", m))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if !models.contains(&default_model) {
-                    return Err(ConfigError::new(
-                        "LLM_ALLOWED_MODELS",
-                        "must include LLM_MODEL",
-                    ));
-                }
-                models
-            }
-        };
-        let system_prompt = match env.get("LLM_SYSTEM_PROMPT") {
-            None => DEFAULT_SYSTEM_PROMPT.to_owned(),
-            Some(p) if p.chars().count() > 8_000 => {
-                return Err(ConfigError::new(
-                    "LLM_SYSTEM_PROMPT",
-                    "must be at most 8000 characters",
-                ));
-            }
-            Some(p) => p,
-        };
+        let (provider, default_model, api_key) = provider(env, mode)?;
         let config = ChatConfig {
+            allowed_models: allowed_models(env, &default_model)?,
             default_model,
-            allowed_models,
-            system_prompt,
+            system_prompt: system_prompt(env)?,
             context_budget_chars: to_usize(bounded(
                 env,
                 "LLM_CONTEXT_BUDGET_CHARS",
@@ -172,8 +109,77 @@ impl ChatSetup {
         Ok(Self {
             config,
             provider,
-            api_key: key_handle,
+            api_key,
         })
+    }
+}
+
+/// The provider, its default model and the handle a secret refresh swaps its key through.
+fn provider(
+    env: &dyn Env,
+    mode: RuntimeMode,
+) -> Result<(Arc<dyn Provider>, ModelName, ApiKey), ConfigError> {
+    match (env.non_empty("LLM_BASE_URL"), mode) {
+        (None, RuntimeMode::Lambda) => Err(ConfigError::new(
+            "LLM_BASE_URL",
+            "is required in AWS Lambda; the echo provider is for bastion-local only",
+        )),
+        (None, RuntimeMode::Local) => {
+            let model = match env.non_empty("LLM_MODEL") {
+                Some(m) => model("LLM_MODEL", &m)?,
+                None => ModelName(ECHO_MODEL.to_owned()),
+            };
+            Ok((Arc::new(EchoProvider::new(env)?), model, ApiKey::default()))
+        }
+        (Some(raw), _) => {
+            let settings = OpenAiSettings {
+                base_url: base_url(&raw)?,
+                api_key: api_key(env)?,
+                deadline: Duration::from_secs(bounded(
+                    env,
+                    "LLM_TIMEOUT_SECS",
+                    25,
+                    1..=MAX_DEADLINE_SECS,
+                )?),
+                backoff: Duration::from_millis(250),
+            };
+            let provider = OpenAiProvider::new(settings)
+                .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
+            let key = provider.api_key();
+            let m = env.required("LLM_MODEL")?;
+            Ok((Arc::new(provider), model("LLM_MODEL", &m)?, key))
+        }
+    }
+}
+
+/// `LLM_ALLOWED_MODELS`, which must include the default model; unset, the default alone.
+fn allowed_models(env: &dyn Env, default_model: &ModelName) -> Result<Vec<ModelName>, ConfigError> {
+    let Some(list) = env.non_empty("LLM_ALLOWED_MODELS") else {
+        return Ok(vec![default_model.clone()]);
+    };
+    let models = list
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| model("LLM_ALLOWED_MODELS", m))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !models.contains(default_model) {
+        return Err(ConfigError::new(
+            "LLM_ALLOWED_MODELS",
+            "must include LLM_MODEL",
+        ));
+    }
+    Ok(models)
+}
+
+fn system_prompt(env: &dyn Env) -> Result<String, ConfigError> {
+    match env.get("LLM_SYSTEM_PROMPT") {
+        None => Ok(DEFAULT_SYSTEM_PROMPT.to_owned()),
+        Some(p) if p.chars().count() > 8_000 => Err(ConfigError::new(
+            "LLM_SYSTEM_PROMPT",
+            "must be at most 8000 characters",
+        )),
+        Some(p) => Ok(p),
     }
 }
 
