@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod event_guard;
 pub mod lambda;
 pub mod limit_headers;
 pub mod limits;

@@ -153,6 +153,14 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
     res
 }
 
+/// The headers and body of an answer given outside the router (an event the Lambda entry
+/// refuses before routing): the same envelope and security headers as every response.
+pub(crate) fn outside_router(err: &ApiError, request_id: &RequestId) -> (http::HeaderMap, String) {
+    let mut res = err.clone().into_response();
+    finish(&mut res, request_id, &RateLimitSlot::default(), None, false);
+    (res.headers().clone(), envelope(err, request_id.as_str()))
+}
+
 /// Envelope, rate-limit headers, CORS and security headers, applied to every response.
 fn finish(
     res: &mut Response,
