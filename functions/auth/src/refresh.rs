@@ -5,7 +5,7 @@ use axum::extract::State;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{OpaqueToken, TokenHash};
-use bastion_core::{Timestamp, UserId};
+use bastion_core::{SessionId, Timestamp, UserId};
 use bastion_http::{ApiError, JsonBody, RateLimitSlot, RequestMeta};
 use bastion_store::{RotateOutcome, SessionRecord, UserRecord};
 
@@ -66,8 +66,11 @@ pub async fn refresh(
         return refused(&state, &meta, Some(&lookup.user_id), "session_gone").await;
     };
     let user = stores.users.get_user(&lookup.user_id).await?;
-    let next = OpaqueToken::generate();
-    let (user, outcome) = match verdict(user, &session, &presented, now, state.sessions.idle_secs) {
+    let user = match verdict(user, &session, &presented, now, state.sessions.idle_secs) {
+        Verdict::Rotate(user) => user,
+        Verdict::Reused(user) => {
+            return reuse_detected(&state, &meta, &user.id, &session.id).await;
+        }
         Verdict::End(reason) => {
             stores
                 .sessions
@@ -75,15 +78,12 @@ pub async fn refresh(
                 .await?;
             return refused(&state, &meta, Some(&session.user_id), reason).await;
         }
-        Verdict::Reused(user) => (user, RotateOutcome::Reused),
-        Verdict::Rotate(user) => {
-            let outcome = stores
-                .sessions
-                .rotate_refresh(&user.id, &session.id, &presented, &next.hash(), now)
-                .await?;
-            (user, outcome)
-        }
     };
+    let next = OpaqueToken::generate();
+    let outcome = stores
+        .sessions
+        .rotate_refresh(&user.id, &session.id, &presented, &next.hash(), now)
+        .await?;
     match outcome {
         RotateOutcome::Rotated => {
             record(
@@ -97,25 +97,35 @@ pub async fn refresh(
             .await?;
             Ok(Json(token_response(&state, &user, &session.id, &next)?))
         }
-        RotateOutcome::Reused => {
-            stores
-                .sessions
-                .revoke_session(&user.id, &session.id)
-                .await?;
-            record(
-                &state,
-                &meta,
-                AuditKind::RefreshReuseDetected,
-                Outcome::Failure,
-                Some(&user.id),
-                Some("session_revoked"),
-            )
-            .await?;
-            tracing::warn!(request_id = %meta.request_id, user_id = %user.id, session_id = %session.id, "refresh token reuse: session revoked");
-            Err(reused())
-        }
+        RotateOutcome::Reused => reuse_detected(&state, &meta, &user.id, &session.id).await,
         RotateOutcome::SessionGone => refused(&state, &meta, Some(&user.id), "session_gone").await,
     }
+}
+
+/// A rotated token came back: someone holds a copy, so the whole session is revoked.
+async fn reuse_detected<T>(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: &UserId,
+    session: &SessionId,
+) -> Result<T, ApiError> {
+    state
+        .edge
+        .stores
+        .sessions
+        .revoke_session(user, session)
+        .await?;
+    record(
+        state,
+        meta,
+        AuditKind::RefreshReuseDetected,
+        Outcome::Failure,
+        Some(user),
+        Some("session_revoked"),
+    )
+    .await?;
+    tracing::warn!(request_id = %meta.request_id, user_id = %user, session_id = %session, "refresh token reuse: session revoked");
+    Err(reused())
 }
 
 /// What a known refresh token of a live session gets, before the store is asked to rotate it.
@@ -170,7 +180,7 @@ async fn refused<T>(
 
 #[cfg(test)]
 mod tests {
-    use bastion_core::{Email, Role, SessionId};
+    use bastion_core::{Email, Role};
 
     use super::*;
 
