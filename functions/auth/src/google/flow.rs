@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oidc::GoogleClient;
 use super::resolve;
-use super::verdict::{Audit, Stop, is_upstream, redirect_code, same_browser, verified_claims};
+use super::verdict::{Stop, is_upstream, redirect_code, same_browser, verified_claims};
 use crate::AuthState;
 use crate::account::RECENT_SIGN_IN_SECS;
 use crate::audit::record;
@@ -337,20 +337,15 @@ pub async fn callback(
         Err(Stop::Back(back)) => back,
         Err(Stop::Error(e)) => return Err(e),
     };
-    if let Some(audit) = back.audit {
-        let Audit {
-            kind,
-            outcome,
-            user,
-            reason,
-        } = audit;
-        record(state, &meta, kind, outcome, user.as_ref(), reason).await?;
+    if let Some(a) = back.audit {
+        record(state, &meta, a.kind, a.outcome, a.user.as_ref(), a.reason).await?;
     }
     Ok(back_to(&pending.return_to, back.fragment))
 }
 
 /// Redeems Google's code and verifies its ID token, then links or signs in: the account a
-/// login code is issued for, or how the callback ends without one.
+/// login code is issued for, or how the callback ends without one (a link flow always ends
+/// back at the frontend, linked or not).
 async fn conclude(
     state: &AuthState,
     meta: &RequestMeta,
