@@ -7,7 +7,6 @@ use std::time::Duration;
 use bastion_core::Plan;
 use bastion_core::config::bounded;
 use bastion_core::config::{ConfigError, Env};
-use bastion_core::rate_limit::Policy;
 use reqwest::Url;
 use secrecy::SecretString;
 
@@ -41,8 +40,6 @@ pub struct ChatConfig {
     pub context_max_messages: usize,
     pub free_daily_credits: u64,
     pub pro_daily_credits: u64,
-    /// Turns per user (`CHAT_RATE_LIMIT`, `<limit>/<seconds>`).
-    pub turn_limit: Policy,
 }
 
 impl Default for ChatConfig {
@@ -55,7 +52,6 @@ impl Default for ChatConfig {
             context_max_messages: 40,
             free_daily_credits: 50,
             pro_daily_credits: 2_000,
-            turn_limit: Policy::per_minute(20),
         }
     }
 }
@@ -172,7 +168,6 @@ impl ChatSetup {
             context_max_messages: to_usize(bounded(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0..=200)?),
             free_daily_credits: bounded(env, "PLAN_FREE_DAILY_CREDITS", 50, 0..=1_000_000)?,
             pro_daily_credits: bounded(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0..=1_000_000)?,
-            turn_limit: policy(env, "CHAT_RATE_LIMIT", Policy::per_minute(20))?,
         };
         Ok(Self {
             config,
@@ -229,20 +224,6 @@ pub fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
     }
 }
 
-fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigError> {
-    let Some(raw) = env.non_empty(var) else {
-        return Ok(default);
-    };
-    let bad = || ConfigError::new(var, "must be <limit>/<seconds>, e.g. 20/60");
-    let (limit, secs) = raw.trim().split_once('/').ok_or_else(bad)?;
-    let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
-    let window_secs: u32 = secs.trim().parse().map_err(|_| bad())?;
-    if limit == 0 || !(1..=86_400).contains(&window_secs) {
-        return Err(bad());
-    }
-    Ok(Policy { limit, window_secs })
-}
-
 #[cfg(test)]
 mod tests {
     use bastion_core::config::map_env as env;
@@ -264,7 +245,6 @@ mod tests {
         assert_eq!(setup.config.default_model.as_str(), "echo");
         assert_eq!(setup.config.free_daily_credits, 50);
         assert_eq!(setup.config.pro_daily_credits, 2_000);
-        assert_eq!(setup.config.turn_limit, Policy::per_minute(20));
     }
 
     #[test]
@@ -316,7 +296,6 @@ mod tests {
             ("PLAN_PRO_DAILY_CREDITS", "lots"),
             ("LLM_TIMEOUT_SECS", "29"),
             ("LLM_CONTEXT_BUDGET_CHARS", "10"),
-            ("CHAT_RATE_LIMIT", "20"),
             ("LLM_ALLOWED_MODELS", "other"),
             ("LLM_API_KEY", " "),
         ] {

@@ -6,7 +6,7 @@ use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{OpaqueToken, TokenHash};
 use bastion_core::{SessionId, Timestamp, UserId};
-use bastion_http::{ApiError, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_http::{ApiError, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::{RotateOutcome, SessionRecord, UserRecord};
 
 use crate::AuthState;
@@ -34,7 +34,7 @@ fn reused() -> ApiError {
 pub async fn refresh(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     if !looks_like_token(&body.refresh_token) {
@@ -48,15 +48,8 @@ pub async fn refresh(
         // the store cannot tell which, so no user is named.
         return refused(&state, &meta, None, "unknown_or_expired").await;
     };
-    state
-        .edge
-        .limiter
-        .enforce(
-            &slot,
-            "refresh-session",
-            lookup.session_id.as_str(),
-            state.edge.config.rate_limits.refresh_session,
-        )
+    limits
+        .enforce(Limit::RefreshSession, lookup.session_id.as_str())
         .await?;
     let Some(session) = stores
         .sessions

@@ -19,9 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{OpaqueToken, TokenHash, sha256};
-use bastion_core::rate_limit::Policy;
 use bastion_core::{SessionId, Timestamp, UserId};
-use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
+use bastion_http::{ApiError, ErrorKind, JsonBody, Limit, Limits, RequestMeta, SessionOnly};
 use bastion_store::UserRecord;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -39,8 +38,6 @@ const CODE_PURPOSE: &str = "login_code";
 const STATE_TTL_SECS: i64 = 600;
 const LOGIN_CODE_TTL_SECS: i64 = 60;
 pub const BINDING_COOKIE: &str = "__Host-bastion_oauth";
-/// Per client IP, across start, callback, exchange and link.
-const GOOGLE_IP_LIMIT: Policy = Policy::per_minute(30);
 
 /// What the server remembers about one started sign-in.
 #[derive(Serialize, Deserialize)]
@@ -86,14 +83,6 @@ fn invalid_login_code() -> ApiError {
 
 fn google(ext: &AuthState) -> Result<Arc<GoogleClient>, ApiError> {
     ext.extras.load().google.clone().ok_or_else(not_configured)
-}
-
-async fn limit(ext: &AuthState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
-    ext.edge
-        .limiter
-        .enforce(slot, "google-ip", &meta.ip.0, GOOGLE_IP_LIMIT)
-        .await
-        .map(|_| ())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -177,11 +166,11 @@ async fn begin(
 pub async fn start(
     State(ext): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     let (url, cookie) = begin(&ext, &client, q.return_to.as_deref(), None).await?;
     let mut res = found(&url)?;
     res.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -212,11 +201,11 @@ pub async fn link(
     State(ext): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<LinkRequest>,
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     // A linked Google identity signs in for good and survives a password change, so a stolen
     // access token or refresh token of an older session must not be enough to plant one.
     let now = ext.edge.clock.now();
@@ -299,12 +288,12 @@ fn back_to(return_to: &str, fragment: &str) -> Response {
 pub async fn callback(
     State(ext): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     let state = &ext;
     let raw_state = q
         .state
@@ -423,12 +412,12 @@ pub struct ExchangeRequest {
 pub async fn exchange(
     State(ext): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ExchangeRequest>,
 ) -> Result<Response, ApiError> {
     google(&ext)?;
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     let state = &ext;
     if !looks_like_token(&body.code) {
         return Err(invalid_login_code());
