@@ -295,37 +295,8 @@ pub async fn revoke(
 
 #[cfg(test)]
 mod tests {
-    use bastion_core::{Email, Role, SessionId};
-
     use super::*;
-
-    const NOW: Timestamp = Timestamp(1_700_000_000);
-
-    fn user(disabled: bool) -> UserRecord {
-        UserRecord {
-            id: UserId::generate(),
-            email: Email::parse("ada@example.com").unwrap(),
-            display_name: None,
-            password_hash: String::new(),
-            roles: vec![Role::User],
-            created_at: NOW,
-            disabled,
-            session_epoch: 0,
-        }
-    }
-
-    fn session(user: &UserRecord) -> SessionRecord {
-        SessionRecord {
-            id: SessionId::generate(),
-            user_id: user.id.clone(),
-            refresh_hash: TokenHash::of("refresh"),
-            created_at: NOW,
-            last_used_at: NOW,
-            expires_at: NOW.plus_secs(86_400),
-            ip: "192.0.2.1".into(),
-            user_agent: "test".into(),
-        }
-    }
+    use crate::test_support::{NOW, session, user};
 
     fn refusal_message(e: Option<ApiError>) -> Option<(StatusCode, String)> {
         e.map(|e| (e.kind().status(), e.message().to_owned()))
@@ -366,7 +337,7 @@ mod tests {
     #[test]
     fn a_key_minted_for_a_gone_or_disabled_account_is_refused_whatever_the_session() {
         let disabled = user(true);
-        let live = || Ok(Some(session(&disabled)));
+        let live = || Ok(Some(session(&disabled, "refresh", 0)));
         let unreadable = Err(StoreError::Unavailable("down".into()));
         let account_gone = Some((
             StatusCode::UNAUTHORIZED,
@@ -401,7 +372,7 @@ mod tests {
     #[test]
     fn a_key_of_an_active_account_and_live_session_stands() {
         let active = user(false);
-        let live = Ok(Some(session(&active)));
+        let live = Ok(Some(session(&active, "refresh", 0)));
         assert!(minted_for_whom(Some(&active), live).unwrap().is_none());
     }
 

@@ -10,7 +10,7 @@ use bastion_http::{ApiError, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::{RotateOutcome, SessionRecord, UserRecord};
 
 use crate::AuthState;
-use crate::audit::record;
+use crate::audit::{self, record};
 use crate::dto::{RefreshRequest, TokenResponse};
 use crate::tokens::token_response;
 
@@ -159,111 +159,62 @@ async fn refused<T>(
     user: Option<&UserId>,
     reason: &str,
 ) -> Result<T, ApiError> {
-    record(
-        state,
-        meta,
-        AuditKind::RefreshRefused,
-        Outcome::Failure,
-        user,
-        Some(reason),
-    )
-    .await?;
-    Err(invalid_refresh())
+    let kind = AuditKind::RefreshRefused;
+    audit::refused(state, meta, kind, user, reason, invalid_refresh()).await
 }
 
 #[cfg(test)]
 mod tests {
-    use bastion_core::{Email, Role};
-
     use super::*;
+    use crate::test_support::{NOW, session, user};
 
     const IDLE_SECS: i64 = 3600;
-    const NOW: Timestamp = Timestamp(1_700_000_000);
 
-    fn user(disabled: bool) -> UserRecord {
-        UserRecord {
-            id: UserId::generate(),
-            email: Email::parse("ada@example.com").unwrap(),
-            display_name: None,
-            password_hash: String::new(),
-            roles: vec![Role::User],
-            created_at: Timestamp(1_600_000_000),
-            disabled,
-            session_epoch: 0,
-        }
-    }
-
-    /// A session whose current token is `current`, last used `idle_for` seconds before NOW.
-    fn session(user: &UserRecord, current: &str, idle_for: i64) -> SessionRecord {
-        SessionRecord {
-            id: SessionId::generate(),
-            user_id: user.id.clone(),
-            refresh_hash: TokenHash::of(current),
-            created_at: Timestamp(NOW.secs() - 86_400),
-            last_used_at: Timestamp(NOW.secs() - idle_for),
-            expires_at: NOW.plus_secs(86_400),
-            ip: "192.0.2.1".into(),
-            user_agent: "test".into(),
-        }
+    /// The verdict on `presented` for a session of `account` whose current token is "current",
+    /// last used `idle_for` seconds ago.
+    fn judge(account: Option<&UserRecord>, idle_for: i64, presented: &str) -> Verdict {
+        let owner = account.cloned().unwrap_or_else(|| user(false));
+        let s = session(&owner, "current", idle_for);
+        verdict(
+            account.cloned(),
+            &s,
+            &TokenHash::of(presented),
+            NOW,
+            IDLE_SECS,
+        )
     }
 
     #[test]
     fn the_current_token_of_an_active_account_is_rotated() {
         let u = user(false);
-        let s = session(&u, "current", 0);
-        let v = verdict(
-            Some(u.clone()),
-            &s,
-            &TokenHash::of("current"),
-            NOW,
-            IDLE_SECS,
-        );
-        assert_eq!(v, Verdict::Rotate(u));
+        assert_eq!(judge(Some(&u), 0, "current"), Verdict::Rotate(u));
     }
 
     #[test]
     fn a_token_rotated_away_is_a_reuse_that_revokes_the_session() {
         let u = user(false);
-        let s = session(&u, "current", 0);
-        let v = verdict(Some(u.clone()), &s, &TokenHash::of("older"), NOW, IDLE_SECS);
-        assert_eq!(v, Verdict::Reused(u));
+        assert_eq!(judge(Some(&u), 0, "older"), Verdict::Reused(u));
     }
 
     #[test]
     fn a_session_idle_for_longer_than_the_limit_ends_and_exactly_the_limit_does_not() {
         let u = user(false);
-        let over = session(&u, "current", IDLE_SECS + 1);
-        let v = verdict(
-            Some(u.clone()),
-            &over,
-            &TokenHash::of("current"),
-            NOW,
-            IDLE_SECS,
+        assert_eq!(
+            judge(Some(&u), IDLE_SECS + 1, "current"),
+            Verdict::End("idle_expired")
         );
-        assert_eq!(v, Verdict::End("idle_expired"));
-        let at = session(&u, "current", IDLE_SECS);
-        let v = verdict(
-            Some(u.clone()),
-            &at,
-            &TokenHash::of("current"),
-            NOW,
-            IDLE_SECS,
-        );
-        assert_eq!(v, Verdict::Rotate(u));
+        assert_eq!(judge(Some(&u), IDLE_SECS, "current"), Verdict::Rotate(u));
     }
 
     #[test]
     fn a_gone_or_disabled_account_ends_the_session_whatever_token_is_presented() {
         let disabled = user(true);
-        let s = session(&disabled, "current", 0);
         for presented in ["current", "older"] {
-            let presented = TokenHash::of(presented);
-            let v = verdict(Some(disabled.clone()), &s, &presented, NOW, IDLE_SECS);
-            assert_eq!(v, Verdict::End("user_disabled"));
             assert_eq!(
-                verdict(None, &s, &presented, NOW, IDLE_SECS),
-                Verdict::End("user_gone")
+                judge(Some(&disabled), 0, presented),
+                Verdict::End("user_disabled")
             );
+            assert_eq!(judge(None, 0, presented), Verdict::End("user_gone"));
         }
     }
 
@@ -272,8 +223,9 @@ mod tests {
         // An idle session presented with an old token is ended, not treated as a reuse: the
         // audit says why the session ended.
         let u = user(false);
-        let s = session(&u, "current", IDLE_SECS + 1);
-        let v = verdict(Some(u), &s, &TokenHash::of("older"), NOW, IDLE_SECS);
-        assert_eq!(v, Verdict::End("idle_expired"));
+        assert_eq!(
+            judge(Some(&u), IDLE_SECS + 1, "older"),
+            Verdict::End("idle_expired")
+        );
     }
 }

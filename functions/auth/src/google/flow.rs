@@ -30,7 +30,7 @@ use super::resolve;
 use super::verdict::{Stop, is_upstream, redirect_code, same_browser, verified_claims};
 use crate::AuthState;
 use crate::account::RECENT_SIGN_IN_SECS;
-use crate::audit::record;
+use crate::audit::{self, record};
 use crate::tokens::open_session;
 
 const STATE_PURPOSE: &str = "oauth_state";
@@ -470,14 +470,6 @@ async fn exchange_refused<T>(
     user: Option<&UserId>,
     reason: &str,
 ) -> Result<T, ApiError> {
-    record(
-        state,
-        meta,
-        AuditKind::GoogleExchangeRefused,
-        Outcome::Failure,
-        user,
-        Some(reason),
-    )
-    .await?;
-    Err(invalid_login_code())
+    let kind = AuditKind::GoogleExchangeRefused;
+    audit::refused(state, meta, kind, user, reason, invalid_login_code()).await
 }

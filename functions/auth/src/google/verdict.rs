@@ -255,6 +255,7 @@ pub fn active(user: UserRecord) -> Result<UserRecord, Back> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::user;
 
     fn claims(sub: &str) -> GoogleClaims {
         serde_json::from_value(serde_json::json!({
@@ -265,17 +266,6 @@ mod tests {
             "aud": "client",
         }))
         .unwrap()
-    }
-
-    fn user(disabled: bool) -> UserRecord {
-        UserRecord {
-            disabled,
-            ..new_google_user(
-                Email::parse("ada@example.com").unwrap(),
-                None,
-                Timestamp(1_700_000_000),
-            )
-        }
     }
 
     fn failure(kind: AuditKind, user: Option<&UserId>, reason: &'static str) -> Option<Audit> {
