@@ -348,26 +348,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_turn_appends_the_question_and_the_answer_after_the_threads_messages() {
+    /// The write of `text` answered with `reply`, asked at 5000 as `q-id` and answered at 5003
+    /// as `a-id`, on a stored conversation of `count` messages.
+    fn write_after(count: u64, text: &str, reply: &str) -> TurnWrite {
         let model = model();
         let question = Question {
-            message: &message("what is 2+2?"),
+            message: &message(text),
             id: "q-id".to_owned(),
             asked: Timestamp(5_000),
             model: &model,
         };
         let thread = Thread {
-            conversation: stored_conversation(4),
-            previous_count: Some(4),
+            conversation: stored_conversation(count),
+            previous_count: Some(count),
         };
-        let write = turn_write(
+        turn_write(
             thread,
             &question,
-            answer("four"),
+            answer(reply),
             "a-id".to_owned(),
             Timestamp(5_003),
-        );
+        )
+    }
+
+    #[test]
+    fn a_turn_appends_the_question_and_the_answer_after_the_threads_messages() {
+        let write = write_after(4, "what is 2+2?", "four");
         let mut conversation = stored_conversation(6);
         conversation.updated_at = Timestamp(5_003);
         assert_eq!(
@@ -403,45 +409,14 @@ mod tests {
 
     #[test]
     fn an_overlong_answer_is_stored_capped() {
-        let model = model();
-        let question = Question {
-            message: &message("talk"),
-            id: "q".to_owned(),
-            asked: Timestamp(1),
-            model: &model,
-        };
-        let thread = open_thread(&owner(), None, None, question.message, Timestamp(1));
         let long = "x".repeat(MAX_ANSWER_BYTES + 10);
-        let write = turn_write(
-            thread,
-            &question,
-            answer(&long),
-            "a".to_owned(),
-            Timestamp(2),
-        );
+        let write = write_after(0, "talk", &long);
         assert_eq!(write.messages[1].content.len(), MAX_ANSWER_BYTES);
     }
 
     #[test]
     fn the_reply_is_the_stored_answer_with_the_usage_and_credits_left() {
-        let model = model();
-        let question = Question {
-            message: &message("hi"),
-            id: "q".to_owned(),
-            asked: Timestamp(1),
-            model: &model,
-        };
-        let thread = Thread {
-            conversation: stored_conversation(0),
-            previous_count: Some(0),
-        };
-        let write = turn_write(
-            thread,
-            &question,
-            answer("hello"),
-            "a".to_owned(),
-            Timestamp(2),
-        );
+        let write = write_after(0, "hi", "hello");
         let expected = write.messages[1].clone();
         let usage = Usage {
             prompt_tokens: 11,
