@@ -286,6 +286,8 @@ impl ChatEngine {
         }
     }
 
+    /// One turn on `target`, the claim (if any) already held: the decisions are `turn`'s,
+    /// this sequences the reads, the debit, the provider call, the write and the settlement.
     async fn run_turn(
         &self,
         owner: &Owner,
