@@ -10,6 +10,7 @@ mod auth_tokens;
 mod channels;
 mod chat;
 mod concurrency;
+mod configured_limits;
 mod dynamodb_requests;
 mod exec_files;
 mod exec_run;

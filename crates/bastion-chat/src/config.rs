@@ -7,7 +7,6 @@ use std::time::Duration;
 use bastion_core::Plan;
 use bastion_core::config::bounded;
 use bastion_core::config::{ConfigError, Env};
-use bastion_core::rate_limit::Policy;
 use reqwest::Url;
 use secrecy::SecretString;
 
@@ -41,8 +40,6 @@ pub struct ChatConfig {
     pub context_max_messages: usize,
     pub free_daily_credits: u64,
     pub pro_daily_credits: u64,
-    /// Turns per user (`CHAT_RATE_LIMIT`, `<limit>/<seconds>`).
-    pub turn_limit: Policy,
 }
 
 impl Default for ChatConfig {
@@ -55,7 +52,6 @@ impl Default for ChatConfig {
             context_max_messages: 40,
             free_daily_credits: 50,
             pro_daily_credits: 2_000,
-            turn_limit: Policy::per_minute(20),
         }
     }
 }
@@ -95,74 +91,11 @@ impl ChatSetup {
     /// Reads every chat variable. With no `LLM_BASE_URL`, `Local` gets the echo provider and
     /// `Lambda` refuses to start.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
-        let configured_url = env.non_empty("LLM_BASE_URL");
-        let mut key_handle = ApiKey::default();
-        let (provider, default_model): (Arc<dyn Provider>, ModelName) = match (configured_url, mode)
-        {
-            (None, RuntimeMode::Lambda) => {
-                return Err(ConfigError::new(
-                    "LLM_BASE_URL",
-                    "is required in AWS Lambda; the echo provider is for bastion-local only",
-                ));
-            }
-            (None, RuntimeMode::Local) => {
-                let model = match env.non_empty("LLM_MODEL") {
-                    Some(m) => model("LLM_MODEL", &m)?,
-                    None => ModelName(ECHO_MODEL.to_owned()),
-                };
-                (Arc::new(EchoProvider::new(env)?), model)
-            }
-            (Some(raw), _) => {
-                let settings = OpenAiSettings {
-                    base_url: base_url(&raw)?,
-                    api_key: api_key(env)?,
-                    deadline: Duration::from_secs(bounded(
-                        env,
-                        "LLM_TIMEOUT_SECS",
-                        25,
-                        1..=MAX_DEADLINE_SECS,
-                    )?),
-                    backoff: Duration::from_millis(250),
-                };
-                let provider = OpenAiProvider::new(settings)
-                    .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
-                key_handle = provider.api_key();
-                let m = env.required("LLM_MODEL")?;
-                (Arc::new(provider), model("LLM_MODEL", &m)?)
-            }
-        };
-        let allowed_models = match env.non_empty("LLM_ALLOWED_MODELS") {
-            None => vec![default_model.clone()],
-            Some(list) => {
-                let models = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(|m| model("LLM_ALLOWED_MODELS", m))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if !models.contains(&default_model) {
-                    return Err(ConfigError::new(
-                        "LLM_ALLOWED_MODELS",
-                        "must include LLM_MODEL",
-                    ));
-                }
-                models
-            }
-        };
-        let system_prompt = match env.get("LLM_SYSTEM_PROMPT") {
-            None => DEFAULT_SYSTEM_PROMPT.to_owned(),
-            Some(p) if p.chars().count() > 8_000 => {
-                return Err(ConfigError::new(
-                    "LLM_SYSTEM_PROMPT",
-                    "must be at most 8000 characters",
-                ));
-            }
-            Some(p) => p,
-        };
+        let (provider, default_model, api_key) = provider(env, mode)?;
         let config = ChatConfig {
+            allowed_models: allowed_models(env, &default_model)?,
             default_model,
-            allowed_models,
-            system_prompt,
+            system_prompt: system_prompt(env)?,
             context_budget_chars: to_usize(bounded(
                 env,
                 "LLM_CONTEXT_BUDGET_CHARS",
@@ -172,13 +105,81 @@ impl ChatSetup {
             context_max_messages: to_usize(bounded(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0..=200)?),
             free_daily_credits: bounded(env, "PLAN_FREE_DAILY_CREDITS", 50, 0..=1_000_000)?,
             pro_daily_credits: bounded(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0..=1_000_000)?,
-            turn_limit: policy(env, "CHAT_RATE_LIMIT", Policy::per_minute(20))?,
         };
         Ok(Self {
             config,
             provider,
-            api_key: key_handle,
+            api_key,
         })
+    }
+}
+
+/// The provider, its default model and the handle a secret refresh swaps its key through.
+fn provider(
+    env: &dyn Env,
+    mode: RuntimeMode,
+) -> Result<(Arc<dyn Provider>, ModelName, ApiKey), ConfigError> {
+    match (env.non_empty("LLM_BASE_URL"), mode) {
+        (None, RuntimeMode::Lambda) => Err(ConfigError::new(
+            "LLM_BASE_URL",
+            "is required in AWS Lambda; the echo provider is for bastion-local only",
+        )),
+        (None, RuntimeMode::Local) => {
+            let model = match env.non_empty("LLM_MODEL") {
+                Some(m) => model("LLM_MODEL", &m)?,
+                None => ModelName(ECHO_MODEL.to_owned()),
+            };
+            Ok((Arc::new(EchoProvider::new(env)?), model, ApiKey::default()))
+        }
+        (Some(raw), _) => {
+            let settings = OpenAiSettings {
+                base_url: base_url(&raw)?,
+                api_key: api_key(env)?,
+                deadline: Duration::from_secs(bounded(
+                    env,
+                    "LLM_TIMEOUT_SECS",
+                    25,
+                    1..=MAX_DEADLINE_SECS,
+                )?),
+                backoff: Duration::from_millis(250),
+            };
+            let provider = OpenAiProvider::new(settings)
+                .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
+            let key = provider.api_key();
+            let m = env.required("LLM_MODEL")?;
+            Ok((Arc::new(provider), model("LLM_MODEL", &m)?, key))
+        }
+    }
+}
+
+/// `LLM_ALLOWED_MODELS`, which must include the default model; unset, the default alone.
+fn allowed_models(env: &dyn Env, default_model: &ModelName) -> Result<Vec<ModelName>, ConfigError> {
+    let Some(list) = env.non_empty("LLM_ALLOWED_MODELS") else {
+        return Ok(vec![default_model.clone()]);
+    };
+    let models = list
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| model("LLM_ALLOWED_MODELS", m))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !models.contains(default_model) {
+        return Err(ConfigError::new(
+            "LLM_ALLOWED_MODELS",
+            "must include LLM_MODEL",
+        ));
+    }
+    Ok(models)
+}
+
+fn system_prompt(env: &dyn Env) -> Result<String, ConfigError> {
+    match env.get("LLM_SYSTEM_PROMPT") {
+        None => Ok(DEFAULT_SYSTEM_PROMPT.to_owned()),
+        Some(p) if p.chars().count() > 8_000 => Err(ConfigError::new(
+            "LLM_SYSTEM_PROMPT",
+            "must be at most 8000 characters",
+        )),
+        Some(p) => Ok(p),
     }
 }
 
@@ -229,20 +230,6 @@ pub fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
     }
 }
 
-fn policy(env: &dyn Env, var: &str, default: Policy) -> Result<Policy, ConfigError> {
-    let Some(raw) = env.non_empty(var) else {
-        return Ok(default);
-    };
-    let bad = || ConfigError::new(var, "must be <limit>/<seconds>, e.g. 20/60");
-    let (limit, secs) = raw.trim().split_once('/').ok_or_else(bad)?;
-    let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
-    let window_secs: u32 = secs.trim().parse().map_err(|_| bad())?;
-    if limit == 0 || !(1..=86_400).contains(&window_secs) {
-        return Err(bad());
-    }
-    Ok(Policy { limit, window_secs })
-}
-
 #[cfg(test)]
 mod tests {
     use bastion_core::config::map_env as env;
@@ -264,7 +251,6 @@ mod tests {
         assert_eq!(setup.config.default_model.as_str(), "echo");
         assert_eq!(setup.config.free_daily_credits, 50);
         assert_eq!(setup.config.pro_daily_credits, 2_000);
-        assert_eq!(setup.config.turn_limit, Policy::per_minute(20));
     }
 
     #[test]
@@ -316,7 +302,6 @@ mod tests {
             ("PLAN_PRO_DAILY_CREDITS", "lots"),
             ("LLM_TIMEOUT_SECS", "29"),
             ("LLM_CONTEXT_BUDGET_CHARS", "10"),
-            ("CHAT_RATE_LIMIT", "20"),
             ("LLM_ALLOWED_MODELS", "other"),
             ("LLM_API_KEY", " "),
         ] {

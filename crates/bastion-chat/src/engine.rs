@@ -7,18 +7,23 @@ use async_trait::async_trait;
 use bastion_core::crypto::random_bytes;
 use bastion_core::{Clock, Owner, Plan, RequestId, Timestamp};
 use bastion_store::{
-    AppendError, BillingStore, ConversationId, ConversationRecord, CreditStore, Debit,
-    MessageRecord, MessageRole, Page, StoreError, Stores, TurnWrite,
+    BillingStore, ConversationId, ConversationRecord, CreditStore, MessageRecord, MessageRole,
+    Page, StoreError, Stores, TurnWrite,
 };
 use sha2::{Digest, Sha256};
 
 use crate::claim::TurnClaim;
 use crate::config::{ChatConfig, ChatSetup};
 use crate::context::assemble;
-use crate::message::{ChatMessage, cap_answer, title_from};
+use crate::message::ChatMessage;
 use crate::provider::{CompletionRequest, Provider, ProviderError, Usage};
 
-const DAY_SECS: i64 = 86_400;
+mod turn;
+use turn::{
+    Question, Settlement, Thread, append_failure, counter_expiry, credit_day, debit_verdict,
+    open_thread, provider_failure, reply_from, settlement, turn_write,
+};
+
 /// Conversations per listing page.
 pub const CONVERSATION_PAGE: usize = 20;
 /// Messages per listing page.
@@ -136,6 +141,14 @@ enum Target<'a> {
 
 /// A conversation (if it exists) and its most recent messages, newest first.
 type Context = (Option<ConversationRecord>, Vec<MessageRecord>);
+
+/// What a turn starts from: the conversation as read (if any), its recent messages, newest
+/// first, and for a channel turn its conversation id and user message id.
+type Start = (
+    Option<ConversationRecord>,
+    Vec<MessageRecord>,
+    Option<(ConversationId, String)>,
+);
 
 #[derive(Clone)]
 pub struct ChatEngine {
@@ -273,6 +286,8 @@ impl ChatEngine {
         }
     }
 
+    /// One turn on `target`, the claim (if any) already held: the decisions are `turn`'s,
+    /// this sequences the reads, the debit, the provider call, the write and the settlement.
     async fn run_turn(
         &self,
         owner: &Owner,
@@ -286,123 +301,85 @@ impl ChatEngine {
             .resolve_model(model)
             .ok_or(ChatError::ModelNotAllowed)?;
         let now = self.clock.now();
-        let (existing, history, channel) = match target {
+        let (existing, history, channel) = self.start(owner, target).await?;
+        let (channel_id, turn_id) = channel.unzip();
+        let thread = open_thread(owner, existing, channel_id, message, now);
+        let question = Question {
+            message,
+            id: turn_id.unwrap_or_else(message_id),
+            asked: now,
+            model: &model,
+        };
+
+        let day = credit_day(now);
+        let credits_remaining = self.debit(owner, day, request_id).await?;
+        // From here on the credit is given back unless the turn is stored, also when this
+        // future is dropped (client gone, caller's timeout) or the provider call panics.
+        let held = HeldCredit::new(self.stores.credits.clone(), owner, day, request_id);
+        let stored = self
+            .answer_and_store(owner, &history, thread, &question, request_id)
+            .await;
+        match settlement(&stored) {
+            Settlement::Keep => held.keep(),
+            Settlement::Refund => held.refund().await,
+        }
+        let (write, usage) = stored?;
+        // The per-turn usage metric: counts and ids only, never content.
+        tracing::info!(
+            %request_id,
+            owner = %owner.key(),
+            model = model.as_str(),
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            credits_remaining,
+            "chat turn"
+        );
+        reply_from(write, usage, credits_remaining)
+    }
+
+    /// Reads (or takes from a channel turn) what `target`'s turn starts from.
+    async fn start(&self, owner: &Owner, target: Target<'_>) -> Result<Start, ChatError> {
+        Ok(match target {
             Target::New => (None, Vec::new(), None),
             Target::Existing(id) => {
                 let (conv, history) = self.read_context(owner, id).await?;
                 (Some(conv.ok_or(ChatError::NotFound)?), history, None)
             }
             Target::Channel { id, context, turn } => (context.0, context.1, Some((id, turn))),
-        };
-        // `None` creates the conversation; `Some` appends only if nobody else did first.
-        let previous_count = existing.as_ref().map(|c| c.message_count);
-        let conversation = match existing {
-            Some(c) => c,
-            None => ConversationRecord {
-                owner: owner.clone(),
-                id: match &channel {
-                    Some((id, _)) => id.clone(),
-                    None => ConversationId::generate(now),
-                },
-                title: title_from(message),
-                created_at: now,
-                updated_at: now,
-                message_count: 0,
-            },
-        };
+        })
+    }
 
-        let day = now.secs().div_euclid(DAY_SECS);
-        let credits_remaining = self.debit(owner, day, request_id).await?;
-        // From here on the credit is given back unless the turn is stored, also when this
-        // future is dropped (client gone, caller's timeout) or the provider call panics.
-        let held = HeldCredit::new(self.stores.credits.clone(), owner, day, request_id);
-
+    /// Asks the provider with the context that fits and stores the turn; the caller settles
+    /// the credit by the outcome.
+    async fn answer_and_store(
+        &self,
+        owner: &Owner,
+        history: &[MessageRecord],
+        thread: Thread,
+        question: &Question<'_>,
+        request_id: &RequestId,
+    ) -> Result<(TurnWrite, Usage), ChatError> {
         let prompt = assemble(
             &self.config.system_prompt,
-            &history,
-            message,
+            history,
+            question.message,
             self.config.context_budget_chars,
         );
         let request = CompletionRequest {
-            model: model.as_str().to_owned(),
+            model: question.model.as_str().to_owned(),
             messages: prompt,
         };
-        let completion = match self.provider.complete(&request).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");
-                held.refund().await;
-                return Err(match e {
-                    ProviderError::Timeout => ChatError::ProviderTimeout,
-                    other => ChatError::ProviderFailed(other),
-                });
-            }
-        };
-
-        let content = cap_answer(completion.content);
-        let answered = self.clock.now();
-        let seq = conversation.message_count;
-        let user = MessageRecord {
-            seq,
-            id: channel.map_or_else(message_id, |(_, turn)| turn),
-            role: MessageRole::User,
-            content: message.as_str().to_owned(),
-            created_at: now,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            model: String::new(),
-        };
-        let assistant = MessageRecord {
-            seq: seq + 1,
-            id: message_id(),
-            role: MessageRole::Assistant,
-            content,
-            created_at: answered,
-            prompt_tokens: completion.usage.prompt_tokens,
-            completion_tokens: completion.usage.completion_tokens,
-            model: model.as_str().to_owned(),
-        };
-        let mut next = conversation;
-        next.message_count = seq + 2;
-        next.updated_at = answered;
-        let write = TurnWrite {
-            conversation: next,
-            previous_count,
-            messages: vec![user, assistant],
-        };
+        let completion = self.provider.complete(&request).await.map_err(|e| {
+            tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");
+            provider_failure(e)
+        })?;
+        let usage = completion.usage;
+        let write = turn_write(thread, question, completion, message_id(), self.clock.now());
         if let Err(e) = self.stores.conversations.append_turn(&write).await {
             tracing::warn!(%request_id, owner = %owner.key(), error = %e, "chat turn could not be stored; refunding the credit");
-            held.refund().await;
-            return Err(match e {
-                AppendError::Conflict => ChatError::Conflict,
-                AppendError::Store(s) => ChatError::Store(s),
-            });
+            return Err(append_failure(e));
         }
-        held.keep();
-        // The per-turn usage metric: counts and ids only, never content.
-        tracing::info!(
-            %request_id,
-            owner = %owner.key(),
-            model = model.as_str(),
-            prompt_tokens = completion.usage.prompt_tokens,
-            completion_tokens = completion.usage.completion_tokens,
-            credits_remaining,
-            "chat turn"
-        );
-        let TurnWrite {
-            conversation,
-            mut messages,
-            ..
-        } = write;
-        let message = messages.pop().ok_or_else(|| {
-            ChatError::Store(StoreError::Corrupt("turn lost its reply".to_owned()))
-        })?;
-        Ok(TurnReply {
-            conversation_id: conversation.id,
-            message,
-            usage: completion.usage,
-            credits_remaining,
-        })
+        Ok((write, usage))
     }
 
     /// The conversation and its most recent messages, read concurrently.
@@ -434,23 +411,16 @@ impl ChatEngine {
     ) -> Result<u64, ChatError> {
         let plan = self.plans.plan(owner).await?;
         let allowance = self.config.allowance(plan);
-        // The counter outlives its day by one, so a late refund still finds it.
-        let expires_at = Timestamp((day + 2).saturating_mul(DAY_SECS));
-        match self
+        let debit = self
             .stores
             .credits
-            .debit(owner, day, allowance, expires_at)
-            .await?
-        {
-            Debit::Taken { remaining } => Ok(remaining),
-            Debit::Exhausted => {
-                tracing::info!(%request_id, owner = %owner.key(), plan = plan.as_str(), allowance, "chat quota exceeded");
-                Err(ChatError::QuotaExceeded {
-                    resets_at: Timestamp((day + 1).saturating_mul(DAY_SECS)),
-                    allowance,
-                })
-            }
+            .debit(owner, day, allowance, counter_expiry(day))
+            .await?;
+        let verdict = debit_verdict(debit, day, allowance);
+        if verdict.is_err() {
+            tracing::info!(%request_id, owner = %owner.key(), plan = plan.as_str(), allowance, "chat quota exceeded");
         }
+        verdict
     }
 
     /// The owner's conversations, newest first.

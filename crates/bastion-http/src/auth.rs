@@ -10,6 +10,7 @@ use http::request::Parts;
 
 use crate::client::RequestMeta;
 use crate::error::{ApiError, ErrorKind};
+use crate::limits::Limit;
 use crate::pipeline::Edge;
 use crate::rate_limit::RateLimitSlot;
 
@@ -208,12 +209,7 @@ where
             .cloned()
             .unwrap_or_default();
         edge.limiter
-            .enforce(
-                &slot,
-                "account",
-                auth.user_id.as_str(),
-                edge.config.rate_limits.default_account,
-            )
+            .enforce(&slot, Limit::DefaultAccount, auth.user_id.as_str())
             .await?;
         Ok(auth)
     }

@@ -3,7 +3,8 @@
 //! secret).
 
 use bastion_core::crypto::JwtKeys;
-use bastion_core::rate_limit::Policy;
+
+use crate::limits::LimitTable;
 
 // The configuration source and its parsers live in bastion-core so every crate can read them;
 // these re-exports keep `bastion_http::config::…` imports working.
@@ -12,115 +13,13 @@ pub use bastion_core::config::{
     keyed_secrets, map_env, parse_bounded,
 };
 
-/// The named limits. Names map to `RATE_LIMIT_<NAME>` variables holding `<limit>/<seconds>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    pub login_account: Policy,
-    pub login_ip: Policy,
-    pub register_ip: Policy,
-    pub refresh_session: Policy,
-    pub default_ip: Policy,
-    pub default_account: Policy,
-    /// Per-IP limit on `/webhooks/*` instead of `default_ip`: platforms deliver in bursts
-    /// from a few addresses.
-    pub webhooks_ip: Policy,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            login_account: Policy::per_minute(5),
-            login_ip: Policy::per_minute(20),
-            register_ip: Policy::per_minute(3),
-            refresh_session: Policy::per_minute(10),
-            default_ip: Policy::per_minute(100),
-            default_account: Policy::per_minute(100),
-            webhooks_ip: Policy::per_minute(600),
-        }
-    }
-}
-
-const RATE_LIMIT_PREFIX: &str = "RATE_LIMIT_";
-
-impl RateLimits {
-    /// Every variable name with its default, for docs and `--help`-style listings.
-    pub fn variables() -> [(&'static str, &'static str); 7] {
-        [
-            ("RATE_LIMIT_LOGIN_ACCOUNT", "5/60"),
-            ("RATE_LIMIT_LOGIN_IP", "20/60"),
-            ("RATE_LIMIT_REGISTER_IP", "3/60"),
-            ("RATE_LIMIT_REFRESH_SESSION", "10/60"),
-            ("RATE_LIMIT_DEFAULT_IP", "100/60"),
-            ("RATE_LIMIT_DEFAULT_ACCOUNT", "100/60"),
-            ("RATE_LIMIT_WEBHOOKS_IP", "600/60"),
-        ]
-    }
-
-    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        let known: Vec<&str> = Self::variables().iter().map(|(k, _)| *k).collect();
-        if let Some(unknown) = env
-            .keys()
-            .into_iter()
-            .find(|k| k.starts_with(RATE_LIMIT_PREFIX) && !known.contains(&k.as_str()))
-        {
-            return Err(ConfigError::new(
-                unknown,
-                format!("unknown rate-limit variable; known: {}", known.join(", ")),
-            ));
-        }
-        let mut limits = Self::default();
-        let slots: [(&str, &mut Policy); 7] = [
-            ("RATE_LIMIT_LOGIN_ACCOUNT", &mut limits.login_account),
-            ("RATE_LIMIT_LOGIN_IP", &mut limits.login_ip),
-            ("RATE_LIMIT_REGISTER_IP", &mut limits.register_ip),
-            ("RATE_LIMIT_REFRESH_SESSION", &mut limits.refresh_session),
-            ("RATE_LIMIT_DEFAULT_IP", &mut limits.default_ip),
-            ("RATE_LIMIT_DEFAULT_ACCOUNT", &mut limits.default_account),
-            ("RATE_LIMIT_WEBHOOKS_IP", &mut limits.webhooks_ip),
-        ];
-        for (var, slot) in slots {
-            if let Some(v) = env.get(var) {
-                *slot = parse_policy(var, &v)?;
-            }
-        }
-        Ok(limits)
-    }
-}
-
-impl RateLimits {
-    /// The per-IP counter scope and policy the pipeline applies to a request path.
-    pub fn ip_policy_for(&self, path: &str) -> (&'static str, Policy) {
-        if path.starts_with("/webhooks/") {
-            ("webhooks-ip", self.webhooks_ip)
-        } else {
-            ("ip", self.default_ip)
-        }
-    }
-}
-
-fn parse_policy(var: &str, raw: &str) -> Result<Policy, ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            var,
-            "must be <limit>/<seconds>, e.g. 5/60, both 1..=1000000",
-        )
-    };
-    let (limit, window) = raw.trim().split_once('/').ok_or_else(bad)?;
-    let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
-    let window_secs: u32 = window.trim().parse().map_err(|_| bad())?;
-    if !(1..=1_000_000).contains(&limit) || !(1..=1_000_000).contains(&window_secs) {
-        return Err(bad());
-    }
-    Ok(Policy { limit, window_secs })
-}
-
 /// The edge's configuration, shared by every function.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub allowed_origins: Vec<String>,
     /// Swapped by a secret refresh: read it once per request with `load()`.
     pub jwt: Live<JwtKeys>,
-    pub rate_limits: RateLimits,
+    pub rate_limits: LimitTable,
 }
 
 impl EdgeConfig {
@@ -128,7 +27,7 @@ impl EdgeConfig {
         Ok(Self {
             allowed_origins: parse_origins(env.get("ALLOWED_ORIGINS").as_deref().unwrap_or(""))?,
             jwt: Live::new(parse_jwt(env)?),
-            rate_limits: RateLimits::from_env(env)?,
+            rate_limits: LimitTable::from_env(env)?,
         })
     }
 
@@ -181,8 +80,11 @@ pub fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use bastion_core::rate_limit::Policy;
+
     use super::map_env as env;
     use super::*;
+    use crate::limits::Limit;
 
     const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -190,7 +92,7 @@ mod tests {
     fn defaults_apply_when_only_keys_are_set() {
         let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY)])).unwrap();
         assert!(c.allowed_origins.is_empty());
-        assert_eq!(c.rate_limits, RateLimits::default());
+        assert_eq!(c.rate_limits, LimitTable::default());
     }
 
     #[test]
@@ -212,7 +114,7 @@ mod tests {
         let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "7/30")]))
             .unwrap();
         assert_eq!(
-            c.rate_limits.login_ip,
+            c.rate_limits.get(Limit::LoginIp),
             Policy {
                 limit: 7,
                 window_secs: 30
@@ -220,15 +122,20 @@ mod tests {
         );
     }
 
+    fn ip_policy_for(c: &EdgeConfig, path: &str) -> (&'static str, Policy) {
+        let limit = LimitTable::ip_limit_for(path);
+        (limit.spec().scope, c.rate_limits.get(limit))
+    }
+
     #[test]
     fn webhook_paths_get_their_own_configurable_per_ip_limit() {
         let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY)])).unwrap();
         assert_eq!(
-            c.rate_limits.ip_policy_for("/webhooks/stripe"),
+            ip_policy_for(&c, "/webhooks/stripe"),
             ("webhooks-ip", Policy::per_minute(600))
         );
         assert_eq!(
-            c.rate_limits.ip_policy_for("/auth/login"),
+            ip_policy_for(&c, "/auth/login"),
             ("ip", Policy::per_minute(100))
         );
         let c = EdgeConfig::from_env(&env(&[
@@ -236,7 +143,10 @@ mod tests {
             ("RATE_LIMIT_WEBHOOKS_IP", "1200/60"),
         ]))
         .unwrap();
-        assert_eq!(c.rate_limits.webhooks_ip, Policy::per_minute(1200));
+        assert_eq!(
+            c.rate_limits.get(Limit::WebhooksIp),
+            Policy::per_minute(1200)
+        );
     }
 
     #[test]

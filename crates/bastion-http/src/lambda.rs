@@ -15,18 +15,109 @@
 //! Axum matches the route before any layer on the `Router` runs, so this is a service wrapped
 //! around the router, not a layer inside it.
 
+use std::task::{Context, Poll};
+
 use axum::Router;
+use bastion_core::RequestId;
 use http::Uri;
 use http::uri::PathAndQuery;
-use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt};
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
+use lambda_http::{Adapter, BoxFuture, IntoResponse, LambdaEvent, Request, RequestExt, Service};
+use serde_json::Value;
 use tower::ServiceBuilder;
 use tower::util::MapRequest;
 
+use crate::error::{ApiError, ErrorKind};
+use crate::event_guard::{self, Unconvertible};
+
 /// Runs `router` as a Lambda function with the routing path normalised for every API Gateway
-/// event shape. Replaces `lambda_http::run(router)` in each function's `main.rs`.
+/// event shape, behind the guard against events lambda_http cannot convert. Replaces
+/// `lambda_http::run(router)` in each function's `main.rs`.
 pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
-    lambda_http::run(service(router)).await
+    lambda_http::lambda_runtime::run(Guarded::new(service(router))).await
+}
+
+/// lambda_http's adapter, called only with events that [`event_guard::check`] admits; any other
+/// is answered 400 here, so it never reaches the conversion that would panic (and, with
+/// `panic = "abort"`, end the instance).
+pub struct Guarded<A> {
+    adapter: A,
+}
+
+impl<S, R, E> Guarded<Adapter<'static, R, S>>
+where
+    S: Service<Request, Response = R, Error = E>,
+    S::Future: Send + 'static,
+    R: IntoResponse,
+{
+    pub fn new(service: S) -> Self {
+        Self {
+            adapter: Adapter::from(service),
+        }
+    }
+}
+
+impl<A> Service<LambdaEvent<LambdaRequest>> for Guarded<A>
+where
+    A: Service<LambdaEvent<LambdaRequest>>,
+    A::Response: serde::Serialize,
+    A::Future: Send + 'static,
+    A::Error: Into<lambda_http::Error>,
+{
+    // lambda_http's response type is private to it: both answers go out as the JSON it would
+    // have serialised.
+    type Response = Value;
+    type Error = lambda_http::Error;
+    type Future = BoxFuture<'static, Result<Value, lambda_http::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.adapter.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, event: LambdaEvent<LambdaRequest>) -> Self::Future {
+        if let Err(reason) = event_guard::check(&event.payload) {
+            let origin = event.payload.request_origin();
+            let answer = refusal(&origin, reason, &event.context.request_id);
+            return Box::pin(std::future::ready(answer));
+        }
+        let response = self.adapter.call(event);
+        Box::pin(async move {
+            let response = response.await.map_err(Into::into)?;
+            Ok(serde_json::to_value(response)?)
+        })
+    }
+}
+
+/// The 400 for an event that cannot be converted, in the envelope and with the headers every
+/// response carries, shaped for the API Gateway that sent it.
+fn refusal(
+    origin: &RequestOrigin,
+    reason: Unconvertible,
+    aws_request_id: &str,
+) -> Result<Value, lambda_http::Error> {
+    let request_id = RequestId::generate();
+    tracing::warn!(%request_id, aws_request_id, %reason, "API Gateway event refused before routing: lambda_http cannot convert it");
+    let err = ApiError::new(ErrorKind::InvalidRequest, "the request could not be read");
+    let (headers, body) = crate::pipeline::outside_router(&err, &request_id);
+    let body = Some(lambda_http::Body::Text(body));
+    let value = match origin {
+        RequestOrigin::ApiGatewayV2 => {
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = 400;
+            r.headers = headers;
+            r.body = body;
+            serde_json::to_value(r)?
+        }
+        _ => {
+            let mut r = ApiGatewayProxyResponse::default();
+            r.status_code = 400;
+            r.multi_value_headers = headers;
+            r.body = body;
+            serde_json::to_value(r)?
+        }
+    };
+    Ok(value)
 }
 
 /// The service `serve` runs: the router behind the path normalisation.

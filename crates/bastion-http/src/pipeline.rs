@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRef, FromRequestParts, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bastion_core::{Clock, RequestId};
 use bastion_store::Stores;
+use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::client::client_ip;
@@ -18,7 +19,8 @@ use crate::config::EdgeConfig;
 use crate::cors;
 use crate::error::{ApiError, ErrorKind, envelope};
 use crate::limit_headers::write_headers;
-use crate::rate_limit::{RateLimitSlot, RateLimiter};
+use crate::limits::LimitTable;
+use crate::rate_limit::{Limits, RateLimitSlot, RateLimiter};
 use crate::secrets::SecretConfig;
 
 /// What the edge needs at request time; every function's state holds one.
@@ -34,7 +36,7 @@ pub struct Edge {
 
 impl Edge {
     pub fn new(config: EdgeConfig, stores: Stores, clock: Arc<dyn Clock>) -> Self {
-        let limiter = RateLimiter::new(stores.counters.clone(), clock.clone());
+        let limiter = RateLimiter::new(stores.counters.clone(), clock.clone(), config.rate_limits);
         Self {
             config: Arc::new(config),
             stores,
@@ -48,6 +50,24 @@ impl Edge {
     pub fn with_secrets(mut self, secrets: Option<Arc<SecretConfig>>) -> Self {
         self.secrets = secrets;
         self
+    }
+}
+
+/// A handler's [`Limits`], on the slot the pipeline put in the request.
+impl<S> FromRequestParts<S> for Limits
+where
+    Edge: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let slot = parts
+            .extensions
+            .get::<RateLimitSlot>()
+            .cloned()
+            .unwrap_or_default();
+        Ok(Limits::new(Edge::from_ref(state).limiter, slot))
     }
 }
 
@@ -102,8 +122,8 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
                 .with_log("no client IP in request context or socket address")
                 .into_response(),
             Some(ip) => {
-                let (scope, policy) = edge.config.rate_limits.ip_policy_for(&path);
-                let limit = edge.limiter.enforce(&slot, scope, &ip.0, policy).await;
+                let limit = LimitTable::ip_limit_for(&path);
+                let limit = edge.limiter.enforce(&slot, limit, &ip.0).await;
                 match limit {
                     Err(e) => e.into_response(),
                     Ok(_) => {
@@ -131,6 +151,14 @@ async fn pipeline(State(edge): State<Edge>, req: Request, next: Next) -> Respons
         tracing::info!(%request_id, %method, %path, route, status, latency_us, "request served");
     }
     res
+}
+
+/// The headers and body of an answer given outside the router (an event the Lambda entry
+/// refuses before routing): the same envelope and security headers as every response.
+pub(crate) fn outside_router(err: &ApiError, request_id: &RequestId) -> (http::HeaderMap, String) {
+    let mut res = err.clone().into_response();
+    finish(&mut res, request_id, &RateLimitSlot::default(), None, false);
+    (res.headers().clone(), envelope(err, request_id.as_str()))
 }
 
 /// Envelope, rate-limit headers, CORS and security headers, applied to every response.

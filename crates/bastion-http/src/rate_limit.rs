@@ -2,11 +2,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use bastion_core::rate_limit::{Decision, Policy};
+use bastion_core::rate_limit::Decision;
 use bastion_core::{Clock, ValidationError};
 use bastion_store::CounterStore;
 
 use crate::error::ApiError;
+use crate::limits::{Limit, LimitTable};
 
 /// The tightest decision taken while serving one request; the pipeline turns it into headers.
 #[derive(Debug, Clone, Default)]
@@ -27,10 +28,12 @@ impl RateLimitSlot {
     }
 }
 
+/// Counts hits on the store's counters against the configured [`LimitTable`].
 #[derive(Clone)]
 pub struct RateLimiter {
     counters: Arc<dyn CounterStore>,
     clock: Arc<dyn Clock>,
+    table: LimitTable,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -40,20 +43,23 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(counters: Arc<dyn CounterStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { counters, clock }
+    pub fn new(counters: Arc<dyn CounterStore>, clock: Arc<dyn Clock>, table: LimitTable) -> Self {
+        Self {
+            counters,
+            clock,
+            table,
+        }
     }
 
-    /// Counts one hit for `scope`/`subject` and refuses it when over `policy`. An unreachable
-    /// counter store refuses too (503): limits never fail open.
+    /// Counts one hit on `limit` for `subject` and refuses it when over the limit's policy. An
+    /// unreachable counter store refuses too (503): limits never fail open.
     pub async fn enforce(
         &self,
         slot: &RateLimitSlot,
-        scope: &str,
+        limit: Limit,
         subject: &str,
-        policy: Policy,
     ) -> Result<Decision, ApiError> {
-        let d = self.check(scope, subject, policy).await?;
+        let d = self.check(limit, subject).await?;
         slot.record(d);
         if d.allowed {
             Ok(d)
@@ -63,20 +69,39 @@ impl RateLimiter {
     }
 
     /// Counts one hit and returns the decision without turning a refusal into an error.
-    pub async fn check(
-        &self,
-        scope: &str,
-        subject: &str,
-        policy: Policy,
-    ) -> Result<Decision, ApiError> {
+    pub async fn check(&self, limit: Limit, subject: &str) -> Result<Decision, ApiError> {
+        let policy = self.table.get(limit);
         let now = self.clock.now();
         let window = policy.window_index(now);
         // Keep a counter through the next window, where it is still read as "previous".
         let expires_at =
             bastion_core::Timestamp((window + 2).saturating_mul(i64::from(policy.window_secs)));
-        let key = format!("{scope}#{}", rate_subject(counter_subject(subject)?));
+        let key = format!(
+            "{}#{}",
+            limit.spec().scope,
+            rate_subject(counter_subject(subject)?)
+        );
         let counts = self.counters.hit(&key, window, expires_at).await?;
         Ok(policy.decide(now, counts.current, counts.previous))
+    }
+}
+
+/// The rate limits a handler applies, bound to its request: a handler names a [`Limit`] and a
+/// subject, and the tightest decision reaches the response's `RateLimit-*` headers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    limiter: RateLimiter,
+    slot: RateLimitSlot,
+}
+
+impl Limits {
+    pub fn new(limiter: RateLimiter, slot: RateLimitSlot) -> Self {
+        Self { limiter, slot }
+    }
+
+    /// Counts one hit on `limit` for `subject`; 429 when over it, 503 when the store is down.
+    pub async fn enforce(&self, limit: Limit, subject: &str) -> Result<Decision, ApiError> {
+        self.limiter.enforce(&self.slot, limit, subject).await
     }
 }
 

@@ -4,6 +4,7 @@ mod openapi;
 mod secrets;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use bastion_auth::AuthState;
@@ -55,28 +56,54 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let db_path = data_dir.join("bastion.db");
-    let store = Arc::new(SqliteStore::open(&db_path)?);
+    let (app, echo) = app(&env, &data_dir, &db_path)?;
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, db = %db_path.display(), "bastion-local listening");
+    greet(bound, &db_path, echo);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// Every function's routes under one edge on the SQLite store at `db_path`; `true` with it
+/// when chat answers with the echo provider.
+fn app(
+    env: &LayeredEnv,
+    data_dir: &Path,
+    db_path: &Path,
+) -> Result<(axum::Router, bool), Box<dyn std::error::Error>> {
+    let store = Arc::new(SqliteStore::open(db_path)?);
     let clock = Arc::new(SystemClock);
     let stores = Stores::from_adapter(store)
-        .with_content_sealing(secrets::content_sealer(&env, clock.clone())?);
-    let edge = Edge::new(EdgeConfig::from_env(&env)?, stores, clock);
-    let auth_state = AuthState::from_env(edge.clone(), &env)?;
+        .with_content_sealing(secrets::content_sealer(env, clock.clone())?);
+    let edge = Edge::new(EdgeConfig::from_env(env)?, stores, clock);
+    let auth_state = AuthState::from_env(edge.clone(), env)?;
     // Run directories and stored workspaces sit beside the data directory, never inside it:
     // a command that escaped its path rules would find no development secrets one level up.
-    let sandbox_root = beside(&data_dir, "sandbox")?;
+    let sandbox_root = beside(data_dir, "sandbox")?;
     let workspace_dir = match env.non_empty("BASTION_WORKSPACE_DIR") {
         Some(dir) => std::path::absolute(dir)?,
-        None => beside(&data_dir, "workspaces")?,
+        None => beside(data_dir, "workspaces")?,
     };
-    let exec_config = ExecConfig::from_env(&env, sandbox_root)?;
+    let exec_config = ExecConfig::from_env(env, sandbox_root)?;
     let workspaces = Arc::new(DirWorkspaces::new(workspace_dir));
     let exec_state = ExecState::new(edge.clone(), exec_config, workspaces)?;
-    let chat = ChatSetup::from_env(&env, RuntimeMode::Local)?;
+    let chat = ChatSetup::from_env(env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
     let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
     let webhooks_state = WebhooksState::new(
         edge.clone(),
-        WebhooksConfig::from_env(&env)?,
+        WebhooksConfig::from_env(env)?,
         Arc::new(engine.clone()),
         bastion_webhooks::outbound::http_client()?,
     );
@@ -92,12 +119,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .merge(openapi::routes()),
         edge,
     );
+    Ok((app, echo))
+}
 
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr()?;
-    tracing::info!(addr = %bound, db = %db_path.display(), "bastion-local listening");
+fn greet(bound: SocketAddr, db_path: &Path, echo: bool) {
     if echo {
         println!(
             "\nChat uses the ECHO provider (LLM_BASE_URL is unset): replies only quote your message.\nSet LLM_BASE_URL, LLM_MODEL and LLM_API_KEY to talk to a real OpenAI-compatible model."
@@ -107,15 +132,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "\nBastion is running on http://{bound} (store: {})\nTry:\n  curl -s http://{bound}/auth/register -H 'content-type: application/json' \\\n    -d '{{\"email\":\"you@example.com\",\"password\":\"correct horse battery staple\"}}'\n",
         db_path.display()
     );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
-    Ok(())
 }
 
 /// The data directory holds password hashes and secrets: owner-only.

@@ -272,38 +272,106 @@ impl Capture {
 struct Supervised {
     stdout: Capture,
     stderr: Capture,
+    /// Bytes read from both streams, kept or not.
+    read_total: u64,
     timed_out: bool,
     flood: bool,
 }
 
+impl Supervised {
+    fn outputs_closed(&self) -> bool {
+        self.stdout.fd.is_none() && self.stderr.fd.is_none()
+    }
+
+    /// Reads what the ready streams hold (`[stdout, stderr]`), stdout first, each within what
+    /// is left of `hard_cap`; true once more than `hard_cap` was read in all (a flood).
+    fn read_ready(
+        &mut self,
+        [stdout, stderr]: [bool; 2],
+        chunk: &mut [u8],
+        hard_cap: u64,
+    ) -> io::Result<bool> {
+        if stdout {
+            let budget = hard_cap.saturating_sub(self.read_total);
+            self.read_total += self.stdout.read_available(chunk, budget)?;
+        }
+        if stderr {
+            let budget = hard_cap.saturating_sub(self.read_total);
+            self.read_total += self.stderr.read_available(chunk, budget)?;
+        }
+        Ok(self.read_total > hard_cap)
+    }
+}
+
+/// The child's standard input: what is left of the bytes to send, written as the pipe takes
+/// them.
+struct Feed<'a> {
+    pipe: Option<std::fs::File>,
+    input: &'a [u8],
+    written: usize,
+}
+
+impl<'a> Feed<'a> {
+    /// With nothing to send, the write end is closed here, before the first poll: a reader of
+    /// standard input (`sort`, `cat`) sees EOF at once instead of waiting for its deadline.
+    fn open(fd: Option<OwnedFd>, input: &'a [u8]) -> io::Result<Self> {
+        let pipe = match fd {
+            Some(fd) if !input.is_empty() => {
+                sys::set_nonblocking(fd.as_fd())?;
+                Some(std::fs::File::from(fd))
+            }
+            Some(fd) => {
+                drop(fd);
+                None
+            }
+            None => None,
+        };
+        Ok(Self {
+            pipe,
+            input,
+            written: 0,
+        })
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.pipe.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Writes what the pipe takes now; closes it once everything is sent.
+    fn write_some(&mut self) {
+        let Some(f) = &mut self.pipe else {
+            return;
+        };
+        match f.write(&self.input[self.written..]) {
+            Ok(n) => self.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The child closed its end (EPIPE): it does not want the rest.
+            Err(_) => self.written = self.input.len(),
+        }
+        if self.written >= self.input.len() {
+            self.pipe = None;
+        }
+    }
+}
+
+/// Relays the child's streams until it has exited and closed both outputs, the deadline
+/// passes, or its output floods past the hard cap.
 fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Result<Supervised> {
     let deadline = start + spec.timeout;
-    // With nothing to send, the write end is closed here, before the first poll: a reader of
-    // standard input (`sort`, `cat`) sees EOF at once instead of waiting for its deadline.
-    let mut stdin = match s.stdin {
-        Some(fd) if !spec.stdin.is_empty() => {
-            sys::set_nonblocking(fd.as_fd())?;
-            Some(std::fs::File::from(fd))
-        }
-        Some(fd) => {
-            drop(fd);
-            None
-        }
-        None => None,
-    };
-    let mut written = 0usize;
+    let mut stdin = Feed::open(s.stdin, spec.stdin)?;
     let pidfd = sys::pidfd_open(pid)?;
     let mut exited = false;
-    let mut read_total = 0u64;
     let mut chunk = vec![0u8; 16 * 1024];
     let mut result = Supervised {
         stdout: Capture::new(s.stdout, spec.output_cap)?,
         stderr: Capture::new(s.stderr, spec.output_cap)?,
+        read_total: 0,
         timed_out: false,
         flood: false,
     };
     loop {
-        if exited && result.stdout.fd.is_none() && result.stderr.fd.is_none() {
+        if exited && result.outputs_closed() {
             break;
         }
         let now = Instant::now();
@@ -311,64 +379,68 @@ fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Re
             result.timed_out = !exited;
             break;
         }
-        let remaining = deadline - now;
-        let wait_ms = i32::try_from(remaining.as_millis())
-            .unwrap_or(i32::MAX)
-            .max(1);
-        // Which of stdout, stderr, stdin and the pidfd had an event.
-        let mut ready = [false; 4];
-        {
-            let watched: [(Option<BorrowedFd<'_>>, PollFlags); 4] = [
+        let [stdout, stderr, stdin_ready, exit] = poll_ready(
+            [
                 (result.stdout.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
                 (result.stderr.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
-                (stdin.as_ref().map(AsFd::as_fd), PollFlags::OUT),
+                (stdin.fd(), PollFlags::OUT),
                 ((!exited).then(|| pidfd.as_fd()), PollFlags::IN),
-            ];
-            let mut slots = [usize::MAX; 4];
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
-            for (slot, (fd, events)) in watched.iter().enumerate() {
-                if let Some(fd) = fd {
-                    slots[slot] = fds.len();
-                    fds.push(PollFd::from_borrowed_fd(*fd, *events));
-                }
-            }
-            sys::poll(&mut fds, wait_ms)?;
-            for (slot, at) in slots.iter().enumerate() {
-                ready[slot] = *at != usize::MAX && !fds[*at].revents().is_empty();
-            }
-        }
-        let ready = |slot: usize| ready[slot];
-        let budget = spec.output_hard_cap.saturating_sub(read_total);
-        if ready(0) {
-            read_total += result.stdout.read_available(&mut chunk, budget)?;
-        }
-        if ready(1) {
-            let budget = spec.output_hard_cap.saturating_sub(read_total);
-            read_total += result.stderr.read_available(&mut chunk, budget)?;
-        }
-        if read_total > spec.output_hard_cap {
+            ],
+            poll_timeout(deadline - now),
+        )?;
+        if result.read_ready([stdout, stderr], &mut chunk, spec.output_hard_cap)? {
             result.flood = true;
             break;
         }
-        if ready(2)
-            && let Some(f) = &mut stdin
-        {
-            match f.write(&spec.stdin[written..]) {
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The child closed its end (EPIPE): it does not want the rest.
-                Err(_) => written = spec.stdin.len(),
-            }
-            if written >= spec.stdin.len() {
-                stdin = None;
-            }
+        if stdin_ready {
+            stdin.write_some();
         }
-        if ready(3) {
+        if exit {
             exited = true;
             // A descendant still holding the pipes must not keep the run open.
             sys::kill_group(pid);
         }
     }
     Ok(result)
+}
+
+/// The poll timeout for `remaining` until the deadline: whole milliseconds, at least one.
+fn poll_timeout(remaining: Duration) -> i32 {
+    i32::try_from(remaining.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1)
+}
+
+/// Which of the `watched` descriptors (an absent one never) had an event within `wait_ms`.
+fn poll_ready(
+    watched: [(Option<BorrowedFd<'_>>, PollFlags); 4],
+    wait_ms: i32,
+) -> io::Result<[bool; 4]> {
+    let mut slots = [usize::MAX; 4];
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+    for (slot, (fd, events)) in watched.iter().enumerate() {
+        if let Some(fd) = fd {
+            slots[slot] = fds.len();
+            fds.push(PollFd::from_borrowed_fd(*fd, *events));
+        }
+    }
+    sys::poll(&mut fds, wait_ms)?;
+    let mut ready = [false; 4];
+    for (slot, at) in slots.iter().enumerate() {
+        ready[slot] = *at != usize::MAX && !fds[*at].revents().is_empty();
+    }
+    Ok(ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_timeout_is_whole_milliseconds_and_never_zero() {
+        assert_eq!(poll_timeout(Duration::from_micros(300)), 1);
+        assert_eq!(poll_timeout(Duration::from_micros(2_900)), 2);
+        assert_eq!(poll_timeout(Duration::from_secs(10)), 10_000);
+        assert_eq!(poll_timeout(Duration::from_secs(u64::MAX)), i32::MAX);
+    }
 }

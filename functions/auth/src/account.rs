@@ -9,7 +9,7 @@ use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::Verification;
 use bastion_core::{Password, UserId};
 use bastion_http::{
-    ApiError, Authenticated, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly,
+    ApiError, Authenticated, ErrorKind, JsonBody, Limit, Limits, RequestMeta, SessionOnly,
 };
 use bastion_store::UserRecord;
 
@@ -59,20 +59,13 @@ pub(crate) async fn current_user(
 pub(crate) async fn confirm_password(
     state: &AuthState,
     meta: &RequestMeta,
-    slot: &RateLimitSlot,
+    limits: &Limits,
     user: &UserRecord,
     raw: &str,
     kind: AuditKind,
 ) -> Result<(), ApiError> {
-    state
-        .edge
-        .limiter
-        .enforce(
-            slot,
-            "login-account",
-            user.email.as_str(),
-            state.edge.config.rate_limits.login_account,
-        )
+    limits
+        .enforce(Limit::LoginAccount, user.email.as_str())
         .await?;
     let verdict = match Password::parse_existing(raw) {
         Ok(password) => {
@@ -127,7 +120,7 @@ pub async fn change_password(
     State(state): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth.user_id).await?;
@@ -137,7 +130,7 @@ pub async fn change_password(
     confirm_password(
         &state,
         &meta,
-        &slot,
+        &limits,
         &user,
         &body.current_password,
         AuditKind::PasswordChanged,
@@ -190,7 +183,7 @@ pub async fn delete_account(
     State(state): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth.user_id).await?;
@@ -216,7 +209,7 @@ pub async fn delete_account(
         confirm_password(
             &state,
             &meta,
-            &slot,
+            &limits,
             &user,
             &body.password,
             AuditKind::AccountDeleted,

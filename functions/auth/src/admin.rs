@@ -6,10 +6,9 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use bastion_core::audit::{AuditEvent, AuditKind, Outcome};
-use bastion_core::rate_limit::Policy;
 use bastion_core::{Role, Timestamp, UserId};
 use bastion_http::auth::bearer;
-use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
+use bastion_http::{ApiError, ErrorKind, JsonBody, Limit, Limits, RequestMeta, SessionOnly};
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +16,6 @@ use crate::AuthState;
 use crate::admin_keys::ADMIN_KEY_PREFIX;
 use crate::audit::record;
 
-/// Per admin identity and, separately, per client IP.
-const ADMIN_LIMIT: Policy = Policy::per_minute(30);
 const AUDIT_PAGE: usize = 50;
 
 /// Who is administering.
@@ -75,15 +72,8 @@ impl FromRequestParts<AuthState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AuthState) -> Result<Self, ApiError> {
         let meta = RequestMeta::from_request_parts(parts, state).await?;
-        let slot = parts
-            .extensions
-            .get::<RateLimitSlot>()
-            .cloned()
-            .unwrap_or_default();
-        let limiter = &state.edge.limiter;
-        limiter
-            .enforce(&slot, "admin-ip", &meta.ip.0, ADMIN_LIMIT)
-            .await?;
+        let Ok(limits) = Limits::from_request_parts(parts, state).await;
+        limits.enforce(Limit::AdminIp, &meta.ip.0).await?;
         let identity = match bearer(parts) {
             None => {
                 let err = ApiError::unauthorized("missing bearer token");
@@ -117,9 +107,7 @@ impl FromRequestParts<AuthState> for Admin {
                 AdminIdentity::User(session.user_id)
             }
         };
-        limiter
-            .enforce(&slot, "admin", &identity.label(), ADMIN_LIMIT)
-            .await?;
+        limits.enforce(Limit::Admin, &identity.label()).await?;
         Ok(Self { identity, meta })
     }
 }

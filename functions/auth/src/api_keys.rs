@@ -6,10 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::{OpaqueToken, TokenHash};
-use bastion_core::{ApiKeyId, Scope};
+use bastion_core::{ApiKeyId, Scope, Timestamp, UserId};
 use bastion_http::auth::API_KEY_PREFIX;
 use bastion_http::{ApiError, ErrorKind, JsonBody, RequestMeta, SessionOnly};
-use bastion_store::{ApiKeyRecord, KeyMint};
+use bastion_store::{ApiKeyRecord, KeyMint, SessionRecord, StoreError, UserRecord};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -136,33 +136,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = parse_name(&body.name)?;
     let scopes = parse_scopes(&body.scopes)?;
-    if !(1..=365).contains(&body.expires_in_days) {
-        return Err(ApiError::invalid(
-            "invalid_expiry",
-            "expires_in_days must be between 1 and 365",
-        ));
-    }
+    let lifetime = lifetime_secs(body.expires_in_days)?;
     let now = state.edge.clock.now();
     let keys = &state.edge.stores.api_keys;
-    let secret = SecretString::from(format!(
-        "{API_KEY_PREFIX}{}",
-        OpaqueToken::generate().expose()
-    ));
-    let record_ = ApiKeyRecord {
-        id: ApiKeyId::generate(),
-        user_id: auth.user_id.clone(),
-        name,
-        hash: TokenHash::of(secret.expose_secret()),
-        prefix: secret
-            .expose_secret()
-            .chars()
-            .take(DISPLAY_PREFIX_LEN)
-            .collect(),
-        scopes,
-        created_at: now,
-        expires_at: now.plus_secs(body.expires_in_days * 24 * 3600),
-        last_used_at: None,
-    };
+    let (secret, record_) = mint(&auth.user_id, name, scopes, lifetime, now);
     // The limit is decided by the write itself (a count kept in the same transaction), so
     // concurrent mints cannot overshoot it.
     if keys.create_api_key(&record_, MAX_KEYS_PER_USER).await? == KeyMint::LimitReached {
@@ -180,14 +157,7 @@ pub async fn create(
             .sessions
             .get_session(&auth.user_id, &auth.session_id, now),
     );
-    let refusal = if user?.is_none_or(|u| u.disabled) {
-        Some(ApiError::unauthorized("account no longer exists"))
-    } else if session?.is_none() {
-        Some(ApiError::unauthorized("session no longer exists"))
-    } else {
-        None
-    };
-    if let Some(refusal) = refusal {
+    if let Some(refusal) = minted_for_whom(user?.as_ref(), session)? {
         keys.revoke_api_key(&auth.user_id, &record_.id).await?;
         return Err(refusal);
     }
@@ -208,6 +178,64 @@ pub async fn create(
             key: secret.expose_secret().to_owned(),
         }),
     ))
+}
+
+/// A key's lifetime in seconds, from the requested 1 to 365 days.
+fn lifetime_secs(days: i64) -> Result<i64, ApiError> {
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::invalid(
+            "invalid_expiry",
+            "expires_in_days must be between 1 and 365",
+        ));
+    }
+    Ok(days * 24 * 3600)
+}
+
+/// A new key of `user`: the secret (shown once) and the record stored, which holds only its
+/// hash and the short prefix shown in lists.
+fn mint(
+    user: &UserId,
+    name: String,
+    scopes: Vec<Scope>,
+    lifetime_secs: i64,
+    now: Timestamp,
+) -> (SecretString, ApiKeyRecord) {
+    let secret = SecretString::from(format!(
+        "{API_KEY_PREFIX}{}",
+        OpaqueToken::generate().expose()
+    ));
+    let record = ApiKeyRecord {
+        id: ApiKeyId::generate(),
+        user_id: user.clone(),
+        name,
+        hash: TokenHash::of(secret.expose_secret()),
+        prefix: secret
+            .expose_secret()
+            .chars()
+            .take(DISPLAY_PREFIX_LEN)
+            .collect(),
+        scopes,
+        created_at: now,
+        expires_at: now.plus_secs(lifetime_secs),
+        last_used_at: None,
+    };
+    (secret, record)
+}
+
+/// Why a key stored just now must be revoked, given its account and minting session as read
+/// after the write: either gone (or the account disabled) is a refusal. The session is only
+/// looked at for an active account.
+fn minted_for_whom(
+    user: Option<&UserRecord>,
+    session: Result<Option<SessionRecord>, StoreError>,
+) -> Result<Option<ApiError>, ApiError> {
+    if user.is_none_or(|u| u.disabled) {
+        Ok(Some(ApiError::unauthorized("account no longer exists")))
+    } else if session?.is_none() {
+        Ok(Some(ApiError::unauthorized("session no longer exists")))
+    } else {
+        Ok(None)
+    }
 }
 
 #[utoipa::path(
@@ -263,4 +291,96 @@ pub async fn revoke(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{NOW, session, user};
+
+    fn refusal_message(e: Option<ApiError>) -> Option<(StatusCode, String)> {
+        e.map(|e| (e.kind().status(), e.message().to_owned()))
+    }
+
+    #[test]
+    fn a_key_lives_one_to_365_days_and_nothing_else() {
+        assert_eq!(lifetime_secs(1).unwrap(), 86_400);
+        assert_eq!(lifetime_secs(365).unwrap(), 365 * 86_400);
+        for days in [0, -1, 366, i64::MAX] {
+            let e = lifetime_secs(days).unwrap_err();
+            assert_eq!(e.code(), "invalid_expiry");
+            assert_eq!(e.message(), "expires_in_days must be between 1 and 365");
+        }
+    }
+
+    #[test]
+    fn a_minted_key_stores_only_its_hash_and_a_twelve_character_prefix() {
+        let owner = UserId::generate();
+        let (secret, key) = mint(&owner, "ci".into(), vec![Scope::Read], 86_400, NOW);
+        let secret = secret.expose_secret();
+        assert!(secret.starts_with(API_KEY_PREFIX));
+        assert_eq!(key.hash, TokenHash::of(secret));
+        assert_eq!(key.prefix, secret[..DISPLAY_PREFIX_LEN]);
+        assert_eq!(key.prefix.len(), 12);
+        assert_eq!(key.user_id, owner);
+        assert_eq!(key.name, "ci");
+        assert_eq!(key.scopes, vec![Scope::Read]);
+        assert_eq!(
+            (key.created_at, key.expires_at),
+            (NOW, NOW.plus_secs(86_400))
+        );
+        assert_eq!(key.last_used_at, None);
+        let (other, _) = mint(&owner, "ci".into(), vec![Scope::Read], 86_400, NOW);
+        assert_ne!(other.expose_secret(), secret);
+    }
+
+    #[test]
+    fn a_key_minted_for_a_gone_or_disabled_account_is_refused_whatever_the_session() {
+        let disabled = user(true);
+        let live = || Ok(Some(session(&disabled, "refresh", 0)));
+        let unreadable = Err(StoreError::Unavailable("down".into()));
+        let account_gone = Some((
+            StatusCode::UNAUTHORIZED,
+            "account no longer exists".to_owned(),
+        ));
+        assert_eq!(
+            refusal_message(minted_for_whom(None, live()).unwrap()),
+            account_gone
+        );
+        assert_eq!(
+            refusal_message(minted_for_whom(Some(&disabled), live()).unwrap()),
+            account_gone
+        );
+        assert_eq!(
+            refusal_message(minted_for_whom(Some(&disabled), unreadable).unwrap()),
+            account_gone
+        );
+    }
+
+    #[test]
+    fn a_key_minted_from_a_session_that_ended_meanwhile_is_refused() {
+        let active = user(false);
+        assert_eq!(
+            refusal_message(minted_for_whom(Some(&active), Ok(None)).unwrap()),
+            Some((
+                StatusCode::UNAUTHORIZED,
+                "session no longer exists".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_key_of_an_active_account_and_live_session_stands() {
+        let active = user(false);
+        let live = Ok(Some(session(&active, "refresh", 0)));
+        assert!(minted_for_whom(Some(&active), live).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_unreadable_session_of_an_active_account_is_an_error_not_a_verdict() {
+        let active = user(false);
+        let e = minted_for_whom(Some(&active), Err(StoreError::Unavailable("down".into())))
+            .unwrap_err();
+        assert_eq!(e.kind().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

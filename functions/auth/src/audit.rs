@@ -20,3 +20,16 @@ pub async fn record(
         .await
         .map_err(ApiError::from)
 }
+
+/// Audits a refusal (a failure with its reason), then answers `error`.
+pub async fn refused<T>(
+    state: &AuthState,
+    meta: &RequestMeta,
+    kind: AuditKind,
+    user: Option<&UserId>,
+    reason: &str,
+    error: ApiError,
+) -> Result<T, ApiError> {
+    record(state, meta, kind, Outcome::Failure, user, Some(reason)).await?;
+    Err(error)
+}

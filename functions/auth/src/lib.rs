@@ -17,6 +17,8 @@ mod login;
 pub mod openapi;
 mod refresh;
 mod sessions;
+#[cfg(test)]
+mod test_support;
 mod tokens;
 
 use axum::Router;

@@ -7,7 +7,7 @@ use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::jwt::device::{self, DeviceClaims};
 use bastion_core::crypto::{Verification, ct_eq};
 use bastion_core::{DisplayName, Email, Password, Role, UserId};
-use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_http::{ApiError, ErrorKind, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::{CreateUserError, UserRecord};
 
 use crate::AuthState;
@@ -34,15 +34,10 @@ pub fn invalid_credentials() -> ApiError {
 pub async fn register(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
-    let limits = state.edge.config.rate_limits;
-    state
-        .edge
-        .limiter
-        .enforce(&slot, "register-ip", &meta.ip.0, limits.register_ip)
-        .await?;
+    limits.enforce(Limit::RegisterIp, &meta.ip.0).await?;
     let email = Email::parse(&body.email)?;
     let display_name = body
         .display_name
@@ -103,28 +98,24 @@ pub async fn register(
 pub async fn login(
     State(state): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let limits = state.edge.config.rate_limits;
-    let limiter = &state.edge.limiter;
-    limiter
-        .enforce(&slot, "login-ip", &meta.ip.0, limits.login_ip)
-        .await?;
+    limits.enforce(Limit::LoginIp, &meta.ip.0).await?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse_existing(&body.password)?;
     // A valid device token for this email moves the account limit to (account, device), so
     // strangers' failures cannot lock its owner out; without one the limit is per account,
     // keyed on the normalized email so unknown accounts are limited exactly like real ones.
     let device = trusted_device(&state, body.device_token.as_deref(), &email);
-    let (scope, subject) = match &device {
-        Some(c) => ("login-device", format!("{}/{}", c.sub, c.did)),
-        None => ("login-account", email.as_str().to_owned()),
+    let (limit, subject) = match &device {
+        Some(c) => (Limit::LoginDevice, format!("{}/{}", c.sub, c.did)),
+        None => (Limit::LoginAccount, email.as_str().to_owned()),
     };
     // The lookup and the count are independent: one round trip for both.
     let (user, account_limit) = tokio::join!(
         state.edge.stores.users.find_user_by_email(&email),
-        limiter.enforce(&slot, scope, &subject, limits.login_account),
+        limits.enforce(limit, &subject),
     );
     let user = user?;
     let user_id = user.as_ref().map(|u| u.id.clone());
@@ -134,8 +125,8 @@ pub async fn login(
     let account_limit = match account_limit {
         // Signed for this email but not for the account as it is now (recreated, its password
         // changed, or all its sessions revoked since): revoked, so the account's own limit applies after all.
-        Ok(_) if stale_device => limiter
-            .enforce(&slot, "login-account", email.as_str(), limits.login_account)
+        Ok(_) if stale_device => limits
+            .enforce(Limit::LoginAccount, email.as_str())
             .await
             .map(|_| ()),
         other => other.map(|_| ()),

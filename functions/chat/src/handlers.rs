@@ -8,7 +8,7 @@ use bastion_chat::provider::ProviderError;
 use bastion_chat::{ChatError, ChatMessage};
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::{Owner, Scope};
-use bastion_http::{ApiError, Authenticated, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_http::{ApiError, Authenticated, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::ConversationId;
 
 use crate::ChatState;
@@ -51,19 +51,12 @@ pub async fn send(
     State(state): State<ChatState>,
     meta: RequestMeta,
     auth: Authenticated,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<SendRequest>,
 ) -> Result<Json<SendResponse>, ApiError> {
     auth.require_scope(Scope::Chat)?;
-    state
-        .edge
-        .limiter
-        .enforce(
-            &slot,
-            "chat-user",
-            auth.user_id.as_str(),
-            state.engine.config().turn_limit,
-        )
+    limits
+        .enforce(Limit::ChatTurn, auth.user_id.as_str())
         .await?;
     let message = ChatMessage::parse(&body.message).map_err(ApiError::from)?;
     let conversation = body

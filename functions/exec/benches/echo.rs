@@ -1,6 +1,7 @@
-//! Bench binary for `echo hi` end to end: a bare `std::process::Command` spawn, the sandbox
-//! runner with every layer this host offers, and `POST /exec/run` through the full router
-//! (edge, auth, rate limits on SQLite, audit write). Run with `cargo bench -p bastion-exec`.
+//! Bench binary for `echo hi` end to end, always with the toolset's `echo` (the program exec
+//! runs, built by `scripts/toolset`): a bare `std::process::Command` spawn, the sandbox runner
+//! with every layer this host offers, and `POST /exec/run` through the full router (edge, auth,
+//! rate limits on SQLite, audit write). Run with `cargo bench -p bastion-exec`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -33,14 +34,11 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
-fn bare(iters: usize) {
+fn bare(echo: &Path, iters: usize) {
     let samples = (0..iters)
         .map(|_| {
             let t = Instant::now();
-            let out = std::process::Command::new("/usr/bin/echo")
-                .arg("hi")
-                .output()
-                .unwrap();
+            let out = std::process::Command::new(echo).arg("hi").output().unwrap();
             let d = t.elapsed();
             assert_eq!(out.stdout, b"hi\n");
             d
@@ -49,7 +47,7 @@ fn bare(iters: usize) {
     report("bare std::process::Command", samples);
 }
 
-fn layered(root: &Path, iters: usize) {
+fn layered(echo: &Path, root: &Path, iters: usize) {
     let layers = Layers::probe(root);
     println!("layers: {:?}", layers.named());
     let runner = Runner::new(layers, ChildLimits::default());
@@ -60,7 +58,7 @@ fn layered(root: &Path, iters: usize) {
             let t = Instant::now();
             let out = runner
                 .run(&RunSpec {
-                    program: Path::new("/usr/bin/echo"),
+                    program: echo,
                     argv: &argv,
                     stdin: b"",
                     sandbox: dir.path(),
@@ -155,8 +153,15 @@ async fn routed(root: &Path, iters: usize) {
 async fn main() {
     let root = std::env::temp_dir().join(format!("bastion-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
-    bare(500);
-    layered(&root, 500);
+    // The binary the routed run resolves: its configuration names no EXEC_TOOLS_DIR, so the
+    // host toolset build.
+    let echo = bastion_sandbox::Toolset::open(&bastion_sandbox::built_tools_dir())
+        .unwrap()
+        .program("echo")
+        .expect("the toolset has echo: run scripts/toolset");
+    println!("echo: {}", echo.display());
+    bare(&echo, 500);
+    layered(&echo, &root, 500);
     routed(&root, 300).await;
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bastion_core::rate_limit::Policy;
 use bastion_http::config::{bounded, decode_base64};
 use bastion_http::{ConfigError, Env};
 use bastion_sandbox::{
@@ -34,7 +33,6 @@ pub struct ExecConfig {
     pub quota_bytes: u64,
     pub quota_files: u64,
     pub require_layers: Vec<String>,
-    pub runs: Policy,
 }
 
 impl std::fmt::Debug for ExecConfig {
@@ -154,10 +152,6 @@ impl ExecConfig {
             )?,
             quota_files: bounded(env, "EXEC_SANDBOX_QUOTA_FILES", 1000, 1..=1_000_000)?,
             require_layers,
-            runs: Policy::per_minute(
-                u32::try_from(bounded(env, "EXEC_RUNS_PER_MINUTE", 20_u64, 1..=10_000)?)
-                    .unwrap_or(20),
-            ),
         })
     }
 }
@@ -198,7 +192,6 @@ mod tests {
             (c.output_cap, c.quota_bytes, c.quota_files),
             (65_536, 50 * 1024 * 1024, 1000)
         );
-        assert_eq!(c.runs, Policy::per_minute(20));
         assert_eq!(c.commands.names(), DEFAULT_COMMANDS);
         assert!(!c.commands.names().contains(&"sleep"));
     }

@@ -14,7 +14,7 @@ use axum::extract::State;
 use base64::Engine;
 use bastion_core::Scope;
 use bastion_core::audit::Outcome;
-use bastion_http::{ApiError, Authenticated, ErrorKind, JsonBody, RateLimitSlot, RequestMeta};
+use bastion_http::{ApiError, Authenticated, ErrorKind, JsonBody, Limit, Limits, RequestMeta};
 use bastion_sandbox::{PolicyError, RunOutput, RunSpec, split};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -126,16 +126,14 @@ fn policy_error(e: PolicyError) -> ApiError {
 pub async fn run(
     State(state): State<ExecState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     auth: Authenticated,
     JsonBody(req): JsonBody<RunRequest>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_scope(Scope::Exec)?;
     let inner = state.inner.clone();
-    state
-        .edge
-        .limiter
-        .enforce(&slot, "exec_run", auth.user_id.as_str(), inner.config.runs)
+    limits
+        .enforce(Limit::ExecRun, auth.user_id.as_str())
         .await?;
     let parsed = parse(req, inner.config.timeout)?;
     let command = parsed.argv[0].clone();

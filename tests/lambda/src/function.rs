@@ -140,6 +140,12 @@ impl Function {
         GatewayResponse::from_outcome(outcome)
     }
 
+    /// Sends any event document (a malformed one, say) and reads the proxy response, failing
+    /// on an invocation error.
+    pub async fn call_raw(&self, event: serde_json::Value) -> GatewayResponse {
+        GatewayResponse::from_outcome(self.runtime.invoke(event).await)
+    }
+
     /// How the process ended, if it did within `timeout`; its output is then complete.
     pub async fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let status = tokio::time::timeout(timeout, self.child.wait())

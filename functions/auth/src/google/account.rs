@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use bastion_core::Password;
 use bastion_core::audit::{AuditKind, Outcome};
-use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
+use bastion_http::{ApiError, ErrorKind, JsonBody, Limits, RequestMeta, SessionOnly};
 use serde::Deserialize;
 
 use crate::AuthState;
@@ -48,7 +48,7 @@ pub async fn unlink(
     State(state): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<DeleteAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth.user_id).await?;
@@ -60,7 +60,7 @@ pub async fn unlink(
         confirm_password(
             &state,
             &meta,
-            &slot,
+            &limits,
             &user,
             &body.password,
             AuditKind::GoogleUnlinked,

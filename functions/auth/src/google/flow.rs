@@ -19,17 +19,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::token::looks_like_token;
 use bastion_core::crypto::{OpaqueToken, TokenHash, sha256};
-use bastion_core::rate_limit::Policy;
-use bastion_core::{DisplayName, Email, Role, SessionId, UserId};
-use bastion_http::{ApiError, ErrorKind, JsonBody, RateLimitSlot, RequestMeta, SessionOnly};
-use bastion_store::{LinkError, UserRecord};
+use bastion_core::{SessionId, Timestamp, UserId};
+use bastion_http::{ApiError, ErrorKind, JsonBody, Limit, Limits, RequestMeta, SessionOnly};
+use bastion_store::UserRecord;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
-use super::oidc::{GoogleClient, OidcError};
+use super::oidc::GoogleClient;
+use super::resolve;
+use super::verdict::{Stop, is_upstream, redirect_code, same_browser, verified_claims};
 use crate::AuthState;
 use crate::account::RECENT_SIGN_IN_SECS;
-use crate::audit::record;
+use crate::audit::{self, record};
 use crate::tokens::open_session;
 
 const STATE_PURPOSE: &str = "oauth_state";
@@ -37,8 +38,6 @@ const CODE_PURPOSE: &str = "login_code";
 const STATE_TTL_SECS: i64 = 600;
 const LOGIN_CODE_TTL_SECS: i64 = 60;
 pub const BINDING_COOKIE: &str = "__Host-bastion_oauth";
-/// Per client IP, across start, callback, exchange and link.
-const GOOGLE_IP_LIMIT: Policy = Policy::per_minute(30);
 
 /// What the server remembers about one started sign-in.
 #[derive(Serialize, Deserialize)]
@@ -84,14 +83,6 @@ fn invalid_login_code() -> ApiError {
 
 fn google(ext: &AuthState) -> Result<Arc<GoogleClient>, ApiError> {
     ext.extras.load().google.clone().ok_or_else(not_configured)
-}
-
-async fn limit(ext: &AuthState, slot: &RateLimitSlot, meta: &RequestMeta) -> Result<(), ApiError> {
-    ext.edge
-        .limiter
-        .enforce(slot, "google-ip", &meta.ip.0, GOOGLE_IP_LIMIT)
-        .await
-        .map(|_| ())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -175,11 +166,11 @@ async fn begin(
 pub async fn start(
     State(ext): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     let (url, cookie) = begin(&ext, &client, q.return_to.as_deref(), None).await?;
     let mut res = found(&url)?;
     res.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -210,11 +201,11 @@ pub async fn link(
     State(ext): State<AuthState>,
     meta: RequestMeta,
     auth: SessionOnly,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     JsonBody(body): JsonBody<LinkRequest>,
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     // A linked Google identity signs in for good and survives a password change, so a stolen
     // access token or refresh token of an older session must not be enough to plant one.
     let now = ext.edge.clock.now();
@@ -297,12 +288,12 @@ fn back_to(return_to: &str, fragment: &str) -> Response {
 pub async fn callback(
     State(ext): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     let state = &ext;
     let raw_state = q
         .state
@@ -318,9 +309,7 @@ pub async fn callback(
         .await?
         .ok_or_else(invalid_state)?;
     let pending: Pending = serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
-    let same_browser = binding_cookie(&headers)
-        .is_some_and(|c| TokenHash::of(&c).ct_eq(&TokenHash::from_stored(pending.binding.clone())));
-    if !same_browser {
+    if !same_browser(binding_cookie(&headers).as_deref(), Some(&pending.binding)) {
         record(
             state,
             &meta,
@@ -332,196 +321,64 @@ pub async fn callback(
         .await?;
         return Err(invalid_state());
     }
-    let back = |fragment: &str| back_to(&pending.return_to, fragment);
-    if let Some(error) = q.error.as_deref() {
-        // Only Google's well-known refusal is passed on; anything else is generic.
-        let code = if error == "access_denied" {
-            "access_denied"
-        } else {
-            "provider_error"
-        };
-        return Ok(back(&format!("error={code}")));
-    }
-    let Some(code) = q
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty() && c.len() <= 2048)
-    else {
-        return Ok(back("error=invalid_request"));
+    let back = match conclude(state, &meta, &client, &q, &pending, now).await {
+        Ok(user) => return issue_login_code(state, &pending, &user, now).await,
+        Err(Stop::Back(back)) => back,
+        Err(Stop::Error(e)) => return Err(e),
     };
+    if let Some(a) = back.audit {
+        record(state, &meta, a.kind, a.outcome, a.user.as_ref(), a.reason).await?;
+    }
+    Ok(back_to(&pending.return_to, back.fragment))
+}
+
+/// Redeems Google's code and verifies its ID token, then links or signs in: the account a
+/// login code is issued for, or how the callback ends without one (a link flow always ends
+/// back at the frontend, linked or not).
+async fn conclude(
+    state: &AuthState,
+    meta: &RequestMeta,
+    client: &GoogleClient,
+    q: &CallbackQuery,
+    pending: &Pending,
+    now: Timestamp,
+) -> Result<UserRecord, Stop> {
+    let code = redirect_code(q.error.as_deref(), q.code.as_deref())?;
     let claims = match client.exchange_code(code, &pending.verifier).await {
         Ok(id_token) => client.verify_id_token(&id_token, &pending.nonce, now).await,
         Err(e) => Err(e),
     };
-    let claims = match claims {
-        Ok(c) => c,
-        Err(e) => {
-            let reason = e.reason();
-            if matches!(e, OidcError::Upstream(_) | OidcError::CodeRejected(_)) {
-                tracing::warn!(request_id = %meta.request_id, error = %e, "Google token exchange failed");
-            }
-            record(
-                state,
-                &meta,
-                AuditKind::GoogleLoginFailed,
-                Outcome::Failure,
-                None,
-                Some(reason),
-            )
-            .await?;
-            let public = match e {
-                OidcError::EmailUnverified => "email_unverified",
-                OidcError::Upstream(_) | OidcError::CodeRejected(_) => "provider_error",
-                _ => "invalid_id_token",
-            };
-            return Ok(back(&format!("error={public}")));
-        }
-    };
-    let sub_ok = !claims.sub.is_empty()
-        && claims.sub.len() <= 255
-        && claims.sub.bytes().all(|b| b.is_ascii_graphic());
-    if !sub_ok {
-        return Ok(back("error=invalid_id_token"));
+    if let Err(e) = &claims
+        && is_upstream(e)
+    {
+        tracing::warn!(request_id = %meta.request_id, error = %e, "Google token exchange failed");
     }
-
+    let claims = verified_claims(claims)?;
     if let Some(link_user) = pending.link_user.as_deref() {
-        let user = UserId::parse(link_user).map_err(|e| ApiError::internal(&e))?;
-        // Logging out everywhere or changing the password while Google is still on screen
-        // must stop a link someone else started with a stolen token.
-        let session = match pending.link_session.as_deref().map(SessionId::parse) {
-            Some(Ok(sid)) => {
-                state
-                    .edge
-                    .stores
-                    .sessions
-                    .get_session(&user, &sid, now)
-                    .await?
-            }
-            _ => None,
-        };
-        if session.is_none() {
-            record(
-                state,
-                &meta,
-                AuditKind::GoogleLinked,
-                Outcome::Failure,
-                Some(&user),
-                Some("session_gone"),
-            )
-            .await?;
-            return Ok(back("error=session_gone"));
-        }
-        return match state
-            .edge
-            .stores
-            .accounts
-            .link_google(&user, &claims.sub)
-            .await
-        {
-            Ok(()) => {
-                record(
-                    state,
-                    &meta,
-                    AuditKind::GoogleLinked,
-                    Outcome::Success,
-                    Some(&user),
-                    None,
-                )
-                .await?;
-                Ok(back("linked=google"))
-            }
-            Err(LinkError::IdentityTaken) => {
-                record(
-                    state,
-                    &meta,
-                    AuditKind::GoogleLinked,
-                    Outcome::Failure,
-                    Some(&user),
-                    Some("identity_taken"),
-                )
-                .await?;
-                Ok(back("error=google_account_in_use"))
-            }
-            Err(LinkError::UserGone) => Ok(back("error=account_gone")),
-            Err(LinkError::EmailTaken) => Ok(back("error=account_exists")),
-            Err(LinkError::Store(e)) => Err(e.into()),
-        };
+        let link_session = pending.link_session.as_deref();
+        let back = resolve::link(state, link_user, link_session, &claims.sub, now).await?;
+        return Err(back.into());
     }
+    resolve::sign_in(state, meta, &claims, now).await
+}
 
-    let stores = &state.edge.stores;
-    let user = match stores.accounts.find_user_by_google(&claims.sub).await? {
-        Some(user) => user,
-        None => {
-            let Ok(email) = Email::parse(&claims.email) else {
-                return Ok(back("error=invalid_id_token"));
-            };
-            if let Some(existing) = stores.users.find_user_by_email(&email).await? {
-                // Never link silently: the address may have been registered by someone else
-                // before its owner ever signed in with Google (pre-account takeover).
-                record(
-                    state,
-                    &meta,
-                    AuditKind::GoogleLoginFailed,
-                    Outcome::Failure,
-                    Some(&existing.id),
-                    Some("account_exists"),
-                )
-                .await?;
-                return Ok(back("error=account_exists"));
-            }
-            let user = UserRecord {
-                id: UserId::generate(),
-                email,
-                display_name: claims
-                    .name
-                    .as_deref()
-                    .and_then(|n| DisplayName::parse(n).ok()),
-                // No password: nothing verifies against an empty hash.
-                password_hash: String::new(),
-                roles: vec![Role::User],
-                created_at: now,
-                disabled: false,
-                session_epoch: 0,
-            };
-            match stores.accounts.create_google_user(&user, &claims.sub).await {
-                Ok(()) => {}
-                Err(LinkError::EmailTaken) => return Ok(back("error=account_exists")),
-                Err(LinkError::IdentityTaken | LinkError::UserGone) => {
-                    return Ok(back("error=try_again"));
-                }
-                Err(LinkError::Store(e)) => return Err(e.into()),
-            }
-            record(
-                state,
-                &meta,
-                AuditKind::GoogleAccountCreated,
-                Outcome::Success,
-                Some(&user.id),
-                None,
-            )
-            .await?;
-            user
-        }
-    };
-    if user.disabled {
-        record(
-            state,
-            &meta,
-            AuditKind::GoogleLoginFailed,
-            Outcome::Failure,
-            Some(&user.id),
-            Some("account_disabled"),
-        )
-        .await?;
-        return Ok(back("error=account_disabled"));
-    }
+/// Stores a one-time login code for `user`, bound to the browser that started the flow, and
+/// sends it back in the fragment.
+async fn issue_login_code(
+    state: &AuthState,
+    pending: &Pending,
+    user: &UserRecord,
+    now: Timestamp,
+) -> Result<Response, ApiError> {
     let login_code = OpaqueToken::generate();
     let payload = serde_json::to_string(&CodePayload {
         user_id: user.id.to_string(),
         binding: Some(pending.binding.clone()),
     })
     .map_err(|e| ApiError::internal(&e))?;
-    stores
+    state
+        .edge
+        .stores
         .one_time
         .put_one_time(
             CODE_PURPOSE,
@@ -555,12 +412,12 @@ pub struct ExchangeRequest {
 pub async fn exchange(
     State(ext): State<AuthState>,
     meta: RequestMeta,
-    axum::Extension(slot): axum::Extension<RateLimitSlot>,
+    limits: Limits,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ExchangeRequest>,
 ) -> Result<Response, ApiError> {
     google(&ext)?;
-    limit(&ext, &slot, &meta).await?;
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
     let state = &ext;
     if !looks_like_token(&body.code) {
         return Err(invalid_login_code());
@@ -574,56 +431,22 @@ pub async fn exchange(
         .await?;
     let Some(payload) = payload else {
         // Unknown, expired and already used codes are one case to the store.
-        record(
-            state,
-            &meta,
-            AuditKind::GoogleExchangeRefused,
-            Outcome::Failure,
-            None,
-            Some("unknown_expired_or_used_code"),
-        )
-        .await?;
-        return Err(invalid_login_code());
+        return exchange_refused(state, &meta, None, "unknown_expired_or_used_code").await;
     };
     let payload: CodePayload =
         serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
     let user_id = UserId::parse(&payload.user_id).map_err(|e| ApiError::internal(&e))?;
-    let same_browser = match (binding_cookie(&headers), payload.binding) {
-        (Some(cookie), Some(bound)) => TokenHash::of(&cookie).ct_eq(&TokenHash::from_stored(bound)),
-        _ => false,
-    };
-    if !same_browser {
+    if !same_browser(
+        binding_cookie(&headers).as_deref(),
+        payload.binding.as_deref(),
+    ) {
         // A code finished by one browser and carried to another (login CSRF): the code is
         // spent either way, so the attacker cannot retry it elsewhere.
-        record(
-            state,
-            &meta,
-            AuditKind::GoogleExchangeRefused,
-            Outcome::Failure,
-            Some(&user_id),
-            Some("foreign_browser"),
-        )
-        .await?;
-        return Err(invalid_login_code());
+        return exchange_refused(state, &meta, Some(&user_id), "foreign_browser").await;
     }
-    let Some(user) = state
-        .edge
-        .stores
-        .users
-        .get_user(&user_id)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
-        record(
-            state,
-            &meta,
-            AuditKind::GoogleExchangeRefused,
-            Outcome::Failure,
-            Some(&user_id),
-            Some("user_disabled_or_gone"),
-        )
-        .await?;
-        return Err(invalid_login_code());
+    let user = state.edge.stores.users.get_user(&user_id).await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return exchange_refused(state, &meta, Some(&user_id), "user_disabled_or_gone").await;
     };
     record(
         state,
@@ -638,4 +461,15 @@ pub async fn exchange(
     res.headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_static(CLEAR_BINDING));
     Ok(res)
+}
+
+/// Audits a refused exchange with its reason, then answers the one refusal every case shares.
+async fn exchange_refused<T>(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: Option<&UserId>,
+    reason: &str,
+) -> Result<T, ApiError> {
+    let kind = AuditKind::GoogleExchangeRefused;
+    audit::refused(state, meta, kind, user, reason, invalid_login_code()).await
 }

@@ -5,3 +5,5 @@ pub mod account;
 pub mod config;
 pub mod flow;
 pub mod oidc;
+mod resolve;
+mod verdict;

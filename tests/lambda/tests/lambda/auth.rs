@@ -156,3 +156,38 @@ async fn start_up_without_a_secret_document_is_refused() {
     let said = format!("{}{:?}", auth.output(), auth.runtime.init_error());
     assert!(said.contains("BASTION_SECRET_ID"), "{said}");
 }
+
+/// The events lambda_http 1.3 panics on while converting them (the `apigw_event` fuzzing
+/// findings, and a body flagged base64 that is not): the function answers each with the
+/// envelope, before routing, and the same instance goes on serving. Unguarded, each one is an
+/// invocation error here and, in a release build (`panic = "abort"`), the end of the instance.
+#[tokio::test]
+async fn events_lambda_http_cannot_convert_get_400_and_the_instance_keeps_serving() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    let findings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/findings");
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(findings).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("apigw-")
+        {
+            events.push(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap());
+        }
+    }
+    let mut bad_body = RestEvent::post_json("/auth/login", &json!({})).to_json();
+    bad_body["body"] = json!("not base64 !");
+    bad_body["isBase64Encoded"] = json!(true);
+    events.push(bad_body);
+    assert_eq!(events.len(), 5);
+    for event in events {
+        let r = auth.call_raw(event).await;
+        r.assert_error(400, "invalid_request", "the request could not be read");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        let health = auth.call(&RestEvent::get("/auth/health")).await;
+        assert_eq!(health.status, 200, "{}", health.text());
+    }
+}

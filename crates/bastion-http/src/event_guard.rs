@@ -1,0 +1,140 @@
+//! Refuses, before `lambda_http` converts it, an API Gateway event whose conversion would panic.
+//!
+//! `lambda_http` 1.3 builds the request URI from the event with `Url::parse(..).unwrap()` and
+//! `.expect("failed to build request")`, and decodes a base64 body with `.expect(..)`. A `Host`
+//! or `X-Forwarded-Proto` header that does not make a URL, a path that is not absolute when no
+//! host is named, an HTTP API `rawQueryString` holding characters a URI may not, or a body
+//! flagged base64 that is not, panics there (found by the `apigw_event` fuzz target). Release
+//! builds abort on panic, so one such event would end the instance. The checks below redo the
+//! same steps fallibly: an event that passes them converts without panicking, one that fails is
+//! answered 400 by [`crate::lambda::serve`] without reaching the router.
+
+use base64::Engine as _;
+use http::HeaderMap;
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::request::LambdaRequest;
+
+/// Why an event cannot be converted; logged, never sent to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unconvertible {
+    #[error("the host, scheme and path do not form a URL")]
+    Url,
+    #[error("the URL with its query is not a valid request URI")]
+    Uri,
+    #[error("the body is flagged base64 but is not")]
+    Base64Body,
+}
+
+/// `Ok` when `lambda_http` converts `event` without panicking.
+pub fn check(event: &LambdaRequest) -> Result<(), Unconvertible> {
+    match event {
+        LambdaRequest::ApiGatewayV1(ag) => check_rest(ag),
+        LambdaRequest::ApiGatewayV2(ag) => check_http(ag),
+        // No other event kind is enabled in our build of lambda_http.
+        #[allow(unreachable_patterns)]
+        _ => Ok(()),
+    }
+}
+
+fn check_rest(ag: &ApiGatewayProxyRequest) -> Result<(), Unconvertible> {
+    let host = host(&ag.headers, ag.request_context.domain_name.as_deref());
+    let raw_path = ag.path.as_deref().unwrap_or_default();
+    let queries = (
+        &ag.multi_value_query_string_parameters,
+        &ag.query_string_parameters,
+    );
+    for path in paths(ag.request_context.stage.as_deref(), raw_path) {
+        let mut uri = url(&path, &ag.headers, host)?;
+        if let Some(query) = query_string(queries) {
+            uri.push('?');
+            uri.push_str(&query);
+        }
+        valid_uri(&uri)?;
+    }
+    body(ag.is_base64_encoded, ag.body.as_deref())
+}
+
+fn check_http(ag: &ApiGatewayV2httpRequest) -> Result<(), Unconvertible> {
+    let host = host(&ag.headers, ag.request_context.domain_name.as_deref());
+    let raw_path = ag.raw_path.as_deref().unwrap_or_default();
+    for path in paths(ag.request_context.stage.as_deref(), raw_path) {
+        let mut uri = url(&path, &ag.headers, host)?;
+        if let Some(query) = ag.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+            uri.push('?');
+            uri.push_str(query);
+        }
+        valid_uri(&uri)?;
+    }
+    body(ag.is_base64_encoded, ag.body.as_deref())
+}
+
+fn host<'a>(headers: &'a HeaderMap, domain_name: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(domain_name)
+}
+
+/// The paths lambda_http may build: with the stage prefixed, or as is when
+/// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set. Both are checked, so the verdict does not
+/// depend on that variable.
+fn paths(stage: Option<&str>, raw_path: &str) -> Vec<String> {
+    let mut paths = vec![raw_path.to_owned()];
+    if let Some(stage) = stage.filter(|s| *s != "$default")
+        && !raw_path.starts_with(&format!("/{stage}/"))
+    {
+        paths.push(format!("/{stage}{raw_path}"));
+    }
+    paths
+}
+
+/// lambda_http's URL for `path`: absolute on the event's host and scheme, else the path alone.
+fn url(path: &str, headers: &HeaderMap, host: Option<&str>) -> Result<String, Unconvertible> {
+    match host {
+        None => url::Url::parse(&format!("http://localhost{path}"))
+            .map(|u| u.path().to_owned())
+            .map_err(|_| Unconvertible::Url),
+        Some(host) => {
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|s| s.to_str().ok())
+                .unwrap_or("https");
+            url::Url::parse(&format!("{scheme}://{host}{path}"))
+                .map(|u| u.to_string())
+                .map_err(|_| Unconvertible::Url)
+        }
+    }
+}
+
+/// The REST event's query as lambda_http appends it: multi-valued parameters when there are
+/// any, else the single-valued ones.
+fn query_string((multi, single): (&QueryMap, &QueryMap)) -> Option<String> {
+    if !multi.is_empty() {
+        Some(multi.to_query_string())
+    } else if !single.is_empty() {
+        Some(single.to_query_string())
+    } else {
+        None
+    }
+}
+
+fn valid_uri(uri: &str) -> Result<(), Unconvertible> {
+    uri.parse::<http::Uri>()
+        .map(|_| ())
+        .map_err(|_| Unconvertible::Uri)
+}
+
+fn body(base64: bool, body: Option<&str>) -> Result<(), Unconvertible> {
+    match body {
+        Some(b) if base64 => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map(|_| ())
+            .map_err(|_| Unconvertible::Base64Body),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[path = "event_guard_tests.rs"]
+mod tests;
