@@ -20,7 +20,10 @@ fn admin_env(limits: &[(&str, &str)]) -> std::collections::HashMap<String, Strin
 
 #[tokio::test]
 async fn rate_limit_admin_sets_the_per_administrator_limit() {
-    let app = TestApp::with_env(admin_env(&[("RATE_LIMIT_ADMIN", "3/60")])).await;
+    let app = TestApp::builder()
+        .env(admin_env(&[("RATE_LIMIT_ADMIN", "3/60")]))
+        .build()
+        .await;
     for _ in 0..3 {
         let r = app.get("/admin/audit?day=2026-11-29", KEY).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -33,7 +36,10 @@ async fn rate_limit_admin_sets_the_per_administrator_limit() {
 
 #[tokio::test]
 async fn rate_limit_admin_ip_sets_the_per_address_limit_before_any_credential_is_read() {
-    let app = TestApp::with_env(admin_env(&[("RATE_LIMIT_ADMIN_IP", "2/60")])).await;
+    let app = TestApp::builder()
+        .env(admin_env(&[("RATE_LIMIT_ADMIN_IP", "2/60")]))
+        .build()
+        .await;
     for _ in 0..2 {
         let r = app.get("/admin/audit?day=2026-11-29", "not-a-key").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
@@ -52,7 +58,7 @@ async fn rate_limit_google_ip_sets_the_sign_in_limit_per_address() {
         env.insert(k.to_owned(), v);
     }
     env.insert("RATE_LIMIT_GOOGLE_IP".to_owned(), "2/60".to_owned());
-    let app = TestApp::with_env(env).await;
+    let app = TestApp::builder().env(env).build().await;
     let path = format!(
         "/auth/google/start?return_to={}",
         RETURN_TO.replace(':', "%3A").replace('/', "%2F")
