@@ -107,10 +107,7 @@ fn app(
         Arc::new(engine.clone()),
         bastion_webhooks::outbound::http_client()?,
     );
-    let chat_state = ChatState {
-        edge: edge.clone(),
-        engine,
-    };
+    let chat_state = ChatState::new(edge.clone(), engine);
     let app = with_edge(
         bastion_auth::routes(auth_state)
             .merge(bastion_exec::routes(exec_state))

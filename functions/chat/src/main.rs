@@ -34,6 +34,6 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let config = edge.config.clone();
     runtime.on_refresh(move |env| rotate(&config, &llm_key, env));
-    let state = ChatState { edge, engine };
+    let state = ChatState::new(edge, engine);
     Ok(router(state))
 }
