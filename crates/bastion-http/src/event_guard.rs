@@ -1,19 +1,25 @@
 //! Refuses, before `lambda_http` converts it, an API Gateway event whose conversion would panic.
 //!
 //! `lambda_http` 1.3 builds the request URI from the event with `Url::parse(..).unwrap()` and
-//! `.expect("failed to build request")`, and decodes a base64 body with `.expect(..)`. A `Host`
-//! or `X-Forwarded-Proto` header that does not make a URL, a path that is not absolute when no
-//! host is named, an HTTP API `rawQueryString` holding characters a URI may not, or a body
-//! flagged base64 that is not, panics there (found by the `apigw_event` fuzz target). Release
-//! builds abort on panic, so one such event would end the instance. The checks below redo the
-//! same steps fallibly: an event that passes them converts without panicking, one that fails is
-//! answered 400 by [`crate::lambda::serve`] without reaching the router.
+//! `.expect("failed to build request")`, decodes a base64 body with `.expect(..)`, and writes
+//! the REST query through `query_map`, whose iterator indexes the first value of every
+//! parameter. A `Host` or `X-Forwarded-Proto` header that does not make a URL, a path that is
+//! not absolute when no host is named, an HTTP API `rawQueryString` holding characters a URI may
+//! not, a body flagged base64 that is not, or a query parameter with an empty list of values
+//! panics there (found by the `apigw_event` fuzz target). Release builds abort on panic, so one
+//! such event would end the instance. The checks below redo the same steps fallibly: an event
+//! that passes them converts without panicking, one that fails is answered 400 by
+//! [`crate::lambda::serve`] without reaching the router.
+
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use http::HeaderMap;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::request::LambdaRequest;
+use serde::Deserialize;
+use serde_json::Value;
 
 /// Why an event cannot be converted; logged, never sent to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -24,10 +30,14 @@ pub enum Unconvertible {
     Uri,
     #[error("the body is flagged base64 but is not")]
     Base64Body,
+    #[error("a query parameter has an empty list of values")]
+    EmptyQueryValues,
 }
 
-/// `Ok` when `lambda_http` converts `event` without panicking.
-pub fn check(event: &LambdaRequest) -> Result<(), Unconvertible> {
+/// `Ok` when `lambda_http` converts `event`, parsed from `raw`, without panicking.
+pub fn check(raw: &str, event: &LambdaRequest) -> Result<(), Unconvertible> {
+    // First: the URL checks below write the query through the same iterator.
+    no_empty_query_values(raw)?;
     match event {
         LambdaRequest::ApiGatewayV1(ag) => check_rest(ag),
         LambdaRequest::ApiGatewayV2(ag) => check_http(ag),
@@ -67,6 +77,32 @@ fn check_http(ag: &ApiGatewayV2httpRequest) -> Result<(), Unconvertible> {
         valid_uri(&uri)?;
     }
     body(ag.is_base64_encoded, ag.body.as_deref())
+}
+
+/// The query maps as the event document holds them. `query_map` keeps no way to list a map's
+/// keys that does not go through the panicking iterator, so they are read from the document.
+#[derive(Deserialize)]
+struct Queries {
+    #[serde(rename = "queryStringParameters", default)]
+    single: Option<HashMap<String, Value>>,
+    #[serde(rename = "multiValueQueryStringParameters", default)]
+    multi: Option<HashMap<String, Value>>,
+}
+
+fn no_empty_query_values(raw: &str) -> Result<(), Unconvertible> {
+    // A document lambda_http parsed but this cannot is refused rather than trusted.
+    let queries: Queries =
+        serde_json::from_str(raw).map_err(|_| Unconvertible::EmptyQueryValues)?;
+    let empty = [queries.single, queries.multi]
+        .into_iter()
+        .flatten()
+        .flat_map(HashMap::into_values)
+        .any(|v| v.as_array().is_some_and(Vec::is_empty));
+    if empty {
+        Err(Unconvertible::EmptyQueryValues)
+    } else {
+        Ok(())
+    }
 }
 
 fn host<'a>(headers: &'a HeaderMap, domain_name: Option<&'a str>) -> Option<&'a str> {

@@ -57,16 +57,19 @@ fn every_apigw_fuzzing_finding_panics_unguarded_and_is_refused_by_the_guard() {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(conversion_panics(&text), "{name} no longer panics upstream");
-        assert!(check(&event(&text)).is_err(), "{name} passed the guard");
+        assert!(
+            check(&text, &event(&text)).is_err(),
+            "{name} passed the guard"
+        );
         seen += 1;
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 5);
 }
 
 #[test]
 fn an_ordinary_rest_event_passes_and_converts() {
     let text = rest_event().to_string();
-    assert_eq!(check(&event(&text)), Ok(()));
+    assert_eq!(check(&text, &event(&text)), Ok(()));
     assert!(!conversion_panics(&text));
 }
 
@@ -76,7 +79,7 @@ fn a_body_flagged_base64_that_is_not_is_refused_and_would_panic() {
     e["body"] = json!("not base64 !");
     e["isBase64Encoded"] = json!(true);
     let text = e.to_string();
-    assert_eq!(check(&event(&text)), Err(Unconvertible::Base64Body));
+    assert_eq!(check(&text, &event(&text)), Err(Unconvertible::Base64Body));
     assert!(conversion_panics(&text));
 }
 
@@ -85,7 +88,7 @@ fn a_host_header_that_is_no_host_is_refused_and_would_panic() {
     let mut e = rest_event();
     e["headers"]["Host"] = json!("exa mple.com");
     let text = e.to_string();
-    assert_eq!(check(&event(&text)), Err(Unconvertible::Url));
+    assert_eq!(check(&text, &event(&text)), Err(Unconvertible::Url));
     assert!(conversion_panics(&text));
 }
 
@@ -98,8 +101,25 @@ fn a_raw_query_a_uri_cannot_hold_is_refused_and_would_panic() {
         "isBase64Encoded": false
     })
     .to_string();
-    assert_eq!(check(&event(&text)), Err(Unconvertible::Uri));
+    assert_eq!(check(&text, &event(&text)), Err(Unconvertible::Uri));
     assert!(conversion_panics(&text));
+}
+
+#[test]
+fn a_query_parameter_with_no_values_is_refused_and_would_panic() {
+    for field in ["multiValueQueryStringParameters", "queryStringParameters"] {
+        let mut e = rest_event();
+        e["multiValueQueryStringParameters"] = json!({});
+        e["queryStringParameters"] = json!({});
+        e[field] = json!({"a": []});
+        let text = e.to_string();
+        assert_eq!(
+            check(&text, &event(&text)),
+            Err(Unconvertible::EmptyQueryValues),
+            "{field}"
+        );
+        assert!(conversion_panics(&text), "{field}");
+    }
 }
 
 /// The fuzz target's property, replayed on its committed corpus in every test run: whatever
@@ -115,7 +135,7 @@ fn nothing_in_the_apigw_fuzz_corpus_that_the_guard_admits_panics() {
         let Ok(parsed) = serde_json::from_str::<LambdaRequest>(&text) else {
             continue;
         };
-        if check(&parsed).is_ok() {
+        if check(&text, &parsed).is_ok() {
             admitted += 1;
             assert!(!conversion_panics(&text), "{}", path.display());
         }

@@ -25,6 +25,7 @@ use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV
 use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
 use lambda_http::{Adapter, BoxFuture, IntoResponse, LambdaEvent, Request, RequestExt, Service};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tower::ServiceBuilder;
 use tower::util::MapRequest;
 
@@ -58,7 +59,7 @@ where
     }
 }
 
-impl<A> Service<LambdaEvent<LambdaRequest>> for Guarded<A>
+impl<A> Service<LambdaEvent<Box<RawValue>>> for Guarded<A>
 where
     A: Service<LambdaEvent<LambdaRequest>>,
     A::Response: serde::Serialize,
@@ -75,13 +76,19 @@ where
         self.adapter.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, event: LambdaEvent<LambdaRequest>) -> Self::Future {
-        if let Err(reason) = event_guard::check(&event.payload) {
-            let origin = event.payload.request_origin();
-            let answer = refusal(&origin, reason, &event.context.request_id);
+    fn call(&mut self, event: LambdaEvent<Box<RawValue>>) -> Self::Future {
+        let LambdaEvent { payload, context } = event;
+        // Parsed as lambda_http's own runtime would; a document that is no event stays an
+        // invocation error.
+        let request: LambdaRequest = match serde_json::from_str(payload.get()) {
+            Ok(request) => request,
+            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
+        };
+        if let Err(reason) = event_guard::check(payload.get(), &request) {
+            let answer = refusal(&request.request_origin(), reason, &context.request_id);
             return Box::pin(std::future::ready(answer));
         }
-        let response = self.adapter.call(event);
+        let response = self.adapter.call(LambdaEvent::new(request, context));
         Box::pin(async move {
             let response = response.await.map_err(Into::into)?;
             Ok(serde_json::to_value(response)?)

@@ -182,7 +182,7 @@ async fn events_lambda_http_cannot_convert_get_400_and_the_instance_keeps_servin
     bad_body["body"] = json!("not base64 !");
     bad_body["isBase64Encoded"] = json!(true);
     events.push(bad_body);
-    assert_eq!(events.len(), 5);
+    assert_eq!(events.len(), 6);
     for event in events {
         let r = auth.call_raw(event).await;
         r.assert_error(400, "invalid_request", "the request could not be read");
