@@ -13,6 +13,7 @@ mod audit;
 pub mod config;
 mod dto;
 mod google;
+mod hashing;
 mod login;
 pub mod openapi;
 mod refresh;

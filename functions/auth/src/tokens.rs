@@ -74,7 +74,8 @@ pub fn token_response(
     })
 }
 
-/// Argon2 takes tens of milliseconds of CPU: run it where it cannot stall other requests.
+/// Argon2 takes tens of milliseconds of CPU: it runs on the hashing threads, where it cannot
+/// stall other requests.
 pub async fn verify_password(
     hasher: &Live<PasswordHasher>,
     password: &Password,
@@ -82,12 +83,11 @@ pub async fn verify_password(
 ) -> Result<Verification, ApiError> {
     let hasher = hasher.load();
     let password = password.clone();
-    tokio::task::spawn_blocking(move || match stored {
+    crate::hashing::run(move || match stored {
         Some(stored) => hasher.verify(&password, &stored),
         None => hasher.dummy_verify(&password),
     })
     .await
-    .map_err(|e| ApiError::internal(&e))
 }
 
 pub async fn hash_password(
@@ -96,8 +96,7 @@ pub async fn hash_password(
 ) -> Result<String, ApiError> {
     let hasher = hasher.load();
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+    crate::hashing::run(move || hasher.hash(&password))
+        .await?
         .map_err(|e| ApiError::internal(&e))
 }

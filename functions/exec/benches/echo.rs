@@ -50,7 +50,10 @@ fn bare(echo: &Path, iters: usize) {
 fn layered(echo: &Path, root: &Path, iters: usize) {
     let layers = Layers::probe(root);
     println!("layers: {:?}", layers.named());
-    let runner = Runner::new(layers, ChildLimits::default());
+    // Landlock lets the child execute only system programs and, as exec configures it, the
+    // toolset's directory.
+    let tools = echo.parent().expect("the toolset's echo is in a directory");
+    let runner = Runner::new(layers, ChildLimits::default()).with_program_dir(tools);
     let dir = SandboxDir::open_or_create(root, "bench", true).unwrap();
     let argv = vec!["echo".to_owned(), "hi".to_owned()];
     let samples = (0..iters)
