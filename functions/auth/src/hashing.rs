@@ -84,6 +84,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_more_hashes_run_at_once_than_there_are_cores() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs: Vec<_> = (0..4 * cores + 4)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        // Unbounded (tokio's blocking pool), all of them would overlap.
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&most),
+            "{most} at once on {cores} cores"
+        );
+    }
+
+    #[tokio::test]
     async fn more_jobs_than_threads_all_complete() {
         let jobs: Vec<_> = (0..32_u32)
             .map(|i| tokio::spawn(run(move || i * 2)))
