@@ -25,7 +25,6 @@ use http::uri::PathAndQuery;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use lambda_http::request::{LambdaRequest, RequestContext, RequestOrigin};
 use lambda_http::{Adapter, BoxFuture, IntoResponse, LambdaEvent, Request, RequestExt, Service};
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tower::ServiceBuilder;
 use tower::util::MapRequest;
@@ -63,15 +62,13 @@ where
 impl<A> Service<LambdaEvent<Box<RawValue>>> for Guarded<A>
 where
     A: Service<LambdaEvent<LambdaRequest>>,
-    A::Response: serde::Serialize,
+    A::Response: serde::Serialize + Send + 'static,
     A::Future: Send + 'static,
     A::Error: Into<lambda_http::Error>,
 {
-    // lambda_http's response type is private to it: both answers go out as the JSON it would
-    // have serialised.
-    type Response = Value;
+    type Response = Answer<A::Response>;
     type Error = lambda_http::Error;
-    type Future = BoxFuture<'static, Result<Value, lambda_http::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, lambda_http::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.adapter.poll_ready(cx).map_err(Into::into)
@@ -87,45 +84,54 @@ where
         };
         if let Err(reason) = event_guard::check(payload.get(), &request) {
             let answer = refusal(&request.request_origin(), reason, &context.request_id);
-            return Box::pin(std::future::ready(answer));
+            return Box::pin(std::future::ready(Ok(Answer::Refused(Box::new(answer)))));
         }
         let response = self.adapter.call(LambdaEvent::new(request, context));
-        Box::pin(async move {
-            let response = response.await.map_err(Into::into)?;
-            Ok(serde_json::to_value(response)?)
-        })
+        Box::pin(async move { Ok(Answer::Routed(response.await.map_err(Into::into)?)) })
     }
+}
+
+/// What goes back to the Runtime API: lambda_http's response (a type private to it, so only
+/// named through the adapter) or the guard's refusal, each serialised as it is.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer<R> {
+    Routed(R),
+    Refused(Box<Refusal>),
+}
+
+/// The refusal in the shape of the API Gateway that sent the event.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Refusal {
+    Rest(ApiGatewayProxyResponse),
+    Http(ApiGatewayV2httpResponse),
 }
 
 /// The 400 for an event that cannot be converted, in the envelope and with the headers every
 /// response carries, shaped for the API Gateway that sent it.
-fn refusal(
-    origin: &RequestOrigin,
-    reason: Unconvertible,
-    aws_request_id: &str,
-) -> Result<Value, lambda_http::Error> {
+fn refusal(origin: &RequestOrigin, reason: Unconvertible, aws_request_id: &str) -> Refusal {
     let request_id = RequestId::generate();
     tracing::warn!(%request_id, aws_request_id, %reason, "API Gateway event refused before routing: lambda_http cannot convert it");
     let err = ApiError::new(ErrorKind::InvalidRequest, "the request could not be read");
     let (headers, body) = crate::pipeline::outside_router(&err, &request_id);
     let body = Some(lambda_http::Body::Text(body));
-    let value = match origin {
+    match origin {
         RequestOrigin::ApiGatewayV2 => {
             let mut r = ApiGatewayV2httpResponse::default();
             r.status_code = 400;
             r.headers = headers;
             r.body = body;
-            serde_json::to_value(r)?
+            Refusal::Http(r)
         }
         _ => {
             let mut r = ApiGatewayProxyResponse::default();
             r.status_code = 400;
             r.multi_value_headers = headers;
             r.body = body;
-            serde_json::to_value(r)?
+            Refusal::Rest(r)
         }
-    };
-    Ok(value)
+    }
 }
 
 /// The service `serve` runs: the router behind the path normalisation.
