@@ -151,12 +151,7 @@ struct Message {
     post, path = "/webhooks/facebook", tag = "webhooks", operation_id = "facebook_deliver",
     params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the raw body under the app secret.")),
     request_body(content = Object, content_type = "application/json", description = "A Messenger Platform webhook event."),
-    responses((status = 200, description = "Verified and processed now (`processed`) or earlier (`duplicate`).", body = crate::wire::DeliveryStatus),
-        (status = 400, description = "`invalid_request`: the body is not the platform's JSON."),
-        (status = 401, description = "`invalid_signature`: the signature is missing, malformed or does not match."),
-        (status = 413, description = "`payload_too_large`: the body is over 1 MiB."),
-        (status = 502, description = "`delivery_failed`: the answer could not be sent to the platform; it will retry."),
-        (status = 503, description = "`webhook_not_configured`, `delivery_in_progress`, `delivery_failed`, `unavailable`."))
+    responses(crate::wire::ChannelDeliveryResponses)
 )]
 pub async fn deliver(
     State(state): State<WebhooksState>,
