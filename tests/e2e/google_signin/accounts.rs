@@ -156,9 +156,7 @@ async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_rec
             "this account signs in with Google and has no password to change",
         );
     // Ten minutes later the session is too old to delete the account with.
-    g.app.clock.advance(601);
-    let refreshed = g.app.refresh(&s.refresh).await;
-    let access = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    let access = stale_access(&g, &s).await;
     g.app
         .call(
             Method::DELETE,
@@ -199,6 +197,14 @@ async fn google_session(g: &Google, sub: &str, email: &str) -> crate::helpers::S
     session_of(&tokens)
 }
 
+/// An access token of `s` refreshed ten minutes on: the session is then too old for the
+/// actions that need a fresh sign-in.
+async fn stale_access(g: &Google, s: &crate::helpers::Session) -> String {
+    g.app.clock.advance(601);
+    let refreshed = g.app.refresh(&s.refresh).await;
+    refreshed.body["access_token"].as_str().unwrap().to_owned()
+}
+
 const SET_PASSWORD: &str = "a freshly chosen passphrase 77";
 
 #[tokio::test]
@@ -218,9 +224,7 @@ async fn a_google_account_sets_a_password_only_from_a_fresh_session_and_only_onc
         }
     };
     // Ten minutes on, a refreshed token of that sign-in is not enough.
-    g.app.clock.advance(601);
-    let refreshed = g.app.refresh(&s.refresh).await;
-    let stale = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    let stale = stale_access(&g, &s).await;
     set(stale).await.assert_error(
         403,
         "reauthentication_required",
@@ -312,9 +316,7 @@ async fn unlinking_google_needs_the_password_and_then_google_no_longer_signs_in(
 async fn a_google_only_account_unlinks_only_from_a_fresh_session() {
     let g = Google::new().await;
     let s = google_session(&g, "g-only", "only@example.com").await;
-    g.app.clock.advance(601);
-    let refreshed = g.app.refresh(&s.refresh).await;
-    let stale = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    let stale = stale_access(&g, &s).await;
     g.app
         .call(
             Method::DELETE,
