@@ -4,7 +4,6 @@
 //! rate limits on SQLite, audit write). Run with `cargo bench -p bastion-exec`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,15 +11,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bastion_auth::AuthState;
-use bastion_core::SystemClock;
-use bastion_exec::{ExecConfig, ExecState};
-use bastion_http::{Edge, EdgeConfig, with_edge};
 use bastion_sandbox::{ChildLimits, Layers, RunSpec, Runner, SandboxDir};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+mod support;
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
@@ -79,45 +76,11 @@ fn layered(echo: &Path, root: &Path, iters: usize) {
 }
 
 async fn routed(root: &Path, iters: usize) {
-    let env: HashMap<String, String> = [
-        (
-            "JWT_KEYS",
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        ),
-        (
-            "PASSWORD_PEPPER",
-            "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
-        ),
-        (
-            "EXEC_SANDBOX_KEY",
-            "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=",
-        ),
-        ("EXEC_RUNS_PER_MINUTE", "10000"),
-        ("RATE_LIMIT_DEFAULT_IP", "1000000/60"),
-        ("RATE_LIMIT_DEFAULT_ACCOUNT", "1000000/60"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
     let stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
-    let edge = Edge::new(
-        EdgeConfig::from_env(&env).unwrap(),
-        stores,
-        Arc::new(SystemClock),
-    );
-    let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
-    let exec = ExecState::new(
-        edge.clone(),
-        ExecConfig::from_env(&env, root.join("runs")).unwrap(),
-        Arc::new(bastion_exec::workspace::DirWorkspaces::new(
-            root.join("workspaces"),
-        )),
-    )
-    .unwrap();
-    let app = with_edge(
-        bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec)),
-        edge,
-    );
+    let workspaces = Arc::new(bastion_exec::workspace::DirWorkspaces::new(
+        root.join("workspaces"),
+    ));
+    let app = support::app(&support::env(&[]), stores, workspaces, &root.join("runs"));
     let peer: SocketAddr = "203.0.113.1:5000".parse().unwrap();
     let send = |uri: &str, token: Option<&str>, body: &str| {
         let mut req = http::Request::post(uri).header("content-type", "application/json");

@@ -7,7 +7,6 @@
 //! Run with `cargo bench -p bastion-exec --bench workspace` (moto running).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,17 +16,15 @@ use aws_sdk_dynamodb::config::{Credentials, Region, SharedInterceptor};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bastion_auth::AuthState;
-use bastion_core::SystemClock;
 use bastion_exec::workspace::{S3Workspaces, StoredFile, WorkspaceError, WorkspaceStore};
-use bastion_exec::{ExecConfig, ExecState};
-use bastion_http::{Edge, EdgeConfig, with_edge};
 use bastion_sandbox::SandboxPath;
 use bastion_store::conformance::RequestCounter;
 use bastion_store::dynamodb::create_table;
 use bastion_store::{DynamoStore, Stores};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+mod support;
 
 /// The baseline: a workspace store that holds nothing and never makes a request.
 struct Nothing;
@@ -52,50 +49,11 @@ impl WorkspaceStore for Nothing {
     }
 }
 
-fn env() -> HashMap<String, String> {
-    let root = std::env::temp_dir().join(format!("bastion-ws-bench-{}", std::process::id()));
-    [
-        (
-            "JWT_KEYS",
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        ),
-        (
-            "PASSWORD_PEPPER",
-            "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
-        ),
-        (
-            "EXEC_SANDBOX_KEY",
-            "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=",
-        ),
-        ("EXEC_RUNS_PER_MINUTE", "10000"),
-        ("RATE_LIMIT_DEFAULT_IP", "1000000/60"),
-        ("RATE_LIMIT_DEFAULT_ACCOUNT", "1000000/60"),
-        ("SANDBOX_ROOT", root.to_str().unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 /// The auth and exec routes under one edge, as a fresh instance would have them.
 fn app(stores: &Stores, workspaces: Arc<dyn WorkspaceStore>) -> Router {
-    let env = env();
-    let edge = Edge::new(
-        EdgeConfig::from_env(&env).unwrap(),
-        stores.clone(),
-        Arc::new(SystemClock),
-    );
-    let auth_state = AuthState::from_env(edge.clone(), &env).unwrap();
-    let exec = ExecState::new(
-        edge.clone(),
-        ExecConfig::from_env(&env, std::env::temp_dir()).unwrap(),
-        workspaces,
-    )
-    .unwrap();
-    with_edge(
-        bastion_auth::routes(auth_state).merge(bastion_exec::routes(exec)),
-        edge,
-    )
+    let root = std::env::temp_dir().join(format!("bastion-ws-bench-{}", std::process::id()));
+    let env = support::env(&[("SANDBOX_ROOT", root.to_str().unwrap())]);
+    support::app(&env, stores.clone(), workspaces, &std::env::temp_dir())
 }
 
 async fn send(
