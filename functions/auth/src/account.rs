@@ -16,10 +16,10 @@ use bastion_store::UserRecord;
 use crate::AuthState;
 use crate::audit::record;
 use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
+use crate::reauth::{self, ReauthAction};
 use crate::tokens::{hash_password, verify_password};
 
-/// A Google-created account deleting itself, or any account linking a Google identity, must
-/// have signed in this recently.
+/// Any account linking a Google identity must have signed in this recently.
 pub(crate) const RECENT_SIGN_IN_SECS: i64 = 600;
 
 fn no_password() -> ApiError {
@@ -90,6 +90,24 @@ pub(crate) async fn confirm_password(
     }
 }
 
+/// Revokes every session but the caller's and every API key of the caller's account, after a
+/// new password: a password is how an account is taken back, and a key minted with a stolen
+/// access token would otherwise outlive it by up to a year. Returns the audit detail.
+pub(crate) async fn end_other_credentials(
+    state: &AuthState,
+    auth: &SessionOnly,
+) -> Result<String, ApiError> {
+    let stores = &state.edge.stores;
+    let revoked = stores
+        .sessions
+        .revoke_all_sessions(&auth.user_id, Some(&auth.session_id))
+        .await?;
+    let keys = stores.api_keys.revoke_all_api_keys(&auth.user_id).await?;
+    Ok(format!(
+        "other_sessions_revoked={revoked} api_keys_revoked={keys}"
+    ))
+}
+
 #[utoipa::path(
     get, path = "/auth/me", tag = "account", operation_id = "me", security(("bearer_jwt" = []), ("api_key" = [])),
     responses((status = 200, description = "The signed-in user.", body = MeResponse),
@@ -152,14 +170,7 @@ pub async fn change_password(
     {
         return Err(password_changed_meanwhile());
     }
-    let revoked = stores
-        .sessions
-        .revoke_all_sessions(&user.id, Some(&auth.session_id))
-        .await?;
-    // A password change is how an account is taken back: a key minted with a stolen access
-    // token would otherwise outlive it by up to a year.
-    let keys = stores.api_keys.revoke_all_api_keys(&user.id).await?;
-    let detail = format!("other_sessions_revoked={revoked} api_keys_revoked={keys}");
+    let detail = end_other_credentials(&state, &auth).await?;
     record(
         &state,
         &meta,
@@ -177,7 +188,7 @@ pub async fn change_password(
     request_body = DeleteAccountRequest,
     responses((status = 204, description = "The account and its data are deleted."),
         (status = 401, description = "`unauthorized`, `invalid_password`: the password is wrong."),
-        (status = 403, description = "`session_required`, `reauthentication_required`: sign in again first."))
+        (status = 403, description = "`session_required`; without a password: `reauthentication_required` (no grant), `invalid_reauth_grant` (unknown, expired, used, or for another action, account or session)."))
 )]
 pub async fn delete_account(
     State(state): State<AuthState>,
@@ -188,23 +199,9 @@ pub async fn delete_account(
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth.user_id).await?;
     if user.password_hash.is_empty() {
-        // No password to confirm: ask for a sign-in within the last few minutes instead.
-        let session = state
-            .edge
-            .stores
-            .sessions
-            .get_session(&user.id, &auth.session_id, state.edge.clock.now())
-            .await?;
-        let recent = session.is_some_and(|s| {
-            state.edge.clock.now().secs() - s.created_at.secs() <= RECENT_SIGN_IN_SECS
-        });
-        if !recent {
-            return Err(ApiError::new(
-                ErrorKind::Forbidden,
-                "sign in with Google again, then delete the account within 10 minutes",
-            )
-            .with_code("reauthentication_required"));
-        }
+        // No password to confirm: a Google re-authentication for this very action instead.
+        let grant = body.reauth_grant.as_deref();
+        reauth::redeem(&state, &meta, &auth, ReauthAction::DeleteAccount, grant).await?;
     } else {
         confirm_password(
             &state,

@@ -51,6 +51,11 @@ pub struct DeleteAccountRequest {
     #[serde(default)]
     #[schema(max_length = 128, format = Password)]
     pub password: String,
+    /// For an account without a password: the grant of a Google re-authentication for this
+    /// action (`POST /auth/google/reauth`); ignored for accounts with a password.
+    #[serde(default)]
+    #[schema(min_length = 43, max_length = 43)]
+    pub reauth_grant: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

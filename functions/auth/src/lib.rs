@@ -16,6 +16,7 @@ mod google;
 mod hashing;
 mod login;
 pub mod openapi;
+mod reauth;
 mod refresh;
 mod sessions;
 #[cfg(test)]
@@ -92,6 +93,7 @@ pub fn routes(state: AuthState) -> Router {
         .route("/auth/google/start", get(google::flow::start))
         .route("/auth/google/callback", get(google::flow::callback))
         .route("/auth/google/exchange", post(google::flow::exchange))
+        .route("/auth/google/reauth", post(google::flow::reauth))
         .route(
             "/auth/google/link",
             post(google::flow::link).delete(google::account::unlink),

@@ -24,6 +24,7 @@ use crate::{account, admin, api_keys, google, login, refresh, sessions};
     google::flow::callback,
     google::flow::exchange,
     google::flow::link,
+    google::flow::reauth,
     api_keys::create,
     api_keys::list,
     api_keys::revoke,

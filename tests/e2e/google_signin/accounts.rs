@@ -1,10 +1,11 @@
-//! Google accounts next to passwords: explicit linking, setting and changing a password,
-//! unlinking and deleting, each needing a recent sign-in.
+//! Google accounts next to passwords: explicit linking (from a recent sign-in), setting and
+//! changing a password, unlinking and deleting (with the password, or without one a Google
+//! re-authentication grant).
 
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{Google, Started, binding_cookie, fragment, query_of, valid};
+use super::{Google, Started, binding_cookie, fragment, google_session, grant, query_of, valid};
 use crate::fake_google::{RETURN_TO, claims, sign};
 use crate::helpers::session_of;
 
@@ -135,13 +136,10 @@ async fn a_link_whose_session_was_logged_out_before_the_callback_is_refused() {
 }
 
 #[tokio::test]
-async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_recent_sign_in() {
+async fn a_google_account_has_no_password_to_change_and_deletes_only_with_a_reauthentication_grant()
+{
     let g = Google::new().await;
-    let r = g.sign_in(valid("g-10", "nopass@example.com")).await;
-    let tokens = g
-        .exchange(fragment(&r).strip_prefix("code=").unwrap())
-        .await;
-    let s = session_of(&tokens);
+    let s = google_session(&g, "g-10", "nopass@example.com").await;
     g.app
         .call(
             Method::POST,
@@ -155,92 +153,60 @@ async fn a_google_account_has_no_password_to_change_and_deletes_only_after_a_rec
             "no_password",
             "this account signs in with Google and has no password to change",
         );
-    // Ten minutes later the session is too old to delete the account with.
-    let access = stale_access(&g, &s).await;
-    g.app
-        .call(
-            Method::DELETE,
-            "/auth/account",
-            Some(&access),
-            Some(json!({})),
-        )
-        .await
-        .assert_error(
-            403,
-            "reauthentication_required",
-            "sign in with Google again, then delete the account within 10 minutes",
-        );
-    let r = g.sign_in(valid("g-10", "nopass@example.com")).await;
-    let fresh = session_of(
-        &g.exchange(fragment(&r).strip_prefix("code=").unwrap())
-            .await,
+    let delete = |body: serde_json::Value| {
+        let (app, access) = (g.app.clone(), s.access.clone());
+        async move {
+            app.call(Method::DELETE, "/auth/account", Some(&access), Some(body))
+                .await
+        }
+    };
+    // A session opened seconds ago is not enough on its own.
+    delete(json!({})).await.assert_error(
+        403,
+        "reauthentication_required",
+        "re-authenticate with Google to delete the account (POST /auth/google/reauth with action delete_account)",
     );
-    let r = g
-        .app
-        .call(
-            Method::DELETE,
-            "/auth/account",
-            Some(&fresh.access),
-            Some(json!({})),
-        )
-        .await;
+    let grant = grant(&g, &s.access, "delete_account", "g-10").await;
+    let r = delete(json!({"reauth_grant": grant})).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-}
-
-/// Signs in with Google as `sub` and returns the session.
-async fn google_session(g: &Google, sub: &str, email: &str) -> crate::helpers::Session {
-    let r = g.sign_in(valid(sub, email)).await;
-    let tokens = g
-        .exchange(fragment(&r).strip_prefix("code=").unwrap())
-        .await;
-    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
-    session_of(&tokens)
-}
-
-/// An access token of `s` refreshed ten minutes on: the session is then too old for the
-/// actions that need a fresh sign-in.
-async fn stale_access(g: &Google, s: &crate::helpers::Session) -> String {
-    g.app.clock.advance(601);
-    let refreshed = g.app.refresh(&s.refresh).await;
-    refreshed.body["access_token"].as_str().unwrap().to_owned()
+    assert_eq!(g.app.audit_kinds(&s.user_id).await[0], "account_deleted");
 }
 
 const SET_PASSWORD: &str = "a freshly chosen passphrase 77";
 
+/// `POST /auth/password/set` of `SET_PASSWORD` from `access` with `grant`.
+async fn set_password(
+    g: &Google,
+    access: &str,
+    grant: Option<&str>,
+) -> crate::helpers::TestResponse {
+    let mut body = json!({"new_password": SET_PASSWORD});
+    if let Some(grant) = grant {
+        body["reauth_grant"] = json!(grant);
+    }
+    g.app
+        .call(Method::POST, "/auth/password/set", Some(access), Some(body))
+        .await
+}
+
 #[tokio::test]
-async fn a_google_account_sets_a_password_only_from_a_fresh_session_and_only_once() {
+async fn a_google_account_sets_a_password_only_with_a_reauthentication_grant_and_only_once() {
     let g = Google::new().await;
     let s = google_session(&g, "g-set", "setter@example.com").await;
-    let set = |access: String| {
-        let app = g.app.clone();
-        async move {
-            app.call(
-                Method::POST,
-                "/auth/password/set",
-                Some(&access),
-                Some(json!({"new_password": SET_PASSWORD})),
-            )
-            .await
-        }
-    };
-    // Ten minutes on, a refreshed token of that sign-in is not enough.
-    let stale = stale_access(&g, &s).await;
-    set(stale).await.assert_error(
+    set_password(&g, &s.access, None).await.assert_error(
         403,
         "reauthentication_required",
-        "sign in with Google again, then set a password within 10 minutes",
+        "re-authenticate with Google to set a password (POST /auth/google/reauth with action set_password)",
     );
-    let fresh = google_session(&g, "g-set", "setter@example.com").await;
-    assert_eq!(
-        set(fresh.access.clone()).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(g.app.audit_kinds(&fresh.user_id).await[0], "password_set");
+    let grant = grant(&g, &s.access, "set_password", "g-set").await;
+    let r = set_password(&g, &s.access, Some(&grant)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(g.app.audit_kinds(&s.user_id).await[0], "password_set");
     assert_eq!(
         g.app.login("setter@example.com", SET_PASSWORD).await.status,
         StatusCode::OK
     );
-    set(fresh.access.clone()).await.assert_error(
+    set_password(&g, &s.access, None).await.assert_error(
         409,
         "password_already_set",
         "this account has a password; change it with the current one",
@@ -251,28 +217,21 @@ async fn a_google_account_sets_a_password_only_from_a_fresh_session_and_only_onc
         .call(
             Method::POST,
             "/auth/password",
-            Some(&fresh.access),
+            Some(&s.access),
             Some(json!({"current_password": SET_PASSWORD, "new_password": "yet another passphrase 88"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let again = google_session(&g, "g-set", "setter@example.com").await;
-    assert_eq!(again.user_id, fresh.user_id);
+    assert_eq!(again.user_id, s.user_id);
 }
 
 #[tokio::test]
 async fn unlinking_google_needs_the_password_and_then_google_no_longer_signs_in() {
     let g = Google::new().await;
     let s = google_session(&g, "g-unlink", "unlinker@example.com").await;
-    let r = g
-        .app
-        .call(
-            Method::POST,
-            "/auth/password/set",
-            Some(&s.access),
-            Some(json!({"new_password": SET_PASSWORD})),
-        )
-        .await;
+    let grant = grant(&g, &s.access, "set_password", "g-unlink").await;
+    let r = set_password(&g, &s.access, Some(&grant)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let unlink = |password: &str| {
         let (app, access, body) = (
@@ -310,35 +269,4 @@ async fn unlinking_google_needs_the_password_and_then_google_no_longer_signs_in(
             .status,
         StatusCode::OK
     );
-}
-
-#[tokio::test]
-async fn a_google_only_account_unlinks_only_from_a_fresh_session() {
-    let g = Google::new().await;
-    let s = google_session(&g, "g-only", "only@example.com").await;
-    let stale = stale_access(&g, &s).await;
-    g.app
-        .call(
-            Method::DELETE,
-            "/auth/google/link",
-            Some(&stale),
-            Some(json!({})),
-        )
-        .await
-        .assert_error(
-            403,
-            "reauthentication_required",
-            "sign in with Google again, then unlink Google within 10 minutes",
-        );
-    let fresh = google_session(&g, "g-only", "only@example.com").await;
-    let r = g
-        .app
-        .call(
-            Method::DELETE,
-            "/auth/google/link",
-            Some(&fresh.access),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod flow;
 mod id_token;
+mod reauth;
 
 use std::collections::HashMap;
 
@@ -12,7 +13,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::fake_google::{FakeGoogle, RETURN_TO, claims, sign};
-use crate::helpers::{Call, START, TestApp, TestResponse, base_env};
+use crate::helpers::{Call, START, Session, TestApp, TestResponse, base_env, session_of};
 
 struct Google {
     app: TestApp,
@@ -162,4 +163,54 @@ fn with_cookie<'a>(call: Call<'a>, cookie: Option<&str>) -> Call<'a> {
         Some(c) => call.header("cookie", c),
         None => call,
     }
+}
+
+/// Signs in with Google as `sub` and returns the session.
+async fn google_session(g: &Google, sub: &str, email: &str) -> Session {
+    let r = g.sign_in(valid(sub, email)).await;
+    let tokens = g
+        .exchange(fragment(&r).strip_prefix("code=").unwrap())
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.text);
+    session_of(&tokens)
+}
+
+/// `POST /auth/google/reauth` for `action` from `access`, asserting it starts.
+async fn start_reauth(g: &Google, access: &str, action: &str) -> Started {
+    let body = json!({"action": action, "return_to": RETURN_TO});
+    let r = g
+        .app
+        .call(
+            Method::POST,
+            "/auth/google/reauth",
+            Some(access),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    Started {
+        params: query_of(r.body["authorize_url"].as_str().unwrap()),
+        cookie: binding_cookie(&r),
+    }
+}
+
+/// Google confirms `sub` with an ID token whose `auth_time` is `auth_time` (absent for
+/// `None`), and the browser that started `started` comes back to the callback.
+async fn confirm(g: &Google, started: &Started, sub: &str, auth_time: Option<i64>) -> TestResponse {
+    let mut c = claims(sub, "someone@example.com", started.nonce());
+    if let Some(t) = auth_time {
+        c["auth_time"] = json!(t);
+    }
+    let code = format!("code-{}", &started.state()[..8]);
+    g.fake.grant(&code, started.challenge(), sign(&c, "k1"));
+    g.callback(&code, started.state(), Some(&started.cookie))
+        .await
+}
+
+/// A grant for `action`: started with `access`, confirmed by Google as `sub` just now.
+async fn grant(g: &Google, access: &str, action: &str, sub: &str) -> String {
+    let started = start_reauth(g, access, action).await;
+    let now = g.app.clock.now().0;
+    let r = confirm(g, &started, sub, Some(now)).await;
+    fragment(&r).strip_prefix("reauth=").unwrap().to_owned()
 }

@@ -1,5 +1,7 @@
 //! A Google user's sign-in methods: `DELETE /auth/google/link` (unlink Google) and
-//! `POST /auth/password/set` (give a Google-created account a password).
+//! `POST /auth/password/set` (give a Google-created account a password). Without a password to
+//! confirm them, both need a grant of a Google re-authentication for that very action
+//! (`crate::reauth`): a fresh session alone is what a stolen access token has.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,39 +11,20 @@ use bastion_http::{ApiError, ErrorKind, JsonBody, Limits, RequestMeta, SessionOn
 use serde::Deserialize;
 
 use crate::AuthState;
-use crate::account::{RECENT_SIGN_IN_SECS, confirm_password, current_user};
+use crate::account::{confirm_password, current_user};
 use crate::audit::record;
 use crate::dto::DeleteAccountRequest;
+use crate::reauth::{self, ReauthAction};
 use crate::tokens::hash_password;
 
-/// Whether the caller's session was opened (a sign-in, not a refresh) in the last 10 minutes.
-async fn signed_in_recently(state: &AuthState, auth: &SessionOnly) -> Result<bool, ApiError> {
-    let now = state.edge.clock.now();
-    let session = state
-        .edge
-        .stores
-        .sessions
-        .get_session(&auth.user_id, &auth.session_id, now)
-        .await?;
-    Ok(session.is_some_and(|s| now.secs() - s.created_at.secs() <= RECENT_SIGN_IN_SECS))
-}
-
-fn reauthenticate(what: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::Forbidden,
-        format!("sign in with Google again, then {what} within 10 minutes"),
-    )
-    .with_code("reauthentication_required")
-}
-
 /// Unlinks the account's Google identity: confirmed by the password, or, for an account
-/// without one, by a sign-in from the last 10 minutes.
+/// without one, by a re-authentication grant for unlinking.
 #[utoipa::path(
     delete, path = "/auth/google/link", tag = "google", operation_id = "unlink_google", security(("bearer_jwt" = [])),
     request_body = crate::dto::DeleteAccountRequest,
     responses((status = 204, description = "The Google identity is unlinked."),
         (status = 401, description = "`unauthorized`, `invalid_password`: the password is wrong."),
-        (status = 403, description = "`session_required`, `reauthentication_required`."),
+        (status = 403, description = "`session_required`; without a password: `reauthentication_required` (no grant), `invalid_reauth_grant` (unknown, expired, used, or for another action, account or session)."),
         (status = 404, description = "`not_linked`: no Google account is linked."))
 )]
 pub async fn unlink(
@@ -53,9 +36,8 @@ pub async fn unlink(
 ) -> Result<StatusCode, ApiError> {
     let user = current_user(&state, &auth.user_id).await?;
     if user.password_hash.is_empty() {
-        if !signed_in_recently(&state, &auth).await? {
-            return Err(reauthenticate("unlink Google"));
-        }
+        let grant = body.reauth_grant.as_deref();
+        reauth::redeem(&state, &meta, &auth, ReauthAction::UnlinkGoogle, grant).await?;
     } else {
         confirm_password(
             &state,
@@ -90,16 +72,23 @@ pub async fn unlink(
 pub struct SetPasswordRequest {
     #[schema(min_length = 8, max_length = 128, format = Password)]
     new_password: String,
+    /// The grant of a Google re-authentication for `set_password` (`POST /auth/google/reauth`).
+    #[serde(default)]
+    #[schema(min_length = 43, max_length = 43)]
+    reauth_grant: Option<String>,
 }
 
-/// Gives an account created by Google sign-in its first password, from a fresh session.
+/// Gives an account created by Google sign-in its first password, with a re-authentication
+/// grant for it. Like a password change it ends every other session and every API key: the
+/// account may be taken back this way from someone holding one of them.
 #[utoipa::path(
     post, path = "/auth/password/set", tag = "google", operation_id = "set_password", security(("bearer_jwt" = [])),
     request_body = SetPasswordRequest,
-    responses((status = 204, description = "The account has its first password."),
+    responses((status = 204, description = "The account has its first password; every other session and every API key is revoked."),
         (status = 400, description = "`invalid_password`, `weak_password`, `invalid_request`."),
-        (status = 403, description = "`session_required`, `reauthentication_required`."),
-        (status = 409, description = "`password_already_set`."))
+        (status = 401, description = "`unauthorized`: no valid session, or the account is gone or disabled."),
+        (status = 403, description = "`session_required`, `reauthentication_required` (no grant), `invalid_reauth_grant` (unknown, expired, used, or for another action, account or session)."),
+        (status = 409, description = "`password_already_set`, `password_changed`."))
 )]
 pub async fn set_password(
     State(state): State<AuthState>,
@@ -115,31 +104,27 @@ pub async fn set_password(
         )
         .with_code("password_already_set"));
     }
-    if !signed_in_recently(&state, &auth).await? {
-        return Err(reauthenticate("set a password"));
-    }
     let mut hints = vec![user.email.as_str()];
     if let Some(name) = &user.display_name {
         hints.push(name.as_str());
     }
+    // The password is judged before the grant is spent: a weak one must not cost the grant.
     let password = Password::parse_new(&body.new_password, &hints)?;
+    let grant = body.reauth_grant.as_deref();
+    reauth::redeem(&state, &meta, &auth, ReauthAction::SetPassword, grant).await?;
     let hash = hash_password(&state.hasher, &password).await?;
-    if !state
-        .edge
-        .stores
-        .users
-        .set_password_hash(&user.id, "", &hash)
-        .await?
-    {
+    let stores = &state.edge.stores;
+    if !stores.users.set_password_hash(&user.id, "", &hash).await? {
         return Err(crate::account::password_changed_meanwhile());
     }
+    let detail = crate::account::end_other_credentials(&state, &auth).await?;
     record(
         &state,
         &meta,
         AuditKind::PasswordSet,
         Outcome::Success,
         Some(&user.id),
-        None,
+        Some(&detail),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,5 +1,5 @@
 //! The Google routes: `GET /auth/google/start`, `GET /auth/google/callback`,
-//! `POST /auth/google/exchange` and `POST /auth/google/link`.
+//! `POST /auth/google/exchange`, `POST /auth/google/link` and `POST /auth/google/reauth`.
 //!
 //! The state, PKCE verifier, nonce and return URL live server-side under the state's hash for
 //! ten minutes and are consumed once. The browser that started the flow holds a `__Host-`
@@ -26,11 +26,13 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::oidc::GoogleClient;
+use super::reauth::{self, PendingReauth};
 use super::resolve;
 use super::verdict::{Stop, is_upstream, redirect_code, same_browser, verified_claims};
 use crate::AuthState;
-use crate::account::RECENT_SIGN_IN_SECS;
+use crate::account::{RECENT_SIGN_IN_SECS, current_user};
 use crate::audit::{self, record};
+use crate::reauth::ReauthAction;
 use crate::tokens::open_session;
 
 const STATE_PURPOSE: &str = "oauth_state";
@@ -51,6 +53,18 @@ struct Pending {
     /// The session that started a link: it must still be alive when Google calls back.
     #[serde(default)]
     link_session: Option<String>,
+    /// Set when the signed-in user re-authenticates for one action: the callback then ends in
+    /// a grant for it, never in a sign-in or a link.
+    #[serde(default)]
+    reauth: Option<PendingReauth>,
+}
+
+/// Who a started flow is for: anyone signing in, or the signed-in user linking Google or
+/// re-authenticating for one action.
+enum Intent<'a> {
+    SignIn,
+    Link(&'a UserId, &'a SessionId),
+    Reauth(PendingReauth),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,7 +112,7 @@ async fn begin(
     ext: &AuthState,
     client: &GoogleClient,
     return_to: Option<&str>,
-    link: Option<(&UserId, &SessionId)>,
+    intent: Intent<'_>,
 ) -> Result<(String, HeaderValue), ApiError> {
     let config = &client.config;
     let return_to = return_to
@@ -114,6 +128,12 @@ async fn begin(
     let verifier = OpaqueToken::generate();
     let binding = OpaqueToken::generate();
     let challenge = URL_SAFE_NO_PAD.encode(sha256(verifier.expose().as_bytes()));
+    let link = match &intent {
+        Intent::Link(user, session) => Some((*user, *session)),
+        Intent::SignIn | Intent::Reauth(_) => None,
+    };
+    // A re-authentication must be a login at Google now, not a session Google already holds.
+    let fresh_login = matches!(intent, Intent::Reauth(_));
     let pending = Pending {
         verifier: verifier.expose().to_owned(),
         nonce: nonce.expose().to_owned(),
@@ -121,6 +141,10 @@ async fn begin(
         binding: binding.hash().as_str().to_owned(),
         link_user: link.map(|(u, _)| u.as_str().to_owned()),
         link_session: link.map(|(_, s)| s.as_str().to_owned()),
+        reauth: match intent {
+            Intent::Reauth(reauth) => Some(reauth),
+            Intent::SignIn | Intent::Link(..) => None,
+        },
     };
     let payload = serde_json::to_string(&pending).map_err(|e| ApiError::internal(&e))?;
     let now = ext.edge.clock.now();
@@ -134,20 +158,22 @@ async fn begin(
             now.plus_secs(STATE_TTL_SECS),
         )
         .await?;
-    let url = reqwest::Url::parse_with_params(
-        &config.auth_url,
-        &[
-            ("response_type", "code"),
-            ("client_id", config.client_id.as_str()),
-            ("redirect_uri", config.redirect_uri.as_str()),
-            ("scope", "openid email profile"),
-            ("state", state.expose()),
-            ("nonce", nonce.expose()),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .map_err(|e| ApiError::internal(&e))?;
+    let max_age = reauth::MAX_AGE_SECS.to_string();
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", config.client_id.as_str()),
+        ("redirect_uri", config.redirect_uri.as_str()),
+        ("scope", "openid email profile"),
+        ("state", state.expose()),
+        ("nonce", nonce.expose()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    if fresh_login {
+        params.extend([("prompt", "login"), ("max_age", max_age.as_str())]);
+    }
+    let url = reqwest::Url::parse_with_params(&config.auth_url, &params)
+        .map_err(|e| ApiError::internal(&e))?;
     let cookie = HeaderValue::from_str(&format!(
         "{BINDING_COOKIE}={}; Path=/; Max-Age={STATE_TTL_SECS}; Secure; HttpOnly; SameSite=Lax",
         binding.expose()
@@ -171,7 +197,7 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let client = google(&ext)?.clone();
     limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
-    let (url, cookie) = begin(&ext, &client, q.return_to.as_deref(), None).await?;
+    let (url, cookie) = begin(&ext, &client, q.return_to.as_deref(), Intent::SignIn).await?;
     let mut res = found(&url)?;
     res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
@@ -223,14 +249,63 @@ pub async fn link(
         )
         .with_code("reauthentication_required"));
     }
-    let (url, cookie) = begin(
-        &ext,
-        &client,
-        Some(&body.return_to),
-        Some((&auth.user_id, &auth.session_id)),
-    )
-    .await?;
+    let intent = Intent::Link(&auth.user_id, &auth.session_id);
+    let (url, cookie) = begin(&ext, &client, Some(&body.return_to), intent).await?;
     let mut res = Json(LinkResponse { authorize_url: url }).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    action: ReauthAction,
+    return_to: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReauthResponse {
+    authorize_url: String,
+}
+
+fn password_confirms() -> ApiError {
+    ApiError::new(
+        ErrorKind::Conflict,
+        "this account has a password: confirm the action with it",
+    )
+    .with_code("password_confirms")
+}
+
+/// Starts the same flow as a fresh login at Google bound to the signed-in, password-less user,
+/// its session and one action: its callback ends in a grant for that action (`reauth`), never
+/// in a sign-in or a link. The session's age does not matter: the login at Google is the proof.
+#[utoipa::path(
+    post, path = "/auth/google/reauth", tag = "google", operation_id = "google_reauth", security(("bearer_jwt" = [])),
+    request_body = ReauthRequest,
+    responses((status = 200, description = "Google's authorize URL (`prompt=login`, `max_age=300`) and the binding cookie; the callback sends the browser back with `#reauth=<grant>` (5 minutes, single use, only for this action, user and session).", body = ReauthResponse),
+        (status = 400, description = "`invalid_return_to`, `invalid_request`."),
+        (status = 401, description = "`unauthorized`: no valid session, or the account is gone or disabled."),
+        (status = 403, description = "`session_required`."),
+        (status = 409, description = "`password_confirms`: the account has a password, which confirms these actions instead."),
+        (status = 503, description = "`google_not_configured`, `unavailable`."))
+)]
+pub async fn reauth(
+    State(ext): State<AuthState>,
+    meta: RequestMeta,
+    auth: SessionOnly,
+    limits: Limits,
+    JsonBody(body): JsonBody<ReauthRequest>,
+) -> Result<Response, ApiError> {
+    let client = google(&ext)?.clone();
+    limits.enforce(Limit::GoogleIp, &meta.ip.0).await?;
+    let user = current_user(&ext, &auth.user_id).await?;
+    if !user.password_hash.is_empty() {
+        return Err(password_confirms());
+    }
+    let pending = PendingReauth::new(&auth.user_id, &auth.session_id, body.action);
+    let intent = Intent::Reauth(pending);
+    let (url, cookie) = begin(&ext, &client, Some(&body.return_to), intent).await?;
+    let mut res = Json(ReauthResponse { authorize_url: url }).into_response();
     res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
 }
@@ -329,7 +404,7 @@ pub async fn callback(
     if let Some(a) = back.audit {
         record(state, &meta, a.kind, a.outcome, a.user.as_ref(), a.reason).await?;
     }
-    Ok(back_to(&pending.return_to, back.fragment))
+    Ok(back_to(&pending.return_to, &back.fragment))
 }
 
 /// Redeems Google's code and verifies its ID token, then links or signs in: the account a
@@ -354,6 +429,9 @@ async fn conclude(
         tracing::warn!(request_id = %meta.request_id, error = %e, "Google token exchange failed");
     }
     let claims = verified_claims(claims)?;
+    if let Some(reauth) = &pending.reauth {
+        return Err(reauth::finish(state, reauth, &claims, now).await?.into());
+    }
     if let Some(link_user) = pending.link_user.as_deref() {
         let link_session = pending.link_session.as_deref();
         let back = resolve::link(state, link_user, link_session, &claims.sub, now).await?;

@@ -5,5 +5,6 @@ pub mod account;
 pub mod config;
 pub mod flow;
 pub mod oidc;
+mod reauth;
 mod resolve;
 mod verdict;

@@ -25,8 +25,8 @@ const JWKS_MAX_AGE_SECS: i64 = 3600;
 /// Bodies from Google larger than this are refused.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Tolerated clock skew for `iat`.
-const SKEW_SECS: i64 = 60;
+/// Tolerated clock skew for `iat` and `auth_time`.
+pub(super) const SKEW_SECS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -87,6 +87,9 @@ pub struct GoogleClaims {
     pub exp: i64,
     #[serde(default)]
     pub iat: Option<i64>,
+    /// When the user last authenticated to Google: what a re-authentication is judged by.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
     pub aud: Audience,
     #[serde(default)]
     pub azp: Option<String>,

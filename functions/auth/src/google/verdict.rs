@@ -3,6 +3,8 @@
 //! after which audit event). The handlers in `flow` and the store steps in `resolve` only fetch
 //! and write.
 
+use std::borrow::Cow;
+
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::TokenHash;
 use bastion_core::{DisplayName, Email, Role, Timestamp, UserId};
@@ -26,7 +28,7 @@ pub struct Audit {
 }
 
 impl Audit {
-    fn failure(kind: AuditKind, user: Option<UserId>, reason: &'static str) -> Self {
+    pub(super) fn failure(kind: AuditKind, user: Option<UserId>, reason: &'static str) -> Self {
         Self {
             kind,
             outcome: Outcome::Failure,
@@ -37,24 +39,25 @@ impl Audit {
 }
 
 /// A callback that ends back at the frontend with `#<fragment>` (binding cookie cleared), after
-/// writing `audit` when there is one.
+/// writing `audit` when there is one. The fragment is owned only when it carries a
+/// re-authentication grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Back {
-    pub fragment: &'static str,
+    pub fragment: Cow<'static, str>,
     pub audit: Option<Audit>,
 }
 
 impl Back {
-    fn plain(fragment: &'static str) -> Self {
+    pub(super) fn plain(fragment: &'static str) -> Self {
         Self {
-            fragment,
+            fragment: Cow::Borrowed(fragment),
             audit: None,
         }
     }
 
-    fn audited(fragment: &'static str, audit: Audit) -> Self {
+    pub(super) fn audited(fragment: impl Into<Cow<'static, str>>, audit: Audit) -> Self {
         Self {
-            fragment,
+            fragment: fragment.into(),
             audit: Some(audit),
         }
     }
