@@ -262,6 +262,7 @@ mod tests {
         ("/auth/google/start", "get"),
         ("/auth/google/callback", "get"),
         ("/auth/google/exchange", "post"),
+        ("/auth/google/reauth", "post"),
         ("/auth/google/link", "post"),
         ("/auth/google/link", "delete"),
         ("/admin/audit", "get"),

@@ -355,7 +355,7 @@ fn back_to(return_to: &str, fragment: &str) -> Response {
 #[utoipa::path(
     get, path = "/auth/google/callback", tag = "google", operation_id = "google_callback",
     params(CallbackQuery),
-    responses((status = 302, description = "Redirect back to the frontend with a one-time code (or an error)."),
+    responses((status = 302, description = "Redirect back to the frontend with a one-time login code (`#code=`), a re-authentication grant (`#reauth=`), or an error."),
         (status = 400, description = "`invalid_state`, `invalid_login_code`, `invalid_request`."),
         (status = 502, description = "`upstream_error`: Google refused the code or its token did not verify."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
