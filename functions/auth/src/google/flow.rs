@@ -25,6 +25,7 @@ use bastion_store::UserRecord;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
+use super::config::GoogleConfig;
 use super::oidc::GoogleClient;
 use super::reauth::{self, PendingReauth};
 use super::resolve;
@@ -158,6 +159,24 @@ async fn begin(
             now.plus_secs(STATE_TTL_SECS),
         )
         .await?;
+    let url = authorize_url(config, &state, &nonce, &challenge, fresh_login)?;
+    let cookie = HeaderValue::from_str(&format!(
+        "{BINDING_COOKIE}={}; Path=/; Max-Age={STATE_TTL_SECS}; Secure; HttpOnly; SameSite=Lax",
+        binding.expose()
+    ))
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok((url, cookie))
+}
+
+/// Google's authorize URL for one started flow; `fresh_login` asks for a login now
+/// (`prompt=login`) no older than `max_age`, whose `auth_time` the callback then checks.
+fn authorize_url(
+    config: &GoogleConfig,
+    state: &OpaqueToken,
+    nonce: &OpaqueToken,
+    challenge: &str,
+    fresh_login: bool,
+) -> Result<String, ApiError> {
     let max_age = reauth::MAX_AGE_SECS.to_string();
     let mut params = vec![
         ("response_type", "code"),
@@ -166,7 +185,7 @@ async fn begin(
         ("scope", "openid email profile"),
         ("state", state.expose()),
         ("nonce", nonce.expose()),
-        ("code_challenge", challenge.as_str()),
+        ("code_challenge", challenge),
         ("code_challenge_method", "S256"),
     ];
     if fresh_login {
@@ -174,12 +193,7 @@ async fn begin(
     }
     let url = reqwest::Url::parse_with_params(&config.auth_url, &params)
         .map_err(|e| ApiError::internal(&e))?;
-    let cookie = HeaderValue::from_str(&format!(
-        "{BINDING_COOKIE}={}; Path=/; Max-Age={STATE_TTL_SECS}; Secure; HttpOnly; SameSite=Lax",
-        binding.expose()
-    ))
-    .map_err(|e| ApiError::internal(&e))?;
-    Ok((url.to_string(), cookie))
+    Ok(url.to_string())
 }
 
 #[utoipa::path(
