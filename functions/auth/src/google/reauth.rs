@@ -80,7 +80,7 @@ pub(super) async fn finish(
         return Ok(refused_back("error=session_gone", &user, "session_gone"));
     }
     let linked = stores.accounts.find_user_by_google(&claims.sub).await?;
-    if !linked.is_some_and(|u| u.id == user) {
+    if linked.is_none_or(|u| u.id != user) {
         let reason = "other_google_account";
         return Ok(refused_back("error=wrong_google_account", &user, reason));
     }
