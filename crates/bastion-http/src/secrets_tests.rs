@@ -476,7 +476,7 @@ async fn the_age_of_the_document_in_force_grows_with_each_failed_refresh_and_res
         .map(refresh_metrics)
         .map(|m| m.3)
         .collect();
-    // Past two intervals (600 s) at the second failure: the template's alarm fires there.
+    // The third is past two intervals (> 600 s): the template's alarm fires on it.
     assert_eq!(ages, vec![300.0, 600.0, 900.0, 0.0]);
 }
 
@@ -498,6 +498,25 @@ async fn after_a_failed_refresh_the_next_is_due_in_30_s_doubling_up_to_the_inter
     source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
     secrets.refresh().await.unwrap();
     assert_eq!(secrets.wait_secs(), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_starts_a_due_refresh_within_30_s_without_any_request() {
+    let clock = clock();
+    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let secrets = load(&[(REFRESH_VAR, "300")], source.clone(), clock.clone())
+        .await
+        .unwrap();
+    secrets.spawn_timer();
+    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    clock.advance(300);
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K1));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
 }
 
 #[tokio::test]
