@@ -38,8 +38,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
 /// One attempt of a DynamoDB, KMS or S3 call. Their calls here are single items, pages of at
 /// most 1 MB, transactions of a few items and objects of at most 1 MiB: milliseconds in the
-/// region, so 5 s is never a slow answer cut short (a retry of a write that did commit would
-/// fail its condition) but a dead connection, and the retry still fits auth's 15 s timeout.
+/// region. An attempt cut short that had in fact committed would be retried and fail its own
+/// condition, so the bound sits far above any real answer: 5 s means a dead connection, and the
+/// retry on a new one still fits auth's 15 s function timeout.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A whole DynamoDB, KMS or S3 call, retries and backoff included: two full attempts, and under
 /// the shortest function timeout (auth's 15 s) so a client gets the 503 envelope rather than a
