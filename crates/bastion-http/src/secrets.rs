@@ -40,6 +40,10 @@ const MAX_NAMESPACE_CHARS: usize = 255;
 /// due. The SDK's own bound on `GetSecretValue` is shorter still ([`crate::sdk`]); this one also
 /// covers whatever lies outside the SDK's timers.
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bounds of `SECRET_REFRESH_SECS`.
+const MIN_INTERVAL_SECS: i64 = 60;
+const MAX_INTERVAL_SECS: i64 = 3600;
+const _: () = assert!(REFRESH_TIMEOUT.as_secs() < MIN_INTERVAL_SECS.unsigned_abs());
 /// After a failed refresh the next is due this much later, doubling with each further failure
 /// and never later than the interval: a revoked key is not kept a whole interval longer for one
 /// lost call.
@@ -269,7 +273,12 @@ impl SecretConfig {
         sink: Arc<dyn LineSink>,
     ) -> Result<Arc<Self>, ConfigError> {
         refuse_plain_secrets(plain.as_ref())?;
-        let interval_secs = bounded(plain.as_ref(), REFRESH_VAR, 300, 60..=3600)?;
+        let interval_secs = bounded(
+            plain.as_ref(),
+            REFRESH_VAR,
+            300,
+            MIN_INTERVAL_SECS..=MAX_INTERVAL_SECS,
+        )?;
         let namespace = namespace(plain.as_ref())?;
         let unreadable =
             |why: String| ConfigError::new(SECRET_ID_VAR, format!("cannot read the secret: {why}"));
