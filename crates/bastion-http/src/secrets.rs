@@ -44,6 +44,8 @@ pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_INTERVAL_SECS: i64 = 60;
 const MAX_INTERVAL_SECS: i64 = 3600;
 const _: () = assert!(REFRESH_TIMEOUT.as_secs() < MIN_INTERVAL_SECS.unsigned_abs());
+// The SDK gives up on `GetSecretValue` first, with the more telling error.
+const _: () = assert!(crate::sdk::SECRETS_OPERATION_TIMEOUT.as_secs() < REFRESH_TIMEOUT.as_secs());
 /// After a failed refresh the next is due this much later, doubling with each further failure
 /// and never later than the interval: a revoked key is not kept a whole interval longer for one
 /// lost call.
