@@ -8,7 +8,9 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
   action_drift        every DynamoDB action a function's code can reach is granted to its role
   leading_key_drift   the role's dynamodb:LeadingKeys prefixes are exactly the partitions the
                       store methods the function calls can touch
-  metric_filter_drift every log field a metric filter matches is one the code emits
+  metric_filter_drift every log field a metric filter matches is one the code emits, and every
+                      alarm on a Bastion/ metric reads one a filter makes or the code writes
+                      as an EMF line
   deploy_settings_drift `cargo lambda deploy` metadata sizes each function as the template does
   workspace_bucket_drift the exec workspace bucket: SSE-KMS under the stack key with a Bucket
                       Key, public access blocked, owner-enforced, TLS-only and key-pinned puts;
@@ -698,6 +700,18 @@ def leading_key_drift(template: dict, root: Path = ROOT) -> list[str]:
 # Check 6: metric filters
 
 FILTER_FIELD = re.compile(r'\$\.fields\.([a-z_]+)\s*(=|>=|<=|>|<)\s*("([^"]*)"|\d+)')
+# A metric the code writes itself in Embedded Metric Format (`logging::Metric { name: "…", … }`).
+EMF_METRIC = re.compile(r'\bMetric\s*\{\s*name:\s*"([A-Za-z][A-Za-z0-9]*)"')
+
+
+def _own_metrics(props: dict) -> list[str]:
+    """Names of the Bastion/ metrics an alarm reads, directly or in a metric-math query."""
+    stats = [props] + [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q]
+    return [
+        m["MetricName"]
+        for m in stats
+        if "MetricName" in m and any("Bastion/" in v for v in _scalars(m.get("Namespace")))
+    ]
 
 
 def metric_filter_drift(template: dict, root: Path = ROOT) -> list[str]:
@@ -719,6 +733,21 @@ def metric_filter_drift(template: dict, root: Path = ROOT) -> list[str]:
                 drifts.append(f"{name}: no log line in the code has a field {field!r}")
             if text and f'"{text}"' not in code:
                 drifts.append(f"{name}: the code never emits the value {text!r}")
+    made = {
+        t["MetricName"]
+        for res in template["Resources"].values()
+        if res["Type"] == "AWS::Logs::MetricFilter"
+        for t in res["Properties"]["MetricTransformations"]
+    } | set(EMF_METRIC.findall(code))
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        for metric in _own_metrics(res["Properties"]):
+            if metric not in made:
+                drifts.append(
+                    f"{name}: alarms on {metric!r}, which no metric filter makes and the code "
+                    "never writes"
+                )
     return drifts
 
 

@@ -347,6 +347,23 @@ class MetricFilterDrift(unittest.TestCase):
             drift.metric_filter_drift(t),
         )
 
+    def test_an_alarm_on_a_metric_nothing_makes_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        self.assertEqual(drift.metric_filter_drift(t), [])
+        t["Resources"]["SecretStaleAlarm"]["Properties"]["MetricName"] = "SecretAge"
+        t["Resources"]["FunctionServerErrorsAlarm"]["Properties"]["Metrics"][1]["MetricStat"][
+            "Metric"
+        ]["MetricName"] = "Auth500"
+        self.assertEqual(
+            drift.metric_filter_drift(t),
+            [
+                "SecretStaleAlarm: alarms on 'SecretAge', which no metric filter makes and the "
+                "code never writes",
+                "FunctionServerErrorsAlarm: alarms on 'Auth500', which no metric filter makes and "
+                "the code never writes",
+            ],
+        )
+
 
 class DeploySettingsDrift(unittest.TestCase):
     def test_a_template_timeout_unlike_the_cargo_lambda_one_is_drift(self):

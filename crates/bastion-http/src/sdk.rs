@@ -6,6 +6,12 @@
 //! one trust store ([`crate::tls`]) serves every SDK client.
 //!
 //! `AWS_ENDPOINT_URL` (the SDK's standard override) is honoured for tests against moto.
+//!
+//! Every call is bounded. Lambda freezes an instance with calls in flight; after a long freeze a
+//! pooled connection can be half-open (the peer gave up on it, nothing tells this side), and a
+//! call on it waits for bytes that never come. The attempt timeout drops such an attempt and the
+//! standard retry makes the next one on a new connection; the operation timeout bounds the whole
+//! call, retries included.
 
 use std::time::Duration;
 
@@ -29,6 +35,48 @@ pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL";
 
 /// The SDK's own default for a connection attempt (what `aws-config` sets).
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// One attempt of a DynamoDB, KMS or S3 call. Their calls here are single items, pages of at
+/// most 1 MB, transactions of a few items and objects of at most 1 MiB: milliseconds in the
+/// region. An attempt cut short that had in fact committed would be retried and fail its own
+/// condition, so the bound sits far above any real answer: 5 s means a dead connection, and the
+/// retry on a new one still fits auth's 15 s function timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A whole DynamoDB, KMS or S3 call, retries and backoff included: two full attempts, and under
+/// the shortest function timeout (auth's 15 s) so a client gets the 503 envelope rather than a
+/// Lambda timeout.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+/// One `GetSecretValue` attempt: a small document, usually tens of milliseconds.
+const SECRETS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A whole `GetSecretValue`, retries included: under the secret refresh's own bound (checked
+/// there) so the SDK's error, naming the timeout, is what is logged.
+pub(crate) const SECRETS_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The bounds of the clients built from the shared configuration (DynamoDB, KMS, S3).
+fn shared_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The bounds of the Secrets Manager client (see [`secrets_manager_config`]).
+fn secrets_manager_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(SECRETS_ATTEMPT_TIMEOUT)
+        .operation_timeout(SECRETS_OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The Secrets Manager client's configuration: the shared one with tighter bounds, since a
+/// refresh runs in the background and must end well before the next one is due.
+pub fn secrets_manager_config(sdk: &SdkConfig) -> aws_sdk_secretsmanager::Config {
+    aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .timeout_config(secrets_manager_timeouts())
+        .build()
+}
 
 /// The one HTTPS client for every SDK client of the process, trusting exactly `roots`.
 pub fn http_client(roots: &Roots) -> Result<SharedHttpClient, ConfigError> {
@@ -66,11 +114,7 @@ pub fn from_env(env: &dyn Env, http: SharedHttpClient) -> Result<SdkConfig, Conf
         .region(Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .retry_config(RetryConfig::standard())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .build(),
-        )
+        .timeout_config(shared_timeouts())
         .http_client(http);
     if let Some(endpoint) = env.non_empty(ENDPOINT_VAR) {
         builder = builder.endpoint_url(endpoint);
@@ -130,10 +174,22 @@ mod tests {
         assert_eq!(creds.access_key_id(), "ASIAEXAMPLE");
         assert_eq!(creds.secret_access_key(), "secret-access-key-value");
         assert_eq!(creds.session_token(), Some("session-token-value"));
-        assert_eq!(
-            sdk.timeout_config().and_then(|t| t.connect_timeout()),
-            Some(CONNECT_TIMEOUT)
-        );
+        assert_eq!(sdk.timeout_config(), Some(&shared_timeouts()));
+    }
+
+    #[test]
+    fn every_call_is_bounded_and_a_secret_read_more_tightly_than_the_refresh() {
+        let t = shared_timeouts();
+        assert_eq!(t.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(12)));
+        let sdk = from_env(&env(&LAMBDA), client()).unwrap();
+        let sm = secrets_manager_config(&sdk);
+        let t = sm.timeout_config().unwrap();
+        assert_eq!(t.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(8)));
+        assert_eq!(sm.region().map(Region::as_ref), Some("eu-west-1"));
     }
 
     #[test]

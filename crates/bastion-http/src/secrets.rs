@@ -1,9 +1,15 @@
 //! Secrets in Lambda: one Secrets Manager JSON document (named by `BASTION_SECRET_ID`) overlaid
 //! on the plain environment, fetched once at init and refreshed in the background so rotated
 //! keys take effect without a redeploy. Outside Lambda the process environment is used as is.
+//!
+//! A refresh is bounded ([`REFRESH_TIMEOUT`], under the shortest interval) so one that hangs on
+//! a connection a Lambda freeze left half-open ends, and the next is tried 30 s later (doubling
+//! while it keeps failing, never later than the interval). Every refresh writes a metric line:
+//! `SecretRefreshFailures` and `SecretAgeSeconds` (how old the document in force is), which the
+//! template alarms on.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +19,9 @@ use bastion_core::config::{
     ConfigError, Env, Live, ProcessEnv, SECRET_NAMES, bounded, is_secret_name,
 };
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Level;
+
+use crate::logging::{LineSink, Metric, Metrics, Stdout};
 
 /// Names the secret document; required in Lambda.
 pub const SECRET_ID_VAR: &str = "BASTION_SECRET_ID";
@@ -20,6 +29,27 @@ pub const SECRET_ID_VAR: &str = "BASTION_SECRET_ID";
 pub const REFRESH_VAR: &str = "SECRET_REFRESH_SECS";
 /// Set by the Lambda service in every function's environment.
 pub const LAMBDA_RUNTIME_VAR: &str = "AWS_LAMBDA_RUNTIME_API";
+/// The CloudWatch namespace of the refresh metrics; the template sets `Bastion/<env>`.
+pub const METRICS_NAMESPACE_VAR: &str = "METRICS_NAMESPACE";
+const DEFAULT_NAMESPACE: &str = "Bastion/local";
+/// CloudWatch's limit on a namespace.
+const MAX_NAMESPACE_CHARS: usize = 255;
+
+/// The longest a read of the document (fetch, parse, apply) may take, at start-up or in a
+/// refresh: under the shortest refresh interval (60 s), so a hung read ends before the next is
+/// due. The SDK's own bound on `GetSecretValue` is shorter still ([`crate::sdk`]); this one also
+/// covers whatever lies outside the SDK's timers.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bounds of `SECRET_REFRESH_SECS`.
+const MIN_INTERVAL_SECS: i64 = 60;
+const MAX_INTERVAL_SECS: i64 = 3600;
+const _: () = assert!(REFRESH_TIMEOUT.as_secs() < MIN_INTERVAL_SECS.unsigned_abs());
+// The SDK gives up on `GetSecretValue` first, with the more telling error.
+const _: () = assert!(crate::sdk::SECRETS_OPERATION_TIMEOUT.as_secs() < REFRESH_TIMEOUT.as_secs());
+/// After a failed refresh the next is due this much later, doubling with each further failure
+/// and never later than the interval: a revoked key is not kept a whole interval longer for one
+/// lost call.
+const RETRY_AFTER_SECS: i64 = 30;
 
 /// Why the secret could not be read; never holds a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,7 +72,9 @@ pub struct SecretsManagerSource {
 impl SecretsManagerSource {
     pub fn new(sdk: &aws_types::SdkConfig, secret_id: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_secretsmanager::Client::new(sdk),
+            client: aws_sdk_secretsmanager::Client::from_conf(crate::sdk::secrets_manager_config(
+                sdk,
+            )),
             secret_id: secret_id.into(),
         }
     }
@@ -193,6 +225,8 @@ pub enum RefreshError {
     Fetch(#[from] SourceError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("the secret was not read within {} s", .0.as_secs())]
+    TimedOut(Duration),
 }
 
 /// The secret overlay in force and the machinery that refreshes it.
@@ -203,8 +237,13 @@ pub struct SecretConfig {
     clock: Arc<dyn Clock>,
     interval_secs: i64,
     last_attempt: AtomicI64,
+    /// When the document in force was read.
+    last_good: AtomicI64,
+    /// Refreshes failed in a row since the last good one.
+    failures: AtomicU32,
     refreshing: AtomicBool,
     apply: Mutex<Option<Arc<Apply>>>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for SecretConfig {
@@ -218,27 +257,49 @@ impl std::fmt::Debug for SecretConfig {
 
 impl SecretConfig {
     /// Refuses secrets in `plain`, reads `SECRET_REFRESH_SECS`, then fetches and parses the
-    /// document once. Any failure stops start-up, naming the variable or document key.
+    /// document once. Any failure stops start-up, naming the variable or document key. Metric
+    /// lines go to stdout.
     pub async fn load(
         plain: Arc<dyn Env>,
         source: Arc<dyn SecretSource>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, ConfigError> {
+        Self::load_reporting(plain, source, clock, Arc::new(Stdout)).await
+    }
+
+    /// [`Self::load`], writing the metric lines to `sink`.
+    pub async fn load_reporting(
+        plain: Arc<dyn Env>,
+        source: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn LineSink>,
+    ) -> Result<Arc<Self>, ConfigError> {
         refuse_plain_secrets(plain.as_ref())?;
-        let interval_secs = bounded(plain.as_ref(), REFRESH_VAR, 300, 60..=3600)?;
-        let raw = source
-            .fetch()
+        let interval_secs = bounded(
+            plain.as_ref(),
+            REFRESH_VAR,
+            300,
+            MIN_INTERVAL_SECS..=MAX_INTERVAL_SECS,
+        )?;
+        let namespace = namespace(plain.as_ref())?;
+        let unreadable =
+            |why: String| ConfigError::new(SECRET_ID_VAR, format!("cannot read the secret: {why}"));
+        let raw = tokio::time::timeout(REFRESH_TIMEOUT, source.fetch())
             .await
-            .map_err(|e| ConfigError::new(SECRET_ID_VAR, format!("cannot read the secret: {e}")))?;
+            .map_err(|_| unreadable(RefreshError::TimedOut(REFRESH_TIMEOUT).to_string()))?
+            .map_err(|e| unreadable(e.to_string()))?;
         let document = SecretDocument::parse(raw.expose_secret())?;
         let now = clock.now().secs();
         Ok(Arc::new(Self {
             plain,
             source,
             document: Live::new(document),
+            metrics: Metrics::new(namespace, clock.clone(), sink),
             clock,
             interval_secs,
             last_attempt: AtomicI64::new(now),
+            last_good: AtomicI64::new(now),
+            failures: AtomicU32::new(0),
             refreshing: AtomicBool::new(false),
             apply: Mutex::new(None),
         }))
@@ -261,8 +322,18 @@ impl SecretConfig {
         *self.apply.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(apply));
     }
 
-    /// Fetches and parses the document and applies it. On any failure nothing changes.
+    /// Fetches and parses the document and applies it, within [`REFRESH_TIMEOUT`]. On any
+    /// failure nothing changes. Either way the outcome is logged and counted (see
+    /// [`Self::record`]).
     pub async fn refresh(&self) -> Result<(), RefreshError> {
+        let outcome = tokio::time::timeout(REFRESH_TIMEOUT, self.fetch_and_apply())
+            .await
+            .unwrap_or(Err(RefreshError::TimedOut(REFRESH_TIMEOUT)));
+        self.record(&outcome);
+        outcome
+    }
+
+    async fn fetch_and_apply(&self) -> Result<(), RefreshError> {
         let raw = self.source.fetch().await?;
         let document = Arc::new(SecretDocument::parse(raw.expose_secret())?);
         let env = OverlayEnv::new(self.plain.clone(), document.clone());
@@ -278,12 +349,76 @@ impl SecretConfig {
         Ok(())
     }
 
-    /// Starts a background refresh when the document is older than the interval and none is
+    /// Logs the outcome of a refresh and writes its metric line: one failure or none, and the
+    /// age of the document in force (0 once a new one is in).
+    fn record(&self, outcome: &Result<(), RefreshError>) {
+        let now = self.clock.now().secs();
+        let (level, label, failed, age) = match outcome {
+            Ok(()) => {
+                self.last_good.store(now, Ordering::Release);
+                self.failures.store(0, Ordering::Release);
+                tracing::info!(
+                    event = "secret_refresh",
+                    outcome = "applied",
+                    "secret document refreshed"
+                );
+                (Level::INFO, "applied", 0.0, 0)
+            }
+            Err(e) => {
+                let failures = self
+                    .failures
+                    .fetch_add(1, Ordering::AcqRel)
+                    .saturating_add(1);
+                let age = now
+                    .saturating_sub(self.last_good.load(Ordering::Acquire))
+                    .max(0);
+                tracing::warn!(
+                    event = "secret_refresh",
+                    outcome = "kept_last_good",
+                    error = %e,
+                    failures,
+                    age_secs = age,
+                    "secret refresh failed; the last good configuration stays in force"
+                );
+                (Level::WARN, "kept_last_good", 1.0, age)
+            }
+        };
+        self.metrics.emit(
+            level,
+            &[("metric", "secret_refresh"), ("outcome", label)],
+            &[
+                Metric {
+                    name: "SecretRefreshFailures",
+                    unit: "Count",
+                    value: failed,
+                },
+                // Whole seconds: exact in an f64 for any age a process can reach.
+                Metric {
+                    name: "SecretAgeSeconds",
+                    unit: "Seconds",
+                    value: age as f64,
+                },
+            ],
+        );
+    }
+
+    /// Seconds from one attempt to the next: the interval after a good refresh, a backoff from
+    /// [`RETRY_AFTER_SECS`] after failures.
+    fn wait_secs(&self) -> i64 {
+        match self.failures.load(Ordering::Acquire) {
+            0 => self.interval_secs,
+            n => RETRY_AFTER_SECS
+                .saturating_mul(1_i64 << (n - 1).min(6))
+                .min(self.interval_secs),
+        }
+    }
+
+    /// Starts a background refresh when the last attempt is older than the wait and none is
     /// running. Never waits: the request that notices staleness is served with what is in force.
     pub fn poke(self: &Arc<Self>) {
         let now = self.clock.now().secs();
         let last = self.last_attempt.load(Ordering::Acquire);
-        if now.saturating_sub(last) < self.interval_secs
+        if now.saturating_sub(last) < self.wait_secs()
             || self.refreshing.swap(true, Ordering::AcqRel)
         {
             return;
@@ -291,38 +426,40 @@ impl SecretConfig {
         self.last_attempt.store(now, Ordering::Release);
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            match this.refresh().await {
-                Ok(()) => tracing::info!(
-                    event = "secret_refresh",
-                    outcome = "applied",
-                    "secret document refreshed"
-                ),
-                Err(e) => tracing::warn!(
-                    event = "secret_refresh",
-                    outcome = "kept_last_good",
-                    error = %e,
-                    "secret refresh failed; the last good configuration stays in force"
-                ),
-            }
+            // Logged and counted by `refresh`; the last good configuration stays on failure.
+            let _ = this.refresh().await;
             this.refreshing.store(false, Ordering::Release);
         });
     }
 
-    /// A timer that pokes every interval. A frozen Lambda instance does not run it, so the
-    /// edge also pokes on every request; together a thawed instance refreshes on its first
-    /// request after the interval.
+    /// A timer that pokes every [`RETRY_AFTER_SECS`] (the poke decides whether a refresh is
+    /// due, so a backoff is honoured without requests). A frozen Lambda instance does not run
+    /// it, so the edge also pokes on every request; together a thawed instance refreshes on its
+    /// first request after the wait.
     pub fn spawn_timer(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
-        let interval = self.interval();
+        let tick = Duration::from_secs(RETRY_AFTER_SECS.unsigned_abs());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(interval).await;
+                tokio::time::sleep(tick).await;
                 match weak.upgrade() {
                     Some(this) => this.poke(),
                     None => return,
                 }
             }
         });
+    }
+}
+
+/// The metrics namespace: the template's `Bastion/<env>`, `Bastion/local` when unset.
+fn namespace(plain: &dyn Env) -> Result<String, ConfigError> {
+    match plain.non_empty(METRICS_NAMESPACE_VAR) {
+        None => Ok(DEFAULT_NAMESPACE.to_owned()),
+        Some(n) if n.chars().count() <= MAX_NAMESPACE_CHARS => Ok(n),
+        Some(_) => Err(ConfigError::new(
+            METRICS_NAMESPACE_VAR,
+            format!("must be at most {MAX_NAMESPACE_CHARS} characters"),
+        )),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Unit tests of the secret overlay against a fake source: refusal, malformed documents,
-//! rotation through a refresh, and a failed refresh keeping the last good configuration.
+//! rotation through a refresh, a failed refresh keeping the last good configuration; and against
+//! a Secrets Manager on 127.0.0.1 that never answers: the refresh's bound, the SDK's, the metric
+//! line and the backoff.
 
 use std::sync::Mutex;
 
@@ -42,12 +44,43 @@ fn doc(pairs: &[(&str, &str)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// The metric lines a configuration wrote.
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+
+impl LineSink for Lines {
+    fn write_line(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_owned());
+    }
+}
+
+impl Lines {
+    fn take(&self) -> Vec<serde_json::Value> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+async fn load_counted(
+    plain: &[(&str, &str)],
+    source: Arc<dyn SecretSource>,
+    clock: Arc<ManualClock>,
+) -> Result<(Arc<SecretConfig>, Arc<Lines>), ConfigError> {
+    let lines = Arc::new(Lines::default());
+    let secrets =
+        SecretConfig::load_reporting(Arc::new(map_env(plain)), source, clock, lines.clone())
+            .await?;
+    Ok((secrets, lines))
+}
+
 async fn load(
     plain: &[(&str, &str)],
-    source: Arc<FakeSource>,
+    source: Arc<dyn SecretSource>,
     clock: Arc<ManualClock>,
 ) -> Result<Arc<SecretConfig>, ConfigError> {
-    SecretConfig::load(Arc::new(map_env(plain)), source, clock).await
+    Ok(load_counted(plain, source, clock).await?.0)
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -243,4 +276,332 @@ async fn a_request_after_the_interval_starts_one_background_refresh_and_earlier_
 fn the_document_debug_lists_names_only() {
     let d = SecretDocument::parse(&doc(&[("JWT_KEYS", "super-secret")])).unwrap();
     assert_eq!(format!("{d:?}"), "SecretDocument([\"JWT_KEYS\"])");
+}
+
+/// A Secrets Manager on 127.0.0.1 that accepts every connection and, until it is given a
+/// document, never answers: the half-open connection a long Lambda freeze leaves behind.
+struct FakeSecretsManager {
+    addr: std::net::SocketAddr,
+    answer: Arc<Mutex<Option<String>>>,
+}
+
+impl FakeSecretsManager {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = Arc::new(Mutex::new(None::<String>));
+        let shared = answer.clone();
+        std::thread::spawn(move || {
+            // Held, never read or written: the peer's call waits for bytes that never come.
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                let next = shared.lock().unwrap().clone();
+                match next {
+                    None => held.push(stream),
+                    Some(document) => {
+                        std::thread::spawn(move || answer_get_secret_value(stream, &document));
+                    }
+                }
+            }
+        });
+        Self { addr, answer }
+    }
+
+    fn hang(&self) {
+        *self.answer.lock().unwrap() = None;
+    }
+
+    fn answer(&self, document: &str) {
+        *self.answer.lock().unwrap() = Some(document.to_owned());
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Reads one request (headers, then `Content-Length` bytes) and answers it the way
+/// `GetSecretValue` does (awsJson 1.1), then closes.
+fn answer_get_secret_value(stream: std::net::TcpStream, document: &str) {
+    use std::io::{BufRead, Read, Write};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let reply = serde_json::json!({
+        "ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bastion-AbCdEf",
+        "Name": "bastion",
+        "VersionId": "00000000-0000-0000-0000-000000000002",
+        "SecretString": document,
+    })
+    .to_string();
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
+
+/// Asks the fake over a bare TCP connection with no timeout of its own, so only the refresh's
+/// own bound can end a call the server never answers.
+struct TcpSource(std::net::SocketAddr);
+
+#[async_trait]
+impl SecretSource for TcpSource {
+    async fn fetch(&self) -> Result<SecretString, SourceError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let io = |e: std::io::Error| SourceError(e.to_string());
+        let mut stream = tokio::net::TcpStream::connect(self.0).await.map_err(io)?;
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: secretsmanager\r\nContent-Length: 2\r\n\r\n{}")
+            .await
+            .map_err(io)?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.map_err(io)?;
+        let (_, body) = raw.split_once("\r\n\r\n").unwrap();
+        let reply: serde_json::Value = serde_json::from_str(body).unwrap();
+        Ok(SecretString::from(
+            reply["SecretString"].as_str().unwrap().to_owned(),
+        ))
+    }
+}
+
+/// Long enough for any bound the code sets; on the paused clock it costs no real time.
+const NEVER: Duration = Duration::from_secs(24 * 3600);
+
+/// The metric line of one refresh: `(outcome, level, failures, age)`, after checking it is EMF
+/// under the configured namespace.
+fn refresh_metrics(line: &serde_json::Value) -> (String, String, f64, f64) {
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"],
+        serde_json::json!([{
+            "Namespace": "Bastion/test",
+            "Dimensions": [[]],
+            "Metrics": [
+                {"Name": "SecretRefreshFailures", "Unit": "Count"},
+                {"Name": "SecretAgeSeconds", "Unit": "Seconds"},
+            ],
+        }]),
+        "{line}"
+    );
+    assert_eq!(line["metric"], "secret_refresh");
+    (
+        line["outcome"].as_str().unwrap().to_owned(),
+        line["level"].as_str().unwrap().to_owned(),
+        line["SecretRefreshFailures"].as_f64().unwrap(),
+        line["SecretAgeSeconds"].as_f64().unwrap(),
+    )
+}
+
+const NAMESPACE: (&str, &str) = (METRICS_NAMESPACE_VAR, "Bastion/test");
+
+#[tokio::test]
+async fn a_refresh_from_a_secrets_manager_that_never_answers_ends_by_itself_and_the_next_good_one_is_installed()
+ {
+    let server = FakeSecretsManager::start();
+    server.answer(&doc(&[("JWT_KEYS", K1)]));
+    let clock = clock();
+    let source = Arc::new(TcpSource(server.addr));
+    let (secrets, lines) = load_counted(&[NAMESPACE], source, clock.clone())
+        .await
+        .unwrap();
+
+    server.hang();
+    clock.advance(300);
+    tokio::time::pause();
+    let outcome = tokio::time::timeout(NEVER, secrets.refresh()).await;
+    assert_eq!(
+        outcome,
+        Ok(Err(RefreshError::TimedOut(REFRESH_TIMEOUT))),
+        "the refresh did not end by itself"
+    );
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K1));
+    let counted = lines.take();
+    assert_eq!(counted.len(), 1);
+    assert_eq!(
+        refresh_metrics(&counted[0]),
+        ("kept_last_good".into(), "WARN".into(), 1.0, 300.0)
+    );
+
+    server.answer(&doc(&[("JWT_KEYS", K2)]));
+    tokio::time::resume();
+    clock.advance(30);
+    secrets.refresh().await.unwrap();
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+    let counted = lines.take();
+    assert_eq!(counted.len(), 1);
+    assert_eq!(
+        refresh_metrics(&counted[0]),
+        ("applied".into(), "INFO".into(), 0.0, 0.0)
+    );
+}
+
+#[tokio::test]
+async fn the_age_of_the_document_in_force_grows_with_each_failed_refresh_and_restarts_at_a_good_one()
+ {
+    let clock = clock();
+    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let (secrets, lines) = load_counted(&[NAMESPACE], source.clone(), clock.clone())
+        .await
+        .unwrap();
+    source.set(Err("ThrottlingException"));
+    for _ in 0..3 {
+        clock.advance(300);
+        assert!(secrets.refresh().await.is_err());
+    }
+    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    clock.advance(30);
+    secrets.refresh().await.unwrap();
+    let ages: Vec<_> = lines
+        .take()
+        .iter()
+        .map(refresh_metrics)
+        .map(|m| m.3)
+        .collect();
+    // The third is past two intervals (> 600 s): the template's alarm fires on it.
+    assert_eq!(ages, vec![300.0, 600.0, 900.0, 0.0]);
+}
+
+#[tokio::test]
+async fn after_a_failed_refresh_the_next_is_due_in_30_s_doubling_up_to_the_interval() {
+    let clock = clock();
+    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let secrets = load(&[(REFRESH_VAR, "300")], source.clone(), clock.clone())
+        .await
+        .unwrap();
+    assert_eq!(secrets.wait_secs(), 300);
+    source.set(Err("ThrottlingException"));
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        assert!(secrets.refresh().await.is_err());
+        waits.push(secrets.wait_secs());
+    }
+    assert_eq!(waits, vec![30, 60, 120, 240, 300, 300]);
+    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    secrets.refresh().await.unwrap();
+    assert_eq!(secrets.wait_secs(), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_starts_a_due_refresh_within_30_s_without_any_request() {
+    let clock = clock();
+    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let secrets = load(&[(REFRESH_VAR, "300")], source.clone(), clock.clone())
+        .await
+        .unwrap();
+    secrets.spawn_timer();
+    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    clock.advance(300);
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K1));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+}
+
+#[tokio::test]
+async fn a_request_30_s_after_a_timed_out_refresh_starts_the_next_one() {
+    let server = FakeSecretsManager::start();
+    server.answer(&doc(&[("JWT_KEYS", K1)]));
+    let clock = clock();
+    let source = Arc::new(TcpSource(server.addr));
+    let secrets = load(&[(REFRESH_VAR, "60")], source, clock.clone())
+        .await
+        .unwrap();
+
+    server.hang();
+    clock.advance(60);
+    tokio::time::pause();
+    secrets.poke();
+    // The poked refresh runs on this runtime; the paused clock jumps to its bound.
+    tokio::time::sleep(REFRESH_TIMEOUT + Duration::from_secs(1)).await;
+    assert_eq!(secrets.failures.load(Ordering::Acquire), 1);
+    assert!(!secrets.refreshing.load(Ordering::Acquire));
+
+    server.answer(&doc(&[("JWT_KEYS", K2)]));
+    tokio::time::resume();
+    clock.advance(29);
+    secrets.poke();
+    assert!(!secrets.refreshing.load(Ordering::Acquire));
+    clock.advance(1);
+    secrets.poke();
+    assert!(secrets.refreshing.load(Ordering::Acquire));
+    for _ in 0..1000 {
+        if secrets.env().get("JWT_KEYS").as_deref() == Some(K2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+}
+
+fn sdk_for(server: &FakeSecretsManager) -> aws_types::SdkConfig {
+    let endpoint = server.endpoint();
+    let env = map_env(&[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-access-key-value"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+    ]);
+    let http = crate::sdk::http_client(&crate::tls::Roots::from_certs(Vec::new())).unwrap();
+    crate::sdk::from_env(&env, http).unwrap()
+}
+
+#[tokio::test]
+async fn the_sdk_client_gives_up_on_a_secrets_manager_that_never_answers_and_reads_one_that_does() {
+    let server = FakeSecretsManager::start();
+    let source = SecretsManagerSource::new(&sdk_for(&server), "bastion");
+
+    tokio::time::pause();
+    let outcome = tokio::time::timeout(NEVER, source.fetch()).await;
+    let Ok(Err(SourceError(why))) = outcome else {
+        panic!("GetSecretValue did not end by itself: {outcome:?}");
+    };
+    assert!(
+        why.contains("operation timeout (all attempts including retries) occurred after 8s"),
+        "{why}"
+    );
+
+    server.answer(&doc(&[("JWT_KEYS", K2)]));
+    tokio::time::resume();
+    let read = source.fetch().await.unwrap();
+    assert_eq!(read.expose_secret(), doc(&[("JWT_KEYS", K2)]));
+}
+
+#[tokio::test]
+async fn a_client_of_the_shared_configuration_gives_up_on_a_server_that_never_answers() {
+    // DynamoDB, KMS and S3 clients are built from this configuration as it is.
+    let server = FakeSecretsManager::start();
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_for(&server));
+    tokio::time::pause();
+    let outcome =
+        tokio::time::timeout(NEVER, client.get_secret_value().secret_id("x").send()).await;
+    let Ok(Err(e)) = outcome else {
+        panic!("the call did not end by itself: {outcome:?}");
+    };
+    let why = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
+    assert!(
+        why.contains("operation timeout (all attempts including retries) occurred after 12s"),
+        "{why}"
+    );
 }
