@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+import translated
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The four Lambda packages: logical id in template.yaml -> package directory.
@@ -415,8 +417,19 @@ def code_routes(package_dir: Path) -> set[str]:
 
 
 def api_paths(template: dict, logical_id: str) -> list[str]:
+    """Paths routed to the function: its SAM Api events, and the API DefinitionBody paths
+    whose integration invokes it."""
     events = template["Resources"][logical_id]["Properties"].get("Events", {})
-    return [e["Properties"]["Path"] for e in events.values() if e["Type"] == "Api"]
+    paths = [e["Properties"]["Path"] for e in events.values() if e["Type"] == "Api"]
+    for res in template["Resources"].values():
+        if res.get("Type") != "AWS::Serverless::Api":
+            continue
+        for path, methods in res["Properties"].get("DefinitionBody", {}).get("paths", {}).items():
+            for op in methods.values():
+                uri = op.get("x-amazon-apigateway-integration", {}).get("uri")
+                if logical_id in _refs(uri) and path not in paths:
+                    paths.append(path)
+    return paths
 
 
 def path_routed(route: str, paths: list[str]) -> bool:
@@ -874,6 +887,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + metric_filter_drift(template, root)
         + deploy_settings_drift(template, root)
         + workspace_bucket_drift(template, root)
+        + translated.stage_drift(translated.translate(template))
     )
 
 

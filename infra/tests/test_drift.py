@@ -114,7 +114,7 @@ class VariableDrift(unittest.TestCase):
 class RouteDrift(unittest.TestCase):
     def test_an_unrouted_prefix_is_drift(self):
         t = copy.deepcopy(TEMPLATE)
-        del t["Resources"]["AuthFunction"]["Properties"]["Events"]["Admin"]
+        del t["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"]["/admin/{proxy+}"]
         self.assertIn(
             "AuthFunction: its router serves /admin/audit, the API does not route it",
             drift.route_drift(t),
@@ -122,7 +122,7 @@ class RouteDrift(unittest.TestCase):
 
     def test_the_bare_chat_path_needs_its_own_route(self):
         t = copy.deepcopy(TEMPLATE)
-        del t["Resources"]["ChatFunction"]["Properties"]["Events"]["Chat"]
+        del t["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"]["/chat"]
         self.assertIn(
             "ChatFunction: its router serves /chat, the API does not route it",
             drift.route_drift(t),
