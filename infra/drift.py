@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 import translated
+import waf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -888,6 +889,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + deploy_settings_drift(template, root)
         + workspace_bucket_drift(template, root)
         + translated.stage_drift(translated.translate(template))
+        + waf.all_waf_drifts(template)
     )
 
 
