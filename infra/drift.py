@@ -877,6 +877,11 @@ def workspace_bucket_drift(template: dict, root: Path = ROOT) -> list[str]:
     return drifts
 
 
+def _translated_drift(template: dict) -> list[str]:
+    out = translated.translate(template)
+    return translated.stage_drift(out) + translated.account_drift(out)
+
+
 def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
     template = template if template is not None else load_template(root / "template.yaml")
     return (
@@ -888,7 +893,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + metric_filter_drift(template, root)
         + deploy_settings_drift(template, root)
         + workspace_bucket_drift(template, root)
-        + translated.stage_drift(translated.translate(template))
+        + _translated_drift(template)
         + waf.all_waf_drifts(template)
     )
 

@@ -3,6 +3,8 @@
 SAM adds resources the template never names (an implicit `Stage` stage, Lambda permissions
 for API events), so the API's exposure is checked on the translation, not the source:
 
+  account_drift the account-wide API Gateway logging role is optional per stack
+                (ManageApiGatewayAccount), retained on deletion, and waited for by the API
   stage_drift   the stages are exactly the one `StageName` names; each has a WAF association
                 with the stack's web ACL; every Lambda permission for API Gateway names that
                 stage in its SourceArn (never `*`), and every routed path has one
@@ -227,6 +229,38 @@ def stage_drift(translated: dict, expected: set[str] | None = None) -> list[str]
             concrete = path.replace("{proxy+}", "x")
             if not any(fnmatch.fnmatchcase(concrete, p) for p in granted.get(fid, [])):
                 drifts.append(f"{fid}: the API routes {path} to it, no permission lets it be invoked there")
+    return drifts
+
+
+ACCOUNT_CONDITION = "ManagesApiGatewayAccount"
+
+
+def account_drift(translated: dict) -> list[str]:
+    """API Gateway's CloudWatch role is one setting per account and region: a second stack
+    there must be able to leave it alone, and deleting a stack must not take it away."""
+    res = translated["Resources"]
+    drifts = []
+    singletons = [
+        lid for lid, r in res.items()
+        if r["Type"] == "AWS::ApiGateway::Account"
+        or (r["Type"] == "AWS::IAM::Role" and lid in _ref_ids(
+            [a.get("Properties", {}).get("CloudWatchRoleArn") for a in res.values()
+             if a["Type"] == "AWS::ApiGateway::Account"]))
+    ]
+    for lid in singletons:
+        if res[lid].get("Condition") != ACCOUNT_CONDITION:
+            drifts.append(f"{lid}: account-wide, but not under the {ACCOUNT_CONDITION} condition")
+        if res[lid].get("DeletionPolicy") != "Retain":
+            drifts.append(f"{lid}: account-wide, but deleted with this stack")
+    accounts = {lid for lid in singletons if res[lid]["Type"] == "AWS::ApiGateway::Account"}
+    for lid, r in res.items():
+        if r["Type"] != "AWS::ApiGateway::RestApi":
+            continue
+        waits = r.get("DependsOn", [])
+        waits = [waits] if isinstance(waits, str) else waits
+        reached = set(waits) | {a for w in waits for a in _ref_ids(res.get(w, {}).get("Metadata"))}
+        if not accounts <= reached:
+            drifts.append(f"{lid}: does not wait for the API Gateway account setting it logs through")
     return drifts
 
 

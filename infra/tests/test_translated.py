@@ -99,5 +99,33 @@ class TranslatedTemplate(unittest.TestCase):
             translated.translate(t)
 
 
+class ApiGatewayAccount(unittest.TestCase):
+    def test_the_account_wide_logging_role_is_optional_retained_and_waited_for(self):
+        self.assertEqual(translated.account_drift(TRANSLATED), [])
+
+    def test_an_unconditional_account_setting_is_drift_a_second_stack_would_overwrite_it(self):
+        t = copy.deepcopy(TEMPLATE)
+        for lid in ("ApiGatewayAccount", "ApiGatewayLogsRole"):
+            del t["Resources"][lid]["Condition"]
+            del t["Resources"][lid]["DeletionPolicy"]
+        self.assertEqual(
+            translated.account_drift(translated.translate(t)),
+            [
+                "ApiGatewayLogsRole: account-wide, but not under the ManagesApiGatewayAccount condition",
+                "ApiGatewayLogsRole: account-wide, but deleted with this stack",
+                "ApiGatewayAccount: account-wide, but not under the ManagesApiGatewayAccount condition",
+                "ApiGatewayAccount: account-wide, but deleted with this stack",
+            ],
+        )
+
+    def test_an_api_that_does_not_wait_for_the_account_setting_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        del t["Resources"]["Api"]["DependsOn"]
+        self.assertEqual(
+            translated.account_drift(translated.translate(t)),
+            ["Api: does not wait for the API Gateway account setting it logs through"],
+        )
+
+
 if __name__ == "__main__":
     unittest.main()
