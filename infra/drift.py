@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+import params
 import translated
 import waf
 
@@ -895,6 +896,8 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + workspace_bucket_drift(template, root)
         + _translated_drift(template)
         + waf.all_waf_drifts(template)
+        + params.parameter_bounds_drift(template, root)
+        + params.timeout_drift(template, root)
     )
 
 

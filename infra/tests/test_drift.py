@@ -351,9 +351,9 @@ class MetricFilterDrift(unittest.TestCase):
 class DeploySettingsDrift(unittest.TestCase):
     def test_a_template_timeout_unlike_the_cargo_lambda_one_is_drift(self):
         t = copy.deepcopy(TEMPLATE)
-        t["Resources"]["ExecFunction"]["Properties"]["Timeout"] = 30
+        t["Resources"]["ExecFunction"]["Properties"]["Timeout"] = 20
         self.assertIn(
-            "ExecFunction: Timeout 30 but cargo-lambda timeout 75",
+            "ExecFunction: Timeout 20 but cargo-lambda timeout 29",
             drift.deploy_settings_drift(t),
         )
 
