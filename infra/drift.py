@@ -7,12 +7,16 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
   route_drift         every path prefix a router serves is routed to that function by the API
   action_drift        every DynamoDB action a function's code can reach is granted to its role
   leading_key_drift   the role's dynamodb:LeadingKeys prefixes are exactly the partitions the
-                      store methods the function calls can touch
+                      store methods the function calls can touch (per prefix: infra/iam.py)
   metric_filter_drift every log field a metric filter matches is one the code emits
   deploy_settings_drift `cargo lambda deploy` metadata sizes each function as the template does
   workspace_bucket_drift the exec workspace bucket: SSE-KMS under the stack key with a Bucket
                       Key, public access blocked, owner-enforced, TLS-only and key-pinned puts;
                       its name and S3 access given to the exec function alone
+
+all_drifts also runs the checks of infra/translated.py (the SAM-translated API: stages, WAF
+associations, Lambda permissions), infra/waf.py (the web ACL per route, its log), infra/iam.py
+(table grants per key prefix) and infra/params.py (parameter bounds, timeouts).
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -29,6 +33,7 @@ from typing import Any
 
 import yaml
 
+import iam
 import params
 import translated
 import waf
@@ -602,60 +607,11 @@ def action_drift(template: dict, root: Path = ROOT) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Check 5: LeadingKeys
 
-# Partition-key prefixes each port method of the DynamoDB adapter can read or write (from the
-# `pk` each builds in crates/bastion-store/src/dynamodb). Twins: `delete_user` deletes the API-key
-# lookups and the Google guard that point at the user. Conversations and credits live under
-# the owner: `USER#` for an account, `OWNER#` for a channel owner. `list_for_day` queries the
-# index only (its own statement, no LeadingKeys). A port method missing here fails the check.
-PORT_PREFIXES: dict[str, set[str]] = {
-    "create_user": {"USER#", "EMAIL#"},
-    "get_user": {"USER#"},
-    "find_user_by_email": {"EMAIL#", "USER#"},
-    "set_password_hash": {"USER#"},
-    "delete_user": {"USER#", "EMAIL#", "APIKEY#", "GOOGLE#"},
-    "create_session": {"USER#", "REFRESH#"},
-    "get_session": {"USER#"},
-    "find_refresh": {"REFRESH#"},
-    "rotate_refresh": {"USER#", "REFRESH#"},
-    "list_sessions": {"USER#"},
-    "revoke_session": {"USER#"},
-    "revoke_all_sessions": {"USER#"},
-    "hit": {"RL#"},
-    "append": {"AUDIT#"},
-    "list_for_user": {"AUDIT#"},
-    "list_for_day": set(),
-    "put_one_time": {"ONCE#"},
-    "take_one_time": {"ONCE#"},
-    "find_user_by_google": {"GOOGLE#", "USER#"},
-    "create_google_user": {"USER#", "EMAIL#", "GOOGLE#"},
-    "link_google": {"USER#", "GOOGLE#"},
-    "unlink_google": {"USER#", "GOOGLE#"},
-    "set_roles": {"USER#"},
-    "set_disabled": {"USER#"},
-    "create_api_key": {"APIKEY#", "USER#"},
-    "find_api_key": {"APIKEY#"},
-    "list_api_keys": {"USER#"},
-    "revoke_api_key": {"USER#", "APIKEY#"},
-    "revoke_all_api_keys": {"USER#", "APIKEY#"},
-    "touch_api_key": {"APIKEY#", "USER#"},
-    "get_conversation": {"USER#", "OWNER#"},
-    "list_conversations": {"USER#", "OWNER#"},
-    "list_messages": {"USER#", "OWNER#"},
-    "append_turn": {"USER#", "OWNER#"},
-    "delete_conversation": {"USER#", "OWNER#"},
-    "debit": {"USER#", "OWNER#"},
-    "refund": {"USER#", "OWNER#"},
-    "claim_delivery": {"IDEMP#"},
-    "complete_delivery": {"IDEMP#"},
-    "release_delivery": {"IDEMP#"},
-    "acquire_lease": {"LEASE#"},
-    "release_lease": {"LEASE#"},
-    "link_customer": {"STRIPECUS#", "USER#"},
-    "user_for_customer": {"STRIPECUS#"},
-    "apply_billing": {"USER#"},
-    "billing_of": {"USER#"},
-    "plan_of": {"USER#"},
-}
+# Partition-key prefixes each port method of the DynamoDB adapter can read or write: the keys
+# of iam.PORT_ACCESS, which also says which actions it performs on each (checked per prefix by
+# iam.prefix_access_drift). `list_for_day` queries the index only (its own statement, no
+# LeadingKeys). A port method missing there fails the check.
+PORT_PREFIXES: dict[str, set[str]] = iam.port_prefixes()
 
 
 def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
@@ -896,20 +852,38 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + workspace_bucket_drift(template, root)
         + _translated_drift(template)
         + waf.all_waf_drifts(template)
+        + iam.prefix_access_drift(template, root)
         + params.parameter_bounds_drift(template, root)
         + params.timeout_drift(template, root)
     )
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--actions":
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--actions"]:
         for fid, pkg in FUNCTIONS.items():
             acts: set[str] = set()
             for m, a in function_actions(ROOT / pkg).items():
                 acts |= a
             print(fid, sorted(acts))
-        sys.exit(0)
+        return 0
+    if argv[:1] == ["--show"]:
+        # The deployed shape: the translated API's stages, WAF associations and permissions,
+        # and each role's table statements.
+        template = load_template()
+        print("\n".join(translated.describe(translated.translate(template))))
+        for fid in FUNCTIONS:
+            print(f"{fid} table statements:")
+            print("\n".join("  " + line for line in iam.describe(template, fid)))
+        return 0
     found = all_drifts()
     for d in found:
         print("drift:", d)
-    sys.exit(1 if found else 0)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    # Through the module, not __main__: the helper modules import `drift`, and a second copy
+    # of it would not recognise this copy's tagged intrinsics.
+    import drift
+
+    sys.exit(drift.main(sys.argv[1:]))
