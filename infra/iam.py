@@ -1,4 +1,9 @@
-"""Each function's DynamoDB grants, per partition-key prefix:
+"""Each function's DynamoDB grants against the store code (moved here from drift.py, which
+runs them):
+
+  action_drift         every DynamoDB action a function's code can reach is granted to its role
+  leading_key_drift    the role's dynamodb:LeadingKeys prefixes, as a union, are exactly the
+                       partitions the store methods the function calls can touch
 
   prefix_access_drift  per prefix, the actions a role grants (statements conditioned on
                        `dynamodb:LeadingKeys`) are exactly the actions the store methods its
@@ -10,15 +15,31 @@
 
 PORT_ACCESS is read off crates/bastion-store/src/dynamodb (the `pk` each SDK call's key or
 item is built with, transactions counted per action they hold). It is held to the code: each
-method's actions must be exactly the ones drift.actions_of finds in its body, and each prefix
+method's actions must be exactly the ones actions_of finds in its body, and each prefix
 must be built in the store, so a store change that adds an action or a prefix fails here until
 the table (and so the roles) follow.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+from sources import (
+    FUNCTIONS,
+    ROOT,
+    _Tag,
+    _actions,
+    _role_of,
+    _scalars,
+    _statements,
+    fn_bodies,
+    match_brace,
+    rust_sources,
+    strip_tests,
+    workspace_deps,
+)
 
 G, P, U, D = "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
 Q, B, C = "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem"
@@ -93,9 +114,203 @@ SINGLE_FIELD = {
 }
 
 
-def port_prefixes() -> dict[str, set[str]]:
-    """Method -> the prefixes it touches (what drift.leading_key_drift checks as a union)."""
-    return {m: set(access) for m, access in PORT_ACCESS.items()}
+# ---------------------------------------------------------------------------------------------
+# The union checks: DynamoDB actions
+
+
+SDK_CALLS = {
+    ".get_item()": "dynamodb:GetItem",
+    ".put_item()": "dynamodb:PutItem",
+    ".update_item()": "dynamodb:UpdateItem",
+    ".delete_item()": "dynamodb:DeleteItem",
+    ".query()": "dynamodb:Query",
+    ".scan()": "dynamodb:Scan",
+    ".batch_write_item()": "dynamodb:BatchWriteItem",
+    ".batch_get_item()": "dynamodb:BatchGetItem",
+    ".transact_get_items()": "dynamodb:GetItem",
+    # A transaction is authorised per action it holds (below), not as TransactWriteItems.
+    "Put::builder()": "dynamodb:PutItem",
+    "Update::builder()": "dynamodb:UpdateItem",
+    "Delete::builder()": "dynamodb:DeleteItem",
+    "ConditionCheck::builder()": "dynamodb:ConditionCheckItem",
+    ".describe_table()": "dynamodb:DescribeTable",
+    ".create_table()": "dynamodb:CreateTable",
+    ".update_time_to_live()": "dynamodb:UpdateTimeToLive",
+}
+INDEX_QUERY = "dynamodb:Query(index)"
+CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(?:::<[^>]*>)?\s*\(")
+
+
+def store_functions(root: Path = ROOT) -> dict[str, list[str]]:
+    """Every fn of the DynamoDB adapter and the ports' default methods, name -> bodies."""
+    bodies: dict[str, list[str]] = {}
+    files = port_files(root) + sorted((root / "crates/bastion-store/src/dynamodb").glob("*.rs"))
+    for f in files:
+        for name, bs in fn_bodies(strip_tests(f.read_text())).items():
+            bodies.setdefault(name, []).extend(bs)
+    return bodies
+
+
+def port_files(root: Path = ROOT) -> list[Path]:
+    """The store's port modules: its top-level files that declare a trait (one per port)."""
+    return [
+        f
+        for f in sorted((root / "crates/bastion-store/src").glob("*.rs"))
+        if re.search(r"^pub trait ", f.read_text(), re.M)
+    ]
+
+
+def port_methods(root: Path = ROOT) -> set[str]:
+    """Method names of the store's port traits."""
+    names: set[str] = set()
+    for f in port_files(root):
+        src = strip_tests(f.read_text())
+        for m in re.finditer(r"pub trait (\w+)[^{]*\{", src):
+            body = src[m.end() - 1 : match_brace(src, m.end() - 1) + 1]
+            names.update(re.findall(r"\bfn\s+([a-z_][a-z0-9_]*)", body))
+    return names
+
+
+def actions_of(name: str, bodies: dict[str, list[str]], seen: set[str] | None = None) -> set[str]:
+    """The DynamoDB actions reachable from the store fn `name`."""
+    seen = set() if seen is None else seen
+    if name in seen:
+        return set()
+    seen.add(name)
+    out: set[str] = set()
+    for body in bodies.get(name, []):
+        for needle, action in SDK_CALLS.items():
+            if needle in body:
+                out.add(action)
+        if ".query()" in body and re.search(r"\.index_name\(", body):
+            out.add(INDEX_QUERY)
+            if not re.search(r"\.query\(\)(?:(?!\.index_name).)*?\.send\(\)", body, re.S):
+                out.discard("dynamodb:Query")
+        for callee in CALL.findall(body):
+            if callee != name and callee in bodies:
+                out |= actions_of(callee, bodies, seen)
+    return out
+
+
+def function_actions(package_dir: Path, root: Path = ROOT) -> dict[str, set[str]]:
+    """Port method -> actions, for every port method the function's code can call."""
+    bodies = store_functions(root)
+    ports = port_methods(root)
+    src = "\n".join(
+        rust_sources(d)
+        for d in workspace_deps(package_dir)
+        if d.name != "bastion-store"
+    )
+    called = {m for m in ports if re.search(r"\.\s*" + m + r"\s*\(", src)}
+    return {m: actions_of(m, bodies) for m in sorted(called)}
+
+
+def role_actions(template: dict, logical_id: str) -> set[str]:
+    """DynamoDB actions the function's role grants: on the table, and on the index."""
+    props = template["Resources"][logical_id]["Properties"]
+    role_ref = props.get("Role")
+    if not (isinstance(role_ref, _Tag) and role_ref.tag == "GetAtt"):
+        raise ValueError(f"{logical_id}: Role must be !GetAtt <Role>.Arn")
+    role_id = (role_ref.value if isinstance(role_ref.value, str) else ".".join(role_ref.value))
+    role = template["Resources"][role_id.split(".")[0]]["Properties"]
+    out: set[str] = set()
+    for policy in role.get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            if st.get("Effect") != "Allow":
+                continue
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            resources = " ".join(_scalars(st.get("Resource", [])))
+            on_index = "/index/" in resources
+            on_table = any(
+                "/index/" not in r for r in _scalars(st.get("Resource", []))
+            ) and ("Table" in resources or "table/" in resources)
+            for a in actions:
+                if not a.startswith("dynamodb:"):
+                    continue
+                if on_table:
+                    out.add(a)
+                if on_index and a == "dynamodb:Query":
+                    out.add(INDEX_QUERY)
+    return out
+
+
+def action_drift(template: dict, root: Path = ROOT) -> list[str]:
+    drifts = []
+    for logical_id, pkg in FUNCTIONS.items():
+        granted = role_actions(template, logical_id)
+        needed: dict[str, set[str]] = {}
+        for method, actions in function_actions(root / pkg, root).items():
+            for a in actions:
+                needed.setdefault(a, set()).add(method)
+        for a in sorted(set(needed) - granted):
+            drifts.append(
+                f"{logical_id}: code calls {a} (via {', '.join(sorted(needed[a]))}), "
+                f"its role does not grant it"
+            )
+        for a in sorted(granted - set(needed)):
+            drifts.append(f"{logical_id}: role grants {a}, which its code never calls")
+    return drifts
+
+
+# ---------------------------------------------------------------------------------------------
+# The union checks: LeadingKeys
+
+# Partition-key prefixes each port method of the DynamoDB adapter can read or write: the keys
+# of PORT_ACCESS, which also says which actions it performs on each (checked per prefix by
+# prefix_access_drift). `list_for_day` queries the index only (its own statement, no
+# LeadingKeys). A port method missing there fails the check.
+PORT_PREFIXES: dict[str, set[str]] = {m: set(a) for m, a in PORT_ACCESS.items()}
+
+
+def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
+    """The LeadingKeys prefixes on the role's table statement; None when unconditioned."""
+    props = template["Resources"][logical_id]["Properties"]
+    role_id = props["Role"].value
+    role_id = role_id if isinstance(role_id, str) else ".".join(role_id)
+    role = template["Resources"][role_id.split(".")[0]]["Properties"]
+    found: set[str] | None = None
+    for policy in role.get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            res = _scalars(st.get("Resource", []))
+            acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if not any(a.startswith("dynamodb:") for a in acts) or any("/index/" in r for r in res):
+                continue
+            cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
+            keys = cond.get("dynamodb:LeadingKeys")
+            if keys is None:
+                return None
+            found = (found or set()) | {k.rstrip("*") for k in keys}
+    return found
+
+
+def leading_key_drift(template: dict, root: Path = ROOT) -> list[str]:
+    drifts = []
+    ports = port_methods(root)
+    for m in sorted(ports - set(PORT_PREFIXES)):
+        drifts.append(f"port method {m} has no entry in iam.PORT_ACCESS")
+    store_src = "\n".join(
+        p.read_text() for p in (root / "crates/bastion-store/src/dynamodb").glob("*.rs")
+    )
+    for prefix in sorted(set().union(*PORT_PREFIXES.values())):
+        if f'"{prefix}' not in store_src:
+            drifts.append(f"prefix {prefix} of iam.PORT_ACCESS is built nowhere in the store")
+    for logical_id, pkg in FUNCTIONS.items():
+        granted = role_leading_keys(template, logical_id)
+        if granted is None:
+            drifts.append(f"{logical_id}: its table statement has no dynamodb:LeadingKeys condition")
+            continue
+        needed: dict[str, set[str]] = {}
+        for method in function_actions(root / pkg, root):
+            for prefix in PORT_PREFIXES.get(method, set()):
+                needed.setdefault(prefix, set()).add(method)
+        for prefix in sorted(set(needed) - granted):
+            drifts.append(
+                f"{logical_id}: code touches {prefix}* (via {', '.join(sorted(needed[prefix]))}), "
+                f"its role's LeadingKeys do not allow it"
+            )
+        for prefix in sorted(granted - set(needed)):
+            drifts.append(f"{logical_id}: LeadingKeys allow {prefix}*, which its code never touches")
+    return drifts
 
 
 def _list(v: Any) -> list:
@@ -104,13 +319,11 @@ def _list(v: Any) -> list:
 
 def table_statements(template: dict, function_id: str) -> list[dict]:
     """The function's role statements that allow DynamoDB actions on the table (not an index)."""
-    import drift
-
     out = []
-    for st in drift._statements(drift._role_of(template, function_id)):
-        if st.get("Effect") != "Allow" or not any(a.startswith("dynamodb:") for a in drift._actions(st)):
+    for st in _statements(_role_of(template, function_id)):
+        if st.get("Effect") != "Allow" or not any(a.startswith("dynamodb:") for a in _actions(st)):
             continue
-        if any("/index/" in r for r in drift._scalars(st.get("Resource", []))):
+        if any("/index/" in r for r in _scalars(st.get("Resource", []))):
             continue
         out.append(st)
     return out
@@ -142,18 +355,14 @@ def granted(template: dict, function_id: str) -> tuple[dict[str, set[str]], dict
 
 
 def drift_actions(st: dict) -> list[str]:
-    import drift
-
-    return [a for a in drift._actions(st) if a.startswith("dynamodb:")]
+    return [a for a in _actions(st) if a.startswith("dynamodb:")]
 
 
 def needed(package_dir: Path, root: Path) -> tuple[dict[str, dict[str, set[str]]], dict]:
     """(prefix -> action -> the methods doing it, (prefix, action) -> attributes when every
     method doing it sets one field)."""
-    import drift
-
     out: dict[str, dict[str, set[str]]] = {}
-    for method in drift.function_actions(package_dir, root):
+    for method in function_actions(package_dir, root):
         for prefix, actions in PORT_ACCESS.get(method, {}).items():
             for a in actions:
                 out.setdefault(prefix, {}).setdefault(a, set()).add(method)
@@ -168,16 +377,14 @@ def needed(package_dir: Path, root: Path) -> tuple[dict[str, dict[str, set[str]]
 
 def table_drift(root: Path) -> list[str]:
     """PORT_ACCESS against the store code."""
-    import drift
-
     drifts = []
-    bodies = drift.store_functions(root)
-    ports = drift.port_methods(root)
+    bodies = store_functions(root)
+    ports = port_methods(root)
     for m in sorted(ports - set(PORT_ACCESS)):
         drifts.append(f"port method {m} has no entry in iam.PORT_ACCESS")
     store_src = "\n".join(p.read_text() for p in (root / "crates/bastion-store/src/dynamodb").glob("*.rs"))
     for m in sorted(ports & set(PORT_ACCESS)):
-        code = drift.actions_of(m, bodies) - {drift.INDEX_QUERY}
+        code = actions_of(m, bodies) - {INDEX_QUERY}
         table = set().union(*PORT_ACCESS[m].values()) if PORT_ACCESS[m] else set()
         if code != table:
             drifts.append(
@@ -190,10 +397,8 @@ def table_drift(root: Path) -> list[str]:
 
 
 def prefix_access_drift(template: dict, root: Path) -> list[str]:
-    import drift
-
     drifts = table_drift(root)
-    for fid, pkg in drift.FUNCTIONS.items():
+    for fid, pkg in FUNCTIONS.items():
         need, need_limits = needed(root / pkg, root)
         have, have_limits, found = granted(template, fid)
         drifts += found

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sources import FUNCTIONS, api_paths, match_brace, strip_tests
+
 # API Gateway REST's integration timeout for a buffered (non-streaming) Lambda proxy route.
 API_GATEWAY_TIMEOUT_SECS = 29
 
@@ -40,10 +42,8 @@ MATCH_ON = re.compile(r'match\s+env\s*\.\s*non_empty\(\s*"([A-Z0-9_]+)"\s*\)[^{]
 
 
 def _sources(root: Path) -> str:
-    import drift
-
     return "\n".join(
-        drift.strip_tests(p.read_text())
+        strip_tests(p.read_text())
         for d in ("crates", "functions")
         for p in sorted((root / d).glob("*/src/**/*.rs"))
     )
@@ -75,12 +75,10 @@ def code_bounds(root: Path) -> dict[str, tuple[int, int]]:
 
 def code_enumerations(root: Path) -> dict[str, set[str]]:
     """Variable -> the literal values a `match env.non_empty("VAR")…` accepts."""
-    import drift
-
     src = _sources(root)
     out: dict[str, set[str]] = {}
     for m in MATCH_ON.finditer(src):
-        body = src[m.end() - 1 : drift.match_brace(src, m.end() - 1)]
+        body = src[m.end() - 1 : match_brace(src, m.end() - 1)]
         arms = re.findall(r'Some\("([^"]*)"\)\s*(?:\|[^=]*)?=>', body)
         arms += re.findall(r'\|\s*Some\("([^"]*)"\)', body)
         if arms:
@@ -158,13 +156,11 @@ def parameter_bounds_drift(template: dict, root: Path) -> list[str]:
 
 
 def timeout_drift(template: dict, root: Path) -> list[str]:
-    import drift
-
     bounds = code_bounds(root)
     drifts = []
-    for fid in drift.FUNCTIONS:
+    for fid in FUNCTIONS:
         timeout = template["Resources"][fid]["Properties"].get("Timeout")
-        if drift.api_paths(template, fid) and (timeout is None or timeout > API_GATEWAY_TIMEOUT_SECS):
+        if api_paths(template, fid) and (timeout is None or timeout > API_GATEWAY_TIMEOUT_SECS):
             drifts.append(
                 f"{fid}: Timeout {timeout} s, but API Gateway gives up on its routes after "
                 f"{API_GATEWAY_TIMEOUT_SECS} s"

@@ -224,7 +224,7 @@ class LeadingKeyDrift(unittest.TestCase):
             "    async fn export_user(&self, id: &UserId) -> Result<(), StoreError>;",
         )
         self.assertIn(
-            "port method export_user has no entry in drift.PORT_PREFIXES",
+            "port method export_user has no entry in iam.PORT_ACCESS",
             drift.leading_key_drift(TEMPLATE, root),
         )
 
