@@ -14,10 +14,13 @@ runs them):
                        cannot rewrite the rest of the item
 
 PORT_ACCESS is read off crates/bastion-store/src/dynamodb (the `pk` each SDK call's key or
-item is built with, transactions counted per action they hold). It is held to the code: each
-method's actions must be exactly the ones actions_of finds in its body, and each prefix
-must be built in the store, so a store change that adds an action or a prefix fails here until
-the table (and so the roles) follow.
+item is built with, transactions counted per action they hold). It is held to the code on both
+axes: each method's actions must be exactly the ones actions_of finds in its body, and its
+prefixes exactly the partition prefixes its code builds keys with (code_prefixes, through the
+key helpers it calls), plus the partitions of twin pointers it follows (delete_user removes an
+API key's lookup, the Google guard and the Stripe customer lookup its partition names). Which
+action lands on which of a method's prefixes is the table's own reading: a store change that
+adds an action or a prefix fails here until the table (and so the roles) follow.
 """
 
 from __future__ import annotations
@@ -375,6 +378,76 @@ def needed(package_dir: Path, root: Path) -> tuple[dict[str, dict[str, set[str]]
     return out, limits
 
 
+SORT_KEY_FN = re.compile(r"(_sk|_prefix)$")
+# `begins_with(sk, :p)` with `:p` a prefix literal: a sort-key range, not a partition.
+SORT_KEY_VALUE = re.compile(r'\.expression_attribute_values\(\s*":p"\s*,\s*s\("[A-Z]+#"\)\s*\)')
+READS_TWIN = re.compile(r"get(?:_opt)?_s\(\s*&?item\s*,\s*TWIN_PK\s*\)")
+WRITES_TWIN = re.compile(r'(?:TWIN_PK\.into\(\),|":tpk",)\s*s\((.+?)\)\s*\)')
+
+
+def _literals(body: str, known: set[str]) -> set[str]:
+    if "begins_with(sk" in body:
+        body = SORT_KEY_VALUE.sub("", body)
+    return {p for p in re.findall(r'"([A-Z]+#)', body) if p in known}
+
+
+def code_prefixes(name: str, bodies: dict, known: set[str], seen: set[str] | None = None) -> set[str]:
+    """Partition prefixes the store fn `name` builds keys or items with (its own literals and
+    those of the helpers it calls; sort-key helpers `*_sk`/`*_prefix` are not partitions)."""
+    seen = set() if seen is None else seen
+    if name in seen or SORT_KEY_FN.search(name):
+        return set()
+    seen.add(name)
+    out: set[str] = set()
+    for body in bodies.get(name, []):
+        out |= _literals(body, known)
+        for callee in CALL.findall(body):
+            if callee != name and callee in bodies:
+                out |= code_prefixes(callee, bodies, known, seen)
+    return out
+
+
+def reads_twins(name: str, bodies: dict, seen: set[str] | None = None) -> bool:
+    """Whether the fn follows items' twin pointers (and so touches their partitions)."""
+    seen = set() if seen is None else seen
+    if name in seen:
+        return False
+    seen.add(name)
+    return any(
+        READS_TWIN.search(body)
+        or any(reads_twins(c, bodies, seen) for c in CALL.findall(body) if c != name and c in bodies)
+        for body in bodies.get(name, [])
+    )
+
+
+def twin_targets(store_src: str, bodies: dict, known: set[str]) -> set[str]:
+    """Partitions a twin pointer can name: the prefixes of every value written as `twin_pk`."""
+    out: set[str] = set()
+    for expr in WRITES_TWIN.findall(store_src):
+        out |= _literals(expr, known)
+        for callee in CALL.findall(expr):
+            if callee in bodies:
+                out |= code_prefixes(callee, bodies, known)
+    return out
+
+
+def _prefix_table_drift(root: Path, bodies: dict, ports: set[str], store_src: str) -> list[str]:
+    """PORT_ACCESS's prefixes per method against the keys its code builds: every prefix the
+    code builds is listed, and a listed prefix it does not build is one a twin pointer it
+    follows can name."""
+    known = set().union(*(set(a) for a in PORT_ACCESS.values()))
+    targets = twin_targets(store_src, bodies, known)
+    drifts = []
+    for m in sorted(ports & set(PORT_ACCESS)):
+        code, table = code_prefixes(m, bodies, known), set(PORT_ACCESS[m])
+        for p in sorted(code - table):
+            drifts.append(f"{m} builds keys under {p}, iam.PORT_ACCESS does not list it")
+        for p in sorted(table - code):
+            if not (p in targets and reads_twins(m, bodies)):
+                drifts.append(f"iam.PORT_ACCESS lists {p} for {m}, whose code never builds it")
+    return drifts
+
+
 def table_drift(root: Path) -> list[str]:
     """PORT_ACCESS against the store code."""
     drifts = []
@@ -393,7 +466,7 @@ def table_drift(root: Path) -> list[str]:
         for prefix in PORT_ACCESS[m]:
             if f'"{prefix}' not in store_src:
                 drifts.append(f"prefix {prefix} of iam.PORT_ACCESS is built nowhere in the store")
-    return drifts
+    return drifts + _prefix_table_drift(root, bodies, ports, store_src)
 
 
 def prefix_access_drift(template: dict, root: Path) -> list[str]:

@@ -128,14 +128,49 @@ class PrefixAccess(unittest.TestCase):
         )
 
 
+def scratch_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="bastion-iam-"))
+    for d in ("crates", "functions"):
+        shutil.copytree(ROOT / d, root / d, ignore=shutil.ignore_patterns("target"))
+    return root
+
+
 class AccessTable(unittest.TestCase):
     def test_the_table_matches_the_actions_each_store_method_performs(self):
         self.assertEqual(iam.table_drift(ROOT), [])
 
+    def test_a_store_method_that_reads_another_partition_is_drift(self):
+        root = scratch_root()
+        path = root / "crates/bastion-store/src/dynamodb/sessions.rs"
+        text = path.read_text()
+        old = ".set_key(Some(refresh_key(hash)))"
+        self.assertIn(old, text)
+        path.write_text(text.replace(old, ".set_key(Some(email_key(hash.as_str())))", 1))
+        self.assertEqual(
+            iam.table_drift(root),
+            [
+                "find_refresh builds keys under EMAIL#, iam.PORT_ACCESS does not list it",
+                "iam.PORT_ACCESS lists REFRESH# for find_refresh, whose code never builds it",
+            ],
+        )
+
+    def test_the_prefixes_are_read_from_the_key_helpers_and_twin_pointers(self):
+        bodies = iam.store_functions(ROOT)
+        known = set().union(*(set(a) for a in iam.PORT_ACCESS.values()))
+        # owner_items queries the user's partition for sort keys starting APIKEY#.
+        self.assertEqual(iam.code_prefixes("list_api_keys", bodies, known), {"USER#"})
+        self.assertEqual(iam.code_prefixes("touch_api_key", bodies, known), {"USER#", "APIKEY#"})
+        self.assertEqual(iam.code_prefixes("delete_user", bodies, known), {"USER#", "EMAIL#"})
+        self.assertTrue(iam.reads_twins("delete_user", bodies))
+        store_src = "\n".join(
+            p.read_text() for p in (ROOT / "crates/bastion-store/src/dynamodb").glob("*.rs")
+        )
+        self.assertEqual(
+            iam.twin_targets(store_src, bodies, known), {"APIKEY#", "GOOGLE#", "STRIPECUS#"}
+        )
+
     def test_a_store_method_that_starts_another_action_is_drift(self):
-        root = Path(tempfile.mkdtemp(prefix="bastion-iam-"))
-        for d in ("crates", "functions"):
-            shutil.copytree(ROOT / d, root / d, ignore=shutil.ignore_patterns("target"))
+        root = scratch_root()
         path = root / "crates/bastion-store/src/dynamodb/leases.rs"
         text = path.read_text()
         self.assertIn("            .delete_item()", text)
