@@ -1,13 +1,14 @@
 """Reads template.yaml and the Rust sources and reports where they disagree.
 
-Four checks, each a function returning a list of human-readable drifts (empty = in step):
+Checks, each a function returning a list of human-readable drifts (empty = in step):
   key_schema_drift    the table's keys, index and TTL against `create_table` in the store code
   variable_drift      every variable a function's code reads is set in its environment, is a
                       key of the secret document, or is deliberately left to its default
   route_drift         every path prefix a router serves is routed to that function by the API
-  action_drift        every DynamoDB action a function's code can reach is granted to its role
-  leading_key_drift   the role's dynamodb:LeadingKeys prefixes are exactly the partitions the
-                      store methods the function calls can touch
+  action_drift        (infra/iam.py) every DynamoDB action a function's code can reach is
+                      granted to its role
+  leading_key_drift   (infra/iam.py) the role's dynamodb:LeadingKeys prefixes are exactly the
+                      partitions the store methods the function calls can touch
   metric_filter_drift every log field a metric filter matches is one the code emits, and every
                       alarm on a Bastion/ metric reads one a filter makes or the code writes
                       as an EMF line
@@ -15,6 +16,10 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
   workspace_bucket_drift the exec workspace bucket: SSE-KMS under the stack key with a Bucket
                       Key, public access blocked, owner-enforced, TLS-only and key-pinned puts;
                       its name and S3 access given to the exec function alone
+
+all_drifts also runs the checks of infra/translated.py (the SAM-translated API: stages, WAF
+associations, Lambda permissions), infra/waf.py (the web ACL per route, its log), infra/iam.py
+(table grants per key prefix) and infra/params.py (parameter bounds, timeouts).
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -27,19 +32,43 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
+import iam
+import params
+import translated
+import waf
 
-ROOT = Path(__file__).resolve().parent.parent
+# Re-exported: tests and tools read the shared readers and the IAM checks as drift.*.
+from iam import (  # noqa: F401
+    INDEX_QUERY,
+    PORT_PREFIXES,
+    action_drift,
+    actions_of,
+    function_actions,
+    leading_key_drift,
+    port_methods,
+    role_actions,
+    store_functions,
+)
+from sources import (  # noqa: F401
+    FUNCTIONS,
+    ROOT,
+    _actions,
+    _refs,
+    _role_of,
+    _scalars,
+    _statements,
+    _Tag,
+    api_paths,
+    fn_bodies,
+    load_template,
+    match_brace,
+    path_routed,
+    rust_sources,
+    strip_tests,
+    workspace_deps,
+)
 
-# The four Lambda packages: logical id in template.yaml -> package directory.
-FUNCTIONS = {
-    "AuthFunction": "functions/auth",
-    "WebhooksFunction": "functions/webhooks",
-    "ChatFunction": "functions/chat",
-    "ExecFunction": "functions/exec",
-}
 
 # Keys of the Secrets Manager document (the shared contract); infra/secret_document.py
 # generates exactly these.
@@ -120,168 +149,6 @@ ENV_CALL = re.compile(
     r'base_url|url_var)\s*\(\s*(?:[a-z_&*]+\s*,\s*)?"([A-Z][A-Z0-9_]+)"'
 )
 ENV_CONST = re.compile(r'const\s+[A-Z0-9_]*(?:ENV|VAR)[A-Z0-9_]*\s*:\s*&str\s*=\s*"([A-Z][A-Z0-9_]+)"')
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the template
-
-
-class _Tag:
-    """A CloudFormation intrinsic (`!Ref`, `!Sub`…) kept as data."""
-
-    def __init__(self, tag: str, value: Any):
-        self.tag = tag
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"{self.tag} {self.value!r}"
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> _Tag:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return _Tag(suffix, value)
-
-
-_Loader.add_multi_constructor("!", _construct_tag)
-
-
-def load_template(path: Path | None = None) -> dict:
-    text = (path or ROOT / "template.yaml").read_text()
-    return yaml.load(text, Loader=_Loader)
-
-
-def _scalars(node: Any) -> list[str]:
-    """Every string inside a value, intrinsics included (for `!Sub` action lists etc.)."""
-    if isinstance(node, str):
-        return [node]
-    if isinstance(node, _Tag):
-        return _scalars(node.value)
-    if isinstance(node, list):
-        return [s for v in node for s in _scalars(v)]
-    if isinstance(node, dict):
-        return [s for v in node.values() for s in _scalars(v)]
-    return []
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading Rust
-
-
-def strip_tests(src: str) -> str:
-    """The source without `#[cfg(test)]` items (a test module or a test-only fn)."""
-    out = src
-    while True:
-        i = out.find("#[cfg(test)]")
-        if i < 0:
-            return out
-        brace = out.find("{", i)
-        semi = out.find(";", i)
-        if brace < 0 or (0 <= semi < brace):
-            out = out[:i] + out[semi + 1 :]
-            continue
-        end = match_brace(out, brace)
-        out = out[:i] + out[end + 1 :]
-
-
-def match_brace(src: str, open_at: int) -> int:
-    """Index of the `}` closing the `{` at `open_at`, skipping strings, chars and comments."""
-    depth = 0
-    i = open_at
-    n = len(src)
-    while i < n:
-        c = src[i]
-        if src.startswith("//", i):
-            j = src.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if src.startswith("/*", i):
-            j = src.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-            continue
-        raw = re.match(r'r(#*)"', src[i : i + 12])
-        if raw and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")):
-            close = '"' + raw.group(1)
-            j = src.find(close, i + len(raw.group(0)))
-            i = n if j < 0 else j + len(close)
-            continue
-        if c == '"':
-            i += 1
-            while i < n and src[i] != '"':
-                i += 2 if src[i] == "\\" else 1
-            i += 1
-            continue
-        if c == "'":
-            ch = re.match(r"'(\\.|\\u\{[0-9a-fA-F]+\}|[^\\'])'", src[i : i + 12])
-            if ch:
-                i += len(ch.group(0))
-                continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    raise ValueError("unbalanced braces")
-
-
-FN_DEF = re.compile(r"\bfn\s+([a-z_][a-z0-9_]*)\s*(?:<[^>{]*>)?\s*\(")
-
-
-def fn_bodies(src: str) -> dict[str, list[str]]:
-    """fn name -> bodies (a name may be defined more than once); declarations without a body
-    (trait methods ending in `;`) are skipped."""
-    out: dict[str, list[str]] = {}
-    for m in FN_DEF.finditer(src):
-        brace = src.find("{", m.end())
-        semi = src.find(";", m.end())
-        if brace < 0 or (0 <= semi < brace):
-            continue
-        end = match_brace(src, brace)
-        out.setdefault(m.group(1), []).append(src[brace : end + 1])
-    return out
-
-
-def rust_sources(package_dir: Path) -> str:
-    return "\n".join(
-        strip_tests(p.read_text()) for p in sorted((package_dir / "src").rglob("*.rs"))
-    )
-
-
-def workspace_deps(package_dir: Path) -> list[Path]:
-    """The package and every workspace crate it depends on (normal dependencies,
-    transitively), by directory."""
-    root = package_dir.parent.parent
-    members = {}
-    for cargo in list((root / "crates").glob("*/Cargo.toml")) + list(
-        (root / "functions").glob("*/Cargo.toml")
-    ):
-        name = re.search(r'^name\s*=\s*"([^"]+)"', cargo.read_text(), re.M)
-        if name:
-            members[name.group(1)] = cargo.parent
-    seen: list[Path] = []
-    todo = [package_dir]
-    while todo:
-        d = todo.pop()
-        if d in seen:
-            continue
-        seen.append(d)
-        text = (d / "Cargo.toml").read_text()
-        deps = re.search(r"^\[dependencies\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
-        for line in (deps.group(1) if deps else "").splitlines():
-            name = line.split("=", 1)[0].split(".", 1)[0].strip()
-            if name in members:
-                todo.append(members[name])
-    return seen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,23 +283,6 @@ def code_routes(package_dir: Path) -> set[str]:
     return set(ROUTE.findall(rust_sources(package_dir)))
 
 
-def api_paths(template: dict, logical_id: str) -> list[str]:
-    events = template["Resources"][logical_id]["Properties"].get("Events", {})
-    return [e["Properties"]["Path"] for e in events.values() if e["Type"] == "Api"]
-
-
-def path_routed(route: str, paths: list[str]) -> bool:
-    """Whether API Gateway sends `route` to a function with these event paths."""
-    for p in paths:
-        if p == route:
-            return True
-        if p.endswith("/{proxy+}") and route.startswith(p[: -len("{proxy+}")]) and len(
-            route
-        ) > len(p) - len("{proxy+}"):
-            return True
-    return False
-
-
 def route_drift(template: dict, root: Path = ROOT) -> list[str]:
     drifts = []
     owner: dict[str, str] = {}
@@ -445,254 +295,6 @@ def route_drift(template: dict, root: Path = ROOT) -> list[str]:
         for route in sorted(code_routes(root / pkg)):
             if not path_routed(route, paths):
                 drifts.append(f"{logical_id}: its router serves {route}, the API does not route it")
-    return drifts
-
-
-# ---------------------------------------------------------------------------------------------
-# Check 4: DynamoDB actions
-
-
-SDK_CALLS = {
-    ".get_item()": "dynamodb:GetItem",
-    ".put_item()": "dynamodb:PutItem",
-    ".update_item()": "dynamodb:UpdateItem",
-    ".delete_item()": "dynamodb:DeleteItem",
-    ".query()": "dynamodb:Query",
-    ".scan()": "dynamodb:Scan",
-    ".batch_write_item()": "dynamodb:BatchWriteItem",
-    ".batch_get_item()": "dynamodb:BatchGetItem",
-    ".transact_get_items()": "dynamodb:GetItem",
-    # A transaction is authorised per action it holds (below), not as TransactWriteItems.
-    "Put::builder()": "dynamodb:PutItem",
-    "Update::builder()": "dynamodb:UpdateItem",
-    "Delete::builder()": "dynamodb:DeleteItem",
-    "ConditionCheck::builder()": "dynamodb:ConditionCheckItem",
-    ".describe_table()": "dynamodb:DescribeTable",
-    ".create_table()": "dynamodb:CreateTable",
-    ".update_time_to_live()": "dynamodb:UpdateTimeToLive",
-}
-INDEX_QUERY = "dynamodb:Query(index)"
-CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(?:::<[^>]*>)?\s*\(")
-
-
-def store_functions(root: Path = ROOT) -> dict[str, list[str]]:
-    """Every fn of the DynamoDB adapter and the ports' default methods, name -> bodies."""
-    bodies: dict[str, list[str]] = {}
-    files = port_files(root) + sorted((root / "crates/bastion-store/src/dynamodb").glob("*.rs"))
-    for f in files:
-        for name, bs in fn_bodies(strip_tests(f.read_text())).items():
-            bodies.setdefault(name, []).extend(bs)
-    return bodies
-
-
-def port_files(root: Path = ROOT) -> list[Path]:
-    """The store's port modules: its top-level files that declare a trait (one per port)."""
-    return [
-        f
-        for f in sorted((root / "crates/bastion-store/src").glob("*.rs"))
-        if re.search(r"^pub trait ", f.read_text(), re.M)
-    ]
-
-
-def port_methods(root: Path = ROOT) -> set[str]:
-    """Method names of the store's port traits."""
-    names: set[str] = set()
-    for f in port_files(root):
-        src = strip_tests(f.read_text())
-        for m in re.finditer(r"pub trait (\w+)[^{]*\{", src):
-            body = src[m.end() - 1 : match_brace(src, m.end() - 1) + 1]
-            names.update(re.findall(r"\bfn\s+([a-z_][a-z0-9_]*)", body))
-    return names
-
-
-def actions_of(name: str, bodies: dict[str, list[str]], seen: set[str] | None = None) -> set[str]:
-    """The DynamoDB actions reachable from the store fn `name`."""
-    seen = set() if seen is None else seen
-    if name in seen:
-        return set()
-    seen.add(name)
-    out: set[str] = set()
-    for body in bodies.get(name, []):
-        for needle, action in SDK_CALLS.items():
-            if needle in body:
-                out.add(action)
-        if ".query()" in body and re.search(r"\.index_name\(", body):
-            out.add(INDEX_QUERY)
-            if not re.search(r"\.query\(\)(?:(?!\.index_name).)*?\.send\(\)", body, re.S):
-                out.discard("dynamodb:Query")
-        for callee in CALL.findall(body):
-            if callee != name and callee in bodies:
-                out |= actions_of(callee, bodies, seen)
-    return out
-
-
-def function_actions(package_dir: Path, root: Path = ROOT) -> dict[str, set[str]]:
-    """Port method -> actions, for every port method the function's code can call."""
-    bodies = store_functions(root)
-    ports = port_methods(root)
-    src = "\n".join(
-        rust_sources(d)
-        for d in workspace_deps(package_dir)
-        if d.name != "bastion-store"
-    )
-    called = {m for m in ports if re.search(r"\.\s*" + m + r"\s*\(", src)}
-    return {m: actions_of(m, bodies) for m in sorted(called)}
-
-
-def role_actions(template: dict, logical_id: str) -> set[str]:
-    """DynamoDB actions the function's role grants: on the table, and on the index."""
-    props = template["Resources"][logical_id]["Properties"]
-    role_ref = props.get("Role")
-    if not (isinstance(role_ref, _Tag) and role_ref.tag == "GetAtt"):
-        raise ValueError(f"{logical_id}: Role must be !GetAtt <Role>.Arn")
-    role_id = (role_ref.value if isinstance(role_ref.value, str) else ".".join(role_ref.value))
-    role = template["Resources"][role_id.split(".")[0]]["Properties"]
-    out: set[str] = set()
-    for policy in role.get("Policies", []):
-        for st in policy["PolicyDocument"]["Statement"]:
-            if st.get("Effect") != "Allow":
-                continue
-            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            resources = " ".join(_scalars(st.get("Resource", [])))
-            on_index = "/index/" in resources
-            on_table = any(
-                "/index/" not in r for r in _scalars(st.get("Resource", []))
-            ) and ("Table" in resources or "table/" in resources)
-            for a in actions:
-                if not a.startswith("dynamodb:"):
-                    continue
-                if on_table:
-                    out.add(a)
-                if on_index and a == "dynamodb:Query":
-                    out.add(INDEX_QUERY)
-    return out
-
-
-def action_drift(template: dict, root: Path = ROOT) -> list[str]:
-    drifts = []
-    for logical_id, pkg in FUNCTIONS.items():
-        granted = role_actions(template, logical_id)
-        needed: dict[str, set[str]] = {}
-        for method, actions in function_actions(root / pkg, root).items():
-            for a in actions:
-                needed.setdefault(a, set()).add(method)
-        for a in sorted(set(needed) - granted):
-            drifts.append(
-                f"{logical_id}: code calls {a} (via {', '.join(sorted(needed[a]))}), "
-                f"its role does not grant it"
-            )
-        for a in sorted(granted - set(needed)):
-            drifts.append(f"{logical_id}: role grants {a}, which its code never calls")
-    return drifts
-
-
-# ---------------------------------------------------------------------------------------------
-# Check 5: LeadingKeys
-
-# Partition-key prefixes each port method of the DynamoDB adapter can read or write (from the
-# `pk` each builds in crates/bastion-store/src/dynamodb). Twins: `delete_user` deletes the API-key
-# lookups and the Google guard that point at the user. Conversations and credits live under
-# the owner: `USER#` for an account, `OWNER#` for a channel owner. `list_for_day` queries the
-# index only (its own statement, no LeadingKeys). A port method missing here fails the check.
-PORT_PREFIXES: dict[str, set[str]] = {
-    "create_user": {"USER#", "EMAIL#"},
-    "get_user": {"USER#"},
-    "find_user_by_email": {"EMAIL#", "USER#"},
-    "set_password_hash": {"USER#"},
-    "delete_user": {"USER#", "EMAIL#", "APIKEY#", "GOOGLE#"},
-    "create_session": {"USER#", "REFRESH#"},
-    "get_session": {"USER#"},
-    "find_refresh": {"REFRESH#"},
-    "rotate_refresh": {"USER#", "REFRESH#"},
-    "list_sessions": {"USER#"},
-    "revoke_session": {"USER#"},
-    "revoke_all_sessions": {"USER#"},
-    "hit": {"RL#"},
-    "append": {"AUDIT#"},
-    "list_for_user": {"AUDIT#"},
-    "list_for_day": set(),
-    "put_one_time": {"ONCE#"},
-    "take_one_time": {"ONCE#"},
-    "find_user_by_google": {"GOOGLE#", "USER#"},
-    "create_google_user": {"USER#", "EMAIL#", "GOOGLE#"},
-    "link_google": {"USER#", "GOOGLE#"},
-    "unlink_google": {"USER#", "GOOGLE#"},
-    "set_roles": {"USER#"},
-    "set_disabled": {"USER#"},
-    "create_api_key": {"APIKEY#", "USER#"},
-    "find_api_key": {"APIKEY#"},
-    "list_api_keys": {"USER#"},
-    "revoke_api_key": {"USER#", "APIKEY#"},
-    "revoke_all_api_keys": {"USER#", "APIKEY#"},
-    "touch_api_key": {"APIKEY#", "USER#"},
-    "get_conversation": {"USER#", "OWNER#"},
-    "list_conversations": {"USER#", "OWNER#"},
-    "list_messages": {"USER#", "OWNER#"},
-    "append_turn": {"USER#", "OWNER#"},
-    "delete_conversation": {"USER#", "OWNER#"},
-    "debit": {"USER#", "OWNER#"},
-    "refund": {"USER#", "OWNER#"},
-    "claim_delivery": {"IDEMP#"},
-    "complete_delivery": {"IDEMP#"},
-    "release_delivery": {"IDEMP#"},
-    "acquire_lease": {"LEASE#"},
-    "release_lease": {"LEASE#"},
-    "link_customer": {"STRIPECUS#", "USER#"},
-    "user_for_customer": {"STRIPECUS#"},
-    "apply_billing": {"USER#"},
-    "billing_of": {"USER#"},
-    "plan_of": {"USER#"},
-}
-
-
-def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
-    """The LeadingKeys prefixes on the role's table statement; None when unconditioned."""
-    props = template["Resources"][logical_id]["Properties"]
-    role_id = props["Role"].value
-    role_id = role_id if isinstance(role_id, str) else ".".join(role_id)
-    role = template["Resources"][role_id.split(".")[0]]["Properties"]
-    found: set[str] | None = None
-    for policy in role.get("Policies", []):
-        for st in policy["PolicyDocument"]["Statement"]:
-            res = _scalars(st.get("Resource", []))
-            acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            if not any(a.startswith("dynamodb:") for a in acts) or any("/index/" in r for r in res):
-                continue
-            cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
-            keys = cond.get("dynamodb:LeadingKeys")
-            if keys is None:
-                return None
-            found = (found or set()) | {k.rstrip("*") for k in keys}
-    return found
-
-
-def leading_key_drift(template: dict, root: Path = ROOT) -> list[str]:
-    drifts = []
-    ports = port_methods(root)
-    for m in sorted(ports - set(PORT_PREFIXES)):
-        drifts.append(f"port method {m} has no entry in drift.PORT_PREFIXES")
-    store_src = "\n".join(
-        p.read_text() for p in (root / "crates/bastion-store/src/dynamodb").glob("*.rs")
-    )
-    for prefix in sorted(set().union(*PORT_PREFIXES.values())):
-        if f'"{prefix}' not in store_src:
-            drifts.append(f"prefix {prefix} of drift.PORT_PREFIXES is built nowhere in the store")
-    for logical_id, pkg in FUNCTIONS.items():
-        granted = role_leading_keys(template, logical_id)
-        if granted is None:
-            drifts.append(f"{logical_id}: its table statement has no dynamodb:LeadingKeys condition")
-            continue
-        needed: dict[str, set[str]] = {}
-        for method in function_actions(root / pkg, root):
-            for prefix in PORT_PREFIXES.get(method, set()):
-                needed.setdefault(prefix, set()).add(method)
-        for prefix in sorted(set(needed) - granted):
-            drifts.append(
-                f"{logical_id}: code touches {prefix}* (via {', '.join(sorted(needed[prefix]))}), "
-                f"its role's LeadingKeys do not allow it"
-            )
-        for prefix in sorted(granted - set(needed)):
-            drifts.append(f"{logical_id}: LeadingKeys allow {prefix}*, which its code never touches")
     return drifts
 
 
@@ -778,29 +380,6 @@ def deploy_settings_drift(template: dict, root: Path = ROOT) -> list[str]:
 
 BUCKET = "WorkspaceBucket"
 BUCKET_USER = "ExecFunction"
-
-
-def _refs(node: Any) -> set[str]:
-    """Logical ids a value points at through !Ref, !GetAtt or !Sub."""
-    found: set[str] = set()
-    for text in _scalars(node):
-        subs = re.findall(r"\$\{([A-Za-z0-9]+)", text)
-        found |= set(subs) if "${" in text else {text.split(".")[0]}
-    return found
-
-
-def _role_of(template: dict, function_id: str) -> dict:
-    role_id = template["Resources"][function_id]["Properties"]["Role"].value
-    role_id = role_id if isinstance(role_id, str) else ".".join(role_id)
-    return template["Resources"][role_id.split(".")[0]]["Properties"]
-
-
-def _statements(role: dict) -> list[dict]:
-    return [st for pol in role.get("Policies", []) for st in pol["PolicyDocument"]["Statement"]]
-
-
-def _actions(st: dict) -> list[str]:
-    return st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
 
 
 def _bucket_properties_drift(bucket: dict) -> list[str]:
@@ -892,6 +471,11 @@ def workspace_bucket_drift(template: dict, root: Path = ROOT) -> list[str]:
     return drifts
 
 
+def _translated_drift(template: dict) -> list[str]:
+    out = translated.translate(template)
+    return translated.stage_drift(out) + translated.account_drift(out)
+
+
 def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
     template = template if template is not None else load_template(root / "template.yaml")
     return (
@@ -903,18 +487,36 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + metric_filter_drift(template, root)
         + deploy_settings_drift(template, root)
         + workspace_bucket_drift(template, root)
+        + _translated_drift(template)
+        + waf.all_waf_drifts(template)
+        + iam.prefix_access_drift(template, root)
+        + params.parameter_bounds_drift(template, root)
+        + params.timeout_drift(template, root)
     )
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--actions":
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--actions"]:
         for fid, pkg in FUNCTIONS.items():
             acts: set[str] = set()
             for m, a in function_actions(ROOT / pkg).items():
                 acts |= a
             print(fid, sorted(acts))
-        sys.exit(0)
+        return 0
+    if argv[:1] == ["--show"]:
+        # The deployed shape: the translated API's stages, WAF associations and permissions,
+        # and each role's table statements.
+        template = load_template()
+        print("\n".join(translated.describe(translated.translate(template))))
+        for fid in FUNCTIONS:
+            print(f"{fid} table statements:")
+            print("\n".join("  " + line for line in iam.describe(template, fid)))
+        return 0
     found = all_drifts()
     for d in found:
         print("drift:", d)
-    sys.exit(1 if found else 0)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

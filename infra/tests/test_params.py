@@ -1,0 +1,97 @@
+"""Template parameters hold the code's bounds, and function timeouts fit API Gateway's 29 s
+and the code's own deadlines; each check shown failing on the template as it was."""
+
+import copy
+import shutil
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import drift  # noqa: E402
+import params  # noqa: E402
+
+TEMPLATE = drift.load_template()
+ROOT = drift.ROOT
+
+
+class ParameterBounds(unittest.TestCase):
+    def test_the_template_parameters_hold_the_codes_bounds(self):
+        self.assertEqual(params.parameter_bounds_drift(TEMPLATE, ROOT), [])
+
+    def test_the_bounds_are_read_from_the_code(self):
+        self.assertEqual(params.code_bounds(ROOT)["EXEC_TIMEOUT_MS"], (100, 10_000))
+        self.assertEqual(params.code_bounds(ROOT)["SECRET_REFRESH_SECS"], (60, 3600))
+        self.assertEqual(params.code_bounds(ROOT)["LLM_TIMEOUT_SECS"], (1, 28))
+        self.assertEqual(params.code_enumerations(ROOT)["STRIPE_LIVEMODE"], {"true", "false"})
+        self.assertEqual(params.parameter_of(TEMPLATE)["EXEC_TIMEOUT_MS"], "ExecTimeoutMs")
+
+    def test_an_exec_timeout_the_code_refuses_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Parameters"]["ExecTimeoutMs"]["MaxValue"] = 60000
+        self.assertEqual(
+            params.parameter_bounds_drift(t, ROOT),
+            ["parameter ExecTimeoutMs (EXEC_TIMEOUT_MS): allows 100..60000, the code accepts 100..10000"],
+        )
+
+    def test_a_code_side_bound_change_is_drift(self):
+        root = Path(tempfile.mkdtemp(prefix="bastion-params-"))
+        for d in ("crates", "functions"):
+            shutil.copytree(ROOT / d, root / d, ignore=shutil.ignore_patterns("target"))
+        path = root / "functions/exec/src/config.rs"
+        text = path.read_text()
+        old = 'bounded(env, "EXEC_TIMEOUT_MS", 10_000, 100..=10_000)'
+        self.assertIn(old, text)
+        path.write_text(text.replace(old, 'bounded(env, "EXEC_TIMEOUT_MS", 5_000, 100..=5_000)'))
+        self.assertEqual(
+            params.parameter_bounds_drift(TEMPLATE, root),
+            ["parameter ExecTimeoutMs (EXEC_TIMEOUT_MS): allows 100..10000, the code accepts 100..5000"],
+        )
+
+    def test_a_livemode_value_the_code_refuses_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Parameters"]["StripeLivemode"]["AllowedValues"] = ["true", "false", "yes"]
+        self.assertEqual(
+            params.parameter_bounds_drift(t, ROOT),
+            [
+                "parameter StripeLivemode (STRIPE_LIVEMODE): AllowedValues ['false', 'true', 'yes'], "
+                "the code accepts ['false', 'true']"
+            ],
+        )
+
+    def test_a_model_name_without_the_codes_pattern_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        del t["Parameters"]["LlmModel"]["AllowedPattern"]
+        self.assertEqual(len(params.parameter_bounds_drift(t, ROOT)), 1)
+        self.assertEqual(params.model_pattern(ROOT), "^[A-Za-z0-9./:@_-]{1,100}$")
+
+
+class Timeouts(unittest.TestCase):
+    def test_every_routed_function_ends_within_api_gateways_29_seconds(self):
+        self.assertEqual(params.timeout_drift(TEMPLATE, ROOT), [])
+
+    def test_the_old_exec_and_webhooks_timeouts_are_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Resources"]["ExecFunction"]["Properties"]["Timeout"] = 75
+        t["Resources"]["WebhooksFunction"]["Properties"]["Timeout"] = 40
+        self.assertEqual(
+            params.timeout_drift(t, ROOT),
+            [
+                "WebhooksFunction: Timeout 40 s, but API Gateway gives up on its routes after 29 s",
+                "ExecFunction: Timeout 75 s, but API Gateway gives up on its routes after 29 s",
+            ],
+        )
+
+    def test_a_timeout_shorter_than_the_codes_deadline_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Resources"]["ChatFunction"]["Properties"]["Timeout"] = 20
+        self.assertEqual(
+            params.timeout_drift(t, ROOT),
+            ["ChatFunction: Timeout 20 s does not leave room after LLM_TIMEOUT_SECS's largest value (28 s)"],
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()
