@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod sdk;
 pub mod secrets;
+pub mod side_events;
 pub mod startup;
 
 pub use auth::{Authenticated, Credential, SessionOnly};
