@@ -12,6 +12,7 @@ pub mod stream;
 use std::time::Duration;
 
 use bastion_core::UserId;
+use bastion_http::account_files::{AccountFiles, AccountFilesError, PurgeFuture};
 
 use crate::ExecState;
 use crate::lease::Lease;
@@ -100,4 +101,24 @@ async fn take_lease(state: &ExecState, user: &UserId) -> Result<Lease, PurgeErro
         }
     }
     Err(PurgeError::Busy)
+}
+
+/// The auth router's account-files port where exec runs in the same process (bastion-local):
+/// the purge runs before `DELETE /auth/account` answers.
+pub struct InProcess(pub ExecState);
+
+impl AccountFiles for InProcess {
+    fn purge<'a>(&'a self, user: &'a UserId) -> PurgeFuture<'a> {
+        Box::pin(async move {
+            match purge_user(&self.0, user).await {
+                Ok(Purged::Removed(_)) => Ok(()),
+                // Called after the delete: a profile still there is a race with nothing to
+                // remove yet, and so a failure, not a success.
+                Ok(Purged::AccountExists) => {
+                    Err(AccountFilesError("the account still exists".to_owned()))
+                }
+                Err(e) => Err(AccountFilesError(e.to_string())),
+            }
+        })
+    }
 }
