@@ -13,6 +13,7 @@ Four checks, each a function returning a list of human-readable drifts (empty = 
   workspace_bucket_drift the exec workspace bucket: SSE-KMS under the stack key with a Bucket
                       Key, public access blocked, owner-enforced, TLS-only and key-pinned puts;
                       its name and S3 access given to the exec function alone
+  account_purge_drift the table's stream and exec's event source on it (purge_drift.py)
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from purge_drift import account_purge_drift, is_stream_statement
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -548,7 +551,7 @@ def role_actions(template: dict, logical_id: str) -> set[str]:
     out: set[str] = set()
     for policy in role.get("Policies", []):
         for st in policy["PolicyDocument"]["Statement"]:
-            if st.get("Effect") != "Allow":
+            if st.get("Effect") != "Allow" or is_stream_statement(st):
                 continue
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             resources = " ".join(_scalars(st.get("Resource", [])))
@@ -655,6 +658,8 @@ def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
             res = _scalars(st.get("Resource", []))
             acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             if not any(a.startswith("dynamodb:") for a in acts) or any("/index/" in r for r in res):
+                continue
+            if is_stream_statement(st):
                 continue
             cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
             keys = cond.get("dynamodb:LeadingKeys")
@@ -874,6 +879,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + metric_filter_drift(template, root)
         + deploy_settings_drift(template, root)
         + workspace_bucket_drift(template, root)
+        + account_purge_drift(template, root)
     )
 
 
