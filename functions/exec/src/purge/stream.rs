@@ -307,6 +307,32 @@ mod tests {
         SandboxPath::parse(s).unwrap()
     }
 
+    fn account(id: &UserId) -> UserRecord {
+        UserRecord {
+            id: id.clone(),
+            email: Email::parse("alive@example.com").unwrap(),
+            display_name: None,
+            password_hash: String::new(),
+            roles: vec![],
+            created_at: Timestamp(1_800_000_000),
+            disabled: false,
+            session_epoch: 0,
+        }
+    }
+
+    /// Three versions of one file and a deleted file (its version behind a marker).
+    async fn fill(s3: &S3Workspaces, owner: &str) {
+        for content in ["v1", "v2", "v3"] {
+            s3.write(owner, &p("notes.md"), content.as_bytes().to_vec())
+                .await
+                .unwrap();
+        }
+        s3.write(owner, &p("tmp/scratch"), b"x".to_vec())
+            .await
+            .unwrap();
+        assert!(s3.delete(owner, &p("tmp/scratch")).await.unwrap());
+    }
+
     #[tokio::test]
     async fn a_profile_removal_on_the_stream_purges_every_version_and_marker_of_that_user_only() {
         let client = moto_s3().await;
@@ -320,35 +346,13 @@ mod tests {
         let state = state(s3.clone(), stores.clone());
         let handler = super::AccountDeletions::new(state.clone(), TABLE.into());
         let (gone, alive) = (UserId::generate(), UserId::generate());
-        stores
-            .users
-            .create_user(&UserRecord {
-                id: alive.clone(),
-                email: Email::parse("alive@example.com").unwrap(),
-                display_name: None,
-                password_hash: String::new(),
-                roles: vec![],
-                created_at: Timestamp(1_800_000_000),
-                disabled: false,
-                session_epoch: 0,
-            })
-            .await
-            .unwrap();
+        stores.users.create_user(&account(&alive)).await.unwrap();
         let (gone_owner, alive_owner) = (
             state.inner.sandboxes.name_for(&gone),
             state.inner.sandboxes.name_for(&alive),
         );
-        for owner in [&gone_owner, &alive_owner] {
-            for content in ["v1", "v2", "v3"] {
-                s3.write(owner, &p("notes.md"), content.as_bytes().to_vec())
-                    .await
-                    .unwrap();
-            }
-            s3.write(owner, &p("tmp/scratch"), b"x".to_vec())
-                .await
-                .unwrap();
-            assert!(s3.delete(owner, &p("tmp/scratch")).await.unwrap());
-        }
+        fill(&s3, &gone_owner).await;
+        fill(&s3, &alive_owner).await;
         let gone_prefix = format!("{gone_owner}/");
         let alive_prefix = format!("{alive_owner}/");
         let before = versions_under(&client, &bucket, &alive_prefix).await;

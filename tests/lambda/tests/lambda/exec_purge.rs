@@ -53,6 +53,40 @@ fn under(all: &[(String, bool)], prefix: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// Three versions of one file and a deleted file (its version behind a marker), through exec.
+async fn fill(exec: &Function, access: &str) {
+    for (content, status) in [("v1", 201), ("v2", 200), ("v3", 200)] {
+        let r = exec
+            .call(&put_file("notes.md", access, content.as_bytes()))
+            .await;
+        assert_eq!(r.status, status, "{}", r.text());
+    }
+    let r = exec.call(&put_file("tmp/scratch", access, b"x")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = exec
+        .call(&RestEvent::new("DELETE", "/exec/files/tmp/scratch").bearer(access))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+}
+
+/// The two owner prefixes in the bucket, each holding what `fill` leaves.
+fn owner_prefixes(all: &[(String, bool)]) -> Vec<String> {
+    let mut prefixes: Vec<String> = all
+        .iter()
+        .map(|(k, _)| k.split_once('/').unwrap().0.to_owned() + "/")
+        .collect();
+    prefixes.dedup();
+    assert_eq!(prefixes.len(), 2, "{all:?}");
+    for p in &prefixes {
+        assert_eq!(
+            under(all, p).len(),
+            5,
+            "3 versions, a deleted file and its marker"
+        );
+    }
+    prefixes
+}
+
 #[tokio::test]
 async fn the_stream_record_of_a_deleted_profile_purges_that_users_versions_and_markers_only() {
     let d = Deployment::new().await;
@@ -61,34 +95,10 @@ async fn the_stream_record_of_a_deleted_profile_purges_that_users_versions_and_m
     let (gone_id, gone) = signed_up(&auth, "gone@example.com").await;
     let (kept_id, kept) = signed_up(&auth, "kept@example.com").await;
     let exec = d.start("exec").await;
-    for access in [&gone, &kept] {
-        for (content, status) in [("v1", 201), ("v2", 200), ("v3", 200)] {
-            let r = exec
-                .call(&put_file("notes.md", access, content.as_bytes()))
-                .await;
-            assert_eq!(r.status, status, "{}", r.text());
-        }
-        let r = exec.call(&put_file("tmp/scratch", access, b"x")).await;
-        assert_eq!(r.status, 201, "{}", r.text());
-        let r = exec
-            .call(&RestEvent::new("DELETE", "/exec/files/tmp/scratch").bearer(access))
-            .await;
-        assert_eq!(r.status, 204, "{}", r.text());
-    }
+    fill(&exec, &gone).await;
+    fill(&exec, &kept).await;
     let before = d.moto.object_versions(&d.bucket).await;
-    let mut prefixes: Vec<String> = before
-        .iter()
-        .map(|(k, _)| k.split_once('/').unwrap().0.to_owned() + "/")
-        .collect();
-    prefixes.dedup();
-    assert_eq!(prefixes.len(), 2, "{before:?}");
-    for p in &prefixes {
-        assert_eq!(
-            under(&before, p).len(),
-            5,
-            "3 versions, a deleted file and its marker"
-        );
-    }
+    let prefixes = owner_prefixes(&before);
 
     // Not a deletion: a profile change, and a "removal" of a profile that still exists.
     let unrelated = stream_batch(
