@@ -24,6 +24,10 @@ const LEASE_ATTEMPTS: u32 = 100;
 const LEASE_PAUSE: Duration = Duration::from_millis(200);
 /// The purge's own lease: ample for listing and deleting a workspace at its quota.
 const PURGE_LEASE_SECS: i64 = 60;
+/// How long the stream's purge keeps the lease once done: longer than a file change waits for
+/// it, so a request authenticated just before the account went, and waiting for the lease,
+/// gives up (409) instead of writing a file after the purge.
+pub(crate) const IN_FLIGHT_TAIL: Duration = Duration::from_secs(4);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {
@@ -46,9 +50,14 @@ pub enum Purged {
     AccountExists,
 }
 
-/// Removes the workspace of `user`, whose account has been deleted. Logged either way.
-pub async fn purge_user(state: &ExecState, user: &UserId) -> Result<Purged, PurgeError> {
-    let result = purge_under_lease(state, user).await;
+/// Removes the workspace of `user`, whose account has been deleted, then keeps the user's
+/// lease for `tail` (see [`IN_FLIGHT_TAIL`]). Logged either way.
+pub async fn purge_user(
+    state: &ExecState,
+    user: &UserId,
+    tail: Duration,
+) -> Result<Purged, PurgeError> {
+    let result = purge_under_lease(state, user, tail).await;
     match &result {
         Ok(Purged::Removed(removed)) => tracing::info!(
             event = "workspace_purged",
@@ -71,7 +80,11 @@ pub async fn purge_user(state: &ExecState, user: &UserId) -> Result<Purged, Purg
     result
 }
 
-async fn purge_under_lease(state: &ExecState, user: &UserId) -> Result<Purged, PurgeError> {
+async fn purge_under_lease(
+    state: &ExecState,
+    user: &UserId,
+    tail: Duration,
+) -> Result<Purged, PurgeError> {
     if state.edge.stores.users.get_user(user).await?.is_some() {
         return Ok(Purged::AccountExists);
     }
@@ -81,6 +94,9 @@ async fn purge_under_lease(state: &ExecState, user: &UserId) -> Result<Purged, P
     // no one but this owner, who can no longer sign in, and dropped at its next run).
     drop(state.inner.sandboxes.take_cached(&owner));
     let removed = state.inner.workspaces.purge(&owner).await;
+    if removed.is_ok() {
+        tokio::time::sleep(tail).await;
+    }
     lease.release(state).await;
     Ok(Purged::Removed(removed?))
 }
@@ -104,13 +120,14 @@ async fn take_lease(state: &ExecState, user: &UserId) -> Result<Lease, PurgeErro
 }
 
 /// The auth router's account-files port where exec runs in the same process (bastion-local):
-/// the purge runs before `DELETE /auth/account` answers.
+/// the purge runs before `DELETE /auth/account` answers, without the in-flight tail (a local
+/// request in flight at that moment can still write a file; see SECURITY.md).
 pub struct InProcess(pub ExecState);
 
 impl AccountFiles for InProcess {
     fn purge<'a>(&'a self, user: &'a UserId) -> PurgeFuture<'a> {
         Box::pin(async move {
-            match purge_user(&self.0, user).await {
+            match purge_user(&self.0, user, Duration::ZERO).await {
                 Ok(Purged::Removed(_)) => Ok(()),
                 // Called after the delete: a profile still there is a race with nothing to
                 // remove yet, and so a failure, not a success.
@@ -120,5 +137,16 @@ impl AccountFiles for InProcess {
                 Err(e) => Err(AccountFilesError(e.to_string())),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::{FILE_ATTEMPTS, RETRY_PAUSE};
+
+    #[test]
+    fn the_stream_purge_keeps_the_lease_longer_than_a_file_change_waits_for_it() {
+        assert!(IN_FLIGHT_TAIL > RETRY_PAUSE * FILE_ATTEMPTS);
     }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::purge_user;
+use super::{IN_FLIGHT_TAIL, purge_user};
 use crate::ExecState;
 
 /// Just enough to tell a stream batch from an API Gateway event without keeping anything.
@@ -125,7 +125,9 @@ impl AccountDeletions {
                 continue;
             }
             let done = match record.action(&self.table) {
-                Ok(Action::Purge(user)) => purge_user(&self.state, &user).await.is_ok(),
+                Ok(Action::Purge(user)) => {
+                    purge_user(&self.state, &user, IN_FLIGHT_TAIL).await.is_ok()
+                }
                 Ok(Action::Nothing) => true,
                 Err(e) => {
                     tracing::error!(event = "stream_record_refused", sequence, error = %e, "a stream record exec cannot act on");
