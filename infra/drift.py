@@ -16,6 +16,7 @@ Checks, each a function returning a list of human-readable drifts (empty = in st
   workspace_bucket_drift the exec workspace bucket: SSE-KMS under the stack key with a Bucket
                       Key, public access blocked, owner-enforced, TLS-only and key-pinned puts;
                       its name and S3 access given to the exec function alone
+  account_purge_drift the table's stream and exec's event source on it (purge_drift.py)
 
 all_drifts also runs the checks of infra/translated.py (the SAM-translated API: stages, WAF
 associations, Lambda permissions), infra/waf.py (the web ACL per route, its log), infra/iam.py
@@ -68,6 +69,7 @@ from sources import (  # noqa: F401
     strip_tests,
     workspace_deps,
 )
+from purge_drift import account_purge_drift
 
 
 # Keys of the Secrets Manager document (the shared contract); infra/secret_document.py
@@ -492,6 +494,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + iam.prefix_access_drift(template, root)
         + params.parameter_bounds_drift(template, root)
         + params.timeout_drift(template, root)
+        + account_purge_drift(template, root)
     )
 
 

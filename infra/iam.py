@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from purge_drift import is_stream_statement
 from sources import (
     FUNCTIONS,
     ROOT,
@@ -219,7 +220,7 @@ def role_actions(template: dict, logical_id: str) -> set[str]:
     out: set[str] = set()
     for policy in role.get("Policies", []):
         for st in policy["PolicyDocument"]["Statement"]:
-            if st.get("Effect") != "Allow":
+            if st.get("Effect") != "Allow" or is_stream_statement(st):
                 continue
             actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             resources = " ".join(_scalars(st.get("Resource", [])))
@@ -278,6 +279,8 @@ def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
             acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
             if not any(a.startswith("dynamodb:") for a in acts) or any("/index/" in r for r in res):
                 continue
+            if is_stream_statement(st):
+                continue
             cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
             keys = cond.get("dynamodb:LeadingKeys")
             if keys is None:
@@ -326,7 +329,7 @@ def table_statements(template: dict, function_id: str) -> list[dict]:
     for st in _statements(_role_of(template, function_id)):
         if st.get("Effect") != "Allow" or not any(a.startswith("dynamodb:") for a in _actions(st)):
             continue
-        if any("/index/" in r for r in _scalars(st.get("Resource", []))):
+        if any("/index/" in r for r in _scalars(st.get("Resource", []))) or is_stream_statement(st):
             continue
         out.append(st)
     return out

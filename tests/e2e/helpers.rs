@@ -16,6 +16,7 @@ use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::envelope::{ContentSealer, LocalContentKeys};
 use bastion_core::{Clock as _, ManualClock, Timestamp};
+use bastion_exec::purge::InProcess;
 use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig};
@@ -278,7 +279,17 @@ impl TestApp {
             stores.clone(),
             Arc::new(clock.clone()),
         );
-        let mut routes = bastion_auth::routes(AuthState::from_env(edge.clone(), env).unwrap());
+        let mut auth = AuthState::from_env(edge.clone(), env).unwrap();
+        let mut exec = None;
+        if let Some(TempTree(root)) = &parts.sandbox {
+            let config = ExecConfig::from_env(env, root.join("runs")).unwrap();
+            let workspaces = Arc::new(DirWorkspaces::new(root.join("workspaces")));
+            let state = ExecState::new(edge.clone(), config, workspaces).unwrap();
+            // As bastion-local wires it: account deletion purges the workspace in-process.
+            auth = auth.with_account_files(Arc::new(InProcess(state.clone())));
+            exec = Some(state);
+        }
+        let mut routes = bastion_auth::routes(auth);
         if parts.chat {
             let chat = ChatSetup::from_env(env, RuntimeMode::Lambda).unwrap();
             let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
@@ -295,10 +306,7 @@ impl TestApp {
                 )))
                 .merge(bastion_webhooks::routes(webhooks));
         }
-        if let Some(TempTree(root)) = &parts.sandbox {
-            let config = ExecConfig::from_env(env, root.join("runs")).unwrap();
-            let workspaces = Arc::new(DirWorkspaces::new(root.join("workspaces")));
-            let exec = ExecState::new(edge.clone(), config, workspaces).unwrap();
+        if let Some(exec) = exec {
             routes = routes.merge(bastion_exec::routes(exec));
         }
         Self {
@@ -323,6 +331,12 @@ impl TestApp {
             self.clock.clone(),
             self.db.clone(),
         )
+    }
+
+    /// Where the exec part keeps users' workspaces (one directory per owner), if it has one.
+    pub fn workspace_root(&self) -> Option<PathBuf> {
+        let TempTree(root) = self.parts.sandbox.as_ref()?;
+        Some(root.join("workspaces"))
     }
 
     /// The same app as seen from another client address.

@@ -31,12 +31,18 @@ use tower::util::MapRequest;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::event_guard::{self, Unconvertible};
+use crate::side_events::Side;
 
 /// Runs `router` as a Lambda function with the routing path normalised for every API Gateway
 /// event shape, behind the guard against events lambda_http cannot convert. Replaces
 /// `lambda_http::run(router)` in each function's `main.rs`.
 pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
-    lambda_http::lambda_runtime::run(Guarded::new(service(router))).await
+    serve_with(router, None).await
+}
+
+/// [`serve`], with the events `side` claims handled before the API Gateway path.
+pub async fn serve_with(router: Router, side: Side) -> Result<(), lambda_http::Error> {
+    lambda_http::lambda_runtime::run(Guarded::new(service(router)).with_side_events(side)).await
 }
 
 /// lambda_http's adapter, called only with events that [`event_guard::check`] admits; any other
@@ -44,6 +50,14 @@ pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
 /// `panic = "abort"`, end the instance).
 pub struct Guarded<A> {
     adapter: A,
+    side: Side,
+}
+
+impl<A> Guarded<A> {
+    pub fn with_side_events(mut self, side: Side) -> Self {
+        self.side = side;
+        self
+    }
 }
 
 impl<S, R, E> Guarded<Adapter<'static, R, S>>
@@ -55,6 +69,7 @@ where
     pub fn new(service: S) -> Self {
         Self {
             adapter: Adapter::from(service),
+            side: None,
         }
     }
 }
@@ -76,6 +91,9 @@ where
 
     fn call(&mut self, event: LambdaEvent<Box<RawValue>>) -> Self::Future {
         let LambdaEvent { payload, context } = event;
+        if let Some(handled) = self.side.as_ref().and_then(|s| s.claim(payload.get())) {
+            return Box::pin(async move { Ok(Answer::Side(handled.await?)) });
+        }
         // Parsed as lambda_http's own runtime would; a document that is no event stays an
         // invocation error.
         let request: LambdaRequest = match serde_json::from_str(payload.get()) {
@@ -98,6 +116,7 @@ where
 pub enum Answer<R> {
     Routed(R),
     Refused(Box<Refusal>),
+    Side(serde_json::Value),
 }
 
 /// The refusal in the shape of the API Gateway that sent the event.

@@ -1,6 +1,7 @@
 //! The HTTP edge every Bastion function shares: one error envelope and status map, security
 //! headers, CORS, body limits, request ids, client IPs, rate limits, Bearer auth and config.
 
+pub mod account_files;
 pub mod audit;
 pub mod auth;
 pub mod body;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod sdk;
 pub mod secrets;
+pub mod side_events;
 pub mod startup;
 
 pub use auth::{Authenticated, Credential, SessionOnly};

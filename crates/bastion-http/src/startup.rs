@@ -15,6 +15,7 @@ use lambda_runtime_api_client::PooledClient;
 use lambda_runtime_api_client::body::Body;
 
 use crate::secrets::LAMBDA_RUNTIME_VAR;
+use crate::side_events::Side;
 
 /// Where an init failure is posted, relative to `AWS_LAMBDA_RUNTIME_API`.
 pub const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
@@ -37,8 +38,17 @@ pub async fn start<F>(init: F) -> Result<(), lambda_http::Error>
 where
     F: Future<Output = Result<Router, InitError>>,
 {
+    start_with_side_events(async { init.await.map(|router| (router, None)) }).await
+}
+
+/// [`start`] for a function that also handles non-API Gateway events (see
+/// [`crate::side_events`]).
+pub async fn start_with_side_events<F>(init: F) -> Result<(), lambda_http::Error>
+where
+    F: Future<Output = Result<(Router, Side), InitError>>,
+{
     match init.await {
-        Ok(router) => crate::lambda::serve(router).await,
+        Ok((router, side)) => crate::lambda::serve_with(router, side).await,
         Err(error) => {
             let (error_type, body) = report(error.as_ref());
             tracing::error!(event = "init_failed", error_type, error = %error, "start-up failed");

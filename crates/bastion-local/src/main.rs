@@ -11,6 +11,7 @@ use bastion_auth::AuthState;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
+use bastion_exec::purge::InProcess;
 use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::config::ProcessEnv;
@@ -87,7 +88,6 @@ fn app(
     let stores = Stores::from_adapter(store)
         .with_content_sealing(secrets::content_sealer(env, clock.clone())?);
     let edge = Edge::new(EdgeConfig::from_env(env)?, stores, clock);
-    let auth_state = AuthState::from_env(edge.clone(), env)?;
     // Run directories and stored workspaces sit beside the data directory, never inside it:
     // a command that escaped its path rules would find no development secrets one level up.
     let sandbox_root = beside(data_dir, "sandbox")?;
@@ -98,6 +98,9 @@ fn app(
     let exec_config = ExecConfig::from_env(env, sandbox_root)?;
     let workspaces = Arc::new(DirWorkspaces::new(workspace_dir));
     let exec_state = ExecState::new(edge.clone(), exec_config, workspaces)?;
+    // No stream here: account deletion purges the workspace directory itself, awaited.
+    let auth_state = AuthState::from_env(edge.clone(), env)?
+        .with_account_files(Arc::new(InProcess(exec_state.clone())));
     let chat = ChatSetup::from_env(env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
     let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());

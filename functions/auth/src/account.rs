@@ -223,5 +223,12 @@ pub async fn delete_account(
         None,
     )
     .await?;
+    // After the delete: no session is left to write files meanwhile. A failure is logged
+    // with the user id and answered 503, never a 204 over files left behind.
+    state
+        .account_files
+        .purge(&user.id)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,10 +23,13 @@ mod sessions;
 mod test_support;
 mod tokens;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post, put};
 use bastion_core::crypto::PasswordHasher;
+use bastion_http::account_files::{AccountFiles, ByStream};
 use bastion_http::config::Live;
 use bastion_http::{ConfigError, Edge, Env, with_edge};
 
@@ -43,6 +46,8 @@ pub struct AuthState {
     pub sessions: SessionPolicy,
     /// Google sign-in and the admin keys, swapped whole by a secret refresh.
     pub extras: Live<AuthExtras>,
+    /// Removes a deleted account's exec workspace (a no-op in Lambda, where the stream does).
+    pub account_files: Arc<dyn AccountFiles>,
 }
 
 impl AuthState {
@@ -53,7 +58,14 @@ impl AuthState {
             hasher: Live::new(config.hasher),
             sessions: config.sessions,
             extras: Live::new(extras),
+            account_files: Arc::new(ByStream),
         }
+    }
+
+    /// The same state with `port` removing deleted accounts' files (bastion-local, tests).
+    pub fn with_account_files(mut self, port: Arc<dyn AccountFiles>) -> Self {
+        self.account_files = port;
+        self
     }
 
     /// Everything the auth function reads from `env`, on `edge`.

@@ -47,6 +47,9 @@ impl WorkspaceStore for Nothing {
     async fn delete(&self, _: &str, _: &SandboxPath) -> Result<bool, WorkspaceError> {
         Ok(false)
     }
+    async fn purge(&self, _: &str) -> Result<u64, WorkspaceError> {
+        Ok(0)
+    }
 }
 
 /// The auth and exec routes under one edge, as a fresh instance would have them.

@@ -10,8 +10,8 @@ use bastion_http::{ApiError, ErrorKind};
 use crate::ExecState;
 
 /// Attempts, `RETRY_PAUSE` apart, a file change makes before answering `workspace_busy`.
-const FILE_ATTEMPTS: u32 = 60;
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
+pub(crate) const FILE_ATTEMPTS: u32 = 60;
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 pub struct Lease {
     key: String,

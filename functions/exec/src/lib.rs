@@ -1,7 +1,8 @@
 //! The exec function: run allowlisted commands under every isolation layer the kernel offers,
 //! in a fresh directory holding the caller's durable workspace, and manage that workspace's
 //! files (S3 in Lambda, a directory locally); one run or file change per user at a time,
-//! across instances, under a lease in the table.
+//! across instances, under a lease in the table. A deleted account's workspace is purged
+//! (`purge`): from the table's stream in Lambda, through the auth router's port locally.
 //!
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
 //! bare routes so `bastion-local` can merge every function under one edge.
@@ -12,6 +13,7 @@ mod files;
 mod lease;
 mod materialise;
 pub mod openapi;
+pub mod purge;
 mod run;
 mod sandboxes;
 mod wire;

@@ -1,26 +1,29 @@
 //! The exec Lambda: wiring only. A secret refresh rotates the JWT keys; `EXEC_SANDBOX_KEY` is
-//! read once, because it names each user's workspace (rotating it orphans them).
+//! read once, because it names each user's workspace (rotating it orphans them). Besides API
+//! Gateway's requests it handles the table's stream: a deleted account's workspace is purged.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use bastion_core::SystemClock;
+use bastion_exec::purge::stream::AccountDeletions;
 use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::{ExecConfig, ExecState, router};
 use bastion_http::secrets::Runtime;
+use bastion_http::side_events::Side;
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
-use bastion_store::dynamodb::DynamoStore;
+use bastion_store::dynamodb::{DynamoStore, TABLE_ENV};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
     // A failure below is reported to the Runtime API as an init error before exiting.
-    bastion_http::startup::start(init()).await
+    bastion_http::startup::start_with_side_events(init()).await
 }
 
-async fn init() -> Result<Router, lambda_http::Error> {
+async fn init() -> Result<(Router, Side), lambda_http::Error> {
     let clock = Arc::new(SystemClock);
     let runtime = Runtime::init(clock.clone()).await?;
     let env = runtime.env();
@@ -33,5 +36,6 @@ async fn init() -> Result<Router, lambda_http::Error> {
     runtime.on_refresh(move |env| config.rotate(env));
     let workspaces = Arc::new(S3Workspaces::from_sdk(&runtime.sdk, env.as_ref())?);
     let state = ExecState::new(edge, exec_config, workspaces)?;
-    Ok(router(state))
+    let deletions = AccountDeletions::new(state.clone(), env.required(TABLE_ENV)?);
+    Ok((router(state), Some(Arc::new(deletions))))
 }

@@ -143,6 +143,68 @@ impl Moto {
         name
     }
 
+    /// A path-style S3 request to moto (which checks no signature), answering its body.
+    async fn s3(&self, method: reqwest::Method, path_and_query: &str, body: String) -> String {
+        let response = self
+            .http
+            .request(method, format!("{}/{path_and_query}", self.endpoint))
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/s3/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("S3 {path_and_query} reached moto: {e}"));
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "S3 {path_and_query} failed with {status}: {text}"
+        );
+        text
+    }
+
+    /// Turns versioning on, as the template's workspace bucket has it.
+    pub async fn enable_versioning(&self, bucket: &str) {
+        let config = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                      <Status>Enabled</Status></VersioningConfiguration>";
+        self.s3(
+            reqwest::Method::PUT,
+            &format!("{bucket}?versioning"),
+            config.to_owned(),
+        )
+        .await;
+    }
+
+    /// Every object version and delete marker in `bucket` (at most 1000): (key, is a marker),
+    /// sorted.
+    pub async fn object_versions(&self, bucket: &str) -> Vec<(String, bool)> {
+        let xml = self
+            .s3(
+                reqwest::Method::GET,
+                &format!("{bucket}?versions"),
+                String::new(),
+            )
+            .await;
+        let mut out = Vec::new();
+        for (tag, marker) in [("<Version>", false), ("<DeleteMarker>", true)] {
+            for entry in xml.split(tag).skip(1) {
+                let key = entry
+                    .split_once("<Key>")
+                    .and_then(|(_, rest)| rest.split_once("</Key>"))
+                    .map(|(key, _)| key.to_owned())
+                    .expect("a listed version has a key");
+                out.push((key, marker));
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// A symmetric KMS key; returns its id.
     pub async fn create_kms_key(&self) -> String {
         let answer = self

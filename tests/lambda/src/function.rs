@@ -146,6 +146,12 @@ impl Function {
         GatewayResponse::from_outcome(self.runtime.invoke(event).await)
     }
 
+    /// Sends any event document and answers what the function returned, whatever its shape
+    /// (a stream batch's partial batch response), or the invocation error.
+    pub async fn invoke(&self, event: serde_json::Value) -> crate::runtime::Outcome {
+        self.runtime.invoke(event).await
+    }
+
     /// How the process ended, if it did within `timeout`; its output is then complete.
     pub async fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let status = tokio::time::timeout(timeout, self.child.wait())

@@ -107,6 +107,7 @@ workspace_conformance!(
     a_deleted_file_is_gone_and_a_second_delete_reports_none,
     owners_never_see_each_others_files,
     an_empty_workspace_lists_nothing_and_reads_none,
+    a_purge_removes_the_whole_workspace_leaves_neighbours_and_repeats_harmlessly,
 );
 
 async fn a_written_file_reads_back_lists_with_its_size_and_counts_in_usage(s: &dyn WorkspaceStore) {
@@ -199,4 +200,119 @@ async fn an_empty_workspace_lists_nothing_and_reads_none(s: &dyn WorkspaceStore)
     assert_eq!(s.list("nobody").await.unwrap(), vec![]);
     assert_eq!(s.usage("nobody").await.unwrap(), Usage::default());
     assert_eq!(s.read("nobody", &p("f")).await.unwrap(), None);
+}
+
+async fn a_purge_removes_the_whole_workspace_leaves_neighbours_and_repeats_harmlessly(
+    s: &dyn WorkspaceStore,
+) {
+    s.write("gone", &p("a"), b"1".to_vec()).await.unwrap();
+    s.write("gone", &p("d/e/f"), b"22".to_vec()).await.unwrap();
+    s.write("gone2", &p("a"), b"prefix neighbour".to_vec())
+        .await
+        .unwrap();
+    s.write("kept", &p("a"), b"other user".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(s.purge("gone").await.unwrap(), 2);
+    assert_eq!(s.list("gone").await.unwrap(), vec![]);
+    assert_eq!(s.read("gone", &p("d/e/f")).await.unwrap(), None);
+    assert_eq!(
+        s.purge("gone").await.unwrap(),
+        0,
+        "a second purge finds nothing"
+    );
+    assert_eq!(s.purge("never-existed").await.unwrap(), 0);
+    for owner in ["gone2", "kept"] {
+        assert_eq!(s.usage(owner).await.unwrap().files, 1, "{owner} untouched");
+    }
+    for bad in ["", ".", "..", "a/b", "../kept"] {
+        assert!(s.purge(bad).await.is_err(), "{bad:?} is refused");
+    }
+    assert_eq!(s.usage("kept").await.unwrap().files, 1);
+}
+
+/// Every version and delete marker under a prefix: (key, is a delete marker).
+pub async fn versions_under(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<(String, bool)> {
+    let out = client
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut all: Vec<(String, bool)> = out
+        .versions()
+        .iter()
+        .map(|v| (v.key().unwrap().to_owned(), false))
+        .chain(
+            out.delete_markers()
+                .iter()
+                .map(|m| (m.key().unwrap().to_owned(), true)),
+        )
+        .collect();
+    all.sort();
+    all
+}
+
+/// A fresh bucket with versioning on, as the template makes the workspace bucket.
+pub async fn versioned_bucket(client: &aws_sdk_s3::Client) -> String {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let bucket = unique("s3v");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    bucket
+}
+
+#[tokio::test]
+async fn on_a_versioned_bucket_a_purge_leaves_no_old_version_or_delete_marker_of_the_owner() {
+    let client = moto_s3().await;
+    let bucket = versioned_bucket(&client).await;
+    let s = S3Workspaces::new(
+        client.clone(),
+        bucket.clone(),
+        "alias/bastion-test".to_owned(),
+    );
+    for content in ["v1", "v2", "v3"] {
+        s.write("gone", &p("f"), content.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    s.write("gone", &p("deleted"), b"x".to_vec()).await.unwrap();
+    assert!(s.delete("gone", &p("deleted")).await.unwrap());
+    s.write("kept", &p("f"), b"k1".to_vec()).await.unwrap();
+    s.write("kept", &p("f"), b"k2".to_vec()).await.unwrap();
+    assert_eq!(
+        versions_under(&client, &bucket, "gone/").await,
+        [
+            ("gone/deleted", false),
+            ("gone/deleted", true),
+            ("gone/f", false),
+            ("gone/f", false),
+            ("gone/f", false),
+        ]
+        .map(|(k, m)| (k.to_owned(), m)),
+        "three versions of f, and a deleted file's version behind its marker"
+    );
+    assert_eq!(s.purge("gone").await.unwrap(), 5);
+    assert_eq!(versions_under(&client, &bucket, "gone/").await, vec![]);
+    assert_eq!(
+        versions_under(&client, &bucket, "kept/").await,
+        vec![("kept/f".to_owned(), false), ("kept/f".to_owned(), false)],
+        "another owner's versions are untouched"
+    );
+    assert_eq!(s.purge("gone").await.unwrap(), 0);
 }

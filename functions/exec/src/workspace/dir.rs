@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use bastion_sandbox::{FsError, SandboxDir, SandboxPath};
 
-use super::{StoredFile, WorkspaceError, WorkspaceStore};
+use super::{StoredFile, WorkspaceError, WorkspaceStore, check_owner};
 
 pub struct DirWorkspaces {
     root: PathBuf,
@@ -130,6 +130,28 @@ impl WorkspaceStore for DirWorkspaces {
                 }
             }
             Ok(true)
+        })
+        .await
+    }
+
+    async fn purge(&self, owner: &str) -> Result<u64, WorkspaceError> {
+        check_owner(owner)?;
+        let owner = owner.to_owned();
+        self.blocking(move |this| {
+            match std::fs::symlink_metadata(this.root.join(&owner)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(unavailable(e)),
+            }
+            // The count is for the log only: a tree it cannot list is removed all the same.
+            let count = this
+                .open(&owner)
+                .ok()
+                .and_then(|dir| dir.list("", MAX_FILES).ok())
+                .map_or(0, |(entries, _)| entries.len() as u64);
+            // Never following a symlink, and bounded however deep the tree is.
+            bastion_sandbox::remove_tree(&this.root, &owner).map_err(unavailable)?;
+            Ok(count)
         })
         .await
     }

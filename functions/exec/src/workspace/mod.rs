@@ -8,7 +8,7 @@ pub mod dir;
 pub mod s3;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 
 use async_trait::async_trait;
 use bastion_sandbox::SandboxPath;
@@ -31,6 +31,22 @@ pub enum WorkspaceError {
     Unavailable(String),
     #[error("path is too long for the workspace store")]
     PathTooLong,
+}
+
+/// An owner name as `Sandboxes::name_for` makes them (hex), checked before a purge so no
+/// name can reach past its own prefix or directory: empty, `/`, `.` and `..` are refused.
+pub fn check_owner(owner: &str) -> Result<(), WorkspaceError> {
+    if owner.is_empty()
+        || owner.len() > 64
+        || !owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        return Err(WorkspaceError::Unavailable(
+            "refusing to purge: not a workspace owner name".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Files and bytes of a workspace, for the quota.
@@ -68,6 +84,10 @@ pub trait WorkspaceStore: Send + Sync {
     ) -> Result<String, WorkspaceError>;
     /// Removes the file; false when there was none.
     async fn delete(&self, owner: &str, path: &SandboxPath) -> Result<bool, WorkspaceError>;
+    /// Removes `owner`'s whole workspace: every file and, where the store keeps them, every
+    /// older version and delete marker. Returns how many stored entries went; a workspace that
+    /// is already gone purges with 0, so a retried purge is harmless.
+    async fn purge(&self, owner: &str) -> Result<u64, WorkspaceError>;
     /// What the workspace holds now.
     async fn usage(&self, owner: &str) -> Result<Usage, WorkspaceError> {
         Ok(Usage::of(&self.list(owner).await?))

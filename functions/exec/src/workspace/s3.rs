@@ -1,16 +1,18 @@
 //! The S3 workspace adapter: `<owner>/<path>` objects in the bucket `WORKSPACE_BUCKET`, each
 //! put with SSE-KMS under `KMS_KEY_ID` (and an S3 Bucket Key, so S3 calls KMS once per bucket
 //! key period rather than per object). The bucket policy refuses puts without that header.
+//! The bucket is versioned: a purge removes every version and delete marker under the
+//! owner's prefix, not just the current objects.
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 use bastion_http::{ConfigError, Env};
 use bastion_sandbox::SandboxPath;
 
-use super::{StoredFile, WorkspaceError, WorkspaceStore};
+use super::{StoredFile, WorkspaceError, WorkspaceStore, check_owner};
 
 /// S3's longest object key.
 const MAX_KEY_BYTES: usize = 1024;
@@ -49,6 +51,66 @@ impl S3Workspaces {
         }
         Ok(key)
     }
+
+    /// Deletes one listed page of versions and delete markers by version id (what a plain
+    /// delete would only hide behind a new marker); any key S3 refuses fails the purge.
+    async fn delete_versions(&self, ids: Vec<ObjectIdentifier>) -> Result<u64, WorkspaceError> {
+        let count = ids.len() as u64;
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| sdk_error("DeleteObjects request", e))?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteObjects", e))?;
+        if let Some(first) = out.errors().first() {
+            return Err(WorkspaceError::Unavailable(format!(
+                "S3 DeleteObjects refused {} of {count} versions (first: {})",
+                out.errors().len(),
+                first.code().unwrap_or("unknown")
+            )));
+        }
+        Ok(count)
+    }
+}
+
+impl S3Workspaces {
+    /// A purge is done only when the prefix lists no version or marker at all: anything a
+    /// listing skipped, or written meanwhile, fails it (and so it is retried).
+    async fn nothing_left(&self, prefix: &str) -> Result<(), WorkspaceError> {
+        let left = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListObjectVersions", e))?;
+        if left.versions().is_empty() && left.delete_markers().is_empty() {
+            return Ok(());
+        }
+        Err(WorkspaceError::Unavailable(
+            "S3 purge: versions remain under the owner's prefix".to_owned(),
+        ))
+    }
+}
+
+/// The version id S3 lists for an object written while versioning was off.
+const NULL_VERSION: &str = "null";
+
+fn identifier(key: Option<&str>, version: Option<&str>) -> Option<ObjectIdentifier> {
+    ObjectIdentifier::builder()
+        .key(key?)
+        .version_id(version.unwrap_or(NULL_VERSION))
+        .build()
+        .ok()
 }
 
 #[async_trait]
@@ -164,5 +226,49 @@ impl WorkspaceStore for S3Workspaces {
             .await
             .map_err(|e| sdk_error("DeleteObject", e))?;
         Ok(true)
+    }
+
+    async fn purge(&self, owner: &str) -> Result<u64, WorkspaceError> {
+        check_owner(owner)?;
+        let prefix = format!("{owner}/");
+        let mut removed = 0;
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            // At most 1000 entries a page, which is also DeleteObjects' limit.
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(|e| sdk_error("ListObjectVersions", e))?;
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| identifier(v.key(), v.version_id()));
+            let markers = page
+                .delete_markers()
+                .iter()
+                .map(|m| identifier(m.key(), m.version_id()));
+            let ids: Vec<ObjectIdentifier> = versions.chain(markers).flatten().collect();
+            if !ids.is_empty() {
+                removed += self.delete_versions(ids).await?;
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Err(WorkspaceError::Unavailable(
+                    "S3 ListObjectVersions was truncated without a next marker".to_owned(),
+                ));
+            }
+        }
+        self.nothing_left(&prefix).await?;
+        Ok(removed)
     }
 }

@@ -7,6 +7,7 @@
 mod auth;
 mod chat;
 mod exec;
+mod exec_purge;
 mod startup;
 mod webhooks;
 
