@@ -53,9 +53,11 @@ async fn a_stolen_fresh_token_of_a_password_account_cannot_link_the_thiefs_googl
         ("google_linked".to_owned(), Some("bad_password".to_owned()))
     );
     let guessed = json!({"return_to": RETURN_TO, "password": "a guess at the password 1"});
-    link(&g, &victim.access, guessed)
-        .await
-        .assert_error(401, "invalid_password", "password is incorrect");
+    link(&g, &victim.access, guessed).await.assert_error(
+        401,
+        "invalid_password",
+        "password is incorrect",
+    );
     assert_eq!(
         g.app.audit_kinds(&victim.user_id).await[..2],
         ["google_linked", "google_linked"]
@@ -175,7 +177,10 @@ async fn a_google_created_account_cannot_link_a_second_google_account() {
     assert_eq!(fragment(&r), "error=google_account_in_use");
     assert_eq!(
         g.last_event().await,
-        ("google_linked".to_owned(), Some("identity_taken".to_owned()))
+        (
+            "google_linked".to_owned(),
+            Some("identity_taken".to_owned())
+        )
     );
     let again = google_session(&g, "g-first", "first@example.com").await;
     assert_eq!(again.user_id, s.user_id);

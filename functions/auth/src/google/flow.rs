@@ -233,17 +233,17 @@ pub struct LinkResponse {
     authorize_url: String,
 }
 
-/// Starts the same flow bound to the signed-in user: its callback links, never signs in. An
-/// account with a password confirms the link with it, from a session opened in the last ten
-/// minutes.
+/// Starts the same flow bound to the signed-in user: its callback links, never signs in.
+///
+/// From a session opened in the last ten minutes; an account with a password confirms the
+/// link with it (wrong ones count against the login's per-account limit).
 #[utoipa::path(
     post, path = "/auth/google/link", tag = "google", operation_id = "google_link", security(("bearer_jwt" = [])),
     request_body = LinkRequest,
     responses((status = 200, description = "Google's authorize URL for a link flow.", body = LinkResponse),
         (status = 400, description = "`invalid_return_to`, `invalid_request`."),
-        (status = 401, description = "`unauthorized`, `invalid_password`: the account has a password and it is missing or wrong."),
+        (status = 401, description = "`unauthorized`: no valid session, or the account is gone or disabled; `invalid_password`: the account has a password and it is missing or wrong."),
         (status = 403, description = "`session_required`, `reauthentication_required`: the session was not opened in the last 10 minutes."),
-        (status = 429, description = "`rate_limited`: too many wrong passwords for the account (the login limit)."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn link(
