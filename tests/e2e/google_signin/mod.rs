@@ -4,6 +4,7 @@
 mod accounts;
 mod flow;
 mod id_token;
+mod link;
 mod reauth;
 
 use std::collections::HashMap;

@@ -31,7 +31,7 @@ use super::reauth::{self, PendingReauth};
 use super::resolve;
 use super::verdict::{Stop, is_upstream, redirect_code, same_browser, verified_claims};
 use crate::AuthState;
-use crate::account::{RECENT_SIGN_IN_SECS, current_user};
+use crate::account::{RECENT_SIGN_IN_SECS, confirm_password, current_user};
 use crate::audit::{self, record};
 use crate::reauth::ReauthAction;
 use crate::tokens::open_session;
@@ -221,6 +221,11 @@ pub async fn start(
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     return_to: String,
+    /// The account's password; required when it has one, ignored (and may be omitted) for an
+    /// account created by Google sign-in, which has none.
+    #[serde(default)]
+    #[schema(max_length = 128, format = Password)]
+    password: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -229,12 +234,16 @@ pub struct LinkResponse {
 }
 
 /// Starts the same flow bound to the signed-in user: its callback links, never signs in.
+///
+/// From a session opened in the last ten minutes; an account with a password confirms the
+/// link with it (wrong ones count against the login's per-account limit).
 #[utoipa::path(
     post, path = "/auth/google/link", tag = "google", operation_id = "google_link", security(("bearer_jwt" = [])),
     request_body = LinkRequest,
     responses((status = 200, description = "Google's authorize URL for a link flow.", body = LinkResponse),
         (status = 400, description = "`invalid_return_to`, `invalid_request`."),
-        (status = 403, description = "`session_required`, `reauthentication_required`."),
+        (status = 401, description = "`unauthorized`: no valid session, or the account is gone or disabled; `invalid_password`: the account has a password and it is missing or wrong."),
+        (status = 403, description = "`session_required`, `reauthentication_required`: the session was not opened in the last 10 minutes."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
 )]
 pub async fn link(
@@ -262,6 +271,15 @@ pub async fn link(
             "sign in again, then link Google within 10 minutes",
         )
         .with_code("reauthentication_required"));
+    }
+    // A fresh session is also what a freshly stolen access token has: the password proves the
+    // owner, as for unlinking or deleting. An account created by Google has no password to ask
+    // for and already holds its one Google identity (the callback refuses a second); it links
+    // only after unlinking, when that fresh session is all it has left to sign in with.
+    let user = current_user(&ext, &auth.user_id).await?;
+    if !user.password_hash.is_empty() {
+        let kind = AuditKind::GoogleLinked;
+        confirm_password(&ext, &meta, &limits, &user, &body.password, kind).await?;
     }
     let intent = Intent::Link(&auth.user_id, &auth.session_id);
     let (url, cookie) = begin(&ext, &client, Some(&body.return_to), intent).await?;
