@@ -12,6 +12,7 @@ mod chat;
 mod concurrency;
 mod configured_limits;
 mod dynamodb_requests;
+mod exec_dot_paths;
 mod exec_files;
 mod exec_run;
 mod exec_workspace;

@@ -7,6 +7,7 @@
 mod auth;
 mod chat;
 mod exec;
+mod paths;
 mod startup;
 mod webhooks;
 

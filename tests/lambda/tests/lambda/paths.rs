@@ -1,0 +1,107 @@
+//! Paths the URL parser would rewrite after API Gateway and the WAF judged them: the attack
+//! spellings of `/v1/admin/..\auth\login` (stage `Prod` here) against the real auth function
+//! get 400 before any route, while names with dots and other escapes still reach exec.
+
+use bastion_lambda_tests::deployment::PASSWORD;
+use bastion_lambda_tests::{Deployment, RestEvent};
+use serde_json::json;
+
+use crate::signed_up;
+
+/// The event paths API Gateway passes on for `/Prod/admin/…` spellings that end at
+/// `/auth/login` once `\` becomes `/` and dot segments are removed (the REST event path keeps
+/// the client's escapes; an HTTP API decodes them, hence both forms).
+const REWRITTEN_TO_LOGIN: [&str; 9] = [
+    "/admin/..%5Cauth%5Clogin",
+    "/admin/..%5cauth%5clogin",
+    "/admin/..\\auth\\login",
+    "/admin/%2e%2e/auth/login",
+    "/admin/%2E%2E%2Fauth%2Flogin",
+    "/admin/.%2e/auth/login",
+    "/admin/../auth/login",
+    "/admin/./../auth/login",
+    "/admin/.\t./auth/login",
+];
+
+const REFUSED: &str = "the path must not hold '.' or '..' segments, backslashes, control characters, or encoded dots, slashes or backslashes";
+
+#[tokio::test]
+async fn admin_paths_that_normalise_to_auth_login_are_refused_before_routing() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    signed_up(&auth, "waf@example.com").await;
+    let credentials = json!({"email": "waf@example.com", "password": PASSWORD});
+    for path in REWRITTEN_TO_LOGIN {
+        let r = auth.call(&RestEvent::post_json(path, &credentials)).await;
+        assert!(
+            r.json().get("access_token").is_none(),
+            "{path:?} signed in: {}",
+            r.text()
+        );
+        r.assert_error(400, "invalid_request", REFUSED);
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    // The instance keeps serving, and the canonical path signs in.
+    let r = auth
+        .call(&RestEvent::post_json("/auth/login", &credentials))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn exec_file_names_with_dots_inside_and_other_escapes_are_still_served() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    let (_, access) = signed_up(&auth, "dots@example.com").await;
+    let exec = d.start("exec").await;
+    for (path, name) in [
+        ("a.b/c..d", "a.b/c..d"),
+        (".env", ".env"),
+        ("...", "..."),
+        ("notes%20v2.txt", "notes v2.txt"),
+        ("%41bc", "Abc"),
+    ] {
+        let put = exec
+            .call(
+                &RestEvent::new("PUT", &format!("/exec/files/{path}"))
+                    .bearer(&access)
+                    .header("Content-Type", "application/octet-stream")
+                    .body(name.as_bytes().to_vec())
+                    .base64(),
+            )
+            .await;
+        assert_eq!(put.status, 201, "{path}: {}", put.text());
+        let got = exec
+            .call(&RestEvent::get(&format!("/exec/files/{path}")).bearer(&access))
+            .await;
+        assert_eq!((got.status, got.text()), (200, name.to_owned()), "{path}");
+    }
+    let listed = exec
+        .call(&RestEvent::get("/exec/files").bearer(&access))
+        .await;
+    let names: Vec<_> = listed.json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["...", ".env", "Abc", "a.b/c..d", "notes v2.txt"]);
+}
+
+#[tokio::test]
+async fn exec_file_paths_with_dot_segments_are_refused_at_the_edge() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    let (_, access) = signed_up(&auth, "dotseg@example.com").await;
+    let exec = d.start("exec").await;
+    for path in ["/exec/files/./x", "/exec/files/.", "/exec/files/a/%2e/x"] {
+        let r = exec
+            .call(
+                &RestEvent::new("PUT", path)
+                    .bearer(&access)
+                    .body(b"overwrite".to_vec()),
+            )
+            .await;
+        r.assert_error(400, "invalid_request", REFUSED);
+    }
+}
