@@ -268,3 +268,62 @@ fn no_admitted_path_is_changed_by_the_url_parser() {
     }
     assert!(admitted > 10_000, "only {admitted} paths admitted");
 }
+
+/// `%XX` escapes decoded, so a path compares equal to its re-encoding.
+fn percent_decoded(path: &str) -> Vec<u8> {
+    let bytes = path.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let (b'%', Some(h), Some(l)) = (
+            bytes[i],
+            bytes.get(i + 1).and_then(|b| hex(*b)),
+            bytes.get(i + 2).and_then(|b| hex(*b)),
+        ) {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The fuzz target's path property, replayed on its committed corpus: an admitted event is
+/// routed on its own path, only percent-encoded where a URI needs it.
+#[test]
+fn no_admitted_event_in_the_apigw_fuzz_corpus_is_routed_on_a_rewritten_path() {
+    let mut routed = 0;
+    for entry in std::fs::read_dir(fuzz_dir().join("corpus/apigw_event")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(parsed) = serde_json::from_str::<LambdaRequest>(&text) else {
+            continue;
+        };
+        if check(&text, &parsed).is_err() {
+            continue;
+        }
+        let request: lambda_http::Request = parsed.into();
+        let Some(route) = crate::lambda::route_path(&request) else {
+            continue;
+        };
+        let normalised = crate::lambda::normalise(request);
+        let absolute = if route.starts_with('/') {
+            route.clone()
+        } else {
+            format!("/{route}")
+        };
+        assert_eq!(
+            percent_decoded(normalised.uri().path()),
+            percent_decoded(&absolute),
+            "{}: {route:?}",
+            path.display()
+        );
+        routed += 1;
+    }
+    assert!(routed > 100, "only {routed} corpus events were routed");
+}
