@@ -20,6 +20,7 @@ mod fake_google;
 mod google_signin;
 mod hardening;
 mod helpers;
+mod local_paths;
 mod rotation;
 mod sign_in_races;
 mod test_only_oidc_key;
