@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
                 other => panic!("{s:?} has component {other:?}"),
             }
         }
-        assert!(depth >= 1 || s.split('/').all(|c| c == "."), "{s:?} names the sandbox root");
+        assert!(
+            depth >= 1 || s.split('/').all(|c| c == "."),
+            "{s:?} names the sandbox root"
+        );
     }
     let Ok(path) = parsed else {
         return;
@@ -43,7 +46,11 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("{s:?} has component {other:?}"),
         })
         .collect();
-    assert_eq!(normal.join("/"), path.as_str(), "{s:?} is not in normal form");
+    assert_eq!(
+        normal.join("/"),
+        path.as_str(),
+        "{s:?} is not in normal form"
+    );
     for c in path.components() {
         assert!(
             !c.is_empty()

@@ -74,8 +74,14 @@ async fn a_listing_prefix_obeys_the_path_rules_in_the_components_it_completes() 
         ("/exec/files?prefix=./data/", DOT),
         ("/exec/files?prefix=data/./", DOT),
         ("/exec/files?prefix=../", "path must not contain '..'"),
-        ("/exec/files?prefix=/data", "path must be relative to the sandbox"),
-        ("/exec/files?prefix=data//", "path must not contain empty components"),
+        (
+            "/exec/files?prefix=/data",
+            "path must be relative to the sandbox",
+        ),
+        (
+            "/exec/files?prefix=data//",
+            "path must not contain empty components",
+        ),
         ("/exec/files?prefix=a%00", "path must not contain NUL"),
     ] {
         app.get(uri, &s.access)

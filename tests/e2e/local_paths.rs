@@ -12,7 +12,13 @@ use crate::helpers::{PASSWORD, TestApp};
 
 /// Sends `request_target` exactly as written over a real socket and returns the status code
 /// and body.
-async fn raw(addr: SocketAddr, method: &str, target: &str, body: &str, token: &str) -> (u16, String) {
+async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    body: &str,
+    token: &str,
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = if token.is_empty() {
         String::new()
@@ -54,8 +60,7 @@ async fn local_http_hands_the_routers_the_path_as_sent_so_no_spelling_reaches_au
         )
         .await
     });
-    let credentials =
-        json!({"email": "local-paths@example.com", "password": PASSWORD}).to_string();
+    let credentials = json!({"email": "local-paths@example.com", "password": PASSWORD}).to_string();
     for target in [
         "/admin/../auth/login",
         "/admin/./../auth/login",
@@ -77,6 +82,9 @@ async fn local_http_hands_the_routers_the_path_as_sent_so_no_spelling_reaches_au
     assert_eq!(status, 200, "{body}");
     let (status, body) = raw(addr, "PUT", "/exec/files/./x", "", &s.access).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("path must not contain '.' components"), "{body}");
+    assert!(
+        body.contains("path must not contain '.' components"),
+        "{body}"
+    );
     server.abort();
 }

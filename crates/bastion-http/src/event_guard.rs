@@ -148,10 +148,7 @@ fn no_empty_query_values(raw: &str) -> Result<(), Unconvertible> {
 /// `Ok` when parsing `path` as a URL path leaves every segment as it is (see the module doc).
 pub fn canonical_path(path: &str) -> Result<(), Unconvertible> {
     let bytes = path.as_bytes();
-    if bytes
-        .iter()
-        .any(|b| *b == b'\\' || b.is_ascii_control())
-    {
+    if bytes.iter().any(|b| *b == b'\\' || b.is_ascii_control()) {
         return Err(Unconvertible::PathRewritten);
     }
     let encoded = bytes.windows(3).any(|w| {

@@ -160,10 +160,12 @@ fn http_api_event(raw_path: &str) -> serde_json::Value {
 
 /// What lambda_http's URL parse makes of `path` on the execute-api host.
 fn parsed_path(path: &str) -> String {
-    url::Url::parse(&format!("https://abc123.execute-api.us-east-1.amazonaws.com{path}"))
-        .unwrap()
-        .path()
-        .to_owned()
+    url::Url::parse(&format!(
+        "https://abc123.execute-api.us-east-1.amazonaws.com{path}"
+    ))
+    .unwrap()
+    .path()
+    .to_owned()
 }
 
 /// Spellings of `/admin/..\auth\login` and its kin, each of which the URL parser turns into a
@@ -214,7 +216,10 @@ fn the_refused_spellings_are_ones_the_url_parser_really_rewrites() {
         .iter()
         .filter(|p| parsed_path(p) == "/auth/login")
         .count();
-    assert_eq!(climbs_to_login, 9, "`\\`, dot segments, %2e and tab/newline");
+    assert_eq!(
+        climbs_to_login, 9,
+        "`\\`, dot segments, %2e and tab/newline"
+    );
     // The rest are refused for what a later decoder (the exec file routes) or the stage cut
     // would make of them.
     assert_eq!(parsed_path("/auth/login/."), "/auth/login/");

@@ -307,7 +307,9 @@ async fn the_guarded_entry_refuses_every_rewritten_rest_path_with_400_before_rou
         assert_eq!(status, 400, "{path:?}: {answer}");
         assert_eq!(body, refused_envelope(&body), "{path:?}");
         assert!(
-            body["error"]["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            body["error"]["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
             "{path:?}"
         );
     }

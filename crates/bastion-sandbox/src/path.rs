@@ -151,7 +151,9 @@ mod tests {
     #[test]
     fn encoded_and_lookalike_dots_are_plain_names() {
         // No decoding happens after the edge: these are literal file names inside the sandbox.
-        for raw in ["%2e%2e/x", "..%2f", "...", ".. ", "\u{2025}", "a/.b", "%2e/x", "a.b/c..d"] {
+        for raw in [
+            "%2e%2e/x", "..%2f", "...", ".. ", "\u{2025}", "a/.b", "%2e/x", "a.b/c..d",
+        ] {
             assert_eq!(SandboxPath::parse(raw).unwrap().as_str(), raw);
         }
     }
@@ -176,7 +178,9 @@ mod tests {
 
     #[test]
     fn a_listing_prefix_obeys_the_rules_in_the_components_it_completes() {
-        for ok in ["", "a", "a/", "a/b", ".", "..", ".e", "a/.", "a/..x", "data/in."] {
+        for ok in [
+            "", "a", "a/", "a/b", ".", "..", ".e", "a/.", "a/..x", "data/in.",
+        ] {
             assert_eq!(SandboxPath::check_prefix(ok), Ok(()), "{ok:?}");
         }
         let cases = [

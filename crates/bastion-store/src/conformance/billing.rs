@@ -83,7 +83,10 @@ async fn first_update_applies_over_the_linked_customer(
 ) -> BillingRecord {
     let first = stores
         .billing
-        .apply_billing(id, &update(10, Some(SubscriptionStatus::Active), Some(1000)))
+        .apply_billing(
+            id,
+            &update(10, Some(SubscriptionStatus::Active), Some(1000)),
+        )
         .await
         .unwrap();
     let active = BillingRecord {

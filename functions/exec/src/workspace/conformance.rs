@@ -214,7 +214,10 @@ async fn stored_keys_that_are_no_sandbox_path_are_left_out_of_the_s3_listing() {
         bucket.clone(),
         "alias/bastion-test".to_owned(),
     );
-    store.write("alice", &p("x"), b"real".to_vec()).await.unwrap();
+    store
+        .write("alice", &p("x"), b"real".to_vec())
+        .await
+        .unwrap();
     let planted = ["alice/.", "alice/./x", "alice/a/./b", "alice/a//b"];
     for key in planted {
         client
@@ -237,7 +240,13 @@ async fn stored_keys_that_are_no_sandbox_path_are_left_out_of_the_s3_listing() {
     stored.sort_unstable();
     assert_eq!(
         stored,
-        ["alice/.", "alice/./x", "alice/a/./b", "alice/a//b", "alice/x"],
+        [
+            "alice/.",
+            "alice/./x",
+            "alice/a/./b",
+            "alice/a//b",
+            "alice/x"
+        ],
         "the planted keys are stored as spelled"
     );
     let listed: Vec<String> = store
