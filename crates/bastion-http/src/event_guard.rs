@@ -1,4 +1,5 @@
-//! Refuses, before `lambda_http` converts it, an API Gateway event whose conversion would panic.
+//! Refuses, before `lambda_http` converts it, an API Gateway event whose conversion would panic
+//! or whose path the conversion would rewrite.
 //!
 //! `lambda_http` 1.3 builds the request URI from the event with `Url::parse(..).unwrap()` and
 //! `.expect("failed to build request")`, decodes a base64 body with `.expect(..)`, and writes
@@ -10,6 +11,15 @@
 //! such event would end the instance. The checks below redo the same steps fallibly: an event
 //! that passes them converts without panicking, one that fails is answered 400 by
 //! [`crate::lambda::serve`] without reaching the router.
+//!
+//! The conversion (and our route-path normalisation) parses the path as a WHATWG URL, which
+//! turns `\` into `/`, drops tabs and line breaks, and removes `.` and `..` segments, `%2e`
+//! spellings included. API Gateway and the WAF judged the path before that, so
+//! `/admin/..\auth\login` would pass a rule on `/auth/` and still be served as `/auth/login`.
+//! A path is therefore admitted only when that parse cannot change it: no backslash, no control
+//! character, no `.` or `..` segment, and no `%2e`, `%2f` or `%5c` in any case (an encoded dot
+//! is a dot segment to the parser, and an encoded slash or backslash is one to any later decoder
+//! such as the exec file routes). Dots inside names (`a.b`, `c..d`, `.env`) are untouched.
 
 use std::collections::HashMap;
 
@@ -32,12 +42,27 @@ pub enum Unconvertible {
     Base64Body,
     #[error("a query parameter has an empty list of values")]
     EmptyQueryValues,
+    #[error("the path holds a spelling the URL parser would rewrite")]
+    PathRewritten,
+}
+
+impl Unconvertible {
+    /// What the 400 tells the client: the path rule it broke, or that the event was unreadable.
+    pub fn client_message(self) -> &'static str {
+        match self {
+            Unconvertible::PathRewritten => {
+                "the path must not hold '.' or '..' segments, backslashes, control characters, or encoded dots, slashes or backslashes"
+            }
+            _ => "the request could not be read",
+        }
+    }
 }
 
 /// `Ok` when `lambda_http` converts `event`, parsed from `raw`, without panicking.
 pub fn check(raw: &str, event: &LambdaRequest) -> Result<(), Unconvertible> {
     match event {
         LambdaRequest::ApiGatewayV1(ag) => {
+            canonical_path(ag.path.as_deref().unwrap_or_default())?;
             // First: the URL checks below write the query through the panicking iterator. The
             // document is read again only when there is a query to look at.
             if !(ag.query_string_parameters.is_empty()
@@ -48,6 +73,9 @@ pub fn check(raw: &str, event: &LambdaRequest) -> Result<(), Unconvertible> {
             check_rest(ag)
         }
         LambdaRequest::ApiGatewayV2(ag) => {
+            // The raw path still holds a named stage: checked whole, before any stage is cut,
+            // so `/{stage}/..` cannot climb out of the stage either.
+            canonical_path(ag.raw_path.as_deref().unwrap_or_default())?;
             if !ag.query_string_parameters.is_empty() {
                 no_empty_query_values(raw)?;
             }
@@ -115,6 +143,25 @@ fn no_empty_query_values(raw: &str) -> Result<(), Unconvertible> {
     } else {
         Ok(())
     }
+}
+
+/// `Ok` when parsing `path` as a URL path leaves every segment as it is (see the module doc).
+pub fn canonical_path(path: &str) -> Result<(), Unconvertible> {
+    let bytes = path.as_bytes();
+    if bytes.iter().any(|b| *b == b'\\' || b.is_ascii_control()) {
+        return Err(Unconvertible::PathRewritten);
+    }
+    let encoded = bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'e') | (b'2', b'f') | (b'5', b'c')
+            )
+    });
+    if encoded || path.split('/').any(|s| s == "." || s == "..") {
+        return Err(Unconvertible::PathRewritten);
+    }
+    Ok(())
 }
 
 fn host<'a>(headers: &'a HeaderMap, domain_name: Option<&'a str>) -> Option<&'a str> {

@@ -1,5 +1,5 @@
-//! The Lambda entry point every function shares: it refuses events lambda_http cannot convert
-//! (see `event_guard`), and it is the one place that decides which path a request is routed
+//! The Lambda entry point every function shares: it refuses events lambda_http cannot convert,
+//! or whose path it would rewrite (see `event_guard`), and it is the one place that decides which path a request is routed
 //! on, whatever way API Gateway exposes the function, before the router sees it.
 //!
 //! `lambda_http` rebuilds the URI from the event and, for a named stage, prefixes `/{stage}`
@@ -127,12 +127,13 @@ pub enum Refusal {
     Http(ApiGatewayV2httpResponse),
 }
 
-/// The 400 for an event that cannot be converted, in the envelope and with the headers every
-/// response carries, shaped for the API Gateway that sent it.
+/// The 400 for an event the guard refuses (one that cannot be converted, or whose path the
+/// conversion would rewrite), in the envelope and with the headers every response carries,
+/// shaped for the API Gateway that sent it.
 fn refusal(origin: &RequestOrigin, reason: Unconvertible, aws_request_id: &str) -> Refusal {
     let request_id = RequestId::generate();
-    tracing::warn!(%request_id, aws_request_id, %reason, "API Gateway event refused before routing: lambda_http cannot convert it");
-    let err = ApiError::new(ErrorKind::InvalidRequest, "the request could not be read");
+    tracing::warn!(%request_id, aws_request_id, %reason, "API Gateway event refused before routing");
+    let err = ApiError::new(ErrorKind::InvalidRequest, reason.client_message());
     let (headers, body) = crate::pipeline::outside_router(&err, &request_id);
     let body = Some(lambda_http::Body::Text(body));
     match origin {

@@ -1,4 +1,5 @@
-//! Routing-path tests for every API Gateway event shape, through the same service `serve` runs.
+//! Routing-path tests for every API Gateway event shape, through the same service `serve` runs,
+//! and the guarded entry's refusal of paths that routing would see rewritten.
 
 use axum::Router;
 use axum::body::Body as AxumBody;
@@ -7,16 +8,23 @@ use http::{Request as HttpRequest, StatusCode};
 use http_body_util::BodyExt;
 use lambda_http::Request;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
-use super::{normalise, route_path, service};
+use lambda_http::lambda_runtime::{Context, LambdaEvent};
+use serde_json::value::RawValue;
+
+use super::{Guarded, normalise, route_path, service};
 
 const EXECUTE_API: &str = "abc123.execute-api.us-east-1.amazonaws.com";
 const CUSTOM_DOMAIN: &str = "api.example.com";
 
 /// A REST API (v1) proxy event as API Gateway sends it: `path` is the resource path.
 fn rest_event(path: &str, stage: &str, host: &str, query: Value) -> Request {
-    let event = json!({
+    parse(&rest_event_json(path, stage, host, query))
+}
+
+fn rest_event_json(path: &str, stage: &str, host: &str, query: Value) -> Value {
+    json!({
         "resource": "/{proxy+}",
         "path": path,
         "httpMethod": "GET",
@@ -38,8 +46,7 @@ fn rest_event(path: &str, stage: &str, host: &str, query: Value) -> Request {
         },
         "body": null,
         "isBase64Encoded": false
-    });
-    parse(&event)
+    })
 }
 
 fn query_multi(query: &Value) -> Value {
@@ -51,7 +58,11 @@ fn query_multi(query: &Value) -> Value {
 
 /// An HTTP API (v2) event: `rawPath` is what the caller asked for on that host.
 fn http_api_event(raw_path: &str, stage: &str, host: &str, raw_query: &str) -> Request {
-    let event = json!({
+    parse(&http_api_event_json(raw_path, stage, host, raw_query))
+}
+
+fn http_api_event_json(raw_path: &str, stage: &str, host: &str, raw_query: &str) -> Value {
+    json!({
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": raw_path,
@@ -76,8 +87,7 @@ fn http_api_event(raw_path: &str, stage: &str, host: &str, raw_query: &str) -> R
             "timeEpoch": 1_796_176_800_000_u64
         },
         "isBase64Encoded": false
-    });
-    parse(&event)
+    })
 }
 
 fn parse(event: &Value) -> Request {
@@ -219,4 +229,121 @@ fn a_request_that_did_not_come_from_api_gateway_is_left_alone() {
         .expect("request");
     assert_eq!(route_path(&request), None);
     assert_eq!(normalise(request).uri(), "/Prod/auth/login?x=1");
+}
+
+/// The answer the guarded entry `serve` runs gives the Runtime API for `event`, as JSON.
+async fn serve_event(event: &Value) -> Value {
+    let mut guarded = Guarded::new(service(echo_router()));
+    let payload = RawValue::from_string(event.to_string()).expect("raw JSON");
+    let answer = guarded
+        .ready()
+        .await
+        .expect("ready")
+        .call(LambdaEvent::new(payload, Context::default()))
+        .await
+        .expect("an answer");
+    serde_json::to_value(answer).expect("serialisable")
+}
+
+/// The status and body of an answer, the body's request id checked against the header.
+fn answered(answer: &Value) -> (u64, Value) {
+    let status = answer["statusCode"].as_u64().expect("a status");
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null"))
+        .unwrap_or_else(|_| Value::String(answer["body"].as_str().unwrap_or("").to_owned()));
+    let header = answer["multiValueHeaders"]["x-request-id"][0]
+        .as_str()
+        .or_else(|| answer["headers"]["x-request-id"].as_str());
+    if status >= 400 {
+        assert_eq!(body["error"]["request_id"].as_str(), header, "{answer}");
+    }
+    (status, body)
+}
+
+const REFUSED: &str = "the path must not hold '.' or '..' segments, backslashes, control characters, or encoded dots, slashes or backslashes";
+
+fn refused_envelope(body: &Value) -> Value {
+    json!({"error": {"code": "invalid_request", "message": REFUSED,
+                     "request_id": body["error"]["request_id"]}})
+}
+
+/// `/v1/admin/..\auth\login` and kin as the REST event path: the URL parse under routing makes
+/// `/auth/login` of them (matched as that by any router), which the WAF never saw.
+const CLIMBS_TO_LOGIN: [&str; 7] = [
+    "/admin/..\\auth\\login",
+    "/admin/%2e%2e/auth/login",
+    "/admin/%2E%2E/auth/login",
+    "/admin/.%2e/auth/login",
+    "/admin/./../auth/login",
+    "/admin/../auth/login",
+    "/admin/.\t./auth/login",
+];
+
+#[tokio::test]
+async fn without_the_guard_an_admin_path_that_climbs_is_routed_to_auth_login() {
+    for path in CLIMBS_TO_LOGIN {
+        let request = rest_event(path, "v1", EXECUTE_API, Value::Null);
+        assert_eq!(
+            call(request).await,
+            (StatusCode::OK, "/auth/login?".to_owned()),
+            "{path:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_guarded_entry_refuses_every_rewritten_rest_path_with_400_before_routing() {
+    let mut paths = CLIMBS_TO_LOGIN.to_vec();
+    paths.extend([
+        "/admin/..%5Cauth%5Clogin",
+        "/admin/..%5cauth%5clogin",
+        "/admin/..%2Fauth%2Flogin",
+        "/exec/files/./x",
+        "/exec/files/.",
+        "/..%2fadmin/x",
+    ]);
+    for path in paths {
+        let answer = serve_event(&rest_event_json(path, "v1", EXECUTE_API, Value::Null)).await;
+        let (status, body) = answered(&answer);
+        assert_eq!(status, 400, "{path:?}: {answer}");
+        assert_eq!(body, refused_envelope(&body), "{path:?}");
+        assert!(
+            body["error"]["request_id"]
+                .as_str()
+                .is_some_and(|id| !id.is_empty()),
+            "{path:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_stage_cut_of_an_http_api_cannot_be_climbed_around() {
+    for raw_path in [
+        "/Prod/../auth/login",
+        "/Prod/..%2fauth/login",
+        "/Prod/%2e%2e/Prod/auth/login",
+        "/Prod/.\\auth/login",
+        "/Prod%2f../auth/login",
+    ] {
+        let answer = serve_event(&http_api_event_json(raw_path, "Prod", EXECUTE_API, "")).await;
+        let (status, body) = answered(&answer);
+        assert_eq!(status, 400, "{raw_path:?}: {answer}");
+        assert_eq!(body, refused_envelope(&body), "{raw_path:?}");
+    }
+}
+
+#[tokio::test]
+async fn paths_with_dots_inside_names_and_other_escapes_are_served_unchanged() {
+    for path in [
+        "/auth/a.b/c..d",
+        "/auth/.env",
+        "/auth/...",
+        "/auth/notes%20v2.txt",
+        "/auth/%41bc",
+        "/auth/%252e%252e",
+    ] {
+        let answer = serve_event(&rest_event_json(path, "v1", EXECUTE_API, Value::Null)).await;
+        let (status, body) = answered(&answer);
+        assert_eq!(status, 200, "{path:?}: {answer}");
+        assert_eq!(body, Value::String(format!("{path}?")), "{path:?}");
+    }
 }

@@ -74,7 +74,7 @@ fn shape_refusal(shape: Shape, missing: ApiError) -> ApiError {
 }
 
 #[utoipa::path(
-    put, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_put_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
+    put, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_put_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..` or `.` component, no NUL.")),
     request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes, at most 1 MiB; without a body the file is empty."),
     responses((status = 200, description = "The file is replaced."), (status = 201, description = "The file is created."),
         (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
@@ -151,7 +151,7 @@ async fn put_leased(
 }
 
 #[utoipa::path(
-    get, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_get_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
+    get, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_get_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..` or `.` component, no NUL.")),
     responses((status = 200, description = "The file's bytes.", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
         (status = 404, description = "`not_found`: no such file."),
@@ -191,7 +191,7 @@ pub async fn get_file(
 }
 
 #[utoipa::path(
-    delete, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_delete_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..`, no NUL.")),
+    delete, path = "/exec/files/{path}", tag = "exec", operation_id = "exec_delete_file", security(("bearer_jwt" = []), ("api_key" = [])), params(("path" = String, Path, description = "A relative path inside the sandbox: 1 to 1024 bytes, no `..` or `.` component, no NUL.")),
     responses((status = 204, description = "The file is deleted."),
         (status = 400, description = "`invalid_path`."), (status = 403, description = "`insufficient_scope`, `symlink_refused`."),
         (status = 404, description = "`not_found`: no such file."),
@@ -241,7 +241,7 @@ async fn delete_leased(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// At most 1024 bytes.
+    /// At most 1024 bytes; the components before its last `/` obey the path rules.
     prefix: Option<String>,
 }
 
@@ -249,7 +249,7 @@ pub struct ListQuery {
     get, path = "/exec/files", tag = "exec", operation_id = "exec_list_files", security(("bearer_jwt" = []), ("api_key" = [])),
     params(ListQuery),
     responses((status = 200, description = "The caller's files.", body = crate::wire::FileList),
-        (status = 400, description = "`invalid_path`: the prefix is too long or has a NUL."),
+        (status = 400, description = "`invalid_path`: the prefix breaks the path rules in the components it completes, is too long or has a NUL."),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."))
 )]
 pub async fn list(
@@ -259,12 +259,8 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require_scope(Scope::Read)?;
     let prefix = q.prefix.unwrap_or_default();
-    if prefix.len() > bastion_sandbox::path::MAX_PATH_BYTES || prefix.contains('\0') {
-        return Err(ApiError::invalid(
-            "invalid_path",
-            "prefix must be at most 1024 bytes without NUL",
-        ));
-    }
+    SandboxPath::check_prefix(&prefix)
+        .map_err(|e| ApiError::invalid("invalid_path", e.to_string()))?;
     let inner = &state.inner;
     let owner = inner.sandboxes.name_for(&auth.user_id);
     let stored = inner

@@ -68,11 +68,23 @@ pub async fn billing_updates_apply_in_created_order_and_older_ones_are_stale(sto
     let alice = created(&stores, user("carol-billing@example.com")).await;
     let cus = customer("cus_Carol");
     stores.billing.link_customer(&alice.id, &cus).await.unwrap();
+    let active = first_update_applies_over_the_linked_customer(&stores, &alice.id, &cus).await;
+    an_older_cancellation_arriving_late_changes_nothing(&stores, &alice.id, &active).await;
+    a_same_second_update_applies_and_keeps_the_fields_it_does_not_carry(&stores, &alice.id, active)
+        .await;
+}
 
+/// The first update (active, paid through T0+1000, created T0+10) lands on the record that
+/// holds only the customer, and makes the plan Pro; returns the record it leaves.
+async fn first_update_applies_over_the_linked_customer(
+    stores: &Stores,
+    id: &UserId,
+    cus: &StripeCustomerId,
+) -> BillingRecord {
     let first = stores
         .billing
         .apply_billing(
-            &alice.id,
+            id,
             &update(10, Some(SubscriptionStatus::Active), Some(1000)),
         )
         .await
@@ -95,35 +107,37 @@ pub async fn billing_updates_apply_in_created_order_and_older_ones_are_stale(sto
             after: active.clone(),
         }
     );
-    assert_eq!(
-        stores.billing.plan_of(&alice.id, T0).await.unwrap(),
-        Plan::Pro
-    );
+    assert_eq!(stores.billing.plan_of(id, T0).await.unwrap(), Plan::Pro);
+    active
+}
 
-    // An older cancellation arriving late changes nothing.
+async fn an_older_cancellation_arriving_late_changes_nothing(
+    stores: &Stores,
+    id: &UserId,
+    active: &BillingRecord,
+) {
     assert_eq!(
         stores
             .billing
-            .apply_billing(
-                &alice.id,
-                &update(9, Some(SubscriptionStatus::Canceled), None)
-            )
+            .apply_billing(id, &update(9, Some(SubscriptionStatus::Canceled), None))
             .await
             .unwrap(),
         ApplyOutcome::Stale
     );
     assert_eq!(
-        stores.billing.billing_of(&alice.id).await.unwrap(),
+        stores.billing.billing_of(id).await.unwrap(),
         Some(active.clone())
     );
+}
 
-    // A same-second event applies and keeps the fields it does not carry.
+async fn a_same_second_update_applies_and_keeps_the_fields_it_does_not_carry(
+    stores: &Stores,
+    id: &UserId,
+    active: BillingRecord,
+) {
     let past_due = stores
         .billing
-        .apply_billing(
-            &alice.id,
-            &update(10, Some(SubscriptionStatus::PastDue), None),
-        )
+        .apply_billing(id, &update(10, Some(SubscriptionStatus::PastDue), None))
         .await
         .unwrap();
     let after = BillingRecord {
@@ -137,14 +151,8 @@ pub async fn billing_updates_apply_in_created_order_and_older_ones_are_stale(sto
             after: after.clone(),
         }
     );
-    assert_eq!(
-        stores.billing.billing_of(&alice.id).await.unwrap(),
-        Some(after)
-    );
-    assert_eq!(
-        stores.billing.plan_of(&alice.id, T0).await.unwrap(),
-        Plan::Free
-    );
+    assert_eq!(stores.billing.billing_of(id).await.unwrap(), Some(after));
+    assert_eq!(stores.billing.plan_of(id, T0).await.unwrap(), Plan::Free);
 }
 
 pub async fn the_plan_lapses_when_the_paid_period_and_its_grace_run_out(stores: Stores) {

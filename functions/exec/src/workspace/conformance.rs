@@ -316,3 +316,69 @@ async fn on_a_versioned_bucket_a_purge_leaves_no_old_version_or_delete_marker_of
     );
     assert_eq!(s.purge("gone").await.unwrap(), 0);
 }
+
+/// Keys the API could once write (`./x` before `.` components were refused) or that were put
+/// beside it: none is listed, so none counts in the quota or reaches a run, and the real file
+/// beside them is untouched.
+#[tokio::test]
+async fn stored_keys_that_are_no_sandbox_path_are_left_out_of_the_s3_listing() {
+    let client = moto_s3().await;
+    let bucket = unique("s3");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let store = S3Workspaces::new(
+        client.clone(),
+        bucket.clone(),
+        "alias/bastion-test".to_owned(),
+    );
+    store
+        .write("alice", &p("x"), b"real".to_vec())
+        .await
+        .unwrap();
+    let planted = ["alice/.", "alice/./x", "alice/a/./b", "alice/a//b"];
+    for key in planted {
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"planted"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let raw = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("alice/")
+        .send()
+        .await
+        .unwrap();
+    let mut stored: Vec<&str> = raw.contents().iter().filter_map(|o| o.key()).collect();
+    stored.sort_unstable();
+    assert_eq!(
+        stored,
+        [
+            "alice/.",
+            "alice/./x",
+            "alice/a/./b",
+            "alice/a//b",
+            "alice/x"
+        ],
+        "the planted keys are stored as spelled"
+    );
+    let listed: Vec<String> = store
+        .list("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert_eq!(listed, ["x"]);
+    assert_eq!(
+        store.usage("alice").await.unwrap(),
+        Usage { files: 1, bytes: 4 }
+    );
+    assert_eq!(
+        store.read("alice", &p("x")).await.unwrap().map(|(d, _)| d),
+        Some(b"real".to_vec())
+    );
+}

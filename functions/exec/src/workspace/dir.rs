@@ -60,6 +60,9 @@ impl WorkspaceStore for DirWorkspaces {
             }
             let mut files = Vec::with_capacity(entries.len());
             for e in entries {
+                if !super::listable(&e.path) {
+                    continue;
+                }
                 let path = SandboxPath::parse(&e.path).map_err(unavailable)?;
                 let data = dir.read(&path, u64::MAX).map_err(unavailable)?;
                 files.push(StoredFile {

@@ -94,6 +94,21 @@ pub trait WorkspaceStore: Send + Sync {
     }
 }
 
+/// Whether a stored name is one a client could have written: a key that is no sandbox path
+/// (`.` or `./x`, stored before `.` components were refused, or put beside the API) is left out
+/// of every listing, so it counts in no quota, no run downloads it, and it cannot make every
+/// run fail; its bytes stay in the store until the workspace itself is deleted. The log names
+/// the rule the key breaks, never the key.
+fn listable(path: &str) -> bool {
+    match SandboxPath::parse(path) {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(%error, "a stored workspace key is no sandbox path; left out of the listing");
+            false
+        }
+    }
+}
+
 /// How `path` relates to the files already stored, as a filesystem would see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {

@@ -133,6 +133,9 @@ impl WorkspaceStore for S3Workspaces {
                 let Some(path) = obj.key().and_then(|k| k.strip_prefix(&prefix)) else {
                     continue;
                 };
+                if !super::listable(path) {
+                    continue;
+                }
                 files.push(StoredFile {
                     path: path.to_owned(),
                     size: obj.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
