@@ -54,6 +54,7 @@ impl LayeredEnv {
                 "# Development secrets for bastion-local ONLY. Never use these in a deployment.\n{}PASSWORD_PEPPER=1:{}\nEXEC_SANDBOX_KEY={}\nCONTENT_KEK=dev1:{}\n",
                 jwt_lines()?,
                 random_b64(),
+                random_b64(),
                 random_b64()
             );
             write_private(&path, &contents)?;
