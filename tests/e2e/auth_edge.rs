@@ -297,8 +297,12 @@ async fn forged_wrong_audience_and_alg_none_tokens_return_401() {
                 .unwrap(),
         )
         .unwrap();
-        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(key))
-            .unwrap()
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap()
     };
     let payload = s.access.split('.').nth(1).unwrap();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#);

@@ -40,7 +40,12 @@ pub const TEST_CONTENT_KEK: &str = "e2e:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd
 
 /// Keys that sign as `kid` with the Ed25519 seed `seed` (a forger's, or auth's own), for `issuer`
 /// and `audience`.
-pub fn signer(issuer: &str, audience: &str, kid: &str, seed: &[u8]) -> bastion_core::crypto::JwtKeys {
+pub fn signer(
+    issuer: &str,
+    audience: &str,
+    kid: &str,
+    seed: &[u8],
+) -> bastion_core::crypto::JwtKeys {
     let public = bastion_core::crypto::jwt::public_key_of(kid, seed).unwrap();
     bastion_core::crypto::JwtKeys::signer(
         issuer,

@@ -40,13 +40,20 @@ fn with_jwt(signing: &[&str], verify: &[&str], pairs: &[(&str, &str)]) -> Vec<(S
         (_, true) => K2_PUBLIC.to_owned(),
     };
     let list = |kids: &[&str], public: bool| {
-        kids.iter().map(|k| entry(k, public)).collect::<Vec<_>>().join(",")
+        kids.iter()
+            .map(|k| entry(k, public))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     let mut out = vec![
         ("JWT_SIGNING_KEYS".to_owned(), list(signing, false)),
         ("JWT_VERIFY_KEYS".to_owned(), list(verify, true)),
     ];
-    out.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    out.extend(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     out
 }
 
@@ -122,8 +129,11 @@ async fn instance(
 #[tokio::test]
 async fn a_token_signed_with_a_key_added_verify_only_is_accepted_after_one_refresh() {
     let base = TestApp::new().await;
-    let (here, secrets, document) =
-        instance(&base, &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)]))).await;
+    let (here, secrets, document) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)])),
+    )
+    .await;
     let both = with_jwt(&["k2", "k1"], &["k2", "k1"], &[("PASSWORD_PEPPER", P1)]);
     let (ahead, _, _) = instance(&base, &refs(&both)).await;
     let session = ahead.signed_up("rotating@example.com").await;
@@ -144,8 +154,11 @@ async fn a_token_signed_with_a_key_added_verify_only_is_accepted_after_one_refre
 #[tokio::test]
 async fn a_request_after_the_refresh_interval_is_served_at_once_and_starts_the_refresh() {
     let base = TestApp::new().await;
-    let (here, _secrets, document) =
-        instance(&base, &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)]))).await;
+    let (here, _secrets, document) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)])),
+    )
+    .await;
     let both = with_jwt(&["k2", "k1"], &["k2", "k1"], &[("PASSWORD_PEPPER", P1)]);
     let (ahead, _, _) = instance(&base, &refs(&both)).await;
     let session = ahead.signed_up("lazy@example.com").await;
@@ -180,8 +193,11 @@ async fn a_request_after_the_refresh_interval_is_served_at_once_and_starts_the_r
 #[tokio::test]
 async fn a_password_hashed_under_a_new_pepper_version_logs_in_after_one_refresh() {
     let base = TestApp::new().await;
-    let (here, secrets, document) =
-        instance(&base, &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)]))).await;
+    let (here, secrets, document) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)])),
+    )
+    .await;
     let both = format!("{P2},{P1}");
     let (ahead, _, _) = instance(
         &base,

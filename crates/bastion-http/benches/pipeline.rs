@@ -48,10 +48,7 @@ const VERIFY_KEYS: &str = "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 
 fn edge(stores: Stores) -> Edge {
     let env: HashMap<String, String> = [
-        (
-            "JWT_VERIFY_KEYS".to_owned(),
-            VERIFY_KEYS.to_owned(),
-        ),
+        ("JWT_VERIFY_KEYS".to_owned(), VERIFY_KEYS.to_owned()),
         (
             "ALLOWED_ORIGINS".to_owned(),
             "https://app.example.com".to_owned(),

@@ -139,8 +139,11 @@ mod tests {
 
     #[test]
     fn the_edge_never_reads_signing_keys_and_its_keys_cannot_sign() {
-        let c = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("JWT_SIGNING_KEYS", SIGNING)]))
-            .unwrap();
+        let c = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("JWT_SIGNING_KEYS", SIGNING),
+        ]))
+        .unwrap();
         assert!(!c.jwt.load().can_sign());
         // Signing material alone configures no edge.
         let e = EdgeConfig::from_env(&env(&[("JWT_SIGNING_KEYS", SIGNING)])).unwrap_err();
@@ -149,13 +152,18 @@ mod tests {
 
     #[test]
     fn auths_signing_keys_must_match_a_listed_public_key() {
-        let signer =
-            parse_jwt_signer(&env(&[("JWT_VERIFY_KEYS", KEY), ("JWT_SIGNING_KEYS", SIGNING)]))
-                .unwrap();
+        let signer = parse_jwt_signer(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("JWT_SIGNING_KEYS", SIGNING),
+        ]))
+        .unwrap();
         assert!(signer.can_sign());
         let other = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
-        let e = parse_jwt_signer(&env(&[("JWT_VERIFY_KEYS", KEY), ("JWT_SIGNING_KEYS", other)]))
-            .unwrap_err();
+        let e = parse_jwt_signer(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("JWT_SIGNING_KEYS", other),
+        ]))
+        .unwrap_err();
         assert_eq!(
             e,
             ConfigError::new(
@@ -169,14 +177,23 @@ mod tests {
 
     #[test]
     fn unknown_or_malformed_rate_limits_stop_start_up() {
-        let e = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("RATE_LIMIT_LOGIN", "5/60")]))
-            .unwrap_err();
+        let e = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("RATE_LIMIT_LOGIN", "5/60"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_LOGIN");
-        let e = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "lots")]))
-            .unwrap_err();
+        let e = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("RATE_LIMIT_LOGIN_IP", "lots"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_LOGIN_IP");
-        let c = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "7/30")]))
-            .unwrap();
+        let c = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("RATE_LIMIT_LOGIN_IP", "7/30"),
+        ]))
+        .unwrap();
         assert_eq!(
             c.rate_limits.get(Limit::LoginIp),
             Policy {
@@ -222,8 +239,9 @@ mod tests {
             "ftp://a.com",
             "a.com",
         ] {
-            let e = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("ALLOWED_ORIGINS", bad)]))
-                .unwrap_err();
+            let e =
+                EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("ALLOWED_ORIGINS", bad)]))
+                    .unwrap_err();
             assert_eq!(e.var, "ALLOWED_ORIGINS", "{bad}");
         }
         let c = EdgeConfig::from_env(&env(&[

@@ -99,7 +99,10 @@ async fn a_malformed_document_stops_start_up_naming_the_field_never_the_value() 
         ("not json", SECRET_ID_VAR),
         ("[\"JWT_KEYS\"]", SECRET_ID_VAR),
         (r#"{"JWT_VERIFY_KEYS": 42}"#, "JWT_VERIFY_KEYS"),
-        (r#"{"JWT_VERIFY_KEYS": ["s3cret-in-a-list"]}"#, "JWT_VERIFY_KEYS"),
+        (
+            r#"{"JWT_VERIFY_KEYS": ["s3cret-in-a-list"]}"#,
+            "JWT_VERIFY_KEYS",
+        ),
         (r#"{"JWT_KEY": "s3cret-misspelt"}"#, "JWT_KEY"),
         (r#"{"TABLE_NAME": "t"}"#, "TABLE_NAME"),
     ] {
@@ -235,7 +238,10 @@ async fn a_failed_refresh_keeps_the_last_good_configuration() {
         Err(RefreshError::Config(ConfigError { ref var, .. })) if var == "JWT_VERIFY_KEYS"
     ));
     assert!(config.jwt.load().verify(&token, clock.now()).is_ok());
-    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS"), Some(format!("{K1},{K2}")));
+    assert_eq!(
+        secrets.env().get("JWT_VERIFY_KEYS"),
+        Some(format!("{K1},{K2}"))
+    );
 }
 
 #[tokio::test]

@@ -142,5 +142,8 @@ async fn a_new_secret_version_takes_effect_after_one_refresh_and_a_bad_one_is_ig
         Err(RefreshError::Config(ref e)) if e.var == "JWT_VERIFY_KEYS"
     ));
     assert!(config.jwt.load().verify(&token, now).is_ok());
-    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS"), Some(format!("{K1},{K2}")));
+    assert_eq!(
+        secrets.env().get("JWT_VERIFY_KEYS"),
+        Some(format!("{K1},{K2}"))
+    );
 }

@@ -159,7 +159,11 @@ mod tests {
     async fn a_first_run_generates_a_content_kek_that_seals_and_opens_chat_content() {
         let dir = temp_dir("fresh");
         let env = LayeredEnv::load(&dir).unwrap();
-        assert!(bastion_http::config::parse_jwt_signer(&env).unwrap().can_sign());
+        assert!(
+            bastion_http::config::parse_jwt_signer(&env)
+                .unwrap()
+                .can_sign()
+        );
         let kek = env.file.get("CONTENT_KEK").unwrap();
         assert!(kek.starts_with("dev1:"));
         let sealer = content_sealer(&env, Arc::new(ManualClock::new(Timestamp(1)))).unwrap();
@@ -189,7 +193,10 @@ mod tests {
         // A second start keeps the same key, so earlier content stays readable.
         let again = LayeredEnv::load(&dir).unwrap();
         assert_eq!(again.file.get("CONTENT_KEK").unwrap(), &kek);
-        assert_eq!(again.file.get("JWT_SIGNING_KEYS"), env.file.get("JWT_SIGNING_KEYS"));
+        assert_eq!(
+            again.file.get("JWT_SIGNING_KEYS"),
+            env.file.get("JWT_SIGNING_KEYS")
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches("JWT_VERIFY_KEYS=").count(), 1);
         std::fs::remove_dir_all(dir).unwrap();

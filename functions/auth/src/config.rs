@@ -4,7 +4,9 @@
 
 use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
 use bastion_core::crypto::{JwtKeys, PasswordHasher, password::Pepper};
-use bastion_http::config::{decode_base64, keyed_secrets, parse_bounded, parse_jwt, parse_jwt_signer};
+use bastion_http::config::{
+    decode_base64, keyed_secrets, parse_bounded, parse_jwt, parse_jwt_signer,
+};
 use bastion_http::{ConfigError, Env};
 
 use std::sync::Arc;

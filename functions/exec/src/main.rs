@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use bastion_core::SystemClock;
-use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::config::SECRET_DOCUMENT_NAMES;
+use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::{ExecConfig, ExecState, router};
 use bastion_http::secrets::Runtime;
 use bastion_http::{Edge, EdgeConfig};

@@ -206,5 +206,8 @@ async fn exec_pointed_at_the_main_document_fails_at_start_and_a_refresh_to_it_is
         Err(RefreshError::Config(ref e)) if e.var == "JWT_SIGNING_KEYS"
     ));
     assert_eq!(secrets.env().get("JWT_SIGNING_KEYS"), None);
-    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(VERIFY));
+    assert_eq!(
+        secrets.env().get("JWT_VERIFY_KEYS").as_deref(),
+        Some(VERIFY)
+    );
 }

@@ -159,8 +159,8 @@ impl JwtKeys {
         for (kid, key) in public {
             let seen: Vec<&str> = verify.iter().map(|k| k.kid.as_str()).collect();
             check_kid(&kid, &seen)?;
-            let public =
-                <[u8; KEY_BYTES]>::try_from(key.as_slice()).map_err(|_| JwtError::KeyLength(kid.clone()))?;
+            let public = <[u8; KEY_BYTES]>::try_from(key.as_slice())
+                .map_err(|_| JwtError::KeyLength(kid.clone()))?;
             verify.push(VerifyKey {
                 kid,
                 public,

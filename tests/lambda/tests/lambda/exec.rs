@@ -186,7 +186,12 @@ async fn a_run_sees_no_secret_and_no_aws_credential_in_its_environment() {
     ];
     let main = default_secrets();
     let exec = exec_secrets(&main);
-    for (_, v) in main.as_object().unwrap().iter().chain(exec.as_object().unwrap()) {
+    for (_, v) in main
+        .as_object()
+        .unwrap()
+        .iter()
+        .chain(exec.as_object().unwrap())
+    {
         forbidden.push(v.as_str().unwrap().to_owned());
     }
     for (name, value) in &environment {

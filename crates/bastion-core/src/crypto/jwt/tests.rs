@@ -228,9 +228,8 @@ fn an_hs256_token_macd_with_a_public_key_is_refused() {
             assert_eq!(k.verify(&t, Timestamp(1_000)), Err(JwtError::BadHeader));
             // The same MAC under a header that claims EdDSA is no Ed25519 signature.
             let (_, rest) = t.split_once('.').unwrap();
-            let eddsa = URL_SAFE_NO_PAD.encode(format!(
-                r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}"}}"#
-            ));
+            let eddsa = URL_SAFE_NO_PAD
+                .encode(format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{kid}"}}"#));
             assert_eq!(
                 k.verify(&format!("{eddsa}.{rest}"), Timestamp(1_000)),
                 Err(JwtError::BadSignature)
@@ -288,5 +287,8 @@ fn wrong_lengths_and_bad_kids_are_refused_at_start() {
         JwtKeys::signer("i", "a", vec![], vec![("k".into(), vec![1; 32])]).unwrap_err(),
         JwtError::NoKeys
     );
-    assert_eq!(public_key_of("k", &[1; 16]), Err(JwtError::KeyLength("k".into())));
+    assert_eq!(
+        public_key_of("k", &[1; 16]),
+        Err(JwtError::KeyLength("k".into()))
+    );
 }
