@@ -72,11 +72,12 @@ from sources import (  # noqa: F401
 from purge_drift import account_purge_drift
 
 
-# Keys of the Secrets Manager document (the shared contract); infra/secret_document.py
-# generates exactly these.
+# Keys of the Secrets Manager documents (the shared contract, the code's SECRET_NAMES);
+# infra/secret_document.py generates exactly these.
 SECRET_KEYS = frozenset(
     {
-        "JWT_KEYS",
+        "JWT_SIGNING_KEYS",
+        "JWT_VERIFY_KEYS",
         "PASSWORD_PEPPER",
         "LEGACY_PASSWORD_HMAC_KEY",
         "EXEC_SANDBOX_KEY",
@@ -92,10 +93,27 @@ SECRET_KEYS = frozenset(
     }
 )
 
+# What each secret document may hold: exec's holds only what exec uses (the code refuses any
+# other key: SECRET_DOCUMENT_NAMES in functions/exec/src/config.rs), the main one the rest.
+EXEC_ONLY_KEYS = frozenset({"EXEC_SANDBOX_KEY"})
+DOCUMENT_KEYS = {
+    "Secret": SECRET_KEYS - EXEC_ONLY_KEYS,
+    "ExecSecret": frozenset({"EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS"}),
+}
+# The document each function is pointed at (BASTION_SECRET_ID) and may read (its role).
+FUNCTION_DOCUMENTS = {
+    "AuthFunction": "Secret",
+    "WebhooksFunction": "Secret",
+    "ChatFunction": "Secret",
+    "ExecFunction": "ExecSecret",
+}
+EXEC_DOCUMENT_CONST = re.compile(r"SECRET_DOCUMENT_NAMES: \[&str; \d+\] = \[([^\]]*)\]")
+
 # Variables the code reads that a deployment deliberately leaves to the code's default; each
 # with the reason, so a new variable in the code fails the check until someone decides.
 DEFAULTED = {
     "RATE_LIMIT_": "prefix of the RATE_LIMIT_<NAME> family, not a variable",
+    "JWT_KEYS": "the retired HS256 keys: named only to refuse them (RETIRED_SECRET_NAMES)",
     "RATE_LIMIT_LOGIN_ACCOUNT": "code default 5/60",
     "RATE_LIMIT_LOGIN_IP": "code default 20/60",
     "RATE_LIMIT_REGISTER_IP": "code default 3/60",
@@ -271,6 +289,40 @@ def variable_drift(template: dict, root: Path = ROOT, secret_keys=SECRET_KEYS) -
                 f"{logical_id}: code reads {var}, which is neither in its environment, "
                 f"nor a secret-document key, nor listed in drift.DEFAULTED"
             )
+    return drifts
+
+
+def function_variable(template: dict, logical_id: str, name: str) -> Any:
+    """A function's environment value: its own, else the Globals one."""
+    glob = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+    own = template["Resources"][logical_id]["Properties"].get("Environment", {})
+    return own.get("Variables", {}).get(name, glob.get("Variables", {}).get(name))
+
+
+def secret_document_drift(template: dict, root: Path = ROOT) -> list[str]:
+    """Each function is pointed at its own document and its role reads only that one; exec's
+    document holds exactly the keys exec's code accepts."""
+    drifts = []
+    for logical_id, document in FUNCTION_DOCUMENTS.items():
+        if document not in template["Resources"]:
+            drifts.append(f"{document}: the secret {logical_id} reads is not in the template")
+        pointed = _refs(function_variable(template, logical_id, "BASTION_SECRET_ID"))
+        if pointed != {document}:
+            drifts.append(f"{logical_id}: BASTION_SECRET_ID names {sorted(pointed)}, "
+                          f"not its document {document}")
+        readable: set[str] = set()
+        for st in _statements(_role_of(template, logical_id)):
+            if st.get("Effect") == "Allow" and any(
+                    a.startswith("secretsmanager:") for a in _actions(st)):
+                readable |= _refs(st.get("Resource"))
+        if readable != {document}:
+            drifts.append(f"{logical_id}: its role reads the secret(s) {sorted(readable)}, "
+                          f"not only {document}")
+    found = EXEC_DOCUMENT_CONST.search((root / "functions/exec/src/config.rs").read_text())
+    code_keys = frozenset(re.findall(r'"([A-Z0-9_]+)"', found.group(1))) if found else frozenset()
+    if code_keys != DOCUMENT_KEYS["ExecSecret"]:
+        drifts.append(f"ExecSecret: exec's code accepts {sorted(code_keys)}, "
+                      f"the document holds {sorted(DOCUMENT_KEYS['ExecSecret'])}")
     return drifts
 
 
@@ -483,6 +535,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
     return (
         key_schema_drift(template, root)
         + variable_drift(template, root)
+        + secret_document_drift(template, root)
         + route_drift(template, root)
         + action_drift(template, root)
         + leading_key_drift(template, root)

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Builds Bastion's Secrets Manager document (a JSON object keyed by configuration names).
+"""Builds Bastion's two Secrets Manager documents (JSON objects keyed by configuration names):
+the main one (auth, chat, webhooks) and exec's own, which holds only EXEC_SANDBOX_KEY and the
+JWT verify keys so the function that runs untrusted code can read nothing that mints a token.
 
-Keys we own are generated here in their documented formats; keys a provider issues (Stripe,
-Telegram, Meta, Google, the LLM, a legacy HMAC key) are read from an operator-written
-KEY=VALUE file. With --current (the document stored today) it keeps every value and rotates
-in two steps without downtime: `--rotate JWT_KEYS` adds a verify-only key, `--promote
-JWT_KEYS` (one refresh interval later) makes it current, `--retire JWT_KEYS` (once old access
-tokens expired) drops the old one.
+Keys we own are generated here in their documented formats (token keys are Ed25519 key pairs:
+auth signs with JWT_SIGNING_KEYS, everyone verifies with JWT_VERIFY_KEYS); keys a provider
+issues (Stripe, Telegram, Meta, Google, the LLM, a legacy HMAC key) are read from an
+operator-written KEY=VALUE file. With --current (and --current-exec, the documents stored today)
+it keeps every value and rotates in two steps without downtime: `--rotate JWT_SIGNING_KEYS` adds
+a key pair that only verifies, `--promote JWT_SIGNING_KEYS` (one refresh interval later) makes
+it sign, `--retire JWT_SIGNING_KEYS` (once old access tokens expired) drops the old pair. A
+current document from before asymmetric keys (HS256 JWT_KEYS, EXEC_SANDBOX_KEY in the main
+document) is migrated: JWT_KEYS is replaced by a new pair, EXEC_SANDBOX_KEY moves to exec's.
 
-The document goes to stdout, which must not be a terminal; infra/put-secret pipes it straight
-into `aws secretsmanager put-secret-value`. A new admin key's plaintext is written to a 0600
-file, never printed. Nothing here talks to the network.
+`{"main": {...}, "exec": {...}}` goes to stdout, which must not be a terminal; infra/put-secret
+pipes each part straight into `aws secretsmanager put-secret-value`. A new admin key's plaintext
+is written to a 0600 file, never printed. Nothing here talks to the network.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-GENERATED = ("JWT_KEYS", "PASSWORD_PEPPER", "EXEC_SANDBOX_KEY", "ADMIN_KEYS")
+GENERATED = ("JWT_SIGNING_KEYS", "JWT_VERIFY_KEYS", "PASSWORD_PEPPER", "ADMIN_KEYS")
+# exec's document: exactly these (exec refuses any other key; functions/exec/src/config.rs).
+EXEC_KEYS = ("EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS")
+# Read from a current document only to migrate them; never written to the main document.
+MIGRATED = ("JWT_KEYS", "EXEC_SANDBOX_KEY")
 # Generated per platform, only when that platform's provider credential is supplied (the code
 # refuses half a platform: a webhook secret without the token to answer with).
 PLATFORM_GENERATED = {
@@ -41,11 +50,13 @@ PROVIDED = (
     "LLM_API_KEY",
     "LEGACY_PASSWORD_HMAC_KEY",
 )
-ALL_KEYS = frozenset(GENERATED) | frozenset(PLATFORM_GENERATED) | frozenset(PROVIDED)
-ROTATABLE = ("JWT_KEYS", "PASSWORD_PEPPER", "ADMIN_KEYS", "TELEGRAM_WEBHOOK_SECRET",
+MAIN_KEYS = frozenset(GENERATED) | frozenset(PLATFORM_GENERATED) | frozenset(PROVIDED)
+# Every name either document may hold (the code's SECRET_NAMES).
+ALL_KEYS = MAIN_KEYS | frozenset(EXEC_KEYS)
+ROTATABLE = ("JWT_SIGNING_KEYS", "PASSWORD_PEPPER", "ADMIN_KEYS", "TELEGRAM_WEBHOOK_SECRET",
              "FACEBOOK_VERIFY_TOKEN")
-PROMOTABLE = ("JWT_KEYS", "PASSWORD_PEPPER")
-RETIRABLE = ("JWT_KEYS", "ADMIN_KEYS")
+PROMOTABLE = ("JWT_SIGNING_KEYS", "PASSWORD_PEPPER")
+RETIRABLE = ("JWT_SIGNING_KEYS", "ADMIN_KEYS")
 
 
 class DocumentError(ValueError):
@@ -60,9 +71,24 @@ def url_token(n: int = 32) -> str:
     return secrets.token_urlsafe(n)
 
 
-def new_jwt_entry(now: float) -> str:
+def new_jwt_pair(now: float) -> tuple[str, str]:
+    """(JWT_SIGNING_KEYS entry, JWT_VERIFY_KEYS entry) of a fresh Ed25519 key pair, both
+    `kid:base64` of 32 raw bytes (the private key seed, the public key)."""
+    # cryptography's Ed25519 (OpenSSL) makes the pair: the seed comes from the OS CSPRNG and the
+    # public key is derived, never hand-rolled here.
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import (
+            Encoding, NoEncryption, PrivateFormat, PublicFormat)
+    except ImportError as e:
+        raise DocumentError("generating JWT key pairs needs the `cryptography` package "
+                            "(pip install cryptography)") from e
     kid = "k" + time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
-    return f"{kid}:{b64_key()}"
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return (f"{kid}:{base64.b64encode(seed).decode()}",
+            f"{kid}:{base64.b64encode(public).decode()}")
 
 
 def new_admin_key(name: str) -> tuple[str, str]:
@@ -95,13 +121,23 @@ def read_provided(path: Path | None) -> dict[str, str]:
     return out
 
 
-def rotate(key: str, current: str, now: float) -> tuple[str, str | None]:
-    """(new value, admin plaintext if one was made). Signing keys and peppers are added second,
-    verify-only: every instance learns them within one refresh before `promote` makes them
-    current, so no instance ever meets a token or hash made with a key it does not know."""
+def second(current: str, entry: str) -> str:
     old = entries(current)
-    if key == "JWT_KEYS":
-        return ",".join(old[:1] + [new_jwt_entry(now)] + old[1:]), None
+    return ",".join(old[:1] + [entry] + old[1:])
+
+
+def rotate_jwt(doc: dict[str, str], now: float) -> None:
+    """Adds a key pair second in both lists: every instance knows its public key within one
+    refresh before `promote` makes it sign, so none meets a token signed by a key it lacks."""
+    signing, public = new_jwt_pair(now)
+    doc["JWT_SIGNING_KEYS"] = second(doc["JWT_SIGNING_KEYS"], signing)
+    doc["JWT_VERIFY_KEYS"] = second(doc.get("JWT_VERIFY_KEYS", ""), public)
+
+
+def rotate(key: str, current: str, now: float) -> tuple[str, str | None]:
+    """(new value, admin plaintext if one was made). Peppers are added second, verify-only:
+    every instance learns them within one refresh before `promote` makes them current."""
+    old = entries(current)
     if key == "PASSWORD_PEPPER":
         versions = [int(e.split(":", 1)[0]) for e in old]
         nxt = max(versions, default=0) + 1
@@ -136,6 +172,17 @@ def retire(key: str, current: str) -> str:
     return entries(current)[0]
 
 
+def migrate(doc: dict[str, str], now: float) -> None:
+    """A document from before asymmetric tokens: its HS256 JWT_KEYS becomes a new key pair (the
+    old tokens die with it; access tokens live 15 minutes and refresh tokens are opaque)."""
+    if "JWT_KEYS" in doc:
+        del doc["JWT_KEYS"]
+        if "JWT_SIGNING_KEYS" not in doc:
+            doc["JWT_SIGNING_KEYS"], doc["JWT_VERIFY_KEYS"] = new_jwt_pair(now)
+    if "JWT_SIGNING_KEYS" in doc and "JWT_VERIFY_KEYS" not in doc:
+        raise DocumentError("JWT_SIGNING_KEYS without JWT_VERIFY_KEYS: the pair is incomplete")
+
+
 def build(
     provided: dict[str, str],
     current: dict[str, str] | None = None,
@@ -144,32 +191,42 @@ def build(
     promote_keys: tuple[str, ...] = (),
     retire_keys: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], str | None]:
-    """(document, admin key plaintext when a new admin key was made)."""
+    """(main document, admin key plaintext when a new admin key was made). A current document's
+    EXEC_SANDBOX_KEY stays in it here; `split` moves it to exec's document."""
     now = time.time() if now is None else now
     admin_plain: str | None = None
     if current is not None:
-        unknown = sorted(set(current) - ALL_KEYS)
+        unknown = sorted(set(current) - MAIN_KEYS - frozenset(MIGRATED))
         if unknown:
             raise DocumentError(f"the current document has unknown keys: {unknown}")
         doc = dict(current)
         doc.update(provided)
+        migrate(doc, now)
         for key in rotate_keys:
             if key not in doc:
                 raise DocumentError(f"{key} is not in the current document")
+            if key == "JWT_SIGNING_KEYS":
+                rotate_jwt(doc, now)
+                continue
             doc[key], plain = rotate(key, doc[key], now)
             admin_plain = plain or admin_plain
         for key in promote_keys:
             doc[key] = promote(key, doc.get(key, ""))
+            if key == "JWT_SIGNING_KEYS":
+                doc["JWT_VERIFY_KEYS"] = promote(key, doc.get("JWT_VERIFY_KEYS", ""))
         for key in retire_keys:
             doc[key] = retire(key, doc.get(key, ""))
+            if key == "JWT_SIGNING_KEYS":
+                doc["JWT_VERIFY_KEYS"] = retire(key, doc.get("JWT_VERIFY_KEYS", ""))
     else:
         if rotate_keys or promote_keys or retire_keys:
             raise DocumentError("--rotate, --promote and --retire need --current")
         admin_plain, admin_entry = new_admin_key("ops")
+        signing, public = new_jwt_pair(now)
         doc = {
-            "JWT_KEYS": new_jwt_entry(now),
+            "JWT_SIGNING_KEYS": signing,
+            "JWT_VERIFY_KEYS": public,
             "PASSWORD_PEPPER": f"1:{b64_key()}",
-            "EXEC_SANDBOX_KEY": b64_key(),
             "ADMIN_KEYS": admin_entry,
         }
         doc.update(provided)
@@ -186,12 +243,37 @@ def build(
     return dict(sorted(doc.items())), admin_plain
 
 
+def is_placeholder(doc: dict[str, str] | None) -> bool:
+    """The template's placeholder (a fresh stack's secret before put-secret ran)."""
+    return doc is not None and set(doc) == {"placeholder"}
+
+
+def split(main_doc: dict[str, str], current_exec: dict[str, str] | None
+          ) -> tuple[dict[str, str], dict[str, str]]:
+    """(main document, exec's document). exec's EXEC_SANDBOX_KEY is kept from its current
+    document, else moved from the main one (migration), else generated: it names every user's
+    workspace, so it is never replaced while one exists. The verify keys are the main
+    document's, so both change in the same run."""
+    main_doc = dict(main_doc)
+    moved = main_doc.pop("EXEC_SANDBOX_KEY", None)
+    if is_placeholder(current_exec):
+        current_exec = None
+    if current_exec is not None:
+        unknown = sorted(set(current_exec) - frozenset(EXEC_KEYS))
+        if unknown:
+            raise DocumentError(f"exec's current document has unknown keys: {unknown}")
+    sandbox = (current_exec or {}).get("EXEC_SANDBOX_KEY") or moved or b64_key()
+    exec_doc = {"EXEC_SANDBOX_KEY": sandbox, "JWT_VERIFY_KEYS": main_doc["JWT_VERIFY_KEYS"]}
+    return main_doc, exec_doc
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--provided", type=Path, help="KEY=VALUE file of provider-issued secrets")
     p.add_argument("--current", type=Path, help="the stored document (JSON), to keep or rotate")
+    p.add_argument("--current-exec", type=Path, help="exec's stored document (JSON), to keep")
     p.add_argument("--rotate", action="append", default=[], choices=ROTATABLE,
-                   help="add a new key (verify-only for JWT_KEYS and PASSWORD_PEPPER)")
+                   help="add a new key (verify-only for JWT_SIGNING_KEYS and PASSWORD_PEPPER)")
     p.add_argument("--promote", action="append", default=[], choices=PROMOTABLE,
                    help="make the verify-only key current (after one SECRET_REFRESH_SECS)")
     p.add_argument("--retire", action="append", default=[], choices=RETIRABLE,
@@ -205,9 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         current = json.loads(args.current.read_text()) if args.current else None
+        current_exec = (json.loads(args.current_exec.read_text())
+                        if args.current_exec else None)
         doc, admin_plain = build(read_provided(args.provided), current, tuple(args.rotate),
                                  promote_keys=tuple(args.promote),
                                  retire_keys=tuple(args.retire))
+        doc, exec_doc = split(doc, current_exec)
     except (DocumentError, json.JSONDecodeError, OSError) as e:
         print(f"secret document: {e}", file=sys.stderr)
         return 1
@@ -217,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         with os.fdopen(fd, "w") as f:
             f.write(admin_plain + "\n")
         print(f"new admin key written to {args.admin_key_out} (mode 0600)", file=sys.stderr)
-    json.dump(doc, sys.stdout)
-    print(f"secret document keys: {', '.join(doc)}", file=sys.stderr)
+    json.dump({"main": doc, "exec": exec_doc}, sys.stdout)
+    print(f"secret document keys: {', '.join(doc)}; exec's: {', '.join(exec_doc)}",
+          file=sys.stderr)
     return 0
 
 

@@ -6,20 +6,31 @@ use std::sync::OnceLock;
 
 use bastion_core::Timestamp;
 use bastion_core::crypto::JwtKeys;
-use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
+use bastion_core::crypto::jwt::{ACCESS_TOKEN_TTL_SECS, public_key_of};
 use bastion_core::crypto::jwt::device::DEVICE_TOKEN_TTL_SECS;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 
-const SECRET: [u8; 32] = [7; 32];
+/// Our Ed25519 signing key (a seed).
+const SEED: [u8; 32] = [7; 32];
+/// RFC 8410's PKCS#8 v1 prefix of an Ed25519 private key; the 32-byte seed follows.
+const PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 /// A wall-clock second in 2027: the Clock never reads outside a sane range.
 const NOW: i64 = 1_800_000_000;
 
 fn keys() -> &'static JwtKeys {
     static KEYS: OnceLock<JwtKeys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), SECRET.to_vec())])
-            .unwrap_or_else(|e| panic!("keys: {e}"))
+        let public = public_key_of("k1", &SEED).unwrap_or_else(|e| panic!("keys: {e}"));
+        JwtKeys::signer(
+            "bastion",
+            "bastion-api",
+            vec![("k1".into(), SEED.to_vec())],
+            vec![("k1".into(), public.to_vec())],
+        )
+        .unwrap_or_else(|e| panic!("keys: {e}"))
     })
 }
 
@@ -33,10 +44,11 @@ fn int(bytes: &[u8], at: usize) -> i64 {
 
 /// Signs `claims` with our key and kid as a token of type `typ`.
 fn sign(typ: &str, claims: &serde_json::Value) -> String {
-    let mut header = Header::new(Algorithm::HS256);
+    let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(typ.to_owned());
     header.kid = Some("k1".to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&SECRET))
+    let pkcs8 = [PKCS8_PREFIX.as_slice(), SEED.as_slice()].concat();
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&pkcs8))
         .unwrap_or_else(|e| panic!("sign: {e}"))
 }
 

@@ -89,9 +89,10 @@ class VariableDrift(unittest.TestCase):
 
     def test_a_secret_in_the_plain_environment_is_drift(self):
         t = copy.deepcopy(TEMPLATE)
-        t["Resources"]["AuthFunction"]["Properties"]["Environment"]["Variables"]["JWT_KEYS"] = "x"
+        t["Resources"]["AuthFunction"]["Properties"]["Environment"]["Variables"][
+            "JWT_SIGNING_KEYS"] = "x"
         self.assertIn(
-            "AuthFunction: secret(s) ['JWT_KEYS'] in the plain environment",
+            "AuthFunction: secret(s) ['JWT_SIGNING_KEYS'] in the plain environment",
             drift.variable_drift(t),
         )
 
@@ -109,6 +110,42 @@ class VariableDrift(unittest.TestCase):
         self.assertTrue(
             any("EXEC_SANDBOX_KEY" in d for d in drift.variable_drift(TEMPLATE, secret_keys=keys))
         )
+
+
+class SecretDocumentDrift(unittest.TestCase):
+    def test_the_template_points_each_function_at_its_own_document(self):
+        self.assertEqual(drift.secret_document_drift(TEMPLATE), [])
+
+    def test_exec_pointed_at_the_main_document_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        del t["Resources"]["ExecFunction"]["Properties"]["Environment"]["Variables"][
+            "BASTION_SECRET_ID"]
+        self.assertIn(
+            "ExecFunction: BASTION_SECRET_ID names ['Secret'], not its document ExecSecret",
+            drift.secret_document_drift(t),
+        )
+
+    def test_execs_role_reading_the_main_document_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Resources"]["ExecRole"]["Properties"]["Policies"] = [
+            p if p["PolicyName"] != "config"
+            else t["Resources"]["AuthRole"]["Properties"]["Policies"][1]
+            for p in t["Resources"]["ExecRole"]["Properties"]["Policies"]
+        ]
+        self.assertIn(
+            "ExecFunction: its role reads the secret(s) ['Secret'], not only ExecSecret",
+            drift.secret_document_drift(t),
+        )
+
+    def test_exec_code_accepting_another_document_key_is_drift(self):
+        root = scratch_root()
+        edit(
+            root / "functions/exec/src/config.rs",
+            '["EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS"]',
+            '["EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS", "JWT_SIGNING_KEYS"]',
+        )
+        self.assertTrue(any("exec's code accepts" in d
+                            for d in drift.secret_document_drift(TEMPLATE, root)))
 
 
 class RouteDrift(unittest.TestCase):

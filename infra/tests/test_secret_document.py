@@ -28,22 +28,39 @@ def decoded_len(b64: str) -> int:
     return len(base64.b64decode(b64, validate=True))
 
 
+def public_of(signing_entry: str) -> str:
+    """The verify entry of a signing entry, derived with the same library the code trusts."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    kid, seed = signing_entry.split(":")
+    public = Ed25519PrivateKey.from_private_bytes(base64.b64decode(seed)).public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return f"{kid}:{base64.b64encode(raw).decode()}"
+
+
 class Generation(unittest.TestCase):
     def test_the_generator_knows_exactly_the_contract_keys(self):
         self.assertEqual(sd.ALL_KEYS, drift.SECRET_KEYS)
+        self.assertEqual(frozenset(sd.EXEC_KEYS), drift.DOCUMENT_KEYS["ExecSecret"])
+        self.assertEqual(sd.MAIN_KEYS, drift.DOCUMENT_KEYS["Secret"])
 
     def test_a_fresh_document_holds_every_generated_key_in_its_documented_format(self):
         doc, admin = sd.build({}, now=NOW)
         self.assertEqual(
-            sorted(doc), ["ADMIN_KEYS", "EXEC_SANDBOX_KEY", "JWT_KEYS", "PASSWORD_PEPPER"]
+            sorted(doc), ["ADMIN_KEYS", "JWT_SIGNING_KEYS", "JWT_VERIFY_KEYS", "PASSWORD_PEPPER"]
         )
-        kid, key = doc["JWT_KEYS"].split(":")
+        kid, key = doc["JWT_SIGNING_KEYS"].split(":")
         self.assertEqual(kid, "k20270115080000")
-        self.assertGreaterEqual(decoded_len(key), 32)
+        self.assertEqual(decoded_len(key), 32)
+        self.assertEqual(doc["JWT_VERIFY_KEYS"], public_of(doc["JWT_SIGNING_KEYS"]))
         version, pepper = doc["PASSWORD_PEPPER"].split(":")
         self.assertEqual(version, "1")
         self.assertEqual(decoded_len(pepper), 32)
-        self.assertEqual(decoded_len(doc["EXEC_SANDBOX_KEY"]), 32)
+        main, exec_doc = sd.split(doc, None)
+        self.assertEqual(main, doc)
+        self.assertEqual(sorted(exec_doc), ["EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS"])
+        self.assertEqual(decoded_len(exec_doc["EXEC_SANDBOX_KEY"]), 32)
+        self.assertEqual(exec_doc["JWT_VERIFY_KEYS"], doc["JWT_VERIFY_KEYS"])
         name, digest = doc["ADMIN_KEYS"].split(":")
         self.assertEqual(name, "ops")
         self.assertTrue(admin.startswith("adm_"))
@@ -52,8 +69,10 @@ class Generation(unittest.TestCase):
     def test_two_documents_share_no_generated_value(self):
         a, _ = sd.build({}, now=NOW)
         b, _ = sd.build({}, now=NOW)
-        for k in ("PASSWORD_PEPPER", "EXEC_SANDBOX_KEY", "ADMIN_KEYS"):
+        for k in ("PASSWORD_PEPPER", "JWT_SIGNING_KEYS", "ADMIN_KEYS"):
             self.assertNotEqual(a[k], b[k], k)
+        self.assertNotEqual(sd.split(a, None)[1]["EXEC_SANDBOX_KEY"],
+                            sd.split(b, None)[1]["EXEC_SANDBOX_KEY"])
 
     def test_provider_keys_pass_through_and_turn_their_platform_on(self):
         provided = {
@@ -96,21 +115,47 @@ class Rotation(unittest.TestCase):
         self.current, _ = sd.build({"STRIPE_WEBHOOK_SECRETS": "whsec_1"}, now=NOW - 86_400)
 
     def test_a_jwt_rotation_adds_a_verify_only_key_then_promotes_then_retires_it(self):
-        added, admin = sd.build({}, self.current, ("JWT_KEYS",), now=NOW)
-        keys = added["JWT_KEYS"].split(",")
-        self.assertEqual(keys[0], self.current["JWT_KEYS"])
+        added, admin = sd.build({}, self.current, ("JWT_SIGNING_KEYS",), now=NOW)
+        keys = added["JWT_SIGNING_KEYS"].split(",")
+        public = added["JWT_VERIFY_KEYS"].split(",")
+        self.assertEqual(keys[0], self.current["JWT_SIGNING_KEYS"])
         self.assertTrue(keys[1].startswith("k20270115080000:"))
+        self.assertEqual(public, [public_of(k) for k in keys])
         self.assertIsNone(admin)
-        for k in ("PASSWORD_PEPPER", "EXEC_SANDBOX_KEY", "ADMIN_KEYS", "STRIPE_WEBHOOK_SECRETS"):
+        for k in ("PASSWORD_PEPPER", "ADMIN_KEYS", "STRIPE_WEBHOOK_SECRETS"):
             self.assertEqual(added[k], self.current[k], k)
-        promoted, _ = sd.build({}, added, promote_keys=("JWT_KEYS",), now=NOW)
-        self.assertEqual(promoted["JWT_KEYS"], f"{keys[1]},{keys[0]}")
-        retired, _ = sd.build({}, promoted, retire_keys=("JWT_KEYS",), now=NOW)
-        self.assertEqual(retired["JWT_KEYS"], keys[1])
+        promoted, _ = sd.build({}, added, promote_keys=("JWT_SIGNING_KEYS",), now=NOW)
+        self.assertEqual(promoted["JWT_SIGNING_KEYS"], f"{keys[1]},{keys[0]}")
+        self.assertEqual(promoted["JWT_VERIFY_KEYS"], f"{public[1]},{public[0]}")
+        retired, _ = sd.build({}, promoted, retire_keys=("JWT_SIGNING_KEYS",), now=NOW)
+        self.assertEqual(retired["JWT_SIGNING_KEYS"], keys[1])
+        self.assertEqual(retired["JWT_VERIFY_KEYS"], public[1])
+        # exec's document follows the verify keys and keeps its sandbox key.
+        _, exec_before = sd.split(self.current, None)
+        _, exec_after = sd.split(retired, exec_before)
+        self.assertEqual(exec_after, {"EXEC_SANDBOX_KEY": exec_before["EXEC_SANDBOX_KEY"],
+                                      "JWT_VERIFY_KEYS": public[1]})
+
+    def test_a_document_from_before_asymmetric_keys_is_migrated_keeping_the_sandbox_key(self):
+        old = {"JWT_KEYS": "k1:" + sd.b64_key(), "PASSWORD_PEPPER": self.current["PASSWORD_PEPPER"],
+               "EXEC_SANDBOX_KEY": "c2FuZGJveC1rZXktb2YtdGhlLW9sZC1kZXBsb3ltZW50IQ==",
+               "ADMIN_KEYS": self.current["ADMIN_KEYS"]}
+        doc, _ = sd.build({}, old, now=NOW)
+        main, exec_doc = sd.split(doc, {"placeholder": "x"})
+        self.assertEqual(sorted(main), ["ADMIN_KEYS", "JWT_SIGNING_KEYS", "JWT_VERIFY_KEYS",
+                                        "PASSWORD_PEPPER"])
+        self.assertEqual(main["JWT_VERIFY_KEYS"], public_of(main["JWT_SIGNING_KEYS"]))
+        self.assertEqual(exec_doc, {"EXEC_SANDBOX_KEY": old["EXEC_SANDBOX_KEY"],
+                                    "JWT_VERIFY_KEYS": main["JWT_VERIFY_KEYS"]})
+
+    def test_execs_current_document_with_a_key_it_may_not_hold_is_refused(self):
+        with self.assertRaisesRegex(sd.DocumentError, r"unknown keys: \['JWT_SIGNING_KEYS'\]"):
+            sd.split(self.current, {"EXEC_SANDBOX_KEY": "x", "JWT_VERIFY_KEYS": "y",
+                                    "JWT_SIGNING_KEYS": "z"})
 
     def test_promoting_a_single_key_is_refused(self):
         with self.assertRaisesRegex(sd.DocumentError, "rotate first"):
-            sd.build({}, self.current, promote_keys=("JWT_KEYS",), now=NOW)
+            sd.build({}, self.current, promote_keys=("JWT_SIGNING_KEYS",), now=NOW)
 
     def test_a_pepper_rotation_takes_the_next_version_and_keeps_every_old_one(self):
         once, _ = sd.build({}, self.current, ("PASSWORD_PEPPER",), now=NOW)
@@ -130,11 +175,11 @@ class Rotation(unittest.TestCase):
 
     def test_a_current_document_with_unknown_keys_is_refused(self):
         with self.assertRaisesRegex(sd.DocumentError, r"unknown keys: \['placeholder'\]"):
-            sd.build({}, {"placeholder": "x"}, ("JWT_KEYS",), now=NOW)
+            sd.build({}, {"placeholder": "x"}, ("JWT_SIGNING_KEYS",), now=NOW)
 
     def test_rotating_without_the_current_document_is_refused(self):
         with self.assertRaisesRegex(sd.DocumentError, "need --current"):
-            sd.build({}, None, ("JWT_KEYS",), now=NOW)
+            sd.build({}, None, ("JWT_SIGNING_KEYS",), now=NOW)
 
 
 class Command(unittest.TestCase):
@@ -165,25 +210,31 @@ class Command(unittest.TestCase):
             provided.write_text("TELEGRAM_BOT_TOKEN=123:tok-secret\n")
             env = dict(os.environ, PATH=f"{fake.parent}:{os.environ['PATH']}")
             out = subprocess.run(
-                [str(HERE.parent / "put-secret"), "bastion/dev/config", "--provided",
-                 str(provided), "--admin-key-out", str(d / "admin-key")],
+                [str(HERE.parent / "put-secret"), "bastion/dev/config",
+                 "bastion/dev/exec-config", "--provided", str(provided),
+                 "--admin-key-out", str(d / "admin-key")],
                 env=env, capture_output=True, text=True, check=True, cwd=d,
             )
             calls = [json.loads(line) for line in log.read_text().splitlines()]
-            self.assertEqual(len(calls), 1)
-            self.assertEqual(
-                calls[0]["argv"],
-                ["secretsmanager", "put-secret-value", "--secret-id", "bastion/dev/config",
-                 "--secret-string", "file:///dev/stdin", "--query", "VersionId", "--output",
-                 "text"],
-            )
-            doc = json.loads(calls[0]["stdin"])
+            self.assertEqual(len(calls), 2)
+            for call, secret_id in zip(calls, ["bastion/dev/exec-config", "bastion/dev/config"]):
+                self.assertEqual(
+                    call["argv"],
+                    ["secretsmanager", "put-secret-value", "--secret-id", secret_id,
+                     "--secret-string", "file:///dev/stdin", "--query", "VersionId",
+                     "--output", "text"],
+                )
+            exec_doc = json.loads(calls[0]["stdin"])
+            doc = json.loads(calls[1]["stdin"])
             self.assertEqual(doc["TELEGRAM_BOT_TOKEN"], "123:tok-secret")
+            self.assertEqual(sorted(exec_doc), ["EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS"])
+            self.assertEqual(exec_doc["JWT_VERIFY_KEYS"], doc["JWT_VERIFY_KEYS"])
+            self.assertNotIn("JWT_SIGNING_KEYS", exec_doc)
             admin = (d / "admin-key").read_text().strip()
             self.assertEqual(stat.S_IMODE((d / "admin-key").stat().st_mode), 0o600)
             shown = out.stdout + out.stderr
-            self.assertEqual(out.stdout, "version-1\n")
-            for value in list(doc.values()) + [admin]:
+            self.assertEqual(out.stdout, "version-1\nversion-1\n")
+            for value in list(doc.values()) + list(exec_doc.values()) + [admin]:
                 for part in re.split(r"[,:]", value):
                     if len(part) >= 16:
                         self.assertNotIn(part, shown)
@@ -201,8 +252,8 @@ class Command(unittest.TestCase):
             provided.write_text("FACEBOOK_APP_SECRET=only-half\n")
             env = dict(os.environ, PATH=f"{fake.parent}:{os.environ['PATH']}")
             out = subprocess.run(
-                [str(HERE.parent / "put-secret"), "bastion/dev/config", "--provided",
-                 str(provided)],
+                [str(HERE.parent / "put-secret"), "bastion/dev/config",
+                 "bastion/dev/exec-config", "--provided", str(provided)],
                 env=env, capture_output=True, text=True, cwd=d,
             )
             self.assertEqual(out.returncode, 1)

@@ -13,7 +13,7 @@ use bastion_store::{CounterStore, StoreError, WindowCounts};
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{JWT_KEY_B64, TestApp};
+use crate::helpers::{JWT_KEY_B64, JWT_PUBLIC_B64, TestApp, signer};
 
 #[tokio::test]
 async fn health_returns_200_ok_with_every_security_header() {
@@ -276,22 +276,34 @@ async fn forged_wrong_audience_and_alg_none_tokens_return_401() {
     let s = app.signed_up("forge@example.com").await;
     let sid = sid_of(&s.access);
     let now = crate::helpers::START.secs();
-    let other_secret = JwtKeys::new(
-        "bastion-test",
-        "bastion-test-api",
-        vec![("k1".into(), vec![7; 32])],
-    )
-    .unwrap();
+    let other_secret = signer("bastion-test", "bastion-test-api", "k1", &[7; 32]);
     let secret = base64::engine::general_purpose::STANDARD
         .decode(JWT_KEY_B64)
         .unwrap();
-    let wrong_aud = JwtKeys::new(
-        "bastion-test",
-        "someone-else",
-        vec![("k1".into(), secret.clone())],
-    )
-    .unwrap();
-    let wrong_iss = JwtKeys::new("evil", "bastion-test-api", vec![("k1".into(), secret)]).unwrap();
+    let wrong_aud = signer("bastion-test", "someone-else", "k1", &secret);
+    let wrong_iss = signer("evil", "bastion-test-api", "k1", &secret);
+    // Algorithm confusion and the retired scheme: HS256 over the real claims, MACed with the
+    // verify key everyone holds or with the signing key's bytes.
+    let public = base64::engine::general_purpose::STANDARD
+        .decode(JWT_PUBLIC_B64)
+        .unwrap();
+    let hs256 = |key: &[u8]| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some("k1".into());
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(s.access.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key),
+        )
+        .unwrap()
+    };
     let payload = s.access.split('.').nth(1).unwrap();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#);
     let tampered = {
@@ -311,6 +323,9 @@ async fn forged_wrong_audience_and_alg_none_tokens_return_401() {
         forge(&wrong_aud, &s.user_id, &sid, now),
         forge(&wrong_iss, &s.user_id, &sid, now),
         format!("{none_header}.{payload}."),
+        hs256(&public),
+        hs256(JWT_PUBLIC_B64.as_bytes()),
+        hs256(&secret),
         tampered,
         "garbage".to_owned(),
     ] {

@@ -30,18 +30,39 @@ use tower::ServiceExt;
 
 pub const START: Timestamp = Timestamp(1_800_000_000);
 pub const PASSWORD: &str = "correct horse battery staple 42";
+/// Auth's Ed25519 signing key (a 32-byte seed) and its public half, the verifiers' key.
 pub const JWT_KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const JWT_PUBLIC_B64: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 pub const LEGACY_KEY: &[u8] = b"the-old-systems-hmac-key";
 /// A 32-byte key for naming sandboxes in tests.
 pub const EXEC_KEY_B64: &str = "ZXhlYy1zYW5kYm94LWtleS1mb3ItdGVzdHMtb25seSE=";
 /// The key-encryption key of the chat apps' content sealing (`CONTENT_KEK` format).
 pub const TEST_CONTENT_KEK: &str = "e2e:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 
+/// Keys that sign as `kid` with the Ed25519 seed `seed` (a forger's, or auth's own), for `issuer`
+/// and `audience`.
+pub fn signer(
+    issuer: &str,
+    audience: &str,
+    kid: &str,
+    seed: &[u8],
+) -> bastion_core::crypto::JwtKeys {
+    let public = bastion_core::crypto::jwt::public_key_of(kid, seed).unwrap();
+    bastion_core::crypto::JwtKeys::signer(
+        issuer,
+        audience,
+        vec![(kid.to_owned(), seed.to_vec())],
+        vec![(kid.to_owned(), public.to_vec())],
+    )
+    .unwrap()
+}
+
 pub fn base_env() -> HashMap<String, String> {
     use base64::Engine;
     let legacy = base64::engine::general_purpose::STANDARD.encode(LEGACY_KEY);
     [
-        ("JWT_KEYS", format!("k1:{JWT_KEY_B64}")),
+        ("JWT_SIGNING_KEYS", format!("k1:{JWT_KEY_B64}")),
+        ("JWT_VERIFY_KEYS", format!("k1:{JWT_PUBLIC_B64}")),
         ("JWT_ISSUER", "bastion-test".to_owned()),
         ("JWT_AUDIENCE", "bastion-test-api".to_owned()),
         (

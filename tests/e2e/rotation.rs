@@ -12,9 +12,11 @@ use bastion_http::{Edge, EdgeConfig};
 use http::StatusCode;
 use secrecy::SecretString;
 
-use crate::helpers::{JWT_KEY_B64, PASSWORD, TestApp, base_env};
+use crate::helpers::{JWT_KEY_B64, JWT_PUBLIC_B64, PASSWORD, TestApp, base_env};
 
+/// The second key pair: its signing entry (seed 20 21 … 3f) and its verify entry.
 const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+const K2_PUBLIC: &str = "k2:Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=";
 const P1: &str = "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 const P2: &str = "2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const OLD_ADMIN: &str = "adm_Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1hZG1pbi1r";
@@ -22,6 +24,37 @@ const NEW_ADMIN: &str = "adm_YW5vdGhlci10ZXN0LWtleS1ub3QtYS1yZWFsLWFkbWluLWs";
 
 fn k1() -> String {
     format!("k1:{JWT_KEY_B64}")
+}
+
+fn k1_public() -> String {
+    format!("k1:{JWT_PUBLIC_B64}")
+}
+
+/// The document `pairs` plus JWT signing keys `signing` (kids, current first) and the verify
+/// keys of `verify`, each list in the order given.
+fn with_jwt(signing: &[&str], verify: &[&str], pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let entry = |kid: &&str, public: bool| match (*kid, public) {
+        ("k1", false) => k1(),
+        ("k1", true) => k1_public(),
+        (_, false) => K2.to_owned(),
+        (_, true) => K2_PUBLIC.to_owned(),
+    };
+    let list = |kids: &[&str], public: bool| {
+        kids.iter()
+            .map(|k| entry(k, public))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut out = vec![
+        ("JWT_SIGNING_KEYS".to_owned(), list(signing, false)),
+        ("JWT_VERIFY_KEYS".to_owned(), list(verify, true)),
+    ];
+    out.extend(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    out
 }
 
 fn admin_entry(name: &str, key: &str) -> String {
@@ -96,10 +129,13 @@ async fn instance(
 #[tokio::test]
 async fn a_token_signed_with_a_key_added_verify_only_is_accepted_after_one_refresh() {
     let base = TestApp::new().await;
-    let (here, secrets, document) =
-        instance(&base, &[("JWT_KEYS", &k1()), ("PASSWORD_PEPPER", P1)]).await;
-    let both = format!("{K2},{}", k1());
-    let (ahead, _, _) = instance(&base, &[("JWT_KEYS", &both), ("PASSWORD_PEPPER", P1)]).await;
+    let (here, secrets, document) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)])),
+    )
+    .await;
+    let both = with_jwt(&["k2", "k1"], &["k2", "k1"], &[("PASSWORD_PEPPER", P1)]);
+    let (ahead, _, _) = instance(&base, &refs(&both)).await;
     let session = ahead.signed_up("rotating@example.com").await;
     here.get("/auth/me", &session.access).await.assert_error(
         401,
@@ -107,8 +143,8 @@ async fn a_token_signed_with_a_key_added_verify_only_is_accepted_after_one_refre
         "invalid or expired access token",
     );
 
-    let verify_only = format!("{},{K2}", k1());
-    document.set(&[("JWT_KEYS", &verify_only), ("PASSWORD_PEPPER", P1)]);
+    let verify_only = with_jwt(&["k1", "k2"], &["k1", "k2"], &[("PASSWORD_PEPPER", P1)]);
+    document.set(&refs(&verify_only));
     secrets.refresh().await.unwrap();
     let r = here.get("/auth/me", &session.access).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -118,12 +154,15 @@ async fn a_token_signed_with_a_key_added_verify_only_is_accepted_after_one_refre
 #[tokio::test]
 async fn a_request_after_the_refresh_interval_is_served_at_once_and_starts_the_refresh() {
     let base = TestApp::new().await;
-    let (here, _secrets, document) =
-        instance(&base, &[("JWT_KEYS", &k1()), ("PASSWORD_PEPPER", P1)]).await;
-    let both = format!("{K2},{}", k1());
-    let (ahead, _, _) = instance(&base, &[("JWT_KEYS", &both), ("PASSWORD_PEPPER", P1)]).await;
+    let (here, _secrets, document) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)])),
+    )
+    .await;
+    let both = with_jwt(&["k2", "k1"], &["k2", "k1"], &[("PASSWORD_PEPPER", P1)]);
+    let (ahead, _, _) = instance(&base, &refs(&both)).await;
     let session = ahead.signed_up("lazy@example.com").await;
-    document.set(&[("JWT_KEYS", &both), ("PASSWORD_PEPPER", P1)]);
+    document.set(&refs(&both));
     // Within the interval (300 s by default) nothing is fetched.
     base.clock.advance(299);
     for _ in 0..3 {
@@ -154,19 +193,28 @@ async fn a_request_after_the_refresh_interval_is_served_at_once_and_starts_the_r
 #[tokio::test]
 async fn a_password_hashed_under_a_new_pepper_version_logs_in_after_one_refresh() {
     let base = TestApp::new().await;
-    let (here, secrets, document) =
-        instance(&base, &[("JWT_KEYS", &k1()), ("PASSWORD_PEPPER", P1)]).await;
+    let (here, secrets, document) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", P1)])),
+    )
+    .await;
     let both = format!("{P2},{P1}");
-    let (ahead, _, _) = instance(&base, &[("JWT_KEYS", &k1()), ("PASSWORD_PEPPER", &both)]).await;
+    let (ahead, _, _) = instance(
+        &base,
+        &refs(&with_jwt(&["k1"], &["k1"], &[("PASSWORD_PEPPER", &both)])),
+    )
+    .await;
     ahead.signed_up("pepper@example.com").await;
     here.login("pepper@example.com", PASSWORD)
         .await
         .assert_error(401, "invalid_credentials", "email or password is incorrect");
 
-    document.set(&[
-        ("JWT_KEYS", &k1()),
-        ("PASSWORD_PEPPER", &format!("{P1},{P2}")),
-    ]);
+    let peppers = format!("{P1},{P2}");
+    document.set(&refs(&with_jwt(
+        &["k1"],
+        &["k1"],
+        &[("PASSWORD_PEPPER", &peppers)],
+    )));
     secrets.refresh().await.unwrap();
     let r = here.login("pepper@example.com", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -178,11 +226,11 @@ async fn an_admin_key_added_then_the_old_one_removed_take_effect_at_each_refresh
     let old = admin_entry("ops", OLD_ADMIN);
     let new = admin_entry("ops2", NEW_ADMIN);
     let secret = |admin: &str| {
-        vec![
-            ("JWT_KEYS".to_owned(), k1()),
-            ("PASSWORD_PEPPER".to_owned(), P1.to_owned()),
-            ("ADMIN_KEYS".to_owned(), admin.to_owned()),
-        ]
+        with_jwt(
+            &["k1"],
+            &["k1"],
+            &[("PASSWORD_PEPPER", P1), ("ADMIN_KEYS", admin)],
+        )
     };
     let (here, secrets, document) = instance(&base, &refs(&secret(&old))).await;
     let user = here.signed_up("target@example.com").await;
@@ -206,21 +254,24 @@ async fn an_admin_key_added_then_the_old_one_removed_take_effect_at_each_refresh
 #[tokio::test]
 async fn a_refresh_missing_a_required_secret_changes_nothing_and_names_it() {
     let base = TestApp::new().await;
+    let old_admin = admin_entry("ops", OLD_ADMIN);
     let (here, secrets, document) = instance(
         &base,
-        &[
-            ("JWT_KEYS", &k1()),
-            ("PASSWORD_PEPPER", P1),
-            ("ADMIN_KEYS", &admin_entry("ops", OLD_ADMIN)),
-        ],
+        &refs(&with_jwt(
+            &["k1"],
+            &["k1"],
+            &[("PASSWORD_PEPPER", P1), ("ADMIN_KEYS", &old_admin)],
+        )),
     )
     .await;
     let session = here.signed_up("steady@example.com").await;
     // JWT rotated, but the pepper is gone: nothing may be swapped, not even the JWT keys.
-    document.set(&[
-        ("JWT_KEYS", K2),
-        ("ADMIN_KEYS", &admin_entry("ops2", NEW_ADMIN)),
-    ]);
+    let new_admin = admin_entry("ops2", NEW_ADMIN);
+    document.set(&refs(&with_jwt(
+        &["k2"],
+        &["k2"],
+        &[("ADMIN_KEYS", &new_admin)],
+    )));
     let err = secrets.refresh().await.unwrap_err();
     assert_eq!(
         err,

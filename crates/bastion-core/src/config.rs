@@ -11,9 +11,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use base64::Engine;
 
 /// Every configuration name that holds a secret. In Lambda these come only from the Secrets
-/// Manager document; one of them in the plain environment stops start-up.
-pub const SECRET_NAMES: [&str; 13] = [
-    "JWT_KEYS",
+/// Manager document; one of them in the plain environment stops start-up. `JWT_VERIFY_KEYS`
+/// holds public keys, but it is here too: a token is only as trustworthy as the list it is
+/// checked against, so the list comes from the same access-controlled place as every key and
+/// rotates the same way (a refresh, no redeploy).
+pub const SECRET_NAMES: [&str; 14] = [
+    "JWT_SIGNING_KEYS",
+    "JWT_VERIFY_KEYS",
     "PASSWORD_PEPPER",
     "LEGACY_PASSWORD_HMAC_KEY",
     "EXEC_SANDBOX_KEY",
@@ -27,6 +31,21 @@ pub const SECRET_NAMES: [&str; 13] = [
     "FACEBOOK_PAGE_ACCESS_TOKEN",
     "STRIPE_WEBHOOK_SECRETS",
 ];
+
+/// Secret names no longer read, with what replaced them: refused wherever they appear so a
+/// deployment that still holds one fails closed with the migration to do, never half-configured.
+pub const RETIRED_SECRET_NAMES: [(&str, &str); 1] = [(
+    "JWT_KEYS",
+    "held HS256 keys, which are no longer read: store JWT_SIGNING_KEYS (auth) and JWT_VERIFY_KEYS instead (infra/put-secret, docs/DEPLOY.md)",
+)];
+
+/// Why `name` is refused if it is a retired secret name.
+pub fn retired_secret(name: &str) -> Option<&'static str> {
+    RETIRED_SECRET_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, why)| *why)
+}
 
 /// Whether `name` is one of [`SECRET_NAMES`].
 pub fn is_secret_name(name: &str) -> bool {
@@ -267,6 +286,8 @@ mod tests {
     fn every_secret_name_is_recognised_and_plain_names_are_not() {
         assert!(SECRET_NAMES.iter().all(|n| is_secret_name(n)));
         assert!(!is_secret_name("TABLE_NAME"));
-        assert!(!is_secret_name("jwt_keys"));
+        assert!(!is_secret_name("jwt_verify_keys"));
+        assert!(!is_secret_name("JWT_KEYS"));
+        assert!(retired_secret("JWT_KEYS").is_some());
     }
 }

@@ -42,12 +42,13 @@ impl CounterStore for MemCounter {
     }
 }
 
+/// Auth's signing key (seed 00 01 … 1f) and its public half.
+const SIGNING_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const VERIFY_KEYS: &str = "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+
 fn edge(stores: Stores) -> Edge {
     let env: HashMap<String, String> = [
-        (
-            "JWT_KEYS".to_owned(),
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
-        ),
+        ("JWT_VERIFY_KEYS".to_owned(), VERIFY_KEYS.to_owned()),
         (
             "ALLOWED_ORIGINS".to_owned(),
             "https://app.example.com".to_owned(),
@@ -171,11 +172,12 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
         user_agent: "bench".to_owned(),
     };
     store.create_session(&session, 0).await.unwrap();
-    let stores = Stores::from_adapter(Arc::new(store.clone()));
-    let (access, _) = edge(stores)
-        .config
-        .jwt
-        .load()
+    let signer = bastion_http::config::parse_jwt_signer(&bastion_http::config::map_env(&[
+        ("JWT_SIGNING_KEYS", SIGNING_KEYS),
+        ("JWT_VERIFY_KEYS", VERIFY_KEYS),
+    ]))
+    .unwrap();
+    let (access, _) = signer
         .issue(&user.id, &session.id, &["user".to_owned()], now)
         .unwrap();
     let key = format!("bst_{}", OpaqueToken::generate().expose());

@@ -86,8 +86,8 @@ mod tests {
         let mut stores = Stores::from_adapter(Arc::new(SqliteStore::open_in_memory().unwrap()));
         stores.audit = recorder;
         let env = map_env(&[(
-            "JWT_KEYS",
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "JWT_VERIFY_KEYS",
+            "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         )]);
         let clock = Arc::new(ManualClock::new(Timestamp(1_700_000_000)));
         Edge::new(EdgeConfig::from_env(&env).unwrap(), stores, clock)

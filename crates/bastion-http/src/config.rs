@@ -17,7 +17,8 @@ pub use bastion_core::config::{
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub allowed_origins: Vec<String>,
-    /// Swapped by a secret refresh: read it once per request with `load()`.
+    /// Verify-only (public) keys, swapped by a secret refresh: read it once per request with
+    /// `load()`. The edge never holds a signing key; auth keeps its own (see [`parse_jwt_signer`]).
     pub jwt: Live<JwtKeys>,
     pub rate_limits: LimitTable,
 }
@@ -66,16 +67,41 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
-/// `JWT_ISSUER`, `JWT_AUDIENCE` and the `JWT_KEYS` list (current first, then verify-only keys).
-pub fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
+/// Verify keys: `JWT_VERIFY_KEYS` is `kid:base64` of 32-byte Ed25519 public keys.
+pub const VERIFY_KEYS_VAR: &str = "JWT_VERIFY_KEYS";
+/// Auth's signing keys: `kid:base64` of 32-byte Ed25519 private key seeds, current first.
+pub const SIGNING_KEYS_VAR: &str = "JWT_SIGNING_KEYS";
+
+fn jwt_party(env: &dyn Env) -> (String, String) {
     let issuer = env
         .non_empty("JWT_ISSUER")
         .unwrap_or_else(|| "bastion".to_owned());
     let audience = env
         .non_empty("JWT_AUDIENCE")
         .unwrap_or_else(|| "bastion-api".to_owned());
-    let keys = keyed_secrets(env, "JWT_KEYS")?;
-    JwtKeys::new(issuer, audience, keys).map_err(|e| ConfigError::new("JWT_KEYS", e.to_string()))
+    (issuer, audience)
+}
+
+/// `JWT_ISSUER`, `JWT_AUDIENCE` and the `JWT_VERIFY_KEYS` list: keys that verify and cannot
+/// sign. `JWT_SIGNING_KEYS` is never read here, even when the document holds it.
+pub fn parse_jwt(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
+    let (issuer, audience) = jwt_party(env);
+    let public = keyed_secrets(env, VERIFY_KEYS_VAR)?;
+    JwtKeys::verifier(issuer, audience, public)
+        .map_err(|e| ConfigError::new(VERIFY_KEYS_VAR, e.to_string()))
+}
+
+/// Auth's keys: `JWT_SIGNING_KEYS` (the first signs, later ones wait for `--promote`) over the
+/// `JWT_VERIFY_KEYS` list, which must hold each signing key's public half under its kid.
+pub fn parse_jwt_signer(env: &dyn Env) -> Result<JwtKeys, ConfigError> {
+    let (issuer, audience) = jwt_party(env);
+    let public = keyed_secrets(env, VERIFY_KEYS_VAR)?;
+    let signing = keyed_secrets(env, SIGNING_KEYS_VAR)?;
+    // Which list is at fault: the verify list alone is checked first.
+    JwtKeys::verifier(issuer.clone(), audience.clone(), public.clone())
+        .map_err(|e| ConfigError::new(VERIFY_KEYS_VAR, e.to_string()))?;
+    JwtKeys::signer(issuer, audience, signing, public)
+        .map_err(|e| ConfigError::new(SIGNING_KEYS_VAR, e.to_string()))
 }
 
 #[cfg(test)]
@@ -86,33 +112,88 @@ mod tests {
     use super::*;
     use crate::limits::Limit;
 
-    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    /// The public key of the seed 00 01 … 1f (the signing key `SIGNING` of the tests).
+    const KEY: &str = "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+    const SIGNING: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     #[test]
     fn defaults_apply_when_only_keys_are_set() {
-        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY)])).unwrap();
+        let c = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY)])).unwrap();
         assert!(c.allowed_origins.is_empty());
         assert_eq!(c.rate_limits, LimitTable::default());
     }
 
     #[test]
     fn missing_or_short_jwt_keys_name_the_variable() {
-        assert_eq!(EdgeConfig::from_env(&env(&[])).unwrap_err().var, "JWT_KEYS");
-        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", "k1:AAEC")])).unwrap_err();
-        assert_eq!(e.var, "JWT_KEYS");
-        assert_eq!(e.reason, "JWT key \"k1\" is shorter than 256 bits");
+        assert_eq!(
+            EdgeConfig::from_env(&env(&[])).unwrap_err().var,
+            "JWT_VERIFY_KEYS"
+        );
+        let e = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", "k1:AAEC")])).unwrap_err();
+        assert_eq!(e.var, "JWT_VERIFY_KEYS");
+        assert_eq!(
+            e.reason,
+            "JWT key \"k1\" must be 32 bytes (an Ed25519 private key seed or public key)"
+        );
+    }
+
+    #[test]
+    fn the_edge_never_reads_signing_keys_and_its_keys_cannot_sign() {
+        let c = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("JWT_SIGNING_KEYS", SIGNING),
+        ]))
+        .unwrap();
+        assert!(!c.jwt.load().can_sign());
+        // Signing material alone configures no edge.
+        let e = EdgeConfig::from_env(&env(&[("JWT_SIGNING_KEYS", SIGNING)])).unwrap_err();
+        assert_eq!(e.var, "JWT_VERIFY_KEYS");
+    }
+
+    #[test]
+    fn auths_signing_keys_must_match_a_listed_public_key() {
+        let signer = parse_jwt_signer(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("JWT_SIGNING_KEYS", SIGNING),
+        ]))
+        .unwrap();
+        assert!(signer.can_sign());
+        let other = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let e = parse_jwt_signer(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("JWT_SIGNING_KEYS", other),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::new(
+                "JWT_SIGNING_KEYS",
+                "JWT signing key \"k1\" has no matching public key of that kid in the verify keys"
+            )
+        );
+        let e = parse_jwt_signer(&env(&[("JWT_VERIFY_KEYS", KEY)])).unwrap_err();
+        assert_eq!(e.var, "JWT_SIGNING_KEYS");
     }
 
     #[test]
     fn unknown_or_malformed_rate_limits_stop_start_up() {
-        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN", "5/60")]))
-            .unwrap_err();
+        let e = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("RATE_LIMIT_LOGIN", "5/60"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_LOGIN");
-        let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "lots")]))
-            .unwrap_err();
+        let e = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("RATE_LIMIT_LOGIN_IP", "lots"),
+        ]))
+        .unwrap_err();
         assert_eq!(e.var, "RATE_LIMIT_LOGIN_IP");
-        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("RATE_LIMIT_LOGIN_IP", "7/30")]))
-            .unwrap();
+        let c = EdgeConfig::from_env(&env(&[
+            ("JWT_VERIFY_KEYS", KEY),
+            ("RATE_LIMIT_LOGIN_IP", "7/30"),
+        ]))
+        .unwrap();
         assert_eq!(
             c.rate_limits.get(Limit::LoginIp),
             Policy {
@@ -129,7 +210,7 @@ mod tests {
 
     #[test]
     fn webhook_paths_get_their_own_configurable_per_ip_limit() {
-        let c = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY)])).unwrap();
+        let c = EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY)])).unwrap();
         assert_eq!(
             ip_policy_for(&c, "/webhooks/stripe"),
             ("webhooks-ip", Policy::per_minute(600))
@@ -139,7 +220,7 @@ mod tests {
             ("ip", Policy::per_minute(100))
         );
         let c = EdgeConfig::from_env(&env(&[
-            ("JWT_KEYS", KEY),
+            ("JWT_VERIFY_KEYS", KEY),
             ("RATE_LIMIT_WEBHOOKS_IP", "1200/60"),
         ]))
         .unwrap();
@@ -158,12 +239,13 @@ mod tests {
             "ftp://a.com",
             "a.com",
         ] {
-            let e = EdgeConfig::from_env(&env(&[("JWT_KEYS", KEY), ("ALLOWED_ORIGINS", bad)]))
-                .unwrap_err();
+            let e =
+                EdgeConfig::from_env(&env(&[("JWT_VERIFY_KEYS", KEY), ("ALLOWED_ORIGINS", bad)]))
+                    .unwrap_err();
             assert_eq!(e.var, "ALLOWED_ORIGINS", "{bad}");
         }
         let c = EdgeConfig::from_env(&env(&[
-            ("JWT_KEYS", KEY),
+            ("JWT_VERIFY_KEYS", KEY),
             (
                 "ALLOWED_ORIGINS",
                 "https://app.example.com, http://localhost:5173",

@@ -7,6 +7,10 @@
 //! while it keeps failing, never later than the interval). Every refresh writes a metric line:
 //! `SecretRefreshFailures` and `SecretAgeSeconds` (how old the document in force is), which the
 //! template alarms on.
+//!
+//! A function may be confined to a document of its own holding only the names it uses (exec's:
+//! [`Runtime::init_scoped`]); any other name in it stops start-up, so pointing that function at
+//! the main document fails closed instead of handing it every key.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
@@ -16,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bastion_core::Clock;
 use bastion_core::config::{
-    ConfigError, Env, Live, ProcessEnv, SECRET_NAMES, bounded, is_secret_name,
+    ConfigError, Env, Live, ProcessEnv, SECRET_NAMES, bounded, is_secret_name, retired_secret,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tracing::Level;
@@ -127,6 +131,12 @@ impl SecretDocument {
     /// An unknown key is refused too: a misspelt optional secret would otherwise silently turn a
     /// platform off. Errors name the key, never a value.
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        Self::parse_for(raw, &SECRET_NAMES)
+    }
+
+    /// [`SecretDocument::parse`] for a function that uses only `allowed` (secret names): any
+    /// other name, even a valid one, is refused naming it, never its value.
+    pub fn parse_for(raw: &str, allowed: &[&str]) -> Result<Self, ConfigError> {
         let value: serde_json::Value = serde_json::from_str(raw).map_err(|_| {
             ConfigError::new(SECRET_ID_VAR, "the secret document is not valid JSON")
         })?;
@@ -138,12 +148,24 @@ impl SecretDocument {
         };
         let mut out = HashMap::new();
         for (key, value) in object {
+            if let Some(why) = retired_secret(&key) {
+                return Err(ConfigError::new(key, why));
+            }
             if !is_secret_name(&key) {
                 return Err(ConfigError::new(
                     key,
                     format!(
                         "is not a secret name the secret document may hold; known: {}",
                         SECRET_NAMES.join(", ")
+                    ),
+                ));
+            }
+            if !allowed.contains(&key.as_str()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "is not used by this function and must not be in its secret document; it may hold only: {}",
+                        allowed.join(", ")
                     ),
                 ));
             }
@@ -203,7 +225,9 @@ impl Env for OverlayEnv {
 /// Refuses a secret found in the plain Lambda environment (readable by anyone allowed
 /// `lambda:GetFunctionConfiguration`), naming it and never echoing its value.
 pub fn refuse_plain_secrets(plain: &dyn Env) -> Result<(), ConfigError> {
-    match SECRET_NAMES.iter().find(|name| plain.get(name).is_some()) {
+    let retired = bastion_core::config::RETIRED_SECRET_NAMES.map(|(name, _)| name);
+    let mut names = SECRET_NAMES.iter().chain(retired.iter());
+    match names.find(|name| plain.get(name).is_some()) {
         None => Ok(()),
         Some(name) => Err(ConfigError::new(
             *name,
@@ -236,6 +260,8 @@ pub struct SecretConfig {
     document: Live<SecretDocument>,
     clock: Arc<dyn Clock>,
     interval_secs: i64,
+    /// The names this function's document may hold.
+    allowed: &'static [&'static str],
     last_attempt: AtomicI64,
     /// When the document in force was read.
     last_good: AtomicI64,
@@ -264,14 +290,26 @@ impl SecretConfig {
         source: Arc<dyn SecretSource>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, ConfigError> {
-        Self::load_reporting(plain, source, clock, Arc::new(Stdout)).await
+        Self::load_scoped(plain, source, clock, &SECRET_NAMES).await
     }
 
-    /// [`Self::load`], writing the metric lines to `sink`.
+    /// [`SecretConfig::load`] for a document that may hold only `allowed`, at start-up and on
+    /// every refresh (a refreshed document with another name is refused, the last good kept).
+    pub async fn load_scoped(
+        plain: Arc<dyn Env>,
+        source: Arc<dyn SecretSource>,
+        clock: Arc<dyn Clock>,
+        allowed: &'static [&'static str],
+    ) -> Result<Arc<Self>, ConfigError> {
+        Self::load_reporting(plain, source, clock, allowed, Arc::new(Stdout)).await
+    }
+
+    /// [`Self::load_scoped`], writing the metric lines to `sink`.
     pub async fn load_reporting(
         plain: Arc<dyn Env>,
         source: Arc<dyn SecretSource>,
         clock: Arc<dyn Clock>,
+        allowed: &'static [&'static str],
         sink: Arc<dyn LineSink>,
     ) -> Result<Arc<Self>, ConfigError> {
         refuse_plain_secrets(plain.as_ref())?;
@@ -288,7 +326,7 @@ impl SecretConfig {
             .await
             .map_err(|_| unreadable(RefreshError::TimedOut(REFRESH_TIMEOUT).to_string()))?
             .map_err(|e| unreadable(e.to_string()))?;
-        let document = SecretDocument::parse(raw.expose_secret())?;
+        let document = SecretDocument::parse_for(raw.expose_secret(), allowed)?;
         let now = clock.now().secs();
         Ok(Arc::new(Self {
             plain,
@@ -297,6 +335,7 @@ impl SecretConfig {
             metrics: Metrics::new(namespace, clock.clone(), sink),
             clock,
             interval_secs,
+            allowed,
             last_attempt: AtomicI64::new(now),
             last_good: AtomicI64::new(now),
             failures: AtomicU32::new(0),
@@ -335,7 +374,10 @@ impl SecretConfig {
 
     async fn fetch_and_apply(&self) -> Result<(), RefreshError> {
         let raw = self.source.fetch().await?;
-        let document = Arc::new(SecretDocument::parse(raw.expose_secret())?);
+        let document = Arc::new(SecretDocument::parse_for(
+            raw.expose_secret(),
+            self.allowed,
+        )?);
         let env = OverlayEnv::new(self.plain.clone(), document.clone());
         let apply = self
             .apply
@@ -476,6 +518,15 @@ impl Runtime {
     /// Lambda (`AWS_LAMBDA_RUNTIME_API` set), loads the secret document named by
     /// `BASTION_SECRET_ID` (required there) with one `GetSecretValue`.
     pub async fn init(clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        Self::init_scoped(clock, &SECRET_NAMES).await
+    }
+
+    /// [`Runtime::init`] for a function whose document may hold only `allowed` (see
+    /// [`SecretConfig::load_scoped`]).
+    pub async fn init_scoped(
+        clock: Arc<dyn Clock>,
+        allowed: &'static [&'static str],
+    ) -> Result<Self, ConfigError> {
         let plain: Arc<dyn Env> = Arc::new(ProcessEnv);
         let in_lambda = plain.non_empty(LAMBDA_RUNTIME_VAR).is_some();
         if in_lambda {
@@ -487,7 +538,7 @@ impl Runtime {
         let secrets = if in_lambda {
             let secret_id = plain.required(SECRET_ID_VAR)?;
             let source = Arc::new(SecretsManagerSource::new(&sdk, secret_id));
-            Some(SecretConfig::load(plain, source, clock).await?)
+            Some(SecretConfig::load_scoped(plain, source, clock, allowed).await?)
         } else {
             None
         };

@@ -10,10 +10,13 @@ use bastion_core::config::map_env;
 use bastion_core::crypto::JwtKeys;
 
 use super::*;
-use crate::config::{EdgeConfig, parse_jwt};
+use crate::config::{EdgeConfig, parse_jwt, parse_jwt_signer};
 
-const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+/// Public keys (verify entries) of the seeds `K1_SEED` and `K2_SEED`.
+const K1: &str = "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+const K2: &str = "k2:Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=";
+const K1_SEED: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const K2_SEED: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 /// A source whose next answer the test sets.
 struct FakeSource(Mutex<Result<String, SourceError>>);
@@ -70,7 +73,13 @@ async fn load_counted(
 ) -> Result<(Arc<SecretConfig>, Arc<Lines>), ConfigError> {
     let lines = Arc::new(Lines::default());
     let secrets =
-        SecretConfig::load_reporting(Arc::new(map_env(plain)), source, clock, lines.clone())
+        SecretConfig::load_reporting(
+            Arc::new(map_env(plain)),
+            source,
+            clock,
+            &SECRET_NAMES,
+            lines.clone(),
+        )
             .await?;
     Ok((secrets, lines))
 }
@@ -90,7 +99,7 @@ fn clock() -> Arc<ManualClock> {
 #[tokio::test]
 async fn each_secret_name_in_the_plain_lambda_environment_stops_start_up_naming_it_not_its_value() {
     for name in SECRET_NAMES {
-        let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+        let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
         let err = load(&[(name, "leaked-value-42")], source, clock())
             .await
             .unwrap_err();
@@ -106,7 +115,7 @@ async fn each_secret_name_in_the_plain_lambda_environment_stops_start_up_naming_
 
 #[tokio::test]
 async fn the_overlay_takes_secrets_from_the_document_and_everything_else_from_the_environment() {
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let secrets = load(
         &[("JWT_ISSUER", "iss"), ("TABLE_NAME", "t")],
         source,
@@ -115,12 +124,12 @@ async fn the_overlay_takes_secrets_from_the_document_and_everything_else_from_th
     .await
     .unwrap();
     let env = secrets.env();
-    assert_eq!(env.get("JWT_KEYS").as_deref(), Some(K1));
+    assert_eq!(env.get("JWT_VERIFY_KEYS").as_deref(), Some(K1));
     assert_eq!(env.get("TABLE_NAME").as_deref(), Some("t"));
     assert_eq!(env.get("PASSWORD_PEPPER"), None);
     let mut keys = env.keys();
     keys.sort();
-    assert_eq!(keys, vec!["JWT_ISSUER", "JWT_KEYS", "TABLE_NAME"]);
+    assert_eq!(keys, vec!["JWT_ISSUER", "JWT_VERIFY_KEYS", "TABLE_NAME"]);
 }
 
 #[tokio::test]
@@ -128,8 +137,11 @@ async fn a_malformed_document_stops_start_up_naming_the_field_never_the_value() 
     for (raw, field) in [
         ("not json", SECRET_ID_VAR),
         ("[\"JWT_KEYS\"]", SECRET_ID_VAR),
-        (r#"{"JWT_KEYS": 42}"#, "JWT_KEYS"),
-        (r#"{"JWT_KEYS": ["s3cret-in-a-list"]}"#, "JWT_KEYS"),
+        (r#"{"JWT_VERIFY_KEYS": 42}"#, "JWT_VERIFY_KEYS"),
+        (
+            r#"{"JWT_VERIFY_KEYS": ["s3cret-in-a-list"]}"#,
+            "JWT_VERIFY_KEYS",
+        ),
         (r#"{"JWT_KEY": "s3cret-misspelt"}"#, "JWT_KEY"),
         (r#"{"TABLE_NAME": "t"}"#, "TABLE_NAME"),
     ] {
@@ -140,7 +152,7 @@ async fn a_malformed_document_stops_start_up_naming_the_field_never_the_value() 
     // A bad value for a known key is found by the parser of that configuration.
     let secrets = load(
         &[],
-        FakeSource::new(&doc(&[("JWT_KEYS", "k1:AAEC")])),
+        FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", "k1:AAEC")])),
         clock(),
     )
     .await
@@ -148,7 +160,10 @@ async fn a_malformed_document_stops_start_up_naming_the_field_never_the_value() 
     let err = EdgeConfig::from_env(&secrets.env()).unwrap_err();
     assert_eq!(
         err,
-        ConfigError::new("JWT_KEYS", "JWT key \"k1\" is shorter than 256 bits")
+        ConfigError::new(
+            "JWT_VERIFY_KEYS",
+            "JWT key \"k1\" must be 32 bytes (an Ed25519 private key seed or public key)"
+        )
     );
 }
 
@@ -170,12 +185,21 @@ async fn an_unreadable_secret_or_a_bad_refresh_interval_stops_start_up() {
     }
 }
 
-/// A token signed by an instance that already made `k2` current.
-fn token_signed_with_k2(now: bastion_core::Timestamp) -> String {
-    let keys = parse_jwt(&map_env(&[("JWT_KEYS", K2)])).unwrap();
+/// A token auth signs with `seed` (a `JWT_SIGNING_KEYS` entry whose public half is `public`).
+fn token_signed_with(seed: &str, public: &str, now: bastion_core::Timestamp) -> String {
+    let keys = parse_jwt_signer(&map_env(&[
+        ("JWT_SIGNING_KEYS", seed),
+        ("JWT_VERIFY_KEYS", public),
+    ]))
+    .unwrap();
     let user = bastion_core::UserId::generate();
     let session = bastion_core::SessionId::generate();
     keys.issue(&user, &session, &[], now).unwrap().0
+}
+
+/// A token signed by an auth instance that already made `k2` current.
+fn token_signed_with_k2(now: bastion_core::Timestamp) -> String {
+    token_signed_with(K2_SEED, K2, now)
 }
 
 fn jwt_rotation(jwt: Live<JwtKeys>) -> impl Fn(&dyn Env) -> Result<(), ConfigError> {
@@ -187,41 +211,48 @@ fn jwt_rotation(jwt: Live<JwtKeys>) -> impl Fn(&dyn Env) -> Result<(), ConfigErr
 }
 
 #[tokio::test]
-async fn a_jwt_key_added_verify_only_is_honoured_after_one_refresh_then_made_current() {
+async fn a_jwt_key_added_verify_only_is_honoured_after_one_refresh_and_a_retired_one_is_not() {
     let clock = clock();
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let secrets = load(&[], source.clone(), clock.clone()).await.unwrap();
     let config = EdgeConfig::from_env(&secrets.env()).unwrap();
     secrets.on_refresh(jwt_rotation(config.jwt.clone()));
     let token = token_signed_with_k2(clock.now());
+    let old = token_signed_with(K1_SEED, K1, clock.now());
     assert!(config.jwt.load().verify(&token, clock.now()).is_err());
+    assert!(config.jwt.load().verify(&old, clock.now()).is_ok());
 
-    source.set(Ok(&doc(&[("JWT_KEYS", &format!("{K1},{K2}"))])));
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", &format!("{K1},{K2}"))])));
     secrets.refresh().await.unwrap();
     assert!(config.jwt.load().verify(&token, clock.now()).is_ok());
-    let (own, _) = config
-        .jwt
-        .load()
-        .issue(
-            &bastion_core::UserId::generate(),
-            &bastion_core::SessionId::generate(),
-            &[],
-            clock.now(),
-        )
-        .unwrap();
-    assert!(own.len() > 10);
+    assert!(config.jwt.load().verify(&old, clock.now()).is_ok());
 
-    // Made current: this instance now signs with k2, and drops k1 once it is removed.
-    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    // Retired: k1 is gone from the list, so its tokens are refused.
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", K2)])));
     secrets.refresh().await.unwrap();
     assert!(config.jwt.load().verify(&token, clock.now()).is_ok());
-    assert!(config.jwt.load().verify(&own, clock.now()).is_err());
+    assert!(config.jwt.load().verify(&old, clock.now()).is_err());
+}
+
+#[tokio::test]
+async fn the_retired_hs256_jwt_keys_stop_start_up_in_the_document_and_the_plain_environment() {
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1), ("JWT_KEYS", K1_SEED)]));
+    let e = load(&[], source, clock()).await.unwrap_err();
+    assert_eq!(e.var, "JWT_KEYS");
+    assert!(e.reason.contains("JWT_SIGNING_KEYS"), "{}", e.reason);
+    assert!(!e.to_string().contains("AAECAw"));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
+    let e = load(&[("JWT_KEYS", K1_SEED)], source, clock())
+        .await
+        .unwrap_err();
+    assert_eq!(e.var, "JWT_KEYS");
+    assert!(!e.to_string().contains("AAECAw"));
 }
 
 #[tokio::test]
 async fn a_failed_refresh_keeps_the_last_good_configuration() {
     let clock = clock();
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", &format!("{K1},{K2}"))]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", &format!("{K1},{K2}"))]));
     let secrets = load(&[], source.clone(), clock.clone()).await.unwrap();
     let config = EdgeConfig::from_env(&secrets.env()).unwrap();
     secrets.on_refresh(jwt_rotation(config.jwt.clone()));
@@ -234,48 +265,51 @@ async fn a_failed_refresh_keeps_the_last_good_configuration() {
             "ThrottlingException".into()
         )))
     );
-    source.set(Ok("{\"JWT_KEYS\": 7}"));
+    source.set(Ok("{\"JWT_VERIFY_KEYS\": 7}"));
     assert_eq!(
         secrets.refresh().await.unwrap_err().to_string(),
-        "configuration JWT_KEYS: must be a string in the secret document"
+        "configuration JWT_VERIFY_KEYS: must be a string in the secret document"
     );
     // Parses as a document but not as configuration: nothing is swapped, not even the document.
-    source.set(Ok(&doc(&[("JWT_KEYS", "k1:AAEC")])));
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", "k1:AAEC")])));
     assert!(matches!(
         secrets.refresh().await,
-        Err(RefreshError::Config(ConfigError { ref var, .. })) if var == "JWT_KEYS"
+        Err(RefreshError::Config(ConfigError { ref var, .. })) if var == "JWT_VERIFY_KEYS"
     ));
     assert!(config.jwt.load().verify(&token, clock.now()).is_ok());
-    assert_eq!(secrets.env().get("JWT_KEYS"), Some(format!("{K1},{K2}")));
+    assert_eq!(
+        secrets.env().get("JWT_VERIFY_KEYS"),
+        Some(format!("{K1},{K2}"))
+    );
 }
 
 #[tokio::test]
 async fn a_request_after_the_interval_starts_one_background_refresh_and_earlier_ones_none() {
     let clock = clock();
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let secrets = load(&[(REFRESH_VAR, "60")], source.clone(), clock.clone())
         .await
         .unwrap();
-    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", K2)])));
     clock.advance(59);
     secrets.poke();
     tokio::task::yield_now().await;
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K1));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K1));
     clock.advance(1);
     secrets.poke();
     for _ in 0..100 {
-        if secrets.env().get("JWT_KEYS").as_deref() == Some(K2) {
+        if secrets.env().get("JWT_VERIFY_KEYS").as_deref() == Some(K2) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K2));
 }
 
 #[test]
 fn the_document_debug_lists_names_only() {
-    let d = SecretDocument::parse(&doc(&[("JWT_KEYS", "super-secret")])).unwrap();
-    assert_eq!(format!("{d:?}"), "SecretDocument([\"JWT_KEYS\"])");
+    let d = SecretDocument::parse(&doc(&[("JWT_VERIFY_KEYS", "super-secret")])).unwrap();
+    assert_eq!(format!("{d:?}"), "SecretDocument([\"JWT_VERIFY_KEYS\"])");
 }
 
 /// A Secrets Manager on 127.0.0.1 that accepts every connection and, until it is given a

@@ -15,8 +15,10 @@ use bastion_http::EdgeConfig;
 use bastion_http::secrets::{RefreshError, SecretConfig, SecretsManagerSource};
 
 const ENDPOINT_ENV: &str = "BASTION_TEST_DYNAMODB_ENDPOINT";
-const K1: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const K2: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+/// Verify entries (public keys); `K2_SEED` is the signing entry of `K2`.
+const K1: &str = "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+const K2: &str = "k2:Kay64UG8yvCyLhqU000LxzYeUm0L/hLIl5S8kyKWbdc=";
+const K2_SEED: &str = "k2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 async fn sdk() -> SdkConfig {
     let endpoint = match std::env::var(ENDPOINT_ENV) {
@@ -44,7 +46,7 @@ fn unique_name() -> String {
 }
 
 fn doc(jwt_keys: &str) -> String {
-    serde_json::json!({ "JWT_KEYS": jwt_keys }).to_string()
+    serde_json::json!({ "JWT_VERIFY_KEYS": jwt_keys }).to_string()
 }
 
 async fn create(sdk: &SdkConfig, body: &str) -> String {
@@ -81,7 +83,7 @@ async fn the_document_is_read_with_one_get_secret_value_and_overlays_the_environ
     let name = create(&sdk, &doc(K1)).await;
     let secrets = load(&sdk, &name).await.unwrap();
     let env = secrets.env();
-    assert_eq!(env.get("JWT_KEYS").as_deref(), Some(K1));
+    assert_eq!(env.get("JWT_VERIFY_KEYS").as_deref(), Some(K1));
     assert_eq!(env.get("TABLE_NAME").as_deref(), Some("t"));
 }
 
@@ -98,7 +100,7 @@ async fn a_missing_secret_or_a_malformed_document_stops_start_up_naming_the_fiel
     );
     let name = create(
         &sdk,
-        r#"{"JWT_KEYS": "k", "STRIPE_WEBHOOK_SECRETS": ["whsec_x"]}"#,
+        r#"{"JWT_VERIFY_KEYS": "k", "STRIPE_WEBHOOK_SECRETS": ["whsec_x"]}"#,
     )
     .await;
     let err = load(&sdk, &name).await.unwrap_err();
@@ -114,11 +116,13 @@ async fn a_new_secret_version_takes_effect_after_one_refresh_and_a_bad_one_is_ig
     let config = EdgeConfig::from_env(&secrets.env()).unwrap();
     let rotated = config.clone();
     secrets.on_refresh(move |env| rotated.rotate(env));
-    let signer = EdgeConfig::from_env(&map_env(&[("JWT_KEYS", K2)])).unwrap();
+    let signer = bastion_http::config::parse_jwt_signer(&map_env(&[
+        ("JWT_SIGNING_KEYS", K2_SEED),
+        ("JWT_VERIFY_KEYS", K2),
+    ]))
+    .unwrap();
     let now = Timestamp(1_000_000);
     let (token, _) = signer
-        .jwt
-        .load()
         .issue(
             &bastion_core::UserId::generate(),
             &bastion_core::SessionId::generate(),
@@ -135,8 +139,11 @@ async fn a_new_secret_version_takes_effect_after_one_refresh_and_a_bad_one_is_ig
     put(&sdk, &name, &doc("k3:AAEC")).await;
     assert!(matches!(
         secrets.refresh().await,
-        Err(RefreshError::Config(ref e)) if e.var == "JWT_KEYS"
+        Err(RefreshError::Config(ref e)) if e.var == "JWT_VERIFY_KEYS"
     ));
     assert!(config.jwt.load().verify(&token, now).is_ok());
-    assert_eq!(secrets.env().get("JWT_KEYS"), Some(format!("{K1},{K2}")));
+    assert_eq!(
+        secrets.env().get("JWT_VERIFY_KEYS"),
+        Some(format!("{K1},{K2}"))
+    );
 }

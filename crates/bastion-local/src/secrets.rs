@@ -28,13 +28,31 @@ fn random_b64() -> String {
     STANDARD.encode(key)
 }
 
+/// A fresh Ed25519 token key pair as its two lines: auth signs with the seed, every function
+/// verifies with the public half.
+fn jwt_lines() -> Result<String, Box<dyn std::error::Error>> {
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let public = bastion_core::crypto::jwt::public_key_of("dev1", &seed)?;
+    Ok(format!(
+        "JWT_SIGNING_KEYS=dev1:{}\nJWT_VERIFY_KEYS=dev1:{}\n",
+        STANDARD.encode(seed),
+        STANDARD.encode(public)
+    ))
+}
+
+fn has_line(text: &str, name: &str) -> bool {
+    text.lines()
+        .any(|l| l.trim_start().starts_with(&format!("{name}=")))
+}
+
 impl LayeredEnv {
     pub fn load(data_dir: &Path) -> Result<Self, Box<dyn std::error::Error>> {
         let path = data_dir.join(FILE_NAME);
         if !path.exists() {
             let contents = format!(
-                "# Development secrets for bastion-local ONLY. Never use these in a deployment.\nJWT_KEYS=dev1:{}\nPASSWORD_PEPPER=1:{}\nEXEC_SANDBOX_KEY={}\nCONTENT_KEK=dev1:{}\n",
-                random_b64(),
+                "# Development secrets for bastion-local ONLY. Never use these in a deployment.\n{}PASSWORD_PEPPER=1:{}\nEXEC_SANDBOX_KEY={}\nCONTENT_KEK=dev1:{}\n",
+                jwt_lines()?,
                 random_b64(),
                 random_b64(),
                 random_b64()
@@ -47,24 +65,25 @@ impl LayeredEnv {
         }
         let mut text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        // Files generated before a secret existed lack it: add one.
-        for (name, value) in [
-            ("EXEC_SANDBOX_KEY", random_b64()),
-            ("CONTENT_KEK", format!("dev1:{}", random_b64())),
-        ] {
-            if text
-                .lines()
-                .any(|l| l.trim_start().starts_with(&format!("{name}=")))
-            {
-                continue;
-            }
-            let line = format!("{name}={value}\n");
+        // Files generated before a secret existed lack it: add one. Files from before asymmetric
+        // tokens hold an HS256 `JWT_KEYS` nothing reads; they gain a key pair (both lines).
+        let mut added = String::new();
+        if !has_line(&text, "EXEC_SANDBOX_KEY") {
+            added.push_str(&format!("EXEC_SANDBOX_KEY={}\n", random_b64()));
+        }
+        if !has_line(&text, "CONTENT_KEK") {
+            added.push_str(&format!("CONTENT_KEK=dev1:{}\n", random_b64()));
+        }
+        if !has_line(&text, "JWT_SIGNING_KEYS") || !has_line(&text, "JWT_VERIFY_KEYS") {
+            added.push_str(&jwt_lines()?);
+        }
+        if !added.is_empty() {
             std::fs::OpenOptions::new()
                 .append(true)
                 .open(&path)
-                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .and_then(|mut f| f.write_all(added.as_bytes()))
                 .map_err(|e| format!("cannot update {}: {e}", path.display()))?;
-            text.push_str(&line);
+            text.push_str(&added);
         }
         let file = text
             .lines()
@@ -140,6 +159,11 @@ mod tests {
     async fn a_first_run_generates_a_content_kek_that_seals_and_opens_chat_content() {
         let dir = temp_dir("fresh");
         let env = LayeredEnv::load(&dir).unwrap();
+        assert!(
+            bastion_http::config::parse_jwt_signer(&env)
+                .unwrap()
+                .can_sign()
+        );
         let kek = env.file.get("CONTENT_KEK").unwrap();
         assert!(kek.starts_with("dev1:"));
         let sealer = content_sealer(&env, Arc::new(ManualClock::new(Timestamp(1)))).unwrap();
@@ -160,12 +184,21 @@ mod tests {
         write_private(&path, "JWT_KEYS=dev1:abc\nEXEC_SANDBOX_KEY=keep-me\n").unwrap();
         let env = LayeredEnv::load(&dir).unwrap();
         assert_eq!(env.file.get("EXEC_SANDBOX_KEY").unwrap(), "keep-me");
+        // The HS256 key is left alone and a key pair whose halves match is added.
+        let signer = bastion_http::config::parse_jwt_signer(&env).unwrap();
+        assert!(signer.can_sign());
         let kek = env.file.get("CONTENT_KEK").unwrap().clone();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches("CONTENT_KEK=").count(), 1);
         // A second start keeps the same key, so earlier content stays readable.
         let again = LayeredEnv::load(&dir).unwrap();
         assert_eq!(again.file.get("CONTENT_KEK").unwrap(), &kek);
+        assert_eq!(
+            again.file.get("JWT_SIGNING_KEYS"),
+            env.file.get("JWT_SIGNING_KEYS")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("JWT_VERIFY_KEYS=").count(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,9 +1,12 @@
-//! Auth configuration: the password pepper(s), the legacy HMAC key, the session policy, and the
-//! optional parts (Google sign-in, admin keys) re-read on a secret refresh.
+//! Auth configuration: the token signing keys (only auth holds them), the password pepper(s), the
+//! legacy HMAC key, the session policy, and the optional parts (Google sign-in, admin keys)
+//! re-read on a secret refresh.
 
 use bastion_core::crypto::jwt::ACCESS_TOKEN_TTL_SECS;
-use bastion_core::crypto::{PasswordHasher, password::Pepper};
-use bastion_http::config::{decode_base64, keyed_secrets, parse_bounded, parse_jwt};
+use bastion_core::crypto::{JwtKeys, PasswordHasher, password::Pepper};
+use bastion_http::config::{
+    decode_base64, keyed_secrets, parse_bounded, parse_jwt, parse_jwt_signer,
+};
 use bastion_http::{ConfigError, Env};
 
 use std::sync::Arc;
@@ -35,6 +38,8 @@ impl Default for SessionPolicy {
 pub struct AuthConfig {
     pub hasher: PasswordHasher,
     pub sessions: SessionPolicy,
+    /// Signs access and device tokens (and verifies device tokens).
+    pub signer: JwtKeys,
 }
 
 impl AuthConfig {
@@ -42,19 +47,23 @@ impl AuthConfig {
         Ok(Self {
             hasher: parse_hasher(env)?,
             sessions: parse_sessions(env)?,
+            signer: parse_jwt_signer(env)?,
         })
     }
 }
 
-/// What a secret refresh re-reads for the auth function: the JWT keys, the pepper versions and
+/// What a secret refresh re-reads for the auth function: the JWT keys (the edge's verify keys and
+/// auth's signing keys), the pepper versions and
 /// legacy key, the admin keys and Google's client secret. Everything is parsed first and swapped
 /// only when all of it parsed, so a bad document changes nothing. Session bounds are plain
 /// configuration and do not change without a redeploy.
 pub fn rotate(state: &AuthState, env: &dyn Env) -> Result<(), ConfigError> {
     let jwt = parse_jwt(env)?;
+    let signer = parse_jwt_signer(env)?;
     let hasher = parse_hasher(env)?;
     let extras = state.extras.load().refreshed(env)?;
     state.edge.config.jwt.store(jwt);
+    state.signer.store(signer);
     state.hasher.store(hasher);
     state.extras.store(extras);
     Ok(())
@@ -154,6 +163,8 @@ mod tests {
     use super::*;
 
     const PEPPER: &str = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const SIGNING: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const VERIFY: &str = "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 
     #[test]
     fn pepper_is_required_and_must_be_long_enough() {
@@ -177,7 +188,12 @@ mod tests {
 
     #[test]
     fn session_policy_defaults_and_bounds() {
-        let c = AuthConfig::from_env(&env(&[("PASSWORD_PEPPER", PEPPER)])).unwrap();
+        let c = AuthConfig::from_env(&env(&[
+            ("PASSWORD_PEPPER", PEPPER),
+            ("JWT_SIGNING_KEYS", SIGNING),
+            ("JWT_VERIFY_KEYS", VERIFY),
+        ]))
+        .unwrap();
         assert_eq!(c.sessions, SessionPolicy::default());
         let e = AuthConfig::from_env(&env(&[
             ("PASSWORD_PEPPER", PEPPER),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{delete, get, post, put};
-use bastion_core::crypto::PasswordHasher;
+use bastion_core::crypto::{JwtKeys, PasswordHasher};
 use bastion_http::account_files::{AccountFiles, ByStream};
 use bastion_http::config::Live;
 use bastion_http::{ConfigError, Edge, Env, with_edge};
@@ -44,6 +44,8 @@ pub struct AuthState {
     /// Swapped when a refresh brings new pepper versions.
     pub hasher: Live<PasswordHasher>,
     pub sessions: SessionPolicy,
+    /// Auth's token signing keys, swapped by a secret refresh. The edge's keys only verify.
+    pub signer: Live<JwtKeys>,
     /// Google sign-in and the admin keys, swapped whole by a secret refresh.
     pub extras: Live<AuthExtras>,
     /// Removes a deleted account's exec workspace (a no-op in Lambda, where the stream does).
@@ -57,6 +59,7 @@ impl AuthState {
             edge,
             hasher: Live::new(config.hasher),
             sessions: config.sessions,
+            signer: Live::new(config.signer),
             extras: Live::new(extras),
             account_files: Arc::new(ByStream),
         }

@@ -233,9 +233,7 @@ async fn signed_in(
     )
     .await?;
     let device_token = state
-        .edge
-        .config
-        .jwt
+        .signer
         .load()
         .issue_device(
             &user.id,
@@ -253,9 +251,7 @@ async fn signed_in(
 /// other token is ignored (the login is then limited like one without a token).
 fn trusted_device(state: &AuthState, token: Option<&str>, email: &Email) -> Option<DeviceClaims> {
     let claims = state
-        .edge
-        .config
-        .jwt
+        .signer
         .load()
         .verify_device(token?, state.edge.clock.now())
         .ok()?;

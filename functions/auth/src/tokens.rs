@@ -58,9 +58,7 @@ pub fn token_response(
 ) -> Result<TokenResponse, ApiError> {
     let roles: Vec<String> = user.roles.iter().map(|r| r.as_str().to_owned()).collect();
     let (access, _) = state
-        .edge
-        .config
-        .jwt
+        .signer
         .load()
         .issue(&user.id, session, &roles, state.edge.clock.now())
         .map_err(|e| ApiError::internal(&e))?;

@@ -34,13 +34,13 @@ fn a_secret_in_the_plain_lambda_environment_stops_the_binary_naming_it_never_its
     // Nothing listens at either address: the refusal comes before any network call.
     let out = lambda_command("127.0.0.1:9", "http://127.0.0.1:9")
         .env("BASTION_SECRET_ID", "bastion-secrets")
-        .env("JWT_KEYS", LEAKED)
+        .env("JWT_SIGNING_KEYS", LEAKED)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(stderr.contains("JWT_KEYS"), "{stderr}");
+    assert!(stderr.contains("JWT_SIGNING_KEYS"), "{stderr}");
     assert!(
         stderr.contains("must not be in the Lambda environment"),
         "{stderr}"
@@ -74,7 +74,8 @@ async fn with_the_secret_document_in_secrets_manager_the_binary_polls_the_runtim
         .await;
     let name = format!("bastion-start-{}", std::process::id());
     let document = serde_json::json!({
-        "JWT_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "JWT_SIGNING_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "JWT_VERIFY_KEYS": "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         "PASSWORD_PEPPER": "1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
     });
     aws_sdk_secretsmanager::Client::new(&sdk)

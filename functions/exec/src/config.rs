@@ -11,6 +11,12 @@ use bastion_sandbox::{
 };
 use secrecy::SecretBox;
 
+/// Every name exec's own secret document (named by its `BASTION_SECRET_ID`) may hold: the key
+/// that names workspaces and the public keys tokens are verified with. Nothing here can mint a
+/// token, and any other name (a signing key, the pepper, a provider key: the main document)
+/// stops start-up, so a sandbox escape finds no key worth having.
+pub const SECRET_DOCUMENT_NAMES: [&str; 2] = ["EXEC_SANDBOX_KEY", "JWT_VERIFY_KEYS"];
+
 /// Layers `EXEC_REQUIRE_LAYERS` may name.
 pub const REQUIRABLE_LAYERS: &[&str] = &[
     "landlock",

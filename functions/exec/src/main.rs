@@ -1,12 +1,15 @@
-//! The exec Lambda: wiring only. A secret refresh rotates the JWT keys; `EXEC_SANDBOX_KEY` is
-//! read once, because it names each user's workspace (rotating it orphans them). Besides API
-//! Gateway's requests it handles the table's stream: a deleted account's workspace is purged.
+//! The exec Lambda: wiring only. Its secret document is its own and holds only
+//! `SECRET_DOCUMENT_NAMES` (anything else stops start-up). A secret refresh rotates the JWT
+//! verify keys; `EXEC_SANDBOX_KEY` is read once, because it names each user's workspace
+//! (rotating it orphans them). Besides API Gateway's requests it handles the table's stream:
+//! a deleted account's workspace is purged.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use bastion_core::SystemClock;
+use bastion_exec::config::SECRET_DOCUMENT_NAMES;
 use bastion_exec::purge::stream::AccountDeletions;
 use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::{ExecConfig, ExecState, router};
@@ -25,7 +28,7 @@ async fn main() -> Result<(), lambda_http::Error> {
 
 async fn init() -> Result<(Router, Side), lambda_http::Error> {
     let clock = Arc::new(SystemClock);
-    let runtime = Runtime::init(clock.clone()).await?;
+    let runtime = Runtime::init_scoped(clock.clone(), &SECRET_DOCUMENT_NAMES).await?;
     let env = runtime.env();
     let edge_config = EdgeConfig::from_env(env.as_ref())?;
     let exec_config = ExecConfig::from_env(env.as_ref(), PathBuf::from("/tmp/sandbox"))?;

@@ -1,6 +1,7 @@
-//! One deployment of the four functions against moto: the table, the secret document, the KMS
-//! key and a fake LLM, and the environment the template gives each function (non-secret
-//! configuration only; every secret is in the document named by `BASTION_SECRET_ID`).
+//! One deployment of the four functions against moto: the table, the two secret documents (the
+//! main one, and exec's own holding only `EXEC_SANDBOX_KEY` and the verify keys), the KMS key and
+//! a fake LLM, and the environment the template gives each function (non-secret configuration
+//! only; every secret is in the document named by `BASTION_SECRET_ID`).
 
 use std::path::PathBuf;
 
@@ -18,32 +19,48 @@ const HOST_TOOLS_DIR: &str = concat!(
     "/../../target/toolset/host/tools"
 );
 
+/// Auth's Ed25519 signing key (the seed) and its public half, the verifiers' key.
 pub const JWT_KEY: [u8; 32] = [7; 32];
+pub const JWT_PUBLIC_B64: &str = "6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=";
+pub const EXEC_SANDBOX_KEY: [u8; 32] = [5; 32];
 pub const STRIPE_SECRET: &str = "whsec_lambda_suite_0123456789abcdef";
 pub const ORIGIN: &str = "https://app.example.com";
 pub const PASSWORD: &str = "correct horse battery staple 42";
 
-/// The secret document every test deployment starts with.
+/// The main secret document every test deployment starts with (auth, webhooks, chat).
 pub fn default_secrets() -> Value {
     json!({
-        "JWT_KEYS": format!("k1:{}", B64.encode(JWT_KEY)),
+        "JWT_SIGNING_KEYS": format!("k1:{}", B64.encode(JWT_KEY)),
+        "JWT_VERIFY_KEYS": format!("k1:{JWT_PUBLIC_B64}"),
         "PASSWORD_PEPPER": format!("1:{}", B64.encode([9u8; 32])),
-        "EXEC_SANDBOX_KEY": B64.encode([5u8; 32]),
         "LLM_API_KEY": FAKE_KEY,
         "STRIPE_WEBHOOK_SECRETS": STRIPE_SECRET,
     })
+}
+
+/// exec's document beside the main document `main`, as infra/put-secret writes it: the sandbox
+/// key and the same verify keys (absent when `main` has none, so exec fails like the others).
+pub fn exec_secrets(main: &Value) -> Value {
+    let mut doc = json!({ "EXEC_SANDBOX_KEY": B64.encode(EXEC_SANDBOX_KEY) });
+    if let Some(verify) = main.get("JWT_VERIFY_KEYS") {
+        doc["JWT_VERIFY_KEYS"] = verify.clone();
+    }
+    doc
 }
 
 pub struct Deployment {
     pub moto: Moto,
     pub table: String,
     pub secret_id: String,
+    /// exec's own document (its `BASTION_SECRET_ID`).
+    pub exec_secret_id: String,
     pub kms_key: String,
     /// The exec workspace bucket (`WORKSPACE_BUCKET`).
     pub bucket: String,
     pub llm: FakeLlm,
     pub scratch: PathBuf,
     document: Value,
+    exec_document: Value,
 }
 
 impl Deployment {
@@ -55,6 +72,8 @@ impl Deployment {
         let moto = Moto::from_env();
         let table = moto.create_table().await;
         let secret_id = moto.create_secret(document).await;
+        let exec_document = exec_secrets(document);
+        let exec_secret_id = moto.create_secret(&exec_document).await;
         let kms_key = moto.create_kms_key().await;
         let bucket = moto.create_bucket().await;
         let llm = FakeLlm::start().await;
@@ -64,11 +83,13 @@ impl Deployment {
             moto,
             table,
             secret_id,
+            exec_secret_id,
             kms_key,
             bucket,
             llm,
             scratch,
             document: document.clone(),
+            exec_document,
         }
     }
 
@@ -92,6 +113,7 @@ impl Deployment {
             // The template's layer puts the toolset at /opt/tools; here it is the host build of
             // the same sources (scripts/toolset), named the way an operator would override it.
             "exec" => env
+                .set("BASTION_SECRET_ID", &self.exec_secret_id)
                 .set("SANDBOX_ROOT", &self.sandbox_root().display().to_string())
                 .set("WORKSPACE_BUCKET", &self.bucket)
                 .set("EXEC_TOOLS_DIR", HOST_TOOLS_DIR),
@@ -104,7 +126,12 @@ impl Deployment {
     /// baseline); a current binary refuses to start like this.
     pub fn env_with_plain_secrets(&self, function: &str) -> LambdaEnv {
         let mut env = self.env(function);
-        for (name, value) in self.document.as_object().into_iter().flatten() {
+        let document = if function == "exec" {
+            &self.exec_document
+        } else {
+            &self.document
+        };
+        for (name, value) in document.as_object().into_iter().flatten() {
             env = env.set(name, value.as_str().unwrap_or_default());
         }
         env

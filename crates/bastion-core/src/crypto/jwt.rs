@@ -1,8 +1,15 @@
-//! HS256 access tokens: keys chosen by `kid` (current signs, previous still verify), the
-//! algorithm pinned, and every registered claim checked against the injected Clock.
+//! EdDSA (Ed25519) access tokens: auth signs with a private key, every function verifies with
+//! public keys only, so a function that can read its configuration still cannot mint a token.
+//! Keys are chosen by `kid` (the current one signs, older ones only verify), the algorithm is
+//! pinned, and every registered claim is checked against the injected Clock.
+//!
+//! Ed25519 rather than ES256: aws-lc-rs (already linked through jsonwebtoken and rustls) does
+//! both, but Ed25519 signatures are deterministic (no per-signature nonce to get wrong), its keys
+//! are 32 raw bytes on both sides (no DER or curve parameters to parse), and verifying is cheap.
 
 pub mod device;
 
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use crate::clock::Timestamp;
@@ -12,23 +19,32 @@ use crate::ids::{SessionId, UserId};
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 15 * 60;
 /// RFC 9068 media type, so a token minted for another purpose is never taken as an access token.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-const MIN_KEY_BYTES: usize = 32;
+/// The one algorithm tokens are signed and verified with.
+pub const ALGORITHM: Algorithm = Algorithm::EdDSA;
+/// An Ed25519 private key seed and an Ed25519 public key are both 32 bytes.
+pub const KEY_BYTES: usize = 32;
 /// Tolerated clock skew for `nbf`/`iat` in the future; `exp` has none.
 const SKEW_SECS: i64 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
-    #[error("JWT key {0:?} is shorter than 256 bits")]
-    ShortKey(String),
+    #[error("JWT key {0:?} must be 32 bytes (an Ed25519 private key seed or public key)")]
+    KeyLength(String),
     #[error(
         "JWT key id {0:?} is empty, too long, repeated or has characters outside [A-Za-z0-9_-]"
     )]
     BadKid(String),
-    #[error("no JWT signing key configured")]
+    #[error("no JWT key configured")]
     NoKeys,
+    #[error("JWT signing key {0:?} is not valid Ed25519 key material")]
+    BadSigningKey(String),
+    #[error("JWT signing key {0:?} has no matching public key of that kid in the verify keys")]
+    UnlistedSigningKey(String),
+    #[error("these JWT keys only verify: nothing here can sign")]
+    VerifyOnly,
     #[error("token is malformed")]
     Malformed,
-    #[error("token header is not HS256 at+jwt with a known kid")]
+    #[error("token header is not EdDSA with the expected typ and a known kid")]
     BadHeader,
     #[error("token signature is invalid")]
     BadSignature,
@@ -68,64 +84,91 @@ impl AccessClaims {
     }
 }
 
-struct Key {
+/// A public key tokens may be verified with.
+struct VerifyKey {
     kid: String,
-    encoding: EncodingKey,
+    public: [u8; KEY_BYTES],
     decoding: DecodingKey,
 }
 
-/// The configured signing keys, issuer and audience.
+/// The private key new tokens are signed with.
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+}
+
+/// The Ed25519 public key of a 32-byte private key seed.
+pub fn public_key_of(kid: &str, seed: &[u8]) -> Result<[u8; KEY_BYTES], JwtError> {
+    if seed.len() != KEY_BYTES {
+        return Err(JwtError::KeyLength(kid.to_owned()));
+    }
+    let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+        .map_err(|_| JwtError::BadSigningKey(kid.to_owned()))?;
+    <[u8; KEY_BYTES]>::try_from(pair.public_key().as_ref())
+        .map_err(|_| JwtError::BadSigningKey(kid.to_owned()))
+}
+
+fn check_kid(kid: &str, seen: &[&str]) -> Result<(), JwtError> {
+    let ok = !kid.is_empty()
+        && kid.len() <= 64
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !seen.contains(&kid);
+    if ok {
+        Ok(())
+    } else {
+        Err(JwtError::BadKid(kid.to_owned()))
+    }
+}
+
+/// The configured keys, issuer and audience: public keys to verify with, and in auth only the
+/// private key to sign with.
 pub struct JwtKeys {
     issuer: String,
     audience: String,
-    /// Current key first.
-    keys: Vec<Key>,
+    /// Every key a token may name; the signing key's public half is among them.
+    verify: Vec<VerifyKey>,
+    signing: Option<SigningKey>,
     validation: Validation,
 }
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        let kids: Vec<&str> = self.verify.iter().map(|k| k.kid.as_str()).collect();
         f.debug_struct("JwtKeys")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("kids", &kids)
+            .field("signs_with", &self.signing.as_ref().map(|k| k.kid.as_str()))
             .finish()
     }
 }
 
 impl JwtKeys {
-    /// `keys` are `(kid, secret)` with the current key first.
-    pub fn new(
+    /// Verify-only keys: `public` are `(kid, 32-byte Ed25519 public key)`.
+    pub fn verifier(
         issuer: impl Into<String>,
         audience: impl Into<String>,
-        keys: Vec<(String, Vec<u8>)>,
+        public: Vec<(String, Vec<u8>)>,
     ) -> Result<Self, JwtError> {
-        if keys.is_empty() {
+        if public.is_empty() {
             return Err(JwtError::NoKeys);
         }
-        let mut out: Vec<Key> = Vec::with_capacity(keys.len());
-        for (kid, secret) in keys {
-            let kid_ok = !kid.is_empty()
-                && kid.len() <= 64
-                && kid
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !out.iter().any(|k| k.kid == kid);
-            if !kid_ok {
-                return Err(JwtError::BadKid(kid));
-            }
-            if secret.len() < MIN_KEY_BYTES {
-                return Err(JwtError::ShortKey(kid));
-            }
-            out.push(Key {
+        let mut verify: Vec<VerifyKey> = Vec::with_capacity(public.len());
+        for (kid, key) in public {
+            let seen: Vec<&str> = verify.iter().map(|k| k.kid.as_str()).collect();
+            check_kid(&kid, &seen)?;
+            let public = <[u8; KEY_BYTES]>::try_from(key.as_slice())
+                .map_err(|_| JwtError::KeyLength(kid.clone()))?;
+            verify.push(VerifyKey {
                 kid,
-                encoding: EncodingKey::from_secret(&secret),
-                decoding: DecodingKey::from_secret(&secret),
+                public,
+                decoding: DecodingKey::from_ed_der(&public),
             });
         }
         // Time-based claims are checked below against our Clock, not the library's wall clock.
-        let mut validation = Validation::new(Algorithm::HS256);
+        let mut validation = Validation::new(ALGORITHM);
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
@@ -133,9 +176,63 @@ impl JwtKeys {
         Ok(Self {
             issuer: issuer.into(),
             audience: audience.into(),
-            keys: out,
+            verify,
+            signing: None,
             validation,
         })
+    }
+
+    /// Signing keys: `signing` are `(kid, 32-byte Ed25519 private key seed)`, current first; the
+    /// first signs and the others wait (rotation). Each must have its public half in `public`
+    /// under the same kid, so auth never mints a token the verifiers would refuse.
+    pub fn signer(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        signing: Vec<(String, Vec<u8>)>,
+        public: Vec<(String, Vec<u8>)>,
+    ) -> Result<Self, JwtError> {
+        let mut keys = Self::verifier(issuer, audience, public)?;
+        let mut seen: Vec<String> = Vec::with_capacity(signing.len());
+        let mut current = None;
+        for (kid, seed) in signing {
+            let refs: Vec<&str> = seen.iter().map(String::as_str).collect();
+            check_kid(&kid, &refs)?;
+            let derived = public_key_of(&kid, &seed)?;
+            let listed = keys
+                .verify
+                .iter()
+                .any(|k| k.kid == kid && super::ct_eq(&k.public, &derived));
+            if !listed {
+                return Err(JwtError::UnlistedSigningKey(kid));
+            }
+            if current.is_none() {
+                let pair = Ed25519KeyPair::from_seed_unchecked(&seed)
+                    .map_err(|_| JwtError::BadSigningKey(kid.clone()))?;
+                let pkcs8 = pair
+                    .to_pkcs8v1()
+                    .map_err(|_| JwtError::BadSigningKey(kid.clone()))?;
+                current = Some(SigningKey {
+                    kid: kid.clone(),
+                    encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+                });
+            }
+            seen.push(kid);
+        }
+        keys.signing = Some(current.ok_or(JwtError::NoKeys)?);
+        Ok(keys)
+    }
+
+    /// Whether these keys can mint tokens (auth's) or only verify them.
+    pub fn can_sign(&self) -> bool {
+        self.signing.is_some()
+    }
+
+    /// `(kid, public key)` of every key a token may name, in configured order.
+    pub fn public_keys(&self) -> Vec<(String, [u8; KEY_BYTES])> {
+        self.verify
+            .iter()
+            .map(|k| (k.kid.clone(), k.public))
+            .collect()
     }
 
     /// Mints an access token for a session; returns it with its claims.
@@ -185,27 +282,29 @@ impl JwtKeys {
         Ok(c)
     }
 
-    /// The key new tokens are signed with: the first listed.
-    fn current(&self) -> Result<&Key, JwtError> {
-        self.keys.first().ok_or(JwtError::NoKeys)
+    /// The key new tokens are signed with; verify-only keys have none.
+    fn current(&self) -> Result<&SigningKey, JwtError> {
+        self.signing.as_ref().ok_or(JwtError::VerifyOnly)
     }
 
-    /// Signs `claims` with `key` as an HS256 token of type `typ`, naming the key id.
+    /// Signs `claims` with `key` as an EdDSA token of type `typ`, naming the key id.
     fn sign<C: serde::Serialize>(
         &self,
-        key: &Key,
+        key: &SigningKey,
         typ: &str,
         claims: &C,
     ) -> Result<String, JwtError> {
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(ALGORITHM);
         header.typ = Some(typ.to_owned());
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|e| JwtError::Signing(e.to_string()))
     }
 
-    /// The claims of a token of type `typ` at most `max_len` bytes long, signed HS256 by one of
-    /// our keys; times and party are the caller's to check (they differ per token kind).
+    /// The claims of a token of type `typ` at most `max_len` bytes long, signed EdDSA by one of
+    /// our keys; times and party are the caller's to check (they differ per token kind). The
+    /// header's `alg` must be EdDSA before any key is touched: an HS256 token (even one whose
+    /// HMAC key is a public key) or `alg: none` never reaches a verifier.
     fn decode<C: serde::de::DeserializeOwned>(
         &self,
         token: &str,
@@ -216,13 +315,13 @@ impl JwtKeys {
             return Err(JwtError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
-        if header.alg != Algorithm::HS256 || header.typ.as_deref() != Some(typ) {
+        if header.alg != ALGORITHM || header.typ.as_deref() != Some(typ) {
             return Err(JwtError::BadHeader);
         }
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
+            .and_then(|kid| self.verify.iter().find(|k| k.kid == kid))
             .ok_or(JwtError::BadHeader)?;
         jsonwebtoken::decode::<C>(token, &key.decoding, &self.validation)
             .map(|data| data.claims)
@@ -246,166 +345,4 @@ impl JwtKeys {
 }
 
 #[cfg(test)]
-mod tests {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    use super::*;
-
-    fn keys() -> JwtKeys {
-        JwtKeys::new(
-            "bastion",
-            "bastion-api",
-            vec![("k2".into(), vec![2; 32]), ("k1".into(), vec![1; 32])],
-        )
-        .unwrap()
-    }
-
-    fn mint(k: &JwtKeys, now: i64) -> (String, AccessClaims) {
-        k.issue(
-            &UserId::generate(),
-            &SessionId::generate(),
-            &["user".into()],
-            Timestamp(now),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn issued_token_verifies_with_all_claims() {
-        let k = keys();
-        let (t, c) = mint(&k, 1_000);
-        assert_eq!(k.verify(&t, Timestamp(1_000)), Ok(c.clone()));
-        assert_eq!(c.exp - c.iat, 900);
-        assert_eq!(c.roles, vec!["user".to_owned()]);
-    }
-
-    #[test]
-    fn expiry_is_exact_and_follows_the_clock() {
-        let k = keys();
-        let (t, _) = mint(&k, 1_000);
-        assert!(k.verify(&t, Timestamp(1_899)).is_ok());
-        assert_eq!(k.verify(&t, Timestamp(1_900)), Err(JwtError::Expired));
-        assert_eq!(k.verify(&t, Timestamp(990)), Err(JwtError::NotYetValid));
-    }
-
-    #[test]
-    fn previous_key_still_verifies_and_unknown_kid_fails() {
-        let old = JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![1; 32])]).unwrap();
-        let (t, _) = mint(&old, 1_000);
-        assert!(keys().verify(&t, Timestamp(1_000)).is_ok());
-        let rotated_out =
-            JwtKeys::new("bastion", "bastion-api", vec![("k3".into(), vec![3; 32])]).unwrap();
-        assert_eq!(
-            rotated_out.verify(&t, Timestamp(1_000)),
-            Err(JwtError::BadHeader)
-        );
-    }
-
-    #[test]
-    fn same_kid_with_other_secret_is_a_bad_signature() {
-        let forger =
-            JwtKeys::new("bastion", "bastion-api", vec![("k2".into(), vec![9; 32])]).unwrap();
-        let (t, _) = mint(&forger, 1_000);
-        assert_eq!(
-            keys().verify(&t, Timestamp(1_000)),
-            Err(JwtError::BadSignature)
-        );
-    }
-
-    /// Found by fuzzing (`fuzz/fuzz_targets/jwt.rs`): `exp - iat` overflowed (a panic with
-    /// overflow checks, a wrapped and accepted lifetime without them).
-    #[test]
-    fn a_signed_token_whose_lifetime_overflows_is_refused_not_wrapped() {
-        let k = keys();
-        let user = UserId::generate().to_string();
-        let session = SessionId::generate().to_string();
-        for (iat, exp) in [(-1_000, i64::MAX), (i64::MIN, 2_000), (i64::MIN, i64::MAX)] {
-            let claims = AccessClaims {
-                iss: "bastion".into(),
-                aud: "bastion-api".into(),
-                sub: user.clone(),
-                sid: session.clone(),
-                roles: vec![],
-                jti: "j".into(),
-                iat,
-                nbf: 0,
-                exp,
-            };
-            let token = k
-                .sign(k.current().unwrap(), ACCESS_TOKEN_TYP, &claims)
-                .unwrap();
-            assert_eq!(
-                k.verify(&token, Timestamp(1_000)),
-                Err(JwtError::BadClaims),
-                "{iat} {exp}"
-            );
-        }
-    }
-
-    #[test]
-    fn wrong_audience_or_issuer_is_refused() {
-        let other = JwtKeys::new("bastion", "other-api", vec![("k2".into(), vec![2; 32])]).unwrap();
-        let (t, _) = mint(&other, 1_000);
-        assert_eq!(
-            keys().verify(&t, Timestamp(1_000)),
-            Err(JwtError::WrongParty)
-        );
-        let other = JwtKeys::new("evil", "bastion-api", vec![("k2".into(), vec![2; 32])]).unwrap();
-        let (t, _) = mint(&other, 1_000);
-        assert_eq!(
-            keys().verify(&t, Timestamp(1_000)),
-            Err(JwtError::WrongParty)
-        );
-    }
-
-    #[test]
-    fn alg_none_and_wrong_typ_are_refused() {
-        let k = keys();
-        let (t, _) = mint(&k, 1_000);
-        let payload = t.split('.').nth(1).unwrap();
-        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"k2"}"#);
-        assert!(
-            k.verify(&format!("{none}.{payload}."), Timestamp(1_000))
-                .is_err()
-        );
-        let hs512 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS512","typ":"at+jwt","kid":"k2"}"#);
-        assert_eq!(
-            k.verify(&format!("{hs512}.{payload}.AAAA"), Timestamp(1_000)),
-            Err(JwtError::BadHeader)
-        );
-        let jwt_typ = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#);
-        assert_eq!(
-            k.verify(&format!("{jwt_typ}.{payload}.AAAA"), Timestamp(1_000)),
-            Err(JwtError::BadHeader)
-        );
-        assert_eq!(
-            k.verify("not.a.jwt", Timestamp(1_000)),
-            Err(JwtError::Malformed)
-        );
-    }
-
-    #[test]
-    fn short_keys_and_bad_kids_are_refused_at_start() {
-        assert!(matches!(
-            JwtKeys::new("i", "a", vec![("k".into(), vec![1; 31])]),
-            Err(JwtError::ShortKey(_))
-        ));
-        assert!(matches!(
-            JwtKeys::new("i", "a", vec![("k k".into(), vec![1; 32])]),
-            Err(JwtError::BadKid(_))
-        ));
-        assert!(matches!(
-            JwtKeys::new(
-                "i",
-                "a",
-                vec![("k".into(), vec![1; 32]), ("k".into(), vec![2; 32])]
-            ),
-            Err(JwtError::BadKid(_))
-        ));
-        assert!(matches!(
-            JwtKeys::new("i", "a", vec![]),
-            Err(JwtError::NoKeys)
-        ));
-    }
-}
+mod tests;

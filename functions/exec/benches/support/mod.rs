@@ -17,8 +17,12 @@ use bastion_store::Stores;
 pub fn env(extra: &[(&str, &str)]) -> HashMap<String, String> {
     [
         (
-            "JWT_KEYS",
+            "JWT_SIGNING_KEYS",
             "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+        (
+            "JWT_VERIFY_KEYS",
+            "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         ),
         (
             "PASSWORD_PEPPER",

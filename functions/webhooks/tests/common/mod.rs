@@ -219,8 +219,8 @@ impl Reply {
 pub fn full_env(telegram: &FakeApi, messenger: &FakeApi) -> HashMap<String, String> {
     [
         (
-            "JWT_KEYS",
-            "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            "JWT_VERIFY_KEYS",
+            "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         ),
         ("TELEGRAM_WEBHOOK_SECRET", TELEGRAM_SECRET),
         ("TELEGRAM_BOT_TOKEN", BOT_TOKEN),

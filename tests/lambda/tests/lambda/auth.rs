@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bastion_lambda_tests::deployment::{JWT_KEY, ORIGIN, PASSWORD, default_secrets};
+use bastion_lambda_tests::deployment::{
+    JWT_KEY, JWT_PUBLIC_B64, ORIGIN, PASSWORD, default_secrets,
+};
+
+/// The public half of the second signing key, the seed `[8; 32]`.
+const K2_PUBLIC: &str = "E5j2LG0aRXxRumpLXz29L2n8qTIWIY3ImX5Ba9F9k8o=";
 use bastion_lambda_tests::{Deployment, RestEvent};
 use serde_json::json;
 
@@ -97,7 +102,8 @@ async fn registrations_are_limited_per_source_ip_whatever_x_forwarded_for_says()
 /// issues are what the first instance sees once `k2` is rolled out.
 async fn token_signed_with_k2(d: &Deployment, k2: &str) -> String {
     let mut document = default_secrets();
-    document["JWT_KEYS"] = json!(format!("k2:{k2},k1:{}", B64.encode(JWT_KEY)));
+    document["JWT_SIGNING_KEYS"] = json!(format!("k2:{k2},k1:{}", B64.encode(JWT_KEY)));
+    document["JWT_VERIFY_KEYS"] = json!(format!("k2:{K2_PUBLIC},k1:{JWT_PUBLIC_B64}"));
     let secret = d.moto.create_secret(&document).await;
     let issuer = d
         .start_with("auth", &d.env("auth").set("BASTION_SECRET_ID", &secret))
@@ -120,7 +126,8 @@ async fn a_jwt_key_added_verify_only_to_the_secret_is_honoured_after_one_refresh
         .assert_error(401, "unauthorized", "invalid or expired access token");
 
     let mut rotated = default_secrets();
-    rotated["JWT_KEYS"] = json!(format!("k1:{},k2:{k2}", B64.encode(JWT_KEY)));
+    rotated["JWT_SIGNING_KEYS"] = json!(format!("k1:{},k2:{k2}", B64.encode(JWT_KEY)));
+    rotated["JWT_VERIFY_KEYS"] = json!(format!("k1:{JWT_PUBLIC_B64},k2:{K2_PUBLIC}"));
     d.moto.put_secret(&d.secret_id, &rotated).await;
     tokio::time::sleep(Duration::from_secs(65)).await;
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bastion_lambda_tests::deployment::default_secrets;
+use bastion_lambda_tests::deployment::{default_secrets, exec_secrets};
 use bastion_lambda_tests::function::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 use bastion_lambda_tests::{Deployment, Function, RestEvent};
 use serde_json::{Value, json};
@@ -184,7 +184,14 @@ async fn a_run_sees_no_secret_and_no_aws_credential_in_its_environment() {
         SECRET_ACCESS_KEY.to_owned(),
         SESSION_TOKEN.to_owned(),
     ];
-    for (_, v) in default_secrets().as_object().unwrap() {
+    let main = default_secrets();
+    let exec = exec_secrets(&main);
+    for (_, v) in main
+        .as_object()
+        .unwrap()
+        .iter()
+        .chain(exec.as_object().unwrap())
+    {
         forbidden.push(v.as_str().unwrap().to_owned());
     }
     for (name, value) in &environment {

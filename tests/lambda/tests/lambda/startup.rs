@@ -64,7 +64,8 @@ async fn a_secret_in_the_plain_environment_is_posted_as_an_init_error_naming_it_
 #[tokio::test]
 async fn a_malformed_secret_document_is_posted_as_an_init_error_naming_the_key() {
     let d = Deployment::with_secrets(&json!({
-        "JWT_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "JWT_SIGNING_KEYS": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "JWT_VERIFY_KEYS": "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
         "PASSWORD_PEPPER": 12345,
     }))
     .await;
@@ -79,6 +80,33 @@ async fn a_malformed_secret_document_is_posted_as_an_init_error_naming_the_key()
         })
     );
     assert!(!report.raw.contains("AAECAwQF"), "{}", report.raw);
+}
+
+/// A deploy that points exec at the main document (which holds auth's signing keys) fails
+/// closed: exec names the first key it has no use for and never asks for work.
+#[tokio::test]
+async fn exec_pointed_at_the_main_secret_document_is_posted_as_an_init_error_naming_a_signing_key()
+{
+    let d = Deployment::new().await;
+    let env = d.env("exec").set("BASTION_SECRET_ID", &d.secret_id);
+    let mut exec = d.start_with("exec", &env).await;
+    let report = init_error_of("exec", &mut exec).await;
+    assert_eq!(report.error_type.as_deref(), Some("Runtime.ConfigInvalid"));
+    assert_eq!(
+        report.body,
+        json!({
+            "errorMessage": "configuration JWT_SIGNING_KEYS: is not used by this function and must \
+                 not be in its secret document; it may hold only: EXEC_SANDBOX_KEY, JWT_VERIFY_KEYS",
+            "errorType": "Runtime.ConfigInvalid",
+        })
+    );
+    assert!(!report.raw.contains("BwcHBwcH"), "{}", report.raw);
+    assert!(
+        exec.runtime
+            .first_poll_within(Duration::from_millis(10))
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Device tokens (OWASP's device-cookie lockout scheme): a long-lived HS256 token a successful
+//! Device tokens (OWASP's device-cookie lockout scheme): a long-lived EdDSA token a successful
 //! login hands back, naming the account, one device, the password and the session epoch it was
 //! issued under. A login that presents one is limited per (account, device), so strangers'
 //! failures cannot lock the owner out of a device they have used; a password change or a
@@ -96,7 +96,7 @@ mod tests {
     use crate::ids::SessionId;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![1; 32])]).unwrap()
+        super::super::tests::signer_of("bastion", "bastion-api", &[("k1", 1)])
     }
 
     #[test]
@@ -154,8 +154,7 @@ mod tests {
 
     #[test]
     fn a_device_token_signed_by_another_key_is_refused() {
-        let other =
-            JwtKeys::new("bastion", "bastion-api", vec![("k1".into(), vec![9; 32])]).unwrap();
+        let other = super::super::tests::signer_of("bastion", "bastion-api", &[("k1", 9)]);
         let t = other
             .issue_device(&UserId::generate(), "a@b.co", "h", 0, Timestamp(1_000))
             .unwrap();
