@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from sources import ROOT, _actions, _refs, _scalars
+
 TABLE = "Table"
 FUNCTION = "ExecFunction"
 STREAM_READS = {
@@ -28,34 +28,10 @@ STREAM_READS = {
 PURGE_S3 = {"s3:ListBucketVersions", "s3:DeleteObjectVersion"}
 
 
-def _scalars(node: Any) -> list[str]:
-    """Every string inside a value; an intrinsic (drift's `_Tag`) is read through `.value`."""
-    if isinstance(node, str):
-        return [node]
-    if hasattr(node, "tag") and hasattr(node, "value"):
-        return _scalars(node.value)
-    if isinstance(node, list):
-        return [s for v in node for s in _scalars(v)]
-    if isinstance(node, dict):
-        return [s for v in node.values() for s in _scalars(v)]
-    return []
-
-
-def _refs(node: Any) -> set[str]:
-    found: set[str] = set()
-    for text in _scalars(node):
-        found |= set(re.findall(r"\$\{([A-Za-z0-9]+)", text)) if "${" in text else {text.split(".")[0]}
-    return found
-
-
 def is_stream_statement(st: dict) -> bool:
     """A statement on the table's stream only (not on the table: no LeadingKeys apply)."""
     res = _scalars(st.get("Resource", []))
     return bool(res) and all(r.endswith(".StreamArn") or "/stream/" in r for r in res)
-
-
-def _actions(st: dict) -> list[str]:
-    return st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
 
 
 def _role_statements(template: dict) -> list[dict]:

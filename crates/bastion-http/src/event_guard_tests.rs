@@ -129,18 +129,9 @@ fn a_query_parameter_with_no_values_is_refused_and_would_panic() {
 #[test]
 fn nothing_in_the_apigw_fuzz_corpus_that_the_guard_admits_panics() {
     let mut admitted = 0;
-    for entry in std::fs::read_dir(fuzz_dir().join("corpus/apigw_event")).unwrap() {
-        let path = entry.unwrap().path();
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Ok(parsed) = serde_json::from_str::<LambdaRequest>(&text) else {
-            continue;
-        };
-        if check(&text, &parsed).is_ok() {
-            admitted += 1;
-            assert!(!conversion_panics(&text), "{}", path.display());
-        }
+    for (path, text, _) in admitted_corpus_events() {
+        admitted += 1;
+        assert!(!conversion_panics(&text), "{}", path.display());
     }
     assert!(
         admitted > 100,
@@ -301,17 +292,7 @@ fn percent_decoded(path: &str) -> Vec<u8> {
 #[test]
 fn no_admitted_event_in_the_apigw_fuzz_corpus_is_routed_on_a_rewritten_path() {
     let mut routed = 0;
-    for entry in std::fs::read_dir(fuzz_dir().join("corpus/apigw_event")).unwrap() {
-        let path = entry.unwrap().path();
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Ok(parsed) = serde_json::from_str::<LambdaRequest>(&text) else {
-            continue;
-        };
-        if check(&text, &parsed).is_err() {
-            continue;
-        }
+    for (path, _, parsed) in admitted_corpus_events() {
         let request: lambda_http::Request = parsed.into();
         let Some(route) = crate::lambda::route_path(&request) else {
             continue;
@@ -331,4 +312,22 @@ fn no_admitted_event_in_the_apigw_fuzz_corpus_is_routed_on_a_rewritten_path() {
         routed += 1;
     }
     assert!(routed > 100, "only {routed} corpus events were routed");
+}
+
+/// The events of the committed `apigw_event` fuzz corpus that parse and that the guard admits.
+fn admitted_corpus_events() -> Vec<(std::path::PathBuf, String, LambdaRequest)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(fuzz_dir().join("corpus/apigw_event")).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(parsed) = serde_json::from_str::<LambdaRequest>(&text) else {
+            continue;
+        };
+        if check(&text, &parsed).is_ok() {
+            out.push((path, text, parsed));
+        }
+    }
+    out
 }

@@ -72,15 +72,14 @@ async fn load_counted(
     clock: Arc<ManualClock>,
 ) -> Result<(Arc<SecretConfig>, Arc<Lines>), ConfigError> {
     let lines = Arc::new(Lines::default());
-    let secrets =
-        SecretConfig::load_reporting(
-            Arc::new(map_env(plain)),
-            source,
-            clock,
-            &SECRET_NAMES,
-            lines.clone(),
-        )
-            .await?;
+    let secrets = SecretConfig::load_reporting(
+        Arc::new(map_env(plain)),
+        source,
+        clock,
+        &SECRET_NAMES,
+        lines.clone(),
+    )
+    .await?;
     Ok((secrets, lines))
 }
 
