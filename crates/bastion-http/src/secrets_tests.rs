@@ -450,7 +450,7 @@ const NAMESPACE: (&str, &str) = (METRICS_NAMESPACE_VAR, "Bastion/test");
 async fn a_refresh_from_a_secrets_manager_that_never_answers_ends_by_itself_and_the_next_good_one_is_installed()
  {
     let server = FakeSecretsManager::start();
-    server.answer(&doc(&[("JWT_KEYS", K1)]));
+    server.answer(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let clock = clock();
     let source = Arc::new(TcpSource(server.addr));
     let (secrets, lines) = load_counted(&[NAMESPACE], source, clock.clone())
@@ -466,7 +466,7 @@ async fn a_refresh_from_a_secrets_manager_that_never_answers_ends_by_itself_and_
         Ok(Err(RefreshError::TimedOut(REFRESH_TIMEOUT))),
         "the refresh did not end by itself"
     );
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K1));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K1));
     let counted = lines.take();
     assert_eq!(counted.len(), 1);
     assert_eq!(
@@ -474,11 +474,11 @@ async fn a_refresh_from_a_secrets_manager_that_never_answers_ends_by_itself_and_
         ("kept_last_good".into(), "WARN".into(), 1.0, 300.0)
     );
 
-    server.answer(&doc(&[("JWT_KEYS", K2)]));
+    server.answer(&doc(&[("JWT_VERIFY_KEYS", K2)]));
     tokio::time::resume();
     clock.advance(30);
     secrets.refresh().await.unwrap();
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K2));
     let counted = lines.take();
     assert_eq!(counted.len(), 1);
     assert_eq!(
@@ -491,7 +491,7 @@ async fn a_refresh_from_a_secrets_manager_that_never_answers_ends_by_itself_and_
 async fn the_age_of_the_document_in_force_grows_with_each_failed_refresh_and_restarts_at_a_good_one()
  {
     let clock = clock();
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let (secrets, lines) = load_counted(&[NAMESPACE], source.clone(), clock.clone())
         .await
         .unwrap();
@@ -500,7 +500,7 @@ async fn the_age_of_the_document_in_force_grows_with_each_failed_refresh_and_res
         clock.advance(300);
         assert!(secrets.refresh().await.is_err());
     }
-    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", K2)])));
     clock.advance(30);
     secrets.refresh().await.unwrap();
     let ages: Vec<_> = lines
@@ -516,7 +516,7 @@ async fn the_age_of_the_document_in_force_grows_with_each_failed_refresh_and_res
 #[tokio::test]
 async fn after_a_failed_refresh_the_next_is_due_in_30_s_doubling_up_to_the_interval() {
     let clock = clock();
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let secrets = load(&[(REFRESH_VAR, "300")], source.clone(), clock.clone())
         .await
         .unwrap();
@@ -528,7 +528,7 @@ async fn after_a_failed_refresh_the_next_is_due_in_30_s_doubling_up_to_the_inter
         waits.push(secrets.wait_secs());
     }
     assert_eq!(waits, vec![30, 60, 120, 240, 300, 300]);
-    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", K2)])));
     secrets.refresh().await.unwrap();
     assert_eq!(secrets.wait_secs(), 300);
 }
@@ -536,26 +536,26 @@ async fn after_a_failed_refresh_the_next_is_due_in_30_s_doubling_up_to_the_inter
 #[tokio::test(start_paused = true)]
 async fn the_timer_starts_a_due_refresh_within_30_s_without_any_request() {
     let clock = clock();
-    let source = FakeSource::new(&doc(&[("JWT_KEYS", K1)]));
+    let source = FakeSource::new(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let secrets = load(&[(REFRESH_VAR, "300")], source.clone(), clock.clone())
         .await
         .unwrap();
     secrets.spawn_timer();
-    source.set(Ok(&doc(&[("JWT_KEYS", K2)])));
+    source.set(Ok(&doc(&[("JWT_VERIFY_KEYS", K2)])));
     clock.advance(300);
     tokio::time::sleep(Duration::from_secs(29)).await;
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K1));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K1));
     tokio::time::sleep(Duration::from_secs(2)).await;
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K2));
 }
 
 #[tokio::test]
 async fn a_request_30_s_after_a_timed_out_refresh_starts_the_next_one() {
     let server = FakeSecretsManager::start();
-    server.answer(&doc(&[("JWT_KEYS", K1)]));
+    server.answer(&doc(&[("JWT_VERIFY_KEYS", K1)]));
     let clock = clock();
     let source = Arc::new(TcpSource(server.addr));
     let secrets = load(&[(REFRESH_VAR, "60")], source, clock.clone())
@@ -571,7 +571,7 @@ async fn a_request_30_s_after_a_timed_out_refresh_starts_the_next_one() {
     assert_eq!(secrets.failures.load(Ordering::Acquire), 1);
     assert!(!secrets.refreshing.load(Ordering::Acquire));
 
-    server.answer(&doc(&[("JWT_KEYS", K2)]));
+    server.answer(&doc(&[("JWT_VERIFY_KEYS", K2)]));
     tokio::time::resume();
     clock.advance(29);
     secrets.poke();
@@ -580,12 +580,12 @@ async fn a_request_30_s_after_a_timed_out_refresh_starts_the_next_one() {
     secrets.poke();
     assert!(secrets.refreshing.load(Ordering::Acquire));
     for _ in 0..1000 {
-        if secrets.env().get("JWT_KEYS").as_deref() == Some(K2) {
+        if secrets.env().get("JWT_VERIFY_KEYS").as_deref() == Some(K2) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(secrets.env().get("JWT_KEYS").as_deref(), Some(K2));
+    assert_eq!(secrets.env().get("JWT_VERIFY_KEYS").as_deref(), Some(K2));
 }
 
 fn sdk_for(server: &FakeSecretsManager) -> aws_types::SdkConfig {
@@ -615,10 +615,10 @@ async fn the_sdk_client_gives_up_on_a_secrets_manager_that_never_answers_and_rea
         "{why}"
     );
 
-    server.answer(&doc(&[("JWT_KEYS", K2)]));
+    server.answer(&doc(&[("JWT_VERIFY_KEYS", K2)]));
     tokio::time::resume();
     let read = source.fetch().await.unwrap();
-    assert_eq!(read.expose_secret(), doc(&[("JWT_KEYS", K2)]));
+    assert_eq!(read.expose_secret(), doc(&[("JWT_VERIFY_KEYS", K2)]));
 }
 
 #[tokio::test]

@@ -257,8 +257,8 @@ mod tests {
         let root = std::env::temp_dir().join(format!("bastion-purge-{}", std::process::id()));
         let env: HashMap<String, String> = [
             (
-                "JWT_KEYS",
-                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                "JWT_VERIFY_KEYS",
+                "k1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=",
             ),
             (
                 "PASSWORD_PEPPER",
