@@ -267,25 +267,14 @@ PORT_PREFIXES: dict[str, set[str]] = {m: set(a) for m, a in PORT_ACCESS.items()}
 
 
 def role_leading_keys(template: dict, logical_id: str) -> set[str] | None:
-    """The LeadingKeys prefixes on the role's table statement; None when unconditioned."""
-    props = template["Resources"][logical_id]["Properties"]
-    role_id = props["Role"].value
-    role_id = role_id if isinstance(role_id, str) else ".".join(role_id)
-    role = template["Resources"][role_id.split(".")[0]]["Properties"]
+    """The LeadingKeys prefixes on the role's table statements; None when one is unconditioned."""
     found: set[str] | None = None
-    for policy in role.get("Policies", []):
-        for st in policy["PolicyDocument"]["Statement"]:
-            res = _scalars(st.get("Resource", []))
-            acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            if not any(a.startswith("dynamodb:") for a in acts) or any("/index/" in r for r in res):
-                continue
-            if is_stream_statement(st):
-                continue
-            cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
-            keys = cond.get("dynamodb:LeadingKeys")
-            if keys is None:
-                return None
-            found = (found or set()) | {k.rstrip("*") for k in keys}
+    for st in table_statements(template, logical_id):
+        cond = st.get("Condition", {}).get("ForAllValues:StringLike", {})
+        keys = cond.get("dynamodb:LeadingKeys")
+        if keys is None:
+            return None
+        found = (found or set()) | {k.rstrip("*") for k in keys}
     return found
 
 
