@@ -4,7 +4,7 @@
 use bastion_store::{MessageRecord, MessageRole};
 
 use crate::message::ChatMessage;
-use crate::provider::{PromptMessage, PromptRole};
+use crate::provider::PromptMessage;
 
 fn chars(s: &str) -> usize {
     s.chars().count()
@@ -31,24 +31,15 @@ pub fn assemble(
     }
     let mut prompt = Vec::with_capacity(kept.len() + 2);
     if !system_prompt.is_empty() {
-        prompt.push(PromptMessage {
-            role: PromptRole::System,
-            content: system_prompt.to_owned(),
-        });
+        prompt.push(PromptMessage::system(system_prompt));
     }
     for m in kept.into_iter().rev() {
-        prompt.push(PromptMessage {
-            role: match m.role {
-                MessageRole::User => PromptRole::User,
-                MessageRole::Assistant => PromptRole::Assistant,
-            },
-            content: m.content.clone(),
+        prompt.push(match m.role {
+            MessageRole::User => PromptMessage::user(m.content.clone()),
+            MessageRole::Assistant => PromptMessage::assistant(m.content.clone(), Vec::new()),
         });
     }
-    prompt.push(PromptMessage {
-        role: PromptRole::User,
-        content: message.as_str().to_owned(),
-    });
+    prompt.push(PromptMessage::user(message.as_str()));
     prompt
 }
 
@@ -57,6 +48,7 @@ mod tests {
     use bastion_core::Timestamp;
 
     use super::*;
+    use crate::provider::PromptRole;
 
     fn record(seq: u64, role: MessageRole, content: &str) -> MessageRecord {
         MessageRecord {
@@ -68,6 +60,7 @@ mod tests {
             prompt_tokens: 0,
             completion_tokens: 0,
             model: String::new(),
+            steps: String::new(),
         }
     }
 

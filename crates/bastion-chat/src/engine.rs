@@ -368,6 +368,7 @@ impl ChatEngine {
         let request = CompletionRequest {
             model: question.model.as_str().to_owned(),
             messages: prompt,
+            tools: Vec::new(),
         };
         let completion = self.provider.complete(&request).await.map_err(|e| {
             tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");

@@ -9,8 +9,10 @@ pub mod message;
 pub mod provider;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tool_runner;
 
 pub use config::{ChatConfig, ChatSetup, RuntimeMode};
 pub use engine::{BillingPlans, ChatEngine, ChatError, FreePlans, PlanSource, TurnReply};
 pub use message::{ChatMessage, ModelName};
 pub use provider::{Provider, ProviderError, Usage};
+pub use tool_runner::{NoTools, ToolRunner};

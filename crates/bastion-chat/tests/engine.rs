@@ -588,6 +588,7 @@ impl Provider for Gate {
         self.open.acquire().await.unwrap().forget();
         Ok(Completion {
             content: "gated answer".into(),
+            tool_calls: Vec::new(),
             usage: bastion_chat::Usage {
                 prompt_tokens: 1,
                 completion_tokens: 1,

@@ -14,6 +14,7 @@ pub mod owner;
 pub mod random;
 pub mod rate_limit;
 pub mod tls;
+pub mod tools;
 pub mod types;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

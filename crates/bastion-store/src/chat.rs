@@ -119,6 +119,9 @@ pub struct MessageRecord {
     pub completion_tokens: u64,
     /// The model that wrote an assistant message; empty for user messages.
     pub model: String,
+    /// An assistant message's agent steps (tool calls and results) as JSON text; empty when
+    /// the turn called no tool. Sealed like `content`.
+    pub steps: String,
 }
 
 /// One turn's writes: the conversation's new state and the messages it adds.

@@ -84,6 +84,13 @@ impl SealedConversations {
             .open(&context(owner), &[id.as_str(), "message", &seq], &m.content)
             .await
             .map_err(|e| store_error(owner, id, "message", e))?;
+        if !m.steps.is_empty() {
+            m.steps = self
+                .sealer
+                .open(&context(owner), &[id.as_str(), "steps", &seq], &m.steps)
+                .await
+                .map_err(|e| store_error(owner, id, "steps", e))?;
+        }
         Ok(m)
     }
 }
@@ -157,6 +164,13 @@ impl ConversationStore for SealedConversations {
                 .seal(&ctx, &[id, "message", &seq], &m.content)
                 .await
                 .map_err(|e| store_error(&conv.owner, &conv.id, "message", e))?;
+            if !m.steps.is_empty() {
+                m.steps = self
+                    .sealer
+                    .seal(&ctx, &[id, "steps", &seq], &m.steps)
+                    .await
+                    .map_err(|e| store_error(&conv.owner, &conv.id, "steps", e))?;
+            }
         }
         self.inner.append_turn(&sealed).await
     }

@@ -134,6 +134,7 @@ pub(super) fn turn_write(
         prompt_tokens: 0,
         completion_tokens: 0,
         model: String::new(),
+        steps: String::new(),
     };
     let assistant = MessageRecord {
         seq: seq + 1,
@@ -144,6 +145,7 @@ pub(super) fn turn_write(
         prompt_tokens: answer.usage.prompt_tokens,
         completion_tokens: answer.usage.completion_tokens,
         model: question.model.as_str().to_owned(),
+        steps: String::new(),
     };
     let mut conversation = thread.conversation;
     conversation.message_count = seq + 2;
@@ -208,6 +210,7 @@ mod tests {
     fn answer(content: &str) -> Completion {
         Completion {
             content: content.to_owned(),
+            tool_calls: Vec::new(),
             usage: Usage {
                 prompt_tokens: 11,
                 completion_tokens: 5,
@@ -391,6 +394,7 @@ mod tests {
                         prompt_tokens: 0,
                         completion_tokens: 0,
                         model: String::new(),
+                        steps: String::new(),
                     },
                     MessageRecord {
                         seq: 5,
@@ -401,6 +405,7 @@ mod tests {
                         prompt_tokens: 11,
                         completion_tokens: 5,
                         model: "gpt-test".to_owned(),
+                        steps: String::new(),
                     },
                 ],
             }

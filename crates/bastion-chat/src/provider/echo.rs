@@ -53,6 +53,7 @@ impl Provider for EchoProvider {
             .map(|m| estimate_tokens(&m.content))
             .sum();
         Ok(Completion {
+            tool_calls: Vec::new(),
             usage: Usage {
                 prompt_tokens: prompt,
                 completion_tokens: estimate_tokens(&content),
@@ -84,6 +85,8 @@ mod tests {
         let line = |role, content: &str| PromptMessage {
             role,
             content: content.to_owned(),
+            tool_calls: Vec::new(),
+            answers: None,
         };
         let reply = echo
             .complete(&CompletionRequest {
@@ -94,6 +97,7 @@ mod tests {
                     line(PromptRole::Assistant, "ok"),
                     line(PromptRole::User, "hello"),
                 ],
+                tools: Vec::new(),
             })
             .await
             .unwrap();

@@ -5,6 +5,7 @@ pub mod echo;
 pub mod openai;
 
 use async_trait::async_trait;
+use bastion_core::tools::ToolName;
 
 pub use echo::EchoProvider;
 pub use openai::OpenAiProvider;
@@ -16,18 +17,90 @@ pub enum PromptRole {
     System,
     User,
     Assistant,
+    /// A tool call's result (OpenAI's `tool` message, Anthropic's `tool_result` block).
+    Tool,
 }
 
-/// One line of the prompt. `Debug` shows only the length: content is user data.
-#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+/// A tool call as the model asked for it: its id (the provider's, echoed back with the
+/// result), the tool's name and the argument text, all untrusted. Anthropic's `input` object
+/// is carried as its JSON text, so both formats look the same to the loop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ModelToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl std::fmt::Debug for ModelToolCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelToolCall")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("argument_bytes", &self.arguments.len())
+            .finish()
+    }
+}
+
+/// One line of the prompt. `Debug` shows only sizes: content is user data.
+#[derive(Clone, PartialEq, Eq)]
 pub struct PromptMessage {
     pub role: PromptRole,
+    /// The text; for `Tool`, the result's JSON text.
     pub content: String,
+    /// `Assistant` only: the tool calls it made, in order (empty for a plain answer).
+    pub tool_calls: Vec<ModelToolCall>,
+    /// `Tool` only: the id and tool name of the call this result answers.
+    pub answers: Option<(String, String)>,
+}
+
+impl PromptMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::text(PromptRole::System, content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::text(PromptRole::User, content)
+    }
+
+    /// An assistant line: its text (possibly empty) and the calls it made.
+    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ModelToolCall>) -> Self {
+        Self {
+            role: PromptRole::Assistant,
+            content: content.into(),
+            tool_calls,
+            answers: None,
+        }
+    }
+
+    /// The result of call `id` of tool `name`, as JSON text.
+    pub fn tool_result(id: impl Into<String>, name: impl Into<String>, content: String) -> Self {
+        Self {
+            role: PromptRole::Tool,
+            content,
+            tool_calls: Vec::new(),
+            answers: Some((id.into(), name.into())),
+        }
+    }
+
+    fn text(role: PromptRole, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            answers: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PromptMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}({} chars)", self.role, self.content.chars().count())
+        write!(
+            f,
+            "{:?}({} chars, {} tool calls)",
+            self.role,
+            self.content.chars().count(),
+            self.tool_calls.len()
+        )
     }
 }
 
@@ -36,6 +109,8 @@ impl std::fmt::Debug for PromptMessage {
 pub struct CompletionRequest {
     pub model: String,
     pub messages: Vec<PromptMessage>,
+    /// The tools the model may call on this request (empty: none are offered).
+    pub tools: Vec<ToolName>,
 }
 
 /// Token counts as the provider reported them.
@@ -45,10 +120,24 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
-/// The assistant's answer.
+impl Usage {
+    /// Both counts summed, saturating: a turn's usage is every model call's.
+    pub fn add(self, other: Usage) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_add(other.completion_tokens),
+        }
+    }
+}
+
+/// The assistant's answer: text (possibly empty when it calls tools) and the tool calls it
+/// asks for, in order.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Completion {
     pub content: String,
+    pub tool_calls: Vec<ModelToolCall>,
     pub usage: Usage,
 }
 
@@ -56,6 +145,7 @@ impl std::fmt::Debug for Completion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Completion")
             .field("chars", &self.content.chars().count())
+            .field("tool_calls", &self.tool_calls)
             .field("usage", &self.usage)
             .finish()
     }

@@ -131,8 +131,24 @@ fn chat_completions_url(base: &Url) -> Result<Url, ProviderError> {
 #[derive(serde::Serialize)]
 struct WireRequest<'a> {
     model: &'a str,
-    messages: &'a [PromptMessage],
+    messages: Vec<WireLine<'a>>,
     stream: bool,
+}
+
+#[derive(serde::Serialize)]
+struct WireLine<'a> {
+    role: super::PromptRole,
+    content: &'a str,
+}
+
+fn wire_lines(messages: &[PromptMessage]) -> Vec<WireLine<'_>> {
+    messages
+        .iter()
+        .map(|m| WireLine {
+            role: m.role,
+            content: &m.content,
+        })
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -183,7 +199,11 @@ fn parse_reply(bytes: &[u8]) -> Result<Completion, ProviderError> {
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
     });
-    Ok(Completion { content, usage })
+    Ok(Completion {
+        content,
+        tool_calls: Vec::new(),
+        usage,
+    })
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -200,7 +220,7 @@ impl Provider for OpenAiProvider {
         let deadline = Instant::now() + self.settings.deadline;
         let body = WireRequest {
             model: &request.model,
-            messages: &request.messages,
+            messages: wire_lines(&request.messages),
             stream: false,
         };
         let mut retries = 0;

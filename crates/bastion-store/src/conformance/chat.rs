@@ -39,6 +39,13 @@ pub fn exchange(seq: u64, at: Timestamp, text: &str) -> Vec<MessageRecord> {
         } else {
             String::new()
         },
+        // Assistant answers carry steps, so both adapters (and the sealing) keep them.
+        steps: if role == MessageRole::Assistant {
+            serde_json::json!([{"type": "tool_call", "id": "c1", "name": "read_file", "arguments": {"path": text}}])
+                .to_string()
+        } else {
+            String::new()
+        },
     };
     vec![
         message(seq, MessageRole::User, text.to_owned(), 0),

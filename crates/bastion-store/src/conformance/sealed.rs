@@ -85,11 +85,12 @@ pub async fn sealed_chat_content_never_reaches_the_store_as_plaintext(
         .unwrap()
         .unwrap();
     assert_eq!(read, conv);
-    let texts: Vec<String> = messages(&sealed, &alice, &conv)
-        .await
-        .into_iter()
-        .map(|m| m.content)
-        .collect();
+    let read_messages = messages(&sealed, &alice, &conv).await;
+    assert!(
+        read_messages[0].steps.contains(SECRET_TEXT),
+        "the answer's steps open again"
+    );
+    let texts: Vec<String> = read_messages.into_iter().map(|m| m.content).collect();
     assert_eq!(
         texts,
         [format!("re: {SECRET_TEXT}"), SECRET_TEXT.to_owned()]
@@ -112,8 +113,8 @@ pub async fn sealed_chat_content_never_reaches_the_store_as_plaintext(
     }
     assert_eq!(
         dump.matches("bastion-sealed:v1:").count(),
-        3,
-        "title and two messages"
+        4,
+        "title, two messages and the answer's steps"
     );
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use bastion_core::{Owner, Timestamp};
 
-use super::item::{Item, PK, SK, TTL, corrupt, get_n, get_s, key, n, s};
+use super::item::{Item, PK, SK, TTL, corrupt, get_n, get_opt_s, get_s, key, n, s};
 use super::users::user_pk;
 use super::{DynamoStore, applied, build_error, sdk_error};
 use crate::chat::{
@@ -86,6 +86,10 @@ fn message_item(owner: &Owner, conversation: &ConversationId, m: &MessageRecord)
     item.insert("prompt_tokens".into(), num(m.prompt_tokens));
     item.insert("completion_tokens".into(), num(m.completion_tokens));
     item.insert("model".into(), s(&m.model));
+    // Absent when the turn called no tool: items written before steps existed read the same.
+    if !m.steps.is_empty() {
+        item.insert("steps".into(), s(&m.steps));
+    }
     item
 }
 
@@ -100,6 +104,7 @@ fn parse_message(item: &Item) -> Result<MessageRecord, StoreError> {
         prompt_tokens: get_u(item, "prompt_tokens")?,
         completion_tokens: get_u(item, "completion_tokens")?,
         model: get_s(item, "model")?.to_owned(),
+        steps: get_opt_s(item, "steps")?.unwrap_or_default().to_owned(),
     })
 }
 

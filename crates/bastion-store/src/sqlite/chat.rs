@@ -68,10 +68,11 @@ struct RawMessage {
     prompt_tokens: i64,
     completion_tokens: i64,
     model: String,
+    steps: String,
 }
 
 const MESSAGE_COLUMNS: &str =
-    "seq, id, role, content, created_at, prompt_tokens, completion_tokens, model";
+    "seq, id, role, content, created_at, prompt_tokens, completion_tokens, model, steps";
 
 fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
     Ok(RawMessage {
@@ -83,6 +84,7 @@ fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
         prompt_tokens: row.get(5)?,
         completion_tokens: row.get(6)?,
         model: row.get(7)?,
+        steps: row.get(8)?,
     })
 }
 
@@ -97,6 +99,7 @@ impl RawMessage {
             prompt_tokens: to_u64("prompt tokens", self.prompt_tokens)?,
             completion_tokens: to_u64("completion tokens", self.completion_tokens)?,
             model: self.model,
+            steps: self.steps,
         })
     }
 }
@@ -236,7 +239,7 @@ impl ConversationStore for SqliteStore {
                     .execute(
                         &format!(
                             "INSERT INTO messages (owner, conversation_id, {MESSAGE_COLUMNS})
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING"
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
                         ),
                         params![
                             owner,
@@ -249,6 +252,7 @@ impl ConversationStore for SqliteStore {
                             to_i64("prompt tokens", m.prompt_tokens)?,
                             to_i64("completion tokens", m.completion_tokens)?,
                             m.model,
+                            m.steps,
                         ],
                     )
                     .map_err(db_error)?;

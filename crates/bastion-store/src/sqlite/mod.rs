@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS messages (
     prompt_tokens     INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     model             TEXT NOT NULL,
+    steps             TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (owner, conversation_id, seq),
     FOREIGN KEY (owner, conversation_id) REFERENCES conversations(owner, id) ON DELETE CASCADE
 ) STRICT;
@@ -263,6 +264,14 @@ fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
         .map_err(db_error)?;
     if !has_epoch {
         conn.execute_batch("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0")
+            .map_err(db_error)?;
+    }
+    let has_steps = conn
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'steps'")
+        .and_then(|mut stmt| stmt.exists([]))
+        .map_err(db_error)?;
+    if !has_steps {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN steps TEXT NOT NULL DEFAULT ''")
             .map_err(db_error)?;
     }
     Ok(())
