@@ -10,6 +10,7 @@ use bastion_core::config::{ConfigError, Env};
 use reqwest::Url;
 use secrecy::SecretString;
 
+use crate::agent::AgentConfig;
 use crate::message::ModelName;
 use crate::provider::openai::{ApiKey, OpenAiSettings};
 use crate::provider::{EchoProvider, OpenAiProvider, Provider};
@@ -40,6 +41,8 @@ pub struct ChatConfig {
     pub context_max_messages: usize,
     pub free_daily_credits: u64,
     pub pro_daily_credits: u64,
+    /// The agent's tools, step cap and deadline.
+    pub agent: AgentConfig,
 }
 
 impl Default for ChatConfig {
@@ -52,6 +55,7 @@ impl Default for ChatConfig {
             context_max_messages: 40,
             free_daily_credits: 50,
             pro_daily_credits: 2_000,
+            agent: AgentConfig::default(),
         }
     }
 }
@@ -105,6 +109,7 @@ impl ChatSetup {
             context_max_messages: to_usize(bounded(env, "LLM_CONTEXT_MAX_MESSAGES", 40, 0..=200)?),
             free_daily_credits: bounded(env, "PLAN_FREE_DAILY_CREDITS", 50, 0..=1_000_000)?,
             pro_daily_credits: bounded(env, "PLAN_PRO_DAILY_CREDITS", 2_000, 0..=1_000_000)?,
+            agent: AgentConfig::from_env(env)?,
         };
         Ok(Self {
             config,

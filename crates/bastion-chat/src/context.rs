@@ -1,8 +1,9 @@
-//! Context assembly: the system prompt, then as many of the most recent messages as fit the
-//! character budget, oldest first, then the new message.
+//! Context assembly: the system prompt, then as many of the most recent messages (answers with
+//! their steps) as fit the character budget, oldest first, then the new message.
 
 use bastion_store::{MessageRecord, MessageRole};
 
+use crate::agent::replay;
 use crate::message::ChatMessage;
 use crate::provider::PromptMessage;
 
@@ -12,7 +13,9 @@ fn chars(s: &str) -> usize {
 
 /// `history` is newest first, as the store lists it. The system prompt and the new message are
 /// always sent; history stops at the first message that would overflow `budget`, so what is
-/// sent is always a contiguous, most-recent stretch of the conversation.
+/// sent is always a contiguous, most-recent stretch of the conversation. An answer counts with
+/// its steps (tool calls and results) and is kept or dropped whole, and the stretch starts
+/// with a user message, as providers require.
 pub fn assemble(
     system_prompt: &str,
     history: &[MessageRecord],
@@ -20,24 +23,28 @@ pub fn assemble(
     budget: usize,
 ) -> Vec<PromptMessage> {
     let mut used = chars(system_prompt) + chars(message.as_str());
-    let mut kept = Vec::new();
+    let mut kept: Vec<(MessageRole, Vec<PromptMessage>)> = Vec::new();
     for m in history {
-        let size = chars(&m.content);
+        let lines = replay::lines(m);
+        let size = replay::size(&lines);
         if used + size > budget {
             break;
         }
         used += size;
-        kept.push(m);
+        kept.push((m.role, lines));
+    }
+    while kept
+        .last()
+        .is_some_and(|(role, _)| *role != MessageRole::User)
+    {
+        kept.pop();
     }
     let mut prompt = Vec::with_capacity(kept.len() + 2);
     if !system_prompt.is_empty() {
         prompt.push(PromptMessage::system(system_prompt));
     }
-    for m in kept.into_iter().rev() {
-        prompt.push(match m.role {
-            MessageRole::User => PromptMessage::user(m.content.clone()),
-            MessageRole::Assistant => PromptMessage::assistant(m.content.clone(), Vec::new()),
-        });
+    for (_, lines) in kept.into_iter().rev() {
+        prompt.extend(lines);
     }
     prompt.push(PromptMessage::user(message.as_str()));
     prompt
@@ -91,24 +98,64 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_keeps_only_the_most_recent_contiguous_messages() {
-        // Budget 10: "sys"(3) + "new"(3) leaves 4: "dd"(2) fits, "cccc"(4) does not, and the
-        // older "b" is not sent either because history must stay contiguous.
+    fn the_budget_keeps_only_the_most_recent_contiguous_messages_from_a_question_on() {
+        // Budget 14: "sys"(3) + "new"(3) leaves 8: "dd"(2) and "ee"(2) fit, "cccccc"(6) does
+        // not, and the older "b" is not sent either because history must stay contiguous.
         let history = [
-            record(3, MessageRole::Assistant, "dd"),
-            record(2, MessageRole::User, "cccc"),
-            record(1, MessageRole::Assistant, "b"),
+            record(4, MessageRole::Assistant, "dd"),
+            record(3, MessageRole::User, "ee"),
+            record(2, MessageRole::Assistant, "cccccc"),
+            record(1, MessageRole::User, "b"),
         ];
         let new = ChatMessage::parse("new").unwrap();
-        let prompt = assemble("sys", &history, &new, 10);
+        let prompt = assemble("sys", &history, &new, 14);
         assert_eq!(
             shape(&prompt),
             vec![
                 (PromptRole::System, "sys"),
+                (PromptRole::User, "ee"),
                 (PromptRole::Assistant, "dd"),
                 (PromptRole::User, "new"),
             ]
         );
+        // With room for "dd" alone, the history would open with an answer: it goes too.
+        let prompt = assemble("sys", &history, &new, 9);
+        assert_eq!(
+            shape(&prompt),
+            vec![(PromptRole::System, "sys"), (PromptRole::User, "new")]
+        );
+    }
+
+    #[test]
+    fn an_answers_steps_count_against_the_budget_and_travel_with_it() {
+        let steps = crate::agent::steps::encode(&[
+            crate::agent::Step::call(1, "c1", "read_file", r#"{"path":"notes.txt"}"#),
+            crate::agent::Step::result(
+                1,
+                "c1",
+                "read_file",
+                serde_json::json!({"ok": true, "output": {"content": "x".repeat(100)}}),
+            ),
+        ]);
+        let mut answer = record(1, MessageRole::Assistant, "it says x");
+        answer.steps = steps;
+        let history = [answer, record(0, MessageRole::User, "read it")];
+        let new = ChatMessage::parse("thanks").unwrap();
+        let roles = |p: &[PromptMessage]| p.iter().map(|m| m.role).collect::<Vec<_>>();
+        let prompt = assemble("", &history, &new, 1_000);
+        assert_eq!(
+            roles(&prompt),
+            vec![
+                PromptRole::User,
+                PromptRole::Assistant,
+                PromptRole::Tool,
+                PromptRole::Assistant,
+                PromptRole::User
+            ]
+        );
+        // The answer's text fits 100 characters, but not with its 100-character result.
+        let prompt = assemble("", &history, &new, 100);
+        assert_eq!(roles(&prompt), vec![PromptRole::User]);
     }
 
     #[test]

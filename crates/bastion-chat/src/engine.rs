@@ -1,27 +1,35 @@
-//! The chat engine: one turn is read history → debit a credit → ask the provider → write the
-//! turn, with the credit refunded whenever the provider or the write fails.
+//! The chat engine: one turn is read history → the agent loop (a credit debited before each
+//! model call, the tools it asks for run in between) → write the turn with its steps; credits
+//! of calls that produced nothing, or of a turn that was not stored, are given back.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bastion_core::crypto::random_bytes;
+use bastion_core::tools::ToolName;
 use bastion_core::{Clock, Owner, Plan, RequestId, Timestamp};
 use bastion_store::{
-    BillingStore, ConversationId, ConversationRecord, CreditStore, MessageRecord, MessageRole,
-    Page, StoreError, Stores, TurnWrite,
+    BillingStore, ConversationId, ConversationRecord, MessageRecord, MessageRole, Page, StoreError,
+    Stores,
 };
 use sha2::{Digest, Sha256};
 
+use crate::agent::{Step, StopReason, ToolAudit};
 use crate::claim::TurnClaim;
 use crate::config::{ChatConfig, ChatSetup};
 use crate::context::assemble;
 use crate::message::ChatMessage;
-use crate::provider::{CompletionRequest, Provider, ProviderError, Usage};
+use crate::provider::{Provider, ProviderError, Usage};
+use crate::tool_runner::{NoTools, ToolRunner};
 
+mod agent_loop;
+mod credits;
 mod turn;
+use agent_loop::LoopInput;
+use credits::HeldCredits;
 use turn::{
-    Question, Settlement, Thread, append_failure, counter_expiry, credit_day, debit_verdict,
-    open_thread, provider_failure, reply_from, settlement, turn_write,
+    Question, append_failure, counter_expiry, credit_day, debit_verdict, open_thread, reply_from,
+    turn_write,
 };
 
 /// Conversations per listing page.
@@ -118,12 +126,29 @@ impl From<bastion_core::ValidationError> for ChatError {
 }
 
 /// The outcome of a successful turn.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TurnReply {
     pub conversation_id: ConversationId,
     pub message: MessageRecord,
+    /// Every model call's usage summed.
     pub usage: Usage,
     pub credits_remaining: u64,
+    pub steps: Vec<Step>,
+    pub stop_reason: StopReason,
+}
+
+/// One HTTP turn as the chat function asks for it.
+pub struct TurnRequest<'a> {
+    pub owner: &'a Owner,
+    /// Continue this conversation, or start one.
+    pub conversation: Option<&'a ConversationId>,
+    pub message: &'a ChatMessage,
+    pub model: Option<&'a str>,
+    /// The tools this turn offers (the configuration's, narrowed by the request).
+    pub tools: &'a [ToolName],
+    /// Where each tool call is audited.
+    pub audit: &'a dyn ToolAudit,
+    pub request_id: &'a RequestId,
 }
 
 /// Which conversation a turn continues.
@@ -154,6 +179,7 @@ type Start = (
 pub struct ChatEngine {
     stores: Stores,
     provider: Arc<dyn Provider>,
+    tools: Arc<dyn ToolRunner>,
     plans: Arc<dyn PlanSource>,
     clock: Arc<dyn Clock>,
     config: Arc<ChatConfig>,
@@ -178,10 +204,17 @@ impl ChatEngine {
         Self {
             stores,
             provider,
+            tools: Arc::new(NoTools),
             plans,
             clock,
             config: Arc::new(config),
         }
+    }
+
+    /// This engine running tool calls through `tools` (without, every call is refused).
+    pub fn with_tools(mut self, tools: Arc<dyn ToolRunner>) -> Self {
+        self.tools = tools;
+        self
     }
 
     pub fn config(&self) -> &ChatConfig {
@@ -192,7 +225,7 @@ impl ChatEngine {
         self.provider.name()
     }
 
-    /// One HTTP turn: continue `conversation` (or start one) with `message`.
+    /// A turn that offers no tools: continue `conversation` (or start one) with `message`.
     pub async fn turn(
         &self,
         owner: &Owner,
@@ -201,7 +234,22 @@ impl ChatEngine {
         model: Option<&str>,
         request_id: &RequestId,
     ) -> Result<TurnReply, ChatError> {
-        let (target, claim) = match conversation {
+        self.agent_turn(TurnRequest {
+            owner,
+            conversation,
+            message,
+            model,
+            tools: &[],
+            audit: &RefusedOnly,
+            request_id,
+        })
+        .await
+    }
+
+    /// One HTTP turn of the agent: continue the conversation (or start one), offering `tools`.
+    pub async fn agent_turn(&self, req: TurnRequest<'_>) -> Result<TurnReply, ChatError> {
+        let (owner, request_id) = (req.owner, req.request_id);
+        let (target, claim) = match req.conversation {
             Some(id) => (
                 Target::Existing(id),
                 Some(self.claim_turn(owner, id, request_id).await?),
@@ -209,8 +257,12 @@ impl ChatEngine {
             // A new conversation gets a fresh id nobody else can race on.
             None => (Target::New, None),
         };
+        let offer = Offer {
+            tools: req.tools,
+            audit: Some(req.audit),
+        };
         let result = self
-            .run_turn(owner, target, message, model, request_id)
+            .run_turn(owner, target, req.message, req.model, offer, request_id)
             .await;
         if let Some(claim) = claim {
             claim.release().await;
@@ -275,8 +327,13 @@ impl ChatEngine {
                 context,
                 turn: turn.clone(),
             };
+            // Channel turns stay text-only: no tool is offered, so none can run.
+            let offer = Offer {
+                tools: &[],
+                audit: None,
+            };
             let result = self
-                .run_turn(owner, target, &message, None, request_id)
+                .run_turn(owner, target, &message, None, offer, request_id)
                 .await;
             claim.release().await;
             match result {
@@ -286,14 +343,15 @@ impl ChatEngine {
         }
     }
 
-    /// One turn on `target`, the claim (if any) already held: the decisions are `turn`'s,
-    /// this sequences the reads, the debit, the provider call, the write and the settlement.
+    /// One turn on `target`, the claim (if any) already held: the decisions are `turn`'s and
+    /// `agent`'s, this sequences the reads, the loop, the write and the settlement.
     async fn run_turn(
         &self,
         owner: &Owner,
         target: Target<'_>,
         message: &ChatMessage,
         model: Option<&str>,
+        offer: Offer<'_>,
         request_id: &RequestId,
     ) -> Result<TurnReply, ChatError> {
         let model = self
@@ -310,31 +368,61 @@ impl ChatEngine {
             asked: now,
             model: &model,
         };
-
         let day = credit_day(now);
-        let credits_remaining = self.debit(owner, day, request_id).await?;
-        // From here on the credit is given back unless the turn is stored, also when this
-        // future is dropped (client gone, caller's timeout) or the provider call panics.
-        let held = HeldCredit::new(self.stores.credits.clone(), owner, day, request_id);
-        let stored = self
-            .answer_and_store(owner, &history, thread, &question, request_id)
-            .await;
-        match settlement(&stored) {
-            Settlement::Keep => held.keep(),
-            Settlement::Refund => held.refund().await,
+        let prompt = assemble(
+            &self.config.system_prompt,
+            &history,
+            message,
+            self.config.context_budget_chars,
+        );
+        let input = LoopInput {
+            owner,
+            conversation: &thread.conversation.id,
+            model: &model,
+            prompt,
+            tools: offer.tools,
+            audit: offer.audit,
+            request_id,
+            day,
+        };
+        // From the first debit on, credits are given back unless the turn is stored, also when
+        // this future is dropped or unwinds.
+        let mut held = HeldCredits::new(self.stores.credits.clone(), owner, day, request_id);
+        let outcome = match self.agent_loop(input, &mut held).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                held.refund_all().await;
+                return Err(e);
+            }
+        };
+        let steps = crate::agent::steps::encode(&outcome.steps);
+        let write = turn_write(
+            thread,
+            &question,
+            &outcome,
+            steps,
+            message_id(),
+            self.clock.now(),
+        );
+        if let Err(e) = self.stores.conversations.append_turn(&write).await {
+            tracing::warn!(%request_id, owner = %owner.key(), error = %e, "chat turn could not be stored; refunding its credits");
+            held.refund_all().await;
+            return Err(append_failure(e));
         }
-        let (write, usage) = stored?;
+        held.keep();
         // The per-turn usage metric: counts and ids only, never content.
         tracing::info!(
             %request_id,
             owner = %owner.key(),
             model = model.as_str(),
-            prompt_tokens = usage.prompt_tokens,
-            completion_tokens = usage.completion_tokens,
-            credits_remaining,
+            prompt_tokens = outcome.usage.prompt_tokens,
+            completion_tokens = outcome.usage.completion_tokens,
+            tool_calls = outcome.steps.len() / 2,
+            stop_reason = outcome.stop.as_str(),
+            credits_remaining = outcome.credits_remaining,
             "chat turn"
         );
-        reply_from(write, usage, credits_remaining)
+        reply_from(write, outcome)
     }
 
     /// Reads (or takes from a channel turn) what `target`'s turn starts from.
@@ -347,40 +435,6 @@ impl ChatEngine {
             }
             Target::Channel { id, context, turn } => (context.0, context.1, Some((id, turn))),
         })
-    }
-
-    /// Asks the provider with the context that fits and stores the turn; the caller settles
-    /// the credit by the outcome.
-    async fn answer_and_store(
-        &self,
-        owner: &Owner,
-        history: &[MessageRecord],
-        thread: Thread,
-        question: &Question<'_>,
-        request_id: &RequestId,
-    ) -> Result<(TurnWrite, Usage), ChatError> {
-        let prompt = assemble(
-            &self.config.system_prompt,
-            history,
-            question.message,
-            self.config.context_budget_chars,
-        );
-        let request = CompletionRequest {
-            model: question.model.as_str().to_owned(),
-            messages: prompt,
-            tools: Vec::new(),
-        };
-        let completion = self.provider.complete(&request).await.map_err(|e| {
-            tracing::warn!(%request_id, owner = %owner.key(), provider = self.provider.name(), error = %e, "chat provider failed; refunding the credit");
-            provider_failure(e)
-        })?;
-        let usage = completion.usage;
-        let write = turn_write(thread, question, completion, message_id(), self.clock.now());
-        if let Err(e) = self.stores.conversations.append_turn(&write).await {
-            tracing::warn!(%request_id, owner = %owner.key(), error = %e, "chat turn could not be stored; refunding the credit");
-            return Err(append_failure(e));
-        }
-        Ok((write, usage))
     }
 
     /// The conversation and its most recent messages, read concurrently.
@@ -505,70 +559,25 @@ pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
     ConversationId::from_parts(Timestamp(0), tail)
 }
 
-/// A debited credit that is refunded exactly once unless the turn keeps it: explicitly on a
-/// failure path, or from `Drop` when the turn's future is cancelled or unwinds from a panic.
-struct HeldCredit {
-    credits: Arc<dyn CreditStore>,
-    owner: Owner,
-    day: i64,
-    request_id: RequestId,
-    armed: bool,
+/// The tools a turn offers and where their calls are audited (`None`: a channel turn, which
+/// offers none; a call a model makes anyway is refused and logged).
+struct Offer<'a> {
+    tools: &'a [ToolName],
+    audit: Option<&'a dyn ToolAudit>,
 }
 
-impl HeldCredit {
-    fn new(credits: Arc<dyn CreditStore>, owner: &Owner, day: i64, request_id: &RequestId) -> Self {
-        Self {
-            credits,
-            owner: owner.clone(),
-            day,
-            request_id: request_id.clone(),
-            armed: true,
-        }
-    }
+/// The audit of a turn that offers no tools: only refused calls can reach it, and a refusal
+/// ran nothing, so it is logged rather than stored.
+struct RefusedOnly;
 
-    /// The turn was stored: the credit stays spent.
-    fn keep(mut self) {
-        self.armed = false;
-    }
-
-    /// Gives the credit back now; a failure is logged, since the turn has already failed.
-    async fn refund(mut self) {
-        self.armed = false;
-        refund(
-            self.credits.clone(),
-            self.owner.clone(),
-            self.day,
-            self.request_id.clone(),
-        )
-        .await;
-    }
-}
-
-impl Drop for HeldCredit {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (credits, owner, request_id) = (
-            self.credits.clone(),
-            self.owner.clone(),
-            self.request_id.clone(),
+#[async_trait]
+impl ToolAudit for RefusedOnly {
+    async fn record(&self, call: &crate::agent::ToolCallAudit) -> Result<(), StoreError> {
+        tracing::warn!(
+            tool = call.tool,
+            ok = call.ok,
+            "a tool call on a turn without tools was refused"
         );
-        let day = self.day;
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                tracing::warn!(%request_id, owner = %owner.key(), "chat turn abandoned after its debit; refunding the credit");
-                runtime.spawn(refund(credits, owner, day, request_id));
-            }
-            Err(_) => {
-                tracing::error!(%request_id, owner = %owner.key(), "chat turn abandoned outside a runtime; its credit stays spent");
-            }
-        }
-    }
-}
-
-async fn refund(credits: Arc<dyn CreditStore>, owner: Owner, day: i64, request_id: RequestId) {
-    if let Err(e) = credits.refund(&owner, day).await {
-        tracing::error!(%request_id, owner = %owner.key(), error = %e, "chat credit refund failed");
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The chat engine as a library: the chat function is its HTTP face, and the webhooks function
 //! reuses it (`ChatEngine::channel_reply`) to answer Telegram and Messenger users.
 
+pub mod agent;
 mod claim;
 pub mod config;
 pub mod context;
@@ -11,8 +12,11 @@ pub mod provider;
 pub mod testing;
 pub mod tool_runner;
 
+pub use agent::{AgentConfig, Step, StopReason, ToolAudit, ToolCallAudit};
 pub use config::{ChatConfig, ChatSetup, RuntimeMode};
-pub use engine::{BillingPlans, ChatEngine, ChatError, FreePlans, PlanSource, TurnReply};
+pub use engine::{
+    BillingPlans, ChatEngine, ChatError, FreePlans, PlanSource, TurnReply, TurnRequest,
+};
 pub use message::{ChatMessage, ModelName};
 pub use provider::{Provider, ProviderError, Usage};
 pub use tool_runner::{NoTools, ToolRunner};

@@ -8,9 +8,10 @@ use bastion_store::{
     TurnWrite,
 };
 
+use super::agent_loop::LoopOutcome;
 use super::{ChatError, TurnReply};
 use crate::message::{ChatMessage, ModelName, cap_answer, title_from};
-use crate::provider::{Completion, ProviderError, Usage};
+use crate::provider::ProviderError;
 
 const DAY_SECS: i64 = 86_400;
 
@@ -88,24 +89,6 @@ pub(super) fn append_failure(error: AppendError) -> ChatError {
     }
 }
 
-/// What becomes of the credit a turn debited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Settlement {
-    /// The turn was stored: the credit stays spent.
-    Keep,
-    /// The turn failed after its debit: the credit is given back.
-    Refund,
-}
-
-/// A debited credit is spent only on a turn that was stored; every failure after the debit
-/// (provider, timeout, conflict, store) gives it back.
-pub(super) fn settlement<T>(stored: &Result<T, ChatError>) -> Settlement {
-    match stored {
-        Ok(_) => Settlement::Keep,
-        Err(_) => Settlement::Refund,
-    }
-}
-
 /// The user's half of a turn, fixed before the provider is asked.
 pub(super) struct Question<'a> {
     pub message: &'a ChatMessage,
@@ -115,12 +98,13 @@ pub(super) struct Question<'a> {
     pub model: &'a ModelName,
 }
 
-/// The write that stores a turn: the question and the (capped) answer appended after the
-/// thread's messages, the conversation's count and time moved on.
+/// The write that stores a turn: the question and the (capped) answer with its stored steps
+/// appended after the thread's messages, the conversation's count and time moved on.
 pub(super) fn turn_write(
     thread: Thread,
     question: &Question<'_>,
-    answer: Completion,
+    answer: &LoopOutcome,
+    steps: String,
     answer_id: String,
     answered: Timestamp,
 ) -> TurnWrite {
@@ -140,12 +124,12 @@ pub(super) fn turn_write(
         seq: seq + 1,
         id: answer_id,
         role: MessageRole::Assistant,
-        content: cap_answer(answer.content),
+        content: cap_answer(answer.answer.clone()),
         created_at: answered,
         prompt_tokens: answer.usage.prompt_tokens,
         completion_tokens: answer.usage.completion_tokens,
         model: question.model.as_str().to_owned(),
-        steps: String::new(),
+        steps,
     };
     let mut conversation = thread.conversation;
     conversation.message_count = seq + 2;
@@ -157,12 +141,9 @@ pub(super) fn turn_write(
     }
 }
 
-/// What the caller gets back for a stored turn: the assistant's message and the counts.
-pub(super) fn reply_from(
-    write: TurnWrite,
-    usage: Usage,
-    credits_remaining: u64,
-) -> Result<TurnReply, ChatError> {
+/// What the caller gets back for a stored turn: the assistant's message, the steps as the
+/// loop took them, why it stopped and the counts.
+pub(super) fn reply_from(write: TurnWrite, outcome: LoopOutcome) -> Result<TurnReply, ChatError> {
     let TurnWrite {
         conversation,
         mut messages,
@@ -174,15 +155,19 @@ pub(super) fn reply_from(
     Ok(TurnReply {
         conversation_id: conversation.id,
         message,
-        usage,
-        credits_remaining,
+        usage: outcome.usage,
+        credits_remaining: outcome.credits_remaining,
+        steps: outcome.steps,
+        stop_reason: outcome.stop,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::StopReason;
     use crate::message::MAX_ANSWER_BYTES;
+    use crate::provider::Usage;
 
     fn owner() -> Owner {
         Owner::Telegram(42)
@@ -207,14 +192,16 @@ mod tests {
         }
     }
 
-    fn answer(content: &str) -> Completion {
-        Completion {
-            content: content.to_owned(),
-            tool_calls: Vec::new(),
+    fn answer(content: &str) -> LoopOutcome {
+        LoopOutcome {
+            answer: content.to_owned(),
+            steps: Vec::new(),
             usage: Usage {
                 prompt_tokens: 11,
                 completion_tokens: 5,
             },
+            stop: StopReason::EndTurn,
+            credits_remaining: 9,
         }
     }
 
@@ -338,19 +325,6 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn only_a_stored_turn_keeps_its_credit() {
-        assert_eq!(settlement(&Ok::<(), ChatError>(())), Settlement::Keep);
-        for failure in [
-            ChatError::ProviderTimeout,
-            ChatError::ProviderFailed(ProviderError::Status(500)),
-            ChatError::Conflict,
-            ChatError::Store(StoreError::Corrupt("x".to_owned())),
-        ] {
-            assert_eq!(settlement(&Err::<(), _>(failure)), Settlement::Refund);
-        }
-    }
-
     /// The write of `text` answered with `reply`, asked at 5000 as `q-id` and answered at 5003
     /// as `a-id`, on a stored conversation of `count` messages.
     fn write_after(count: u64, text: &str, reply: &str) -> TurnWrite {
@@ -368,7 +342,8 @@ mod tests {
         turn_write(
             thread,
             &question,
-            answer(reply),
+            &answer(reply),
+            String::new(),
             "a-id".to_owned(),
             Timestamp(5_003),
         )
@@ -427,7 +402,7 @@ mod tests {
             prompt_tokens: 11,
             completion_tokens: 5,
         };
-        let reply = reply_from(write, usage, 9).unwrap();
+        let reply = reply_from(write, answer("hello")).unwrap();
         assert_eq!(
             reply,
             TurnReply {
@@ -435,6 +410,8 @@ mod tests {
                 message: expected,
                 usage,
                 credits_remaining: 9,
+                steps: Vec::new(),
+                stop_reason: StopReason::EndTurn,
             }
         );
     }
