@@ -110,7 +110,7 @@ impl ChatEngine {
                     };
                 }
             };
-            progress.usage = progress.usage.add(completion.usage);
+            progress.usage = progress.usage.plus(completion.usage);
             progress.answer = completion.content.clone();
             if completion.tool_calls.is_empty() {
                 return Ok(progress.stop(StopReason::EndTurn));

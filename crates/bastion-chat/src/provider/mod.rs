@@ -122,7 +122,7 @@ pub struct Usage {
 
 impl Usage {
     /// Both counts summed, saturating: a turn's usage is every model call's.
-    pub fn add(self, other: Usage) -> Usage {
+    pub fn plus(self, other: Usage) -> Usage {
         Usage {
             prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
             completion_tokens: self
