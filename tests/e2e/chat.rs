@@ -77,6 +77,8 @@ async fn a_first_message_starts_a_conversation_and_answers_with_the_exact_shape(
             },
             "usage": {"prompt_tokens": 11, "completion_tokens": 7},
             "credits_remaining": 4,
+            "steps": [],
+            "stop_reason": "end_turn",
         })
     );
     assert_eq!(

@@ -179,7 +179,8 @@ type Start = (
 pub struct ChatEngine {
     stores: Stores,
     provider: Arc<dyn Provider>,
-    tools: Arc<dyn ToolRunner>,
+    /// Where tool calls run; without one, no tool is offered.
+    tools: Option<Arc<dyn ToolRunner>>,
     plans: Arc<dyn PlanSource>,
     clock: Arc<dyn Clock>,
     config: Arc<ChatConfig>,
@@ -204,17 +205,33 @@ impl ChatEngine {
         Self {
             stores,
             provider,
-            tools: Arc::new(NoTools),
+            tools: None,
             plans,
             clock,
             config: Arc::new(config),
         }
     }
 
-    /// This engine running tool calls through `tools` (without, every call is refused).
+    /// This engine offering the configured tools and running their calls through `tools`
+    /// (without a runner, no tool is offered).
     pub fn with_tools(mut self, tools: Arc<dyn ToolRunner>) -> Self {
-        self.tools = tools;
+        self.tools = Some(tools);
         self
+    }
+
+    /// The tools a turn offers: the configured ones narrowed by `requested` (a name that is no
+    /// tool is refused), none when this engine has no runner.
+    pub fn turn_tools(&self, requested: Option<&[String]>) -> Result<Vec<ToolName>, String> {
+        let tools = self.config.agent.narrowed(requested)?;
+        Ok(if self.tools.is_some() { tools } else { Vec::new() })
+    }
+
+    /// The runner tool calls go to.
+    fn runner(&self) -> &dyn ToolRunner {
+        match &self.tools {
+            Some(tools) => tools.as_ref(),
+            None => &NoTools,
+        }
     }
 
     pub fn config(&self) -> &ChatConfig {

@@ -1,8 +1,10 @@
 //! Request and response bodies of the chat routes.
 
-use bastion_chat::Usage;
+use bastion_chat::agent::steps;
+use bastion_chat::{Step, Usage};
 use bastion_store::{ConversationRecord, MessageRecord};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +17,12 @@ pub struct SendRequest {
     pub message: String,
     #[serde(default)]
     pub model: Option<String>,
+    /// Narrows the tools this turn offers to these (of `run_command`, `read_file`,
+    /// `write_file`, `list_files`); it can never add one the deployment does not offer.
+    /// Absent: every configured tool. Empty: none.
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub tools: Option<Vec<String>>,
 }
 
 /// `?cursor=` of the listing routes.
@@ -36,26 +44,86 @@ pub struct MessageView {
     pub content: String,
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// An answer's tool calls and results (absent when it called no tool).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<StepView>)]
+    pub steps: Vec<Value>,
 }
 
 impl MessageView {
+    /// A stored message with its steps.
     pub fn of(m: MessageRecord) -> Self {
+        let steps = steps::decode(&m.steps).unwrap_or_else(|| {
+            tracing::error!(message = %m.id, "stored steps are unreadable; not shown");
+            Vec::new()
+        });
         Self {
             id: m.id,
             role: m.role.as_str(),
             content: m.content,
             created_at: m.created_at.to_rfc3339(),
+            steps: step_views(&steps),
         }
     }
+
+    /// The message without its steps (a turn's answer, whose steps are beside it).
+    pub fn bare(m: MessageRecord) -> Self {
+        Self {
+            steps: Vec::new(),
+            ..Self::of(MessageRecord {
+                steps: String::new(),
+                ..m
+            })
+        }
+    }
+}
+
+pub fn step_views(steps: &[Step]) -> Vec<Value> {
+    steps.iter().map(Step::to_json).collect()
+}
+
+/// One step of an agent turn (see README "The agent"): a `tool_call` (`arguments`) or a
+/// `tool_result` (`ok` and `output` or `error`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct StepView {
+    /// `tool_call` or `tool_result`.
+    #[schema(rename = "type", value_type = String)]
+    kind: String,
+    /// The model call (1-based) that asked for the tool.
+    #[schema(minimum = 1)]
+    step: u32,
+    /// The call's id; a result carries the id of the call it answers.
+    id: String,
+    name: String,
+    /// A call's arguments: the object the model sent, or its text when that was not JSON.
+    arguments: Option<Value>,
+    ok: Option<bool>,
+    /// A successful result's output, as the model saw it.
+    output: Option<Value>,
+    /// A failed result's `code` and `message`.
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+    /// The result (or arguments) reached the model cut to 16 KiB.
+    cut: Option<bool>,
+    /// Left out of the stored conversation to keep it within its size limit.
+    omitted: Option<bool>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SendResponse {
     pub conversation_id: String,
     pub message: MessageView,
+    /// Every model call's tokens summed.
     #[schema(value_type = UsageView)]
     pub usage: Usage,
     pub credits_remaining: u64,
+    /// The tool calls and results of this turn, in order.
+    #[schema(value_type = Vec<StepView>)]
+    pub steps: Vec<Value>,
+    /// `end_turn`, `max_steps`, `credits_exhausted`, `deadline` or `provider_error`.
+    #[schema(value_type = String, example = "end_turn")]
+    pub stop_reason: &'static str,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

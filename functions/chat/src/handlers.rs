@@ -5,16 +5,18 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use bastion_chat::provider::ProviderError;
-use bastion_chat::{ChatError, ChatMessage};
+use bastion_chat::{ChatError, ChatMessage, TurnRequest};
 use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::tools::ToolName;
 use bastion_core::{Owner, Scope};
 use bastion_http::{ApiError, Authenticated, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::ConversationId;
 
 use crate::ChatState;
+use crate::audit::EdgeToolAudit;
 use crate::dto::{
     ConversationResponse, ConversationView, ConversationsResponse, CursorQuery, MessageView,
-    SendRequest, SendResponse,
+    SendRequest, SendResponse, step_views,
 };
 use crate::error::chat_error;
 
@@ -38,7 +40,7 @@ fn cursor(q: &CursorQuery) -> Result<Option<&str>, ApiError> {
 #[utoipa::path(
     post, path = "/chat", tag = "chat", operation_id = "chat_send", security(("bearer_jwt" = []), ("api_key" = [])),
     request_body = SendRequest,
-    responses((status = 200, description = "The assistant's answer, stored in the conversation.", body = SendResponse),
+    responses((status = 200, description = "The assistant's answer with the turn's tool steps, stored in the conversation.", body = SendResponse),
         (status = 400, description = "`empty_message`, `message_too_long`, `invalid_message`, `model_not_allowed`, `invalid_request`."),
         (status = 402, description = "`quota_exceeded`: the daily credits are used up (`Retry-After` says until when)."),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `chat` scope."),
@@ -64,16 +66,24 @@ pub async fn send(
         .as_deref()
         .map(conversation_id)
         .transpose()?;
+    let tools = turn_tools(&state, &auth, body.tools.as_deref())?;
     let owner = Owner::User(auth.user_id.clone());
+    let audit = EdgeToolAudit {
+        edge: &state.edge,
+        meta: &meta,
+        user: &auth.user_id,
+    };
     let result = state
         .engine
-        .turn(
-            &owner,
-            conversation.as_ref(),
-            &message,
-            body.model.as_deref(),
-            &meta.request_id,
-        )
+        .agent_turn(TurnRequest {
+            owner: &owner,
+            conversation: conversation.as_ref(),
+            message: &message,
+            model: body.model.as_deref(),
+            tools: &tools,
+            audit: &audit,
+            request_id: &meta.request_id,
+        })
         .await;
     let reply = match result {
         Ok(reply) => reply,
@@ -84,10 +94,42 @@ pub async fn send(
     };
     Ok(Json(SendResponse {
         conversation_id: reply.conversation_id.to_string(),
-        message: MessageView::of(reply.message),
+        message: MessageView::bare(reply.message),
         usage: reply.usage,
         credits_remaining: reply.credits_remaining,
+        steps: step_views(&reply.steps),
+        stop_reason: reply.stop_reason.as_str(),
     }))
+}
+
+/// The tools this turn offers: the configured ones, narrowed by the request, and for an API
+/// key only those its scopes would allow over the exec routes (`exec` to run and write,
+/// `read` to read and list), so the agent never does more than its caller could.
+fn turn_tools(
+    state: &ChatState,
+    auth: &Authenticated,
+    requested: Option<&[String]>,
+) -> Result<Vec<ToolName>, ApiError> {
+    if requested.is_some_and(|r| r.len() > 8) {
+        return Err(ApiError::invalid(
+            "invalid_request",
+            "tools lists at most 8 names",
+        ));
+    }
+    let tools = state
+        .engine
+        .turn_tools(requested)
+        .map_err(|m| ApiError::invalid("invalid_request", m))?;
+    Ok(tools
+        .into_iter()
+        .filter(|t| {
+            let scope = match t {
+                ToolName::RunCommand | ToolName::WriteFile => Scope::Exec,
+                ToolName::ReadFile | ToolName::ListFiles => Scope::Read,
+            };
+            auth.require_scope(scope).is_ok()
+        })
+        .collect())
 }
 
 /// Quota exhaustion and provider failures are audited (awaited) with the request id.

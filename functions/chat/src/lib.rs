@@ -3,6 +3,7 @@
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
 //! bare routes so `bastion-local` can merge every function under one edge.
 
+mod audit;
 mod dto;
 mod error;
 mod handlers;

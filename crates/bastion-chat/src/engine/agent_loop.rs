@@ -76,7 +76,7 @@ impl ChatEngine {
             request_id: input.request_id,
             conversation: input.conversation,
             offered: input.tools,
-            runner: self.tools.as_ref(),
+            runner: self.runner(),
             audit: input.audit,
             deadline,
         };
