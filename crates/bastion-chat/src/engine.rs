@@ -223,7 +223,11 @@ impl ChatEngine {
     /// tool is refused), none when this engine has no runner.
     pub fn turn_tools(&self, requested: Option<&[String]>) -> Result<Vec<ToolName>, String> {
         let tools = self.config.agent.narrowed(requested)?;
-        Ok(if self.tools.is_some() { tools } else { Vec::new() })
+        Ok(if self.tools.is_some() {
+            tools
+        } else {
+            Vec::new()
+        })
     }
 
     /// The runner tool calls go to.
