@@ -134,6 +134,10 @@ impl ToolInvocations {
 
 impl SideEvents for ToolInvocations {
     fn claim(&self, raw: &str) -> Option<SideFuture> {
+        // serde reads a struct from an array too: only an object can be keyed.
+        if !raw.trim_start().starts_with('{') {
+            return None;
+        }
         let decoded = ToolInvocation::decode(raw)?;
         let state = self.state.clone();
         Some(Box::pin(async move {
