@@ -418,3 +418,78 @@ async fn a_megabyte_of_output_comes_back_capped_exactly_as_over_http() {
         (json!(true), json!(0))
     );
 }
+
+#[tokio::test]
+async fn a_command_runs_at_the_configured_maximum_timeout() {
+    let settings = [
+        ("EXEC_ALLOWED_COMMANDS", "echo,sleep"),
+        ("EXEC_TIMEOUT_MS", "300"),
+    ];
+    let (_, s, exec) = app_user_tools(&settings).await;
+    let ran = tool(&exec, &s.user_id, run_command("sleep 5")).await;
+    let output = &ran["output"];
+    assert_eq!(
+        (
+            output["timed_out"].clone(),
+            output["signal"].clone(),
+            output["exit_code"].clone()
+        ),
+        (json!(true), json!(9), Value::Null),
+        "{ran}"
+    );
+}
+
+/// Waits until a `sleep` with exactly the arguments `args` runs on this host (this test's run:
+/// no other test sleeps for that long).
+async fn sleeping(args: &str) {
+    let wanted = format!("\0{args}\0");
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if comm.trim() == "sleep" && String::from_utf8_lossy(&cmdline).ends_with(&wanted) {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_leaves_the_run_to_finish_and_release_the_lease() {
+    // Enough runs a minute that only the lease can turn the retries below away.
+    let settings = [
+        ("EXEC_ALLOWED_COMMANDS", "echo,sleep"),
+        ("EXEC_RUNS_PER_MINUTE", "1000"),
+    ];
+    let (_, s, exec) = app_user_tools(&settings).await;
+    let long = invocation(&s.user_id, run_command("sleep 1.37"));
+    // The caller gives up once the run is under way, the user's lease taken.
+    tokio::select! {
+        outcome = exec.run_tool(&long) => panic!("the run ended first: {outcome:?}"),
+        () = sleeping("1.37") => {}
+    }
+    assert_eq!(
+        tool(&exec, &s.user_id, run_command("echo hi")).await,
+        refused("run_in_progress", "another run of yours is in progress"),
+        "the abandoned run still holds the lease"
+    );
+    // The test clock never moves, so only the abandoned run's own release frees the lease.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ran = tool(&exec, &s.user_id, run_command("echo hi")).await;
+        if ran["ok"] == json!(true) {
+            assert_eq!(ran["output"]["stdout"], json!("hi\n"));
+            break;
+        }
+        assert_eq!(
+            ran,
+            refused("run_in_progress", "another run of yours is in progress")
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease was never released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -36,10 +36,18 @@ const INVALID_INVOCATION: &str = "the tool invocation is not valid";
 impl ExecState {
     /// Runs one tool call in its user's workspace. Never fails: a refusal or a failure is an
     /// error outcome (see the module's documentation).
+    ///
+    /// The work runs on a task of its own, so a caller that stops waiting (the agent's time
+    /// budget) leaves it to finish and release the user's lease rather than dropping it midway
+    /// with the lease still held until its expiry.
     pub async fn run_tool(&self, invocation: &ToolInvocation) -> ToolOutcome {
         let started = Instant::now();
         let tool = invocation.call.name();
-        let result = self.dispatch(invocation).await;
+        let (state, owned) = (self.clone(), invocation.clone());
+        let result = match tokio::spawn(async move { state.dispatch(&owned).await }).await {
+            Ok(result) => result,
+            Err(e) => Err(ApiError::internal(&e)),
+        };
         let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let request_id = &invocation.request_id;
         match result {
