@@ -1,4 +1,5 @@
-//! The agent's tools run in-process on the SQLite store, as `bastion-local` runs them:
+//! The agent's tools run in-process on the SQLite store (the run limit, audit and lease on
+//! DynamoDB too), as `bastion-local` runs them:
 //! `ExecState::run_tool` writes, runs, reads and lists in the invocation user's workspace
 //! exactly as the routes do (the same bodies, codes and messages, the same rate limit, lease,
 //! output caps and audit), and no argument reaches another user's files or the host's.
@@ -17,14 +18,28 @@ use bastion_core::{Clock as _, RequestId, Timestamp, UserId};
 use bastion_exec::workspace::{DirWorkspaces, WorkspaceStore};
 use bastion_exec::{ExecConfig, ExecState};
 use bastion_http::{Edge, EdgeConfig};
+use bastion_store::Stores;
 use http::Method;
 use serde_json::{Value, json};
 
+use crate::concurrency::dynamodb_stores;
 use crate::helpers::{EXEC_KEY_B64, Session, TestApp, base_env};
 
 /// An app with exec (and `extra` exec settings), a signed-up user, and the tools' exec state.
 async fn app_user_tools(extra: &[(&str, &str)]) -> (TestApp, Session, ExecState) {
-    let app = TestApp::builder().exec(extra).build().await;
+    app_user_tools_on(None, extra).await
+}
+
+/// [`app_user_tools`] on `stores` (DynamoDB on moto) instead of a fresh SQLite file.
+async fn app_user_tools_on(
+    stores: Option<Stores>,
+    extra: &[(&str, &str)],
+) -> (TestApp, Session, ExecState) {
+    let mut builder = TestApp::builder().exec(extra);
+    if let Some(stores) = stores {
+        builder = builder.stores(stores);
+    }
+    let app = builder.build().await;
     let s = app.signed_up("agent@example.com").await;
     let workspaces = Arc::new(DirWorkspaces::new(app.workspace_root().unwrap()));
     let tools = tool_state(&app, extra, workspaces);
@@ -296,7 +311,16 @@ async fn refusals_are_results_with_the_codes_and_messages_the_routes_answer() {
 #[tokio::test]
 async fn invocations_and_http_runs_share_the_users_run_limit_and_are_audited_with_the_invocations_request_id()
  {
-    let (app, s, exec) = app_user_tools(&[("EXEC_RUNS_PER_MINUTE", "1")]).await;
+    shared_limit_and_audit(None).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_invocations_and_http_runs_share_the_run_limit_and_are_audited_alike() {
+    shared_limit_and_audit(Some(dynamodb_stores().await)).await;
+}
+
+async fn shared_limit_and_audit(stores: Option<Stores>) {
+    let (app, s, exec) = app_user_tools_on(stores, &[("EXEC_RUNS_PER_MINUTE", "1")]).await;
     let first = invocation(&s.user_id, run_command("echo one"));
     let ran = exec.run_tool(&first).await.to_value();
     assert_eq!(ran["output"]["stdout"], json!("one\n"), "{ran}");
@@ -363,7 +387,16 @@ async fn invocations_and_http_runs_share_the_users_run_limit_and_are_audited_wit
 
 #[tokio::test]
 async fn a_held_lease_turns_an_invocation_away_as_it_turns_a_run_away() {
-    let (app, s, exec) = app_user_tools(&[]).await;
+    held_lease(None).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_held_lease_turns_an_invocation_away() {
+    held_lease(Some(dynamodb_stores().await)).await;
+}
+
+async fn held_lease(stores: Option<Stores>) {
+    let (app, s, exec) = app_user_tools_on(stores, &[]).await;
     let user = UserId::parse(&s.user_id).unwrap();
     let now: Timestamp = app.clock.now();
     // Another instance's run holds the user's lease.
