@@ -15,6 +15,7 @@ mod dynamodb_requests;
 mod exec_dot_paths;
 mod exec_files;
 mod exec_run;
+mod exec_tool;
 mod exec_workspace;
 mod exec_workspace_purge;
 mod fake_google;

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use bastion_core::Scope;
+use bastion_core::{Scope, UserId};
 use bastion_http::{ApiError, Authenticated, ErrorKind};
 use bastion_sandbox::{FsError, SandboxPath};
 use bytes::Bytes;
@@ -88,28 +88,44 @@ pub async fn put_file(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     auth.require_scope(Scope::Exec)?;
-    let path = sandbox_path(&raw)?;
+    let created = put_as(&state, &auth.user_id, &raw, body).await?;
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    })
+}
+
+/// Creates or replaces `user`'s file at `raw` under the path rules, the size cap, the lease
+/// and the quota; true when the file is new.
+pub(crate) async fn put_as(
+    state: &ExecState,
+    user: &UserId,
+    raw: &str,
+    body: Bytes,
+) -> Result<bool, ApiError> {
+    let path = sandbox_path(raw)?;
     if body.len() > MAX_FILE_BYTES {
         return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
             "file exceeds 1 MiB",
         ));
     }
-    let lease = Lease::take_for_files(&state, &auth.user_id).await?;
-    let result = put_leased(&state, &auth, &path, body).await;
-    lease.release(&state).await;
+    let lease = Lease::take_for_files(state, user).await?;
+    let result = put_leased(state, user, &path, body).await;
+    lease.release(state).await;
     result
 }
 
 /// The quota check and the write, under the user's lease.
 async fn put_leased(
     state: &ExecState,
-    auth: &Authenticated,
+    user: &UserId,
     path: &SandboxPath,
     body: Bytes,
-) -> Result<StatusCode, ApiError> {
+) -> Result<bool, ApiError> {
     let inner = &state.inner;
-    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let owner = inner.sandboxes.name_for(user);
     let files = inner
         .workspaces
         .list(&owner)
@@ -143,11 +159,7 @@ async fn put_leased(
         .write(&owner, path, body.to_vec())
         .await
         .map_err(|e| store_error(&e))?;
-    Ok(if existing.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(existing.is_none())
 }
 
 #[utoipa::path(
@@ -163,9 +175,25 @@ pub async fn get_file(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Read)?;
-    let path = sandbox_path(&raw)?;
+    let data = read_as(&state, &auth.user_id, &raw).await?;
+    let mut res = data.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(res)
+}
+
+/// The bytes of `user`'s file at `raw`; a path naming a directory, or under a file, is refused
+/// as such rather than as missing.
+pub(crate) async fn read_as(
+    state: &ExecState,
+    user: &UserId,
+    raw: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let path = sandbox_path(raw)?;
     let inner = &state.inner;
-    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let owner = inner.sandboxes.name_for(user);
     let read = inner
         .workspaces
         .read(&owner, &path)
@@ -182,12 +210,7 @@ pub async fn get_file(
             fs_error(FsError::NotFound),
         ));
     };
-    let mut res = data.into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    Ok(res)
+    Ok(data)
 }
 
 #[utoipa::path(
@@ -203,27 +226,33 @@ pub async fn delete_file(
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     auth.require_scope(Scope::Exec)?;
-    let path = sandbox_path(&raw)?;
-    let lease = Lease::take_for_files(&state, &auth.user_id).await?;
-    let result = delete_leased(&state, &auth, &path).await;
-    lease.release(&state).await;
+    delete_as(&state, &auth.user_id, &raw).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `user`'s file at `raw` under the lease.
+pub(crate) async fn delete_as(state: &ExecState, user: &UserId, raw: &str) -> Result<(), ApiError> {
+    let path = sandbox_path(raw)?;
+    let lease = Lease::take_for_files(state, user).await?;
+    let result = delete_leased(state, user, &path).await;
+    lease.release(state).await;
     result
 }
 
 async fn delete_leased(
     state: &ExecState,
-    auth: &Authenticated,
+    user: &UserId,
     path: &SandboxPath,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(), ApiError> {
     let inner = &state.inner;
-    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let owner = inner.sandboxes.name_for(user);
     if inner
         .workspaces
         .delete(&owner, path)
         .await
         .map_err(|e| store_error(&e))?
     {
-        return Ok(StatusCode::NO_CONTENT);
+        return Ok(());
     }
     let files = inner
         .workspaces
@@ -258,11 +287,21 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     auth.require_scope(Scope::Read)?;
-    let prefix = q.prefix.unwrap_or_default();
+    list_as(&state, &auth.user_id, q.prefix).await.map(Json)
+}
+
+/// `user`'s files whose path starts with `prefix` (every file without one), at most 1000, with
+/// the workspace's usage and quota: the route's JSON body.
+pub(crate) async fn list_as(
+    state: &ExecState,
+    user: &UserId,
+    prefix: Option<String>,
+) -> Result<serde_json::Value, ApiError> {
+    let prefix = prefix.unwrap_or_default();
     SandboxPath::check_prefix(&prefix)
         .map_err(|e| ApiError::invalid("invalid_path", e.to_string()))?;
     let inner = &state.inner;
-    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let owner = inner.sandboxes.name_for(user);
     let stored = inner
         .workspaces
         .list(&owner)
@@ -278,10 +317,10 @@ pub async fn list(
         .take(MAX_LISTED)
         .map(|f| json!({"path": f.path, "size": f.size}))
         .collect();
-    Ok(Json(json!({
+    Ok(json!({
         "files": files,
         "truncated": matching.len() > MAX_LISTED,
         "usage": {"bytes": usage.bytes, "files": usage.files},
         "quota": {"bytes": inner.config.quota_bytes, "files": inner.config.quota_files},
-    })))
+    }))
 }

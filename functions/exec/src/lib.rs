@@ -4,6 +4,9 @@
 //! across instances, under a lease in the table. A deleted account's workspace is purged
 //! (`purge`): from the table's stream in Lambda, through the auth router's port locally.
 //!
+//! The agent's tools run here too (`tools`): the chat function's direct invoke, or
+//! `ExecState::run_tool` in-process, runs each through the same code as its route.
+//!
 //! `router(state)` is the whole Lambda (routes plus the shared edge); `routes(state)` is the
 //! bare routes so `bastion-local` can merge every function under one edge.
 
@@ -16,6 +19,7 @@ pub mod openapi;
 pub mod purge;
 mod run;
 mod sandboxes;
+pub mod tools;
 mod wire;
 pub mod workspace;
 

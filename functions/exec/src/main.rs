@@ -1,8 +1,8 @@
 //! The exec Lambda: wiring only. Its secret document is its own and holds only
 //! `SECRET_DOCUMENT_NAMES` (anything else stops start-up). A secret refresh rotates the JWT
 //! verify keys; `EXEC_SANDBOX_KEY` is read once, because it names each user's workspace
-//! (rotating it orphans them). Besides API Gateway's requests it handles the table's stream:
-//! a deleted account's workspace is purged.
+//! (rotating it orphans them). Besides API Gateway's requests it handles the table's stream
+//! (a deleted account's workspace is purged) and the chat function's direct invokes of a tool.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::Router;
 use bastion_core::SystemClock;
 use bastion_exec::config::SECRET_DOCUMENT_NAMES;
 use bastion_exec::purge::stream::AccountDeletions;
+use bastion_exec::tools::{FirstClaim, ToolInvocations};
 use bastion_exec::workspace::S3Workspaces;
 use bastion_exec::{ExecConfig, ExecState, router};
 use bastion_http::secrets::Runtime;
@@ -40,5 +41,9 @@ async fn init() -> Result<(Router, Side), lambda_http::Error> {
     let workspaces = Arc::new(S3Workspaces::from_sdk(&runtime.sdk, env.as_ref())?);
     let state = ExecState::new(edge, exec_config, workspaces)?;
     let deletions = AccountDeletions::new(state.clone(), env.required(TABLE_ENV)?);
-    Ok((router(state), Some(Arc::new(deletions))))
+    let side = FirstClaim(vec![
+        Box::new(ToolInvocations::new(state.clone())),
+        Box::new(deletions),
+    ]);
+    Ok((router(state), Some(Arc::new(side))))
 }

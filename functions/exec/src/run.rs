@@ -12,8 +12,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use base64::Engine;
-use bastion_core::Scope;
 use bastion_core::audit::Outcome;
+use bastion_core::{Scope, UserId};
 use bastion_http::{ApiError, Authenticated, ErrorKind, JsonBody, Limit, Limits, RequestMeta};
 use bastion_sandbox::{PolicyError, RunOutput, RunSpec, split};
 use serde::Deserialize;
@@ -44,6 +44,19 @@ pub struct RunRequest {
     /// 1 to the configured maximum (EXEC_TIMEOUT_MS, 10000 by default).
     #[schema(minimum = 1)]
     timeout_ms: Option<u64>,
+}
+
+impl RunRequest {
+    /// A command line with every other field at its default (no stdin, the configured maximum
+    /// timeout): the agent's `run_command`.
+    pub(crate) fn command_line(command: String) -> Self {
+        Self {
+            argv: None,
+            command: Some(command),
+            stdin: None,
+            timeout_ms: None,
+        }
+    }
 }
 
 /// A run request that passed every bound.
@@ -131,10 +144,23 @@ pub async fn run(
     JsonBody(req): JsonBody<RunRequest>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require_scope(Scope::Exec)?;
+    run_as(&state, &limits, &meta, &auth.user_id, req)
+        .await
+        .map(Json)
+}
+
+/// A run for `user` once the caller is known to be allowed one (the route's scope check, or a
+/// direct invoke from the chat function): the user's run rate limit, the bounds, the policy,
+/// the lease, the run in the workspace and its audit. Answers the route's JSON body.
+pub(crate) async fn run_as(
+    state: &ExecState,
+    limits: &Limits,
+    meta: &RequestMeta,
+    user: &UserId,
+    req: RunRequest,
+) -> Result<Value, ApiError> {
     let inner = state.inner.clone();
-    limits
-        .enforce(Limit::ExecRun, auth.user_id.as_str())
-        .await?;
+    limits.enforce(Limit::ExecRun, user.as_str()).await?;
     let parsed = parse(req, inner.config.timeout)?;
     let command = parsed.argv[0].clone();
     let arg_count = parsed.argv.len() - 1;
@@ -146,19 +172,18 @@ pub async fn run(
                 audit::safe_name(&command),
                 arg_count
             );
-            audit::record(&state, &meta, Outcome::Failure, &auth.user_id, detail).await?;
+            audit::record(state, meta, Outcome::Failure, user, detail).await?;
             return Err(policy_error(e));
         }
     };
-    let Some(lease) =
-        Lease::try_take(&state, &auth.user_id, run_lease_secs(inner.config.timeout)).await?
+    let Some(lease) = Lease::try_take(state, user, run_lease_secs(inner.config.timeout)).await?
     else {
         return Err(
             ApiError::new(ErrorKind::Conflict, "another run of yours is in progress")
                 .with_code("run_in_progress"),
         );
     };
-    let owner = inner.sandboxes.name_for(&auth.user_id);
+    let owner = inner.sandboxes.name_for(user);
     // `rm` only frees space, so it runs over the quota too: otherwise a workspace over its
     // quota (after the quota was lowered) could not be cleaned up in one command.
     let frees_space = command == "rm";
@@ -168,7 +193,7 @@ pub async fn run(
         frees_space,
     };
     let result = run_in_workspace(&inner, &owner, job).await;
-    lease.release(&state).await;
+    lease.release(state).await;
     let (outcome, saved) = result?;
     let detail = format!(
         "command={command} args={arg_count} exit={} signal={} timed_out={} output_limit={} duration_ms={}",
@@ -180,10 +205,10 @@ pub async fn run(
         outcome.output_limit_exceeded,
         outcome.duration.as_millis(),
     );
-    audit::record(&state, &meta, Outcome::Success, &auth.user_id, detail).await?;
+    audit::record(state, meta, Outcome::Success, user, detail).await?;
     let mut body = render(&outcome);
     body["files_saved"] = Value::Bool(saved);
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// A checked command ready to run.

@@ -120,7 +120,7 @@ fn descendants(ancestor: u32) -> Vec<u32> {
 }
 
 /// The first process named `name` below `ancestor`, waited for up to 15 s.
-async fn running(ancestor: u32, name: &str) -> Option<u32> {
+pub(crate) async fn running(ancestor: u32, name: &str) -> Option<u32> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         for pid in descendants(ancestor) {
@@ -150,7 +150,7 @@ fn environment_of(pid: u32) -> Option<Vec<(String, String)>> {
 }
 
 /// Enough commands for these tests, `sleep` among them, for runs that must still be running when looked at.
-const WITH_SLEEP: &str = "echo,cat,cp,sort,ls,sleep";
+pub(crate) const WITH_SLEEP: &str = "echo,cat,cp,sort,ls,sleep";
 
 #[tokio::test]
 async fn a_run_sees_no_secret_and_no_aws_credential_in_its_environment() {
