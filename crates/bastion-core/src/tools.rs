@@ -347,6 +347,10 @@ impl ToolInvocation {
         struct Probe {
             bastion_tool_invocation: Option<serde::de::IgnoredAny>,
         }
+        // serde reads a struct from an array too; an invocation is only ever an object.
+        if !raw.trim_start().starts_with('{') {
+            return None;
+        }
         let probe: Probe = serde_json::from_str(raw).ok()?;
         probe.bastion_tool_invocation?;
         Some(Self::decode_strict(raw))
@@ -470,6 +474,7 @@ mod tests {
             r#"{"httpMethod":"POST","path":"/exec/run","body":"{\"bastion_tool_invocation\":{}}"}"#,
             r#"{"Records":[]}"#,
             r#"[1,2]"#,
+            r#"[{"user_id":"0123456789abcdef0123456789abcdef"}]"#,
             r#""text""#,
         ] {
             assert_eq!(ToolInvocation::decode(other), None, "{other}");

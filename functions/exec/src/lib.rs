@@ -13,6 +13,8 @@
 mod audit;
 pub mod config;
 mod files;
+#[cfg(feature = "in-process-tools")]
+pub mod in_process;
 mod lease;
 mod materialise;
 pub mod openapi;
