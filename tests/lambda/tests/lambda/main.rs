@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod exec;
 mod exec_purge;
+mod invoke;
 mod paths;
 mod startup;
 mod webhooks;
