@@ -19,8 +19,10 @@ Checks, each a function returning a list of human-readable drifts (empty = in st
   account_purge_drift the table's stream and exec's event source on it (purge_drift.py)
 
 all_drifts also runs the checks of infra/translated.py (the SAM-translated API: stages, WAF
-associations, Lambda permissions), infra/waf.py (the web ACL per route, its log), infra/iam.py
-(table grants per key prefix) and infra/params.py (parameter bounds, timeouts).
+associations, Lambda permissions), infra/agent.py (chat's agent configuration, the one Lambda
+invoke grant: chat's role on exec, and exec's resource policy), infra/waf.py (the web ACL per
+route, its log), infra/iam.py (table grants per key prefix) and infra/params.py (parameter
+bounds, timeouts).
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -34,6 +36,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import agent
 import iam
 import params
 import translated
@@ -155,6 +158,10 @@ DEFAULTED = {
     "BASTION_WORKSPACE_DIR": "bastion-local only (the directory workspace store)",
     "CONTENT_KEK": "bastion-local only (the development key-encryption key)",
     "RUST_LOG": "set in Globals",
+    # The agent's configuration lives in bastion-chat, which webhooks links too; ChatFunction
+    # sets both (infra/agent.py checks it), webhooks' channel turns are text-only.
+    "CHAT_TOOLS": "ChatFunction sets it; webhooks offers no tools",
+    "AGENT_MAX_STEPS": "ChatFunction sets it; webhooks makes one model call per turn",
 }
 
 # Set by the Lambda runtime (AWS_LAMBDA_RUNTIME_API, AWS_REGION, credentials) or read by the
@@ -525,9 +532,13 @@ def workspace_bucket_drift(template: dict, root: Path = ROOT) -> list[str]:
     return drifts
 
 
-def _translated_drift(template: dict) -> list[str]:
+def _translated_drift(template: dict, root: Path = ROOT) -> list[str]:
     out = translated.translate(template)
-    return translated.stage_drift(out) + translated.account_drift(out)
+    return (
+        translated.stage_drift(out)
+        + translated.account_drift(out)
+        + agent.agent_drift(out, root)
+    )
 
 
 def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
@@ -542,7 +553,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + metric_filter_drift(template, root)
         + deploy_settings_drift(template, root)
         + workspace_bucket_drift(template, root)
-        + _translated_drift(template)
+        + _translated_drift(template, root)
         + waf.all_waf_drifts(template)
         + iam.prefix_access_drift(template, root)
         + params.parameter_bounds_drift(template, root)
@@ -563,7 +574,9 @@ def main(argv: list[str]) -> int:
         # The deployed shape: the translated API's stages, WAF associations and permissions,
         # and each role's table statements.
         template = load_template()
-        print("\n".join(translated.describe(translated.translate(template))))
+        out = translated.translate(template)
+        print("\n".join(translated.describe(out)))
+        print("\n".join("invoke grant " + line for line in agent.describe(out)))
         for fid in FUNCTIONS:
             print(f"{fid} table statements:")
             print("\n".join("  " + line for line in iam.describe(template, fid)))

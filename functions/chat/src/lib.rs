@@ -8,6 +8,7 @@ mod dto;
 mod error;
 mod handlers;
 pub mod openapi;
+pub mod tools;
 
 use axum::Router;
 use axum::extract::FromRef;

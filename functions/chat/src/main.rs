@@ -29,6 +29,9 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
     let sealer = KmsContentKeys::sealer(&runtime.sdk, env.required("KMS_KEY_ID")?, clock.clone());
     let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
+    // The agent loop takes this runner (issue 22); built here so its configuration
+    // (`EXEC_FUNCTION_NAME`) is checked at start-up.
+    let _tools = bastion_chat_fn::tools::runner(&runtime.sdk, env.as_ref())?;
     let llm_key = chat.api_key.clone();
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());

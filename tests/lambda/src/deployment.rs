@@ -1,7 +1,8 @@
 //! One deployment of the four functions against moto: the table, the two secret documents (the
 //! main one, and exec's own holding only `EXEC_SANDBOX_KEY` and the verify keys), the KMS key and
 //! a fake LLM, and the environment the template gives each function (non-secret configuration
-//! only; every secret is in the document named by `BASTION_SECRET_ID`).
+//! only; every secret is in the document named by `BASTION_SECRET_ID`). [`Deployment::start_agent`]
+//! starts exec and chat together, chat invoking exec through the Lambda Invoke stand-in.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,11 @@ use serde_json::{Value, json};
 
 use crate::aws::{Moto, unique};
 use crate::function::{Function, LambdaEnv, binary};
+use crate::invoke::InvokeApi;
+
+/// The exec function's name (`AWS_LAMBDA_FUNCTION_NAME` of its process), which the template
+/// gives chat as `EXEC_FUNCTION_NAME`.
+pub const EXEC_FUNCTION: &str = "bastion-exec";
 
 /// The host toolset `scripts/toolset` builds (what `scripts/test` builds before the suite).
 const HOST_TOOLS_DIR: &str = concat!(
@@ -46,6 +52,14 @@ pub fn exec_secrets(main: &Value) -> Value {
         doc["JWT_VERIFY_KEYS"] = verify.clone();
     }
     doc
+}
+
+/// exec and chat running together, chat's Lambda client pointed at `lambda`, which routes
+/// [`EXEC_FUNCTION`] to `exec`.
+pub struct Agent {
+    pub lambda: InvokeApi,
+    pub exec: Function,
+    pub chat: Function,
 }
 
 pub struct Deployment {
@@ -107,7 +121,13 @@ impl Deployment {
             .set("ALLOWED_ORIGINS", ORIGIN)
             .set("RUST_LOG", "info");
         match function {
-            "chat" | "webhooks" => env
+            // Lambda calls go to moto unless a test points them at an Invoke stand-in
+            // (`start_agent`).
+            "chat" => env
+                .set("LLM_BASE_URL", &self.llm.base_url)
+                .set("LLM_MODEL", "fake-small")
+                .set("EXEC_FUNCTION_NAME", EXEC_FUNCTION),
+            "webhooks" => env
                 .set("LLM_BASE_URL", &self.llm.base_url)
                 .set("LLM_MODEL", "fake-small"),
             // The template's layer puts the toolset at /opt/tools; here it is the host build of
@@ -144,6 +164,28 @@ impl Deployment {
 
     pub async fn start_with(&self, function: &str, env: &LambdaEnv) -> Function {
         Function::start(&binary("debug", function), env).await
+    }
+
+    /// exec and chat as deployed together: chat's `AWS_ENDPOINT_URL_LAMBDA` is an Invoke
+    /// stand-in that routes `EXEC_FUNCTION_NAME` to the running exec; every other AWS call of
+    /// both still goes to moto.
+    pub async fn start_agent(&self) -> Agent {
+        self.start_agent_with(&self.env("exec"), &self.env("chat"))
+            .await
+    }
+
+    /// [`start_agent`](Self::start_agent) with the given environments (chat's Lambda endpoint
+    /// and exec function name are set on `chat_env`).
+    pub async fn start_agent_with(&self, exec_env: &LambdaEnv, chat_env: &LambdaEnv) -> Agent {
+        let lambda = InvokeApi::start().await;
+        let exec = self.start_with("exec", exec_env).await;
+        lambda.register(EXEC_FUNCTION, &exec.runtime);
+        let chat_env = chat_env
+            .clone()
+            .set("EXEC_FUNCTION_NAME", EXEC_FUNCTION)
+            .set("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint());
+        let chat = self.start_with("chat", &chat_env).await;
+        Agent { lambda, exec, chat }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A stand-in for the Lambda Runtime API (`2018-06-01`) on 127.0.0.1: the function polls
 //! `invocation/next`, posts a response or an error per invocation, or an init error. The test
-//! side queues events with `invoke` and waits for the outcome.
+//! side queues events with `invoke` and waits for the outcome; so does the Lambda Invoke API
+//! stand-in ([`crate::invoke`]) through a clone of the handle.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,12 +50,14 @@ pub struct InitError {
     pub raw: String,
 }
 
-/// The running stand-in; the server stops when the test's runtime ends.
+/// The running stand-in; the server stops when the test's runtime ends. A clone is another
+/// handle on the same function's queue.
+#[derive(Clone)]
 pub struct RuntimeApi {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     sender: mpsc::UnboundedSender<Pending>,
-    next_id: AtomicU64,
+    next_id: Arc<AtomicU64>,
 }
 
 impl RuntimeApi {
@@ -85,7 +88,7 @@ impl RuntimeApi {
             addr,
             shared,
             sender,
-            next_id: AtomicU64::new(1),
+            next_id: Arc::new(AtomicU64::new(1)),
         }
     }
 

@@ -9,6 +9,7 @@ mod chat;
 mod exec;
 mod exec_purge;
 mod exec_tool;
+mod invoke;
 mod paths;
 mod startup;
 mod webhooks;

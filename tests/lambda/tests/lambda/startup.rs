@@ -124,3 +124,35 @@ async fn a_missing_secret_id_is_posted_as_an_init_error_naming_bastion_secret_id
         })
     );
 }
+
+/// Tools are offered by default, and chat cannot run one without knowing the exec function.
+#[tokio::test]
+async fn chat_offering_tools_without_exec_function_name_is_posted_as_an_init_error_naming_it() {
+    let d = Deployment::new().await;
+    let mut chat = d
+        .start_with("chat", &d.env("chat").remove("EXEC_FUNCTION_NAME"))
+        .await;
+    let report = init_error_of("chat", &mut chat).await;
+    assert_eq!(
+        report.body,
+        json!({
+            "errorMessage": "configuration EXEC_FUNCTION_NAME: is required when tools are offered \
+                 (the exec function's name or ARN)",
+            "errorType": "Runtime.ConfigInvalid",
+        })
+    );
+}
+
+#[tokio::test]
+async fn chat_offering_no_tools_starts_without_exec_function_name() {
+    let d = Deployment::new().await;
+    let env = d
+        .env("chat")
+        .remove("EXEC_FUNCTION_NAME")
+        .set("CHAT_TOOLS", "");
+    let chat = d.start_with("chat", &env).await;
+    let r = chat
+        .call(&bastion_lambda_tests::RestEvent::get("/chat/health"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
