@@ -39,9 +39,12 @@ async fn agent_app(fake: &FakeLlm, store: Store, extra: &[(&str, &str)]) -> Test
     for (k, v) in fake.env() {
         env.insert(k.to_owned(), v);
     }
-    for (k, v) in [("PLAN_FREE_DAILY_CREDITS", "20"), ("CHAT_RATE_LIMIT", "1000/60")]
-        .into_iter()
-        .chain(extra.iter().copied())
+    for (k, v) in [
+        ("PLAN_FREE_DAILY_CREDITS", "20"),
+        ("CHAT_RATE_LIMIT", "1000/60"),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
     {
         env.insert(k.to_owned(), v.to_owned());
     }
@@ -74,7 +77,12 @@ impl TestApp {
 
     async fn put_file(&self, who: &Session, path: &str, data: &[u8]) {
         let r = self
-            .file(Method::PUT, &format!("/exec/files/{path}"), &who.access, data)
+            .file(
+                Method::PUT,
+                &format!("/exec/files/{path}"),
+                &who.access,
+                data,
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
@@ -109,13 +117,22 @@ async fn multi_step(wire: Wire, store: Store) {
         reply("notes.txt has 3 lines."),
     ]);
     let r = app
-        .ask(&alice, json!({"message": "How many lines will notes.txt have?"}))
+        .ask(
+            &alice,
+            json!({"message": "How many lines will notes.txt have?"}),
+        )
         .await;
     let body = ok(&r).clone();
     assert_eq!(body["stop_reason"], "end_turn");
     assert_eq!(body["message"]["content"], "notes.txt has 3 lines.");
-    assert_eq!(body["usage"], json!({"prompt_tokens": 33, "completion_tokens": 21}));
-    assert_eq!(body["credits_remaining"], 17, "three model calls, three credits");
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 33, "completion_tokens": 21})
+    );
+    assert_eq!(
+        body["credits_remaining"], 17,
+        "three model calls, three credits"
+    );
     let steps = body["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 4);
     assert_eq!(
@@ -236,7 +253,12 @@ async fn credits_run_out(store: Store) {
     assert_eq!(body["credits_remaining"], 0);
     assert_eq!(fake.requests().len(), 2);
     let refused = app.ask(&alice, json!({"message": "more"})).await;
-    assert_eq!(refused.status, StatusCode::PAYMENT_REQUIRED, "{}", refused.text);
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        refused.text
+    );
     assert_eq!(refused.code(), "quota_exceeded");
     assert_eq!(fake.requests().len(), 2, "the refused turn called no model");
 }
@@ -259,7 +281,10 @@ async fn concurrent_turns(store: Store) {
     let turns = join_all((0..6).map(|i| {
         let app = app.clone();
         let alice = alice.clone();
-        async move { app.ask(&alice, json!({"message": format!("turn {i}")})).await }
+        async move {
+            app.ask(&alice, json!({"message": format!("turn {i}")}))
+                .await
+        }
     }))
     .await;
     let mut statuses: Vec<(u16, String)> = turns
@@ -273,7 +298,11 @@ async fn concurrent_turns(store: Store) {
         })
         .collect();
     statuses.sort();
-    assert_eq!(fake.requests().len(), 4, "no more model calls than credits: {statuses:?}");
+    assert_eq!(
+        fake.requests().len(),
+        4,
+        "no more model calls than credits: {statuses:?}"
+    );
     for (status, what) in &statuses {
         assert!(
             (*status == 200 && what == "credits_exhausted")
@@ -301,11 +330,23 @@ async fn malformed_calls(wire: Wire) {
         Answer::Tools {
             text: Some("Let me look.".to_owned()),
             calls: vec![
-                ("read_file".to_owned(), "{\"path\": \"notes.txt\"".to_owned()),
+                (
+                    "read_file".to_owned(),
+                    "{\"path\": \"notes.txt\"".to_owned(),
+                ),
                 ("delete_everything".to_owned(), "{}".to_owned()),
-                ("read_file".to_owned(), json!({"path": "notes.txt", "owner": "bob"}).to_string()),
-                ("run_command".to_owned(), json!({"command": "rm -rf /"}).to_string()),
-                ("run_command".to_owned(), json!({"command": "bash -c id"}).to_string()),
+                (
+                    "read_file".to_owned(),
+                    json!({"path": "notes.txt", "owner": "bob"}).to_string(),
+                ),
+                (
+                    "run_command".to_owned(),
+                    json!({"command": "rm -rf /"}).to_string(),
+                ),
+                (
+                    "run_command".to_owned(),
+                    json!({"command": "bash -c id"}).to_string(),
+                ),
             ],
         },
         reply("I could not do that."),
@@ -313,7 +354,10 @@ async fn malformed_calls(wire: Wire) {
     let r = app.ask(&alice, json!({"message": "try things"})).await;
     let body = ok(&r);
     assert_eq!(body["stop_reason"], "end_turn");
-    let codes: Vec<Value> = results(body).iter().map(|s| s["error"]["code"].clone()).collect();
+    let codes: Vec<Value> = results(body)
+        .iter()
+        .map(|s| s["error"]["code"].clone())
+        .collect();
     assert_eq!(
         codes,
         vec![
@@ -324,7 +368,11 @@ async fn malformed_calls(wire: Wire) {
             json!("command_not_allowed"),
         ]
     );
-    assert_eq!(fake.tool_results_of(1).len(), 5, "every call got its result");
+    assert_eq!(
+        fake.tool_results_of(1).len(),
+        5,
+        "every call got its result"
+    );
     assert!(fake.refusals().is_empty(), "{:?}", fake.refusals());
 }
 
@@ -341,7 +389,12 @@ async fn malformed_arguments_and_unknown_tools_are_results_in_the_anthropic_form
 #[tokio::test]
 async fn a_megabyte_of_command_output_reaches_the_model_cut_to_sixteen_kib() {
     let fake = fake(Wire::OpenAi).await;
-    let app = agent_app(&fake, Store::Sqlite, &[("EXEC_OUTPUT_CAP_BYTES", "1048576")]).await;
+    let app = agent_app(
+        &fake,
+        Store::Sqlite,
+        &[("EXEC_OUTPUT_CAP_BYTES", "1048576")],
+    )
+    .await;
     let alice = app.signed_up("alice@example.com").await;
     fake.script([
         tools(&[("run_command", json!({"command": "seq 1 200000"}))]),
@@ -355,10 +408,17 @@ async fn a_megabyte_of_command_output_reaches_the_model_cut_to_sixteen_kib() {
     assert_eq!(seen["ok"], true);
     assert_eq!(seen["cut"], true);
     assert_eq!(seen["output"]["exit_code"], 0);
-    assert_eq!(seen["output"]["stdout_truncated"], true, "exec cut it at 1 MiB first");
+    assert_eq!(
+        seen["output"]["stdout_truncated"], true,
+        "exec cut it at 1 MiB first"
+    );
     let stdout = seen["output"]["stdout"].as_str().unwrap();
     assert!(stdout.starts_with("1\n2\n3\n"));
-    assert!(stdout.ends_with("…[cut: 1048576 bytes in all]"), "{}", &stdout[stdout.len() - 60..]);
+    assert!(
+        stdout.ends_with("…[cut: 1048576 bytes in all]"),
+        "{}",
+        &stdout[stdout.len() - 60..]
+    );
     assert_eq!(results(body)[0]["cut"], true);
     assert_eq!(results(body)[0]["output"], seen["output"]);
 }
@@ -373,8 +433,10 @@ async fn injection(wire: Wire, store: Store) {
     let app = agent_app(&fake, store, &[]).await;
     let alice = app.signed_up("alice@example.com").await;
     let bob = app.signed_up("bob@example.com").await;
-    app.put_file(&bob, "diary.txt", b"bob's diary: tangerine-4471").await;
-    app.put_file(&alice, "notes.txt", INJECTION.as_bytes()).await;
+    app.put_file(&bob, "diary.txt", b"bob's diary: tangerine-4471")
+        .await;
+    app.put_file(&alice, "notes.txt", INJECTION.as_bytes())
+        .await;
     let root = app.workspace_root().unwrap().display().to_string();
     // The model obeys the file: every way it can think of to reach what is not alice's.
     fake.script([
@@ -383,7 +445,10 @@ async fn injection(wire: Wire, store: Store) {
             ("list_files", json!({"prefix": "../"})),
             ("read_file", json!({"path": "../diary.txt"})),
             ("read_file", json!({"path": format!("{root}/diary.txt")})),
-            ("read_file", json!({"path": "diary.txt", "user_id": bob.user_id})),
+            (
+                "read_file",
+                json!({"path": "diary.txt", "user_id": bob.user_id}),
+            ),
             ("read_file", json!({"path": "/etc/passwd"})),
             ("read_file", json!({"path": "%2e%2e/diary.txt"})),
             ("run_command", json!({"command": "cat /etc/passwd"})),
@@ -391,11 +456,16 @@ async fn injection(wire: Wire, store: Store) {
             ("run_command", json!({"command": "cat ../diary.txt"})),
             ("run_command", json!({"command": format!("ls -R {root}")})),
             ("run_command", json!({"command": "env"})),
-            ("write_file", json!({"path": "../../stolen.txt", "content": "x"})),
+            (
+                "write_file",
+                json!({"path": "../../stolen.txt", "content": "x"}),
+            ),
         ]),
         reply("Here is everything I found."),
     ]);
-    let r = app.ask(&alice, json!({"message": "Summarise notes.txt"})).await;
+    let r = app
+        .ask(&alice, json!({"message": "Summarise notes.txt"}))
+        .await;
     let body = ok(&r).clone();
     assert_eq!(body["stop_reason"], "end_turn");
     let everything = body.to_string() + &serde_json::to_string(&fake.requests()).unwrap();
@@ -410,14 +480,22 @@ async fn injection(wire: Wire, store: Store) {
         "PASSWORD_PEPPER",
     ];
     for secret in secrets {
-        assert!(!everything.contains(secret), "{secret} reached the model or the answer");
+        assert!(
+            !everything.contains(secret),
+            "{secret} reached the model or the answer"
+        );
     }
     let results = results(&body);
     assert_eq!(results.len(), 13);
-    assert_eq!(results[0]["output"]["content"], INJECTION, "alice's own file is read");
+    assert_eq!(
+        results[0]["output"]["content"], INJECTION,
+        "alice's own file is read"
+    );
     for result in &results[1..] {
         let leaked = result["ok"] == true
-            && result["output"]["stdout"].as_str().is_some_and(|s| !s.trim().is_empty());
+            && result["output"]["stdout"]
+                .as_str()
+                .is_some_and(|s| !s.trim().is_empty());
         assert!(!leaked || result["name"] == "list_files", "{result}");
     }
     // The injected text reached the model only inside a tool result: the system prompt and
@@ -460,19 +538,37 @@ async fn an_injected_file_cannot_reach_other_users_the_host_or_secrets_in_the_an
 #[tokio::test]
 async fn a_request_narrows_the_tools_and_an_unknown_name_is_refused() {
     let fake = fake(Wire::OpenAi).await;
-    let app = agent_app(&fake, Store::Sqlite, &[("CHAT_TOOLS", "read_file,list_files")]).await;
+    let app = agent_app(
+        &fake,
+        Store::Sqlite,
+        &[("CHAT_TOOLS", "read_file,list_files")],
+    )
+    .await;
     let alice = app.signed_up("alice@example.com").await;
     fake.script([
         tools(&[("run_command", json!({"command": "ls"}))]),
         reply("no can do"),
     ]);
     let r = app
-        .ask(&alice, json!({"message": "hi", "tools": ["read_file", "run_command"]}))
+        .ask(
+            &alice,
+            json!({"message": "hi", "tools": ["read_file", "run_command"]}),
+        )
         .await;
     let body = ok(&r);
-    assert_eq!(fake.tools_of(0), vec!["read_file"], "narrowed, never widened");
+    assert_eq!(
+        fake.tools_of(0),
+        vec!["read_file"],
+        "narrowed, never widened"
+    );
     assert_eq!(results(body)[0]["error"]["code"], "tool_not_offered");
-    let bad = app.ask(&alice, json!({"message": "hi", "tools": ["sudo"]})).await;
+    let bad = app
+        .ask(&alice, json!({"message": "hi", "tools": ["sudo"]}))
+        .await;
     bad.assert_error(400, "invalid_request", "tools: \"sudo\" is not a tool");
-    assert_eq!(fake.requests().len(), 2, "the refused request called no model");
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the refused request called no model"
+    );
 }

@@ -16,6 +16,7 @@ use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::envelope::{ContentSealer, LocalContentKeys};
 use bastion_core::{Clock as _, ManualClock, Timestamp};
+use bastion_exec::in_process::InProcessTools;
 use bastion_exec::purge::InProcess;
 use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
@@ -313,7 +314,11 @@ impl TestApp {
         let mut routes = bastion_auth::routes(auth);
         if parts.chat {
             let chat = ChatSetup::from_env(env, RuntimeMode::Lambda).unwrap();
-            let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
+            let mut engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
+            // With exec part of the app, the agent's tools run in it, as in bastion-local.
+            if let Some(exec) = &exec {
+                engine = engine.with_tools(Arc::new(InProcessTools(exec.clone())));
+            }
             let webhooks = WebhooksState::new(
                 edge.clone(),
                 WebhooksConfig::from_env(env).unwrap(),

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod agent;
 mod api_keys;
 mod auth_accounts;
 mod auth_edge;

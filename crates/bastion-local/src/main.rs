@@ -11,6 +11,7 @@ use bastion_auth::AuthState;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
+use bastion_exec::in_process::InProcessTools;
 use bastion_exec::purge::InProcess;
 use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
@@ -103,7 +104,10 @@ fn app(
         .with_account_files(Arc::new(InProcess(exec_state.clone())));
     let chat = ChatSetup::from_env(env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
-    let engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
+    // The agent's tools run in this process, in the exec state the exec routes serve.
+    let engine = chat
+        .into_engine(edge.stores.clone(), edge.clock.clone())
+        .with_tools(Arc::new(InProcessTools(exec_state.clone())));
     let webhooks_state = WebhooksState::new(
         edge.clone(),
         WebhooksConfig::from_env(env)?,

@@ -1,5 +1,6 @@
 //! The chat Lambda: wiring only. The echo provider is refused here: `LLM_BASE_URL` is required.
-//! A secret refresh rotates the JWT keys and the provider's API key.
+//! A secret refresh rotates the JWT keys and the provider's API key. The agent's tools run in
+//! the exec function, by Lambda Invoke.
 
 use std::sync::Arc;
 
@@ -29,11 +30,13 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
     let sealer = KmsContentKeys::sealer(&runtime.sdk, env.required("KMS_KEY_ID")?, clock.clone());
     let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
-    // The agent loop takes this runner (issue 22); built here so its configuration
-    // (`EXEC_FUNCTION_NAME`) is checked at start-up.
-    let _tools = bastion_chat_fn::tools::runner(&runtime.sdk, env.as_ref())?;
+    let tools =
+        bastion_chat_fn::tools::runner(&runtime.sdk, env.as_ref(), &chat.config.agent.tools)?;
     let llm_key = chat.api_key.clone();
-    let engine = chat.into_engine(stores.clone(), clock.clone());
+    let mut engine = chat.into_engine(stores.clone(), clock.clone());
+    if let Some(tools) = tools {
+        engine = engine.with_tools(tools);
+    }
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let config = edge.config.clone();
     runtime.on_refresh(move |env| rotate(&config, &llm_key, env));

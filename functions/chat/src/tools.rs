@@ -22,8 +22,8 @@ use aws_sdk_lambda::operation::invoke::InvokeOutput;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_types::SdkConfig;
-use bastion_chat::{NoTools, ToolRunner};
-use bastion_core::tools::{ToolError, ToolInvocation, ToolOutcome};
+use bastion_chat::ToolRunner;
+use bastion_core::tools::{ToolError, ToolInvocation, ToolName, ToolOutcome};
 use bastion_http::{ConfigError, Env};
 use serde_json::Value;
 
@@ -36,7 +36,6 @@ pub const EXEC_FUNCTION_VAR: &str = "EXEC_FUNCTION_NAME";
 pub const LAMBDA_ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_LAMBDA";
 /// The tools the agent offers; set and blank means none (the agent's own configuration parses
 /// the names).
-pub const CHAT_TOOLS_VAR: &str = "CHAT_TOOLS";
 
 /// The code of every transport failure the model sees.
 pub const UNAVAILABLE_CODE: &str = "tool_unavailable";
@@ -155,14 +154,18 @@ impl ToolRunner for LambdaTools {
     }
 }
 
-/// The tool runner of the chat Lambda: none when `CHAT_TOOLS` is set and blank (nothing is
-/// offered, so nothing is invoked and `EXEC_FUNCTION_NAME` may be absent), exec by Lambda
-/// Invoke otherwise.
-pub fn runner(sdk: &SdkConfig, env: &dyn Env) -> Result<Arc<dyn ToolRunner>, ConfigError> {
-    match env.get(CHAT_TOOLS_VAR) {
-        Some(tools) if tools.trim().is_empty() => Ok(Arc::new(NoTools)),
-        _ => Ok(Arc::new(LambdaTools::from_sdk(sdk, env)?)),
+/// The tool runner of the chat Lambda for the tools `CHAT_TOOLS` offers: none when it offers
+/// none (nothing is invoked, so `EXEC_FUNCTION_NAME` may be absent), exec by Lambda Invoke
+/// otherwise.
+pub fn runner(
+    sdk: &SdkConfig,
+    env: &dyn Env,
+    offered: &[ToolName],
+) -> Result<Option<Arc<dyn ToolRunner>>, ConfigError> {
+    if offered.is_empty() {
+        return Ok(None);
     }
+    Ok(Some(Arc::new(LambdaTools::from_sdk(sdk, env)?)))
 }
 
 /// The result every transport failure becomes.
@@ -327,11 +330,16 @@ mod tests {
 
     #[test]
     fn blank_chat_tools_needs_no_exec_function() {
-        let none = runner(&sdk(), &env(&[("CHAT_TOOLS", " ")])).unwrap();
-        assert_eq!(none.name(), "none");
-        let err = runner(&sdk(), &env(&[("CHAT_TOOLS", "read_file")])).err();
+        assert!(runner(&sdk(), &env(&[]), &[]).unwrap().is_none());
+        let err = runner(&sdk(), &env(&[]), &[ToolName::ReadFile]).err();
         assert_eq!(err.map(|e| e.var), Some("EXEC_FUNCTION_NAME".to_owned()));
-        let lambda = runner(&sdk(), &env(&[("EXEC_FUNCTION_NAME", "exec")])).unwrap();
+        let lambda = runner(
+            &sdk(),
+            &env(&[("EXEC_FUNCTION_NAME", "exec")]),
+            &ToolName::ALL,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(lambda.name(), "lambda");
     }
 

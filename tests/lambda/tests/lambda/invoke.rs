@@ -254,7 +254,6 @@ async fn the_agent_deployment_routes_the_exec_function_name_to_the_running_exec(
 /// workspace. Needs exec's direct-invoke entry (branch s22-exec): without it exec answers an
 /// invocation as a malformed event, a function error.
 #[tokio::test]
-#[ignore = "needs exec's tool-invocation entry (s22-exec); remove once merged"]
 async fn a_tool_call_through_lambda_invoke_runs_in_the_users_exec_workspace() {
     let d = Deployment::new().await;
     let auth = d.start("auth").await;

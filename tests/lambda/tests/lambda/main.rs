@@ -4,6 +4,7 @@
 //! against moto.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agent;
 mod auth;
 mod chat;
 mod exec;
