@@ -317,7 +317,8 @@ fn only_keys(object: &Value, allowed: &[&str], what: &str) -> Result<(), Refusal
     let Some(map) = object.as_object() else {
         return Err(Refusal::bad(format!("{what} is not an object")));
     };
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+    // The first unexpected key in sorted order, so the refusal reads the same every time.
+    match map.keys().filter(|k| !allowed.contains(&k.as_str())).min() {
         Some(extra) => Err(Refusal::bad(format!("{what}: unexpected field {extra}"))),
         None => Ok(()),
     }

@@ -117,7 +117,8 @@ fn check_messages(messages: &[Value]) -> Result<(), Refusal> {
                 if !pending.is_empty() {
                     return Err(Refusal::bad(UNANSWERED));
                 }
-                if !matches!(prev, None | Some("assistant")) {
+                // After results the API takes new user text (a turn that stopped at its cap).
+                if !matches!(prev, None | Some("assistant" | "tool")) {
                     return Err(Refusal::bad(ORDER));
                 }
             }
