@@ -354,13 +354,14 @@ async fn malformed_or_overbounded_answers_fail_without_quoting_them_in_both_form
             FakeLlm::start().await,
             openai_calls(65),
             openai_calls(64),
-            json!({"choices": [{"message": {"content": {"text": secret}}}]}).to_string(),
+            // serde's own message would quote a string where a number belongs.
+            json!({"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": secret}}).to_string(),
         ),
         (
             FakeLlm::start_anthropic().await,
             anthropic_calls(65),
             anthropic_calls(64),
-            json!({"content": [{"type": "text", "text": [secret]}]}).to_string(),
+            json!({"content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": secret}}).to_string(),
         ),
     ] {
         let provider = setup(&fake, &[]).provider;

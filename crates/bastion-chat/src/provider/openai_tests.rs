@@ -212,6 +212,7 @@ fn tool_calls_of_the_wrong_shape_or_beyond_the_bounds_are_malformed_and_never_qu
     };
     let secret = "my-secret-diary";
     for bad in [
+        format!(r#"{{"choices":[{{"message":{{"content":null,"tool_calls":"{secret}"}}}}]}}"#),
         reply_with(vec![one("c1", "function", secret, r#"{"path":1}"#)]),
         reply_with(vec![one("c1", "function", "read_file", &format!(r#"{{"path":"{secret}"}}"#))]),
         reply_with(vec![one("c1", "custom", "read_file", &json!(secret).to_string())]),
