@@ -126,18 +126,16 @@ pub enum ProviderKind {
     Anthropic,
 }
 
-/// `LLM_PROVIDER`: `openai` (also when unset) or `anthropic`.
+/// `LLM_PROVIDER`: `openai` (also when unset) or `anthropic`. Written as one `match` on the
+/// variable so infra/params.py reads the accepted values for the template's AllowedValues.
 pub fn provider_kind(env: &dyn Env) -> Result<ProviderKind, ConfigError> {
-    match env.non_empty("LLM_PROVIDER") {
-        None => Ok(ProviderKind::OpenAi),
-        Some(raw) => match raw.trim() {
-            "openai" => Ok(ProviderKind::OpenAi),
-            "anthropic" => Ok(ProviderKind::Anthropic),
-            _ => Err(ConfigError::new(
-                "LLM_PROVIDER",
-                "must be openai or anthropic",
-            )),
-        },
+    match env.non_empty("LLM_PROVIDER").as_deref().map(str::trim) {
+        None | Some("openai") => Ok(ProviderKind::OpenAi),
+        Some("anthropic") => Ok(ProviderKind::Anthropic),
+        Some(_) => Err(ConfigError::new(
+            "LLM_PROVIDER",
+            "must be openai or anthropic",
+        )),
     }
 }
 

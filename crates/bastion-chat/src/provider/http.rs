@@ -358,6 +358,49 @@ mod tests {
         assert!(check_tool_calls(&[call(&"i".repeat(256), &"n".repeat(64))]).is_ok());
     }
 
+    fn settings(key: &str) -> ProviderSettings {
+        ProviderSettings {
+            base_url: Url::parse("https://api.example.com").unwrap(),
+            api_key: Some(SecretString::from(key)),
+            deadline: Duration::from_secs(25),
+            backoff: Duration::from_millis(200),
+            max_tokens: None,
+        }
+    }
+
+    #[test]
+    fn the_key_travels_only_in_its_formats_header_marked_sensitive_and_never_in_debug() {
+        for (kind, header, value) in [
+            (KeyHeader::Bearer, "authorization", "Bearer sk-live-123"),
+            (KeyHeader::XApiKey, "x-api-key", "sk-live-123"),
+        ] {
+            let url = Url::parse("https://api.example.com/v1/x").unwrap();
+            let endpoint = Endpoint::new(&settings("sk-live-123"), url, kind, Vec::new()).unwrap();
+            let built = endpoint
+                .request(&serde_json::json!({}))
+                .unwrap()
+                .build()
+                .unwrap();
+            let sent = built.headers().get(header).unwrap();
+            assert_eq!(sent.to_str().unwrap(), value);
+            assert!(sent.is_sensitive(), "{header}");
+            let other = if header == "x-api-key" {
+                "authorization"
+            } else {
+                "x-api-key"
+            };
+            assert_eq!(built.headers().get(other), None);
+            assert!(!built.url().as_str().contains("sk-live"));
+            let shown = format!("{endpoint:?}");
+            assert!(!shown.contains("sk-live-123"), "{shown}");
+        }
+        let url = Url::parse("https://api.example.com/v1/x").unwrap();
+        let bad = Endpoint::new(&settings("sk\nlive"), url, KeyHeader::XApiKey, Vec::new()).unwrap();
+        bad.api_key().store(Some(SecretString::from("sk-live\n-123")));
+        let err = bad.request(&serde_json::json!({})).unwrap_err().to_string();
+        assert!(!err.contains("sk-live"), "{err}");
+    }
+
     #[test]
     fn settings_debug_redacts_the_key() {
         let s = ProviderSettings {
