@@ -388,7 +388,10 @@ mod tests {
             "openai-compatible"
         );
         assert_eq!(
-            with(&[("LLM_PROVIDER", "anthropic")]).unwrap().provider.name(),
+            with(&[("LLM_PROVIDER", "anthropic")])
+                .unwrap()
+                .provider
+                .name(),
             "anthropic"
         );
         for bad in ["Anthropic", "gemini", "echo", "openai,anthropic"] {
@@ -428,8 +431,14 @@ mod tests {
             max_tokens(&env(&[("LLM_MAX_TOKENS", "64000")])).unwrap(),
             Some(64_000)
         );
-        assert_eq!(max_tokens(&env(&[("LLM_MAX_TOKENS", "1")])).unwrap(), Some(1));
-        for base in ["https://api.anthropic.com/v1", "https://gw.example.com/x/v1/"] {
+        assert_eq!(
+            max_tokens(&env(&[("LLM_MAX_TOKENS", "1")])).unwrap(),
+            Some(1)
+        );
+        for base in [
+            "https://api.anthropic.com/v1",
+            "https://gw.example.com/x/v1/",
+        ] {
             let e = ChatSetup::from_env(
                 &env(&[
                     ("LLM_PROVIDER", "anthropic"),

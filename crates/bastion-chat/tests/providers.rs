@@ -4,9 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use bastion_chat::provider::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, ProviderError, Usage,
 };
@@ -70,16 +71,16 @@ const R1: &str = r#"{"ok":true,"output":{"bytes":4}}"#;
 const R2: &str = r#"{"ok":true,"output":{"exit_code":0,"stdout":"2 notes.txt\n"}}"#;
 const R3: &str = r#"{"ok":false,"error":{"code":"not_found","message":"no such file"}}"#;
 
-/// Write a file and run a command on it (two calls in one answer), read it back (text and a
-/// call), then answer; every request carries the whole transcript back, and the fake accepts
-/// each as the real API would.
-async fn a_multi_step_transcript_round_trips(fake: FakeLlm) {
-    let provider = setup(&fake, &[]).provider;
+/// The model's side of [`a_multi_step_transcript_round_trips`].
+fn script_three_steps(fake: &FakeLlm) {
     fake.script([
         Answer::Tools {
             text: None,
             calls: vec![
-                tools("write_file", json!({"path": "notes.txt", "content": "a\nb\n"})),
+                tools(
+                    "write_file",
+                    json!({"path": "notes.txt", "content": "a\nb\n"}),
+                ),
                 tools("run_command", json!({"command": "wc -l notes.txt"})),
             ],
         },
@@ -89,6 +90,14 @@ async fn a_multi_step_transcript_round_trips(fake: FakeLlm) {
         },
         Answer::Reply("notes.txt has 2 lines.".into()),
     ]);
+}
+
+/// Write a file and run a command on it (two calls in one answer), read it back (text and a
+/// call), then answer; every request carries the whole transcript back, and the fake accepts
+/// each as the real API would.
+async fn a_multi_step_transcript_round_trips(fake: FakeLlm) {
+    let provider = setup(&fake, &[]).provider;
+    script_three_steps(&fake);
     let all = ToolName::ALL;
     let mut prompt = vec![
         PromptMessage::system("You are terse."),
@@ -119,8 +128,16 @@ async fn a_multi_step_transcript_round_trips(fake: FakeLlm) {
         }
     );
     prompt.push(PromptMessage::assistant("", first.tool_calls.clone()));
-    prompt.push(PromptMessage::tool_result("call_1", "write_file", R1.into()));
-    prompt.push(PromptMessage::tool_result("call_2", "run_command", R2.into()));
+    prompt.push(PromptMessage::tool_result(
+        "call_1",
+        "write_file",
+        R1.into(),
+    ));
+    prompt.push(PromptMessage::tool_result(
+        "call_2",
+        "run_command",
+        R2.into(),
+    ));
     let second = provider.complete(&request(&prompt, &all)).await.unwrap();
     assert_eq!(second.content, "Reading it back.");
     assert_eq!(
@@ -139,11 +156,18 @@ async fn a_multi_step_transcript_round_trips(fake: FakeLlm) {
     let third = provider.complete(&request(&prompt, &all)).await.unwrap();
     assert_eq!(third.content, "notes.txt has 2 lines.");
     assert_eq!(third.tool_calls, Vec::new());
-    prompt.push(PromptMessage::assistant("notes.txt has 2 lines.", Vec::new()));
+    prompt.push(PromptMessage::assistant(
+        "notes.txt has 2 lines.",
+        Vec::new(),
+    ));
     prompt.push(PromptMessage::user("Thanks!"));
     let fourth = provider.complete(&request(&prompt, &[])).await.unwrap();
     assert_eq!(fourth.content, default_reply("Thanks!"));
+    the_model_was_sent_the_whole_transcript(&fake);
+}
 
+/// What the fake saw of [`a_multi_step_transcript_round_trips`], the same in both formats.
+fn the_model_was_sent_the_whole_transcript(fake: &FakeLlm) {
     assert_eq!(fake.refusals(), Vec::<String>::new());
     assert_eq!(
         fake.tools_of(0),
@@ -254,11 +278,7 @@ async fn argument_text_that_is_not_json_reaches_the_loop_as_text_in_both_formats
         // Sent back, the broken call is still a well-formed transcript.
         let mut next = prompt.to_vec();
         next.push(PromptMessage::assistant("", reply.tool_calls.clone()));
-        next.push(PromptMessage::tool_result(
-            "call_1",
-            "read_file",
-            R3.into(),
-        ));
+        next.push(PromptMessage::tool_result("call_1", "read_file", R3.into()));
         provider.complete(&request(&next, &[])).await.unwrap();
         assert_eq!(fake.refusals(), Vec::<String>::new());
     }
@@ -278,7 +298,11 @@ async fn anthropic_overloaded_529_and_429_are_retried_within_the_budget() {
     assert_eq!(reply.content, "third time lucky");
     assert_eq!(fake.requests().len(), 3);
 
-    fake.script([Answer::Status(529), Answer::Status(529), Answer::Status(529)]);
+    fake.script([
+        Answer::Status(529),
+        Answer::Status(529),
+        Answer::Status(529),
+    ]);
     let err = provider.complete(&request(&prompt, &[])).await.unwrap_err();
     assert_eq!(err, ProviderError::Status(529));
     assert_eq!(fake.requests().len(), 6);
@@ -393,28 +417,18 @@ async fn an_anthropic_reply_over_one_mebibyte_is_refused() {
     assert_eq!(err, ProviderError::Malformed("reply exceeds 1 MiB".into()));
 }
 
-/// Records whether anything reached it and with which key headers.
-#[derive(Clone, Default)]
-struct Catcher(Arc<Mutex<Vec<(Option<String>, Option<String>)>>>);
-
-async fn start_catcher() -> (String, Catcher) {
-    let catcher = Catcher::default();
-    let seen = catcher.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-        let seen = seen.clone();
-        async move {
-            let h = |n: &str| headers.get(n).map(|v| v.to_str().unwrap().to_owned());
-            seen.0
-                .lock()
-                .unwrap()
-                .push((h("authorization"), h("x-api-key")));
-            "{}"
-        }
+/// A server that counts the requests reaching it.
+async fn start_catcher() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { "{}" }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), catcher)
+    (format!("http://{addr}"), hits)
 }
 
 /// A provider (or something in front of it) that answers with a redirect: following it would
@@ -437,7 +451,7 @@ async fn start_redirector(to: String) -> String {
 
 #[tokio::test]
 async fn a_redirect_is_not_followed_so_neither_format_hands_its_key_elsewhere() {
-    let (catcher_url, catcher) = start_catcher().await;
+    let (catcher_url, hits) = start_catcher().await;
     let redirector = start_redirector(catcher_url).await;
     for provider in ["openai", "anthropic"] {
         let env: HashMap<String, String> = [
@@ -457,7 +471,7 @@ async fn a_redirect_is_not_followed_so_neither_format_hands_its_key_elsewhere() 
             .unwrap_err();
         assert_eq!(err, ProviderError::Status(307), "{provider}");
     }
-    assert_eq!(catcher.0.lock().unwrap().len(), 0);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
 
 /// Posts `body` to the fake with `headers`; the status it answered.
@@ -472,22 +486,24 @@ async fn post_raw(fake: &FakeLlm, headers: &[(&str, &str)], body: &Value) -> u16
         .use_preconfigured_tls(tls)
         .build()
         .unwrap();
-    let mut req = client
-        .post(format!("{}{path}", fake.base_url))
-        .json(body);
+    let mut req = client.post(format!("{}{path}", fake.base_url)).json(body);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     req.send().await.unwrap().status().as_u16()
 }
 
-/// Sends each `(headers, body)` and checks the fake refused it with `(status, why)`, then
-/// that a good request still passes.
+/// A request the fake must refuse: its headers (`None`: the good ones), its body, and the
+/// status and refusal expected.
+type Case<'a> = (Option<Vec<(&'a str, &'a str)>>, Value, u16, &'a str);
+
+/// Sends each case and checks the fake refused it as expected, then that a good request still
+/// passes.
 async fn expect_refusals(
     fake: &FakeLlm,
     good_headers: &[(&str, &str)],
     good: Value,
-    cases: Vec<(Option<Vec<(&str, &str)>>, Value, u16, &str)>,
+    cases: Vec<Case<'_>>,
 ) {
     for (n, (headers, body, status, why)) in cases.into_iter().enumerate() {
         let headers = headers.unwrap_or_else(|| good_headers.to_vec());
@@ -514,7 +530,8 @@ async fn the_openai_fake_refuses_what_chat_completions_refuses() {
     let asked = json!({"role": "assistant", "content": null, "tool_calls": calls});
     let result = |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "r"});
     let mut tools_as_anthropic = with(json!([user("hi")]));
-    tools_as_anthropic["tools"] = json!([{"name": "read_file", "input_schema": {"type": "object"}}]);
+    tools_as_anthropic["tools"] =
+        json!([{"name": "read_file", "input_schema": {"type": "object"}}]);
     let mut empty_tools = with(json!([user("hi")]));
     empty_tools["tools"] = json!([]);
     let mut streamed = with(json!([user("hi")]));
@@ -555,7 +572,8 @@ async fn the_anthropic_fake_refuses_what_the_messages_api_refuses() {
     let fake = FakeLlm::start_anthropic().await;
     let good_headers = vec![("x-api-key", FAKE_KEY), ("anthropic-version", "2023-06-01")];
     let bearer = format!("Bearer {FAKE_KEY}");
-    let with = |messages: Value| json!({"model": "fake-small", "max_tokens": 64, "messages": messages});
+    let with =
+        |messages: Value| json!({"model": "fake-small", "max_tokens": 64, "messages": messages});
     let text = |t: &str| json!({"type": "text", "text": t});
     let used = |id: &str| json!({"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "read_file", "input": {}}]});
     let result = |id: &str| json!({"type": "tool_result", "tool_use_id": id, "content": "r"});

@@ -64,7 +64,8 @@ pub fn wire_request(request: &CompletionRequest, max_tokens: u32) -> Result<Valu
             PromptRole::Assistant => ("assistant", assistant_blocks(line)),
             PromptRole::Tool => {
                 let (id, _name) = line.answers.as_ref().ok_or_else(unanswerable)?;
-                let result = json!({"type": "tool_result", "tool_use_id": id, "content": line.content});
+                let result =
+                    json!({"type": "tool_result", "tool_use_id": id, "content": line.content});
                 ("user", vec![result])
             }
         };

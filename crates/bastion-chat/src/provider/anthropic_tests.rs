@@ -56,7 +56,11 @@ fn calls_become_tool_use_blocks_and_a_run_of_results_one_user_message() {
                 PromptMessage::assistant(
                     "",
                     vec![
-                        call("call_1", "write_file", r#"{"path":"a.txt","content":"x\n"}"#),
+                        call(
+                            "call_1",
+                            "write_file",
+                            r#"{"path":"a.txt","content":"x\n"}"#,
+                        ),
                         call("call_2", "run_command", r#"{"command":"wc -l a.txt"}"#),
                     ],
                 ),
@@ -209,50 +213,72 @@ fn text_and_tool_use_blocks_are_read_with_input_as_json_text() {
             r#"{{"content":[{{"type":"text","text":"done"}}],"stop_reason":"{stop}","usage":{{"input_tokens":1,"output_tokens":2}}}}"#
         );
         let reply = parse_reply(text.as_bytes()).unwrap();
-        assert_eq!((reply.content.as_str(), reply.tool_calls.len()), ("done", 0), "{stop}");
+        assert_eq!(
+            (reply.content.as_str(), reply.tool_calls.len()),
+            ("done", 0),
+            "{stop}"
+        );
     }
 }
 
 #[test]
 fn replies_without_text_or_calls_or_of_the_wrong_shape_are_malformed_and_never_quoted() {
     let secret = "my-secret-diary";
-    let use_block = |id: &str, name: &str| {
-        json!({"type": "tool_use", "id": id, "name": name, "input": {"path": secret}})
-    };
+    let use_block = |id: &str, name: &str| json!({"type": "tool_use", "id": id, "name": name, "input": {"path": secret}});
     let reply_with = |blocks: Vec<Value>, stop: &str| {
         json!({"content": blocks, "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 1}})
             .to_string()
     };
     for bad in [
         "not json".to_owned(),
-        json!({"type": "error", "error": {"type": "overloaded_error", "message": secret}}).to_string(),
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": secret}})
+            .to_string(),
         json!({"content": secret}).to_string(),
         reply_with(Vec::new(), "end_turn"),
         reply_with(vec![json!({"type": "text", "text": "   "})], "end_turn"),
         reply_with(vec![json!({"type": "text", "text": secret})], "tool_use"),
         reply_with(vec![json!({"type": "text", "text": 7})], "end_turn"),
-        reply_with(vec![json!({"type": "tool_use", "id": "t", "name": secret})], "tool_use"),
-        reply_with(vec![use_block(&format!("{secret} id"), "read_file")], "tool_use"),
+        reply_with(
+            vec![json!({"type": "tool_use", "id": "t", "name": secret})],
+            "tool_use",
+        ),
+        reply_with(
+            vec![use_block(&format!("{secret} id"), "read_file")],
+            "tool_use",
+        ),
         reply_with(vec![use_block("t", &"n".repeat(65))], "tool_use"),
         reply_with(vec![use_block("t", "a"), use_block("t", "b")], "tool_use"),
-        reply_with((0..65).map(|i| use_block(&format!("t{i}"), "read_file")).collect(), "tool_use"),
+        reply_with(
+            (0..65)
+                .map(|i| use_block(&format!("t{i}"), "read_file"))
+                .collect(),
+            "tool_use",
+        ),
     ] {
         let err = parse_reply(bad.as_bytes()).unwrap_err();
         assert!(matches!(err, ProviderError::Malformed(_)), "{bad}: {err:?}");
         assert!(!err.to_string().contains("secret"), "{err}");
     }
     let sixty_four = reply_with(
-        (0..64).map(|i| use_block(&format!("t{i}"), "read_file")).collect(),
+        (0..64)
+            .map(|i| use_block(&format!("t{i}"), "read_file"))
+            .collect(),
         "tool_use",
     );
-    assert_eq!(parse_reply(sixty_four.as_bytes()).unwrap().tool_calls.len(), 64);
+    assert_eq!(
+        parse_reply(sixty_four.as_bytes()).unwrap().tool_calls.len(),
+        64
+    );
 }
 
 #[test]
 fn a_tool_line_that_names_no_call_is_refused_before_sending() {
     let mut orphan = PromptMessage::tool_result("x", "read_file", "{}".into());
     orphan.answers = None;
-    let err = wire_request(&request(vec![PromptMessage::user("hi"), orphan], Vec::new()), 1)
-        .unwrap_err();
+    let err = wire_request(
+        &request(vec![PromptMessage::user("hi"), orphan], Vec::new()),
+        1,
+    )
+    .unwrap_err();
     assert_eq!(err, unanswerable());
 }

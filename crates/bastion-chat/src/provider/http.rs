@@ -263,7 +263,9 @@ pub fn unanswerable() -> ProviderError {
 /// The prompt as a provider may send it: from its first user line on. Anthropic requires a
 /// user message first, and a history cut by the context budget could otherwise begin with a
 /// model answer or with tool results whose calls were cut off.
-pub fn from_first_user(messages: &[super::PromptMessage]) -> impl Iterator<Item = &super::PromptMessage> {
+pub fn from_first_user(
+    messages: &[super::PromptMessage],
+) -> impl Iterator<Item = &super::PromptMessage> {
     let first_user = messages
         .iter()
         .position(|m| m.role == super::PromptRole::User)
@@ -316,10 +318,7 @@ mod tests {
                 "https://gateway.example.com/anthropic/v1/messages",
             ),
         ] {
-            assert_eq!(
-                join_path(&Url::parse(base).unwrap(), suffix).as_str(),
-                want
-            );
+            assert_eq!(join_path(&Url::parse(base).unwrap(), suffix).as_str(), want);
         }
     }
 
@@ -352,7 +351,10 @@ mod tests {
             vec![call("same", "a"), call("same", "b")],
         ] {
             let err = check_tool_calls(&bad).unwrap_err().to_string();
-            assert!(err.starts_with("provider reply is malformed: tool call "), "{err}");
+            assert!(
+                err.starts_with("provider reply is malformed: tool call "),
+                "{err}"
+            );
             assert!(!err.contains("secret") && !err.contains("same"), "{err}");
         }
         assert!(check_tool_calls(&[call(&"i".repeat(256), &"n".repeat(64))]).is_ok());
@@ -395,8 +397,10 @@ mod tests {
             assert!(!shown.contains("sk-live-123"), "{shown}");
         }
         let url = Url::parse("https://api.example.com/v1/x").unwrap();
-        let bad = Endpoint::new(&settings("sk\nlive"), url, KeyHeader::XApiKey, Vec::new()).unwrap();
-        bad.api_key().store(Some(SecretString::from("sk-live\n-123")));
+        let bad =
+            Endpoint::new(&settings("sk\nlive"), url, KeyHeader::XApiKey, Vec::new()).unwrap();
+        bad.api_key()
+            .store(Some(SecretString::from("sk-live\n-123")));
         let err = bad.request(&serde_json::json!({})).unwrap_err().to_string();
         assert!(!err.contains("sk-live"), "{err}");
     }

@@ -126,7 +126,9 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Both counts summed, saturating: a turn's usage is every model call's.
+    /// Both counts summed, saturating: a turn's usage is every model call's. (A method, not
+    /// `std::ops::Add`: `+` would hide the saturation.)
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, other: Usage) -> Usage {
         Usage {
             prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),

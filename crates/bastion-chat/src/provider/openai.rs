@@ -167,7 +167,12 @@ pub fn parse_reply(bytes: &[u8]) -> Result<Completion, ProviderError> {
         .map(|c| c.message)
         .ok_or_else(|| ProviderError::Malformed("no assistant content".to_owned()))?;
     let mut tool_calls = Vec::new();
-    for (i, call) in message.tool_calls.unwrap_or_default().into_iter().enumerate() {
+    for (i, call) in message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
         if call.kind.as_deref().is_some_and(|k| k != "function") {
             return Err(ProviderError::Malformed(format!(
                 "tool call {i} is not a function call"

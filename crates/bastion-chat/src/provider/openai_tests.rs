@@ -55,7 +55,11 @@ fn tools_calls_and_results_map_to_the_chat_completions_shapes() {
                 PromptMessage::assistant(
                     "",
                     vec![
-                        call("call_1", "write_file", r#"{"path":"a.txt","content":"x\n"}"#),
+                        call(
+                            "call_1",
+                            "write_file",
+                            r#"{"path":"a.txt","content":"x\n"}"#,
+                        ),
                         call("call_2", "run_command", r#"{"command":"wc -l a.txt"}"#),
                     ],
                 ),
@@ -214,14 +218,46 @@ fn tool_calls_of_the_wrong_shape_or_beyond_the_bounds_are_malformed_and_never_qu
     for bad in [
         format!(r#"{{"choices":[{{"message":{{"content":null,"tool_calls":"{secret}"}}}}]}}"#),
         reply_with(vec![one("c1", "function", secret, r#"{"path":1}"#)]),
-        reply_with(vec![one("c1", "function", "read_file", &format!(r#"{{"path":"{secret}"}}"#))]),
-        reply_with(vec![one("c1", "custom", "read_file", &json!(secret).to_string())]),
-        reply_with(vec![one(&format!("{secret} id"), "function", "read_file", "\"{}\"")]),
-        reply_with(vec![one(&"i".repeat(257), "function", "read_file", "\"{}\"")]),
-        reply_with(vec![one("c1", "function", &format!("{secret}{}", "n".repeat(60)), "\"{}\"")]),
+        reply_with(vec![one(
+            "c1",
+            "function",
+            "read_file",
+            &format!(r#"{{"path":"{secret}"}}"#),
+        )]),
+        reply_with(vec![one(
+            "c1",
+            "custom",
+            "read_file",
+            &json!(secret).to_string(),
+        )]),
+        reply_with(vec![one(
+            &format!("{secret} id"),
+            "function",
+            "read_file",
+            "\"{}\"",
+        )]),
+        reply_with(vec![one(
+            &"i".repeat(257),
+            "function",
+            "read_file",
+            "\"{}\"",
+        )]),
+        reply_with(vec![one(
+            "c1",
+            "function",
+            &format!("{secret}{}", "n".repeat(60)),
+            "\"{}\"",
+        )]),
         reply_with(
             (0..65)
-                .map(|i| one(&format!("c{i}"), "function", "read_file", &json!(secret).to_string()))
+                .map(|i| {
+                    one(
+                        &format!("c{i}"),
+                        "function",
+                        "read_file",
+                        &json!(secret).to_string(),
+                    )
+                })
                 .collect(),
         ),
     ] {
@@ -234,7 +270,10 @@ fn tool_calls_of_the_wrong_shape_or_beyond_the_bounds_are_malformed_and_never_qu
             .map(|i| one(&format!("c{i}"), "function", "read_file", "\"{}\""))
             .collect(),
     );
-    assert_eq!(parse_reply(sixty_four.as_bytes()).unwrap().tool_calls.len(), 64);
+    assert_eq!(
+        parse_reply(sixty_four.as_bytes()).unwrap().tool_calls.len(),
+        64
+    );
 }
 
 #[test]

@@ -55,10 +55,10 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
     if body.get("stream").is_some_and(|s| s != false) {
         return Err(Refusal::bad("stream must be false"));
     }
-    if let Some(system) = body.get("system") {
-        if !system.is_string() {
-            text_blocks(system, "system")?;
-        }
+    if let Some(system) = body.get("system")
+        && !system.is_string()
+    {
+        text_blocks(system, "system")?;
     }
     if let Some(tools) = body.get("tools") {
         check_tools(tools)?;
@@ -115,7 +115,7 @@ fn check_messages(messages: &[Value]) -> Result<(), Refusal> {
             pending.clear();
         }
     }
-    if messages.len() % 2 == 0 {
+    if messages.len().is_multiple_of(2) {
         // Empty, or ending with the assistant.
         return Err(Refusal::bad(ORDER));
     }
@@ -163,7 +163,11 @@ fn assistant_blocks(blocks: &[Value]) -> Result<Vec<String>, Refusal> {
 
 /// A user message: `tool_result` blocks first, exactly one per id the assistant just used,
 /// then text. A result later in the message, for another id, or missing, is refused.
-fn user_blocks(blocks: &[Value], pending: &[String], all_ids: &HashSet<String>) -> Result<(), Refusal> {
+fn user_blocks(
+    blocks: &[Value],
+    pending: &[String],
+    all_ids: &HashSet<String>,
+) -> Result<(), Refusal> {
     let mut open: Vec<&String> = pending.iter().collect();
     let mut seen_text = false;
     for block in blocks {
@@ -178,10 +182,10 @@ fn user_blocks(blocks: &[Value], pending: &[String], all_ids: &HashSet<String>) 
                     &["type", "tool_use_id", "content", "is_error"],
                     "tool_result block",
                 )?;
-                if let Some(content) = block.get("content") {
-                    if !content.is_string() {
-                        text_blocks(content, "tool_result content")?;
-                    }
+                if let Some(content) = block.get("content")
+                    && !content.is_string()
+                {
+                    text_blocks(content, "tool_result content")?;
                 }
                 if block.get("is_error").is_some_and(|e| !e.is_boolean()) {
                     return Err(Refusal::bad("is_error must be a boolean"));
@@ -224,7 +228,9 @@ fn text_blocks(value: &Value, what: &str) -> Result<(), Refusal> {
         .ok_or_else(|| Refusal::bad(format!("{what} must be a string or text blocks")))?;
     for block in list {
         if block["type"] != "text" {
-            return Err(Refusal::bad(format!("{what} must be a string or text blocks")));
+            return Err(Refusal::bad(format!(
+                "{what} must be a string or text blocks"
+            )));
         }
         check_text(block)?;
     }

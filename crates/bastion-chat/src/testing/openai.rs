@@ -43,10 +43,10 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
     if body.get("stream").is_some_and(|s| s != false) {
         return Err(Refusal::bad("stream must be false"));
     }
-    if let Some(n) = body.get("max_tokens") {
-        if n.as_u64().is_none_or(|n| n == 0) {
-            return Err(Refusal::bad("max_tokens must be a positive integer"));
-        }
+    if let Some(n) = body.get("max_tokens")
+        && n.as_u64().is_none_or(|n| n == 0)
+    {
+        return Err(Refusal::bad("max_tokens must be a positive integer"));
     }
     if let Some(tools) = body.get("tools") {
         check_tools(tools)?;
@@ -77,10 +77,7 @@ fn check_tools(tools: &Value) -> Result<(), Refusal> {
         if !valid_tool_name(name) || !names.insert(name.to_owned()) {
             return Err(shape("a missing, invalid or repeated name"));
         }
-        if function
-            .get("description")
-            .is_some_and(|d| !d.is_string())
-        {
+        if function.get("description").is_some_and(|d| !d.is_string()) {
             return Err(shape("a description that is not a string"));
         }
         if function
@@ -170,7 +167,11 @@ fn text_content(m: &Value) -> Result<(), Refusal> {
 
 /// An assistant line's call ids; its content is text, or null when it calls tools.
 fn assistant_calls(m: &Value) -> Result<Vec<String>, Refusal> {
-    only_keys(m, &["role", "content", "tool_calls", "name"], "assistant message")?;
+    only_keys(
+        m,
+        &["role", "content", "tool_calls", "name"],
+        "assistant message",
+    )?;
     let Some(calls) = m.get("tool_calls") else {
         return text_content(m).map(|()| Vec::new());
     };
@@ -184,7 +185,11 @@ fn assistant_calls(m: &Value) -> Result<Vec<String>, Refusal> {
     let mut ids = Vec::new();
     for call in list {
         only_keys(call, &["id", "type", "function"], "tool call")?;
-        only_keys(&call["function"], &["name", "arguments"], "tool call function")?;
+        only_keys(
+            &call["function"],
+            &["name", "arguments"],
+            "tool call function",
+        )?;
         let id = call["id"].as_str().unwrap_or("");
         if id.is_empty()
             || call["type"] != "function"
