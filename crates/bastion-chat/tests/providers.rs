@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use bastion_chat::provider::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, ProviderError, Usage,
 };
-use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
+use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, Format, default_reply};
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_core::tools::ToolName;
 use serde_json::{Value, json};
@@ -166,9 +166,17 @@ async fn a_multi_step_transcript_round_trips(fake: FakeLlm) {
     the_model_was_sent_the_whole_transcript(&fake);
 }
 
-/// What the fake saw of [`a_multi_step_transcript_round_trips`], the same in both formats.
+/// What the fake saw of [`a_multi_step_transcript_round_trips`], the same in both formats
+/// (Anthropic's results also say whether the call failed).
 fn the_model_was_sent_the_whole_transcript(fake: &FakeLlm) {
     assert_eq!(fake.refusals(), Vec::<String>::new());
+    if fake.format == Format::Anthropic {
+        let results = &fake.requests()[2]["messages"][4]["content"];
+        assert_eq!(results[0]["tool_use_id"], "call_3");
+        assert_eq!(results[0]["is_error"], true);
+        let earlier = &fake.requests()[2]["messages"][2]["content"];
+        assert_eq!(earlier[0].get("is_error"), None);
+    }
     assert_eq!(
         fake.tools_of(0),
         ["run_command", "read_file", "write_file", "list_files"]
@@ -477,8 +485,8 @@ async fn a_redirect_is_not_followed_so_neither_format_hands_its_key_elsewhere() 
 /// Posts `body` to the fake with `headers`; the status it answered.
 async fn post_raw(fake: &FakeLlm, headers: &[(&str, &str)], body: &Value) -> u16 {
     let path = match fake.format {
-        bastion_chat::testing::Format::OpenAi => "/chat/completions",
-        bastion_chat::testing::Format::Anthropic => "/v1/messages",
+        Format::OpenAi => "/chat/completions",
+        Format::Anthropic => "/v1/messages",
     };
     // The process's one TLS stack (reqwest is built without a default provider).
     let tls = bastion_core::tls::roots().client_config().unwrap();

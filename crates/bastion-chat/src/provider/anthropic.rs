@@ -64,9 +64,7 @@ pub fn wire_request(request: &CompletionRequest, max_tokens: u32) -> Result<Valu
             PromptRole::Assistant => ("assistant", assistant_blocks(line)),
             PromptRole::Tool => {
                 let (id, _name) = line.answers.as_ref().ok_or_else(unanswerable)?;
-                let result =
-                    json!({"type": "tool_result", "tool_use_id": id, "content": line.content});
-                ("user", vec![result])
+                ("user", vec![tool_result(id, &line.content)])
             }
         };
         if blocks.is_empty() {
@@ -104,6 +102,18 @@ fn wire_tool(tool: ToolName) -> Value {
         "description": tool.description(),
         "input_schema": tool.schema(),
     })
+}
+
+/// A result block; one whose JSON says `"ok": false` is flagged `is_error`, as the API lets a
+/// client tell the model that the call failed.
+fn tool_result(id: &str, content: &str) -> Value {
+    let mut block = json!({"type": "tool_result", "tool_use_id": id, "content": content});
+    let failed = serde_json::from_str::<Value>(content)
+        .is_ok_and(|v| v.get("ok") == Some(&Value::Bool(false)));
+    if failed {
+        block["is_error"] = Value::Bool(true);
+    }
+    block
 }
 
 /// The API refuses empty text blocks.

@@ -99,7 +99,7 @@ fn calls_become_tool_use_blocks_and_a_run_of_results_one_user_message() {
                 ]},
                 {"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": "call_1", "content": "{\"ok\":true}"},
-                    {"type": "tool_result", "tool_use_id": "call_2", "content": "{\"ok\":false}"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "content": "{\"ok\":false}", "is_error": true},
                 ]},
                 {"role": "assistant", "content": [{"type": "text", "text": "one line"}]},
                 {"role": "user", "content": [{"type": "text", "text": "and now?"}]},
