@@ -414,6 +414,19 @@ async fn malformed_or_overbounded_answers_fail_without_quoting_them_in_both_form
 }
 
 #[tokio::test]
+async fn an_anthropic_answer_slower_than_the_deadline_times_out() {
+    let fake = FakeLlm::start_anthropic().await;
+    let provider = setup(&fake, &[("LLM_TIMEOUT_SECS", "1")]).provider;
+    fake.script([Answer::Slow(std::time::Duration::from_secs(5))]);
+    let err = provider
+        .complete(&request(&[PromptMessage::user("hi")], &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ProviderError::Timeout);
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
 async fn an_anthropic_reply_over_one_mebibyte_is_refused() {
     let fake = FakeLlm::start_anthropic().await;
     let provider = setup(&fake, &[]).provider;

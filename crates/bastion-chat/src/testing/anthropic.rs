@@ -274,9 +274,11 @@ pub(super) fn last_user_text(body: &Value) -> String {
 }
 
 pub(super) fn render(reply: &Reply) -> Value {
+    // The API never answers with an empty text block.
     let mut content: Vec<Value> = reply
         .text
         .iter()
+        .filter(|t| !t.is_empty())
         .map(|t| json!({"type": "text", "text": t}))
         .collect();
     for (id, name, arguments) in &reply.calls {

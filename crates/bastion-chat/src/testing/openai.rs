@@ -91,8 +91,9 @@ fn check_tools(tools: &Value) -> Result<(), Refusal> {
 }
 
 /// An optional system line, then user first; user and assistant alternate, an assistant's
-/// tool calls are answered by `tool` messages right after it, one per id, and the prompt ends
-/// with a user message or the last result.
+/// tool calls are answered by `tool` messages right after it, one per id, after which the
+/// assistant or new user text may follow, and the prompt ends with a user message or the last
+/// result.
 fn check_messages(messages: &[Value]) -> Result<(), Refusal> {
     let body = match messages.first() {
         Some(m) if m["role"] == "system" => {
