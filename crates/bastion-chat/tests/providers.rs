@@ -181,7 +181,14 @@ fn the_model_was_sent_the_whole_transcript(fake: &FakeLlm) {
         fake.tools_of(0),
         ["run_command", "read_file", "write_file", "list_files"]
     );
-    assert_eq!(fake.tools_of(3), Vec::<String>::new());
+    // Offered none, the replayed steps still need their tools defined on Anthropic's API.
+    match fake.format {
+        Format::OpenAi => assert_eq!(fake.tools_of(3), Vec::<String>::new()),
+        Format::Anthropic => {
+            assert_eq!(fake.tools_of(3), fake.tools_of(0));
+            assert_eq!(fake.requests()[3]["tool_choice"], json!({"type": "none"}));
+        }
+    }
     assert_eq!(fake.tool_results_of(0), vec![]);
     assert_eq!(
         fake.tool_results_of(1),
@@ -557,6 +564,8 @@ async fn the_openai_fake_refuses_what_chat_completions_refuses() {
     empty_tools["tools"] = json!([]);
     let mut streamed = with(json!([user("hi")]));
     streamed["stream"] = json!(true);
+    let mut choice_without_tools = with(json!([user("hi")]));
+    choice_without_tools["tool_choice"] = json!("none");
     let mut unknown_field = with(json!([user("hi")]));
     unknown_field["functions"] = json!([]);
     let order = "bad message order";
@@ -573,6 +582,7 @@ async fn the_openai_fake_refuses_what_chat_completions_refuses() {
             (None, empty_tools, 400, "tools without the right shape: an empty list"),
             (None, streamed, 400, "stream must be false"),
             (None, unknown_field, 400, "request: unexpected field functions"),
+            (None, choice_without_tools, 400, "tool_choice without the right shape or tools"),
             (None, with(json!([user("a"), user("b")])), 400, order),
             (None, with(json!([{"role": "assistant", "content": "x"}, user("a")])), 400, order),
             (None, with(json!([user("a"), {"role": "assistant", "content": "x"}])), 400, order),
@@ -593,14 +603,24 @@ async fn the_anthropic_fake_refuses_what_the_messages_api_refuses() {
     let fake = FakeLlm::start_anthropic().await;
     let good_headers = vec![("x-api-key", FAKE_KEY), ("anthropic-version", "2023-06-01")];
     let bearer = format!("Bearer {FAKE_KEY}");
-    let with =
-        |messages: Value| json!({"model": "fake-small", "max_tokens": 64, "messages": messages});
+    let read_file = json!([{"name": "read_file", "input_schema": {"type": "object"}}]);
+    let with = |messages: Value| json!({"model": "fake-small", "max_tokens": 64, "messages": messages, "tools": read_file});
     let text = |t: &str| json!({"type": "text", "text": t});
     let used = |id: &str| json!({"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "read_file", "input": {}}]});
     let result = |id: &str| json!({"type": "tool_result", "tool_use_id": id, "content": "r"});
     let blocks = |b: Vec<Value>| json!({"role": "user", "content": b});
     let mut tools_as_openai = with(json!([user("hi")]));
     tools_as_openai["tools"] = json!([{"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}]);
+    let mut undefined_tools = with(json!([user("a"), used("t1"), blocks(vec![result("t1")])]));
+    undefined_tools.as_object_mut().unwrap().remove("tools");
+    let mut choice_without_tools = with(json!([user("hi")]));
+    choice_without_tools
+        .as_object_mut()
+        .unwrap()
+        .remove("tools");
+    choice_without_tools["tool_choice"] = json!({"type": "none"});
+    let mut nameless_choice = with(json!([user("hi")]));
+    nameless_choice["tool_choice"] = json!({"type": "tool"});
     let mut no_schema = with(json!([user("hi")]));
     no_schema["tools"] = json!([{"name": "read_file", "description": "d"}]);
     let order = "bad role order";
@@ -622,6 +642,9 @@ async fn the_anthropic_fake_refuses_what_the_messages_api_refuses() {
             (None, json!({"model": "fake-small", "messages": [user("hi")]}), 400, "max_tokens: field required"),
             (None, tools_as_openai, 400, "tool: unexpected field function"),
             (None, no_schema, 400, "tools without the right shape: input_schema missing or not an object schema"),
+            (None, undefined_tools, 400, "requests which include tool_use or tool_result blocks must define tools"),
+            (None, choice_without_tools, 400, "tool_choice without the right shape or tools"),
+            (None, nameless_choice, 400, "tool_choice without the right shape or tools"),
             (None, with(json!([{"role": "system", "content": "s"}, user("hi")])), 400, order),
             (None, with(json!([{"role": "assistant", "content": "x"}, user("hi")])), 400, order),
             (None, with(json!([user("a"), user("b")])), 400, order),

@@ -50,7 +50,7 @@ impl AnthropicProvider {
 
 /// The request body: system lines joined into the top-level `system`, the rest as strictly
 /// alternating user/assistant messages of content blocks, and `tools` only when some are
-/// offered.
+/// offered (or, with `tool_choice` none, when earlier steps are replayed).
 pub fn wire_request(request: &CompletionRequest, max_tokens: u32) -> Result<Value, ProviderError> {
     let mut system = Vec::new();
     let mut messages: Vec<(&'static str, Vec<Value>)> = Vec::new();
@@ -92,8 +92,22 @@ pub fn wire_request(request: &CompletionRequest, max_tokens: u32) -> Result<Valu
     }
     if !request.tools.is_empty() {
         body["tools"] = Value::Array(request.tools.iter().map(|t| wire_tool(*t)).collect());
+    } else if carries_tool_blocks(&body["messages"]) {
+        // The API refuses tool_use/tool_result blocks in a request that defines no tools, so
+        // a turn offered none that replays earlier steps defines them and forbids their use.
+        body["tools"] = Value::Array(ToolName::ALL.iter().map(|t| wire_tool(*t)).collect());
+        body["tool_choice"] = json!({"type": "none"});
     }
     Ok(body)
+}
+
+fn carries_tool_blocks(messages: &Value) -> bool {
+    messages.as_array().is_some_and(|list| {
+        list.iter()
+            .filter_map(|m| m["content"].as_array())
+            .flatten()
+            .any(|b| b["type"] == "tool_use" || b["type"] == "tool_result")
+    })
 }
 
 fn wire_tool(tool: ToolName) -> Value {

@@ -160,6 +160,37 @@ fn adjacent_lines_of_one_role_are_merged_so_roles_alternate() {
 }
 
 #[test]
+fn replayed_steps_on_a_request_offering_no_tools_define_them_but_forbid_their_use() {
+    let prompt = vec![
+        PromptMessage::user("list"),
+        PromptMessage::assistant("", vec![call("c1", "list_files", "{}")]),
+        PromptMessage::tool_result("c1", "list_files", "r".into()),
+        PromptMessage::assistant("two files", Vec::new()),
+        PromptMessage::user("thanks"),
+    ];
+    let body = wire_request(&request(prompt, Vec::new()), 10).unwrap();
+    let names: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["run_command", "read_file", "write_file", "list_files"]
+    );
+    assert_eq!(body["tool_choice"], json!({"type": "none"}));
+    let offered = wire_request(
+        &request(vec![PromptMessage::user("hi")], vec![ToolName::ReadFile]),
+        10,
+    )
+    .unwrap();
+    assert_eq!(offered.get("tool_choice"), None);
+    let plain = wire_request(&request(vec![PromptMessage::user("hi")], Vec::new()), 10).unwrap();
+    assert_eq!((plain.get("tools"), plain.get("tool_choice")), (None, None));
+}
+
+#[test]
 fn the_messages_start_at_the_first_user_line() {
     let body = wire_request(
         &request(

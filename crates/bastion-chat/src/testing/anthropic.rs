@@ -63,8 +63,41 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
     if let Some(tools) = body.get("tools") {
         check_tools(tools)?;
     }
+    let defines_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    if let Some(choice) = body.get("tool_choice") {
+        check_tool_choice(choice, defines_tools)?;
+    }
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
-    check_messages(&messages)
+    check_messages(&messages)?;
+    let tool_blocks = messages
+        .iter()
+        .flat_map(blocks)
+        .any(|b| b["type"] == "tool_use" || b["type"] == "tool_result");
+    if tool_blocks && !defines_tools {
+        return Err(Refusal::bad(
+            "requests which include tool_use or tool_result blocks must define tools",
+        ));
+    }
+    Ok(())
+}
+
+/// `{"type": "auto" | "any" | "none"}` or `{"type": "tool", "name"}`, only with tools.
+fn check_tool_choice(choice: &Value, defines_tools: bool) -> Result<(), Refusal> {
+    only_keys(
+        choice,
+        &["type", "name", "disable_parallel_tool_use"],
+        "tool_choice",
+    )?;
+    let named = choice["name"].is_string();
+    let valid = match choice["type"].as_str() {
+        Some("auto" | "any" | "none") => !named,
+        Some("tool") => named,
+        _ => false,
+    };
+    if !valid || !defines_tools {
+        return Err(Refusal::bad("tool_choice without the right shape or tools"));
+    }
+    Ok(())
 }
 
 fn check_tools(tools: &Value) -> Result<(), Refusal> {

@@ -51,6 +51,9 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
     if let Some(tools) = body.get("tools") {
         check_tools(tools)?;
     }
+    if let Some(choice) = body.get("tool_choice") {
+        check_tool_choice(choice, body.get("tools").is_some())?;
+    }
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     check_messages(&messages)
 }
@@ -86,6 +89,24 @@ fn check_tools(tools: &Value) -> Result<(), Refusal> {
         {
             return Err(shape("parameters that are not an object schema"));
         }
+    }
+    Ok(())
+}
+
+/// `"none" | "auto" | "required"` or `{"type": "function", "function": {"name"}}`, only with
+/// tools.
+fn check_tool_choice(choice: &Value, with_tools: bool) -> Result<(), Refusal> {
+    let valid = match choice {
+        Value::String(mode) => ["none", "auto", "required"].contains(&mode.as_str()),
+        Value::Object(_) => {
+            only_keys(choice, &["type", "function"], "tool_choice")?;
+            only_keys(&choice["function"], &["name"], "tool_choice function")?;
+            choice["type"] == "function" && choice["function"]["name"].is_string()
+        }
+        _ => false,
+    };
+    if !valid || !with_tools {
+        return Err(Refusal::bad("tool_choice without the right shape or tools"));
     }
     Ok(())
 }
