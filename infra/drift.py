@@ -133,6 +133,7 @@ DEFAULTED = {
     "LLM_ALLOWED_MODELS": "defaults to LLM_MODEL alone",
     "LLM_CONTEXT_BUDGET_CHARS": "code default",
     "LLM_CONTEXT_MAX_MESSAGES": "code default",
+    "LLM_MAX_TOKENS": "code default: 4096 for anthropic, not sent for openai",
     "LLM_SYSTEM_PROMPT": "no system prompt unless the operator adds one",
     "LLM_TIMEOUT_SECS": "code default 25 s, below the function timeout",
     "PLAN_FREE_DAILY_CREDITS": "code default",

@@ -12,8 +12,11 @@ use secrecy::SecretString;
 
 use crate::agent::AgentConfig;
 use crate::message::ModelName;
-use crate::provider::openai::{ApiKey, OpenAiSettings};
-use crate::provider::{EchoProvider, OpenAiProvider, Provider};
+use crate::provider::anthropic::DEFAULT_MAX_TOKENS;
+use crate::provider::{
+    AnthropicProvider, ApiKey, EchoProvider, OpenAiProvider, Provider, ProviderError,
+    ProviderSettings,
+};
 
 /// Where the binary runs: Lambda never gets the echo provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +89,8 @@ impl ChatConfig {
 pub struct ChatSetup {
     pub config: ChatConfig,
     pub provider: Arc<dyn Provider>,
-    /// The OpenAI-compatible provider's key (unused by the echo provider): a secret refresh
-    /// stores the re-read `LLM_API_KEY` here (see [`api_key`]).
+    /// The provider's key, whichever format it speaks (unused by the echo provider): a secret
+    /// refresh stores the re-read `LLM_API_KEY` here (see [`api_key`]).
     pub api_key: ApiKey,
 }
 
@@ -119,11 +122,34 @@ impl ChatSetup {
     }
 }
 
+/// Which wire format `LLM_BASE_URL` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenAI-compatible Chat Completions (the default).
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+/// `LLM_PROVIDER`: `openai` (also when unset) or `anthropic`. Written as one `match` on the
+/// variable so infra/params.py reads the accepted values for the template's AllowedValues.
+pub fn provider_kind(env: &dyn Env) -> Result<ProviderKind, ConfigError> {
+    match env.non_empty("LLM_PROVIDER").as_deref().map(str::trim) {
+        None | Some("openai") => Ok(ProviderKind::OpenAi),
+        Some("anthropic") => Ok(ProviderKind::Anthropic),
+        Some(_) => Err(ConfigError::new(
+            "LLM_PROVIDER",
+            "must be openai or anthropic",
+        )),
+    }
+}
+
 /// The provider, its default model and the handle a secret refresh swaps its key through.
 fn provider(
     env: &dyn Env,
     mode: RuntimeMode,
 ) -> Result<(Arc<dyn Provider>, ModelName, ApiKey), ConfigError> {
+    let kind = provider_kind(env)?;
     match (env.non_empty("LLM_BASE_URL"), mode) {
         (None, RuntimeMode::Lambda) => Err(ConfigError::new(
             "LLM_BASE_URL",
@@ -137,8 +163,8 @@ fn provider(
             Ok((Arc::new(EchoProvider::new(env)?), model, ApiKey::default()))
         }
         (Some(raw), _) => {
-            let settings = OpenAiSettings {
-                base_url: base_url(&raw)?,
+            let settings = ProviderSettings {
+                base_url: base_url(&raw, kind)?,
                 api_key: api_key(env)?,
                 deadline: Duration::from_secs(bounded(
                     env,
@@ -147,13 +173,33 @@ fn provider(
                     1..=MAX_DEADLINE_SECS,
                 )?),
                 backoff: Duration::from_millis(250),
+                max_tokens: max_tokens(env)?,
             };
-            let provider = OpenAiProvider::new(settings)
-                .map_err(|e| ConfigError::new("LLM_BASE_URL", e.to_string()))?;
-            let key = provider.api_key();
+            let built = |e: ProviderError| ConfigError::new("LLM_BASE_URL", e.to_string());
+            let (provider, key): (Arc<dyn Provider>, ApiKey) = match kind {
+                ProviderKind::OpenAi => {
+                    let p = OpenAiProvider::new(settings).map_err(built)?;
+                    let key = p.api_key();
+                    (Arc::new(p), key)
+                }
+                ProviderKind::Anthropic => {
+                    let p = AnthropicProvider::new(settings).map_err(built)?;
+                    let key = p.api_key();
+                    (Arc::new(p), key)
+                }
+            };
             let m = env.required("LLM_MODEL")?;
-            Ok((Arc::new(provider), model("LLM_MODEL", &m)?, key))
+            Ok((provider, model("LLM_MODEL", &m)?, key))
         }
+    }
+}
+
+/// `LLM_MAX_TOKENS` (1..=64000) when set. Anthropic requires the field and sends
+/// [`DEFAULT_MAX_TOKENS`] without it; the OpenAI format sends it only when set.
+fn max_tokens(env: &dyn Env) -> Result<Option<u32>, ConfigError> {
+    match env.non_empty("LLM_MAX_TOKENS") {
+        None => Ok(None),
+        Some(_) => bounded(env, "LLM_MAX_TOKENS", DEFAULT_MAX_TOKENS, 1..=64_000).map(Some),
     }
 }
 
@@ -196,8 +242,9 @@ fn model(var: &str, raw: &str) -> Result<ModelName, ConfigError> {
     ModelName::parse(raw).map_err(|_| ConfigError::new(var, "not a valid model name"))
 }
 
-/// HTTPS, or plain HTTP only to a loopback host (a local Ollama or vLLM).
-fn base_url(raw: &str) -> Result<Url, ConfigError> {
+/// HTTPS, or plain HTTP only to a loopback host (a local Ollama or vLLM). Anthropic's base is
+/// the API's root: `/v1/messages` is appended, so a base ending in `/v1` would double it.
+fn base_url(raw: &str, kind: ProviderKind) -> Result<Url, ConfigError> {
     const VAR: &str = "LLM_BASE_URL";
     let url = Url::parse(raw.trim()).map_err(|_| ConfigError::new(VAR, "is not a URL"))?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -213,6 +260,12 @@ fn base_url(raw: &str) -> Result<Url, ConfigError> {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
+    if kind == ProviderKind::Anthropic && url.path().trim_end_matches('/').ends_with("/v1") {
+        return Err(ConfigError::new(
+            VAR,
+            "must not end in /v1 with LLM_PROVIDER=anthropic (/v1/messages is appended)",
+        ));
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
@@ -322,5 +375,95 @@ mod tests {
             .unwrap();
             assert_eq!(e.var, var, "{value}");
         }
+    }
+
+    #[test]
+    fn llm_provider_picks_the_wire_format_and_anything_else_names_the_variable() {
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![
+                ("LLM_BASE_URL", "https://api.example.com"),
+                ("LLM_MODEL", "m"),
+            ];
+            pairs.extend_from_slice(extra);
+            ChatSetup::from_env(&env(&pairs), RuntimeMode::Lambda)
+        };
+        assert_eq!(with(&[]).unwrap().provider.name(), "openai-compatible");
+        assert_eq!(
+            with(&[("LLM_PROVIDER", "openai")]).unwrap().provider.name(),
+            "openai-compatible"
+        );
+        assert_eq!(
+            with(&[("LLM_PROVIDER", "anthropic")])
+                .unwrap()
+                .provider
+                .name(),
+            "anthropic"
+        );
+        for bad in ["Anthropic", "gemini", "echo", "openai,anthropic"] {
+            let e = with(&[("LLM_PROVIDER", bad)]).err().unwrap();
+            assert_eq!(e.var, "LLM_PROVIDER", "{bad}");
+        }
+        // Checked even where no URL is set, so a typo never hides behind the echo provider.
+        let local = ChatSetup::from_env(&env(&[("LLM_PROVIDER", "claude")]), RuntimeMode::Local);
+        assert_eq!(local.err().unwrap().var, "LLM_PROVIDER");
+        let echo = ChatSetup::from_env(&env(&[("LLM_PROVIDER", "anthropic")]), RuntimeMode::Local);
+        assert_eq!(echo.unwrap().provider.name(), "echo");
+    }
+
+    #[test]
+    fn llm_max_tokens_is_bounded_and_anthropic_bases_must_not_end_in_v1() {
+        for (provider, value) in [
+            ("openai", "0"),
+            ("anthropic", "64001"),
+            ("anthropic", "many"),
+            ("openai", "-5"),
+        ] {
+            let e = ChatSetup::from_env(
+                &env(&[
+                    ("LLM_PROVIDER", provider),
+                    ("LLM_BASE_URL", "https://api.example.com"),
+                    ("LLM_MODEL", "m"),
+                    ("LLM_MAX_TOKENS", value),
+                ]),
+                RuntimeMode::Lambda,
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.var, "LLM_MAX_TOKENS", "{value}");
+        }
+        assert_eq!(max_tokens(&env(&[])).unwrap(), None);
+        assert_eq!(
+            max_tokens(&env(&[("LLM_MAX_TOKENS", "64000")])).unwrap(),
+            Some(64_000)
+        );
+        assert_eq!(
+            max_tokens(&env(&[("LLM_MAX_TOKENS", "1")])).unwrap(),
+            Some(1)
+        );
+        for base in [
+            "https://api.anthropic.com/v1",
+            "https://gw.example.com/x/v1/",
+        ] {
+            let e = ChatSetup::from_env(
+                &env(&[
+                    ("LLM_PROVIDER", "anthropic"),
+                    ("LLM_BASE_URL", base),
+                    ("LLM_MODEL", "m"),
+                ]),
+                RuntimeMode::Lambda,
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.var, "LLM_BASE_URL", "{base}");
+        }
+        let ok = ChatSetup::from_env(
+            &env(&[
+                ("LLM_PROVIDER", "anthropic"),
+                ("LLM_BASE_URL", "https://gw.example.com/anthropic"),
+                ("LLM_MODEL", "m"),
+            ]),
+            RuntimeMode::Lambda,
+        );
+        assert_eq!(ok.unwrap().provider.name(), "anthropic");
     }
 }

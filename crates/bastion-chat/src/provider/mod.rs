@@ -1,13 +1,18 @@
-//! The provider port: one Chat Completions call, and the two adapters behind it (an
-//! OpenAI-compatible HTTPS client, and the local-only `echo` provider).
+//! The provider port: one model call, and the adapters behind it (the OpenAI-compatible Chat
+//! Completions format, the Anthropic Messages format, both over the shared HTTPS plumbing in
+//! `http`, and the local-only `echo` provider).
 
+pub mod anthropic;
 pub mod echo;
+pub mod http;
 pub mod openai;
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;
 
+pub use anthropic::AnthropicProvider;
 pub use echo::EchoProvider;
+pub use http::{ApiKey, ProviderSettings};
 pub use openai::OpenAiProvider;
 
 /// Who said a prompt line, in the wire's spelling.

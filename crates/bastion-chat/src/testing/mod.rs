@@ -1,0 +1,330 @@
+//! Fake model servers for tests, on 127.0.0.1:0: an OpenAI-compatible Chat Completions one
+//! ([`FakeLlm::start`]) and an Anthropic Messages one ([`FakeLlm::start_anthropic`]). Each
+//! checks its format's headers, model and body as strictly as the real API (tool shapes, role
+//! order, every tool call answered by a result in the right place), records what it accepted
+//! and why it refused the rest, and answers from a script (text, tool calls, 429/5xx, slow,
+//! malformed) or, with no script, with a reply that quotes the last user text.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod anthropic;
+mod openai;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::Value;
+
+/// The key the fakes expect (`Authorization: Bearer <key>` or `x-api-key: <key>`).
+pub const FAKE_KEY: &str = "sk-test-fake-llm-key";
+/// Models the fakes accept.
+pub const FAKE_MODELS: [&str; 2] = ["fake-small", "fake-large"];
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// 200 with this text and usage 11/7.
+    Reply(String),
+    /// 200 with these tool calls (the fake numbers their ids `call_1`, `call_2`, … across the
+    /// server's life), after the text if any, and usage 11/7. The arguments are the text an
+    /// OpenAI-format model sends; the Anthropic fake sends them as the `input` value they
+    /// parse to (or, when they are not JSON, as a JSON string, so a malformed call still
+    /// reaches the loop as one).
+    Tools {
+        text: Option<String>,
+        calls: Vec<(String, String)>,
+    },
+    /// A bare error status with the format's error body.
+    Status(u16),
+    /// Waits this long, then answers like the default.
+    Slow(Duration),
+    /// 200 with a body that is not a completion.
+    Malformed,
+    /// 200 with exactly this body.
+    Body(String),
+}
+
+/// Which API a fake speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenAi,
+    Anthropic,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: VecDeque<Answer>,
+    seen: Vec<Value>,
+    refused: Vec<String>,
+    /// The last tool call id handed out.
+    calls: u64,
+}
+
+/// A request the fake refuses, as the real API would: the status and why.
+struct Refusal {
+    status: StatusCode,
+    why: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, why: impl Into<String>) -> Self {
+        Self {
+            status,
+            why: why.into(),
+        }
+    }
+
+    fn bad(why: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, why)
+    }
+}
+
+/// What an accepted request's answer is made of, before the format renders it.
+struct Reply {
+    model: String,
+    text: Option<String>,
+    /// `(id, name, arguments text)`.
+    calls: Vec<(String, String, String)>,
+}
+
+/// The running fake; dropping it leaves the server running until the test's runtime ends.
+#[derive(Clone)]
+pub struct FakeLlm {
+    /// The `LLM_BASE_URL` that reaches it.
+    pub base_url: String,
+    pub format: Format,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeLlm {
+    /// A Chat Completions server; its base URL ends in `/v1`.
+    pub async fn start() -> Self {
+        Self::serve(Format::OpenAi, "/v1/chat/completions", "/v1").await
+    }
+
+    /// A Messages server; its base URL is the root (`/v1/messages` is appended).
+    pub async fn start_anthropic() -> Self {
+        Self::serve(Format::Anthropic, "/v1/messages", "").await
+    }
+
+    async fn serve(format: Format, route: &str, base_path: &str) -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route(route, post(complete))
+            .with_state((format, inner.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            base_url: format!("http://{addr}{base_path}"),
+            format,
+            inner,
+        }
+    }
+
+    /// The variables a test sets to use this fake: `LLM_PROVIDER`, `LLM_BASE_URL`,
+    /// `LLM_API_KEY` and `LLM_MODEL` (`fake-small`).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let provider = match self.format {
+            Format::OpenAi => "openai",
+            Format::Anthropic => "anthropic",
+        };
+        vec![
+            ("LLM_PROVIDER", provider.to_owned()),
+            ("LLM_BASE_URL", self.base_url.clone()),
+            ("LLM_API_KEY", FAKE_KEY.to_owned()),
+            ("LLM_MODEL", FAKE_MODELS[0].to_owned()),
+        ]
+    }
+
+    /// Queues answers for the next requests, in order.
+    pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.inner.lock().unwrap().script.extend(answers);
+    }
+
+    /// Every well-formed request body received, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().seen.clone()
+    }
+
+    /// Why requests were refused (bad key, unknown model, bad order…), in order.
+    pub fn refusals(&self) -> Vec<String> {
+        self.inner.lock().unwrap().refused.clone()
+    }
+
+    /// The `i`th request's transcript as `(role, text)`, the same in both formats: `system`
+    /// (Anthropic's top-level prompt included), `user`, `assistant` (its text, empty when it
+    /// only called tools) and `tool` (a result's content).
+    pub fn transcript_of(&self, i: usize) -> Vec<(String, String)> {
+        let body = &self.requests()[i];
+        match self.format {
+            Format::OpenAi => openai::transcript(body),
+            Format::Anthropic => anthropic::transcript(body),
+        }
+    }
+
+    /// The same as [`Self::transcript_of`] (its older name).
+    pub fn messages_of(&self, i: usize) -> Vec<(String, String)> {
+        self.transcript_of(i)
+    }
+
+    /// The tool results the `i`th request carried, in order, as `(tool_call_id, content)`.
+    pub fn tool_results_of(&self, i: usize) -> Vec<(String, String)> {
+        let body = &self.requests()[i];
+        match self.format {
+            Format::OpenAi => openai::tool_results(body),
+            Format::Anthropic => anthropic::tool_results(body),
+        }
+    }
+
+    /// The assistant tool calls the `i`th request carried back, in order, as
+    /// `(id, name, arguments text)` (Anthropic's `input` serialised).
+    pub fn tool_calls_of(&self, i: usize) -> Vec<(String, String, String)> {
+        let body = &self.requests()[i];
+        match self.format {
+            Format::OpenAi => openai::tool_calls(body),
+            Format::Anthropic => anthropic::tool_calls(body),
+        }
+    }
+
+    /// The names of the tools the `i`th request offered, in order.
+    pub fn tools_of(&self, i: usize) -> Vec<String> {
+        let body = &self.requests()[i];
+        let tools = body["tools"].as_array().cloned().unwrap_or_default();
+        tools
+            .iter()
+            .map(|t| match self.format {
+                Format::OpenAi => t["function"]["name"].as_str().unwrap().to_owned(),
+                Format::Anthropic => t["name"].as_str().unwrap().to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// What the fake answers when no script is queued.
+pub fn default_reply(last_user: &str) -> String {
+    format!("fake answer to: {last_user}")
+}
+
+async fn complete(
+    State((format, inner)): State<(Format, Arc<Mutex<Inner>>)>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let checked = serde_json::from_slice::<Value>(&raw)
+        .map_err(|_| Refusal::bad("the body is not JSON"))
+        .and_then(|body| {
+            match format {
+                Format::OpenAi => openai::check(&headers, &body),
+                Format::Anthropic => anthropic::check(&headers, &body),
+            }?;
+            Ok(body)
+        });
+    let body = match checked {
+        Ok(body) => body,
+        Err(refusal) => {
+            inner.lock().unwrap().refused.push(refusal.why.clone());
+            return error_response(format, refusal.status, &refusal.why);
+        }
+    };
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let last_user = match format {
+        Format::OpenAi => openai::last_user_text(&body),
+        Format::Anthropic => anthropic::last_user_text(&body),
+    };
+    let answer = {
+        let mut guard = inner.lock().unwrap();
+        guard.seen.push(body);
+        guard.script.pop_front()
+    };
+    let text = |t: String| Reply {
+        model: model.clone(),
+        text: Some(t),
+        calls: Vec::new(),
+    };
+    let reply = match answer {
+        None => text(default_reply(&last_user)),
+        Some(Answer::Reply(content)) => text(content),
+        Some(Answer::Tools { text, calls }) => {
+            let mut guard = inner.lock().unwrap();
+            let calls = calls
+                .into_iter()
+                .map(|(name, arguments)| {
+                    guard.calls += 1;
+                    (format!("call_{}", guard.calls), name, arguments)
+                })
+                .collect();
+            Reply {
+                model: model.clone(),
+                text,
+                calls,
+            }
+        }
+        Some(Answer::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap();
+            return error_response(format, status, "scripted failure");
+        }
+        Some(Answer::Slow(pause)) => {
+            tokio::time::sleep(pause).await;
+            text(default_reply(&last_user))
+        }
+        Some(Answer::Malformed) => {
+            let body = match format {
+                Format::OpenAi => r#"{"choices": "surprise"}"#,
+                Format::Anthropic => r#"{"type": "message", "content": "surprise"}"#,
+            };
+            return json_response(StatusCode::OK, body.to_owned());
+        }
+        Some(Answer::Body(body)) => return json_response(StatusCode::OK, body),
+    };
+    let rendered = match format {
+        Format::OpenAi => openai::render(&reply),
+        Format::Anthropic => anthropic::render(&reply),
+    };
+    json_response(StatusCode::OK, rendered.to_string())
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+fn error_response(format: Format, status: StatusCode, message: &str) -> Response {
+    let body = match format {
+        Format::OpenAi => openai::error_body(status, message),
+        Format::Anthropic => anthropic::error_body(status, message),
+    };
+    json_response(status, body.to_string())
+}
+
+/// `^[a-zA-Z0-9_-]{1,64}$`, the tool-name rule of both APIs.
+fn valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Refuses any key of `object` outside `allowed`, naming it as the APIs do.
+fn only_keys(object: &Value, allowed: &[&str], what: &str) -> Result<(), Refusal> {
+    let Some(map) = object.as_object() else {
+        return Err(Refusal::bad(format!("{what} is not an object")));
+    };
+    // The first unexpected key in sorted order, so the refusal reads the same every time.
+    match map.keys().filter(|k| !allowed.contains(&k.as_str())).min() {
+        Some(extra) => Err(Refusal::bad(format!("{what}: unexpected field {extra}"))),
+        None => Ok(()),
+    }
+}
+
+/// A JSON Schema a tool may declare: an object schema.
+fn object_schema(schema: &Value) -> bool {
+    schema.is_object() && schema["type"] == "object"
+}
