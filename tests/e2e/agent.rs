@@ -413,7 +413,7 @@ async fn a_megabyte_of_command_output_reaches_the_model_cut_to_sixteen_kib() {
         "exec cut it at 1 MiB first"
     );
     let stdout = seen["output"]["stdout"].as_str().unwrap();
-    assert!(stdout.starts_with("1\n2\n3\n"));
+    assert!(stdout.starts_with("1\n2\n3\n"), "{}", &stdout[..80]);
     assert!(
         stdout.ends_with("…[cut: 1048576 bytes in all]"),
         "{}",

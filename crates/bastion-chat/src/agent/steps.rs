@@ -265,8 +265,9 @@ pub fn cap_value(value: Value, limit: usize) -> (Value, bool) {
             break;
         };
         let marker = format!("…[cut: {} bytes in all]", longest.len());
-        let keep = longest.len().saturating_sub(excess + marker.len());
-        truncate_at_char(longest, keep);
+        let escaped: usize = longest.chars().map(escaped_len).sum();
+        let keep = prefix_within(longest, escaped.saturating_sub(excess + marker.len()));
+        longest.truncate(keep);
         longest.push_str(&marker);
         total = size(&value);
     }
@@ -276,6 +277,28 @@ pub fn cap_value(value: Value, limit: usize) -> (Value, bool) {
     let mut preview = value.to_string();
     truncate_at_char(&mut preview, limit.saturating_sub(64) / 2);
     (json!({ "preview": preview }), true)
+}
+
+/// The bytes `c` takes inside a JSON string as serde_json writes it.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// The longest prefix of `s` (a byte index at a character boundary) whose JSON-escaped form
+/// takes at most `budget` bytes.
+fn prefix_within(s: &str, budget: usize) -> usize {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += escaped_len(c);
+        if used > budget {
+            return i;
+        }
+    }
+    s.len()
 }
 
 fn truncate_at_char(s: &mut String, max: usize) {
@@ -345,6 +368,17 @@ mod tests {
                 .ends_with("…[cut: 1048576 bytes in all]")
         );
         assert_eq!(s.to_json()["cut"], json!(true));
+    }
+
+    #[test]
+    fn escaped_text_is_cut_by_its_escaped_size_keeping_as_much_as_fits() {
+        let lines: String = (1..200_000).map(|i| format!("{i}\n")).collect();
+        let (v, cut) = cap_value(json!({"stdout": lines}), RESULT_CAP_BYTES);
+        assert!(cut);
+        let text = v.to_string();
+        assert!(text.len() <= RESULT_CAP_BYTES, "{}", text.len());
+        assert!(text.len() > RESULT_CAP_BYTES - 64, "{}", text.len());
+        assert!(v["stdout"].as_str().unwrap().starts_with("1\n2\n3\n"));
     }
 
     #[test]
