@@ -34,9 +34,6 @@ pub const EXEC_FUNCTION_VAR: &str = "EXEC_FUNCTION_NAME";
 /// so it is honoured here: the Lambda-shaped suite points Lambda at its Invoke stand-in while
 /// every other client still goes to `AWS_ENDPOINT_URL`.
 pub const LAMBDA_ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_LAMBDA";
-/// The tools the agent offers; set and blank means none (the agent's own configuration parses
-/// the names).
-
 /// The code of every transport failure the model sees.
 pub const UNAVAILABLE_CODE: &str = "tool_unavailable";
 /// Its message: nothing about the cause, which stays in the log.
