@@ -136,6 +136,7 @@ DEFAULTED = {
     "LLM_MAX_TOKENS": "code default: 4096 for anthropic, not sent for openai",
     "LLM_SYSTEM_PROMPT": "no system prompt unless the operator adds one",
     "LLM_TIMEOUT_SECS": "code default 25 s, below the function timeout",
+    "AGENT_DEADLINE_SECS": "code default 25 s, below the function timeout",
     "PLAN_FREE_DAILY_CREDITS": "code default",
     "PLAN_PRO_DAILY_CREDITS": "code default",
     "GOOGLE_AUTH_URL": "Google's public endpoint by default (tests point it elsewhere)",

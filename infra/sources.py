@@ -159,7 +159,9 @@ def rust_sources(package_dir: Path) -> str:
 
 def workspace_deps(package_dir: Path) -> list[Path]:
     """The package and every workspace crate it depends on (normal dependencies,
-    transitively), by directory."""
+    transitively), by directory. An optional dependency is left out: the function is built
+    without features (exec's `in-process-tools`, which brings the chat engine, is for
+    bastion-local and the tests only)."""
     root = package_dir.parent.parent
     members = {}
     for cargo in list((root / "crates").glob("*/Cargo.toml")) + list(
@@ -179,7 +181,7 @@ def workspace_deps(package_dir: Path) -> list[Path]:
         deps = re.search(r"^\[dependencies\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
         for line in (deps.group(1) if deps else "").splitlines():
             name = line.split("=", 1)[0].split(".", 1)[0].strip()
-            if name in members:
+            if name in members and not re.search(r"optional\s*=\s*true", line):
                 todo.append(members[name])
     return seen
 
