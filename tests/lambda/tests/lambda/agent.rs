@@ -11,7 +11,7 @@ use bastion_lambda_tests::function::SECRET_ACCESS_KEY;
 use bastion_lambda_tests::{Deployment, Function, GatewayResponse, RestEvent};
 use serde_json::{Value, json};
 
-use crate::signed_up;
+use crate::{put_file, signed_up};
 
 fn tools(calls: &[(&str, Value)]) -> Answer {
     Answer::Tools {
@@ -36,14 +36,6 @@ fn results(body: &Value) -> Vec<Value> {
         .filter(|s| s["type"] == "tool_result")
         .cloned()
         .collect()
-}
-
-fn put_file(path: &str, access: &str, bytes: &[u8]) -> RestEvent {
-    RestEvent::new("PUT", &format!("/exec/files/{path}"))
-        .bearer(access)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .base64()
 }
 
 #[tokio::test]

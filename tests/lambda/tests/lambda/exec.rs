@@ -11,15 +11,7 @@ use bastion_lambda_tests::function::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_T
 use bastion_lambda_tests::{Deployment, Function, RestEvent};
 use serde_json::{Value, json};
 
-use crate::{assert_rate_limited, signed_up, statuses_from};
-
-fn put_file(path: &str, access: &str, bytes: &[u8]) -> RestEvent {
-    RestEvent::new("PUT", &format!("/exec/files/{path}"))
-        .bearer(access)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .base64()
-}
+use crate::{assert_rate_limited, put_file, signed_up, statuses_from};
 
 fn run(access: &str, body: Value) -> RestEvent {
     RestEvent::post_json("/exec/run", &body).bearer(access)

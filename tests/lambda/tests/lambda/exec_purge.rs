@@ -6,15 +6,7 @@ use bastion_lambda_tests::deployment::PASSWORD;
 use bastion_lambda_tests::{Deployment, Function, Outcome, RestEvent};
 use serde_json::{Value, json};
 
-use crate::signed_up;
-
-fn put_file(path: &str, access: &str, bytes: &[u8]) -> RestEvent {
-    RestEvent::new("PUT", &format!("/exec/files/{path}"))
-        .bearer(access)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .base64()
-}
+use crate::{put_file, signed_up};
 
 /// One stream batch of `(eventName, pk, sk)` records from the deployment's table.
 fn stream_batch(d: &Deployment, records: &[(&str, String, &str)]) -> Value {

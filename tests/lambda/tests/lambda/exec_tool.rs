@@ -10,7 +10,7 @@ use bastion_lambda_tests::{Deployment, Function, Outcome, RestEvent};
 use serde_json::{Value, json};
 
 use crate::exec::{WITH_SLEEP, running};
-use crate::signed_up;
+use crate::{put_file, signed_up};
 
 const KEY: &str = "bastion_tool_invocation";
 
@@ -43,14 +43,6 @@ async fn tool(exec: &Function, user: &str, tool: &str, arguments: Value) -> Valu
 
 fn refused(code: &str, message: &str) -> Value {
     json!({"ok": false, "error": {"code": code, "message": message}})
-}
-
-fn put_file(path: &str, access: &str, bytes: &[u8]) -> RestEvent {
-    RestEvent::new("PUT", &format!("/exec/files/{path}"))
-        .bearer(access)
-        .header("Content-Type", "application/octet-stream")
-        .body(bytes.to_vec())
-        .base64()
 }
 
 fn without_duration(mut output: Value) -> Value {

@@ -19,6 +19,15 @@ use bastion_lambda_tests::deployment::PASSWORD;
 use bastion_lambda_tests::{Function, GatewayResponse, RestEvent};
 use serde_json::json;
 
+/// `PUT /exec/files/{path}` of `bytes` as `access`, the body base64 as API Gateway sends it.
+pub fn put_file(path: &str, access: &str, bytes: &[u8]) -> RestEvent {
+    RestEvent::new("PUT", &format!("/exec/files/{path}"))
+        .bearer(access)
+        .header("Content-Type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .base64()
+}
+
 /// A user registered through the auth function: (user id, access token).
 pub async fn signed_up(auth: &Function, email: &str) -> (String, String) {
     let r = auth
