@@ -280,7 +280,7 @@ impl ChatEngine {
         };
         let offer = Offer {
             tools: req.tools,
-            audit: Some(req.audit),
+            audit: req.audit,
         };
         let result = self
             .run_turn(owner, target, req.message, req.model, offer, request_id)
@@ -351,7 +351,7 @@ impl ChatEngine {
             // Channel turns stay text-only: no tool is offered, so none can run.
             let offer = Offer {
                 tools: &[],
-                audit: None,
+                audit: &RefusedOnly,
             };
             let result = self
                 .run_turn(owner, target, &message, None, offer, request_id)
@@ -580,15 +580,14 @@ pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
     ConversationId::from_parts(Timestamp(0), tail)
 }
 
-/// The tools a turn offers and where their calls are audited (`None`: a channel turn, which
-/// offers none; a call a model makes anyway is refused and logged).
+/// The tools a turn offers and where their calls are audited.
 struct Offer<'a> {
     tools: &'a [ToolName],
-    audit: Option<&'a dyn ToolAudit>,
+    audit: &'a dyn ToolAudit,
 }
 
-/// The audit of a turn that offers no tools: only refused calls can reach it, and a refusal
-/// ran nothing, so it is logged rather than stored.
+/// The audit of a turn that offers no tools (a channel turn, [`ChatEngine::turn`]): only
+/// refused calls can reach it, and a refusal ran nothing, so it is logged rather than stored.
 struct RefusedOnly;
 
 #[async_trait]

@@ -17,14 +17,19 @@ pub const MAX_ANSWER_BYTES: usize = 96 * 1024;
 
 /// `answer` cut to at most [`MAX_ANSWER_BYTES`], at a character boundary.
 pub fn cap_answer(mut answer: String) -> String {
-    if answer.len() > MAX_ANSWER_BYTES {
-        let mut end = MAX_ANSWER_BYTES;
-        while !answer.is_char_boundary(end) {
+    truncate_at_char(&mut answer, MAX_ANSWER_BYTES);
+    answer
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub(crate) fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
             end -= 1;
         }
-        answer.truncate(end);
+        s.truncate(end);
     }
-    answer
 }
 
 /// A user's message: 1..=32,000 characters, not blank, no NUL.

@@ -214,7 +214,8 @@ impl ToolCall {
             ));
         }
         let invalid = |e: serde_json::Error| {
-            // serde's message names the field, never echoes a value.
+            // serde's message names the field and may quote the model's own value back to it
+            // (the result is cut to the loop's cap like any other).
             ToolError::new("invalid_arguments", format!("{}: {e}", tool.as_str()))
         };
         Ok(match tool {
@@ -357,16 +358,28 @@ impl ToolInvocation {
     }
 
     fn decode_strict(raw: &str) -> Result<Self, InvocationError> {
-        let envelope: Envelope =
-            serde_json::from_str(raw).map_err(|e| InvocationError(e.to_string()))?;
+        // Only serde's class and position: its message can quote a value (a file's content)
+        // and this reason is logged.
+        let envelope: Envelope = serde_json::from_str(raw).map_err(|e| {
+            InvocationError(format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         let wire = envelope.bastion_tool_invocation;
         Ok(Self {
             user_id: UserId::parse(&wire.user_id)
                 .map_err(|_| InvocationError("user_id is not a user id".to_owned()))?,
             request_id: RequestId::parse(&wire.request_id)
                 .map_err(|_| InvocationError("request_id is not a request id".to_owned()))?,
-            call: ToolCall::from_value(wire.tool, wire.arguments)
-                .map_err(|e| InvocationError(e.message))?,
+            call: ToolCall::from_value(wire.tool, wire.arguments).map_err(|e| {
+                InvocationError(format!(
+                    "the arguments do not fit {} ({})",
+                    wire.tool, e.code
+                ))
+            })?,
         })
     }
 }
@@ -458,6 +471,20 @@ mod tests {
                 path: "notes.txt".to_owned(),
                 content: "hello".to_owned(),
             }),
+        }
+    }
+
+    #[test]
+    fn a_refused_invocations_reason_quotes_none_of_its_values() {
+        let mut wrong_type = invocation().to_json();
+        wrong_type[INVOCATION_KEY]["arguments"]["content"] = json!(["secret diary line"]);
+        let mut extra = invocation().to_json();
+        extra[INVOCATION_KEY]["secret diary line"] = json!("secret diary line");
+        for doc in [wrong_type, extra] {
+            let Some(Err(e)) = ToolInvocation::decode(&doc.to_string()) else {
+                panic!("{doc} was not refused");
+            };
+            assert!(!e.to_string().contains("secret"), "{e}");
         }
     }
 

@@ -142,22 +142,17 @@ impl ToolInvocations {
 
 impl SideEvents for ToolInvocations {
     fn claim(&self, raw: &str) -> Option<SideFuture> {
-        // serde reads a struct from an array too: only an object can be keyed.
-        if !raw.trim_start().starts_with('{') {
-            return None;
-        }
         let decoded = ToolInvocation::decode(raw)?;
         let state = self.state.clone();
         Some(Box::pin(async move {
             let outcome = match decoded {
                 Ok(invocation) => state.run_tool(&invocation).await,
                 Err(e) => {
-                    // serde's reason can quote a value of the wrong type: only its start is
-                    // logged. No request id in the document can be trusted.
-                    let reason: String = e.to_string().chars().take(200).collect();
+                    // The reason names no value (see `ToolInvocation::decode`). No request id
+                    // in the document can be trusted.
                     tracing::warn!(
                         event = "tool_invocation_refused",
-                        reason,
+                        reason = %e,
                         "a malformed tool invocation"
                     );
                     ToolOutcome::Err(ToolError::new("invalid_invocation", INVALID_INVOCATION))

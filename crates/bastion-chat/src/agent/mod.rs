@@ -109,7 +109,7 @@ pub(crate) struct CallContext<'a> {
     pub conversation: &'a ConversationId,
     pub offered: &'a [ToolName],
     pub runner: &'a dyn ToolRunner,
-    pub audit: Option<&'a dyn ToolAudit>,
+    pub audit: &'a dyn ToolAudit,
     pub deadline: Instant,
 }
 
@@ -158,12 +158,7 @@ pub(crate) async fn run_call(
         exit_code: exit_code(&outcome),
         duration: started.elapsed(),
     };
-    match ctx.audit {
-        Some(audit) => audit.record(&record).await?,
-        None => {
-            tracing::warn!(request_id = %ctx.request_id, tool = record.tool, "a tool call on a turn without tools was refused")
-        }
-    }
+    ctx.audit.record(&record).await?;
     Ok(outcome)
 }
 

@@ -8,6 +8,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::message::truncate_at_char;
+
 /// The most of one tool result, as JSON text, that reaches the model.
 pub const RESULT_CAP_BYTES: usize = 16 * 1024;
 /// The most of one call's arguments, as JSON text, that is stored and replayed.
@@ -217,23 +219,27 @@ pub fn encode(steps: &[Step]) -> String {
     if steps.is_empty() {
         return String::new();
     }
+    // Each step is serialised once, and again only when it gives way: the array is the
+    // brackets, the commas and the steps.
     let mut steps = steps.to_vec();
-    let text = |steps: &[Step]| Value::Array(steps.iter().map(Step::to_json).collect()).to_string();
-    let mut stored = text(&steps);
+    let mut texts: Vec<String> = steps.iter().map(|s| s.to_json().to_string()).collect();
+    let mut total = texts.iter().map(String::len).sum::<usize>() + texts.len() + 1;
     let order: Vec<usize> = (0..steps.len())
         .filter(|&i| matches!(steps[i], Step::ToolResult { .. }))
         .chain((0..steps.len()).filter(|&i| matches!(steps[i], Step::ToolCall { .. })))
         .collect();
     for i in order {
-        if stored.len() <= STORED_STEPS_BYTES {
+        if total <= STORED_STEPS_BYTES {
             break;
         }
         if !steps[i].is_omitted() {
             steps[i].omit();
-            stored = text(&steps);
+            let text = steps[i].to_json().to_string();
+            total = total - texts[i].len() + text.len();
+            texts[i] = text;
         }
     }
-    stored
+    format!("[{}]", texts.join(","))
 }
 
 /// The steps of a stored answer; text that is not a list of steps reads as none, logged by the
@@ -299,16 +305,6 @@ fn prefix_within(s: &str, budget: usize) -> usize {
         }
     }
     s.len()
-}
-
-fn truncate_at_char(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
 }
 
 /// The longest string anywhere in `value` (object values and array items, at any depth).

@@ -24,7 +24,7 @@ pub(super) struct LoopInput<'a> {
     pub model: &'a ModelName,
     pub prompt: Vec<PromptMessage>,
     pub tools: &'a [ToolName],
-    pub audit: Option<&'a dyn ToolAudit>,
+    pub audit: &'a dyn ToolAudit,
     pub request_id: &'a RequestId,
     pub day: i64,
 }
