@@ -51,6 +51,7 @@ impl Provider for Looping {
                 content: "the workspace holds notes.txt".to_owned(),
                 tool_calls: Vec::new(),
                 usage,
+                served_by: Default::default(),
             });
         }
         Ok(Completion {
@@ -61,6 +62,7 @@ impl Provider for Looping {
                 arguments: r#"{"prefix":""}"#.to_owned(),
             }],
             usage,
+            served_by: Default::default(),
         })
     }
 }

@@ -68,6 +68,7 @@ impl Provider for Scripted {
             content: t.to_owned(),
             tool_calls: Vec::new(),
             usage,
+            served_by: Default::default(),
         };
         match says {
             None => Ok(text("the end")),
@@ -90,6 +91,7 @@ impl Provider for Scripted {
                     content: String::new(),
                     tool_calls,
                     usage,
+                    served_by: Default::default(),
                 })
             }
         }

@@ -593,6 +593,7 @@ impl Provider for Gate {
                 prompt_tokens: 1,
                 completion_tokens: 1,
             },
+            served_by: Default::default(),
         })
     }
 }

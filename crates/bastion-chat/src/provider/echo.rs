@@ -59,6 +59,7 @@ impl Provider for EchoProvider {
                 completion_tokens: estimate_tokens(&content),
             },
             content,
+            served_by: Default::default(),
         })
     }
 }

@@ -137,6 +137,27 @@ impl Usage {
     }
 }
 
+/// Which configured provider answered a model call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServedBy {
+    /// `LLM_PROVIDER` at `LLM_BASE_URL`.
+    #[default]
+    Primary,
+    /// `LLM_FALLBACK_PROVIDER` at `LLM_FALLBACK_BASE_URL`, after the primary failed before
+    /// any output or while its circuit breaker was open.
+    Fallback,
+}
+
+impl ServedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServedBy::Primary => "primary",
+            ServedBy::Fallback => "fallback",
+        }
+    }
+}
+
 /// The assistant's answer: text (possibly empty when it calls tools) and the tool calls it
 /// asks for, in order.
 #[derive(Clone, PartialEq, Eq)]
@@ -144,6 +165,8 @@ pub struct Completion {
     pub content: String,
     pub tool_calls: Vec<ModelToolCall>,
     pub usage: Usage,
+    /// Set by the failover wrapper; every adapter answers as `Primary`.
+    pub served_by: ServedBy,
 }
 
 impl std::fmt::Debug for Completion {
@@ -152,6 +175,7 @@ impl std::fmt::Debug for Completion {
             .field("chars", &self.content.chars().count())
             .field("tool_calls", &self.tool_calls)
             .field("usage", &self.usage)
+            .field("served_by", &self.served_by)
             .finish()
     }
 }
@@ -173,9 +197,41 @@ pub enum ProviderError {
     Transport(String),
 }
 
+/// Where a streamed answer's text goes as the model writes it. The sink never fails: a
+/// client that went away is noticed by the agent loop, which then drops the model call.
+#[async_trait]
+pub trait TextSink: Send {
+    /// One piece of the answer's text, in order; never empty.
+    async fn text(&mut self, chunk: &str);
+}
+
+/// A sink that keeps nothing: a buffered turn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSink;
+
+#[async_trait]
+impl TextSink for NoSink {
+    async fn text(&mut self, _chunk: &str) {}
+}
+
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// A short label for logs and start-up messages.
     fn name(&self) -> &'static str;
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError>;
+
+    /// The same model call, streamed: each piece of text goes to `sink` as it arrives, and the
+    /// whole completion (text, assembled tool calls, usage) is returned at the end. An adapter
+    /// without a streamed form answers buffered and hands its text over in one piece.
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        sink: &mut dyn TextSink,
+    ) -> Result<Completion, ProviderError> {
+        let completion = self.complete(request).await?;
+        if !completion.content.is_empty() {
+            sink.text(&completion.content).await;
+        }
+        Ok(completion)
+    }
 }

@@ -200,6 +200,7 @@ pub fn parse_reply(bytes: &[u8]) -> Result<Completion, ProviderError> {
         content,
         tool_calls,
         usage,
+        served_by: Default::default(),
     })
 }
 
