@@ -8,6 +8,7 @@ mod dto;
 mod error;
 mod handlers;
 pub mod openapi;
+mod stream;
 pub mod tools;
 
 use axum::Router;
@@ -20,17 +21,25 @@ use bastion_http::{ConfigError, Edge, EdgeConfig, Env, with_edge};
 
 pub use error::chat_error;
 
+pub use stream::StreamedTurns;
+
 /// Everything the chat handlers need; cheap to clone.
 #[derive(Clone)]
 pub struct ChatState {
     pub edge: Edge,
     pub engine: ChatEngine,
+    /// The streamed turns whose task is still running.
+    pub streamed: StreamedTurns,
 }
 
 impl ChatState {
     /// The chat function's state: the shared edge and the engine `ChatSetup::into_engine` built.
     pub fn new(edge: Edge, engine: ChatEngine) -> Self {
-        Self { edge, engine }
+        Self {
+            edge,
+            engine,
+            streamed: StreamedTurns::default(),
+        }
     }
 }
 
