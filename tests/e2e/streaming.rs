@@ -400,3 +400,51 @@ async fn a_client_that_goes_away_stops_the_turn_which_is_stored_incomplete_with_
         "both credits of the abandoned turn stay taken"
     );
 }
+
+#[tokio::test]
+async fn over_a_real_socket_events_arrive_as_written_and_closing_it_stops_the_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([
+        tools(&[("list_files", json!({}))]),
+        Answer::Slow(std::time::Duration::from_secs(60)),
+    ]);
+    // Served as bastion-local serves it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let body = json!({"message": "look", "stream": true}).to_string();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /chat HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        alice.access,
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // The head and the first step's events come while the second model call is still held.
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: tool_result") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
+    assert!(seen.contains("content-type: text/event-stream\r\n"), "{seen}");
+    assert!(seen.contains("event: turn\n"), "{seen}");
+    assert!(!seen.contains("event: done"), "{seen}");
+    drop(socket);
+    app.settled().await;
+    assert_eq!(fake.requests().len(), 2, "no model call after the socket closed");
+    server.abort();
+}
