@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use bastion_chat::ChatEngine;
-use bastion_chat::provider::openai::ApiKey;
+use bastion_chat::config::ProviderKeys;
 use bastion_http::config::parse_jwt;
 use bastion_http::{ConfigError, Edge, EdgeConfig, Env, with_edge};
 
@@ -40,13 +40,17 @@ impl FromRef<ChatState> for Edge {
     }
 }
 
-/// What a secret refresh re-reads for the chat function: the JWT keys and `LLM_API_KEY`, both
-/// parsed before either is swapped.
-pub fn rotate(edge: &EdgeConfig, llm_key: &ApiKey, env: &dyn Env) -> Result<(), ConfigError> {
+/// What a secret refresh re-reads for the chat function: the JWT keys, `LLM_API_KEY` and
+/// `LLM_FALLBACK_API_KEY`, all parsed before any is swapped.
+pub fn rotate(
+    edge: &EdgeConfig,
+    llm_keys: &ProviderKeys,
+    env: &dyn Env,
+) -> Result<(), ConfigError> {
     let jwt = parse_jwt(env)?;
-    let key = bastion_chat::config::api_key(env)?;
+    let keys = ProviderKeys::read(env)?;
     edge.jwt.store(jwt);
-    llm_key.store(key);
+    llm_keys.store(keys);
     Ok(())
 }
 
