@@ -15,7 +15,7 @@ use crate::agent::AgentConfig;
 use crate::message::ModelName;
 use crate::provider::anthropic::DEFAULT_MAX_TOKENS;
 use crate::provider::breaker::Breaker;
-use crate::provider::failover_metric::{FailoverMetric, StdoutLines};
+use crate::provider::failover_metric::{FailoverMetric, MetricLines, StdoutLines};
 use crate::provider::{
     AnthropicProvider, ApiKey, EchoProvider, FailoverProvider, OpenAiProvider, Provider,
     ProviderError, ProviderSettings,
@@ -105,18 +105,22 @@ pub struct ChatSetup {
 
 impl ChatSetup {
     /// Reads every chat variable. With no `LLM_BASE_URL`, `Local` gets the echo provider and
-    /// `Lambda` refuses to start. A fallback's circuit breaker runs on the system clock.
+    /// `Lambda` refuses to start. A fallback's circuit breaker runs on the system clock and
+    /// its failover metric goes to stdout.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
-        Self::from_env_with_clock(env, mode, Arc::new(SystemClock))
+        Self::from_env_with(env, mode, Arc::new(SystemClock), Arc::new(StdoutLines))
     }
 
-    /// [`Self::from_env`] with the clock the fallback's circuit breaker reads.
-    pub fn from_env_with_clock(
+    /// [`Self::from_env`] with the clock the fallback's circuit breaker reads and where its
+    /// metric lines go.
+    pub fn from_env_with(
         env: &dyn Env,
         mode: RuntimeMode,
         clock: Arc<dyn Clock>,
+        metric_lines: Arc<dyn MetricLines>,
     ) -> Result<Self, ConfigError> {
-        let (provider, default_model, api_key, fallback_api_key) = provider(env, mode, clock)?;
+        let (provider, default_model, api_key, fallback_api_key) =
+            provider(env, mode, clock, metric_lines)?;
         let config = ChatConfig {
             allowed_models: allowed_models(env, &default_model)?,
             default_model,
@@ -225,7 +229,12 @@ pub fn fallback_provider_kind(env: &dyn Env) -> Result<ProviderKind, ConfigError
 /// fallback's key handle when a fallback wraps it.
 type Built = (Arc<dyn Provider>, ModelName, ApiKey, Option<ApiKey>);
 
-fn provider(env: &dyn Env, mode: RuntimeMode, clock: Arc<dyn Clock>) -> Result<Built, ConfigError> {
+fn provider(
+    env: &dyn Env,
+    mode: RuntimeMode,
+    clock: Arc<dyn Clock>,
+    metric_lines: Arc<dyn MetricLines>,
+) -> Result<Built, ConfigError> {
     let kind = provider_kind(env)?;
     let fallback_kind = fallback_provider_kind(env)?;
     // Checked in both modes, so a half-configured fallback never hides behind the echo provider.
@@ -262,11 +271,7 @@ fn provider(env: &dyn Env, mode: RuntimeMode, clock: Arc<dyn Clock>) -> Result<B
     let (primary, key) = http_provider(BASE_URL, kind, settings)?;
     let (fallback, fallback_key) =
         http_provider(FALLBACK_BASE_URL, fallback_kind, fallback_settings)?;
-    let metric = FailoverMetric::new(
-        metrics_namespace(env)?,
-        clock.clone(),
-        Arc::new(StdoutLines),
-    );
+    let metric = FailoverMetric::new(metrics_namespace(env)?, clock.clone(), metric_lines);
     let wrapped = FailoverProvider::new(
         primary,
         fallback,

@@ -7,12 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bastion_chat::config::ProviderKeys;
+use bastion_chat::provider::failover_metric::MetricLines;
 use bastion_chat::provider::{
-    CompletionRequest, ModelToolCall, PromptMessage, ProviderError, ServedBy,
+    CompletionRequest, ModelToolCall, PromptMessage, ProviderError, ServedBy, TextSink,
 };
 use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
 use bastion_chat::{ChatSetup, RuntimeMode};
@@ -47,11 +49,41 @@ fn env_of(
     env
 }
 
+/// The metric lines a setup wrote.
+#[derive(Default)]
+struct Lines(Mutex<Vec<serde_json::Value>>);
+
+impl MetricLines for Lines {
+    fn write_line(&self, line: &str) {
+        let value = serde_json::from_str(line).unwrap();
+        self.0.lock().unwrap().push(value);
+    }
+}
+
+impl Lines {
+    /// Each failover's `Reason`, after checking the line is the `ChatProviderFailover` count.
+    fn reasons(&self) -> Vec<String> {
+        let lines = self.0.lock().unwrap();
+        lines
+            .iter()
+            .map(|l| {
+                assert_eq!(l["ChatProviderFailover"], 1.0);
+                assert_eq!(
+                    l["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                    "Bastion/test"
+                );
+                l["Reason"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+}
+
 struct Pair {
     primary: FakeLlm,
     fallback: FakeLlm,
     setup: ChatSetup,
     clock: ManualClock,
+    lines: Arc<Lines>,
 }
 
 /// An OpenAI-format primary with an Anthropic-format fallback.
@@ -59,14 +91,22 @@ async fn pair(extra: &[(&str, &str)]) -> Pair {
     let primary = FakeLlm::start().await;
     let fallback = FakeLlm::start_anthropic().await;
     let clock = ManualClock::new(Timestamp(1_764_000_000));
-    let env = env_of(&primary, &fallback, extra);
-    let setup =
-        ChatSetup::from_env_with_clock(&env, RuntimeMode::Lambda, Arc::new(clock.clone())).unwrap();
+    let mut env = env_of(&primary, &fallback, extra);
+    env.insert("METRICS_NAMESPACE".into(), "Bastion/test".into());
+    let lines = Arc::new(Lines::default());
+    let setup = ChatSetup::from_env_with(
+        &env,
+        RuntimeMode::Lambda,
+        Arc::new(clock.clone()),
+        lines.clone(),
+    )
+    .unwrap();
     Pair {
         primary,
         fallback,
         setup,
         clock,
+        lines,
     }
 }
 
@@ -138,6 +178,28 @@ async fn a_503_from_an_openai_primary_is_answered_by_the_anthropic_fallback_in_i
     );
     assert_eq!(sent["messages"][1]["content"][1]["type"], "tool_use");
     assert_eq!(sent["messages"][2]["content"][0]["type"], "tool_result");
+    assert_eq!(p.lines.reasons(), ["status_503"]);
+}
+
+#[derive(Default)]
+struct Collect(Vec<String>);
+
+#[async_trait]
+impl TextSink for Collect {
+    async fn text(&mut self, chunk: &str) {
+        self.0.push(chunk.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_call_the_primary_failed_reaches_the_sink_once_from_the_fallback() {
+    let p = pair(&[]).await;
+    p.primary.script(unavailable());
+    let mut sink = Collect::default();
+    let got = p.setup.provider.stream(&hi(), &mut sink).await.unwrap();
+    assert_eq!(got.served_by, ServedBy::Fallback);
+    assert_eq!(sink.0, vec![default_reply("hi")]);
+    assert_eq!(p.fallback.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -152,6 +214,7 @@ async fn a_429_or_a_timeout_from_the_primary_is_answered_by_the_fallback() {
     assert_eq!(got.content, default_reply("hi"));
     assert_eq!(p.primary.requests().len(), 4);
     assert_eq!(p.fallback.requests().len(), 2);
+    assert_eq!(p.lines.reasons(), ["status_429", "timeout"]);
 }
 
 #[tokio::test]
@@ -164,6 +227,7 @@ async fn a_primary_refusing_connections_is_answered_by_the_fallback() {
     let got = p.setup.provider.complete(&hi()).await.unwrap();
     assert_eq!(got.served_by, ServedBy::Fallback);
     assert_eq!(p.fallback.requests()[0]["model"], "fake-large");
+    assert_eq!(p.lines.reasons(), ["transport"]);
 }
 
 #[tokio::test]
@@ -177,6 +241,7 @@ async fn a_400_or_a_malformed_answer_from_the_primary_is_not_failed_over() {
     assert_eq!(p.fallback.requests().len(), 0);
     let ok = p.setup.provider.complete(&hi()).await.unwrap();
     assert_eq!(ok.served_by, ServedBy::Primary);
+    assert_eq!(p.lines.reasons(), Vec::<String>::new());
 }
 
 /// Three failed calls, each answered by the fallback: the breaker is then open.
@@ -201,6 +266,17 @@ async fn an_open_breaker_sends_every_call_to_the_fallback_for_thirty_seconds() {
     // 42 s in the fake's time, but the last call was at 28 s.
     assert_eq!(p.primary.requests().len(), 9);
     assert_eq!(p.fallback.requests().len(), 6);
+    assert_eq!(
+        p.lines.reasons(),
+        [
+            "status_503",
+            "status_503",
+            "status_503",
+            "breaker_open",
+            "breaker_open",
+            "breaker_open"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -259,7 +335,7 @@ async fn a_secret_refresh_swaps_the_fallback_key() {
 }
 
 #[tokio::test]
-async fn a_refresh_with_a_blank_fallback_key_is_refused_and_changes_neither_key() {
+async fn a_refresh_with_a_blank_fallback_key_is_refused_naming_it() {
     let p = pair(&[]).await;
     let bad = env_of(
         &p.primary,
