@@ -440,11 +440,56 @@ async fn over_a_real_socket_events_arrive_as_written_and_closing_it_stops_the_tu
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
-    assert!(seen.contains("content-type: text/event-stream\r\n"), "{seen}");
+    assert!(
+        seen.contains("content-type: text/event-stream\r\n"),
+        "{seen}"
+    );
     assert!(seen.contains("event: turn\n"), "{seen}");
     assert!(!seen.contains("event: done"), "{seen}");
     drop(socket);
     app.settled().await;
-    assert_eq!(fake.requests().len(), 2, "no model call after the socket closed");
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "no model call after the socket closed"
+    );
     server.abort();
+}
+
+#[tokio::test]
+async fn a_primary_failing_before_any_output_is_answered_by_the_fallback_and_done_says_so() {
+    let primary = FakeLlm::start().await;
+    let fallback = FakeLlm::start_anthropic().await;
+    let fallback_env = [
+        ("LLM_FALLBACK_PROVIDER", "anthropic".to_owned()),
+        ("LLM_FALLBACK_BASE_URL", fallback.env()[1].1.clone()),
+        ("LLM_FALLBACK_MODEL", "fake-large".to_owned()),
+        (
+            "LLM_FALLBACK_API_KEY",
+            bastion_chat::testing::FAKE_KEY.to_owned(),
+        ),
+    ];
+    let extra: Vec<(&str, &str)> = fallback_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = agent_app(&primary, Store::Sqlite, &extra).await;
+    let alice = app.signed_up("alice@example.com").await;
+    // For each of the turn's two calls the first attempt and both retries fail: an
+    // availability failure before any output.
+    primary.script(std::iter::repeat_with(|| Answer::Status(503)).take(6));
+    fallback.script([
+        tools(&[("list_files", json!({}))]),
+        reply("listed by the fallback"),
+    ]);
+    let mut sse = app.stream_chat(&alice, json!({"message": "list"})).await;
+    let events = sse.rest().await;
+    assert_eq!(
+        names(&events),
+        ["turn", "tool_call", "tool_result", "delta", "done"],
+        "{events:?}"
+    );
+    assert_eq!(events[4].1["provider"], "fallback");
+    assert_eq!(events[4].1["message"]["content"], "listed by the fallback");
+    assert_eq!(primary.requests().len(), 6, "three tries of each call");
+    assert_eq!(fallback.requests().len(), 2);
+    assert_eq!(fallback.requests()[0]["model"], "fake-large");
+    app.settled().await;
 }
