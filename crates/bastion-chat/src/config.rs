@@ -174,6 +174,7 @@ fn provider(
                 )?),
                 backoff: Duration::from_millis(250),
                 max_tokens: max_tokens(env)?,
+                stream_idle: crate::provider::http::DEFAULT_STREAM_IDLE,
             };
             let built = |e: ProviderError| ConfigError::new("LLM_BASE_URL", e.to_string());
             let (provider, key): (Arc<dyn Provider>, ApiKey) = match kind {

@@ -15,7 +15,7 @@ use super::http::{
 };
 use super::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, PromptRole, Provider,
-    ProviderError, Usage,
+    ProviderError, TextSink, Usage,
 };
 
 /// The API version this mapping is written against.
@@ -178,7 +178,7 @@ enum WireBlock {
 /// Why the model stopped, as the API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum StopReason {
+pub(super) enum StopReason {
     EndTurn,
     ToolUse,
     MaxTokens,
@@ -248,6 +248,17 @@ impl Provider for AnthropicProvider {
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let body = wire_request(request, self.max_tokens)?;
         parse_reply(&self.endpoint.post(&body).await?)
+    }
+
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        sink: &mut dyn TextSink,
+    ) -> Result<Completion, ProviderError> {
+        let mut body = wire_request(request, self.max_tokens)?;
+        body["stream"] = json!(true);
+        let stream = self.endpoint.post_stream(&body).await?;
+        super::anthropic_stream::read(stream, sink).await
     }
 }
 

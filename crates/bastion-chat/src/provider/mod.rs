@@ -3,9 +3,12 @@
 //! `http`, and the local-only `echo` provider).
 
 pub mod anthropic;
+mod anthropic_stream;
 pub mod echo;
 pub mod http;
 pub mod openai;
+mod openai_stream;
+pub mod sse;
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;

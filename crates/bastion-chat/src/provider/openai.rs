@@ -13,7 +13,7 @@ use super::http::{
 };
 use super::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, PromptRole, Provider,
-    ProviderError, Usage,
+    ProviderError, TextSink, Usage,
 };
 
 pub use super::http::ApiKey;
@@ -213,6 +213,18 @@ impl Provider for OpenAiProvider {
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let body = wire_request(request, self.max_tokens)?;
         parse_reply(&self.endpoint.post(&body).await?)
+    }
+
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        sink: &mut dyn TextSink,
+    ) -> Result<Completion, ProviderError> {
+        let mut body = wire_request(request, self.max_tokens)?;
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let stream = self.endpoint.post_stream(&body).await?;
+        super::openai_stream::read(stream, sink).await
     }
 }
 

@@ -3,11 +3,16 @@
 //! checks its format's headers, model and body as strictly as the real API (tool shapes, role
 //! order, every tool call answered by a result in the right place), records what it accepted
 //! and why it refused the rest, and answers from a script (text, tool calls, 429/5xx, slow,
-//! malformed) or, with no script, with a reply that quotes the last user text.
+//! malformed, streamed slowly, stalled, broken mid-stream) or, with no script, with a reply
+//! that quotes the last user text. A request with `stream: true` is answered in the format's
+//! server-sent events (see `stream`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anthropic;
 mod openai;
+mod stream;
+
+pub use stream::{Breakage, ChunkGate};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -46,8 +51,16 @@ pub enum Answer {
     Slow(Duration),
     /// 200 with a body that is not a completion.
     Malformed,
-    /// 200 with exactly this body.
+    /// 200 with exactly this body (`text/event-stream` when the request streams).
     Body(String),
+    /// The default reply's usage and these text pieces, with `pause` before each after the
+    /// first (a model that streams slowly); buffered, the pieces joined.
+    Streamed { chunks: Vec<String>, pause: Duration },
+    /// The default reply's opening and its first `after_chunks` text chunks, then nothing,
+    /// the connection held open until the client goes away; buffered, no answer at all.
+    Stall { after_chunks: usize },
+    /// A stream that breaks after its first text chunk; buffered, like `Malformed`.
+    Broken(Breakage),
 }
 
 /// Which API a fake speaks.
@@ -100,6 +113,7 @@ pub struct FakeLlm {
     pub base_url: String,
     pub format: Format,
     inner: Arc<Mutex<Inner>>,
+    streams: Arc<stream::Streams>,
 }
 
 impl FakeLlm {
@@ -115,9 +129,10 @@ impl FakeLlm {
 
     async fn serve(format: Format, route: &str, base_path: &str) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
+        let streams = Arc::new(stream::Streams::default());
         let app = Router::new()
             .route(route, post(complete))
-            .with_state((format, inner.clone()));
+            .with_state((format, inner.clone(), streams.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -127,7 +142,41 @@ impl FakeLlm {
             base_url: format!("http://{addr}{base_path}"),
             format,
             inner,
+            streams,
         }
+    }
+
+    /// Streamed response bodies not yet dropped by their client (a stalled stream stays
+    /// open until the client goes away).
+    pub fn open_connections(&self) -> usize {
+        self.streams.open()
+    }
+
+    /// Waits until no streamed body is open; panics after 10 s rather than hang a test.
+    pub async fn until_connections_closed(&self) {
+        self.streams.until_closed().await;
+    }
+
+    /// Text chunks written so far, over the server's life.
+    pub fn chunks_sent(&self) -> u64 {
+        self.streams.sent()
+    }
+
+    /// Waits until `n` text chunks have been written; panics after 10 s.
+    pub async fn until_chunks_sent(&self, n: u64) {
+        self.streams.until_sent(n).await;
+    }
+
+    /// When each text chunk was written, in order, over the server's life.
+    pub fn chunk_times(&self) -> Vec<std::time::Instant> {
+        self.streams.sent_at()
+    }
+
+    /// From now on, each stream's second and later text chunks wait for one
+    /// [`ChunkGate::allow_one`] each: a client that buffered instead of streaming never sees
+    /// the first chunk, so never opens the gate.
+    pub fn gate_chunks(&self) -> ChunkGate {
+        self.streams.gate()
     }
 
     /// The variables a test sets to use this fake: `LLM_PROVIDER`, `LLM_BASE_URL`,
@@ -214,8 +263,10 @@ pub fn default_reply(last_user: &str) -> String {
     format!("fake answer to: {last_user}")
 }
 
+type Shared = (Format, Arc<Mutex<Inner>>, Arc<stream::Streams>);
+
 async fn complete(
-    State((format, inner)): State<(Format, Arc<Mutex<Inner>>)>,
+    State((format, inner, streams)): State<Shared>,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
@@ -236,6 +287,7 @@ async fn complete(
         }
     };
     let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let streamed = body["stream"] == true;
     let last_user = match format {
         Format::OpenAi => openai::last_user_text(&body),
         Format::Anthropic => anthropic::last_user_text(&body),
@@ -250,9 +302,9 @@ async fn complete(
         text: Some(t),
         calls: Vec::new(),
     };
-    let reply = match answer {
-        None => text(default_reply(&last_user)),
-        Some(Answer::Reply(content)) => text(content),
+    let (reply, pause) = match answer {
+        None => (text(default_reply(&last_user)), None),
+        Some(Answer::Reply(content)) => (text(content), None),
         Some(Answer::Tools { text, calls }) => {
             let mut guard = inner.lock().unwrap();
             let calls = calls
@@ -262,11 +314,12 @@ async fn complete(
                     (format!("call_{}", guard.calls), name, arguments)
                 })
                 .collect();
-            Reply {
+            let reply = Reply {
                 model: model.clone(),
                 text,
                 calls,
-            }
+            };
+            (reply, None)
         }
         Some(Answer::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap();
@@ -274,22 +327,57 @@ async fn complete(
         }
         Some(Answer::Slow(pause)) => {
             tokio::time::sleep(pause).await;
-            text(default_reply(&last_user))
+            (text(default_reply(&last_user)), None)
+        }
+        Some(Answer::Malformed | Answer::Broken(_)) if !streamed => {
+            return malformed_response(format);
         }
         Some(Answer::Malformed) => {
-            let body = match format {
-                Format::OpenAi => r#"{"choices": "surprise"}"#,
-                Format::Anthropic => r#"{"type": "message", "content": "surprise"}"#,
-            };
-            return json_response(StatusCode::OK, body.to_owned());
+            let pieces = stream::malformed(format);
+            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Close);
+        }
+        Some(Answer::Body(body)) if streamed => {
+            let pieces = vec![stream::Piece::Raw(body)];
+            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Close);
         }
         Some(Answer::Body(body)) => return json_response(StatusCode::OK, body),
+        Some(Answer::Streamed { chunks, pause }) => (text(chunks.concat()), Some((chunks, pause))),
+        Some(Answer::Stall { .. }) if !streamed => std::future::pending().await,
+        Some(Answer::Stall { after_chunks }) => {
+            let reply = text(default_reply(&last_user));
+            let pieces = stream::render(format, &reply, stream::words(&default_reply(&last_user)));
+            let pieces = stream::cut_after_text(pieces, after_chunks);
+            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Hold);
+        }
+        Some(Answer::Broken(how)) => {
+            let reply = text(default_reply(&last_user));
+            let pieces = stream::render(format, &reply, stream::words(&default_reply(&last_user)));
+            let pieces = stream::broken(format, pieces, &how);
+            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Close);
+        }
     };
+    if streamed {
+        let (chunks, pause) = pause.unwrap_or_else(|| {
+            let words = reply.text.as_deref().map(stream::words).unwrap_or_default();
+            (words, Duration::ZERO)
+        });
+        let chunks = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let pieces = stream::render(format, &reply, chunks);
+        return stream::respond(streams, pieces, pause, stream::End::Close);
+    }
     let rendered = match format {
         Format::OpenAi => openai::render(&reply),
         Format::Anthropic => anthropic::render(&reply),
     };
     json_response(StatusCode::OK, rendered.to_string())
+}
+
+fn malformed_response(format: Format) -> Response {
+    let body = match format {
+        Format::OpenAi => r#"{"choices": "surprise"}"#,
+        Format::Anthropic => r#"{"type": "message", "content": "surprise"}"#,
+    };
+    json_response(StatusCode::OK, body.to_owned())
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
