@@ -215,7 +215,7 @@ async fn a_stream_line_that_is_not_json_is_malformed_without_quoting_it() {
         (
             Format::Anthropic,
             "not a stream event (Eof error at line 1 column 32)",
-            "not a stream event (Data error at line 1 column 55)",
+            "not a stream event (Data error at line 0 column 0)",
         ),
     ] {
         let fake = start(format).await;
