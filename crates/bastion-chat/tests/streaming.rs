@@ -159,7 +159,11 @@ async fn tool_calls_are_assembled_from_argument_fragments_after_the_text() {
         let done = stream(provider.as_ref(), &request(&tools), &mut sink)
             .await
             .unwrap();
-        assert_eq!(sink.chunks, strings(&["Let ", "me ", "look."]), "{format:?}");
+        assert_eq!(
+            sink.chunks,
+            strings(&["Let ", "me ", "look."]),
+            "{format:?}"
+        );
         assert_eq!(done.content, "Let me look.");
         let calls: Vec<(String, String, Value)> = done
             .tool_calls
@@ -229,7 +233,11 @@ async fn a_stream_line_that_is_not_json_is_malformed_without_quoting_it() {
         let err = stream(provider.as_ref(), &request(&[]), &mut sink)
             .await
             .unwrap_err();
-        assert_eq!(err, ProviderError::Malformed(surprise.to_owned()), "{format:?}");
+        assert_eq!(
+            err,
+            ProviderError::Malformed(surprise.to_owned()),
+            "{format:?}"
+        );
         assert!(!err.to_string().contains("surprise"), "{err}");
         fake.until_connections_closed().await;
     }
@@ -238,8 +246,16 @@ async fn a_stream_line_that_is_not_json_is_malformed_without_quoting_it() {
 #[tokio::test]
 async fn an_error_in_the_stream_is_the_status_it_stands_for_and_is_not_retried() {
     let cases = [
-        (Format::Anthropic, "overloaded_error", ProviderError::Status(529)),
-        (Format::Anthropic, "rate_limit_error", ProviderError::Status(429)),
+        (
+            Format::Anthropic,
+            "overloaded_error",
+            ProviderError::Status(529),
+        ),
+        (
+            Format::Anthropic,
+            "rate_limit_error",
+            ProviderError::Status(429),
+        ),
         (Format::Anthropic, "api_error", ProviderError::Status(500)),
         (
             Format::Anthropic,
@@ -349,7 +365,10 @@ async fn a_stream_beyond_1_mib_is_refused() {
 #[tokio::test]
 async fn one_stream_line_beyond_256_kib_is_refused() {
     for (format, open) in [
-        (Format::OpenAi, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\""),
+        (
+            Format::OpenAi,
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"",
+        ),
         (
             Format::Anthropic,
             "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"",
@@ -372,7 +391,9 @@ async fn one_stream_line_beyond_256_kib_is_refused() {
 #[tokio::test]
 async fn crlf_framed_events_with_comments_from_the_wire_are_read() {
     let fake = FakeLlm::start().await;
-    let chunk = |t: &str| format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\r\n\r\n");
+    let chunk = |t: &str| {
+        format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\r\n\r\n")
+    };
     let body = format!(
         ": OPENROUTER PROCESSING\r\n\r\n{}{}data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":2}}}}\r\n\r\ndata: [DONE]\r\n\r\n",
         chunk("Hi "),
@@ -398,7 +419,11 @@ async fn crlf_framed_events_with_comments_from_the_wire_are_read() {
 async fn statuses_worth_retrying_before_the_body_are_retried_and_others_are_not() {
     for format in FORMATS {
         let fake = start(format).await;
-        let overloaded = if format == Format::Anthropic { 529 } else { 503 };
+        let overloaded = if format == Format::Anthropic {
+            529
+        } else {
+            503
+        };
         fake.script([
             Answer::Status(429),
             Answer::Status(overloaded),
@@ -414,7 +439,11 @@ async fn statuses_worth_retrying_before_the_body_are_retried_and_others_are_not(
         assert_eq!(fake.requests().len(), 3);
         assert!(fake.requests().iter().all(|r| r["stream"] == json!(true)));
 
-        fake.script([Answer::Status(500), Answer::Status(500), Answer::Status(502)]);
+        fake.script([
+            Answer::Status(500),
+            Answer::Status(500),
+            Answer::Status(502),
+        ]);
         let err = stream(provider.as_ref(), &request(&[]), &mut sink)
             .await
             .unwrap_err();

@@ -237,7 +237,10 @@ impl Assembly {
     }
 
     fn delta(&mut self, index: u64, delta: BlockDelta) -> Result<Step, ProviderError> {
-        let block = self.blocks.get_mut(&index).ok_or_else(|| unstarted(index))?;
+        let block = self
+            .blocks
+            .get_mut(&index)
+            .ok_or_else(|| unstarted(index))?;
         match (block, delta) {
             (Block::Text, BlockDelta::TextDelta { text }) => {
                 if text.is_empty() {

@@ -108,7 +108,9 @@ fn error_events_become_the_status_they_stand_for_and_others_are_malformed() {
 fn deltas_for_blocks_never_started_or_of_the_wrong_kind_are_malformed() {
     let mut a = Assembly::default();
     let err = a
-        .data(r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"x"}}"#)
+        .data(
+            r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"x"}}"#,
+        )
         .unwrap_err();
     assert_eq!(
         err,
@@ -124,7 +126,9 @@ fn deltas_for_blocks_never_started_or_of_the_wrong_kind_are_malformed() {
         ProviderError::Malformed("content block 0 got a delta of another block's kind".into())
     );
     let err = a
-        .data(r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#)
+        .data(
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        )
         .unwrap_err();
     assert_eq!(
         err,

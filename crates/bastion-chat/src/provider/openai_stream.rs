@@ -320,8 +320,9 @@ mod tests {
         );
 
         // A call that never got its id fails the shared bounds.
-        let (_, a) =
-            feed(&[r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#]);
+        let (_, a) = feed(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}"#,
+        ]);
         assert_eq!(
             a.finish().unwrap_err(),
             ProviderError::Malformed(

@@ -188,7 +188,9 @@ mod tests {
     fn crlf_lf_and_cr_line_ends_are_all_line_ends() {
         let want = vec![ev("a", "1"), ev("b", "2"), ev("c", "3")];
         assert_eq!(
-            decode_every_cut(b"event: a\r\ndata: 1\r\n\r\nevent: b\ndata: 2\n\nevent: c\rdata: 3\r\r"),
+            decode_every_cut(
+                b"event: a\r\ndata: 1\r\n\r\nevent: b\ndata: 2\n\nevent: c\rdata: 3\r\r"
+            ),
             want
         );
         // A CR at the end of one chunk and its LF at the start of the next make one line end,

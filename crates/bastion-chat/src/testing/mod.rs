@@ -55,7 +55,10 @@ pub enum Answer {
     Body(String),
     /// The default reply's usage and these text pieces, with `pause` before each after the
     /// first (a model that streams slowly); buffered, the pieces joined.
-    Streamed { chunks: Vec<String>, pause: Duration },
+    Streamed {
+        chunks: Vec<String>,
+        pause: Duration,
+    },
     /// The default reply's opening and its first `after_chunks` text chunks, then nothing,
     /// the connection held open until the client goes away; buffered, no answer at all.
     Stall { after_chunks: usize },
@@ -130,9 +133,11 @@ impl FakeLlm {
     async fn serve(format: Format, route: &str, base_path: &str) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let streams = Arc::new(stream::Streams::default());
-        let app = Router::new()
-            .route(route, post(complete))
-            .with_state((format, inner.clone(), streams.clone()));
+        let app = Router::new().route(route, post(complete)).with_state((
+            format,
+            inner.clone(),
+            streams.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -270,21 +275,9 @@ async fn complete(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let checked = serde_json::from_slice::<Value>(&raw)
-        .map_err(|_| Refusal::bad("the body is not JSON"))
-        .and_then(|body| {
-            match format {
-                Format::OpenAi => openai::check(&headers, &body),
-                Format::Anthropic => anthropic::check(&headers, &body),
-            }?;
-            Ok(body)
-        });
-    let body = match checked {
+    let body = match accept(format, &inner, &headers, &raw) {
         Ok(body) => body,
-        Err(refusal) => {
-            inner.lock().unwrap().refused.push(refusal.why.clone());
-            return error_response(format, refusal.status, &refusal.why);
-        }
+        Err(refused) => return *refused,
     };
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let streamed = body["stream"] == true;
@@ -302,18 +295,24 @@ async fn complete(
         text: Some(t),
         calls: Vec::new(),
     };
-    let (reply, pause) = match answer {
+    let answer = match answer {
+        Some(a) if streamed => {
+            match stream_only(format, &streams, a, text(default_reply(&last_user))) {
+                Ok(response) => return response,
+                Err(a) => Some(a),
+            }
+        }
+        Some(a) => match buffered_only(format, a).await {
+            Ok(response) => return response,
+            Err(a) => Some(a),
+        },
+        None => None,
+    };
+    let (reply, chunks) = match answer {
         None => (text(default_reply(&last_user)), None),
         Some(Answer::Reply(content)) => (text(content), None),
         Some(Answer::Tools { text, calls }) => {
-            let mut guard = inner.lock().unwrap();
-            let calls = calls
-                .into_iter()
-                .map(|(name, arguments)| {
-                    guard.calls += 1;
-                    (format!("call_{}", guard.calls), name, arguments)
-                })
-                .collect();
+            let calls = numbered(&inner, calls);
             let reply = Reply {
                 model: model.clone(),
                 text,
@@ -329,35 +328,11 @@ async fn complete(
             tokio::time::sleep(pause).await;
             (text(default_reply(&last_user)), None)
         }
-        Some(Answer::Malformed | Answer::Broken(_)) if !streamed => {
-            return malformed_response(format);
-        }
-        Some(Answer::Malformed) => {
-            let pieces = stream::malformed(format);
-            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Close);
-        }
-        Some(Answer::Body(body)) if streamed => {
-            let pieces = vec![stream::Piece::Raw(body)];
-            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Close);
-        }
-        Some(Answer::Body(body)) => return json_response(StatusCode::OK, body),
         Some(Answer::Streamed { chunks, pause }) => (text(chunks.concat()), Some((chunks, pause))),
-        Some(Answer::Stall { .. }) if !streamed => std::future::pending().await,
-        Some(Answer::Stall { after_chunks }) => {
-            let reply = text(default_reply(&last_user));
-            let pieces = stream::render(format, &reply, stream::words(&default_reply(&last_user)));
-            let pieces = stream::cut_after_text(pieces, after_chunks);
-            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Hold);
-        }
-        Some(Answer::Broken(how)) => {
-            let reply = text(default_reply(&last_user));
-            let pieces = stream::render(format, &reply, stream::words(&default_reply(&last_user)));
-            let pieces = stream::broken(format, pieces, &how);
-            return stream::respond(streams, pieces, Duration::ZERO, stream::End::Close);
-        }
+        Some(other) => panic!("{other:?} is answered before"),
     };
     if streamed {
-        let (chunks, pause) = pause.unwrap_or_else(|| {
+        let (chunks, pause) = chunks.unwrap_or_else(|| {
             let words = reply.text.as_deref().map(stream::words).unwrap_or_default();
             (words, Duration::ZERO)
         });
@@ -370,6 +345,84 @@ async fn complete(
         Format::Anthropic => anthropic::render(&reply),
     };
     json_response(StatusCode::OK, rendered.to_string())
+}
+
+/// The body of a request the format's checks accept, or the refusal (recorded).
+fn accept(
+    format: Format,
+    inner: &Mutex<Inner>,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Value, Box<Response>> {
+    let checked = serde_json::from_slice::<Value>(raw)
+        .map_err(|_| Refusal::bad("the body is not JSON"))
+        .and_then(|body| {
+            match format {
+                Format::OpenAi => openai::check(headers, &body),
+                Format::Anthropic => anthropic::check(headers, &body),
+            }?;
+            Ok(body)
+        });
+    checked.map_err(|refusal| {
+        inner.lock().unwrap().refused.push(refusal.why.clone());
+        Box::new(error_response(format, refusal.status, &refusal.why))
+    })
+}
+
+/// The calls with the ids the fake hands out: `call_1`, `call_2`, … over its life.
+fn numbered(inner: &Mutex<Inner>, calls: Vec<(String, String)>) -> Vec<(String, String, String)> {
+    let mut guard = inner.lock().unwrap();
+    calls
+        .into_iter()
+        .map(|(name, arguments)| {
+            guard.calls += 1;
+            (format!("call_{}", guard.calls), name, arguments)
+        })
+        .collect()
+}
+
+/// The answers a streamed request gets in its own way; any other is handed back.
+fn stream_only(
+    format: Format,
+    streams: &Arc<stream::Streams>,
+    answer: Answer,
+    default: Reply,
+) -> Result<Response, Answer> {
+    let (pieces, end) = match answer {
+        Answer::Malformed => (stream::malformed(format), stream::End::Close),
+        Answer::Body(body) => (vec![stream::Piece::Raw(body)], stream::End::Close),
+        Answer::Stall { after_chunks } => {
+            let words = stream::words(default.text.as_deref().unwrap_or_default());
+            let pieces = stream::render(format, &default, words);
+            (
+                stream::cut_after_text(pieces, after_chunks),
+                stream::End::Hold,
+            )
+        }
+        Answer::Broken(how) => {
+            let words = stream::words(default.text.as_deref().unwrap_or_default());
+            let pieces = stream::render(format, &default, words);
+            (stream::broken(format, pieces, &how), stream::End::Close)
+        }
+        other => return Err(other),
+    };
+    Ok(stream::respond(
+        streams.clone(),
+        pieces,
+        Duration::ZERO,
+        end,
+    ))
+}
+
+/// The answers a buffered request gets in its own way; any other is handed back.
+async fn buffered_only(format: Format, answer: Answer) -> Result<Response, Answer> {
+    match answer {
+        Answer::Malformed | Answer::Broken(_) => Ok(malformed_response(format)),
+        Answer::Body(body) => Ok(json_response(StatusCode::OK, body)),
+        // A buffered call has no chunk to stall after: it never gets an answer.
+        Answer::Stall { .. } => std::future::pending().await,
+        other => Err(other),
+    }
 }
 
 fn malformed_response(format: Format) -> Response {

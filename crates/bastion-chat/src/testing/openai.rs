@@ -49,7 +49,10 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
             return Err(Refusal::bad("stream_options is only allowed with stream"));
         }
         only_keys(options, &["include_usage"], "stream_options")?;
-        if options.get("include_usage").is_some_and(|u| !u.is_boolean()) {
+        if options
+            .get("include_usage")
+            .is_some_and(|u| !u.is_boolean())
+        {
             return Err(Refusal::bad("include_usage must be a boolean"));
         }
     }

@@ -147,7 +147,10 @@ pub(super) fn respond(
     });
     tokio::spawn(pump(streams, pieces, pause, end, tx, closed));
     (
-        [("content-type", "text/event-stream"), ("cache-control", "no-cache")],
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+        ],
         Body::new(body),
     )
         .into_response()
@@ -213,7 +216,10 @@ fn data(value: &Value) -> String {
 }
 
 fn event(value: &Value) -> String {
-    format!("event: {}\ndata: {value}\n\n", value["type"].as_str().unwrap())
+    format!(
+        "event: {}\ndata: {value}\n\n",
+        value["type"].as_str().unwrap()
+    )
 }
 
 /// The whole answer as Chat Completions chunks: a role chunk, the text chunks, each call's
