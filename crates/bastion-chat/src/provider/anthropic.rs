@@ -2,7 +2,7 @@
 //! with `anthropic-version: 2023-06-01`, the system prompt top-level, tools with
 //! `input_schema`, the model's calls as `tool_use` content blocks and their results as
 //! `tool_result` blocks opening the next user message. Transport, retries and bounds are
-//! `http`'s.
+//! `http`'s; the streamed form's events are read in `anthropic_stream`.
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;

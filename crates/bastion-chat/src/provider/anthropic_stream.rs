@@ -170,7 +170,7 @@ impl Assembly {
             Event::ContentBlockStart {
                 index,
                 content_block,
-            } => self.start(index, content_block)?,
+            } => return self.start(index, content_block),
             Event::ContentBlockDelta { index, delta } => return self.delta(index, delta),
             Event::ContentBlockStop { index } => {
                 if !self.blocks.contains_key(&index) {
@@ -204,7 +204,7 @@ impl Assembly {
         }
     }
 
-    fn start(&mut self, index: u64, block: StartBlock) -> Result<(), ProviderError> {
+    fn start(&mut self, index: u64, block: StartBlock) -> Result<Step, ProviderError> {
         if self.blocks.contains_key(&index) {
             return Err(ProviderError::Malformed(format!(
                 "content block {index} started twice"
@@ -232,8 +232,11 @@ impl Assembly {
         };
         self.blocks.insert(index, block);
         // The API starts text blocks empty; text carried here is still the answer's.
+        if text.is_empty() {
+            return Ok(Step::Nothing);
+        }
         self.content.push_str(&text);
-        Ok(())
+        Ok(Step::Text(text))
     }
 
     fn delta(&mut self, index: u64, delta: BlockDelta) -> Result<Step, ProviderError> {

@@ -137,6 +137,18 @@ fn deltas_for_blocks_never_started_or_of_the_wrong_kind_are_malformed() {
 }
 
 #[test]
+fn text_carried_by_a_block_start_is_part_of_the_answer_and_reaches_the_sink() {
+    let (steps, a) = feed(&[
+        START,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"Hi"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" there"}}"#,
+    ]);
+    assert_eq!(steps[1], Step::Text("Hi".into()));
+    assert_eq!(steps[2], Step::Text(" there".into()));
+    assert_eq!(a.finish().unwrap().content, "Hi there");
+}
+
+#[test]
 fn unknown_events_and_deltas_are_skipped() {
     let (steps, a) = feed(&[
         START,

@@ -1,8 +1,10 @@
 //! What both wire formats share: the HTTPS plumbing (one client over the process's trust
 //! store, rustls on aws-lc, a 5 s connect timeout, no redirects, a capped reply size, and one
 //! overall deadline that retries, at most 2 on 429 and 5xx with Anthropic's 529 included, and
-//! their backoff must fit inside), the bounds on the tool calls an answer may carry, and where
-//! a prompt may start. The formats differ only in endpoint, headers and bodies.
+//! their backoff must fit inside), a streamed reply read as server-sent events (retried only
+//! before its body, an idle timeout on every read, the same 1 MiB cap over the whole stream),
+//! the bounds on the tool calls an answer may carry, and where a prompt may start. The formats
+//! differ only in endpoint, headers and bodies.
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! The OpenAI-compatible Chat Completions format (OpenAI, OpenRouter, Ollama, vLLM…) with
 //! tools: `POST <base>/chat/completions`, the key as `Authorization: Bearer`, tools as
 //! `function` definitions, the model's calls in `message.tool_calls` (arguments as JSON text)
-//! and their results as `tool` messages. Transport, retries and bounds are `http`'s.
+//! and their results as `tool` messages. Transport, retries and bounds are `http`'s; the
+//! streamed form's chunks are read in `openai_stream`.
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;

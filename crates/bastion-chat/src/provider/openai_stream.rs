@@ -65,8 +65,9 @@ struct Delta {
 
 #[derive(serde::Deserialize)]
 struct CallFragment {
+    /// Left out by some compatible servers that send each call whole.
     #[serde(default)]
-    index: u64,
+    index: Option<u64>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default, rename = "type")]
@@ -151,19 +152,19 @@ impl Assembly {
     }
 
     fn fragment(&mut self, fragment: CallFragment) -> Result<(), ProviderError> {
+        let index = fragment.index.unwrap_or_else(|| self.unindexed(&fragment));
         if fragment.kind.as_deref().is_some_and(|k| k != "function") {
             return Err(ProviderError::Malformed(format!(
-                "tool call {} is not a function call",
-                fragment.index
+                "tool call {index} is not a function call"
             )));
         }
         // One more than the bound, so the count check below names the excess.
-        if !self.calls.contains_key(&fragment.index) && self.calls.len() > MAX_TOOL_CALLS {
+        if !self.calls.contains_key(&index) && self.calls.len() > MAX_TOOL_CALLS {
             return Err(ProviderError::Malformed(format!(
                 "more than {MAX_TOOL_CALLS} tool calls in one answer"
             )));
         }
-        let call = self.calls.entry(fragment.index).or_default();
+        let call = self.calls.entry(index).or_default();
         if let Some(id) = fragment.id.filter(|id| !id.is_empty()) {
             // Some servers repeat the id on every fragment; a different one is another call
             // squeezed into this index.
@@ -171,8 +172,7 @@ impl Assembly {
                 call.id = id;
             } else if call.id != id {
                 return Err(ProviderError::Malformed(format!(
-                    "tool call {} changes its id mid-stream",
-                    fragment.index
+                    "tool call {index} changes its id mid-stream"
                 )));
             }
         }
@@ -182,8 +182,7 @@ impl Assembly {
                     call.name = name;
                 } else if call.name != name {
                     return Err(ProviderError::Malformed(format!(
-                        "tool call {} changes its name mid-stream",
-                        fragment.index
+                        "tool call {index} changes its name mid-stream"
                     )));
                 }
             }
@@ -192,6 +191,17 @@ impl Assembly {
             }
         }
         Ok(())
+    }
+
+    /// Where a fragment without an index goes: a new id opens the next call, anything else
+    /// continues the last one.
+    fn unindexed(&self, fragment: &CallFragment) -> u64 {
+        let last = self.calls.last_key_value();
+        match (last, fragment.id.as_deref().filter(|id| !id.is_empty())) {
+            (None, _) => 0,
+            (Some((at, call)), Some(id)) if call.id != id => at.saturating_add(1),
+            (Some((at, _)), _) => *at,
+        }
     }
 
     /// The completion, under the same rules as a buffered reply.
@@ -359,6 +369,29 @@ mod tests {
             .data(r#"{"error":{"message":"secret text","type":"server_error"}}"#)
             .unwrap_err();
         assert_eq!(err, ProviderError::Status(500));
+    }
+
+    #[test]
+    fn calls_sent_whole_without_an_index_are_told_apart_by_their_ids() {
+        let (_, a) = feed(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","type":"function","function":{"name":"read_file","arguments":"{\"path\":"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"\"x\"}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","type":"function","function":{"name":"list_files","arguments":"{}"}}]}}]}"#,
+        ]);
+        let calls: Vec<(String, String, String)> = a
+            .finish()
+            .unwrap()
+            .tool_calls
+            .into_iter()
+            .map(|c| (c.id, c.name, c.arguments))
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                ("a".into(), "read_file".into(), r#"{"path":"x"}"#.into()),
+                ("b".into(), "list_files".into(), "{}".into()),
+            ]
+        );
     }
 
     #[test]
