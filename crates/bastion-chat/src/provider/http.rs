@@ -243,8 +243,8 @@ fn too_big() -> ProviderError {
 }
 
 /// A success response whose body is read as server-sent events, each read within the idle
-/// timeout and the whole body within 1 MiB.
-#[derive(Debug)]
+/// timeout and the whole body within 1 MiB. No `Debug`: the response's would show headers
+/// and URL, and nothing here is worth logging.
 pub struct Streamed {
     res: reqwest::Response,
     idle: Duration,
