@@ -461,19 +461,24 @@ async fn statuses_worth_retrying_before_the_body_are_retried_and_others_are_not(
 }
 
 #[tokio::test]
-async fn a_slow_stream_within_the_idle_timeout_is_an_answer() {
+async fn a_slow_stream_that_outlasts_the_deadline_and_the_idle_timeout_is_still_an_answer() {
     for format in FORMATS {
         let fake = start(format).await;
+        // Three gaps of 400 ms: the whole takes longer than both the 1 s deadline and the 1 s
+        // idle timeout, and no single read waits longer than 400 ms.
         fake.script([Answer::Streamed {
-            chunks: strings(&["slow ", "but ", "steady"]),
-            pause: Duration::from_millis(200),
+            chunks: strings(&["slow ", "but ", "still ", "alive"]),
+            pause: Duration::from_millis(400),
         }]);
+        let provider = client_with(&fake, Duration::from_secs(1));
         let mut sink = Recording::new(&fake);
-        let done = stream(client(&fake).as_ref(), &request(&[]), &mut sink)
+        let done = stream(provider.as_ref(), &request(&[]), &mut sink)
             .await
             .unwrap();
-        assert_eq!(done.content, "slow but steady");
-        assert_eq!(sink.chunks.len(), 3);
-        assert_eq!(fake.chunk_times().len(), 3);
+        assert_eq!(done.content, "slow but still alive");
+        assert_eq!(sink.chunks.len(), 4);
+        let times = fake.chunk_times();
+        assert!(times[3].duration_since(times[0]) > Duration::from_secs(1));
+        fake.until_connections_closed().await;
     }
 }
