@@ -60,8 +60,9 @@ pub enum Answer {
         chunks: Vec<String>,
         pause: Duration,
     },
-    /// The default reply's opening and its first `after_chunks` text chunks, then nothing,
-    /// the connection held open until the client goes away; buffered, no answer at all.
+    /// The default reply's opening and its first `after_chunks` text chunks (at most all of
+    /// them, never its end), then nothing, the connection held open until the client goes
+    /// away; buffered, no answer at all.
     Stall { after_chunks: usize },
     /// A stream that breaks after its first text chunk; buffered, like `Malformed`.
     Broken(Breakage),

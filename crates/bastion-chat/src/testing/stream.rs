@@ -336,19 +336,23 @@ pub(super) fn render(format: Format, reply: &Reply, chunks: Vec<String>) -> Vec<
     }
 }
 
-/// The pieces up to and including the `n`th text chunk (none: only the opening framing).
+/// The pieces up to and including the `n`th text chunk (none: only the opening framing), and
+/// never the end: with fewer than `n` text chunks, up to the last of them.
 pub(super) fn cut_after_text(pieces: Vec<Piece>, n: usize) -> Vec<Piece> {
     let mut texts = 0;
     let mut kept = Vec::new();
+    let mut after_last_text = 0;
     for piece in pieces {
         if matches!(piece, Piece::Text(_)) {
             if texts == n {
-                break;
+                return kept;
             }
             texts += 1;
+            after_last_text = kept.len() + 1;
         }
         kept.push(piece);
     }
+    kept.truncate(after_last_text);
     kept
 }
 
