@@ -255,6 +255,7 @@ fn provider(
         deadline: Duration::from_secs(bounded(env, "LLM_TIMEOUT_SECS", 25, 1..=MAX_DEADLINE_SECS)?),
         backoff: Duration::from_millis(250),
         max_tokens: max_tokens(env)?,
+        stream_idle: Duration::from_secs(bounded(env, "LLM_STREAM_IDLE_SECS", 20, 1..=120)?),
     };
     let m = env.required("LLM_MODEL")?;
     let default_model = model("LLM_MODEL", &m)?;

@@ -563,7 +563,9 @@ async fn the_openai_fake_refuses_what_chat_completions_refuses() {
     let mut empty_tools = with(json!([user("hi")]));
     empty_tools["tools"] = json!([]);
     let mut streamed = with(json!([user("hi")]));
-    streamed["stream"] = json!(true);
+    streamed["stream"] = json!("yes");
+    let mut options_unstreamed = with(json!([user("hi")]));
+    options_unstreamed["stream_options"] = json!({"include_usage": true});
     let mut choice_without_tools = with(json!([user("hi")]));
     choice_without_tools["tool_choice"] = json!("none");
     let mut unknown_field = with(json!([user("hi")]));
@@ -580,7 +582,8 @@ async fn the_openai_fake_refuses_what_chat_completions_refuses() {
             (None, json!({"model": "gpt-4", "messages": [user("hi")]}), 404, "unknown model gpt-4"),
             (None, tools_as_anthropic, 400, "tool: unexpected field input_schema"),
             (None, empty_tools, 400, "tools without the right shape: an empty list"),
-            (None, streamed, 400, "stream must be false"),
+            (None, streamed, 400, "stream must be a boolean"),
+            (None, options_unstreamed, 400, "stream_options is only allowed with stream"),
             (None, unknown_field, 400, "request: unexpected field functions"),
             (None, choice_without_tools, 400, "tool_choice without the right shape or tools"),
             (None, with(json!([user("a"), user("b")])), 400, order),

@@ -2,7 +2,7 @@
 //! with `anthropic-version: 2023-06-01`, the system prompt top-level, tools with
 //! `input_schema`, the model's calls as `tool_use` content blocks and their results as
 //! `tool_result` blocks opening the next user message. Transport, retries and bounds are
-//! `http`'s.
+//! `http`'s; the streamed form's events are read in `anthropic_stream`.
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;
@@ -15,7 +15,7 @@ use super::http::{
 };
 use super::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, PromptRole, Provider,
-    ProviderError, Usage,
+    ProviderError, TextSink, Usage,
 };
 
 /// The API version this mapping is written against.
@@ -178,7 +178,7 @@ enum WireBlock {
 /// Why the model stopped, as the API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum StopReason {
+pub(super) enum StopReason {
     EndTurn,
     ToolUse,
     MaxTokens,
@@ -248,6 +248,17 @@ impl Provider for AnthropicProvider {
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let body = wire_request(request, self.max_tokens)?;
         parse_reply(&self.endpoint.post(&body).await?)
+    }
+
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        sink: &mut dyn TextSink,
+    ) -> Result<Completion, ProviderError> {
+        let mut body = wire_request(request, self.max_tokens)?;
+        body["stream"] = json!(true);
+        let stream = self.endpoint.post_stream(&body).await?;
+        super::anthropic_stream::read(stream, sink).await
     }
 }
 

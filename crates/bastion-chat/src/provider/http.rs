@@ -1,8 +1,10 @@
 //! What both wire formats share: the HTTPS plumbing (one client over the process's trust
 //! store, rustls on aws-lc, a 5 s connect timeout, no redirects, a capped reply size, and one
 //! overall deadline that retries, at most 2 on 429 and 5xx with Anthropic's 529 included, and
-//! their backoff must fit inside), the bounds on the tool calls an answer may carry, and where
-//! a prompt may start. The formats differ only in endpoint, headers and bodies.
+//! their backoff must fit inside), a streamed reply read as server-sent events (retried only
+//! before its body, an idle timeout on every read, the same 1 MiB cap over the whole stream),
+//! the bounds on the tool calls an answer may carry, and where a prompt may start. The formats
+//! differ only in endpoint, headers and bodies.
 
 use std::time::Duration;
 
@@ -13,12 +15,15 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use super::ProviderError;
+use super::sse::{SseDecoder, SseEvent};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retries after the first attempt, only for 429 and 5xx.
 pub const MAX_RETRIES: u32 = 2;
-/// A reply larger than this is refused as malformed.
+/// A reply larger than this is refused as malformed; for a streamed reply, the whole stream.
 pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
+/// How long a streamed reply may go without a byte (`LLM_STREAM_IDLE_SECS`'s default).
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(20);
 
 /// The provider's API key, swappable by a secret refresh while requests run.
 pub type ApiKey = Live<Option<SecretString>>;
@@ -36,6 +41,9 @@ pub struct ProviderSettings {
     pub backoff: Duration,
     /// `LLM_MAX_TOKENS` when it was set; Anthropic requires a value and defaults it.
     pub max_tokens: Option<u32>,
+    /// A streamed reply that sends nothing for this long has stalled (`deadline` covers the
+    /// wait for its response headers).
+    pub stream_idle: Duration,
 }
 
 impl std::fmt::Debug for ProviderSettings {
@@ -46,6 +54,7 @@ impl std::fmt::Debug for ProviderSettings {
             .field("deadline", &self.deadline)
             .field("backoff", &self.backoff)
             .field("max_tokens", &self.max_tokens)
+            .field("stream_idle", &self.stream_idle)
             .finish()
     }
 }
@@ -67,6 +76,7 @@ pub struct Endpoint {
     fixed_headers: Vec<(HeaderName, HeaderValue)>,
     deadline: Duration,
     backoff: Duration,
+    stream_idle: Duration,
     api_key: ApiKey,
 }
 
@@ -97,6 +107,7 @@ impl Endpoint {
             fixed_headers,
             deadline: settings.deadline,
             backoff: settings.backoff,
+            stream_idle: settings.stream_idle,
             api_key: Live::new(settings.api_key.clone()),
         })
     }
@@ -120,17 +131,60 @@ impl Endpoint {
             if status.is_success() {
                 return Ok(bytes);
             }
-            if !retryable(status) || retries >= MAX_RETRIES {
-                return Err(ProviderError::Status(status.as_u16()));
-            }
-            let pause = self.backoff.saturating_mul(1 << retries);
-            // A retry that cannot finish before the deadline is not worth starting.
-            if Instant::now() + pause >= deadline {
-                return Err(ProviderError::Status(status.as_u16()));
-            }
-            tokio::time::sleep(pause).await;
-            retries += 1;
+            self.before_retry(status, &mut retries, deadline).await?;
         }
+    }
+
+    /// POSTs `body` like [`Self::post`] until a success status, and hands back that response
+    /// with its body unread: retries happen only before any byte of a success was read. The
+    /// deadline covers the wait for the headers; each read of the body then has `stream_idle`.
+    pub async fn post_stream(&self, body: &serde_json::Value) -> Result<Streamed, ProviderError> {
+        let deadline = Instant::now() + self.deadline;
+        let mut retries = 0;
+        loop {
+            let budget = deadline.saturating_duration_since(Instant::now());
+            if budget.is_zero() {
+                return Err(ProviderError::Timeout);
+            }
+            let req = self.request(body)?;
+            let res = match tokio::time::timeout(budget, req.send()).await {
+                Ok(res) => res.map_err(transport)?,
+                Err(_) => return Err(ProviderError::Timeout),
+            };
+            let status = res.status();
+            if status.is_success() {
+                return Ok(Streamed::new(res, self.stream_idle));
+            }
+            // The error body is read (capped, in the same budget) so the connection can be
+            // reused, and never shown: it may quote the prompt.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, read_capped(res)).await {
+                Ok(read) => drop(read?),
+                Err(_) => return Err(ProviderError::Timeout),
+            }
+            self.before_retry(status, &mut retries, deadline).await?;
+        }
+    }
+
+    /// After a failed status: `Status` when it is not worth retrying, the retries ran out or
+    /// the backoff would pass the deadline; otherwise the backoff's pause.
+    async fn before_retry(
+        &self,
+        status: StatusCode,
+        retries: &mut u32,
+        deadline: Instant,
+    ) -> Result<(), ProviderError> {
+        if !retryable(status) || *retries >= MAX_RETRIES {
+            return Err(ProviderError::Status(status.as_u16()));
+        }
+        let pause = self.backoff.saturating_mul(1 << *retries);
+        // A retry that cannot finish before the deadline is not worth starting.
+        if Instant::now() + pause >= deadline {
+            return Err(ProviderError::Status(status.as_u16()));
+        }
+        tokio::time::sleep(pause).await;
+        *retries += 1;
+        Ok(())
     }
 
     fn request(&self, body: &serde_json::Value) -> Result<RequestBuilder, ProviderError> {
@@ -161,21 +215,93 @@ impl Endpoint {
     ) -> Result<(StatusCode, Vec<u8>), ProviderError> {
         let req = self.request(body)?;
         let call = async {
-            let mut res = req.send().await.map_err(transport)?;
+            let res = req.send().await.map_err(transport)?;
             let status = res.status();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = res.chunk().await.map_err(transport)? {
-                if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
-                    return Err(ProviderError::Malformed("reply exceeds 1 MiB".to_owned()));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok((status, bytes))
+            Ok((status, read_capped(res).await?))
         };
         match tokio::time::timeout(budget, call).await {
             Ok(result) => result,
             Err(_) => Err(ProviderError::Timeout),
         }
+    }
+}
+
+/// The whole body, refused beyond 1 MiB.
+async fn read_capped(mut res: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(transport)? {
+        if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(too_big());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn too_big() -> ProviderError {
+    ProviderError::Malformed("reply exceeds 1 MiB".to_owned())
+}
+
+/// A success response whose body is read as server-sent events, each read within the idle
+/// timeout and the whole body within 1 MiB. No `Debug`: the response's would show headers
+/// and URL, and nothing here is worth logging.
+pub struct Streamed {
+    res: reqwest::Response,
+    idle: Duration,
+    decoder: SseDecoder,
+    read: usize,
+    ready: std::collections::VecDeque<SseEvent>,
+    ended: bool,
+}
+
+impl Streamed {
+    fn new(res: reqwest::Response, idle: Duration) -> Self {
+        Self {
+            res,
+            idle,
+            decoder: SseDecoder::new(),
+            read: 0,
+            ready: std::collections::VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// The next event, or `None` when the body ended between events. A body cut inside an
+    /// event is malformed.
+    pub async fn next_event(&mut self) -> Result<Option<SseEvent>, ProviderError> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match self.chunk().await? {
+                Some(chunk) => self.ready.extend(self.decoder.push(&chunk)?),
+                None => {
+                    self.ended = true;
+                    if self.decoder.is_mid_event() {
+                        return Err(ProviderError::Malformed(
+                            "stream ended inside an event".to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, ProviderError> {
+        let chunk = match tokio::time::timeout(self.idle, self.res.chunk()).await {
+            Ok(chunk) => chunk.map_err(transport)?,
+            Err(_) => return Err(ProviderError::Timeout),
+        };
+        if let Some(chunk) = &chunk {
+            self.read = self.read.saturating_add(chunk.len());
+            if self.read > MAX_REPLY_BYTES {
+                return Err(too_big());
+            }
+        }
+        Ok(chunk)
     }
 }
 
@@ -185,6 +311,18 @@ fn transport(e: reqwest::Error) -> ProviderError {
     }
     // Without the URL: it is configuration, and error texts reach logs.
     ProviderError::Transport(e.without_url().to_string())
+}
+
+/// An error reported inside a success stream, by its type: overload, rate limit and server
+/// errors as the statuses they stand for (so the failover wrapper treats them alike), any
+/// other as malformed. The server's message is never kept: it may quote the prompt.
+pub fn stream_error(kind: Option<&str>) -> ProviderError {
+    match kind {
+        Some("overloaded_error") => ProviderError::Status(529),
+        Some("rate_limit_error" | "rate_limit_exceeded") => ProviderError::Status(429),
+        Some("api_error" | "server_error") => ProviderError::Status(500),
+        _ => ProviderError::Malformed("the stream reported an error".to_owned()),
+    }
 }
 
 /// 429 and every 5xx, which covers Anthropic's 529 "overloaded".
@@ -367,6 +505,7 @@ mod tests {
             deadline: Duration::from_secs(25),
             backoff: Duration::from_millis(200),
             max_tokens: None,
+            stream_idle: DEFAULT_STREAM_IDLE,
         }
     }
 
@@ -413,6 +552,7 @@ mod tests {
             deadline: Duration::from_secs(25),
             backoff: Duration::from_millis(200),
             max_tokens: None,
+            stream_idle: DEFAULT_STREAM_IDLE,
         };
         let shown = format!("{s:?}");
         assert!(!shown.contains("sk-live-123"), "{shown}");

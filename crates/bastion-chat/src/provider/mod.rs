@@ -4,12 +4,15 @@
 //! provider behind the first.
 
 pub mod anthropic;
+mod anthropic_stream;
 pub mod breaker;
 pub mod echo;
 pub mod failover;
 pub mod failover_metric;
 pub mod http;
 pub mod openai;
+mod openai_stream;
+pub mod sse;
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;

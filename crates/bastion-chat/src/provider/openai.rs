@@ -1,7 +1,8 @@
 //! The OpenAI-compatible Chat Completions format (OpenAI, OpenRouter, Ollama, vLLM…) with
 //! tools: `POST <base>/chat/completions`, the key as `Authorization: Bearer`, tools as
 //! `function` definitions, the model's calls in `message.tool_calls` (arguments as JSON text)
-//! and their results as `tool` messages. Transport, retries and bounds are `http`'s.
+//! and their results as `tool` messages. Transport, retries and bounds are `http`'s; the
+//! streamed form's chunks are read in `openai_stream`.
 
 use async_trait::async_trait;
 use bastion_core::tools::ToolName;
@@ -13,7 +14,7 @@ use super::http::{
 };
 use super::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, PromptRole, Provider,
-    ProviderError, Usage,
+    ProviderError, TextSink, Usage,
 };
 
 pub use super::http::ApiKey;
@@ -213,6 +214,18 @@ impl Provider for OpenAiProvider {
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let body = wire_request(request, self.max_tokens)?;
         parse_reply(&self.endpoint.post(&body).await?)
+    }
+
+    async fn stream(
+        &self,
+        request: &CompletionRequest,
+        sink: &mut dyn TextSink,
+    ) -> Result<Completion, ProviderError> {
+        let mut body = wire_request(request, self.max_tokens)?;
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let stream = self.endpoint.post_stream(&body).await?;
+        super::openai_stream::read(stream, sink).await
     }
 }
 

@@ -52,8 +52,8 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
         }
         Some(_) => {}
     }
-    if body.get("stream").is_some_and(|s| s != false) {
-        return Err(Refusal::bad("stream must be false"));
+    if body.get("stream").is_some_and(|s| !s.is_boolean()) {
+        return Err(Refusal::bad("stream must be a boolean"));
     }
     if let Some(system) = body.get("system")
         && !system.is_string()

@@ -3,11 +3,16 @@
 //! checks its format's headers, model and body as strictly as the real API (tool shapes, role
 //! order, every tool call answered by a result in the right place), records what it accepted
 //! and why it refused the rest, and answers from a script (text, tool calls, 429/5xx, slow,
-//! malformed) or, with no script, with a reply that quotes the last user text.
+//! malformed, streamed slowly, stalled, broken mid-stream) or, with no script, with a reply
+//! that quotes the last user text. A request with `stream: true` is answered in the format's
+//! server-sent events (see `stream`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod anthropic;
 mod openai;
+mod stream;
+
+pub use stream::{Breakage, ChunkGate};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,6 +24,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use serde_json::Value;
 
 /// The key the fakes expect (`Authorization: Bearer <key>` or `x-api-key: <key>`).
@@ -46,8 +52,20 @@ pub enum Answer {
     Slow(Duration),
     /// 200 with a body that is not a completion.
     Malformed,
-    /// 200 with exactly this body.
+    /// 200 with exactly this body (`text/event-stream` when the request streams).
     Body(String),
+    /// The default reply's usage and these text pieces, with `pause` before each after the
+    /// first (a model that streams slowly); buffered, the pieces joined.
+    Streamed {
+        chunks: Vec<String>,
+        pause: Duration,
+    },
+    /// The default reply's opening and its first `after_chunks` text chunks (at most all of
+    /// them, never its end), then nothing, the connection held open until the client goes
+    /// away; buffered, no answer at all.
+    Stall { after_chunks: usize },
+    /// A stream that breaks after its first text chunk; buffered, like `Malformed`.
+    Broken(Breakage),
 }
 
 /// Which API a fake speaks.
@@ -100,6 +118,7 @@ pub struct FakeLlm {
     pub base_url: String,
     pub format: Format,
     inner: Arc<Mutex<Inner>>,
+    streams: Arc<stream::Streams>,
 }
 
 impl FakeLlm {
@@ -115,11 +134,19 @@ impl FakeLlm {
 
     async fn serve(format: Format, route: &str, base_path: &str) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let app = Router::new()
-            .route(route, post(complete))
-            .with_state((format, inner.clone()));
+        let streams = Arc::new(stream::Streams::default());
+        let app = Router::new().route(route, post(complete)).with_state((
+            format,
+            inner.clone(),
+            streams.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // Each event goes out as it is written, as a streaming server sends it, not held
+        // back by Nagle until the previous one is acknowledged.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -127,7 +154,41 @@ impl FakeLlm {
             base_url: format!("http://{addr}{base_path}"),
             format,
             inner,
+            streams,
         }
+    }
+
+    /// Streamed response bodies not yet dropped by their client (a stalled stream stays
+    /// open until the client goes away).
+    pub fn open_connections(&self) -> usize {
+        self.streams.open()
+    }
+
+    /// Waits until no streamed body is open; panics after 10 s rather than hang a test.
+    pub async fn until_connections_closed(&self) {
+        self.streams.until_closed().await;
+    }
+
+    /// Text chunks written so far, over the server's life.
+    pub fn chunks_sent(&self) -> u64 {
+        self.streams.sent()
+    }
+
+    /// Waits until `n` text chunks have been written; panics after 10 s.
+    pub async fn until_chunks_sent(&self, n: u64) {
+        self.streams.until_sent(n).await;
+    }
+
+    /// When each text chunk was written, in order, over the server's life.
+    pub fn chunk_times(&self) -> Vec<std::time::Instant> {
+        self.streams.sent_at()
+    }
+
+    /// From now on, each stream's second and later text chunks wait for one
+    /// [`ChunkGate::allow_one`] each: a client that buffered instead of streaming never sees
+    /// the first chunk, so never opens the gate.
+    pub fn gate_chunks(&self) -> ChunkGate {
+        self.streams.gate()
     }
 
     /// The variables a test sets to use this fake: `LLM_PROVIDER`, `LLM_BASE_URL`,
@@ -214,28 +275,19 @@ pub fn default_reply(last_user: &str) -> String {
     format!("fake answer to: {last_user}")
 }
 
+type Shared = (Format, Arc<Mutex<Inner>>, Arc<stream::Streams>);
+
 async fn complete(
-    State((format, inner)): State<(Format, Arc<Mutex<Inner>>)>,
+    State((format, inner, streams)): State<Shared>,
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let checked = serde_json::from_slice::<Value>(&raw)
-        .map_err(|_| Refusal::bad("the body is not JSON"))
-        .and_then(|body| {
-            match format {
-                Format::OpenAi => openai::check(&headers, &body),
-                Format::Anthropic => anthropic::check(&headers, &body),
-            }?;
-            Ok(body)
-        });
-    let body = match checked {
+    let body = match accept(format, &inner, &headers, &raw) {
         Ok(body) => body,
-        Err(refusal) => {
-            inner.lock().unwrap().refused.push(refusal.why.clone());
-            return error_response(format, refusal.status, &refusal.why);
-        }
+        Err(refused) => return *refused,
     };
     let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let streamed = body["stream"] == true;
     let last_user = match format {
         Format::OpenAi => openai::last_user_text(&body),
         Format::Anthropic => anthropic::last_user_text(&body),
@@ -250,23 +302,30 @@ async fn complete(
         text: Some(t),
         calls: Vec::new(),
     };
-    let reply = match answer {
-        None => text(default_reply(&last_user)),
-        Some(Answer::Reply(content)) => text(content),
+    let answer = match answer {
+        Some(a) if streamed => {
+            match stream_only(format, &streams, a, text(default_reply(&last_user))) {
+                Ok(response) => return response,
+                Err(a) => Some(a),
+            }
+        }
+        Some(a) => match buffered_only(format, a).await {
+            Ok(response) => return response,
+            Err(a) => Some(a),
+        },
+        None => None,
+    };
+    let (reply, chunks) = match answer {
+        None => (text(default_reply(&last_user)), None),
+        Some(Answer::Reply(content)) => (text(content), None),
         Some(Answer::Tools { text, calls }) => {
-            let mut guard = inner.lock().unwrap();
-            let calls = calls
-                .into_iter()
-                .map(|(name, arguments)| {
-                    guard.calls += 1;
-                    (format!("call_{}", guard.calls), name, arguments)
-                })
-                .collect();
-            Reply {
+            let calls = numbered(&inner, calls);
+            let reply = Reply {
                 model: model.clone(),
                 text,
                 calls,
-            }
+            };
+            (reply, None)
         }
         Some(Answer::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap();
@@ -274,22 +333,111 @@ async fn complete(
         }
         Some(Answer::Slow(pause)) => {
             tokio::time::sleep(pause).await;
-            text(default_reply(&last_user))
+            (text(default_reply(&last_user)), None)
         }
-        Some(Answer::Malformed) => {
-            let body = match format {
-                Format::OpenAi => r#"{"choices": "surprise"}"#,
-                Format::Anthropic => r#"{"type": "message", "content": "surprise"}"#,
-            };
-            return json_response(StatusCode::OK, body.to_owned());
-        }
-        Some(Answer::Body(body)) => return json_response(StatusCode::OK, body),
+        Some(Answer::Streamed { chunks, pause }) => (text(chunks.concat()), Some((chunks, pause))),
+        Some(other) => panic!("{other:?} is answered before"),
     };
+    if streamed {
+        let (chunks, pause) = chunks.unwrap_or_else(|| {
+            let words = reply.text.as_deref().map(stream::words).unwrap_or_default();
+            (words, Duration::ZERO)
+        });
+        let chunks = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let pieces = stream::render(format, &reply, chunks);
+        return stream::respond(streams, pieces, pause, stream::End::Close);
+    }
     let rendered = match format {
         Format::OpenAi => openai::render(&reply),
         Format::Anthropic => anthropic::render(&reply),
     };
     json_response(StatusCode::OK, rendered.to_string())
+}
+
+/// The body of a request the format's checks accept, or the refusal (recorded).
+fn accept(
+    format: Format,
+    inner: &Mutex<Inner>,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Value, Box<Response>> {
+    let checked = serde_json::from_slice::<Value>(raw)
+        .map_err(|_| Refusal::bad("the body is not JSON"))
+        .and_then(|body| {
+            match format {
+                Format::OpenAi => openai::check(headers, &body),
+                Format::Anthropic => anthropic::check(headers, &body),
+            }?;
+            Ok(body)
+        });
+    checked.map_err(|refusal| {
+        inner.lock().unwrap().refused.push(refusal.why.clone());
+        Box::new(error_response(format, refusal.status, &refusal.why))
+    })
+}
+
+/// The calls with the ids the fake hands out: `call_1`, `call_2`, … over its life.
+fn numbered(inner: &Mutex<Inner>, calls: Vec<(String, String)>) -> Vec<(String, String, String)> {
+    let mut guard = inner.lock().unwrap();
+    calls
+        .into_iter()
+        .map(|(name, arguments)| {
+            guard.calls += 1;
+            (format!("call_{}", guard.calls), name, arguments)
+        })
+        .collect()
+}
+
+/// The answers a streamed request gets in its own way; any other is handed back.
+fn stream_only(
+    format: Format,
+    streams: &Arc<stream::Streams>,
+    answer: Answer,
+    default: Reply,
+) -> Result<Response, Answer> {
+    let (pieces, end) = match answer {
+        Answer::Malformed => (stream::malformed(format), stream::End::Close),
+        Answer::Body(body) => (vec![stream::Piece::Raw(body)], stream::End::Close),
+        Answer::Stall { after_chunks } => {
+            let words = stream::words(default.text.as_deref().unwrap_or_default());
+            let pieces = stream::render(format, &default, words);
+            (
+                stream::cut_after_text(pieces, after_chunks),
+                stream::End::Hold,
+            )
+        }
+        Answer::Broken(how) => {
+            let words = stream::words(default.text.as_deref().unwrap_or_default());
+            let pieces = stream::render(format, &default, words);
+            (stream::broken(format, pieces, &how), stream::End::Close)
+        }
+        other => return Err(other),
+    };
+    Ok(stream::respond(
+        streams.clone(),
+        pieces,
+        Duration::ZERO,
+        end,
+    ))
+}
+
+/// The answers a buffered request gets in its own way; any other is handed back.
+async fn buffered_only(format: Format, answer: Answer) -> Result<Response, Answer> {
+    match answer {
+        Answer::Malformed | Answer::Broken(_) => Ok(malformed_response(format)),
+        Answer::Body(body) => Ok(json_response(StatusCode::OK, body)),
+        // A buffered call has no chunk to stall after: it never gets an answer.
+        Answer::Stall { .. } => std::future::pending().await,
+        other => Err(other),
+    }
+}
+
+fn malformed_response(format: Format) -> Response {
+    let body = match format {
+        Format::OpenAi => r#"{"choices": "surprise"}"#,
+        Format::Anthropic => r#"{"type": "message", "content": "surprise"}"#,
+    };
+    json_response(StatusCode::OK, body.to_owned())
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {

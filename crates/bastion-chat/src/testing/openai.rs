@@ -33,6 +33,7 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
             "model",
             "messages",
             "stream",
+            "stream_options",
             "tools",
             "tool_choice",
             "max_tokens",
@@ -40,8 +41,20 @@ pub(super) fn check(headers: &HeaderMap, body: &Value) -> Result<(), Refusal> {
         ],
         "request",
     )?;
-    if body.get("stream").is_some_and(|s| s != false) {
-        return Err(Refusal::bad("stream must be false"));
+    if body.get("stream").is_some_and(|s| !s.is_boolean()) {
+        return Err(Refusal::bad("stream must be a boolean"));
+    }
+    if let Some(options) = body.get("stream_options") {
+        if body["stream"] != true {
+            return Err(Refusal::bad("stream_options is only allowed with stream"));
+        }
+        only_keys(options, &["include_usage"], "stream_options")?;
+        if options
+            .get("include_usage")
+            .is_some_and(|u| !u.is_boolean())
+        {
+            return Err(Refusal::bad("include_usage must be a boolean"));
+        }
     }
     if let Some(n) = body.get("max_tokens")
         && n.as_u64().is_none_or(|n| n == 0)
