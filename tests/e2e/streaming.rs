@@ -107,8 +107,24 @@ impl TestApp {
     }
 }
 
+/// The events' names, a run of `delta`s counted as one (the fakes stream text word by word).
 fn names(events: &[Event]) -> Vec<&str> {
-    events.iter().map(|(n, _)| n.as_str()).collect()
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in events {
+        if !(n == "delta" && names.last() == Some(&"delta")) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+/// The text of every `delta`, joined.
+fn text_of(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter(|(n, _)| n == "delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect()
 }
 
 async fn streamed_agent_turn(wire: Wire, store: Store) {
@@ -139,8 +155,12 @@ async fn streamed_agent_turn(wire: Wire, store: Store) {
     );
     assert_eq!(events[2].1["type"], "tool_result");
     assert_eq!(events[2].1["ok"], true);
-    assert_eq!(events[3].1, json!({"text": "a.txt is written."}));
-    let done = &events[4].1;
+    assert_eq!(text_of(&events), "a.txt is written.");
+    assert!(
+        events.len() > 5,
+        "the text came in more than one delta: {events:?}"
+    );
+    let done = &events.last().unwrap().1;
     assert_eq!(done["stop_reason"], "end_turn");
     assert_eq!(done["provider"], "primary");
     assert_eq!(
@@ -353,7 +373,7 @@ async fn a_client_that_goes_away_stops_the_turn_which_is_stored_incomplete_with_
     let alice = app.signed_up("alice@example.com").await;
     fake.script([
         tools(&[("list_files", json!({}))]),
-        Answer::Slow(std::time::Duration::from_secs(60)),
+        Answer::Stall { after_chunks: 1 },
         reply("never asked for"),
     ]);
     let mut sse = app.stream_chat(&alice, json!({"message": "look"})).await;
@@ -361,9 +381,20 @@ async fn a_client_that_goes_away_stops_the_turn_which_is_stored_incomplete_with_
     let id = turn.1["conversation_id"].as_str().unwrap().to_owned();
     assert_eq!(sse.next().await.unwrap().0, "tool_call");
     assert_eq!(sse.next().await.unwrap().0, "tool_result");
-    // The second model call is in flight (and slow) when the client goes.
+    // The second model call has written its first word and holds the rest when the client goes.
+    assert_eq!(
+        sse.next().await.unwrap(),
+        ("delta".to_owned(), json!({"text": "fake "}))
+    );
+    assert_eq!(fake.open_connections(), 1);
     drop(sse);
     app.settled().await;
+    fake.until_connections_closed().await;
+    assert_eq!(
+        fake.open_connections(),
+        0,
+        "the stalled model call's connection is closed"
+    );
     assert_eq!(
         fake.requests().len(),
         2,
@@ -377,7 +408,10 @@ async fn a_client_that_goes_away_stops_the_turn_which_is_stored_incomplete_with_
     let answer = &r.body["messages"][0];
     assert_eq!(answer["role"], "assistant");
     assert_eq!(answer["incomplete"], true);
-    assert_eq!(answer["content"], "");
+    assert_eq!(
+        answer["content"], "fake ",
+        "what the client was sent is what is stored"
+    );
     let steps: Vec<&str> = answer["steps"]
         .as_array()
         .unwrap()
@@ -410,7 +444,7 @@ async fn over_a_real_socket_events_arrive_as_written_and_closing_it_stops_the_tu
     let alice = app.signed_up("alice@example.com").await;
     fake.script([
         tools(&[("list_files", json!({}))]),
-        Answer::Slow(std::time::Duration::from_secs(60)),
+        Answer::Stall { after_chunks: 1 },
     ]);
     // Served as bastion-local serves it.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -434,7 +468,7 @@ async fn over_a_real_socket_events_arrive_as_written_and_closing_it_stops_the_tu
     // The head and the first step's events come while the second model call is still held.
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
-    while !seen.contains("event: tool_result") {
+    while !seen.contains("event: delta") {
         let n = socket.read(&mut buf).await.unwrap();
         assert_ne!(n, 0, "the stream ended early: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -486,10 +520,42 @@ async fn a_primary_failing_before_any_output_is_answered_by_the_fallback_and_don
         ["turn", "tool_call", "tool_result", "delta", "done"],
         "{events:?}"
     );
-    assert_eq!(events[4].1["provider"], "fallback");
-    assert_eq!(events[4].1["message"]["content"], "listed by the fallback");
+    let done = &events.last().unwrap().1;
+    assert_eq!(done["provider"], "fallback");
+    assert_eq!(done["message"]["content"], "listed by the fallback");
+    assert_eq!(text_of(&events), "listed by the fallback");
     assert_eq!(primary.requests().len(), 6, "three tries of each call");
     assert_eq!(fallback.requests().len(), 2);
     assert_eq!(fallback.requests()[0]["model"], "fake-large");
     app.settled().await;
+}
+
+#[tokio::test]
+async fn each_piece_of_text_reaches_the_client_while_the_model_still_holds_the_rest() {
+    for wire in [Wire::OpenAi, Wire::Anthropic] {
+        let fake = fake(wire).await;
+        let app = agent_app(&fake, Store::Sqlite, &[]).await;
+        let alice = app.signed_up("alice@example.com").await;
+        let gate = fake.gate_chunks();
+        let chunks = ["Streams ", "arrive ", "piece by piece."];
+        fake.script([Answer::Streamed {
+            chunks: chunks.iter().map(|c| (*c).to_owned()).collect(),
+            pause: std::time::Duration::ZERO,
+        }]);
+        let mut sse = app.stream_chat(&alice, json!({"message": "go"})).await;
+        assert_eq!(sse.next().await.unwrap().0, "turn");
+        for chunk in chunks {
+            // The fake writes its next chunk only now: the delta cannot have waited for the end.
+            gate.allow_one();
+            assert_eq!(
+                sse.next().await.unwrap(),
+                ("delta".to_owned(), json!({ "text": chunk })),
+                "{wire:?}"
+            );
+        }
+        let rest = sse.rest().await;
+        assert_eq!(names(&rest), ["done"], "{wire:?}");
+        assert_eq!(rest[0].1["message"]["content"], chunks.concat());
+        app.settled().await;
+    }
 }
