@@ -1,6 +1,6 @@
 //! The chat Lambda: wiring only; its responses are streamed. The echo provider is refused
-//! here: `LLM_BASE_URL` is required. A secret refresh rotates the JWT keys and the provider's API key. The agent's tools run in
-//! the exec function, by Lambda Invoke.
+//! here: `LLM_BASE_URL` is required. A secret refresh rotates the JWT keys and the provider's
+//! API key. The agent's tools run in the exec function, by Lambda Invoke.
 
 use std::sync::Arc;
 

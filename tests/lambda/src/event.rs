@@ -1,5 +1,5 @@
 //! API Gateway REST API (v1) proxy events as the `Prod` stage of the execute-api endpoint sends
-//! them, and the proxy responses a function gives back.
+//! them, and the responses a function gives back (buffered proxy documents, or streamed).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,14 +169,27 @@ pub struct GatewayResponse {
     pub status: u16,
     pub headers: BTreeMap<String, Vec<String>>,
     pub body: Vec<u8>,
+    /// Whether the function streamed it (and the body was read to its end).
+    pub streamed: bool,
 }
 
 impl GatewayResponse {
-    /// Reads a proxy response out of an invocation outcome, failing on an invocation error.
+    /// Reads a response out of an invocation outcome, a streamed one to its end, failing on an
+    /// invocation error, a fault or a mid-stream error.
+    pub async fn read(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Streamed(streamed) => streamed.collect().await.into_gateway(),
+            other => Self::from_outcome(other),
+        }
+    }
+
+    /// Reads a buffered proxy response out of an invocation outcome, failing on anything else.
     pub fn from_outcome(outcome: Outcome) -> Self {
         let value = match outcome {
             Outcome::Response(v) => v,
             Outcome::Error(e) => panic!("the invocation failed: {e}"),
+            Outcome::Fault(why) => panic!("API Gateway could not pass the stream on: {why}"),
+            Outcome::Streamed(s) => panic!("a streamed answer (read it with `read`): {s:?}"),
         };
         let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if let Some(multi) = value["multiValueHeaders"].as_object() {
@@ -206,6 +219,7 @@ impl GatewayResponse {
             status: value["statusCode"].as_u64().expect("a statusCode") as u16,
             headers,
             body,
+            streamed: false,
         }
     }
 

@@ -13,6 +13,7 @@ mod exec_tool;
 mod invoke;
 mod paths;
 mod startup;
+mod stream_standin;
 mod webhooks;
 
 use bastion_lambda_tests::deployment::PASSWORD;
