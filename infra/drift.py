@@ -21,8 +21,9 @@ Checks, each a function returning a list of human-readable drifts (empty = in st
 all_drifts also runs the checks of infra/translated.py (the SAM-translated API: stages, WAF
 associations, Lambda permissions), infra/agent.py (chat's agent configuration, the one Lambda
 invoke grant: chat's role on exec, and exec's resource policy), infra/waf.py (the web ACL per
-route, its log), infra/iam.py (table grants per key prefix) and infra/params.py (parameter
-bounds, timeouts).
+route, its log), infra/iam.py (table grants per key prefix), infra/params.py (parameter
+bounds, timeouts) and infra/streaming.py (the streamed methods are exactly the streaming
+function's).
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -39,6 +40,7 @@ from pathlib import Path
 import agent
 import iam
 import params
+import streaming
 import translated
 import waf
 
@@ -560,6 +562,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + iam.prefix_access_drift(template, root)
         + params.parameter_bounds_drift(template, root)
         + params.timeout_drift(template, root)
+        + streaming.streaming_drift(template, root)
         + account_purge_drift(template, root)
     )
 
