@@ -89,6 +89,7 @@ SECRET_KEYS = frozenset(
         "ADMIN_KEYS",
         "GOOGLE_CLIENT_SECRET",
         "LLM_API_KEY",
+        "LLM_FALLBACK_API_KEY",
         "TELEGRAM_WEBHOOK_SECRET",
         "TELEGRAM_BOT_TOKEN",
         "FACEBOOK_APP_SECRET",

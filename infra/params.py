@@ -5,7 +5,8 @@ function timeouts against the route that calls them:
                           exactly the values the code accepts for it: `bounded(env, "VAR",
                           default, LO..=HI)` -> MinValue LO / MaxValue HI; a `match` on the
                           variable's literal values -> AllowedValues among them; LLM_MODEL ->
-                          the ModelName character set and length. A deploy the code refuses
+                          the ModelName character set and length (LLM_FALLBACK_MODEL: the
+                          same, or empty for no fallback). A deploy the code refuses
                           at start must already be refused by CloudFormation.
   timeout_drift           a routed function finishes within its routes' integration timeout
                           (29 s for a buffered route; a streamed one sets timeoutInMillis, up
@@ -111,6 +112,13 @@ def model_pattern(root: Path) -> str:
     return f"^[A-Za-z0-9{chars}]{{1,{length.group(1).replace('_', '')}}}$"
 
 
+def model_patterns(root: Path) -> dict[str, str]:
+    """Model variable -> its parameter's AllowedPattern: the fallback's model may be empty (no
+    fallback), the default model may not."""
+    one = model_pattern(root)
+    return {"LLM_MODEL": one, "LLM_FALLBACK_MODEL": "^(" + one[1:-1] + ")?$"}
+
+
 def parameter_of(template: dict) -> dict[str, str]:
     """Environment variable -> the template parameter it is set from (`!Ref Param`)."""
     params = template.get("Parameters", {})
@@ -158,10 +166,11 @@ def parameter_bounds_drift(template: dict, root: Path) -> list[str]:
                     f"parameter {name} ({var}): AllowedValues {sorted(allowed)}, the code accepts "
                     f"{sorted(enums[var])}"
                 )
-        if var == "LLM_MODEL" and p.get("AllowedPattern") != model_pattern(root):
+        wanted = model_patterns(root).get(var)
+        if wanted is not None and p.get("AllowedPattern") != wanted:
             drifts.append(
                 f"parameter {name} ({var}): AllowedPattern {p.get('AllowedPattern')!r}, the code "
-                f"accepts {model_pattern(root)!r}"
+                f"accepts {wanted!r}"
             )
     return drifts
 

@@ -68,6 +68,26 @@ class ParameterBounds(unittest.TestCase):
         self.assertEqual(len(params.parameter_bounds_drift(t, ROOT)), 1)
         self.assertEqual(params.model_pattern(ROOT), "^[A-Za-z0-9./:@_-]{1,100}$")
 
+    def test_the_fallback_parameters_hold_the_codes_provider_values_and_optional_model(self):
+        self.assertEqual(
+            params.code_enumerations(ROOT)["LLM_FALLBACK_PROVIDER"], {"openai", "anthropic"}
+        )
+        self.assertEqual(
+            params.model_patterns(ROOT)["LLM_FALLBACK_MODEL"], "^([A-Za-z0-9./:@_-]{1,100})?$"
+        )
+        t = copy.deepcopy(TEMPLATE)
+        t["Parameters"]["LlmFallbackModel"]["AllowedPattern"] = "^[A-Za-z0-9./:@_-]{1,100}$"
+        t["Parameters"]["LlmFallbackProvider"]["AllowedValues"] = ["openai", "gemini"]
+        self.assertEqual(
+            params.parameter_bounds_drift(t, ROOT),
+            [
+                "parameter LlmFallbackModel (LLM_FALLBACK_MODEL): AllowedPattern "
+                "'^[A-Za-z0-9./:@_-]{1,100}$', the code accepts '^([A-Za-z0-9./:@_-]{1,100})?$'",
+                "parameter LlmFallbackProvider (LLM_FALLBACK_PROVIDER): AllowedValues "
+                "['gemini', 'openai'], the code accepts ['anthropic', 'openai']",
+            ],
+        )
+
 
 class Timeouts(unittest.TestCase):
     def test_every_routed_function_ends_within_its_routes_integration_timeout(self):

@@ -14,18 +14,18 @@ use crate::concurrency::dynamodb_stores;
 use crate::helpers::{EXEC_KEY_B64, JWT_KEY_B64, Session, TestApp, TestResponse, base_env};
 
 #[derive(Clone, Copy, Debug)]
-enum Store {
+pub(crate) enum Store {
     Sqlite,
     Dynamo,
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Wire {
+pub(crate) enum Wire {
     OpenAi,
     Anthropic,
 }
 
-async fn fake(wire: Wire) -> FakeLlm {
+pub(crate) async fn fake(wire: Wire) -> FakeLlm {
     match wire {
         Wire::OpenAi => FakeLlm::start().await,
         Wire::Anthropic => FakeLlm::start_anthropic().await,
@@ -34,7 +34,7 @@ async fn fake(wire: Wire) -> FakeLlm {
 
 /// Auth, chat and exec under one edge, chat's tools running in-process in exec, `fake` as the
 /// model, 20 credits a day, the turn limit out of the way.
-async fn agent_app(fake: &FakeLlm, store: Store, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn agent_app(fake: &FakeLlm, store: Store, extra: &[(&str, &str)]) -> TestApp {
     let mut env: HashMap<String, String> = base_env();
     for (k, v) in fake.env() {
         env.insert(k.to_owned(), v);
@@ -55,7 +55,7 @@ async fn agent_app(fake: &FakeLlm, store: Store, extra: &[(&str, &str)]) -> Test
     }
 }
 
-fn tools(calls: &[(&str, Value)]) -> Answer {
+pub(crate) fn tools(calls: &[(&str, Value)]) -> Answer {
     Answer::Tools {
         text: None,
         calls: calls
@@ -65,7 +65,7 @@ fn tools(calls: &[(&str, Value)]) -> Answer {
     }
 }
 
-fn reply(text: &str) -> Answer {
+pub(crate) fn reply(text: &str) -> Answer {
     Answer::Reply(text.to_owned())
 }
 

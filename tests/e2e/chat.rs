@@ -79,6 +79,7 @@ async fn a_first_message_starts_a_conversation_and_answers_with_the_exact_shape(
             "credits_remaining": 4,
             "steps": [],
             "stop_reason": "end_turn",
+            "provider": "primary",
         })
     );
     assert_eq!(

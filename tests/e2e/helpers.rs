@@ -88,6 +88,8 @@ pub struct TestApp {
     pub ip: SocketAddr,
     parts: Arc<Parts>,
     db: Option<Arc<TempDb>>,
+    /// The chat part's count of running streamed turns.
+    streamed: Option<bastion_chat_fn::StreamedTurns>,
 }
 
 /// What an app was built from, kept so `replacing` rebuilds the same app on other ports.
@@ -312,6 +314,7 @@ impl TestApp {
             exec = Some(state);
         }
         let mut routes = bastion_auth::routes(auth);
+        let mut streamed = None;
         if parts.chat {
             let chat = ChatSetup::from_env(env, RuntimeMode::Lambda).unwrap();
             let mut engine = chat.into_engine(edge.stores.clone(), edge.clock.clone());
@@ -325,11 +328,10 @@ impl TestApp {
                 Arc::new(engine.clone()),
                 bastion_webhooks::outbound::http_client().unwrap(),
             );
+            let state = ChatState::new(edge.clone(), engine);
+            streamed = Some(state.streamed.clone());
             routes = routes
-                .merge(bastion_chat_fn::routes(ChatState::new(
-                    edge.clone(),
-                    engine,
-                )))
+                .merge(bastion_chat_fn::routes(state))
                 .merge(bastion_webhooks::routes(webhooks));
         }
         if let Some(exec) = exec {
@@ -343,7 +345,15 @@ impl TestApp {
             ip: "203.0.113.7:40000".parse().unwrap(),
             parts,
             db,
+            streamed,
         }
+    }
+
+    /// How many streamed chat turns are still running (0 without the chat part).
+    pub fn streamed_turns_running(&self) -> usize {
+        self.streamed
+            .as_ref()
+            .map_or(0, bastion_chat_fn::StreamedTurns::running)
     }
 
     /// The same app (same parts, clock and database) with some ports replaced, e.g. a failing
@@ -370,6 +380,13 @@ impl TestApp {
         let mut app = self.clone();
         app.ip = format!("{ip}:40000").parse().unwrap();
         app
+    }
+
+    /// The response as the router gives it, its body unread (a stream is read as it comes).
+    pub async fn open(&self, req: Request<Body>) -> http::Response<Body> {
+        let mut req = req;
+        req.extensions_mut().insert(ConnectInfo(self.ip));
+        self.router.clone().oneshot(req).await.unwrap()
     }
 
     pub async fn send(&self, req: Request<Body>) -> TestResponse {

@@ -26,4 +26,5 @@ mod helpers;
 mod local_paths;
 mod rotation;
 mod sign_in_races;
+mod streaming;
 mod test_only_oidc_key;

@@ -1,21 +1,24 @@
-//! Chat configuration from the environment: the provider, models, system prompt, context budget,
-//! plan allowances and the per-user turn limit. Anything malformed stops start-up.
+//! Chat configuration from the environment: the provider (and its optional fallback), models,
+//! system prompt, context budget, plan allowances and the per-user turn limit. Anything
+//! malformed stops start-up.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bastion_core::Plan;
 use bastion_core::config::bounded;
 use bastion_core::config::{ConfigError, Env};
+use bastion_core::{Clock, Plan, SystemClock};
 use reqwest::Url;
 use secrecy::SecretString;
 
 use crate::agent::AgentConfig;
 use crate::message::ModelName;
 use crate::provider::anthropic::DEFAULT_MAX_TOKENS;
+use crate::provider::breaker::Breaker;
+use crate::provider::failover_metric::{FailoverMetric, MetricLines, StdoutLines};
 use crate::provider::{
-    AnthropicProvider, ApiKey, EchoProvider, OpenAiProvider, Provider, ProviderError,
-    ProviderSettings,
+    AnthropicProvider, ApiKey, EchoProvider, FailoverProvider, OpenAiProvider, Provider,
+    ProviderError, ProviderSettings,
 };
 
 /// Where the binary runs: Lambda never gets the echo provider.
@@ -30,6 +33,9 @@ pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant.";
 pub const ECHO_MODEL: &str = "echo";
 /// API Gateway gives up at 29 s; the provider must be done well before.
 const MAX_DEADLINE_SECS: u64 = 28;
+/// The metrics namespace when `METRICS_NAMESPACE` is unset (the template sets `Bastion/<env>`).
+const DEFAULT_METRICS_NAMESPACE: &str = "Bastion/local";
+const MAX_NAMESPACE_CHARS: usize = 255;
 
 /// Everything the engine reads from configuration.
 #[derive(Debug, Clone)]
@@ -92,13 +98,29 @@ pub struct ChatSetup {
     /// The provider's key, whichever format it speaks (unused by the echo provider): a secret
     /// refresh stores the re-read `LLM_API_KEY` here (see [`api_key`]).
     pub api_key: ApiKey,
+    /// The fallback's key when a fallback is configured: a secret refresh stores the re-read
+    /// `LLM_FALLBACK_API_KEY` here (see [`ProviderKeys`]).
+    pub fallback_api_key: Option<ApiKey>,
 }
 
 impl ChatSetup {
     /// Reads every chat variable. With no `LLM_BASE_URL`, `Local` gets the echo provider and
-    /// `Lambda` refuses to start.
+    /// `Lambda` refuses to start. A fallback's circuit breaker runs on the system clock and
+    /// its failover metric goes to stdout.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
-        let (provider, default_model, api_key) = provider(env, mode)?;
+        Self::from_env_with(env, mode, Arc::new(SystemClock), Arc::new(StdoutLines))
+    }
+
+    /// [`Self::from_env`] with the clock the fallback's circuit breaker reads and where its
+    /// metric lines go.
+    pub fn from_env_with(
+        env: &dyn Env,
+        mode: RuntimeMode,
+        clock: Arc<dyn Clock>,
+        metric_lines: Arc<dyn MetricLines>,
+    ) -> Result<Self, ConfigError> {
+        let (provider, default_model, api_key, fallback_api_key) =
+            provider(env, mode, clock, metric_lines)?;
         let config = ChatConfig {
             allowed_models: allowed_models(env, &default_model)?,
             default_model,
@@ -118,7 +140,49 @@ impl ChatSetup {
             config,
             provider,
             api_key,
+            fallback_api_key,
         })
+    }
+
+    /// The key handles a secret refresh swaps.
+    pub fn keys(&self) -> ProviderKeys {
+        ProviderKeys {
+            primary: self.api_key.clone(),
+            fallback: self.fallback_api_key.clone(),
+        }
+    }
+}
+
+/// The provider keys a secret refresh swaps: `LLM_API_KEY` and, with a fallback configured,
+/// `LLM_FALLBACK_API_KEY`.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderKeys {
+    pub primary: ApiKey,
+    pub fallback: Option<ApiKey>,
+}
+
+/// Both keys as a refreshed document holds them, parsed before either is stored.
+#[derive(Debug)]
+pub struct FreshKeys {
+    primary: Option<SecretString>,
+    fallback: Option<SecretString>,
+}
+
+impl ProviderKeys {
+    /// Parses both keys from `env` under the start-up rules; nothing is stored.
+    pub fn read(env: &dyn Env) -> Result<FreshKeys, ConfigError> {
+        Ok(FreshKeys {
+            primary: api_key(env)?,
+            fallback: fallback_api_key(env)?,
+        })
+    }
+
+    /// Stores keys [`Self::read`] parsed, for every later request.
+    pub fn store(&self, fresh: FreshKeys) {
+        self.primary.store(fresh.primary);
+        if let Some(fallback) = &self.fallback {
+            fallback.store(fresh.fallback);
+        }
     }
 }
 
@@ -144,53 +208,139 @@ pub fn provider_kind(env: &dyn Env) -> Result<ProviderKind, ConfigError> {
     }
 }
 
-/// The provider, its default model and the handle a secret refresh swaps its key through.
+/// `LLM_FALLBACK_PROVIDER`, the fallback's wire format: the same values and default as
+/// [`provider_kind`], written as its own `match` for infra/params.py.
+pub fn fallback_provider_kind(env: &dyn Env) -> Result<ProviderKind, ConfigError> {
+    match env
+        .non_empty("LLM_FALLBACK_PROVIDER")
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("openai") => Ok(ProviderKind::OpenAi),
+        Some("anthropic") => Ok(ProviderKind::Anthropic),
+        Some(_) => Err(ConfigError::new(
+            "LLM_FALLBACK_PROVIDER",
+            "must be openai or anthropic",
+        )),
+    }
+}
+
+/// The provider, its default model, the handle a secret refresh swaps its key through, and the
+/// fallback's key handle when a fallback wraps it.
+type Built = (Arc<dyn Provider>, ModelName, ApiKey, Option<ApiKey>);
+
 fn provider(
     env: &dyn Env,
     mode: RuntimeMode,
-) -> Result<(Arc<dyn Provider>, ModelName, ApiKey), ConfigError> {
+    clock: Arc<dyn Clock>,
+    metric_lines: Arc<dyn MetricLines>,
+) -> Result<Built, ConfigError> {
     let kind = provider_kind(env)?;
-    match (env.non_empty("LLM_BASE_URL"), mode) {
-        (None, RuntimeMode::Lambda) => Err(ConfigError::new(
-            "LLM_BASE_URL",
+    let fallback_kind = fallback_provider_kind(env)?;
+    // Checked in both modes, so a half-configured fallback never hides behind the echo provider.
+    fallback_api_key(env)?;
+    let fallback_url = env.non_empty(FALLBACK_BASE_URL);
+    if fallback_url.is_none() && env.non_empty("LLM_FALLBACK_MODEL").is_some() {
+        return Err(ConfigError::new(
+            "LLM_FALLBACK_MODEL",
+            "is set without LLM_FALLBACK_BASE_URL",
+        ));
+    }
+    let Some(raw) = env.non_empty("LLM_BASE_URL") else {
+        return echo(env, mode, fallback_url.is_some());
+    };
+    let settings = ProviderSettings {
+        base_url: base_url(BASE_URL, &raw, kind)?,
+        api_key: api_key(env)?,
+        deadline: Duration::from_secs(bounded(env, "LLM_TIMEOUT_SECS", 25, 1..=MAX_DEADLINE_SECS)?),
+        backoff: Duration::from_millis(250),
+        max_tokens: max_tokens(env)?,
+    };
+    let m = env.required("LLM_MODEL")?;
+    let default_model = model("LLM_MODEL", &m)?;
+    let Some(fallback_raw) = fallback_url else {
+        let (primary, key) = http_provider(BASE_URL, kind, settings)?;
+        return Ok((primary, default_model, key, None));
+    };
+    let fallback_settings = ProviderSettings {
+        base_url: base_url(FALLBACK_BASE_URL, &fallback_raw, fallback_kind)?,
+        api_key: fallback_api_key(env)?,
+        ..settings.clone()
+    };
+    let fallback_model = model("LLM_FALLBACK_MODEL", &env.required("LLM_FALLBACK_MODEL")?)?;
+    let (primary, key) = http_provider(BASE_URL, kind, settings)?;
+    let (fallback, fallback_key) =
+        http_provider(FALLBACK_BASE_URL, fallback_kind, fallback_settings)?;
+    let metric = FailoverMetric::new(metrics_namespace(env)?, clock.clone(), metric_lines);
+    let wrapped = FailoverProvider::new(
+        primary,
+        fallback,
+        fallback_model.as_str(),
+        Breaker::new(clock),
+        metric,
+    );
+    Ok((Arc::new(wrapped), default_model, key, Some(fallback_key)))
+}
+
+const BASE_URL: &str = "LLM_BASE_URL";
+const FALLBACK_BASE_URL: &str = "LLM_FALLBACK_BASE_URL";
+
+/// No `LLM_BASE_URL`: the echo provider, in `Local` only and never with a fallback.
+fn echo(env: &dyn Env, mode: RuntimeMode, fallback: bool) -> Result<Built, ConfigError> {
+    if mode == RuntimeMode::Lambda {
+        return Err(ConfigError::new(
+            BASE_URL,
             "is required in AWS Lambda; the echo provider is for bastion-local only",
+        ));
+    }
+    if fallback {
+        return Err(ConfigError::new(
+            FALLBACK_BASE_URL,
+            "needs LLM_BASE_URL: the echo provider has no fallback",
+        ));
+    }
+    let model = match env.non_empty("LLM_MODEL") {
+        Some(m) => model("LLM_MODEL", &m)?,
+        None => ModelName(ECHO_MODEL.to_owned()),
+    };
+    Ok((
+        Arc::new(EchoProvider::new(env)?),
+        model,
+        ApiKey::default(),
+        None,
+    ))
+}
+
+/// One HTTP adapter of `kind` and its key handle; a failure names the base URL's variable.
+fn http_provider(
+    var: &str,
+    kind: ProviderKind,
+    settings: ProviderSettings,
+) -> Result<(Arc<dyn Provider>, ApiKey), ConfigError> {
+    let built = |e: ProviderError| ConfigError::new(var, e.to_string());
+    Ok(match kind {
+        ProviderKind::OpenAi => {
+            let p = OpenAiProvider::new(settings).map_err(built)?;
+            let key = p.api_key();
+            (Arc::new(p), key)
+        }
+        ProviderKind::Anthropic => {
+            let p = AnthropicProvider::new(settings).map_err(built)?;
+            let key = p.api_key();
+            (Arc::new(p), key)
+        }
+    })
+}
+
+/// `METRICS_NAMESPACE`, where the failover metric goes.
+fn metrics_namespace(env: &dyn Env) -> Result<String, ConfigError> {
+    match env.non_empty("METRICS_NAMESPACE") {
+        None => Ok(DEFAULT_METRICS_NAMESPACE.to_owned()),
+        Some(n) if n.chars().count() <= MAX_NAMESPACE_CHARS => Ok(n),
+        Some(_) => Err(ConfigError::new(
+            "METRICS_NAMESPACE",
+            format!("must be at most {MAX_NAMESPACE_CHARS} characters"),
         )),
-        (None, RuntimeMode::Local) => {
-            let model = match env.non_empty("LLM_MODEL") {
-                Some(m) => model("LLM_MODEL", &m)?,
-                None => ModelName(ECHO_MODEL.to_owned()),
-            };
-            Ok((Arc::new(EchoProvider::new(env)?), model, ApiKey::default()))
-        }
-        (Some(raw), _) => {
-            let settings = ProviderSettings {
-                base_url: base_url(&raw, kind)?,
-                api_key: api_key(env)?,
-                deadline: Duration::from_secs(bounded(
-                    env,
-                    "LLM_TIMEOUT_SECS",
-                    25,
-                    1..=MAX_DEADLINE_SECS,
-                )?),
-                backoff: Duration::from_millis(250),
-                max_tokens: max_tokens(env)?,
-            };
-            let built = |e: ProviderError| ConfigError::new("LLM_BASE_URL", e.to_string());
-            let (provider, key): (Arc<dyn Provider>, ApiKey) = match kind {
-                ProviderKind::OpenAi => {
-                    let p = OpenAiProvider::new(settings).map_err(built)?;
-                    let key = p.api_key();
-                    (Arc::new(p), key)
-                }
-                ProviderKind::Anthropic => {
-                    let p = AnthropicProvider::new(settings).map_err(built)?;
-                    let key = p.api_key();
-                    (Arc::new(p), key)
-                }
-            };
-            let m = env.required("LLM_MODEL")?;
-            Ok((provider, model("LLM_MODEL", &m)?, key))
-        }
     }
 }
 
@@ -244,13 +394,17 @@ fn model(var: &str, raw: &str) -> Result<ModelName, ConfigError> {
 
 /// HTTPS, or plain HTTP only to a loopback host (a local Ollama or vLLM). Anthropic's base is
 /// the API's root: `/v1/messages` is appended, so a base ending in `/v1` would double it.
-fn base_url(raw: &str, kind: ProviderKind) -> Result<Url, ConfigError> {
-    const VAR: &str = "LLM_BASE_URL";
-    let url = Url::parse(raw.trim()).map_err(|_| ConfigError::new(VAR, "is not a URL"))?;
+fn base_url(var: &str, raw: &str, kind: ProviderKind) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim()).map_err(|_| ConfigError::new(var, "is not a URL"))?;
     if !url.username().is_empty() || url.password().is_some() {
+        let key = if var == FALLBACK_BASE_URL {
+            "LLM_FALLBACK_API_KEY"
+        } else {
+            "LLM_API_KEY"
+        };
         return Err(ConfigError::new(
-            VAR,
-            "must not carry credentials; use LLM_API_KEY",
+            var,
+            format!("must not carry credentials; use {key}"),
         ));
     }
     let host = url.host_str().unwrap_or("");
@@ -262,15 +416,15 @@ fn base_url(raw: &str, kind: ProviderKind) -> Result<Url, ConfigError> {
             .is_ok_and(|ip| ip.is_loopback());
     if kind == ProviderKind::Anthropic && url.path().trim_end_matches('/').ends_with("/v1") {
         return Err(ConfigError::new(
-            VAR,
-            "must not end in /v1 with LLM_PROVIDER=anthropic (/v1/messages is appended)",
+            var,
+            "must not end in /v1 with an anthropic provider (/v1/messages is appended)",
         ));
     }
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
         _ => Err(ConfigError::new(
-            VAR,
+            var,
             "must be https:// (http:// only to a loopback host)",
         )),
     }
@@ -278,10 +432,27 @@ fn base_url(raw: &str, kind: ProviderKind) -> Result<Url, ConfigError> {
 
 /// `LLM_API_KEY`: unset for providers that need no key, never set but blank.
 pub fn api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
-    match env.get("LLM_API_KEY") {
+    key(env, "LLM_API_KEY")
+}
+
+/// `LLM_FALLBACK_API_KEY`, under the same rules, and only beside `LLM_FALLBACK_BASE_URL`: a
+/// key with nowhere to go is a mistake in the secret document.
+pub fn fallback_api_key(env: &dyn Env) -> Result<Option<SecretString>, ConfigError> {
+    let key = key(env, "LLM_FALLBACK_API_KEY")?;
+    if key.is_some() && env.non_empty(FALLBACK_BASE_URL).is_none() {
+        return Err(ConfigError::new(
+            "LLM_FALLBACK_API_KEY",
+            "is set without LLM_FALLBACK_BASE_URL",
+        ));
+    }
+    Ok(key)
+}
+
+fn key(env: &dyn Env, var: &str) -> Result<Option<SecretString>, ConfigError> {
+    match env.get(var) {
         None => Ok(None),
         Some(k) if k.trim().is_empty() => Err(ConfigError::new(
-            "LLM_API_KEY",
+            var,
             "is set but empty; unset it for providers that need no key",
         )),
         Some(k) => Ok(Some(SecretString::from(k.trim().to_owned()))),

@@ -68,6 +68,7 @@ mod tests {
             completion_tokens: 0,
             model: String::new(),
             steps: String::new(),
+            stop_reason: String::new(),
         }
     }
 

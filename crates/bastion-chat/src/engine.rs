@@ -18,8 +18,9 @@ use crate::agent::{Step, StopReason, ToolAudit};
 use crate::claim::TurnClaim;
 use crate::config::{ChatConfig, ChatSetup};
 use crate::context::assemble;
+use crate::events::TurnEvents;
 use crate::message::ChatMessage;
-use crate::provider::{Provider, ProviderError, Usage};
+use crate::provider::{Provider, ProviderError, ServedBy, Usage};
 use crate::tool_runner::{NoTools, ToolRunner};
 
 mod agent_loop;
@@ -112,6 +113,10 @@ pub enum ChatError {
     /// Another turn changed the conversation first; the credit was refunded.
     #[error("conversation changed concurrently")]
     Conflict,
+    /// A streamed turn's client went away before anything was generated: nothing is stored
+    /// and the credit was refunded. Nobody is left to answer.
+    #[error("the client went away before the turn produced anything")]
+    ClientGone,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -135,6 +140,8 @@ pub struct TurnReply {
     pub credits_remaining: u64,
     pub steps: Vec<Step>,
     pub stop_reason: StopReason,
+    /// Which provider answered the turn's last model call.
+    pub served_by: ServedBy,
 }
 
 /// One HTTP turn as the chat function asks for it.
@@ -269,6 +276,27 @@ impl ChatEngine {
 
     /// One HTTP turn of the agent: continue the conversation (or start one), offering `tools`.
     pub async fn agent_turn(&self, req: TurnRequest<'_>) -> Result<TurnReply, ChatError> {
+        self.http_turn(req, None).await
+    }
+
+    /// [`Self::agent_turn`], streamed: [`crate::TurnEvent::Started`] once the first credit is
+    /// taken (anything refused before that is this call's error, for an error status), then
+    /// the model's text and the tool steps as they happen. When the receiving side is dropped
+    /// the turn stops before its next model call or tool run and stores what was generated
+    /// with the stop reason `client_disconnected`; credits already taken stay taken.
+    pub async fn agent_turn_streamed(
+        &self,
+        req: TurnRequest<'_>,
+        events: &TurnEvents,
+    ) -> Result<TurnReply, ChatError> {
+        self.http_turn(req, Some(events)).await
+    }
+
+    async fn http_turn(
+        &self,
+        req: TurnRequest<'_>,
+        events: Option<&TurnEvents>,
+    ) -> Result<TurnReply, ChatError> {
         let (owner, request_id) = (req.owner, req.request_id);
         let (target, claim) = match req.conversation {
             Some(id) => (
@@ -281,6 +309,7 @@ impl ChatEngine {
         let offer = Offer {
             tools: req.tools,
             audit: req.audit,
+            events,
         };
         let result = self
             .run_turn(owner, target, req.message, req.model, offer, request_id)
@@ -352,6 +381,7 @@ impl ChatEngine {
             let offer = Offer {
                 tools: &[],
                 audit: &RefusedOnly,
+                events: None,
             };
             let result = self
                 .run_turn(owner, target, &message, None, offer, request_id)
@@ -405,11 +435,20 @@ impl ChatEngine {
             audit: offer.audit,
             request_id,
             day,
+            events: offer.events,
         };
         // From the first debit on, credits are given back unless the turn is stored, also when
         // this future is dropped or unwinds.
         let mut held = HeldCredits::new(self.stores.credits.clone(), owner, day, request_id);
         let outcome = match self.agent_loop(input, &mut held).await {
+            Ok(outcome)
+                if outcome.stop == StopReason::ClientDisconnected
+                    && outcome.generated_nothing() =>
+            {
+                held.refund_all().await;
+                tracing::info!(%request_id, owner = %owner.key(), "streamed chat client went away before anything was generated; nothing stored, credit refunded");
+                return Err(ChatError::ClientGone);
+            }
             Ok(outcome) => outcome,
             Err(e) => {
                 held.refund_all().await;
@@ -441,6 +480,8 @@ impl ChatEngine {
             tool_calls = outcome.steps.len() / 2,
             stop_reason = outcome.stop.as_str(),
             credits_remaining = outcome.credits_remaining,
+            provider = outcome.served_by.as_str(),
+            streamed = offer.events.is_some(),
             "chat turn"
         );
         reply_from(write, outcome)
@@ -584,6 +625,8 @@ pub fn channel_conversation_id(owner: &Owner) -> ConversationId {
 struct Offer<'a> {
     tools: &'a [ToolName],
     audit: &'a dyn ToolAudit,
+    /// A streamed turn's events.
+    events: Option<&'a TurnEvents>,
 }
 
 /// The audit of a turn that offers no tools (a channel turn, [`ChatEngine::turn`]): only

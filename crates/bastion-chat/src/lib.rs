@@ -6,6 +6,7 @@ mod claim;
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod events;
 pub mod message;
 pub mod provider;
 #[cfg(feature = "testing")]
@@ -17,6 +18,7 @@ pub use config::{ChatConfig, ChatSetup, RuntimeMode};
 pub use engine::{
     BillingPlans, ChatEngine, ChatError, FreePlans, PlanSource, TurnReply, TurnRequest,
 };
+pub use events::{TurnEvent, TurnEvents};
 pub use message::{ChatMessage, ModelName};
 pub use provider::{Provider, ProviderError, Usage};
 pub use tool_runner::{NoTools, ToolRunner};

@@ -15,7 +15,7 @@ use base64::Engine;
 /// holds public keys, but it is here too: a token is only as trustworthy as the list it is
 /// checked against, so the list comes from the same access-controlled place as every key and
 /// rotates the same way (a refresh, no redeploy).
-pub const SECRET_NAMES: [&str; 14] = [
+pub const SECRET_NAMES: [&str; 15] = [
     "JWT_SIGNING_KEYS",
     "JWT_VERIFY_KEYS",
     "PASSWORD_PEPPER",
@@ -24,6 +24,7 @@ pub const SECRET_NAMES: [&str; 14] = [
     "ADMIN_KEYS",
     "GOOGLE_CLIENT_SECRET",
     "LLM_API_KEY",
+    "LLM_FALLBACK_API_KEY",
     "TELEGRAM_WEBHOOK_SECRET",
     "TELEGRAM_BOT_TOKEN",
     "FACEBOOK_APP_SECRET",
@@ -289,5 +290,13 @@ mod tests {
         assert!(!is_secret_name("jwt_verify_keys"));
         assert!(!is_secret_name("JWT_KEYS"));
         assert!(retired_secret("JWT_KEYS").is_some());
+    }
+
+    #[test]
+    fn both_provider_keys_are_secrets_so_lambda_refuses_them_in_the_plain_environment() {
+        assert!(is_secret_name("LLM_API_KEY"));
+        assert!(is_secret_name("LLM_FALLBACK_API_KEY"));
+        assert!(!is_secret_name("LLM_FALLBACK_BASE_URL"));
+        assert!(!is_secret_name("LLM_FALLBACK_MODEL"));
     }
 }

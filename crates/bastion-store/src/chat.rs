@@ -122,6 +122,10 @@ pub struct MessageRecord {
     /// An assistant message's agent steps (tool calls and results) as JSON text; empty when
     /// the turn called no tool. Sealed like `content`.
     pub steps: String,
+    /// Why an assistant message's turn stopped (`end_turn`, `max_steps`, `client_disconnected`,
+    /// …); empty for user messages and for answers stored before it was recorded. Not sealed:
+    /// it is one of a few fixed words, never content.
+    pub stop_reason: String,
 }
 
 /// One turn's writes: the conversation's new state and the messages it adds.

@@ -1,7 +1,7 @@
 //! Request and response bodies of the chat routes.
 
 use bastion_chat::agent::steps;
-use bastion_chat::{Step, Usage};
+use bastion_chat::{Step, StopReason, Usage};
 use bastion_store::{ConversationRecord, MessageRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +23,10 @@ pub struct SendRequest {
     #[serde(default)]
     #[schema(max_items = 8)]
     pub tools: Option<Vec<String>>,
+    /// Answer as server-sent events (`text/event-stream`) while the turn runs. Absent: as the
+    /// `Accept` header asks, else one JSON answer at the end.
+    #[serde(default)]
+    pub stream: Option<bool>,
 }
 
 /// `?cursor=` of the listing routes.
@@ -48,6 +52,10 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<StepView>)]
     pub steps: Vec<Value>,
+    /// Present (and true) on an answer whose streamed turn stopped because its client went
+    /// away: it holds what was generated until then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 impl MessageView {
@@ -63,6 +71,7 @@ impl MessageView {
             content: m.content,
             created_at: m.created_at.to_rfc3339(),
             steps: step_views(&steps),
+            incomplete: m.stop_reason == StopReason::ClientDisconnected.as_str(),
         }
     }
 
@@ -124,6 +133,10 @@ pub struct SendResponse {
     /// `end_turn`, `max_steps`, `credits_exhausted`, `deadline` or `provider_error`.
     #[schema(value_type = String, example = "end_turn")]
     pub stop_reason: &'static str,
+    /// Which provider answered the last model call: `primary`, or `fallback` when
+    /// `LLM_FALLBACK_*` took over.
+    #[schema(value_type = String, example = "primary")]
+    pub provider: &'static str,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -38,5 +38,10 @@ pub fn chat_error(e: ChatError, now: Timestamp) -> ApiError {
             "the conversation changed during this request; retry",
         ),
         ChatError::Store(s) => ApiError::unavailable(&s),
+        // Nobody reads it: the client this would answer has gone.
+        ChatError::ClientGone => ApiError::invalid(
+            "client_closed_request",
+            "the client closed the stream before the turn produced anything",
+        ),
     }
 }

@@ -3,12 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bastion_chat::provider::ProviderError;
 use bastion_chat::{ChatError, ChatMessage, TurnRequest};
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::tools::ToolName;
-use bastion_core::{Owner, Scope};
+use bastion_core::{Owner, Scope, UserId};
 use bastion_http::{ApiError, Authenticated, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::ConversationId;
 
@@ -40,7 +41,8 @@ fn cursor(q: &CursorQuery) -> Result<Option<&str>, ApiError> {
 #[utoipa::path(
     post, path = "/chat", tag = "chat", operation_id = "chat_send", security(("bearer_jwt" = []), ("api_key" = [])),
     request_body = SendRequest,
-    responses((status = 200, description = "The assistant's answer with the turn's tool steps, stored in the conversation.", body = SendResponse),
+    responses((status = 200, description = "The assistant's answer with the turn's tool steps, stored in the conversation. With `\"stream\": true` (or `Accept: text/event-stream`) the answer is a stream of server-sent events instead: `turn`, then `delta`, `tool_call` and `tool_result` as they happen, then `done` or `error` (see README \"Streaming\"); what is refused before the stream begins answers with the statuses below.",
+            content((SendResponse = "application/json"), (String = "text/event-stream", example = json!("event: turn\ndata: {\"conversation_id\":\"...\"}\n\nevent: delta\ndata: {\"text\":\"Hel\"}\n\nevent: done\ndata: {\"message\":{...},\"usage\":{...},\"credits_remaining\":49,\"stop_reason\":\"end_turn\",\"provider\":\"primary\"}\n\n")))),
         (status = 400, description = "`empty_message`, `message_too_long`, `invalid_message`, `model_not_allowed`, `invalid_request`."),
         (status = 402, description = "`quota_exceeded`: the daily credits are used up (`Retry-After` says until when)."),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `chat` scope."),
@@ -54,8 +56,9 @@ pub async fn send(
     meta: RequestMeta,
     auth: Authenticated,
     limits: Limits,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SendRequest>,
-) -> Result<Json<SendResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     auth.require_scope(Scope::Chat)?;
     limits
         .enforce(Limit::ChatTurn, auth.user_id.as_str())
@@ -67,6 +70,19 @@ pub async fn send(
         .map(conversation_id)
         .transpose()?;
     let tools = turn_tools(&state, &auth, body.tools.as_deref())?;
+    if body
+        .stream
+        .unwrap_or_else(|| accepts_event_stream(&headers))
+    {
+        let turn = crate::stream::StreamedTurn {
+            user: auth.user_id.clone(),
+            conversation,
+            message,
+            model: body.model,
+            tools,
+        };
+        return crate::stream::send(state, meta, turn).await;
+    }
     let owner = Owner::User(auth.user_id.clone());
     let audit = EdgeToolAudit {
         edge: &state.edge,
@@ -88,7 +104,7 @@ pub async fn send(
     let reply = match result {
         Ok(reply) => reply,
         Err(e) => {
-            audit_failure(&state, &meta, &auth, &e).await?;
+            audit_failure(&state, &meta, &auth.user_id, &e).await?;
             return Err(chat_error(e, state.edge.clock.now()));
         }
     };
@@ -99,7 +115,23 @@ pub async fn send(
         credits_remaining: reply.credits_remaining,
         steps: step_views(&reply.steps),
         stop_reason: reply.stop_reason.as_str(),
-    }))
+        provider: reply.served_by.as_str(),
+    })
+    .into_response())
+}
+
+/// `Accept: text/event-stream` asks for the stream when the body does not say.
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
 }
 
 /// The tools this turn offers: the configured ones, narrowed by the request, and for an API
@@ -133,10 +165,10 @@ fn turn_tools(
 }
 
 /// Quota exhaustion and provider failures are audited (awaited) with the request id.
-async fn audit_failure(
+pub(crate) async fn audit_failure(
     state: &ChatState,
     meta: &RequestMeta,
-    auth: &Authenticated,
+    user: &UserId,
     e: &ChatError,
 ) -> Result<(), ApiError> {
     let (kind, detail) = match e {
@@ -158,13 +190,7 @@ async fn audit_failure(
     };
     state
         .edge
-        .record_audit(
-            meta,
-            kind,
-            Outcome::Failure,
-            Some(&auth.user_id),
-            Some(detail),
-        )
+        .record_audit(meta, kind, Outcome::Failure, Some(user), Some(detail))
         .await
         .map_err(ApiError::from)
 }

@@ -1,6 +1,6 @@
 //! The chat Lambda: wiring only; its responses are streamed. The echo provider is refused
 //! here: `LLM_BASE_URL` is required. A secret refresh rotates the JWT keys and the provider's
-//! API key. The agent's tools run in the exec function, by Lambda Invoke.
+//! API keys (the fallback's too). The agent's tools run in the exec function, by Lambda Invoke.
 
 use std::sync::Arc;
 
@@ -34,14 +34,14 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
     let tools =
         bastion_chat_fn::tools::runner(&runtime.sdk, env.as_ref(), &chat.config.agent.tools)?;
-    let llm_key = chat.api_key.clone();
+    let llm_keys = chat.keys();
     let mut engine = chat.into_engine(stores.clone(), clock.clone());
     if let Some(tools) = tools {
         engine = engine.with_tools(tools);
     }
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let config = edge.config.clone();
-    runtime.on_refresh(move |env| rotate(&config, &llm_key, env));
+    runtime.on_refresh(move |env| rotate(&config, &llm_keys, env));
     let state = ChatState::new(edge, engine);
     Ok(router(state))
 }

@@ -1,10 +1,12 @@
 //! The webhooks Lambda: wiring only. Channel replies come from the chat engine, so this
 //! function needs the chat configuration too (`LLM_BASE_URL` is required, as in chat).
-//! A secret refresh rotates the JWT keys, every platform secret and the provider's API key.
+//! A secret refresh rotates the JWT keys, every platform secret and the provider's API keys
+//! (the fallback's too).
 
 use std::sync::Arc;
 
 use axum::Router;
+use bastion_chat::config::ProviderKeys;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_core::SystemClock;
 use bastion_http::secrets::Runtime;
@@ -32,16 +34,16 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let store = DynamoStore::from_sdk(&runtime.sdk, env.as_ref())?;
     let sealer = KmsContentKeys::sealer(&runtime.sdk, env.required("KMS_KEY_ID")?, clock.clone());
     let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
-    let llm_key = chat.api_key.clone();
+    let llm_keys = chat.keys();
     let engine = chat.into_engine(stores.clone(), clock.clone());
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
     let state = WebhooksState::new(edge, config, Arc::new(engine), http_client()?);
     let rotated = state.clone();
-    // Everything is parsed before anything is stored: the key first, then the state's part.
+    // Everything is parsed before anything is stored: the keys first, then the state's part.
     runtime.on_refresh(move |env| {
-        let key = bastion_chat::config::api_key(env)?;
+        let keys = ProviderKeys::read(env)?;
         rotated.rotate(env)?;
-        llm_key.store(key);
+        llm_keys.store(keys);
         Ok(())
     });
     Ok(router(state))

@@ -1,5 +1,6 @@
 //! The agent's settings: which tools a turn may offer (`CHAT_TOOLS`), how many model calls a
-//! turn may make (`AGENT_MAX_STEPS`) and how long it may run (`AGENT_DEADLINE_SECS`).
+//! turn may make (`AGENT_MAX_STEPS`), how long it may run (`AGENT_DEADLINE_SECS`) and how often a
+//! quiet stream says it is alive (`CHAT_STREAM_KEEPALIVE_SECS`).
 
 use std::time::Duration;
 
@@ -7,8 +8,14 @@ use bastion_core::config::{ConfigError, Env, bounded};
 use bastion_core::tools::ToolName;
 
 pub const DEFAULT_MAX_STEPS: u32 = 8;
-/// API Gateway gives up at 29 s; the turn must be stored before that.
-pub const DEFAULT_DEADLINE_SECS: u64 = 25;
+/// The chat routes stream through API Gateway (integration timeout 300 s, the function's too),
+/// so a turn is no longer held to the 29 s buffered limit; 120 s fits a few slow tool steps.
+pub const DEFAULT_DEADLINE_SECS: u64 = 120;
+/// The longest turn: 20 s short of the function's 300 s timeout, which is left to store the
+/// turn and end the stream itself before Lambda or API Gateway cut it.
+pub const MAX_DEADLINE_SECS: u64 = 280;
+/// Well inside the 30 s idle timeout of an edge-optimized endpoint.
+pub const DEFAULT_KEEPALIVE_SECS: u64 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
@@ -18,6 +25,8 @@ pub struct AgentConfig {
     pub max_steps: u32,
     /// From the turn's start to its last model call or tool run.
     pub deadline: Duration,
+    /// A streamed turn with nothing else to send sends a comment this often.
+    pub keepalive: Duration,
 }
 
 impl Default for AgentConfig {
@@ -26,6 +35,7 @@ impl Default for AgentConfig {
             tools: ToolName::ALL.to_vec(),
             max_steps: DEFAULT_MAX_STEPS,
             deadline: Duration::from_secs(DEFAULT_DEADLINE_SECS),
+            keepalive: Duration::from_secs(DEFAULT_KEEPALIVE_SECS),
         }
     }
 }
@@ -42,7 +52,13 @@ impl AgentConfig {
                 env,
                 "AGENT_DEADLINE_SECS",
                 DEFAULT_DEADLINE_SECS,
-                1..=28,
+                1..=MAX_DEADLINE_SECS,
+            )?),
+            keepalive: Duration::from_secs(bounded(
+                env,
+                "CHAT_STREAM_KEEPALIVE_SECS",
+                DEFAULT_KEEPALIVE_SECS,
+                1..=25,
             )?),
         })
     }
@@ -96,12 +112,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unset_offers_every_tool_eight_steps_and_a_25_second_deadline() {
+    fn unset_offers_every_tool_eight_steps_a_120_second_deadline_and_10_second_keepalives() {
         let c = AgentConfig::from_env(&env(&[])).unwrap();
         assert_eq!(c, AgentConfig::default());
         assert_eq!(c.tools, ToolName::ALL.to_vec());
         assert_eq!(c.max_steps, 8);
-        assert_eq!(c.deadline, Duration::from_secs(25));
+        assert_eq!(c.deadline, Duration::from_secs(120));
+        assert_eq!(c.keepalive, Duration::from_secs(10));
     }
 
     #[test]
@@ -119,7 +136,10 @@ mod tests {
             ("CHAT_TOOLS", "read_file,read_file"),
             ("AGENT_MAX_STEPS", "0"),
             ("AGENT_MAX_STEPS", "33"),
-            ("AGENT_DEADLINE_SECS", "29"),
+            ("AGENT_DEADLINE_SECS", "0"),
+            ("AGENT_DEADLINE_SECS", "281"),
+            ("CHAT_STREAM_KEEPALIVE_SECS", "0"),
+            ("CHAT_STREAM_KEEPALIVE_SECS", "26"),
         ] {
             let e = AgentConfig::from_env(&env(&[(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{value}");

@@ -41,6 +41,8 @@ pub enum StopReason {
     Deadline,
     /// The provider failed after at least one model call had answered.
     ProviderError,
+    /// A streamed turn's client went away: what was generated is stored, marked incomplete.
+    ClientDisconnected,
 }
 
 impl StopReason {
@@ -51,6 +53,7 @@ impl StopReason {
             StopReason::CreditsExhausted => "credits_exhausted",
             StopReason::Deadline => "deadline",
             StopReason::ProviderError => "provider_error",
+            StopReason::ClientDisconnected => "client_disconnected",
         }
     }
 
@@ -60,6 +63,7 @@ impl StopReason {
             StopReason::MaxSteps => "the turn reached its step limit",
             StopReason::CreditsExhausted => "the daily credits ran out",
             StopReason::Deadline => "the turn ran out of time",
+            StopReason::ClientDisconnected => "the client went away",
             StopReason::EndTurn | StopReason::ProviderError => "the turn ended",
         };
         ToolError::new("not_run", format!("{why} before this call ran"))

@@ -100,6 +100,7 @@ mod tests {
             completion_tokens: 0,
             model: "m".to_owned(),
             steps: steps::encode(steps),
+            stop_reason: String::new(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The agent loop of one turn: debit a credit, call the model, run the tools it asks for in
 //! order, hand back their results, until it answers or a bound stops it (the step cap, the
-//! credits, the deadline). What a call or a stop means is `agent`'s; this sequences them with
-//! the engine's credits and provider.
+//! credits, the deadline, a streamed turn's client going away). What a call or a stop means is
+//! `agent`'s; this sequences them with the engine's credits and provider, and tells a streamed
+//! turn's client each step as it happens.
 
 use bastion_core::tools::{ToolName, ToolOutcome};
 use bastion_core::{Owner, RequestId, UserId};
@@ -14,8 +15,11 @@ use super::{ChatEngine, ChatError};
 use crate::agent::{
     CallContext, MAX_CALLS_PER_ANSWER, Step, StopReason, ToolAudit, run_call, too_many, unrun,
 };
+use crate::events::{DeltaSink, TurnEvent, TurnEvents};
 use crate::message::ModelName;
-use crate::provider::{Completion, CompletionRequest, PromptMessage, ProviderError, Usage};
+use crate::provider::{
+    Completion, CompletionRequest, PromptMessage, ProviderError, ServedBy, Usage,
+};
 
 /// What the loop is given.
 pub(super) struct LoopInput<'a> {
@@ -27,6 +31,8 @@ pub(super) struct LoopInput<'a> {
     pub audit: &'a dyn ToolAudit,
     pub request_id: &'a RequestId,
     pub day: i64,
+    /// A streamed turn's events; `None` for a buffered one.
+    pub events: Option<&'a TurnEvents>,
 }
 
 /// How the loop ended.
@@ -37,6 +43,15 @@ pub(super) struct LoopOutcome {
     pub usage: Usage,
     pub stop: StopReason,
     pub credits_remaining: u64,
+    /// Which provider answered the last model call.
+    pub served_by: ServedBy,
+}
+
+impl LoopOutcome {
+    /// No text and no step: a turn whose client left before the model said anything.
+    pub fn generated_nothing(&self) -> bool {
+        self.answer.is_empty() && self.steps.is_empty()
+    }
 }
 
 /// The loop's running state.
@@ -46,6 +61,14 @@ struct Progress {
     usage: Usage,
     answer: String,
     credits_remaining: u64,
+    served_by: ServedBy,
+}
+
+/// Why a model call gave no completion.
+enum CallError {
+    Provider(ProviderError),
+    /// The streamed turn's client went away during the call; the text it had been sent.
+    Disconnected(String),
 }
 
 impl Progress {
@@ -56,6 +79,7 @@ impl Progress {
             usage: self.usage,
             stop,
             credits_remaining: self.credits_remaining,
+            served_by: self.served_by,
         }
     }
 }
@@ -86,8 +110,12 @@ impl ChatEngine {
             usage: Usage::default(),
             answer: String::new(),
             credits_remaining: 0,
+            served_by: ServedBy::Primary,
         };
         for step in 1..=agent.max_steps {
+            if input.events.is_some_and(TurnEvents::is_closed) {
+                return Ok(progress.stop(StopReason::ClientDisconnected));
+            }
             match self.debit(input.owner, input.day, input.request_id).await {
                 Ok(remaining) => progress.credits_remaining = remaining,
                 Err(ChatError::QuotaExceeded { .. }) if step > 1 => {
@@ -96,9 +124,19 @@ impl ChatEngine {
                 Err(e) => return Err(e),
             }
             held.add();
+            if let (1, Some(events)) = (step, input.events) {
+                let conversation_id = input.conversation.clone();
+                events.send(TurnEvent::Started { conversation_id }).await;
+            }
             let completion = match self.call_model(&input, &progress.messages, deadline).await {
                 Ok(c) => c,
-                Err(e) => {
+                // The client saw this call's text so far, and its credit stays taken.
+                Err(CallError::Disconnected(partial)) => {
+                    tracing::info!(request_id = %input.request_id, owner = %input.owner.key(), step, "streamed chat client went away; the turn stops and is stored incomplete");
+                    progress.answer = partial;
+                    return Ok(progress.stop(StopReason::ClientDisconnected));
+                }
+                Err(CallError::Provider(e)) => {
                     held.give_back_one().await;
                     tracing::warn!(request_id = %input.request_id, owner = %input.owner.key(), step, provider = self.provider.name(), error = %e, "chat provider failed; its credit is given back");
                     return match (step, e) {
@@ -112,12 +150,13 @@ impl ChatEngine {
             };
             progress.usage = progress.usage.plus(completion.usage);
             progress.answer = completion.content.clone();
+            progress.served_by = completion.served_by;
             if completion.tool_calls.is_empty() {
                 return Ok(progress.stop(StopReason::EndTurn));
             }
             let last = step == agent.max_steps;
             if let Some(stop) = self
-                .run_tools(&ctx, step, completion, last, &mut progress)
+                .run_tools(&ctx, step, completion, last, &mut progress, input.events)
                 .await?
             {
                 return Ok(progress.stop(stop));
@@ -126,22 +165,41 @@ impl ChatEngine {
         Ok(progress.stop(StopReason::MaxSteps))
     }
 
-    /// One model call, bounded by what is left of the turn.
+    /// One model call, bounded by what is left of the turn; streamed when the turn is, and
+    /// then dropped (its connection with it) as soon as the client goes away.
     async fn call_model(
         &self,
         input: &LoopInput<'_>,
         messages: &[PromptMessage],
         deadline: Instant,
-    ) -> Result<Completion, ProviderError> {
+    ) -> Result<Completion, CallError> {
         let left = deadline.saturating_duration_since(Instant::now());
         let request = CompletionRequest {
             model: input.model.as_str().to_owned(),
             messages: messages.to_vec(),
             tools: input.tools.to_vec(),
         };
-        match tokio::time::timeout(left, self.provider.complete(&request)).await {
-            Ok(result) => result,
-            Err(_) => Err(ProviderError::Timeout),
+        let Some(events) = input.events else {
+            return match tokio::time::timeout(left, self.provider.complete(&request)).await {
+                Ok(result) => result.map_err(CallError::Provider),
+                Err(_) => Err(CallError::Provider(ProviderError::Timeout)),
+            };
+        };
+        let mut sink = DeltaSink {
+            events,
+            text: String::new(),
+        };
+        let streamed = {
+            let call = tokio::time::timeout(left, self.provider.stream(&request, &mut sink));
+            tokio::select! {
+                result = call => Some(result),
+                () = events.closed() => None,
+            }
+        };
+        match streamed {
+            Some(Ok(result)) => result.map_err(CallError::Provider),
+            Some(Err(_)) => Err(CallError::Provider(ProviderError::Timeout)),
+            None => Err(CallError::Disconnected(sink.text)),
         }
     }
 
@@ -154,15 +212,21 @@ impl ChatEngine {
         completion: Completion,
         last: bool,
         progress: &mut Progress,
+        events: Option<&TurnEvents>,
     ) -> Result<Option<StopReason>, ChatError> {
         let mut stop = last.then_some(StopReason::MaxSteps);
         let mut results = Vec::with_capacity(completion.tool_calls.len());
         for (i, call) in completion.tool_calls.iter().enumerate() {
-            progress
-                .steps
-                .push(Step::call(step, &call.id, &call.name, &call.arguments));
+            let asked = Step::call(step, &call.id, &call.name, &call.arguments);
+            if let Some(events) = events {
+                events.send(TurnEvent::ToolCall(asked.clone())).await;
+            }
+            progress.steps.push(asked);
             if stop.is_none() && Instant::now() >= ctx.deadline {
                 stop = Some(StopReason::Deadline);
+            }
+            if stop.is_none() && events.is_some_and(TurnEvents::is_closed) {
+                stop = Some(StopReason::ClientDisconnected);
             }
             let outcome: ToolOutcome = match stop {
                 Some(reason) => unrun(reason),
@@ -175,6 +239,9 @@ impl ChatEngine {
                 &call.name,
                 result.model_text(),
             ));
+            if let Some(events) = events {
+                events.send(TurnEvent::ToolResult(result.clone())).await;
+            }
             progress.steps.push(result);
         }
         progress.messages.push(PromptMessage::assistant(

@@ -119,6 +119,7 @@ pub(super) fn turn_write(
         completion_tokens: 0,
         model: String::new(),
         steps: String::new(),
+        stop_reason: String::new(),
     };
     let assistant = MessageRecord {
         seq: seq + 1,
@@ -130,6 +131,7 @@ pub(super) fn turn_write(
         completion_tokens: answer.usage.completion_tokens,
         model: question.model.as_str().to_owned(),
         steps,
+        stop_reason: answer.stop.as_str().to_owned(),
     };
     let mut conversation = thread.conversation;
     conversation.message_count = seq + 2;
@@ -159,6 +161,7 @@ pub(super) fn reply_from(write: TurnWrite, outcome: LoopOutcome) -> Result<TurnR
         credits_remaining: outcome.credits_remaining,
         steps: outcome.steps,
         stop_reason: outcome.stop,
+        served_by: outcome.served_by,
     })
 }
 
@@ -167,7 +170,7 @@ mod tests {
     use super::*;
     use crate::agent::StopReason;
     use crate::message::MAX_ANSWER_BYTES;
-    use crate::provider::Usage;
+    use crate::provider::{ServedBy, Usage};
 
     fn owner() -> Owner {
         Owner::Telegram(42)
@@ -202,6 +205,7 @@ mod tests {
             },
             stop: StopReason::EndTurn,
             credits_remaining: 9,
+            served_by: ServedBy::Primary,
         }
     }
 
@@ -370,6 +374,7 @@ mod tests {
                         completion_tokens: 0,
                         model: String::new(),
                         steps: String::new(),
+                        stop_reason: String::new(),
                     },
                     MessageRecord {
                         seq: 5,
@@ -381,6 +386,7 @@ mod tests {
                         completion_tokens: 5,
                         model: "gpt-test".to_owned(),
                         steps: String::new(),
+                        stop_reason: "end_turn".to_owned(),
                     },
                 ],
             }
@@ -412,6 +418,7 @@ mod tests {
                 credits_remaining: 9,
                 steps: Vec::new(),
                 stop_reason: StopReason::EndTurn,
+                served_by: ServedBy::Primary,
             }
         );
     }

@@ -1,9 +1,13 @@
 //! The provider port: one model call, and the adapters behind it (the OpenAI-compatible Chat
 //! Completions format, the Anthropic Messages format, both over the shared HTTPS plumbing in
-//! `http`, and the local-only `echo` provider).
+//! `http`, and the local-only `echo` provider), and the `failover` wrapper that puts a second
+//! provider behind the first.
 
 pub mod anthropic;
+pub mod breaker;
 pub mod echo;
+pub mod failover;
+pub mod failover_metric;
 pub mod http;
 pub mod openai;
 
@@ -12,6 +16,7 @@ use bastion_core::tools::ToolName;
 
 pub use anthropic::AnthropicProvider;
 pub use echo::EchoProvider;
+pub use failover::FailoverProvider;
 pub use http::{ApiKey, ProviderSettings};
 pub use openai::OpenAiProvider;
 

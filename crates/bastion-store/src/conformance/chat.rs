@@ -46,6 +46,11 @@ pub fn exchange(seq: u64, at: Timestamp, text: &str) -> Vec<MessageRecord> {
         } else {
             String::new()
         },
+        stop_reason: if role == MessageRole::Assistant {
+            "client_disconnected".to_owned()
+        } else {
+            String::new()
+        },
     };
     vec![
         message(seq, MessageRole::User, text.to_owned(), 0),

@@ -90,6 +90,9 @@ fn message_item(owner: &Owner, conversation: &ConversationId, m: &MessageRecord)
     if !m.steps.is_empty() {
         item.insert("steps".into(), s(&m.steps));
     }
+    if !m.stop_reason.is_empty() {
+        item.insert("stop_reason".into(), s(&m.stop_reason));
+    }
     item
 }
 
@@ -105,6 +108,9 @@ fn parse_message(item: &Item) -> Result<MessageRecord, StoreError> {
         completion_tokens: get_u(item, "completion_tokens")?,
         model: get_s(item, "model")?.to_owned(),
         steps: get_opt_s(item, "steps")?.unwrap_or_default().to_owned(),
+        stop_reason: get_opt_s(item, "stop_reason")?
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 

@@ -69,10 +69,10 @@ struct RawMessage {
     completion_tokens: i64,
     model: String,
     steps: String,
+    stop_reason: String,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "seq, id, role, content, created_at, prompt_tokens, completion_tokens, model, steps";
+const MESSAGE_COLUMNS: &str = "seq, id, role, content, created_at, prompt_tokens, completion_tokens, model, steps, stop_reason";
 
 fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
     Ok(RawMessage {
@@ -85,6 +85,7 @@ fn raw_message(row: &Row<'_>) -> rusqlite::Result<RawMessage> {
         completion_tokens: row.get(6)?,
         model: row.get(7)?,
         steps: row.get(8)?,
+        stop_reason: row.get(9)?,
     })
 }
 
@@ -100,6 +101,7 @@ impl RawMessage {
             completion_tokens: to_u64("completion tokens", self.completion_tokens)?,
             model: self.model,
             steps: self.steps,
+            stop_reason: self.stop_reason,
         })
     }
 }
@@ -239,7 +241,7 @@ impl ConversationStore for SqliteStore {
                     .execute(
                         &format!(
                             "INSERT INTO messages (owner, conversation_id, {MESSAGE_COLUMNS})
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING"
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING"
                         ),
                         params![
                             owner,
@@ -253,6 +255,7 @@ impl ConversationStore for SqliteStore {
                             to_i64("completion tokens", m.completion_tokens)?,
                             m.model,
                             m.steps,
+                            m.stop_reason,
                         ],
                     )
                     .map_err(db_error)?;

@@ -130,6 +130,7 @@ CREATE TABLE IF NOT EXISTS messages (
     completion_tokens INTEGER NOT NULL,
     model             TEXT NOT NULL,
     steps             TEXT NOT NULL DEFAULT '',
+    stop_reason       TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (owner, conversation_id, seq),
     FOREIGN KEY (owner, conversation_id) REFERENCES conversations(owner, id) ON DELETE CASCADE
 ) STRICT;
@@ -272,6 +273,14 @@ fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
         .map_err(db_error)?;
     if !has_steps {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN steps TEXT NOT NULL DEFAULT ''")
+            .map_err(db_error)?;
+    }
+    let has_stop_reason = conn
+        .prepare("SELECT 1 FROM pragma_table_info('messages') WHERE name = 'stop_reason'")
+        .and_then(|mut stmt| stmt.exists([]))
+        .map_err(db_error)?;
+    if !has_stop_reason {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN stop_reason TEXT NOT NULL DEFAULT ''")
             .map_err(db_error)?;
     }
     Ok(())

@@ -1,0 +1,450 @@
+//! `POST /chat` streamed as server-sent events, end to end with the exec tools in-process: the
+//! events of an agent turn in order on both stores and both wire formats, what is refused
+//! before the stream begins (still the JSON envelope and its status), a failure after it began
+//! (an `error` event), keep-alive comments while a tool runs, and a client that goes away.
+
+use axum::body::Body;
+use bastion_chat::testing::{Answer, FakeLlm};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use crate::agent::{Store, Wire, agent_app, fake, reply, tools};
+use crate::helpers::{Session, TestApp};
+
+/// One event as a client parses it: its name and its data.
+pub type Event = (String, Value);
+
+/// A streamed answer read as it arrives.
+pub struct Sse {
+    pub status: StatusCode,
+    pub content_type: String,
+    body: Body,
+    buf: String,
+    /// Comment lines (keep-alives) seen so far.
+    pub comments: usize,
+}
+
+impl Sse {
+    /// The next event, or `None` when the stream has ended.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if let Some(event) = self.parse(&block) {
+                    return Some(event);
+                }
+                continue;
+            }
+            let frame = self.body.frame().await?.unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    /// Every event left, up to the end of the stream.
+    pub async fn rest(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Some(e) = self.next().await {
+            events.push(e);
+        }
+        events
+    }
+
+    fn parse(&mut self, block: &str) -> Option<Event> {
+        let (mut name, mut data) = (None, None);
+        for line in block.lines().filter(|l| !l.is_empty()) {
+            if line.starts_with(':') {
+                self.comments += 1;
+            } else if let Some(n) = line.strip_prefix("event: ") {
+                name = Some(n.to_owned());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data = Some(serde_json::from_str(d).unwrap());
+            } else {
+                panic!("unexpected SSE line {line:?}");
+            }
+        }
+        Some((name?, data.unwrap_or(Value::Null)))
+    }
+}
+
+impl TestApp {
+    /// `POST /chat` with `body`, its answer read as a stream.
+    pub async fn stream_chat(&self, who: &Session, body: Value) -> Sse {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/chat")
+            .header("authorization", format!("Bearer {}", who.access))
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let res = self.open(req).await;
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        Sse {
+            status: res.status(),
+            content_type,
+            body: res.into_body(),
+            buf: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// Waits (polling, never a fixed pause) until every streamed turn's task has ended.
+    pub async fn settled(&self) {
+        for _ in 0..500 {
+            if self.streamed_turns_running() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("a streamed turn is still running after 5 s");
+    }
+}
+
+fn names(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+async fn streamed_agent_turn(wire: Wire, store: Store) {
+    let fake = fake(wire).await;
+    let app = agent_app(&fake, store, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([
+        tools(&[("write_file", json!({"path": "a.txt", "content": "hi\n"}))]),
+        reply("a.txt is written."),
+    ]);
+    let mut sse = app
+        .stream_chat(&alice, json!({"message": "write a.txt", "stream": true}))
+        .await;
+    assert_eq!(sse.status, StatusCode::OK);
+    assert_eq!(sse.content_type, "text/event-stream");
+    let events = sse.rest().await;
+    assert_eq!(
+        names(&events),
+        ["turn", "tool_call", "tool_result", "delta", "done"],
+        "{events:?}"
+    );
+    let conversation = events[0].1["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(events[0].1, json!({"conversation_id": conversation}));
+    assert_eq!(
+        events[1].1,
+        json!({"type": "tool_call", "step": 1, "id": events[1].1["id"], "name": "write_file",
+               "arguments": {"path": "a.txt", "content": "hi\n"}})
+    );
+    assert_eq!(events[2].1["type"], "tool_result");
+    assert_eq!(events[2].1["ok"], true);
+    assert_eq!(events[3].1, json!({"text": "a.txt is written."}));
+    let done = &events[4].1;
+    assert_eq!(done["stop_reason"], "end_turn");
+    assert_eq!(done["provider"], "primary");
+    assert_eq!(
+        done["credits_remaining"], 18,
+        "two model calls, two credits"
+    );
+    assert_eq!(done["message"]["content"], "a.txt is written.");
+    assert_eq!(
+        done["usage"],
+        json!({"prompt_tokens": 22, "completion_tokens": 14})
+    );
+
+    // The stored turn is the one the stream described, steps included.
+    let r = app
+        .get(
+            &format!("/chat/conversations/{conversation}"),
+            &alice.access,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let answer = &r.body["messages"][0];
+    assert_eq!(answer["id"], done["message"]["id"]);
+    assert_eq!(answer["steps"], json!([events[1].1, events[2].1]));
+    assert_eq!(answer.get("incomplete"), None);
+    assert_eq!(fake.requests()[0]["stream"], true);
+    app.settled().await;
+}
+
+#[tokio::test]
+async fn a_streamed_agent_turn_sends_turn_steps_deltas_and_done_in_order_openai_sqlite() {
+    streamed_agent_turn(Wire::OpenAi, Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_streamed_agent_turn_sends_turn_steps_deltas_and_done_in_order_anthropic_sqlite() {
+    streamed_agent_turn(Wire::Anthropic, Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_streamed_agent_turn_sends_turn_steps_deltas_and_done_in_order_openai_dynamodb() {
+    streamed_agent_turn(Wire::OpenAi, Store::Dynamo).await;
+}
+
+#[tokio::test]
+async fn the_accept_header_asks_for_the_stream_and_stream_false_keeps_json() {
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([reply("streamed"), reply("buffered")]);
+    let mut sse = app.stream_chat(&alice, json!({"message": "hi"})).await;
+    assert_eq!(sse.content_type, "text/event-stream");
+    assert_eq!(names(&sse.rest().await), ["turn", "delta", "done"]);
+
+    let r = app
+        .call(
+            Method::POST,
+            "/chat",
+            Some(&alice.access),
+            Some(json!({"message": "hi", "stream": false})),
+        )
+        .header("accept", "text/event-stream")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.body["message"]["content"], "buffered");
+    app.settled().await;
+}
+
+#[tokio::test]
+async fn what_is_refused_before_the_stream_begins_answers_the_json_envelope_and_its_status() {
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[("PLAN_FREE_DAILY_CREDITS", "1")]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let refusals = [
+        (json!({"message": ""}), 400, "empty_message"),
+        (
+            json!({"message": "hi", "model": "gpt-nope"}),
+            400,
+            "model_not_allowed",
+        ),
+        (
+            json!({"message": "hi", "tools": ["shell"]}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"message": "hi", "conversation_id": "0".repeat(44)}),
+            404,
+            "not_found",
+        ),
+    ];
+    for (body, status, code) in refusals {
+        let sse = app.stream_chat(&alice, body.clone()).await;
+        assert_eq!(sse.status.as_u16(), status, "{body}");
+        assert_eq!(sse.content_type, "application/json", "{body}");
+        let bytes = sse.body.collect().await.unwrap().to_bytes();
+        let envelope: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(envelope["error"]["code"], code, "{body}");
+    }
+    // The one credit goes on a turn; the next is refused for quota before any byte streams.
+    fake.script([reply("the only answer today")]);
+    let mut first = app.stream_chat(&alice, json!({"message": "hi"})).await;
+    assert_eq!(names(&first.rest().await), ["turn", "delta", "done"]);
+    let spent = app.stream_chat(&alice, json!({"message": "again"})).await;
+    assert_eq!(spent.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(spent.content_type, "application/json");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no model call after the quota refusal"
+    );
+
+    let mut nobody = Session::clone(&alice);
+    nobody.access = "not-a-token".to_owned();
+    let unauthenticated = app.stream_chat(&nobody, json!({"message": "hi"})).await;
+    assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unauthenticated.content_type, "application/json");
+    app.settled().await;
+}
+
+#[tokio::test]
+async fn a_turn_on_a_busy_conversation_is_refused_with_409_before_the_stream_begins() {
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([
+        reply("first"),
+        Answer::Slow(std::time::Duration::from_secs(30)),
+    ]);
+    let mut first = app.stream_chat(&alice, json!({"message": "one"})).await;
+    let all = first.rest().await;
+    let id = all[0].1["conversation_id"].as_str().unwrap().to_owned();
+    // The second turn holds the conversation while its model call is slow.
+    let mut slow = app
+        .stream_chat(&alice, json!({"message": "two", "conversation_id": id}))
+        .await;
+    assert_eq!(slow.next().await.unwrap().0, "turn");
+    let busy = app
+        .stream_chat(&alice, json!({"message": "three", "conversation_id": id}))
+        .await;
+    assert_eq!(busy.status, StatusCode::CONFLICT);
+    assert_eq!(busy.content_type, "application/json");
+    drop(slow);
+    app.settled().await;
+}
+
+#[tokio::test]
+async fn a_provider_failure_after_the_stream_began_is_an_error_event_and_the_credit_is_refunded() {
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([Answer::Status(400)]);
+    let mut sse = app.stream_chat(&alice, json!({"message": "hi"})).await;
+    assert_eq!(sse.status, StatusCode::OK);
+    let events = sse.rest().await;
+    assert_eq!(names(&events), ["turn", "error"], "{events:?}");
+    assert_eq!(events[1].1["code"], "upstream_error");
+    assert_eq!(events[1].1["message"], "the language model provider failed");
+    assert_eq!(events[1].1["request_id"].as_str().unwrap().len(), 32);
+    fake.script([reply("fine now")]);
+    let r = app
+        .call(
+            Method::POST,
+            "/chat",
+            Some(&alice.access),
+            Some(json!({"message": "hi"})),
+        )
+        .await;
+    assert_eq!(
+        r.body["credits_remaining"], 19,
+        "the failed call's credit came back"
+    );
+    app.settled().await;
+}
+
+#[tokio::test]
+async fn keep_alive_comments_flow_while_a_tool_runs() {
+    let fake = FakeLlm::start().await;
+    let app = agent_app(
+        &fake,
+        Store::Sqlite,
+        &[
+            ("CHAT_STREAM_KEEPALIVE_SECS", "1"),
+            ("EXEC_ALLOWED_COMMANDS", "sleep"),
+        ],
+    )
+    .await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([
+        tools(&[("run_command", json!({"command": "sleep 3"}))]),
+        reply("slept"),
+    ]);
+    let mut sse = app.stream_chat(&alice, json!({"message": "nap"})).await;
+    let mut seen = Vec::new();
+    while let Some((name, _)) = sse.next().await {
+        seen.push((name, sse.comments));
+    }
+    let at = |n: &str| seen.iter().find(|(e, _)| e == n).unwrap().1;
+    assert!(
+        at("tool_result") > at("tool_call"),
+        "a 3 s tool under 1 s keep-alives sends comments between its call and its result: {seen:?}"
+    );
+    app.settled().await;
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_stops_the_turn_which_is_stored_incomplete_with_its_credits_kept() {
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([
+        tools(&[("list_files", json!({}))]),
+        Answer::Slow(std::time::Duration::from_secs(60)),
+        reply("never asked for"),
+    ]);
+    let mut sse = app.stream_chat(&alice, json!({"message": "look"})).await;
+    let turn = sse.next().await.unwrap();
+    let id = turn.1["conversation_id"].as_str().unwrap().to_owned();
+    assert_eq!(sse.next().await.unwrap().0, "tool_call");
+    assert_eq!(sse.next().await.unwrap().0, "tool_result");
+    // The second model call is in flight (and slow) when the client goes.
+    drop(sse);
+    app.settled().await;
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "no model call after the client left"
+    );
+
+    let r = app
+        .get(&format!("/chat/conversations/{id}"), &alice.access)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let answer = &r.body["messages"][0];
+    assert_eq!(answer["role"], "assistant");
+    assert_eq!(answer["incomplete"], true);
+    assert_eq!(answer["content"], "");
+    let steps: Vec<&str> = answer["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["tool_call", "tool_result"]);
+
+    fake.script([reply("back")]);
+    let r = app
+        .call(
+            Method::POST,
+            "/chat",
+            Some(&alice.access),
+            Some(json!({"message": "hi"})),
+        )
+        .await;
+    assert_eq!(
+        r.body["credits_remaining"], 17,
+        "both credits of the abandoned turn stay taken"
+    );
+}
+
+#[tokio::test]
+async fn over_a_real_socket_events_arrive_as_written_and_closing_it_stops_the_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let fake = FakeLlm::start().await;
+    let app = agent_app(&fake, Store::Sqlite, &[]).await;
+    let alice = app.signed_up("alice@example.com").await;
+    fake.script([
+        tools(&[("list_files", json!({}))]),
+        Answer::Slow(std::time::Duration::from_secs(60)),
+    ]);
+    // Served as bastion-local serves it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let body = json!({"message": "look", "stream": true}).to_string();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /chat HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        alice.access,
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // The head and the first step's events come while the second model call is still held.
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: tool_result") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
+    assert!(seen.contains("content-type: text/event-stream\r\n"), "{seen}");
+    assert!(seen.contains("event: turn\n"), "{seen}");
+    assert!(!seen.contains("event: done"), "{seen}");
+    drop(socket);
+    app.settled().await;
+    assert_eq!(fake.requests().len(), 2, "no model call after the socket closed");
+    server.abort();
+}
