@@ -440,11 +440,18 @@ async fn over_a_real_socket_events_arrive_as_written_and_closing_it_stops_the_tu
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
-    assert!(seen.contains("content-type: text/event-stream\r\n"), "{seen}");
+    assert!(
+        seen.contains("content-type: text/event-stream\r\n"),
+        "{seen}"
+    );
     assert!(seen.contains("event: turn\n"), "{seen}");
     assert!(!seen.contains("event: done"), "{seen}");
     drop(socket);
     app.settled().await;
-    assert_eq!(fake.requests().len(), 2, "no model call after the socket closed");
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "no model call after the socket closed"
+    );
     server.abort();
 }

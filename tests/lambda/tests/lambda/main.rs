@@ -7,6 +7,7 @@
 mod agent;
 mod auth;
 mod chat;
+mod chat_sse;
 mod chat_stream;
 mod exec;
 mod exec_purge;
