@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use crate::runtime::Outcome;
+use crate::stream::Collected;
 
 pub const STAGE: &str = "Prod";
 pub const API_HOST: &str = "abc123defg.execute-api.us-east-1.amazonaws.com";
@@ -178,8 +179,22 @@ impl GatewayResponse {
     /// invocation error, a fault or a mid-stream error.
     pub async fn read(outcome: Outcome) -> Self {
         match outcome {
-            Outcome::Streamed(streamed) => streamed.collect().await.into_gateway(),
+            Outcome::Streamed(streamed) => Self::from_collected(streamed.collect().await),
             other => Self::from_outcome(other),
+        }
+    }
+
+    /// A streamed answer read to its end, as a client of API Gateway sees it, failing on a
+    /// mid-stream error.
+    pub fn from_collected(collected: Collected) -> Self {
+        if let Some(e) = &collected.error {
+            panic!("the stream broke off: {e:?}");
+        }
+        Self {
+            status: collected.status,
+            body: collected.body(),
+            headers: collected.headers,
+            streamed: true,
         }
     }
 

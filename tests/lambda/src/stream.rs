@@ -22,8 +22,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::event::GatewayResponse;
-
 pub const RESPONSE_MODE_HEADER: &str = "lambda-runtime-function-response-mode";
 pub const HTTP_INTEGRATION_RESPONSE: &str = "application/vnd.awslambda.http-integration-response";
 pub const ERROR_TYPE_HEADER: &str = "lambda-runtime-function-error-type";
@@ -118,19 +116,6 @@ impl Streamed {
 impl Collected {
     pub fn body(&self) -> Vec<u8> {
         self.chunks.concat()
-    }
-
-    /// The answer as a client of API Gateway sees it, failing on a mid-stream error.
-    pub fn into_gateway(self) -> GatewayResponse {
-        if let Some(e) = &self.error {
-            panic!("the stream broke off: {e:?}");
-        }
-        GatewayResponse {
-            status: self.status,
-            body: self.body(),
-            headers: self.headers,
-            streamed: true,
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bastion_lambda_tests::{Outcome, RuntimeApi, StreamError, Streamed, Via};
+use bastion_lambda_tests::{GatewayResponse, Outcome, RuntimeApi, StreamError, Streamed, Via};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -184,7 +184,7 @@ async fn body_bytes_in_the_delimiters_chunk_are_the_first_chunk_and_collect_read
     assert_eq!(collected.status, 200);
     assert_eq!(collected.chunks, vec!["hello ", "world"]);
     assert_eq!(collected.error, None);
-    let gateway = collected.into_gateway();
+    let gateway = GatewayResponse::from_collected(collected);
     assert_eq!(
         (gateway.text(), gateway.streamed),
         ("hello world".to_owned(), true)
