@@ -168,6 +168,19 @@ async fn the_streaming_entry_refuses_every_climbing_path_with_a_streamed_400() {
 }
 
 #[tokio::test]
+async fn an_event_lambda_http_would_panic_on_is_a_streamed_400_before_the_conversion() {
+    let mut entry = Streaming::new(service(echo_router()));
+    let mut event = rest_event_json("/auth/login", "Prod", EXECUTE_API, Value::Null);
+    event["body"] = json!("not base64 !");
+    event["isBase64Encoded"] = json!(true);
+    let mut refused = answer(&mut entry, &event).await.unwrap();
+    assert_eq!(refused.metadata_prelude.status_code, 400);
+    let body: Value = serde_json::from_slice(&collect(&mut refused).await).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["error"]["message"], "the request could not be read");
+}
+
+#[tokio::test]
 async fn the_streaming_entry_routes_on_the_path_without_the_stage_and_keeps_the_query() {
     let mut entry = Streaming::new(service(echo_router()));
     let event = rest_event_json("/auth/login", "Prod", EXECUTE_API, json!({"next": "home"}));

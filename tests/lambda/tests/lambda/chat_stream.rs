@@ -217,3 +217,34 @@ async fn cors_headers_ride_in_the_prelude_for_an_allowed_origin_and_never_for_an
     assert_eq!(other.header("access-control-allow-origin"), None);
     assert_eq!(other.header("access-control-allow-credentials"), None);
 }
+
+#[tokio::test]
+async fn events_lambda_http_cannot_convert_get_a_streamed_400_and_chat_keeps_serving() {
+    let d = Deployment::new().await;
+    let chat = d.start("chat").await;
+    let findings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/findings");
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(findings).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("apigw-")
+        {
+            events.push(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap());
+        }
+    }
+    let mut bad_body = RestEvent::post_json("/chat", &json!({})).to_json();
+    bad_body["body"] = json!("not base64 !");
+    bad_body["isBase64Encoded"] = json!(true);
+    events.push(bad_body);
+    assert_eq!(events.len(), 6);
+    for event in events {
+        let r = chat.call_raw(event).await;
+        assert_edge_headers(&r);
+        r.assert_error(400, "invalid_request", "the request could not be read");
+        let health = chat.call(&RestEvent::get("/chat/health")).await;
+        assert_eq!(health.status, 200, "{}", health.text());
+    }
+}
