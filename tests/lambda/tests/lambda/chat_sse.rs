@@ -181,7 +181,10 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
     let (_, access) = signed_up(&auth, "leaver@example.com").await;
     // The second model call is held back for a minute: the turn cannot end before it answers.
     d.llm.script([
-        tools(&[("list_files", json!({}))]),
+        Answer::Tools {
+            text: Some("Let me look.".to_owned()),
+            calls: vec![("list_files".to_owned(), "{}".to_owned())],
+        },
         Answer::Slow(Duration::from_secs(60)),
         Answer::Reply("never asked for".to_owned()),
     ]);
@@ -190,6 +193,8 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
     let turn = sse.next().await.unwrap();
     assert_eq!(turn.0, "turn");
     let conversation = turn.1["conversation_id"].as_str().unwrap().to_owned();
+    let delta = sse.next().await.unwrap();
+    assert_eq!(delta, ("delta".to_owned(), json!({"text": "Let me look."})));
     let call = sse.next().await.unwrap();
     assert_eq!(
         (call.0.as_str(), &call.1["name"]),
