@@ -1,6 +1,8 @@
-//! The Lambda entry point every function shares: it refuses events lambda_http cannot convert,
-//! or whose path it would rewrite (see `event_guard`), and it is the one place that decides which path a request is routed
-//! on, whatever way API Gateway exposes the function, before the router sees it.
+//! The Lambda entry point of the buffered functions: it refuses events lambda_http cannot
+//! convert, or whose path it would rewrite (see `event_guard`), and it is the one place that
+//! decides which path a request is routed on, whatever way API Gateway exposes the function,
+//! before the router sees it. The streaming entry (`lambda_stream`, chat's) uses the same
+//! admission, refusal and routing service.
 //!
 //! `lambda_http` rebuilds the URI from the event and, for a named stage, prefixes `/{stage}`
 //! unless `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set. Our routers know `/auth/login`, not
