@@ -1,14 +1,18 @@
 //! The Runtime API stand-in on hand-made streamed responses, written chunk by chunk over a raw
 //! HTTP/1.1 connection the way a runtime writes them: the prelude split across chunks and the
 //! NULs in a chunk of their own, each body chunk reaching the test before the next is written,
-//! a mid-stream error as HTTP trailers and as lambda_runtime's last body chunk, what API Gateway
-//! would refuse, and a reader that goes away.
+//! a mid-stream error as HTTP trailers and as lambda_runtime's last body chunk (hand-made, and
+//! from the real runtime under a function whose body breaks), what API Gateway would refuse,
+//! and a reader that goes away.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bastion_lambda_tests::{GatewayResponse, Outcome, RuntimeApi, StreamError, Streamed, Via};
+use bastion_lambda_tests::{
+    Function, GatewayResponse, LambdaEnv, Outcome, RestEvent, RuntimeApi, StreamError, Streamed,
+    Via, binary,
+};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -333,4 +337,27 @@ async fn when_the_reader_drops_the_stream_the_functions_connection_is_closed_on_
         .await
         .expect("the connection is closed")
         .expect("an orderly close");
+}
+
+#[tokio::test]
+async fn lambda_runtimes_own_report_of_a_body_that_breaks_reaches_the_test_after_the_chunk_before_it()
+ {
+    let task = std::env::temp_dir();
+    let env = LambdaEnv::lambda("stream-error", "http://127.0.0.1:9", &task);
+    let function = Function::start(&binary("debug", "stream_error"), &env).await;
+    let broken = function.stream(&RestEvent::get("/broken")).await;
+    assert_eq!(broken.status, 200);
+    let collected = broken.collect().await;
+    assert_eq!(collected.chunks, vec!["part one\n"]);
+    assert_eq!(
+        collected.error,
+        Some(StreamError {
+            error_type: "Runtime.StreamError".to_owned(),
+            body: "the source went away".to_owned(),
+            via: Via::LastChunk,
+        })
+    );
+    // The instance serves on.
+    let whole = function.call(&RestEvent::get("/whole")).await;
+    assert_eq!((whole.status, whole.text()), (200, "whole".to_owned()));
 }
