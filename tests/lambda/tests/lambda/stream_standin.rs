@@ -340,8 +340,7 @@ async fn when_the_reader_drops_the_stream_the_functions_connection_is_closed_on_
 }
 
 #[tokio::test]
-async fn lambda_runtimes_own_report_of_a_body_that_breaks_reaches_the_test_after_the_chunk_before_it()
- {
+async fn the_real_runtimes_report_of_a_broken_body_comes_after_the_chunk_before_it() {
     let task = std::env::temp_dir();
     let env = LambdaEnv::lambda("stream-error", "http://127.0.0.1:9", &task);
     let function = Function::start(&binary("debug", "stream_error"), &env).await;
