@@ -21,8 +21,9 @@ Checks, each a function returning a list of human-readable drifts (empty = in st
 all_drifts also runs the checks of infra/translated.py (the SAM-translated API: stages, WAF
 associations, Lambda permissions), infra/agent.py (chat's agent configuration, the one Lambda
 invoke grant: chat's role on exec, and exec's resource policy), infra/waf.py (the web ACL per
-route, its log), infra/iam.py (table grants per key prefix) and infra/params.py (parameter
-bounds, timeouts).
+route, its log), infra/iam.py (table grants per key prefix), infra/params.py (parameter
+bounds, timeouts) and infra/streaming.py (the streamed methods are exactly the streaming
+function's).
 
 The Rust side is read as text (no compiler): the patterns are the ones the code base uses, and
 the unit tests in infra/tests prove each check fails on a deliberate drift.
@@ -39,6 +40,7 @@ from pathlib import Path
 import agent
 import iam
 import params
+import streaming
 import translated
 import waf
 
@@ -137,7 +139,8 @@ DEFAULTED = {
     "LLM_MAX_TOKENS": "code default: 4096 for anthropic, not sent for openai",
     "LLM_SYSTEM_PROMPT": "no system prompt unless the operator adds one",
     "LLM_TIMEOUT_SECS": "code default 25 s, below the function timeout",
-    "AGENT_DEADLINE_SECS": "code default 25 s, below the function timeout",
+    "AGENT_DEADLINE_SECS": "code default 120 s, below the function timeout (infra/params.py)",
+    "CHAT_STREAM_KEEPALIVE_SECS": "code default 10 s, far inside API Gateway's 5 min stream idle cut",
     "PLAN_FREE_DAILY_CREDITS": "code default",
     "PLAN_PRO_DAILY_CREDITS": "code default",
     "GOOGLE_AUTH_URL": "Google's public endpoint by default (tests point it elsewhere)",
@@ -561,6 +564,7 @@ def all_drifts(template: dict | None = None, root: Path = ROOT) -> list[str]:
         + iam.prefix_access_drift(template, root)
         + params.parameter_bounds_drift(template, root)
         + params.timeout_drift(template, root)
+        + streaming.streaming_drift(template, root)
         + account_purge_drift(template, root)
     )
 

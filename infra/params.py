@@ -8,9 +8,10 @@ function timeouts against the route that calls them:
                           the ModelName character set and length (LLM_FALLBACK_MODEL: the
                           same, or empty for no fallback). A deploy the code refuses
                           at start must already be refused by CloudFormation.
-  timeout_drift           a function behind the buffered API finishes within API Gateway's
-                          29 s (time past it is spent after the client got a 504), and its own
-                          timeout is longer than the code's largest deadline for the work
+  timeout_drift           a routed function finishes within its routes' integration timeout
+                          (29 s for a buffered route; a streamed one sets timeoutInMillis, up
+                          to 15 min; time past it is spent after the client was cut off), and
+                          its own timeout is longer than the code's largest deadlines for the work
 
 The Rust side is read as text, like drift.py does.
 """
@@ -22,15 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from sources import FUNCTIONS, api_paths, match_brace, strip_tests
+from streaming import integration_timeout_secs
 
 # API Gateway REST's integration timeout for a buffered (non-streaming) Lambda proxy route.
 API_GATEWAY_TIMEOUT_SECS = 29
 
-# Code deadline that must fit inside a function's timeout: function -> (variable, unit in s).
+# Code deadlines that must fit inside a function's timeout: function -> [(variable, unit in s)].
 DEADLINES = {
-    "ExecFunction": ("EXEC_TIMEOUT_MS", 0.001),
-    "ChatFunction": ("LLM_TIMEOUT_SECS", 1),
-    "WebhooksFunction": ("LLM_TIMEOUT_SECS", 1),
+    "ExecFunction": [("EXEC_TIMEOUT_MS", 0.001)],
+    "ChatFunction": [("LLM_TIMEOUT_SECS", 1), ("AGENT_DEADLINE_SECS", 1)],
+    "WebhooksFunction": [("LLM_TIMEOUT_SECS", 1)],
 }
 
 BOUNDED = re.compile(
@@ -178,13 +180,15 @@ def timeout_drift(template: dict, root: Path) -> list[str]:
     drifts = []
     for fid in FUNCTIONS:
         timeout = template["Resources"][fid]["Properties"].get("Timeout")
-        if api_paths(template, fid) and (timeout is None or timeout > API_GATEWAY_TIMEOUT_SECS):
+        limit = integration_timeout_secs(template, fid)
+        if limit is None and api_paths(template, fid):
+            limit = API_GATEWAY_TIMEOUT_SECS
+        if limit is not None and (timeout is None or timeout > limit):
             drifts.append(
                 f"{fid}: Timeout {timeout} s, but API Gateway gives up on its routes after "
-                f"{API_GATEWAY_TIMEOUT_SECS} s"
+                f"{limit:g} s"
             )
-        if fid in DEADLINES:
-            var, unit = DEADLINES[fid]
+        for var, unit in DEADLINES.get(fid, []):
             if var not in bounds:
                 drifts.append(f"{fid}: no bounded {var} found in the code")
             elif timeout is None or bounds[var][1] * unit >= timeout:

@@ -1,5 +1,6 @@
-"""Template parameters hold the code's bounds, and function timeouts fit API Gateway's 29 s
-and the code's own deadlines; each check shown failing on the template as it was."""
+"""Template parameters hold the code's bounds, and function timeouts fit their routes'
+integration timeouts (29 s buffered, chat's streamed 300 s) and the code's own deadlines; each
+check shown failing on the template as it was."""
 
 import copy
 import shutil
@@ -89,8 +90,26 @@ class ParameterBounds(unittest.TestCase):
 
 
 class Timeouts(unittest.TestCase):
-    def test_every_routed_function_ends_within_api_gateways_29_seconds(self):
+    def test_every_routed_function_ends_within_its_routes_integration_timeout(self):
         self.assertEqual(params.timeout_drift(TEMPLATE, ROOT), [])
+
+    def test_a_chat_timeout_past_its_streamed_integrations_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        t["Resources"]["ChatFunction"]["Properties"]["Timeout"] = 301
+        self.assertEqual(
+            params.timeout_drift(t, ROOT),
+            ["ChatFunction: Timeout 301 s, but API Gateway gives up on its routes after 300 s"],
+        )
+
+    def test_a_streamed_chat_route_without_its_timeout_falls_back_to_29_seconds(self):
+        t = copy.deepcopy(TEMPLATE)
+        for methods in t["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"].values():
+            for op in methods.values():
+                op["x-amazon-apigateway-integration"].pop("timeoutInMillis", None)
+        self.assertEqual(
+            params.timeout_drift(t, ROOT),
+            ["ChatFunction: Timeout 300 s, but API Gateway gives up on its routes after 29 s"],
+        )
 
     def test_the_old_exec_and_webhooks_timeouts_are_drift(self):
         t = copy.deepcopy(TEMPLATE)
@@ -107,9 +126,23 @@ class Timeouts(unittest.TestCase):
     def test_a_timeout_shorter_than_the_codes_deadline_is_drift(self):
         t = copy.deepcopy(TEMPLATE)
         t["Resources"]["ChatFunction"]["Properties"]["Timeout"] = 20
+        agent_max = params.code_bounds(ROOT)["AGENT_DEADLINE_SECS"][1]
         self.assertEqual(
             params.timeout_drift(t, ROOT),
-            ["ChatFunction: Timeout 20 s does not leave room after LLM_TIMEOUT_SECS's largest value (28 s)"],
+            [
+                "ChatFunction: Timeout 20 s does not leave room after LLM_TIMEOUT_SECS's largest value (28 s)",
+                f"ChatFunction: Timeout 20 s does not leave room after AGENT_DEADLINE_SECS's largest value ({agent_max} s)",
+            ],
+        )
+
+    def test_an_agent_deadline_that_could_outlast_the_chat_timeout_is_drift(self):
+        t = copy.deepcopy(TEMPLATE)
+        agent_max = params.code_bounds(ROOT)["AGENT_DEADLINE_SECS"][1]
+        t["Resources"]["ChatFunction"]["Properties"]["Timeout"] = agent_max
+        self.assertIn(
+            f"ChatFunction: Timeout {agent_max} s does not leave room after AGENT_DEADLINE_SECS's "
+            f"largest value ({agent_max} s)",
+            params.timeout_drift(t, ROOT),
         )
 
 

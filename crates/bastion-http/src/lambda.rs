@@ -1,6 +1,8 @@
-//! The Lambda entry point every function shares: it refuses events lambda_http cannot convert,
-//! or whose path it would rewrite (see `event_guard`), and it is the one place that decides which path a request is routed
-//! on, whatever way API Gateway exposes the function, before the router sees it.
+//! The Lambda entry point of the buffered functions: it refuses events lambda_http cannot
+//! convert, or whose path it would rewrite (see `event_guard`), and it is the one place that
+//! decides which path a request is routed on, whatever way API Gateway exposes the function,
+//! before the router sees it. The streaming entry (`lambda_stream`, chat's) uses the same
+//! admission, refusal and routing service.
 //!
 //! `lambda_http` rebuilds the URI from the event and, for a named stage, prefixes `/{stage}`
 //! unless `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set. Our routers know `/auth/login`, not
@@ -94,19 +96,35 @@ where
         if let Some(handled) = self.side.as_ref().and_then(|s| s.claim(payload.get())) {
             return Box::pin(async move { Ok(Answer::Side(handled.await?)) });
         }
-        // Parsed as lambda_http's own runtime would; a document that is no event stays an
-        // invocation error.
-        let request: LambdaRequest = match serde_json::from_str(payload.get()) {
-            Ok(request) => request,
+        let request = match admit(payload.get()) {
+            Ok(Admission::Admitted(request)) => request,
+            Ok(Admission::Refused(origin, reason)) => {
+                let answer = refusal(&origin, reason, &context.request_id);
+                return Box::pin(std::future::ready(Ok(Answer::Refused(Box::new(answer)))));
+            }
             Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
         };
-        if let Err(reason) = event_guard::check(payload.get(), &request) {
-            let answer = refusal(&request.request_origin(), reason, &context.request_id);
-            return Box::pin(std::future::ready(Ok(Answer::Refused(Box::new(answer)))));
-        }
-        let response = self.adapter.call(LambdaEvent::new(request, context));
+        let response = self.adapter.call(LambdaEvent::new(*request, context));
         Box::pin(async move { Ok(Answer::Routed(response.await.map_err(Into::into)?)) })
     }
+}
+
+/// What the guard makes of an API Gateway event, for both entry points.
+pub(crate) enum Admission {
+    /// Safe to convert: lambda_http's conversion neither panics on it nor rewrites its path.
+    Admitted(Box<LambdaRequest>),
+    /// To be answered 400 in the shape of the API Gateway that sent it.
+    Refused(RequestOrigin, Unconvertible),
+}
+
+/// The event parsed as lambda_http's own runtime would parse it, then checked by
+/// [`event_guard::check`]; a document that is no event stays an invocation error.
+pub(crate) fn admit(raw: &str) -> Result<Admission, serde_json::Error> {
+    let request: LambdaRequest = serde_json::from_str(raw)?;
+    Ok(match event_guard::check(raw, &request) {
+        Ok(()) => Admission::Admitted(Box::new(request)),
+        Err(reason) => Admission::Refused(request.request_origin(), reason),
+    })
 }
 
 /// What goes back to the Runtime API: lambda_http's response (a type private to it, so only
@@ -131,10 +149,7 @@ pub enum Refusal {
 /// conversion would rewrite), in the envelope and with the headers every response carries,
 /// shaped for the API Gateway that sent it.
 fn refusal(origin: &RequestOrigin, reason: Unconvertible, aws_request_id: &str) -> Refusal {
-    let request_id = RequestId::generate();
-    tracing::warn!(%request_id, aws_request_id, %reason, "API Gateway event refused before routing");
-    let err = ApiError::new(ErrorKind::InvalidRequest, reason.client_message());
-    let (headers, body) = crate::pipeline::outside_router(&err, &request_id);
+    let (headers, body) = refused(reason, aws_request_id);
     let body = Some(lambda_http::Body::Text(body));
     match origin {
         RequestOrigin::ApiGatewayV2 => {
@@ -152,6 +167,14 @@ fn refusal(origin: &RequestOrigin, reason: Unconvertible, aws_request_id: &str) 
             Refusal::Rest(r)
         }
     }
+}
+
+/// The headers and envelope of the 400 for a refused event, logged with both request ids.
+pub(crate) fn refused(reason: Unconvertible, aws_request_id: &str) -> (http::HeaderMap, String) {
+    let request_id = RequestId::generate();
+    tracing::warn!(%request_id, aws_request_id, %reason, "API Gateway event refused before routing");
+    let err = ApiError::new(ErrorKind::InvalidRequest, reason.client_message());
+    crate::pipeline::outside_router(&err, &request_id)
 }
 
 /// The service `serve` runs: the router behind the path normalisation.
@@ -225,4 +248,4 @@ fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
 
 #[cfg(test)]
 #[path = "lambda_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::{Guarded, normalise, route_path, service};
 
-const EXECUTE_API: &str = "abc123.execute-api.us-east-1.amazonaws.com";
+pub(crate) const EXECUTE_API: &str = "abc123.execute-api.us-east-1.amazonaws.com";
 const CUSTOM_DOMAIN: &str = "api.example.com";
 
 /// A REST API (v1) proxy event as API Gateway sends it: `path` is the resource path.
@@ -23,7 +23,7 @@ fn rest_event(path: &str, stage: &str, host: &str, query: Value) -> Request {
     parse(&rest_event_json(path, stage, host, query))
 }
 
-fn rest_event_json(path: &str, stage: &str, host: &str, query: Value) -> Value {
+pub(crate) fn rest_event_json(path: &str, stage: &str, host: &str, query: Value) -> Value {
     json!({
         "resource": "/{proxy+}",
         "path": path,
@@ -61,7 +61,12 @@ fn http_api_event(raw_path: &str, stage: &str, host: &str, raw_query: &str) -> R
     parse(&http_api_event_json(raw_path, stage, host, raw_query))
 }
 
-fn http_api_event_json(raw_path: &str, stage: &str, host: &str, raw_query: &str) -> Value {
+pub(crate) fn http_api_event_json(
+    raw_path: &str,
+    stage: &str,
+    host: &str,
+    raw_query: &str,
+) -> Value {
     json!({
         "version": "2.0",
         "routeKey": "$default",
@@ -95,7 +100,7 @@ fn parse(event: &Value) -> Request {
 }
 
 /// A router that echoes the matched path and the query, so a test sees what routing saw.
-fn echo_router() -> Router {
+pub(crate) fn echo_router() -> Router {
     async fn echo(request: HttpRequest<AxumBody>) -> String {
         format!(
             "{}?{}",
@@ -259,16 +264,16 @@ fn answered(answer: &Value) -> (u64, Value) {
     (status, body)
 }
 
-const REFUSED: &str = "the path must not hold '.' or '..' segments, backslashes, control characters, or encoded dots, slashes or backslashes";
+pub(crate) const REFUSED: &str = "the path must not hold '.' or '..' segments, backslashes, control characters, or encoded dots, slashes or backslashes";
 
-fn refused_envelope(body: &Value) -> Value {
+pub(crate) fn refused_envelope(body: &Value) -> Value {
     json!({"error": {"code": "invalid_request", "message": REFUSED,
                      "request_id": body["error"]["request_id"]}})
 }
 
 /// `/v1/admin/..\auth\login` and kin as the REST event path: the URL parse under routing makes
 /// `/auth/login` of them (matched as that by any router), which the WAF never saw.
-const CLIMBS_TO_LOGIN: [&str; 7] = [
+pub(crate) const CLIMBS_TO_LOGIN: [&str; 7] = [
     "/admin/..\\auth\\login",
     "/admin/%2e%2e/auth/login",
     "/admin/%2E%2E/auth/login",

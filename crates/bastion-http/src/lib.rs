@@ -11,6 +11,7 @@ pub mod cors;
 pub mod error;
 pub mod event_guard;
 pub mod lambda;
+pub mod lambda_stream;
 pub mod limit_headers;
 pub mod limits;
 pub mod logging;

@@ -49,15 +49,30 @@ where
 {
     match init.await {
         Ok((router, side)) => crate::lambda::serve_with(router, side).await,
-        Err(error) => {
-            let (error_type, body) = report(error.as_ref());
-            tracing::error!(event = "init_failed", error_type, error = %error, "start-up failed");
-            if let Some(api) = ProcessEnv.non_empty(LAMBDA_RUNTIME_VAR) {
-                post_init_error(&api, error_type, body).await;
-            }
-            Err(error)
-        }
+        Err(error) => Err(failed(error).await),
     }
+}
+
+/// [`start`] for a function whose responses are streamed (see [`crate::lambda_stream`]).
+pub async fn start_streaming<F>(init: F) -> Result<(), lambda_http::Error>
+where
+    F: Future<Output = Result<Router, InitError>>,
+{
+    match init.await {
+        Ok(router) => crate::lambda_stream::serve_streaming(router).await,
+        Err(error) => Err(failed(error).await),
+    }
+}
+
+/// Logs a failed start-up and reports it to the Runtime API; the error is handed back for
+/// `main` to exit with.
+async fn failed(error: InitError) -> InitError {
+    let (error_type, body) = report(error.as_ref());
+    tracing::error!(event = "init_failed", error_type, error = %error, "start-up failed");
+    if let Some(api) = ProcessEnv.non_empty(LAMBDA_RUNTIME_VAR) {
+        post_init_error(&api, error_type, body).await;
+    }
+    error
 }
 
 /// The error's type and the JSON document the Runtime API receives for it.

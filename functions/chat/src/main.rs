@@ -1,6 +1,6 @@
-//! The chat Lambda: wiring only. The echo provider is refused here: `LLM_BASE_URL` is required.
-//! A secret refresh rotates the JWT keys and the provider's API keys (the fallback's too). The agent's tools run in
-//! the exec function, by Lambda Invoke.
+//! The chat Lambda: wiring only; its responses are streamed. The echo provider is refused
+//! here: `LLM_BASE_URL` is required. A secret refresh rotates the JWT keys and the provider's
+//! API keys (the fallback's too). The agent's tools run in the exec function, by Lambda Invoke.
 
 use std::sync::Arc;
 
@@ -17,8 +17,10 @@ use bastion_store::kms::KmsContentKeys;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     bastion_http::logging::init_lambda();
-    // A failure below is reported to the Runtime API as an init error before exiting.
-    bastion_http::startup::start(init()).await
+    // A failure below is reported to the Runtime API as an init error before exiting. Every
+    // answer is a streamed response (API Gateway's chat integrations stream): the SSE turn
+    // event by event, JSON answers whole.
+    bastion_http::startup::start_streaming(init()).await
 }
 
 async fn init() -> Result<Router, lambda_http::Error> {

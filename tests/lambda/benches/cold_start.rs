@@ -46,8 +46,8 @@ async fn once(d: &Deployment, profile: &str, (name, path, status): (&str, &str, 
         .runtime
         .invoke(RestEvent::get(path).to_json())
         .await;
+    let response = GatewayResponse::read(outcome).await;
     let answered = std::time::Instant::now();
-    let response = GatewayResponse::from_outcome(outcome);
     assert_eq!(response.status, status, "{name}: {}", response.text());
     Sample {
         init_ms: (polled - function.spawned_at).as_secs_f64() * 1e3,

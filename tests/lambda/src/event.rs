@@ -1,5 +1,5 @@
 //! API Gateway REST API (v1) proxy events as the `Prod` stage of the execute-api endpoint sends
-//! them, and the proxy responses a function gives back.
+//! them, and the responses a function gives back (buffered proxy documents, or streamed).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use crate::runtime::Outcome;
+use crate::stream::Collected;
 
 pub const STAGE: &str = "Prod";
 pub const API_HOST: &str = "abc123defg.execute-api.us-east-1.amazonaws.com";
@@ -169,14 +170,41 @@ pub struct GatewayResponse {
     pub status: u16,
     pub headers: BTreeMap<String, Vec<String>>,
     pub body: Vec<u8>,
+    /// Whether the function streamed it (and the body was read to its end).
+    pub streamed: bool,
 }
 
 impl GatewayResponse {
-    /// Reads a proxy response out of an invocation outcome, failing on an invocation error.
+    /// Reads a response out of an invocation outcome, a streamed one to its end, failing on an
+    /// invocation error, a fault or a mid-stream error.
+    pub async fn read(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Streamed(streamed) => Self::from_collected(streamed.collect().await),
+            other => Self::from_outcome(other),
+        }
+    }
+
+    /// A streamed answer read to its end, as a client of API Gateway sees it, failing on a
+    /// mid-stream error.
+    pub fn from_collected(collected: Collected) -> Self {
+        if let Some(e) = &collected.error {
+            panic!("the stream broke off: {e:?}");
+        }
+        Self {
+            status: collected.status,
+            body: collected.body(),
+            headers: collected.headers,
+            streamed: true,
+        }
+    }
+
+    /// Reads a buffered proxy response out of an invocation outcome, failing on anything else.
     pub fn from_outcome(outcome: Outcome) -> Self {
         let value = match outcome {
             Outcome::Response(v) => v,
             Outcome::Error(e) => panic!("the invocation failed: {e}"),
+            Outcome::Fault(why) => panic!("API Gateway could not pass the stream on: {why}"),
+            Outcome::Streamed(s) => panic!("a streamed answer (read it with `read`): {s:?}"),
         };
         let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if let Some(multi) = value["multiValueHeaders"].as_object() {
@@ -206,6 +234,7 @@ impl GatewayResponse {
             status: value["statusCode"].as_u64().expect("a statusCode") as u16,
             headers,
             body,
+            streamed: false,
         }
     }
 

@@ -12,7 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::event::{GatewayResponse, RestEvent};
-use crate::runtime::RuntimeApi;
+use crate::runtime::{Outcome, RuntimeApi};
+use crate::stream::Streamed;
 
 /// The execution role's credentials a function receives (test values, distinctive so a test
 /// can look for them where they must not be).
@@ -134,16 +135,26 @@ impl Function {
         }
     }
 
-    /// Sends one REST event and reads the proxy response, failing on an invocation error.
+    /// Sends one REST event and reads the response (a streamed one to its end), failing on an
+    /// invocation error.
     pub async fn call(&self, event: &RestEvent) -> GatewayResponse {
         let outcome = self.runtime.invoke(event.to_json()).await;
-        GatewayResponse::from_outcome(outcome)
+        GatewayResponse::read(outcome).await
     }
 
-    /// Sends any event document (a malformed one, say) and reads the proxy response, failing
-    /// on an invocation error.
+    /// Sends any event document (a malformed one, say) and reads the response, failing on an
+    /// invocation error.
     pub async fn call_raw(&self, event: serde_json::Value) -> GatewayResponse {
-        GatewayResponse::from_outcome(self.runtime.invoke(event).await)
+        GatewayResponse::read(self.runtime.invoke(event).await).await
+    }
+
+    /// Sends one REST event to a streaming function and answers once the prelude is in: the
+    /// status and headers, then the body chunk by chunk. Fails on any other outcome.
+    pub async fn stream(&self, event: &RestEvent) -> Streamed {
+        match self.runtime.invoke(event.to_json()).await {
+            Outcome::Streamed(streamed) => streamed,
+            other => panic!("not a streamed answer: {other:?}"),
+        }
     }
 
     /// Sends any event document and answers what the function returned, whatever its shape

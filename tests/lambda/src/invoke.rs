@@ -225,6 +225,11 @@ async fn invoke(
     match runtime.invoke_within(payload, timeout).await {
         Some(Outcome::Response(v)) => answer(&v, false),
         Some(Outcome::Error(e)) => answer(&e, true),
+        // Only chat streams, and nothing invokes chat.
+        Some(Outcome::Streamed(_) | Outcome::Fault(_)) => answer(
+            &json!({"errorType": "Stand-in.Streamed", "errorMessage": "the function streamed its response"}),
+            true,
+        ),
         None => answer(
             &json!({
                 "errorType": "Sandbox.Timedout",

@@ -1,7 +1,8 @@
 //! A stand-in for the Lambda Runtime API (`2018-06-01`) on 127.0.0.1: the function polls
-//! `invocation/next`, posts a response or an error per invocation, or an init error. The test
-//! side queues events with `invoke` and waits for the outcome; so does the Lambda Invoke API
-//! stand-in ([`crate::invoke`]) through a clone of the handle.
+//! `invocation/next`, posts a response (buffered, or streamed: see [`crate::stream`]) or an
+//! error per invocation, or an init error. The test side queues events with `invoke` and waits
+//! for the outcome (for a streamed response, until its prelude is in); so does the Lambda
+//! Invoke API stand-in ([`crate::invoke`]) through a clone of the handle.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,20 +11,30 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::stream::{self, Streamed};
+
 const PREFIX: &str = "/2018-06-01/runtime";
+/// Lambda's cap on a buffered response payload.
+const MAX_BUFFERED_BYTES: usize = 6 * 1024 * 1024;
 
 /// What the function answered for one invocation.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Outcome {
+    /// A buffered response document.
     Response(Value),
+    /// A streamed response, its prelude read and its body still arriving.
+    Streamed(Streamed),
+    /// A streamed response API Gateway could not pass on (it answers 502), and why.
+    Fault(String),
+    /// An invocation error.
     Error(Value),
 }
 
@@ -189,9 +200,32 @@ fn json_or_text(body: &Bytes) -> Value {
 async fn respond(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    settle(&shared, &id, Outcome::Response(json_or_text(&body)))
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !stream::is_streaming(&headers) {
+        return match axum::body::to_bytes(body, MAX_BUFFERED_BYTES).await {
+            Ok(body) => {
+                settle(&shared, &id, Outcome::Response(json_or_text(&body))).into_response()
+            }
+            Err(_) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        };
+    }
+    let mut status = StatusCode::BAD_REQUEST;
+    let read_to_end = stream::receive(&headers, body, |answer| {
+        let outcome = match answer {
+            Ok(streamed) => Outcome::Streamed(streamed),
+            Err(fault) => Outcome::Fault(fault),
+        };
+        status = settle(&shared, &id, outcome);
+    })
+    .await;
+    if read_to_end {
+        return status.into_response();
+    }
+    // The client went away: the connection is closed under the function's stream, which is how
+    // its next write learns of it.
+    (status, [(header::CONNECTION, "close")]).into_response()
 }
 
 async fn fail(

@@ -33,7 +33,7 @@ fn stream_batch(d: &Deployment, records: &[(&str, String, &str)]) -> Value {
 async fn answer(exec: &Function, event: Value) -> Value {
     match exec.invoke(event).await {
         Outcome::Response(v) => v,
-        Outcome::Error(e) => panic!("the stream invocation failed: {e}"),
+        other => panic!("the stream invocation failed: {other:?}"),
     }
 }
 

@@ -33,7 +33,7 @@ fn invocation(user: &str, tool: &str, arguments: Value) -> Value {
 async fn answer(exec: &Function, document: Value) -> Value {
     match exec.invoke(document).await {
         Outcome::Response(v) => v,
-        Outcome::Error(e) => panic!("the invocation failed: {e}"),
+        other => panic!("the invocation failed: {other:?}"),
     }
 }
 

@@ -7,12 +7,15 @@
 mod agent;
 mod auth;
 mod chat;
+mod chat_sse;
+mod chat_stream;
 mod exec;
 mod exec_purge;
 mod exec_tool;
 mod invoke;
 mod paths;
 mod startup;
+mod stream_standin;
 mod webhooks;
 
 use bastion_lambda_tests::deployment::PASSWORD;
