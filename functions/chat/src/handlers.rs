@@ -5,16 +5,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bastion_chat::provider::ProviderError;
-use bastion_chat::{ChatError, ChatMessage, TurnRequest};
-use bastion_core::audit::{AuditKind, Outcome};
+use bastion_chat::{ChatMessage, TurnRequest};
 use bastion_core::tools::ToolName;
-use bastion_core::{Owner, Scope, UserId};
+use bastion_core::{Owner, Scope};
 use bastion_http::{ApiError, Authenticated, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::ConversationId;
 
 use crate::ChatState;
-use crate::audit::EdgeToolAudit;
+use crate::audit::{EdgeToolAudit, audit_failure};
 use crate::dto::{
     ConversationResponse, ConversationView, ConversationsResponse, CursorQuery, MessageView,
     SendRequest, SendResponse, step_views,
@@ -162,37 +160,6 @@ fn turn_tools(
             auth.require_scope(scope).is_ok()
         })
         .collect())
-}
-
-/// Quota exhaustion and provider failures are audited (awaited) with the request id.
-pub(crate) async fn audit_failure(
-    state: &ChatState,
-    meta: &RequestMeta,
-    user: &UserId,
-    e: &ChatError,
-) -> Result<(), ApiError> {
-    let (kind, detail) = match e {
-        ChatError::QuotaExceeded { resets_at, .. } => (
-            AuditKind::ChatQuotaExceeded,
-            format!("resets_at={}", resets_at.secs()),
-        ),
-        ChatError::ProviderTimeout => (AuditKind::ChatProviderFailed, "timeout".to_owned()),
-        ChatError::ProviderFailed(p) => (
-            AuditKind::ChatProviderFailed,
-            match p {
-                ProviderError::Status(code) => format!("status_{code}"),
-                ProviderError::Malformed(_) => "malformed".to_owned(),
-                ProviderError::Transport(_) => "transport".to_owned(),
-                ProviderError::Timeout => "timeout".to_owned(),
-            },
-        ),
-        _ => return Ok(()),
-    };
-    state
-        .edge
-        .record_audit(meta, kind, Outcome::Failure, Some(user), Some(detail))
-        .await
-        .map_err(ApiError::from)
 }
 
 #[utoipa::path(

@@ -24,10 +24,9 @@ use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use crate::ChatState;
-use crate::audit::EdgeToolAudit;
+use crate::audit::{EdgeToolAudit, audit_failure};
 use crate::dto::MessageView;
 use crate::error::chat_error;
-use crate::handlers::audit_failure;
 
 /// What the streamed turn was asked, owned so its task can outlive the handler.
 pub struct StreamedTurn {
