@@ -139,6 +139,7 @@ DEFAULTED = {
     "LLM_MAX_TOKENS": "code default: 4096 for anthropic, not sent for openai",
     "LLM_SYSTEM_PROMPT": "no system prompt unless the operator adds one",
     "LLM_TIMEOUT_SECS": "code default 25 s, below the function timeout",
+    "LLM_STREAM_IDLE_SECS": "code default 20 s between two bytes of a streamed model call",
     "AGENT_DEADLINE_SECS": "code default 120 s, below the function timeout (infra/params.py)",
     "CHAT_STREAM_KEEPALIVE_SECS": "code default 10 s, far inside API Gateway's 5 min stream idle cut",
     "PLAN_FREE_DAILY_CREDITS": "code default",

@@ -109,8 +109,24 @@ async fn open(chat: &Function, event: &RestEvent) -> Sse {
     Sse::new(stream)
 }
 
+/// The events' names, a run of `delta`s counted as one (the fake streams text word by word).
 fn names(events: &[(String, Value)]) -> Vec<&str> {
-    events.iter().map(|(n, _)| n.as_str()).collect()
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in events {
+        if !(n == "delta" && names.last() == Some(&"delta")) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+/// The text of every `delta`, joined.
+fn text_of(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(n, _)| n == "delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -145,8 +161,8 @@ async fn an_agent_turn_streams_its_tool_steps_and_text_event_by_event_then_json_
     );
     assert_eq!(events[2].1["type"], "tool_result");
     assert_eq!(events[2].1["ok"], true, "{:?}", events[2].1);
-    assert_eq!(events[3].1, json!({"text": "notes.txt is written."}));
-    let done = &events[4].1;
+    assert_eq!(text_of(&events), "notes.txt is written.");
+    let done = &events.last().unwrap().1;
     assert_eq!(done["stop_reason"], "end_turn");
     assert_eq!(done["message"]["content"], "notes.txt is written.");
     assert_eq!(done["provider"], "primary");
@@ -179,13 +195,14 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
     let chat_env = d.env("chat").set("CHAT_STREAM_KEEPALIVE_SECS", "1");
     let agent = d.start_agent_with(&d.env("exec"), &chat_env).await;
     let (_, access) = signed_up(&auth, "leaver@example.com").await;
-    // The second model call is held back for a minute: the turn cannot end before it answers.
+    // The second model call writes one word and then holds the rest back for good: the turn
+    // cannot end by itself.
     d.llm.script([
         Answer::Tools {
             text: Some("Let me look.".to_owned()),
             calls: vec![("list_files".to_owned(), "{}".to_owned())],
         },
-        Answer::Slow(Duration::from_secs(60)),
+        Answer::Stall { after_chunks: 1 },
         Answer::Reply("never asked for".to_owned()),
     ]);
 
@@ -193,9 +210,13 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
     let turn = sse.next().await.unwrap();
     assert_eq!(turn.0, "turn");
     let conversation = turn.1["conversation_id"].as_str().unwrap().to_owned();
-    let delta = sse.next().await.unwrap();
-    assert_eq!(delta, ("delta".to_owned(), json!({"text": "Let me look."})));
-    let call = sse.next().await.unwrap();
+    let mut said = String::new();
+    let mut call = sse.next().await.unwrap();
+    while call.0 == "delta" {
+        said.push_str(call.1["text"].as_str().unwrap());
+        call = sse.next().await.unwrap();
+    }
+    assert_eq!(said, "Let me look.");
     assert_eq!(
         (call.0.as_str(), &call.1["name"]),
         ("tool_call", &json!("list_files"))
@@ -203,9 +224,10 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
     let result = sse.next().await.unwrap();
     assert_eq!(result.0, "tool_result", "{result:?}");
     assert_eq!(result.1["ok"], true, "{result:?}");
-    // All this arrived while the turn is still running: no `done` can come before the slow
-    // answer, a minute away.
-    assert!(d.llm.requests().len() <= 2);
+    // All this arrived while the turn is still running, and so does the stalled call's word.
+    let word = sse.next().await.unwrap();
+    assert_eq!(word, ("delta".to_owned(), json!({"text": "fake "})));
+    assert_eq!(d.llm.requests().len(), 2);
 
     // The client goes away mid-turn.
     drop(sse);
@@ -230,6 +252,10 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
     let answer = &shown["messages"][0];
     assert_eq!(answer["role"], "assistant");
     assert_eq!(answer["incomplete"], true, "{answer}");
+    assert_eq!(
+        answer["content"], "fake ",
+        "what the client was sent is stored"
+    );
     let steps: Vec<&str> = answer["steps"]
         .as_array()
         .unwrap()
@@ -242,6 +268,12 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
         2,
         "no model call after the client left"
     );
+    d.llm.until_connections_closed().await;
+    assert_eq!(
+        d.llm.open_connections(),
+        0,
+        "the stalled call's connection is closed"
+    );
     assert!(
         agent
             .chat
@@ -250,4 +282,32 @@ async fn events_reach_the_client_before_the_turn_ends_and_a_client_that_goes_awa
         "{}",
         agent.chat.output()
     );
+}
+
+#[tokio::test]
+async fn each_delta_reaches_the_client_through_the_stand_in_while_the_model_holds_the_rest() {
+    let d = Deployment::new().await;
+    let auth = d.start("auth").await;
+    let agent = d.start_agent().await;
+    let (_, access) = signed_up(&auth, "pieces@example.com").await;
+    let gate = d.llm.gate_chunks();
+    let chunks = ["As ", "deployed, ", "piece by piece."];
+    d.llm.script([Answer::Streamed {
+        chunks: chunks.iter().map(|c| (*c).to_owned()).collect(),
+        pause: Duration::ZERO,
+    }]);
+    let mut sse = open(&agent.chat, &streamed_turn(&access, "Go")).await;
+    assert_eq!(sse.next().await.unwrap().0, "turn");
+    for chunk in chunks {
+        // The fake writes its next chunk only now, so this delta crossed the function, the
+        // Runtime API and the stand-in before the model call (and the turn) could end.
+        gate.allow_one();
+        assert_eq!(
+            sse.next().await.unwrap(),
+            ("delta".to_owned(), json!({ "text": chunk }))
+        );
+    }
+    let rest = sse.rest().await;
+    assert_eq!(names(&rest), ["done"], "{rest:?}");
+    assert_eq!(rest[0].1["message"]["content"], chunks.concat());
 }

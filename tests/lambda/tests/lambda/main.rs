@@ -12,6 +12,7 @@ mod chat_stream;
 mod exec;
 mod exec_purge;
 mod exec_tool;
+mod failover;
 mod invoke;
 mod paths;
 mod startup;
