@@ -15,7 +15,9 @@ use crate::agent::AgentConfig;
 use crate::message::ModelName;
 use crate::provider::anthropic::DEFAULT_MAX_TOKENS;
 use crate::provider::breaker::Breaker;
-use crate::provider::failover_metric::{FailoverMetric, MetricLines, StdoutLines};
+use bastion_core::metrics::{LineSink, Stdout};
+
+use crate::provider::failover_metric::FailoverMetric;
 use crate::provider::{
     AnthropicProvider, ApiKey, EchoProvider, FailoverProvider, OpenAiProvider, Provider,
     ProviderError, ProviderSettings,
@@ -108,7 +110,7 @@ impl ChatSetup {
     /// `Lambda` refuses to start. A fallback's circuit breaker runs on the system clock and
     /// its failover metric goes to stdout.
     pub fn from_env(env: &dyn Env, mode: RuntimeMode) -> Result<Self, ConfigError> {
-        Self::from_env_with(env, mode, Arc::new(SystemClock), Arc::new(StdoutLines))
+        Self::from_env_with(env, mode, Arc::new(SystemClock), Arc::new(Stdout))
     }
 
     /// [`Self::from_env`] with the clock the fallback's circuit breaker reads and where its
@@ -117,7 +119,7 @@ impl ChatSetup {
         env: &dyn Env,
         mode: RuntimeMode,
         clock: Arc<dyn Clock>,
-        metric_lines: Arc<dyn MetricLines>,
+        metric_lines: Arc<dyn LineSink>,
     ) -> Result<Self, ConfigError> {
         let (provider, default_model, api_key, fallback_api_key) =
             provider(env, mode, clock, metric_lines)?;
@@ -233,7 +235,7 @@ fn provider(
     env: &dyn Env,
     mode: RuntimeMode,
     clock: Arc<dyn Clock>,
-    metric_lines: Arc<dyn MetricLines>,
+    metric_lines: Arc<dyn LineSink>,
 ) -> Result<Built, ConfigError> {
     let kind = provider_kind(env)?;
     let fallback_kind = fallback_provider_kind(env)?;

@@ -19,7 +19,7 @@ use crate::claim::TurnClaim;
 use crate::config::{ChatConfig, ChatSetup};
 use crate::context::assemble;
 use crate::events::TurnEvents;
-use crate::message::ChatMessage;
+use crate::message::{ChatMessage, ModelName};
 use crate::provider::{Provider, ProviderError, ServedBy, Usage};
 use crate::tool_runner::{NoTools, ToolRunner};
 
@@ -470,20 +470,7 @@ impl ChatEngine {
             return Err(append_failure(e));
         }
         held.keep();
-        // The per-turn usage metric: counts and ids only, never content.
-        tracing::info!(
-            %request_id,
-            owner = %owner.key(),
-            model = model.as_str(),
-            prompt_tokens = outcome.usage.prompt_tokens,
-            completion_tokens = outcome.usage.completion_tokens,
-            tool_calls = outcome.steps.len() / 2,
-            stop_reason = outcome.stop.as_str(),
-            credits_remaining = outcome.credits_remaining,
-            provider = outcome.served_by.as_str(),
-            streamed = offer.events.is_some(),
-            "chat turn"
-        );
+        log_turn(request_id, owner, &model, &outcome, offer.events.is_some());
         reply_from(write, outcome)
     }
 
@@ -582,6 +569,29 @@ impl ChatEngine {
             Err(ChatError::NotFound)
         }
     }
+}
+
+/// The per-turn usage metric: counts and ids only, never content.
+fn log_turn(
+    request_id: &RequestId,
+    owner: &Owner,
+    model: &ModelName,
+    outcome: &agent_loop::LoopOutcome,
+    streamed: bool,
+) {
+    tracing::info!(
+        %request_id,
+        owner = %owner.key(),
+        model = model.as_str(),
+        prompt_tokens = outcome.usage.prompt_tokens,
+        completion_tokens = outcome.usage.completion_tokens,
+        tool_calls = outcome.steps.len() / 2,
+        stop_reason = outcome.stop.as_str(),
+        credits_remaining = outcome.credits_remaining,
+        provider = outcome.served_by.as_str(),
+        streamed,
+        "chat turn"
+    );
 }
 
 fn message_id() -> String {

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bastion_chat::config::ProviderKeys;
-use bastion_chat::provider::failover_metric::MetricLines;
 use bastion_chat::provider::{
     CompletionRequest, ModelToolCall, PromptMessage, ProviderError, ServedBy, TextSink,
 };
 use bastion_chat::testing::{Answer, FAKE_KEY, FakeLlm, default_reply};
 use bastion_chat::{ChatSetup, RuntimeMode};
+use bastion_core::metrics::LineSink;
 use bastion_core::tools::ToolName;
 use bastion_core::{ManualClock, Timestamp};
 use serde_json::json;
@@ -53,7 +53,7 @@ fn env_of(
 #[derive(Default)]
 struct Lines(Mutex<Vec<serde_json::Value>>);
 
-impl MetricLines for Lines {
+impl LineSink for Lines {
     fn write_line(&self, line: &str) {
         let value = serde_json::from_str(line).unwrap();
         self.0.lock().unwrap().push(value);

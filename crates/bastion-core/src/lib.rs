@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod owner;
 pub mod random;
 pub mod rate_limit;

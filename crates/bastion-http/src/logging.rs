@@ -10,12 +10,11 @@
 //! ([`Targets`]): enough for an operator, and it keeps the regex engine behind `EnvFilter`'s
 //! span and field matching out of the bootstraps. The local server keeps `EnvFilter`.
 
-use std::io::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use bastion_core::config::{Env, ProcessEnv};
-use bastion_core::{Clock, SystemClock, Timestamp};
+use bastion_core::{Clock, SystemClock};
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
@@ -71,112 +70,14 @@ impl FormatTime for ClockTime {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-24T10:52:51.250Z`: lines within one second
-/// keep their order in CloudWatch.
-pub fn rfc3339_millis(nanos: u64) -> String {
-    let secs = i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX);
-    let millis = nanos / 1_000_000 % 1000;
-    let whole = Timestamp(secs).to_rfc3339();
-    match whole.strip_suffix('Z') {
-        Some(seconds) => format!("{seconds}.{millis:03}Z"),
-        None => whole,
-    }
-}
-
-/// Where metric lines go: stdout in the functions (CloudWatch Logs extracts the metrics), a
-/// buffer in tests.
-pub trait LineSink: Send + Sync {
-    fn write_line(&self, line: &str);
-}
-
-/// The process's stdout, one whole line per write so a line never interleaves with a log line.
-pub struct Stdout;
-
-impl LineSink for Stdout {
-    fn write_line(&self, line: &str) {
-        let mut out = std::io::stdout().lock();
-        // A metric that cannot be written is lost like a log line would be; nothing to report to.
-        let _ = writeln!(out, "{line}");
-    }
-}
-
-/// One metric value of an EMF line.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Metric {
-    pub name: &'static str,
-    pub unit: &'static str,
-    pub value: f64,
-}
-
-/// Writes CloudWatch Embedded Metric Format lines under one namespace (the template's
-/// `Bastion/<env>`), without dimensions: an alarm reads one metric across every function and
-/// instance.
-#[derive(Clone)]
-pub struct Metrics {
-    namespace: String,
-    clock: Arc<dyn Clock>,
-    sink: Arc<dyn LineSink>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Metrics {
-    pub fn new(
-        namespace: impl Into<String>,
-        clock: Arc<dyn Clock>,
-        sink: Arc<dyn LineSink>,
-    ) -> Self {
-        Self {
-            namespace: namespace.into(),
-            clock,
-            sink,
-        }
-    }
-
-    /// One line: the metrics, `fields` as searchable properties, and the `level` and `timestamp`
-    /// Lambda's log filtering reads (a WARN line survives an `ApplicationLogLevel` of WARN).
-    /// `fields` must not hold a secret: the line is a log line.
-    pub fn emit(&self, level: tracing::Level, fields: &[(&str, &str)], metrics: &[Metric]) {
-        let nanos = self.clock.now_nanos();
-        let mut line = serde_json::Map::new();
-        line.insert(
-            "_aws".into(),
-            serde_json::json!({
-                "Timestamp": nanos / 1_000_000,
-                "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": [[]],
-                    "Metrics": metrics
-                        .iter()
-                        .map(|m| serde_json::json!({"Name": m.name, "Unit": m.unit}))
-                        .collect::<Vec<_>>(),
-                }],
-            }),
-        );
-        line.insert("timestamp".into(), rfc3339_millis(nanos).into());
-        line.insert("level".into(), level.as_str().into());
-        for (key, value) in fields {
-            line.insert((*key).into(), (*value).into());
-        }
-        for m in metrics {
-            line.insert(m.name.into(), m.value.into());
-        }
-        self.sink
-            .write_line(&serde_json::Value::Object(line).to_string());
-    }
-}
+pub use bastion_core::metrics::{LineSink, Metric, Metrics, Stdout, rfc3339_millis};
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use bastion_core::Timestamp;
     use tracing::Level;
 
     /// Collects what the format writes.

@@ -139,6 +139,19 @@ pub struct SendResponse {
     pub provider: &'static str,
 }
 
+/// One server-sent event of a streamed turn, as a client's SSE parser hands it over.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct SseEvent {
+    /// `turn`, `delta`, `tool_call`, `tool_result`, `done` or `error`.
+    #[schema(value_type = String, pattern = "^(turn|delta|tool_call|tool_result|done|error)$")]
+    event: String,
+    /// The event's JSON object, as text: `turn` `{"conversation_id"}`, `delta` `{"text"}`,
+    /// `tool_call` / `tool_result` a steps entry, `done` `{"message","usage",
+    /// "credits_remaining","stop_reason","provider"}`, `error` `{"code","message","request_id"}`.
+    data: String,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationView {
     pub id: String,

@@ -15,7 +15,7 @@ use crate::ChatState;
 use crate::audit::{EdgeToolAudit, audit_failure};
 use crate::dto::{
     ConversationResponse, ConversationView, ConversationsResponse, CursorQuery, MessageView,
-    SendRequest, SendResponse, step_views,
+    SendRequest, SendResponse, SseEvent, step_views,
 };
 use crate::error::chat_error;
 
@@ -40,7 +40,7 @@ fn cursor(q: &CursorQuery) -> Result<Option<&str>, ApiError> {
     post, path = "/chat", tag = "chat", operation_id = "chat_send", security(("bearer_jwt" = []), ("api_key" = [])),
     request_body = SendRequest,
     responses((status = 200, description = "The assistant's answer with the turn's tool steps, stored in the conversation. With `\"stream\": true` (or `Accept: text/event-stream`) the answer is a stream of server-sent events instead: `turn`, then `delta`, `tool_call` and `tool_result` as they happen, then `done` or `error` (see README \"Streaming\"); what is refused before the stream begins answers with the statuses below.",
-            content((SendResponse = "application/json"), (String = "text/event-stream", example = json!("event: turn\ndata: {\"conversation_id\":\"...\"}\n\nevent: delta\ndata: {\"text\":\"Hel\"}\n\nevent: done\ndata: {\"message\":{...},\"usage\":{...},\"credits_remaining\":49,\"stop_reason\":\"end_turn\",\"provider\":\"primary\"}\n\n")))),
+            content((SendResponse = "application/json"), (SseEvent = "text/event-stream", example = json!("event: turn\ndata: {\"conversation_id\":\"...\"}\n\nevent: delta\ndata: {\"text\":\"Hel\"}\n\nevent: done\ndata: {\"message\":{...},\"usage\":{...},\"credits_remaining\":49,\"stop_reason\":\"end_turn\",\"provider\":\"primary\"}\n\n")))),
         (status = 400, description = "`empty_message`, `message_too_long`, `invalid_message`, `model_not_allowed`, `invalid_request`."),
         (status = 402, description = "`quota_exceeded`: the daily credits are used up (`Retry-After` says until when)."),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `chat` scope."),

@@ -9,8 +9,8 @@ use bastion_core::{ManualClock, Timestamp};
 use tokio::sync::Notify;
 
 use super::*;
-use crate::provider::failover_metric::MetricLines;
 use crate::provider::{ModelToolCall, NoSink, PromptMessage, Usage};
+use bastion_core::metrics::LineSink;
 
 /// One scripted model call.
 enum Step {
@@ -107,7 +107,7 @@ impl Provider for Scripted {
 #[derive(Default)]
 struct Lines(Mutex<Vec<serde_json::Value>>);
 
-impl MetricLines for Lines {
+impl LineSink for Lines {
     fn write_line(&self, line: &str) {
         self.0
             .lock()
