@@ -559,3 +559,45 @@ async fn each_piece_of_text_reaches_the_client_while_the_model_still_holds_the_r
         app.settled().await;
     }
 }
+
+#[tokio::test]
+async fn a_broken_or_stalled_model_stream_ends_the_turn_with_an_error_event_never_a_hang() {
+    use bastion_chat::testing::Breakage;
+
+    for wire in [Wire::OpenAi, Wire::Anthropic] {
+        let fake = fake(wire).await;
+        let app = agent_app(&fake, Store::Sqlite, &[("LLM_STREAM_IDLE_SECS", "1")]).await;
+        let alice = app.signed_up("alice@example.com").await;
+        for (answer, code) in [
+            (Answer::Broken(Breakage::Truncated), "upstream_error"),
+            (Answer::Broken(Breakage::BadJson), "upstream_error"),
+            (Answer::Stall { after_chunks: 1 }, "upstream_timeout"),
+        ] {
+            let what = format!("{wire:?} {answer:?}");
+            fake.script([answer]);
+            let mut sse = app.stream_chat(&alice, json!({"message": "go"})).await;
+            let events = sse.rest().await;
+            // The first word reached the client before the stream broke; the turn then ends.
+            assert_eq!(
+                names(&events),
+                ["turn", "delta", "error"],
+                "{what}: {events:?}"
+            );
+            assert_eq!(text_of(&events), "fake ", "{what}");
+            assert_eq!(events.last().unwrap().1["code"], code, "{what}");
+            app.settled().await;
+            fake.until_connections_closed().await;
+        }
+        // Every failed first call gave its credit back: all 20 are left.
+        fake.script([reply("fine")]);
+        let r = app
+            .call(
+                Method::POST,
+                "/chat",
+                Some(&alice.access),
+                Some(json!({"message": "hi"})),
+            )
+            .await;
+        assert_eq!(r.body["credits_remaining"], 19, "{wire:?}");
+    }
+}
