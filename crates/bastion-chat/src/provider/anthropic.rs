@@ -258,7 +258,7 @@ impl Provider for AnthropicProvider {
         let mut body = wire_request(request, self.max_tokens)?;
         body["stream"] = json!(true);
         let stream = self.endpoint.post_stream(&body).await?;
-        super::anthropic_stream::read(stream, sink).await
+        super::http::read_stream::<super::anthropic_stream::Assembly>(stream, sink).await
     }
 }
 

@@ -10,36 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::anthropic::StopReason;
-use super::http::{MAX_TOOL_CALLS, Streamed, check_tool_calls, shape_error, stream_error};
-use super::{Completion, ModelToolCall, ProviderError, TextSink, Usage};
-
-/// Reads the stream to `message_stop`, text to `sink` as it arrives, and returns the
-/// completion.
-pub(super) async fn read(
-    mut stream: Streamed,
-    sink: &mut dyn TextSink,
-) -> Result<Completion, ProviderError> {
-    let mut assembly = Assembly::default();
-    while let Some(event) = stream.next_event().await? {
-        match assembly.data(&event.data)? {
-            Step::Text(text) => sink.text(&text).await,
-            Step::Nothing => {}
-            Step::Done => return assembly.finish(),
-        }
-    }
-    Err(ProviderError::Malformed(
-        "stream ended before message_stop".to_owned(),
-    ))
-}
-
-/// What one event did.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
-    /// Text for the sink (never empty).
-    Text(String),
-    Nothing,
-    Done,
-}
+use super::http::{Assemble, MAX_TOOL_CALLS, Step, check_tool_calls, shape_error, stream_error};
+use super::{Completion, ModelToolCall, ProviderError, Usage};
 
 /// The event's own `type` decides, as the API documents it to match the `event:` name.
 #[derive(serde::Deserialize)]
@@ -154,6 +126,18 @@ pub(super) struct Assembly {
     tools: usize,
     usage: Usage,
     stop_reason: Option<StopReason>,
+}
+
+impl Assemble for Assembly {
+    const END: &'static str = "message_stop";
+
+    fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
+        Assembly::data(self, data)
+    }
+
+    fn finish(self) -> Result<Completion, ProviderError> {
+        Assembly::finish(self)
+    }
 }
 
 impl Assembly {

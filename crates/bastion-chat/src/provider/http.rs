@@ -242,6 +242,43 @@ fn too_big() -> ProviderError {
     ProviderError::Malformed("reply exceeds 1 MiB".to_owned())
 }
 
+/// What one event of a streamed answer did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Text for the sink (never empty).
+    Text(String),
+    Nothing,
+    Done,
+}
+
+/// How a wire format reads its stream: each event's data in turn, then the completion.
+pub(super) trait Assemble: Default {
+    /// The event that ends the format's stream, named when a stream is cut before it.
+    const END: &'static str;
+    fn data(&mut self, data: &str) -> Result<Step, ProviderError>;
+    fn finish(self) -> Result<super::Completion, ProviderError>;
+}
+
+/// Reads `stream` to its format's end, text to `sink` as it arrives, and returns the
+/// completion; a stream that ends before it is malformed.
+pub(super) async fn read_stream<A: Assemble>(
+    mut stream: Streamed,
+    sink: &mut dyn super::TextSink,
+) -> Result<super::Completion, ProviderError> {
+    let mut assembly = A::default();
+    while let Some(event) = stream.next_event().await? {
+        match assembly.data(&event.data)? {
+            Step::Text(text) => sink.text(&text).await,
+            Step::Nothing => {}
+            Step::Done => return assembly.finish(),
+        }
+    }
+    Err(ProviderError::Malformed(format!(
+        "stream ended before {}",
+        A::END
+    )))
+}
+
 /// A success response whose body is read as server-sent events, each read within the idle
 /// timeout and the whole body within 1 MiB. No `Debug`: the response's would show headers
 /// and URL, and nothing here is worth logging.

@@ -225,7 +225,7 @@ impl Provider for OpenAiProvider {
         body["stream"] = json!(true);
         body["stream_options"] = json!({"include_usage": true});
         let stream = self.endpoint.post_stream(&body).await?;
-        super::openai_stream::read(stream, sink).await
+        super::http::read_stream::<super::openai_stream::Assembly>(stream, sink).await
     }
 }
 

@@ -6,35 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::http::{MAX_TOOL_CALLS, Streamed, check_tool_calls, shape_error};
-use super::{Completion, ModelToolCall, ProviderError, TextSink, Usage};
-
-/// Reads the stream to `[DONE]`, text to `sink` as it arrives, and returns the completion.
-pub(super) async fn read(
-    mut stream: Streamed,
-    sink: &mut dyn TextSink,
-) -> Result<Completion, ProviderError> {
-    let mut assembly = Assembly::default();
-    while let Some(event) = stream.next_event().await? {
-        match assembly.data(&event.data)? {
-            Step::Text(text) => sink.text(&text).await,
-            Step::Nothing => {}
-            Step::Done => return assembly.finish(),
-        }
-    }
-    Err(ProviderError::Malformed(
-        "stream ended before [DONE]".to_owned(),
-    ))
-}
-
-/// What one `data:` line did.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Step {
-    /// Text for the sink (never empty).
-    Text(String),
-    Nothing,
-    Done,
-}
+use super::http::{Assemble, MAX_TOOL_CALLS, Step, check_tool_calls, shape_error};
+use super::{Completion, ModelToolCall, ProviderError, Usage};
 
 #[derive(serde::Deserialize)]
 struct Chunk {
@@ -111,6 +84,18 @@ pub(super) struct Assembly {
     content: String,
     calls: BTreeMap<u64, PartialCall>,
     usage: Usage,
+}
+
+impl Assemble for Assembly {
+    const END: &'static str = "[DONE]";
+
+    fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
+        Assembly::data(self, data)
+    }
+
+    fn finish(self) -> Result<Completion, ProviderError> {
+        Assembly::finish(self)
+    }
 }
 
 impl Assembly {
