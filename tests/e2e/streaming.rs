@@ -3,7 +3,10 @@
 //! before the stream begins (still the JSON envelope and its status), a failure after it began
 //! (an `error` event), keep-alive comments while a tool runs, and a client that goes away.
 
+use std::collections::VecDeque;
+
 use axum::body::Body;
+use bastion_chat::provider::sse::SseDecoder;
 use bastion_chat::testing::{Answer, FakeLlm};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -15,30 +18,34 @@ use crate::helpers::{Session, TestApp};
 /// One event as a client parses it: its name and its data.
 pub type Event = (String, Value);
 
-/// A streamed answer read as it arrives.
+/// A streamed answer read as it arrives, through the decoder the provider adapters use.
 pub struct Sse {
     pub status: StatusCode,
     pub content_type: String,
     body: Body,
-    buf: String,
-    /// Comment lines (keep-alives) seen so far.
-    pub comments: usize,
+    decoder: SseDecoder,
+    pending: VecDeque<Event>,
 }
 
 impl Sse {
-    /// The next event, or `None` when the stream has ended.
+    /// The next event, or `None` when the stream has ended (never in the middle of one).
     pub async fn next(&mut self) -> Option<Event> {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                if let Some(event) = self.parse(&block) {
-                    return Some(event);
-                }
-                continue;
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
             }
-            let frame = self.body.frame().await?.unwrap();
-            if let Ok(data) = frame.into_data() {
-                self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            let Some(frame) = self.body.frame().await else {
+                assert!(
+                    !self.decoder.is_mid_event(),
+                    "the stream ended inside an event"
+                );
+                return None;
+            };
+            if let Ok(data) = frame.unwrap().into_data() {
+                for e in self.decoder.push(&data).unwrap() {
+                    let data = serde_json::from_str(&e.data).unwrap();
+                    self.pending.push_back((e.event, data));
+                }
             }
         }
     }
@@ -52,20 +59,9 @@ impl Sse {
         events
     }
 
-    fn parse(&mut self, block: &str) -> Option<Event> {
-        let (mut name, mut data) = (None, None);
-        for line in block.lines().filter(|l| !l.is_empty()) {
-            if line.starts_with(':') {
-                self.comments += 1;
-            } else if let Some(n) = line.strip_prefix("event: ") {
-                name = Some(n.to_owned());
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                data = Some(serde_json::from_str(d).unwrap());
-            } else {
-                panic!("unexpected SSE line {line:?}");
-            }
-        }
-        Some((name?, data.unwrap_or(Value::Null)))
+    /// Comment lines (keep-alives) seen so far.
+    pub fn comments(&self) -> u64 {
+        self.decoder.comments()
     }
 }
 
@@ -90,8 +86,8 @@ impl TestApp {
             status: res.status(),
             content_type,
             body: res.into_body(),
-            buf: String::new(),
-            comments: 0,
+            decoder: SseDecoder::new(),
+            pending: VecDeque::new(),
         }
     }
 
@@ -356,7 +352,7 @@ async fn keep_alive_comments_flow_while_a_tool_runs() {
     let mut sse = app.stream_chat(&alice, json!({"message": "nap"})).await;
     let mut seen = Vec::new();
     while let Some((name, _)) = sse.next().await {
-        seen.push((name, sse.comments));
+        seen.push((name, sse.comments()));
     }
     let at = |n: &str| seen.iter().find(|(e, _)| e == n).unwrap().1;
     assert!(

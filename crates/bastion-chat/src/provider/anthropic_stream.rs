@@ -131,18 +131,8 @@ pub(super) struct Assembly {
 impl Assemble for Assembly {
     const END: &'static str = "message_stop";
 
-    fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
-        Assembly::data(self, data)
-    }
-
-    fn finish(self) -> Result<Completion, ProviderError> {
-        Assembly::finish(self)
-    }
-}
-
-impl Assembly {
     /// Takes one event's data.
-    pub(super) fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
+    fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
         let event: Event =
             serde_json::from_str(data).map_err(|e| shape_error("a stream event", &e))?;
         match event {
@@ -177,7 +167,48 @@ impl Assembly {
         }
         Ok(Step::Nothing)
     }
+    /// The completion, under the same rules as a buffered reply.
+    fn finish(self) -> Result<Completion, ProviderError> {
+        let tool_calls: Vec<ModelToolCall> = self
+            .blocks
+            .into_values()
+            .filter_map(|block| match block {
+                Block::Tool {
+                    id,
+                    name,
+                    start_input,
+                    json,
+                } => Some(ModelToolCall {
+                    id,
+                    name,
+                    arguments: arguments(start_input, json),
+                }),
+                Block::Text | Block::Other => None,
+            })
+            .collect();
+        check_tool_calls(&tool_calls)?;
+        if self.stop_reason == Some(StopReason::ToolUse) && tool_calls.is_empty() {
+            return Err(ProviderError::Malformed(
+                "stopped for tool use without a tool_use block".to_owned(),
+            ));
+        }
+        let mut content = self.content;
+        if content.trim().is_empty() {
+            content.clear();
+        }
+        if content.is_empty() && tool_calls.is_empty() {
+            return Err(ProviderError::Malformed("no assistant content".to_owned()));
+        }
+        Ok(Completion {
+            content,
+            tool_calls,
+            usage: self.usage,
+            served_by: Default::default(),
+        })
+    }
+}
 
+impl Assembly {
     /// Counts are cumulative: the latest of each wins.
     fn count(&mut self, usage: &WireUsage) {
         if let Some(n) = usage.input_tokens {
@@ -245,46 +276,6 @@ impl Assembly {
                 "content block {index} got a delta of another block's kind"
             ))),
         }
-    }
-
-    /// The completion, under the same rules as a buffered reply.
-    pub(super) fn finish(self) -> Result<Completion, ProviderError> {
-        let tool_calls: Vec<ModelToolCall> = self
-            .blocks
-            .into_values()
-            .filter_map(|block| match block {
-                Block::Tool {
-                    id,
-                    name,
-                    start_input,
-                    json,
-                } => Some(ModelToolCall {
-                    id,
-                    name,
-                    arguments: arguments(start_input, json),
-                }),
-                Block::Text | Block::Other => None,
-            })
-            .collect();
-        check_tool_calls(&tool_calls)?;
-        if self.stop_reason == Some(StopReason::ToolUse) && tool_calls.is_empty() {
-            return Err(ProviderError::Malformed(
-                "stopped for tool use without a tool_use block".to_owned(),
-            ));
-        }
-        let mut content = self.content;
-        if content.trim().is_empty() {
-            content.clear();
-        }
-        if content.is_empty() && tool_calls.is_empty() {
-            return Err(ProviderError::Malformed("no assistant content".to_owned()));
-        }
-        Ok(Completion {
-            content,
-            tool_calls,
-            usage: self.usage,
-            served_by: Default::default(),
-        })
     }
 }
 

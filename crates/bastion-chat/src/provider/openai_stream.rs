@@ -89,18 +89,8 @@ pub(super) struct Assembly {
 impl Assemble for Assembly {
     const END: &'static str = "[DONE]";
 
-    fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
-        Assembly::data(self, data)
-    }
-
-    fn finish(self) -> Result<Completion, ProviderError> {
-        Assembly::finish(self)
-    }
-}
-
-impl Assembly {
     /// Takes one `data:` line's text.
-    pub(super) fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
+    fn data(&mut self, data: &str) -> Result<Step, ProviderError> {
         if data.trim() == "[DONE]" {
             return Ok(Step::Done);
         }
@@ -135,7 +125,35 @@ impl Assembly {
             _ => Ok(Step::Nothing),
         }
     }
+    /// The completion, under the same rules as a buffered reply.
+    fn finish(self) -> Result<Completion, ProviderError> {
+        let tool_calls: Vec<ModelToolCall> = self
+            .calls
+            .into_values()
+            .map(|c| ModelToolCall {
+                id: c.id,
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect();
+        check_tool_calls(&tool_calls)?;
+        let mut content = self.content;
+        if content.trim().is_empty() {
+            content.clear();
+        }
+        if content.is_empty() && tool_calls.is_empty() {
+            return Err(ProviderError::Malformed("no assistant content".to_owned()));
+        }
+        Ok(Completion {
+            content,
+            tool_calls,
+            usage: self.usage,
+            served_by: Default::default(),
+        })
+    }
+}
 
+impl Assembly {
     fn fragment(&mut self, fragment: CallFragment) -> Result<(), ProviderError> {
         let index = fragment.index.unwrap_or_else(|| self.unindexed(&fragment));
         if fragment.kind.as_deref().is_some_and(|k| k != "function") {
@@ -187,33 +205,6 @@ impl Assembly {
             (Some((at, call)), Some(id)) if call.id != id => at.saturating_add(1),
             (Some((at, _)), _) => *at,
         }
-    }
-
-    /// The completion, under the same rules as a buffered reply.
-    pub(super) fn finish(self) -> Result<Completion, ProviderError> {
-        let tool_calls: Vec<ModelToolCall> = self
-            .calls
-            .into_values()
-            .map(|c| ModelToolCall {
-                id: c.id,
-                name: c.name,
-                arguments: c.arguments,
-            })
-            .collect();
-        check_tool_calls(&tool_calls)?;
-        let mut content = self.content;
-        if content.trim().is_empty() {
-            content.clear();
-        }
-        if content.is_empty() && tool_calls.is_empty() {
-            return Err(ProviderError::Malformed("no assistant content".to_owned()));
-        }
-        Ok(Completion {
-            content,
-            tool_calls,
-            usage: self.usage,
-            served_by: Default::default(),
-        })
     }
 }
 

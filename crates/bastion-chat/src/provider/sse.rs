@@ -27,6 +27,8 @@ pub struct SseDecoder {
     data: String,
     /// Whether any `data:` field arrived since the last dispatch (an empty one counts).
     has_data: bool,
+    /// Comment lines seen (a server's keep-alives).
+    comments: u64,
 }
 
 impl SseDecoder {
@@ -70,6 +72,11 @@ impl SseDecoder {
         Ok(events)
     }
 
+    /// How many comment lines (keep-alives) the stream has carried.
+    pub fn comments(&self) -> u64 {
+        self.comments
+    }
+
     /// Whether bytes of an unfinished line or event are held: the stream was cut mid-event.
     pub fn is_mid_event(&self) -> bool {
         !self.line.is_empty() || self.has_data
@@ -83,6 +90,7 @@ impl SseDecoder {
         let line = std::str::from_utf8(line)
             .map_err(|_| ProviderError::Malformed("a stream line is not UTF-8".to_owned()))?;
         if line.starts_with(':') {
+            self.comments += 1;
             return Ok(None);
         }
         let (field, value) = match line.split_once(':') {
@@ -182,6 +190,10 @@ mod tests {
     fn comments_other_fields_and_events_without_data_are_ignored() {
         let bytes = b": keep-alive\nid: 7\nretry: 10\n\nevent: ping\n\n:x\ndata: kept\n\n";
         assert_eq!(decode_every_cut(bytes), vec![ev("message", "kept")]);
+        // Ignored, but counted: a client can tell keep-alives arrived.
+        let mut decoder = SseDecoder::new();
+        decoder.push(bytes).unwrap();
+        assert_eq!(decoder.comments(), 2);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! the function writes them: before the turn has ended, tool steps included, and a client that
 //! goes away stops the turn, which is stored incomplete while the instance serves on.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use bastion_chat::provider::sse::SseDecoder;
 use bastion_chat::testing::Answer;
 use bastion_lambda_tests::{Deployment, Function, RestEvent, Streamed};
 use serde_json::{Value, json};
@@ -15,12 +17,12 @@ use crate::signed_up;
 /// The longest a test waits for one chunk; a failure, never a pause.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Server-sent events read off a streamed answer as its chunks arrive.
+/// Server-sent events read off a streamed answer as its chunks arrive, through the decoder
+/// the provider adapters use.
 struct Sse {
     stream: Streamed,
-    buf: String,
-    /// Comment lines (keep-alives) seen so far.
-    comments: usize,
+    decoder: SseDecoder,
+    pending: VecDeque<(String, Value)>,
     /// Body chunks received so far.
     chunks: usize,
 }
@@ -29,8 +31,8 @@ impl Sse {
     fn new(stream: Streamed) -> Self {
         Self {
             stream,
-            buf: String::new(),
-            comments: 0,
+            decoder: SseDecoder::new(),
+            pending: VecDeque::new(),
             chunks: 0,
         }
     }
@@ -38,21 +40,20 @@ impl Sse {
     /// The next event (name, data), or `None` at the end of the stream.
     async fn next(&mut self) -> Option<(String, Value)> {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                match self.parse(&block) {
-                    Some(event) => return Some(event),
-                    None => continue,
-                }
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
             }
             match self.stream.next_chunk_within(WAIT).await {
                 Some(Ok(chunk)) => {
                     self.chunks += 1;
-                    self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+                    for e in self.decoder.push(&chunk).unwrap() {
+                        let data = serde_json::from_str(&e.data).unwrap();
+                        self.pending.push_back((e.event, data));
+                    }
                 }
                 Some(Err(e)) => panic!("the stream broke off: {e:?}"),
                 None => {
-                    assert!(self.buf.trim().is_empty(), "a cut event: {:?}", self.buf);
+                    assert!(!self.decoder.is_mid_event(), "a cut event");
                     return None;
                 }
             }
@@ -66,22 +67,6 @@ impl Sse {
             events.push(event);
         }
         events
-    }
-
-    fn parse(&mut self, block: &str) -> Option<(String, Value)> {
-        let (mut name, mut data) = (None, None);
-        for line in block.lines().filter(|l| !l.is_empty()) {
-            if line.starts_with(':') {
-                self.comments += 1;
-            } else if let Some(n) = line.strip_prefix("event: ") {
-                name = Some(n.to_owned());
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                data = Some(serde_json::from_str(d).unwrap());
-            } else {
-                panic!("not an SSE line: {line:?}");
-            }
-        }
-        Some((name?, data.unwrap_or(Value::Null)))
     }
 }
 
