@@ -103,6 +103,21 @@ impl TestApp {
     }
 }
 
+/// The credits left after one more (buffered) turn, which takes one.
+async fn credits_after_a_turn(app: &TestApp, fake: &FakeLlm, who: &Session) -> Value {
+    fake.script([reply("one more")]);
+    let r = app
+        .call(
+            Method::POST,
+            "/chat",
+            Some(&who.access),
+            Some(json!({"message": "hi"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["credits_remaining"].clone()
+}
+
 /// The events' names, a run of `delta`s counted as one (the fakes stream text word by word).
 fn names(events: &[Event]) -> Vec<&str> {
     let mut names: Vec<&str> = Vec::new();
@@ -316,17 +331,9 @@ async fn a_provider_failure_after_the_stream_began_is_an_error_event_and_the_cre
     assert_eq!(events[1].1["code"], "upstream_error");
     assert_eq!(events[1].1["message"], "the language model provider failed");
     assert_eq!(events[1].1["request_id"].as_str().unwrap().len(), 32);
-    fake.script([reply("fine now")]);
-    let r = app
-        .call(
-            Method::POST,
-            "/chat",
-            Some(&alice.access),
-            Some(json!({"message": "hi"})),
-        )
-        .await;
     assert_eq!(
-        r.body["credits_remaining"], 19,
+        credits_after_a_turn(&app, &fake, &alice).await,
+        19,
         "the failed call's credit came back"
     );
     app.settled().await;
@@ -416,17 +423,9 @@ async fn a_client_that_goes_away_stops_the_turn_which_is_stored_incomplete_with_
         .collect();
     assert_eq!(steps, ["tool_call", "tool_result"]);
 
-    fake.script([reply("back")]);
-    let r = app
-        .call(
-            Method::POST,
-            "/chat",
-            Some(&alice.access),
-            Some(json!({"message": "hi"})),
-        )
-        .await;
     assert_eq!(
-        r.body["credits_remaining"], 17,
+        credits_after_a_turn(&app, &fake, &alice).await,
+        17,
         "both credits of the abandoned turn stay taken"
     );
 }
@@ -585,15 +584,10 @@ async fn a_broken_or_stalled_model_stream_ends_the_turn_with_an_error_event_neve
             fake.until_connections_closed().await;
         }
         // Every failed first call gave its credit back: all 20 are left.
-        fake.script([reply("fine")]);
-        let r = app
-            .call(
-                Method::POST,
-                "/chat",
-                Some(&alice.access),
-                Some(json!({"message": "hi"})),
-            )
-            .await;
-        assert_eq!(r.body["credits_remaining"], 19, "{wire:?}");
+        assert_eq!(
+            credits_after_a_turn(&app, &fake, &alice).await,
+            19,
+            "{wire:?}"
+        );
     }
 }

@@ -5,19 +5,19 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bastion_chat::{ChatMessage, TurnRequest};
+use bastion_chat::ChatMessage;
 use bastion_core::tools::ToolName;
 use bastion_core::{Owner, Scope};
 use bastion_http::{ApiError, Authenticated, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::ConversationId;
 
 use crate::ChatState;
-use crate::audit::{EdgeToolAudit, audit_failure};
 use crate::dto::{
     ConversationResponse, ConversationView, ConversationsResponse, CursorQuery, MessageView,
     SendRequest, SendResponse, SseEvent, step_views,
 };
 use crate::error::chat_error;
+use crate::turn::ChatTurn;
 
 /// Cursors we issue are short; anything longer is refused before it reaches the store.
 const MAX_CURSOR_CHARS: usize = 256;
@@ -68,44 +68,20 @@ pub async fn send(
         .map(conversation_id)
         .transpose()?;
     let tools = turn_tools(&state, &auth, body.tools.as_deref())?;
+    let turn = ChatTurn {
+        user: auth.user_id.clone(),
+        conversation,
+        message,
+        model: body.model,
+        tools,
+    };
     if body
         .stream
         .unwrap_or_else(|| accepts_event_stream(&headers))
     {
-        let turn = crate::stream::StreamedTurn {
-            user: auth.user_id.clone(),
-            conversation,
-            message,
-            model: body.model,
-            tools,
-        };
         return crate::stream::send(state, meta, turn).await;
     }
-    let owner = Owner::User(auth.user_id.clone());
-    let audit = EdgeToolAudit {
-        edge: &state.edge,
-        meta: &meta,
-        user: &auth.user_id,
-    };
-    let result = state
-        .engine
-        .agent_turn(TurnRequest {
-            owner: &owner,
-            conversation: conversation.as_ref(),
-            message: &message,
-            model: body.model.as_deref(),
-            tools: &tools,
-            audit: &audit,
-            request_id: &meta.request_id,
-        })
-        .await;
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(e) => {
-            audit_failure(&state, &meta, &auth.user_id, &e).await?;
-            return Err(chat_error(e, state.edge.clock.now()));
-        }
-    };
+    let reply = crate::turn::run(&state, &meta, &turn, None).await?;
     Ok(Json(SendResponse {
         conversation_id: reply.conversation_id.to_string(),
         message: MessageView::bare(reply.message),

@@ -10,6 +10,7 @@ mod handlers;
 pub mod openapi;
 mod stream;
 pub mod tools;
+mod turn;
 
 use axum::Router;
 use axum::extract::FromRef;

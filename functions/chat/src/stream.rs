@@ -14,28 +14,15 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bastion_chat::{ChatMessage, TurnEvent, TurnEvents, TurnReply, TurnRequest};
-use bastion_core::tools::ToolName;
-use bastion_core::{Owner, UserId};
-use bastion_http::{ApiError, RequestMeta};
-use bastion_store::ConversationId;
+use bastion_chat::{TurnEvent, TurnEvents, TurnReply};
+use bastion_http::{ApiError, ErrorKind, RequestMeta};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::Receiver;
 use tokio::task::JoinHandle;
 
 use crate::ChatState;
-use crate::audit::{EdgeToolAudit, audit_failure};
 use crate::dto::MessageView;
-use crate::error::chat_error;
-
-/// What the streamed turn was asked, owned so its task can outlive the handler.
-pub struct StreamedTurn {
-    pub user: UserId,
-    pub conversation: Option<ConversationId>,
-    pub message: ChatMessage,
-    pub model: Option<String>,
-    pub tools: Vec<ToolName>,
-}
+use crate::turn::{self, ChatTurn};
 
 type TurnTask = JoinHandle<Result<TurnReply, ApiError>>;
 
@@ -68,11 +55,15 @@ impl Drop for Running {
 pub async fn send(
     state: ChatState,
     meta: RequestMeta,
-    turn: StreamedTurn,
+    turn: ChatTurn,
 ) -> Result<Response, ApiError> {
     let (events, mut rx) = TurnEvents::channel();
     let keepalive = state.engine.config().agent.keepalive;
-    let task = tokio::spawn(run(state, meta.clone(), turn, events));
+    let task_meta = meta.clone();
+    let task = tokio::spawn(async move {
+        let _running = state.streamed.enter();
+        turn::run(&state, &task_meta, &turn, Some(&events)).await
+    });
     match rx.recv().await {
         Some(first) => Ok(sse_response(Feed {
             first: Some(first),
@@ -84,56 +75,12 @@ pub async fn send(
         // The turn ended without beginning: its error is the response.
         None => match task.await {
             Ok(Err(e)) => Err(e),
-            Ok(Ok(reply)) => Ok(sse_response(Feed {
-                first: Some(TurnEvent::Started {
-                    conversation_id: reply.conversation_id.clone(),
-                }),
-                rx,
-                task: Some(tokio::spawn(std::future::ready(Ok(reply)))),
-                keepalive,
-                meta,
-            })),
+            // The engine starts every streamed turn before its first model call, so an answer
+            // without a start is a defect, not something to stream.
+            Ok(Ok(_)) => Err(ApiError::new(ErrorKind::Internal, "internal error")
+                .with_log("a streamed turn answered without its start event")),
             Err(e) => Err(ApiError::internal(&e)),
         },
-    }
-}
-
-/// The turn itself: its failures are audited here, awaited, whether or not anyone is still
-/// listening.
-async fn run(
-    state: ChatState,
-    meta: RequestMeta,
-    turn: StreamedTurn,
-    events: TurnEvents,
-) -> Result<TurnReply, ApiError> {
-    let _running = state.streamed.enter();
-    let owner = Owner::User(turn.user.clone());
-    let audit = EdgeToolAudit {
-        edge: &state.edge,
-        meta: &meta,
-        user: &turn.user,
-    };
-    let result = state
-        .engine
-        .agent_turn_streamed(
-            TurnRequest {
-                owner: &owner,
-                conversation: turn.conversation.as_ref(),
-                message: &turn.message,
-                model: turn.model.as_deref(),
-                tools: &turn.tools,
-                audit: &audit,
-                request_id: &meta.request_id,
-            },
-            &events,
-        )
-        .await;
-    match result {
-        Ok(reply) => Ok(reply),
-        Err(e) => {
-            audit_failure(&state, &meta, &turn.user, &e).await?;
-            Err(chat_error(e, state.edge.clock.now()))
-        }
     }
 }
 

@@ -10,8 +10,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use super::http::{
-    ApiKey, Endpoint, KeyHeader, ProviderSettings, check_tool_calls, from_first_user, join_path,
-    shape_error, unanswerable,
+    ApiKey, Endpoint, KeyHeader, ProviderSettings, answer, from_first_user, join_path, shape_error,
+    unanswerable,
 };
 use super::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, PromptRole, Provider,
@@ -215,28 +215,25 @@ pub fn parse_reply(bytes: &[u8]) -> Result<Completion, ProviderError> {
             WireBlock::Other => {}
         }
     }
-    check_tool_calls(&tool_calls)?;
-    if reply.stop_reason == Some(StopReason::ToolUse) && tool_calls.is_empty() {
-        return Err(ProviderError::Malformed(
-            "stopped for tool use without a tool_use block".to_owned(),
-        ));
-    }
-    if content.trim().is_empty() {
-        content.clear();
-    }
-    if content.is_empty() && tool_calls.is_empty() {
-        return Err(ProviderError::Malformed("no assistant content".to_owned()));
-    }
+    check_tool_stop(reply.stop_reason, &tool_calls)?;
     let usage = reply.usage.map_or(Usage::default(), |u| Usage {
         prompt_tokens: u.input_tokens,
         completion_tokens: u.output_tokens,
     });
-    Ok(Completion {
-        content,
-        tool_calls,
-        usage,
-        served_by: Default::default(),
-    })
+    answer(content, tool_calls, usage)
+}
+
+/// A `tool_use` stop must come with a call, buffered or streamed.
+pub(super) fn check_tool_stop(
+    stop: Option<StopReason>,
+    tool_calls: &[ModelToolCall],
+) -> Result<(), ProviderError> {
+    if stop == Some(StopReason::ToolUse) && tool_calls.is_empty() {
+        return Err(ProviderError::Malformed(
+            "stopped for tool use without a tool_use block".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::anthropic::StopReason;
-use super::http::{Assemble, MAX_TOOL_CALLS, Step, check_tool_calls, shape_error, stream_error};
+use super::anthropic::{StopReason, check_tool_stop};
+use super::http::{Assemble, MAX_TOOL_CALLS, Step, answer, shape_error, stream_error};
 use super::{Completion, ModelToolCall, ProviderError, Usage};
 
 /// The event's own `type` decides, as the API documents it to match the `event:` name.
@@ -167,6 +167,7 @@ impl Assemble for Assembly {
         }
         Ok(Step::Nothing)
     }
+
     /// The completion, under the same rules as a buffered reply.
     fn finish(self) -> Result<Completion, ProviderError> {
         let tool_calls: Vec<ModelToolCall> = self
@@ -186,25 +187,8 @@ impl Assemble for Assembly {
                 Block::Text | Block::Other => None,
             })
             .collect();
-        check_tool_calls(&tool_calls)?;
-        if self.stop_reason == Some(StopReason::ToolUse) && tool_calls.is_empty() {
-            return Err(ProviderError::Malformed(
-                "stopped for tool use without a tool_use block".to_owned(),
-            ));
-        }
-        let mut content = self.content;
-        if content.trim().is_empty() {
-            content.clear();
-        }
-        if content.is_empty() && tool_calls.is_empty() {
-            return Err(ProviderError::Malformed("no assistant content".to_owned()));
-        }
-        Ok(Completion {
-            content,
-            tool_calls,
-            usage: self.usage,
-            served_by: Default::default(),
-        })
+        check_tool_stop(self.stop_reason, &tool_calls)?;
+        answer(self.content, tool_calls, self.usage)
     }
 }
 

@@ -430,6 +430,28 @@ pub fn check_tool_calls(calls: &[super::ModelToolCall]) -> Result<(), ProviderEr
     Ok(())
 }
 
+/// An answer as both formats accept it, buffered or streamed: its tool calls within the
+/// bounds ([`check_tool_calls`]), blank text dropped, and text or at least one call.
+pub fn answer(
+    mut content: String,
+    tool_calls: Vec<super::ModelToolCall>,
+    usage: super::Usage,
+) -> Result<super::Completion, ProviderError> {
+    check_tool_calls(&tool_calls)?;
+    if content.trim().is_empty() {
+        content.clear();
+    }
+    if content.is_empty() && tool_calls.is_empty() {
+        return Err(ProviderError::Malformed("no assistant content".to_owned()));
+    }
+    Ok(super::Completion {
+        content,
+        tool_calls,
+        usage,
+        served_by: super::ServedBy::Primary,
+    })
+}
+
 /// A tool line without the call it answers cannot be expressed in either format.
 pub fn unanswerable() -> ProviderError {
     ProviderError::Malformed("the prompt holds a tool result that names no call".to_owned())

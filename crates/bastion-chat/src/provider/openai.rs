@@ -9,8 +9,8 @@ use bastion_core::tools::ToolName;
 use serde_json::{Value, json};
 
 use super::http::{
-    Endpoint, KeyHeader, ProviderSettings, check_tool_calls, from_first_user, join_path,
-    shape_error, unanswerable,
+    Endpoint, KeyHeader, ProviderSettings, answer, from_first_user, join_path, shape_error,
+    unanswerable,
 };
 use super::{
     Completion, CompletionRequest, ModelToolCall, PromptMessage, PromptRole, Provider,
@@ -185,24 +185,11 @@ pub fn parse_reply(bytes: &[u8]) -> Result<Completion, ProviderError> {
             arguments: call.function.arguments,
         });
     }
-    check_tool_calls(&tool_calls)?;
-    let content = message
-        .content
-        .filter(|c| !c.trim().is_empty())
-        .unwrap_or_default();
-    if content.is_empty() && tool_calls.is_empty() {
-        return Err(ProviderError::Malformed("no assistant content".to_owned()));
-    }
     let usage = reply.usage.map_or(Usage::default(), |u| Usage {
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
     });
-    Ok(Completion {
-        content,
-        tool_calls,
-        usage,
-        served_by: Default::default(),
-    })
+    answer(message.content.unwrap_or_default(), tool_calls, usage)
 }
 
 #[async_trait]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::http::{Assemble, MAX_TOOL_CALLS, Step, check_tool_calls, shape_error};
+use super::http::{Assemble, MAX_TOOL_CALLS, Step, answer, shape_error};
 use super::{Completion, ModelToolCall, ProviderError, Usage};
 
 #[derive(serde::Deserialize)]
@@ -125,6 +125,7 @@ impl Assemble for Assembly {
             _ => Ok(Step::Nothing),
         }
     }
+
     /// The completion, under the same rules as a buffered reply.
     fn finish(self) -> Result<Completion, ProviderError> {
         let tool_calls: Vec<ModelToolCall> = self
@@ -136,20 +137,7 @@ impl Assemble for Assembly {
                 arguments: c.arguments,
             })
             .collect();
-        check_tool_calls(&tool_calls)?;
-        let mut content = self.content;
-        if content.trim().is_empty() {
-            content.clear();
-        }
-        if content.is_empty() && tool_calls.is_empty() {
-            return Err(ProviderError::Malformed("no assistant content".to_owned()));
-        }
-        Ok(Completion {
-            content,
-            tool_calls,
-            usage: self.usage,
-            served_by: Default::default(),
-        })
+        answer(self.content, tool_calls, self.usage)
     }
 }
 
