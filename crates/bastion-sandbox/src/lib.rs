@@ -10,7 +10,6 @@ pub mod policy;
 pub mod run;
 mod sys;
 mod syscalls;
-mod tools;
 pub mod toolset;
 pub mod words;
 
