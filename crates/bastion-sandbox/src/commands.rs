@@ -53,7 +53,19 @@ pub(crate) struct Spec {
     pub long_valued: &'static [(&'static str, Role)],
     /// Long options with an optional value: only `--name=v`; a bare `--name` takes nothing.
     pub long_optional: &'static [(&'static str, Role)],
+    /// A reader of its own for a program whose arguments are not getopt options (find's
+    /// expression, sed's script, awk's program): it returns every word with its role, and the
+    /// path rules still apply to each `Path` word. `None`: the getopt reading above.
+    pub custom: Option<Custom>,
 }
+
+/// A command's own argument reader (see [`Spec::custom`]); `crate::policy::classify_getopt` is
+/// there for one that reads its options the getopt way and then inspects a script.
+pub(crate) type Custom =
+    for<'a> fn(
+        &'static Spec,
+        &'a [String],
+    ) -> Result<Vec<crate::policy::Word<'a>>, crate::policy::PolicyError>;
 
 const T: Role = Role::Text;
 const P: Role = Role::Path;
@@ -68,6 +80,7 @@ const fn spec(name: &'static str, operands: Operands) -> Spec {
         long: &[],
         long_valued: &[],
         long_optional: &[],
+        custom: None,
     }
 }
 

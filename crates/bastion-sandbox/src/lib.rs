@@ -10,6 +10,7 @@ pub mod policy;
 pub mod run;
 mod sys;
 mod syscalls;
+mod tools;
 pub mod toolset;
 pub mod words;
 

@@ -29,6 +29,12 @@ pub enum PolicyError {
         command: &'static str,
         option: String,
     },
+    /// A command's own reader refused a script, expression or program (see `Spec::custom`).
+    #[error("{command}: {reason}")]
+    Refused {
+        command: &'static str,
+        reason: String,
+    },
     #[error("date operands must be +FORMAT")]
     DateOperand,
     #[error("argument {index}: {error}")]
@@ -117,7 +123,7 @@ impl CommandPolicy {
 }
 
 /// Refusals name what was refused, but never echo a whole 4 KiB argument back.
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
@@ -131,9 +137,21 @@ pub struct Word<'a> {
     pub role: Role,
 }
 
+/// Reads `args` (argv without argv[0]) with the command's own reader if it has one, else the
+/// getopt way. Path rules are not applied here.
+fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>, PolicyError> {
+    match spec.custom {
+        Some(custom) => custom(spec, args),
+        None => classify_getopt(spec, args),
+    }
+}
+
 /// Reads `args` (argv without argv[0]) as GNU getopt_long would, refusing options off the
 /// list; returns every word and inline value with its role. Path rules are not applied here.
-fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>, PolicyError> {
+pub(crate) fn classify_getopt<'a>(
+    spec: &'static Spec,
+    args: &'a [String],
+) -> Result<Vec<Word<'a>>, PolicyError> {
     if spec.operands == Operands::AllText {
         return Ok(args
             .iter()
@@ -205,7 +223,7 @@ fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>
 /// next word is the value).
 type Taken<'a> = Option<(Role, Option<&'a str>)>;
 
-fn refuse(spec: &Spec, option: &str) -> PolicyError {
+pub(crate) fn refuse(spec: &Spec, option: &str) -> PolicyError {
     PolicyError::OptionNotAllowed {
         command: spec.name,
         option: truncate(option),
