@@ -1,11 +1,12 @@
 //! Sandboxed command execution for the exec function: sandbox paths, the command allowlist and
-//! argument policy, POSIX word splitting without expansion, file operations that never follow a
+//! argument policy, POSIX word splitting without expansion (and pipelines without a shell), file operations that never follow a
 //! symlink, and running a command under every isolation layer the kernel offers.
 
 pub mod commands;
 pub mod fs;
 pub mod layers;
 pub mod path;
+pub mod pipeline;
 pub mod policy;
 pub mod run;
 mod sys;
@@ -18,7 +19,8 @@ pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_comman
 pub use fs::{Entry, FsError, SandboxDir, Usage, remove_tree};
 pub use layers::{Layers, REQUIRED_LAYERS};
 pub use path::{PathError, SandboxPath};
+pub use pipeline::{PipelineSpec, Stage, StageStatus};
 pub use policy::{AllowlistError, CommandPolicy, PolicyError, Word};
 pub use run::{ChildLimits, RunError, RunOutput, RunSpec, Runner};
 pub use toolset::{LAMBDA_TOOLS_DIR, Toolset, ToolsetError, built_tools_dir};
-pub use words::{SplitError, split};
+pub use words::{MAX_STAGES, SplitError, split, split_pipeline};

@@ -1,20 +1,21 @@
 //! Running one command in a sandbox: spawn with every available layer, feed stdin, read stdout
 //! and stderr concurrently under caps, kill the whole process group at the deadline or on a
-//! flood, and reap everything before returning.
+//! flood, and reap everything before returning. The supervision here serves pipelines too
+//! (see `pipeline`, which spawns the stages).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::process::Resource;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::layers::{self, Layers};
-use crate::sys::{self, ChildPrep, Ended};
+use crate::pipeline::{PipelineSpec, Stage, StageStatus};
+use crate::sys::{self, ChildPrep};
 use crate::syscalls;
 
 /// Resource limits applied to every child.
@@ -70,8 +71,11 @@ pub struct RunOutput {
     /// The child wrote more than the hard cap and was killed.
     pub output_limit_exceeded: bool,
     pub duration: Duration,
-    /// The process group the run lived in (the leader's pid); empty once `run` returns.
+    /// The process group the run lived in (the first stage's pid); empty once `run` returns.
     pub pgid: u32,
+    /// How each stage ended, in order (one for a single command); the last one's status is
+    /// `exit_code`/`signal`.
+    pub stages: Vec<StageStatus>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,8 +138,11 @@ impl Runner {
         &self.layers
     }
 
-    fn prep(&self, sandbox: &Path) -> Result<ChildPrep, RunError> {
+    /// What a child applies to itself, for one of `stages` stages: the address-space limit is
+    /// per process, so each stage gets its share and the pipeline stays within the one limit.
+    pub(crate) fn prep(&self, sandbox: &Path, stages: usize) -> Result<ChildPrep, RunError> {
         let l = &self.limits;
+        let address_space = l.address_space_bytes / u64::try_from(stages.max(1)).unwrap_or(1);
         if self.layers.seccomp && self.seccomp.is_none() {
             return Err(RunError::Seccomp);
         }
@@ -151,7 +158,7 @@ impl Runner {
         Ok(ChildPrep {
             rlimits: vec![
                 (Resource::Cpu, l.cpu_secs),
-                (Resource::As, l.address_space_bytes),
+                (Resource::As, address_space),
                 (Resource::Fsize, l.file_size_bytes),
                 (Resource::Nofile, l.open_files),
                 (Resource::Nproc, l.processes),
@@ -168,68 +175,26 @@ impl Runner {
     /// calling thread, which the child's parent-death signal is tied to, so that signal fires
     /// only when the server dies, never while the run is live.
     pub fn run(&self, spec: &RunSpec<'_>) -> Result<RunOutput, RunError> {
-        let prep = Arc::new(self.prep(spec.sandbox)?);
-        let mut cmd = Command::new(spec.program);
-        if let Some(name) = spec.argv.first() {
-            cmd.arg0(name);
-        }
-        cmd.args(spec.argv.iter().skip(1))
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", spec.sandbox)
-            .env("TMPDIR", spec.sandbox)
-            .env("LANG", "C.UTF-8")
-            .current_dir(spec.sandbox)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let start = Instant::now();
-        let mut child = sys::spawn_isolated(&mut cmd, prep).map_err(RunError::Spawn)?;
-        drop(cmd);
-        let pid = child.id();
-        let streams = Streams {
-            stdin: child.stdin.take().map(OwnedFd::from),
-            stdout: child.stdout.take().map(OwnedFd::from),
-            stderr: child.stderr.take().map(OwnedFd::from),
-        };
-        let supervised = supervise(pid, streams, spec, start);
-        // Whatever happened above, nothing outlives the run: the group is killed while the
-        // leader is still unreaped (so its pid cannot be reused), then everything is reaped.
-        sys::kill_group(pid);
-        let ended = sys::reap(pid).map_err(RunError::Supervise);
-        sys::reap_group(pid);
-        let s = supervised.map_err(RunError::Supervise)?;
-        let (exit_code, signal) = match ended? {
-            Ended::Exited(c) => (Some(c), None),
-            Ended::Signaled(s) => (None, Some(s)),
-        };
-        Ok(RunOutput {
-            exit_code,
-            signal,
-            stdout_truncated: s.stdout.truncated,
-            stderr_truncated: s.stderr.truncated,
-            stdout: s.stdout.buf,
-            stderr: s.stderr.buf,
-            timed_out: s.timed_out,
-            output_limit_exceeded: s.flood,
-            duration: start.elapsed(),
-            pgid: pid,
-        })
+        let stage = [Stage {
+            program: spec.program,
+            argv: spec.argv,
+        }];
+        self.run_pipeline(&PipelineSpec::one(spec, &stage))
     }
 }
 
-struct Streams {
-    stdin: Option<OwnedFd>,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
+pub(crate) struct Streams {
+    pub(crate) stdin: Option<OwnedFd>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
 }
 
 /// One output stream: the first `cap` bytes are kept, the rest only counted.
-struct Capture {
+pub(crate) struct Capture {
     fd: Option<std::fs::File>,
-    buf: Vec<u8>,
+    pub(crate) buf: Vec<u8>,
     cap: usize,
-    truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 impl Capture {
@@ -269,13 +234,13 @@ impl Capture {
     }
 }
 
-struct Supervised {
-    stdout: Capture,
-    stderr: Capture,
+pub(crate) struct Supervised {
+    pub(crate) stdout: Capture,
+    pub(crate) stderr: Capture,
     /// Bytes read from both streams, kept or not.
     read_total: u64,
-    timed_out: bool,
-    flood: bool,
+    pub(crate) timed_out: bool,
+    pub(crate) flood: bool,
 }
 
 impl Supervised {
@@ -355,13 +320,21 @@ impl<'a> Feed<'a> {
     }
 }
 
-/// Relays the child's streams until it has exited and closed both outputs, the deadline
-/// passes, or its output floods past the hard cap.
-fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Result<Supervised> {
+/// Relays the children's streams until every stage (`leaders`) has exited and both outputs are
+/// closed, the deadline passes, or the output floods past the hard cap.
+pub(crate) fn supervise(
+    leaders: &[u32],
+    s: Streams,
+    spec: &PipelineSpec<'_>,
+    start: Instant,
+) -> io::Result<Supervised> {
     let deadline = start + spec.timeout;
     let mut stdin = Feed::open(s.stdin, spec.stdin)?;
-    let pidfd = sys::pidfd_open(pid)?;
-    let mut exited = false;
+    let pidfds = leaders
+        .iter()
+        .map(|pid| sys::pidfd_open(*pid))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut exited = vec![false; leaders.len()];
     let mut chunk = vec![0u8; 16 * 1024];
     let mut result = Supervised {
         stdout: Capture::new(s.stdout, spec.output_cap)?,
@@ -371,34 +344,38 @@ fn supervise(pid: u32, s: Streams, spec: &RunSpec<'_>, start: Instant) -> io::Re
         flood: false,
     };
     loop {
-        if exited && result.outputs_closed() {
+        let all_exited = exited.iter().all(|e| *e);
+        if all_exited && result.outputs_closed() {
             break;
         }
         let now = Instant::now();
         if now >= deadline {
-            result.timed_out = !exited;
+            result.timed_out = !all_exited;
             break;
         }
-        let [stdout, stderr, stdin_ready, exit] = poll_ready(
-            [
-                (result.stdout.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
-                (result.stderr.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
-                (stdin.fd(), PollFlags::OUT),
-                ((!exited).then(|| pidfd.as_fd()), PollFlags::IN),
-            ],
-            poll_timeout(deadline - now),
-        )?;
-        if result.read_ready([stdout, stderr], &mut chunk, spec.output_hard_cap)? {
+        let mut watched = vec![
+            (result.stdout.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
+            (result.stderr.fd.as_ref().map(AsFd::as_fd), PollFlags::IN),
+            (stdin.fd(), PollFlags::OUT),
+        ];
+        for (fd, gone) in pidfds.iter().zip(&exited) {
+            watched.push(((!gone).then(|| fd.as_fd()), PollFlags::IN));
+        }
+        let ready = poll_ready(&watched, poll_timeout(deadline - now))?;
+        drop(watched);
+        if result.read_ready([ready[0], ready[1]], &mut chunk, spec.output_hard_cap)? {
             result.flood = true;
             break;
         }
-        if stdin_ready {
+        if ready[2] {
             stdin.write_some();
         }
-        if exit {
-            exited = true;
-            // A descendant still holding the pipes must not keep the run open.
-            sys::kill_group(pid);
+        for (stage, pid) in leaders.iter().enumerate() {
+            if ready[3 + stage] {
+                exited[stage] = true;
+                // A descendant still holding the pipes must not keep the run open.
+                sys::kill_group(*pid);
+            }
         }
     }
     Ok(result)
@@ -413,11 +390,11 @@ fn poll_timeout(remaining: Duration) -> i32 {
 
 /// Which of the `watched` descriptors (an absent one never) had an event within `wait_ms`.
 fn poll_ready(
-    watched: [(Option<BorrowedFd<'_>>, PollFlags); 4],
+    watched: &[(Option<BorrowedFd<'_>>, PollFlags)],
     wait_ms: i32,
-) -> io::Result<[bool; 4]> {
-    let mut slots = [usize::MAX; 4];
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+) -> io::Result<Vec<bool>> {
+    let mut slots = vec![usize::MAX; watched.len()];
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(watched.len());
     for (slot, (fd, events)) in watched.iter().enumerate() {
         if let Some(fd) = fd {
             slots[slot] = fds.len();
@@ -425,7 +402,7 @@ fn poll_ready(
         }
     }
     sys::poll(&mut fds, wait_ms)?;
-    let mut ready = [false; 4];
+    let mut ready = vec![false; watched.len()];
     for (slot, at) in slots.iter().enumerate() {
         ready[slot] = *at != usize::MAX && !fds[*at].revents().is_empty();
     }

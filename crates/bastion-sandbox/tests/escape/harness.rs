@@ -9,6 +9,7 @@ use bastion_sandbox::{
     ChildLimits, CommandPolicy, Layers, RunOutput, RunSpec, Runner, SandboxDir, Toolset,
     built_tools_dir, known_commands, remove_tree,
 };
+use bastion_sandbox::{PipelineSpec, Stage};
 
 /// Set in the re-run of this suite that simulates a kernel without Landlock.
 pub(crate) const WITHOUT_LANDLOCK_VAR: &str = "BASTION_ESCAPE_WITHOUT_LANDLOCK";
@@ -211,4 +212,41 @@ pub(crate) fn contained(sb: &SandboxDir, argv: &[&str], landlock_stderr: &str) {
         assert_eq!(text(&out.stderr), landlock_stderr, "{argv:?}");
         assert_ne!(out.exit_code, Some(0), "{argv:?}");
     }
+}
+
+/// Runs the pipeline `stages` (each an argv, programs found as [`which`] finds them) and checks
+/// that no process of any stage's group outlived it.
+pub(crate) fn run_pipeline_with(
+    sb: &SandboxDir,
+    stages: &[&[&str]],
+    timeout_ms: u64,
+    hard_cap: u64,
+    stdin: &[u8],
+) -> RunOutput {
+    let programs: Vec<PathBuf> = stages.iter().map(|s| which(s[0])).collect();
+    let argvs: Vec<Vec<String>> = stages
+        .iter()
+        .map(|s| s.iter().map(|w| (*w).to_owned()).collect())
+        .collect();
+    let stages: Vec<Stage<'_>> = programs
+        .iter()
+        .zip(&argvs)
+        .map(|(program, argv)| Stage { program, argv })
+        .collect();
+    let out = world()
+        .runner
+        .run_pipeline(&PipelineSpec {
+            stages: &stages,
+            stdin,
+            sandbox: sb.path(),
+            timeout: Duration::from_millis(timeout_ms),
+            output_cap: 64 * 1024,
+            output_hard_cap: hard_cap,
+        })
+        .unwrap();
+    assert_eq!(out.stages.len(), stages.len());
+    for stage in &out.stages {
+        assert_group_gone(stage.pgid);
+    }
+    out
 }

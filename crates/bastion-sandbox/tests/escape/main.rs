@@ -15,6 +15,7 @@
 mod environment;
 mod filesystem;
 mod harness;
+mod pipelines;
 mod processes;
 mod resources;
 mod streams;
