@@ -15,7 +15,7 @@ use base64::Engine;
 use bastion_core::audit::Outcome;
 use bastion_core::{Scope, UserId};
 use bastion_http::{ApiError, Authenticated, ErrorKind, JsonBody, Limit, Limits, RequestMeta};
-use bastion_sandbox::{PolicyError, RunOutput, RunSpec, split};
+use bastion_sandbox::{MAX_STAGES, PipelineSpec, PolicyError, RunOutput, Stage, split_pipeline};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -33,12 +33,15 @@ pub const MAX_COMMAND_BYTES: usize = MAX_ARGS * MAX_ARG_BYTES;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
-    /// The program and its arguments (give this or `command`): 1 to 64 items of at most 4096 bytes, no NUL.
+    /// The program and its arguments (give exactly one of `argv`, `command`, `pipeline`): 1 to 64 items of at most 4096 bytes, no NUL.
     #[schema(min_items = 1, max_items = 64)]
     argv: Option<Vec<String>>,
-    /// A command line split like a shell would, without any expansion (give this or `argv`).
+    /// A command line split like a shell would, without any expansion; an unquoted `|` separates the stages of a pipeline (at most 8, none empty).
     #[schema(max_length = 262144)]
     command: Option<String>,
+    /// A pipeline as argvs, each bounded like `argv`: 1 to 8 stages, at most 262144 bytes of arguments in all.
+    #[schema(min_items = 1, max_items = 8)]
+    pipeline: Option<Vec<Vec<String>>>,
     /// At most 65536 bytes.
     stdin: Option<String>,
     /// 1 to the configured maximum (EXEC_TIMEOUT_MS, 10000 by default).
@@ -53,6 +56,7 @@ impl RunRequest {
         Self {
             argv: None,
             command: Some(command),
+            pipeline: None,
             stdin: None,
             timeout_ms: None,
         }
@@ -61,7 +65,8 @@ impl RunRequest {
 
 /// A run request that passed every bound.
 struct Parsed {
-    argv: Vec<String>,
+    /// One argv per stage; a single command is one stage.
+    stages: Vec<Vec<String>>,
     stdin: Vec<u8>,
     timeout: Duration,
 }
@@ -71,33 +76,48 @@ fn invalid(code: &'static str, message: impl Into<std::borrow::Cow<'static, str>
 }
 
 fn parse(req: RunRequest, max_timeout: Duration) -> Result<Parsed, ApiError> {
-    let argv = match (req.argv, req.command) {
-        (Some(_), Some(_)) => {
-            return Err(invalid("invalid_request", "give argv or command, not both"));
+    let stages = match (req.argv, req.command, req.pipeline) {
+        (None, None, None) => {
+            return Err(invalid(
+                "invalid_request",
+                "argv, command or pipeline is required",
+            ));
         }
-        (None, None) => return Err(invalid("invalid_request", "argv or command is required")),
-        (Some(argv), None) => argv,
-        (None, Some(command)) => {
+        (Some(argv), None, None) => vec![argv],
+        (None, Some(command), None) => {
             if command.len() > MAX_COMMAND_BYTES {
                 return Err(invalid(
                     "invalid_argv",
                     "command is longer than 262144 bytes",
                 ));
             }
-            split(&command).map_err(|e| invalid("invalid_command", e.to_string()))?
+            split_pipeline(&command).map_err(|e| invalid("invalid_command", e.to_string()))?
+        }
+        (None, None, Some(pipeline)) => {
+            if pipeline.is_empty() || pipeline.len() > MAX_STAGES {
+                return Err(invalid("invalid_argv", "pipeline must have 1 to 8 stages"));
+            }
+            if pipeline.iter().flatten().map(String::len).sum::<usize>() > MAX_COMMAND_BYTES {
+                return Err(invalid(
+                    "invalid_argv",
+                    "pipeline arguments are longer than 262144 bytes in all",
+                ));
+            }
+            pipeline
+        }
+        (Some(_), Some(_), None) => {
+            return Err(invalid("invalid_request", "give argv or command, not both"));
+        }
+        _ => {
+            return Err(invalid(
+                "invalid_request",
+                "give exactly one of argv, command and pipeline",
+            ));
         }
     };
-    if argv.is_empty() || argv.len() > MAX_ARGS {
-        return Err(invalid("invalid_argv", "argv must have 1 to 64 items"));
-    }
-    if argv.iter().any(|a| a.len() > MAX_ARG_BYTES) {
-        return Err(invalid(
-            "invalid_argv",
-            "each argument must be at most 4096 bytes",
-        ));
-    }
-    if argv.iter().any(|a| a.contains('\0')) {
-        return Err(invalid("invalid_argv", "arguments must not contain NUL"));
+    let piped = stages.len() > 1;
+    for (i, argv) in stages.iter().enumerate() {
+        check_argv(argv).map_err(|m| invalid("invalid_argv", stage_message(piped, i, m)))?;
     }
     let stdin = req.stdin.unwrap_or_default().into_bytes();
     if stdin.len() > MAX_STDIN_BYTES {
@@ -115,16 +135,41 @@ fn parse(req: RunRequest, max_timeout: Duration) -> Result<Parsed, ApiError> {
         ));
     }
     Ok(Parsed {
-        argv,
+        stages,
         stdin,
         timeout: Duration::from_millis(timeout_ms),
     })
 }
 
-fn policy_error(e: PolicyError) -> ApiError {
+/// The bounds every argv (each stage's) must keep.
+fn check_argv(argv: &[String]) -> Result<(), &'static str> {
+    if argv.is_empty() || argv.len() > MAX_ARGS {
+        return Err("argv must have 1 to 64 items");
+    }
+    if argv.iter().any(|a| a.len() > MAX_ARG_BYTES) {
+        return Err("each argument must be at most 4096 bytes");
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err("arguments must not contain NUL");
+    }
+    Ok(())
+}
+
+/// `message` about stage `index` (from 0), named "stage N: " in a pipeline only, so a single
+/// command's messages stay as they were.
+fn stage_message(piped: bool, index: usize, message: impl std::fmt::Display) -> String {
+    if piped {
+        format!("stage {}: {message}", index + 1)
+    } else {
+        message.to_string()
+    }
+}
+
+fn policy_error(e: &PolicyError, piped: bool, index: usize) -> ApiError {
+    let message = stage_message(piped, index, e);
     match e {
-        PolicyError::Path { .. } => invalid("invalid_path", e.to_string()),
-        _ => invalid("command_not_allowed", e.to_string()),
+        PolicyError::Path { .. } => invalid("invalid_path", message),
+        _ => invalid("command_not_allowed", message),
     }
 }
 
@@ -162,20 +207,31 @@ pub(crate) async fn run_as(
     let inner = state.inner.clone();
     limits.enforce(Limit::ExecRun, user.as_str()).await?;
     let parsed = parse(req, inner.config.timeout)?;
-    let command = parsed.argv[0].clone();
-    let arg_count = parsed.argv.len() - 1;
-    let program: PathBuf = match inner.config.commands.check(&parsed.argv) {
-        Ok(p) => p.to_path_buf(),
-        Err(e) => {
-            let detail = format!(
-                "refused=command_not_allowed command={} args={}",
-                audit::safe_name(&command),
-                arg_count
-            );
-            audit::record(state, meta, Outcome::Failure, user, detail).await?;
-            return Err(policy_error(e));
+    let piped = parsed.stages.len() > 1;
+    let names: Vec<String> = parsed.stages.iter().map(|a| a[0].clone()).collect();
+    let command = names.join("|");
+    let arg_count: usize = parsed.stages.iter().map(|a| a.len() - 1).sum();
+    // Every stage is checked before anything runs: one refused stage refuses the whole run.
+    let mut programs = Vec::with_capacity(parsed.stages.len());
+    for (i, argv) in parsed.stages.iter().enumerate() {
+        match inner.config.commands.check(argv) {
+            Ok(p) => programs.push(p.to_path_buf()),
+            Err(e) => {
+                let stage = if piped {
+                    format!(" stage={}", i + 1)
+                } else {
+                    String::new()
+                };
+                let detail = format!(
+                    "refused=command_not_allowed command={} args={}{stage}",
+                    audit::safe_name(&argv[0]),
+                    argv.len() - 1
+                );
+                audit::record(state, meta, Outcome::Failure, user, detail).await?;
+                return Err(policy_error(&e, piped, i));
+            }
         }
-    };
+    }
     let Some(lease) = Lease::try_take(state, user, run_lease_secs(inner.config.timeout)).await?
     else {
         return Err(
@@ -186,9 +242,9 @@ pub(crate) async fn run_as(
     let owner = inner.sandboxes.name_for(user);
     // `rm` only frees space, so it runs over the quota too: otherwise a workspace over its
     // quota (after the quota was lowered) could not be cleaned up in one command.
-    let frees_space = command == "rm";
+    let frees_space = names.iter().all(|n| n == "rm");
     let job = Job {
-        program,
+        programs,
         parsed,
         frees_space,
     };
@@ -205,15 +261,24 @@ pub(crate) async fn run_as(
         outcome.output_limit_exceeded,
         outcome.duration.as_millis(),
     );
+    let detail = if piped {
+        format!("{detail} stages={}", names.len())
+    } else {
+        detail
+    };
     audit::record(state, meta, Outcome::Success, user, detail).await?;
     let mut body = render(&outcome);
+    if piped {
+        body["stages"] = stage_statuses(&names, &outcome);
+    }
     body["files_saved"] = Value::Bool(saved);
     Ok(body)
 }
 
 /// A checked command ready to run.
 struct Job {
-    program: PathBuf,
+    /// One per stage, in order.
+    programs: Vec<PathBuf>,
     parsed: Parsed,
     frees_space: bool,
 }
@@ -245,11 +310,16 @@ async fn run_in_workspace(
             .fresh_run_dir()
             .map_err(|e| ApiError::internal(&e))?;
         materialise::lay_out(run_dir.dir(), &snapshot)?;
+        let stages: Vec<Stage<'_>> = job
+            .programs
+            .iter()
+            .zip(&job.parsed.stages)
+            .map(|(program, argv)| Stage { program, argv })
+            .collect();
         let outcome = worker
             .runner
-            .run(&RunSpec {
-                program: &job.program,
-                argv: &job.parsed.argv,
+            .run_pipeline(&PipelineSpec {
+                stages: &stages,
                 stdin: &job.parsed.stdin,
                 sandbox: run_dir.dir().path(),
                 timeout: job.parsed.timeout,
@@ -301,6 +371,15 @@ fn render(o: &RunOutput) -> Value {
         "output_limit_exceeded": o.output_limit_exceeded,
         "duration_ms": u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// How each stage of a pipeline ended, by name: the response's `stages`.
+fn stage_statuses(names: &[String], o: &RunOutput) -> Value {
+    names
+        .iter()
+        .zip(&o.stages)
+        .map(|(name, s)| json!({"command": name, "exit_code": s.exit_code, "signal": s.signal}))
+        .collect()
 }
 
 #[cfg(test)]

@@ -22,6 +22,21 @@ pub struct RunResponse {
     output_limit_exceeded: bool,
     #[schema(minimum = 0)]
     duration_ms: u64,
+    /// Only for a pipeline of two or more stages: how each ended, in order (`exit_code` and
+    /// `signal` above are the last stage's).
+    #[schema(nullable = false)]
+    stages: Option<Vec<StageStatus>>,
+}
+
+/// How one stage of a pipeline ended.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct StageStatus {
+    /// The stage's command name (its argv[0]).
+    command: String,
+    /// The exit status, absent (null) when a signal ended the stage.
+    exit_code: Option<i32>,
+    signal: Option<i32>,
 }
 
 /// `utf8` when the output is text, `base64` otherwise.
