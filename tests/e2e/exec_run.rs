@@ -43,7 +43,7 @@ async fn a_command_line_is_split_without_any_expansion() {
     let r = app
         .exec(
             &s.access,
-            json!({"command": "echo 'a  b' $HOME \"$(id)\" `id` ; ls && rm -rf / | cat > x &"}),
+            json!({"command": "echo 'a  b' $HOME \"$(id)\" `id` ; ls && rm -rf / '|' cat > x &"}),
         )
         .await;
     assert_eq!(
@@ -352,4 +352,50 @@ async fn health_reports_the_layers_in_force_on_this_host() {
     );
     let r = app.call(Method::GET, "/exec/health", None, None).await;
     r.assert_error(401, "unauthorized", "missing bearer token");
+}
+
+#[tokio::test]
+async fn an_unquoted_bar_runs_a_pipeline_and_a_refused_stage_is_named() {
+    let (app, s) = app_and_user(&[]).await;
+    let r = app
+        .exec(
+            &s.access,
+            json!({"command": "printf 'b\\na\\n' | sort | head -n 1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut expected = result("a\n", "", 0);
+    expected["stages"] = json!([
+        {"command": "printf", "exit_code": 0, "signal": null},
+        {"command": "sort", "exit_code": 0, "signal": null},
+        {"command": "head", "exit_code": 0, "signal": null},
+    ]);
+    assert_eq!(without_duration(r.body), expected);
+    let r = app
+        .exec(
+            &s.access,
+            json!({"pipeline": [["echo", "x;y"], ["wc", "-c"]]}),
+        )
+        .await;
+    assert_eq!(r.body["stdout"], "4\n", "{}", r.text);
+    let r = app
+        .exec(&s.access, json!({"command": "cat f | sh -c id"}))
+        .await;
+    r.assert_error(
+        400,
+        "command_not_allowed",
+        "stage 2: command \"sh\" is not allowed",
+    );
+    let r = app
+        .exec(&s.access, json!({"command": "cat f | cat /etc/passwd"}))
+        .await;
+    r.assert_error(
+        400,
+        "invalid_path",
+        "stage 2: argument 1: path must be relative to the sandbox",
+    );
+    let r = app
+        .exec(&s.access, json!({"command": "cat f ||  wc"}))
+        .await;
+    r.assert_error(400, "invalid_command", "stage 2 of the pipeline is empty");
 }
