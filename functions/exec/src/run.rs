@@ -386,6 +386,51 @@ fn stage_statuses(names: &[String], o: &RunOutput) -> Value {
 mod tests {
     use super::*;
 
+    fn parsed(body: Value) -> Result<Vec<Vec<String>>, (String, String)> {
+        let req: RunRequest = serde_json::from_value(body).unwrap();
+        parse(req, Duration::from_secs(10))
+            .map(|p| p.stages)
+            .map_err(|e| (e.code().to_owned(), e.message().to_owned()))
+    }
+
+    fn err(code: &str, message: &str) -> Result<Vec<Vec<String>>, (String, String)> {
+        Err((code.to_owned(), message.to_owned()))
+    }
+
+    #[test]
+    fn a_pipeline_is_parsed_and_bounded_stage_by_stage() {
+        assert_eq!(
+            parsed(json!({"command": "cat f|sort -r"})),
+            Ok(vec![
+                vec!["cat".to_owned(), "f".to_owned()],
+                vec!["sort".to_owned(), "-r".to_owned()]
+            ])
+        );
+        assert_eq!(
+            parsed(json!({"pipeline": [["cat", "f"], []]})),
+            err("invalid_argv", "stage 2: argv must have 1 to 64 items")
+        );
+        assert_eq!(
+            parsed(json!({"pipeline": vec![vec!["cat"]; 9]})),
+            err("invalid_argv", "pipeline must have 1 to 8 stages")
+        );
+        assert_eq!(
+            parsed(json!({"command": &["cat"; 9].join("|")})),
+            err("invalid_command", "a pipeline has at most 8 stages")
+        );
+        assert_eq!(
+            parsed(json!({"argv": ["cat"], "pipeline": [["cat"]]})),
+            err(
+                "invalid_request",
+                "give exactly one of argv, command and pipeline"
+            )
+        );
+        assert_eq!(
+            parsed(json!({"argv": []})),
+            err("invalid_argv", "argv must have 1 to 64 items")
+        );
+    }
+
     #[test]
     fn output_is_text_when_utf8_and_base64_otherwise() {
         assert_eq!(encode(b"hi\n", false), ("hi\n".to_owned(), "utf8"));
