@@ -42,6 +42,26 @@ async fn a_file_put_with_a_base64_body_is_sorted_by_a_run() {
 }
 
 #[tokio::test]
+async fn a_pipeline_runs_through_exec_run() {
+    let d = Deployment::new().await;
+    let (exec, access) = exec_user(&d).await;
+    let r = exec
+        .call(&run(
+            &access,
+            json!({"command": "printf 'b\\na\\n' | sort | head -n 1"}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["stdout"], json!("a\n"));
+    assert_eq!(body["exit_code"], json!(0));
+    assert_eq!(
+        body["stages"][2],
+        json!({"command": "head", "exit_code": 0, "signal": null})
+    );
+}
+
+#[tokio::test]
 async fn a_command_off_the_allowlist_is_refused_with_the_exact_envelope() {
     let d = Deployment::new().await;
     let (exec, access) = exec_user(&d).await;
