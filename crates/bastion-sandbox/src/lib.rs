@@ -1,6 +1,7 @@
 //! Sandboxed command execution for the exec function: sandbox paths, the command allowlist and
-//! argument policy, POSIX word splitting without expansion (and pipelines without a shell), file operations that never follow a
-//! symlink, and running a command under every isolation layer the kernel offers.
+//! argument policy, POSIX word splitting without expansion, file operations that never follow a
+//! symlink, and running a command (or a pipeline, without a shell) under every isolation layer
+//! the kernel offers.
 
 pub mod commands;
 pub mod fs;
