@@ -258,6 +258,21 @@ pub(crate) static SPECS: &[Spec] = &[
         long: &["binary", "text", "tag", "zero"],
         ..spec("sha256sum", Operands::Paths)
     },
+    // Bastion's grep front end (toolset/grep): no -R (follows links), -f (a pattern file the
+    // policy cannot see into), --include/--exclude or -P; the first operand is the pattern
+    // unless -e gave one (tools/grep.rs).
+    Spec {
+        flags: "nrlcivEFowhHqs",
+        valued: &[('e', T)],
+        custom: Some(crate::tools::grep::classify),
+        ..spec("grep", Operands::Paths)
+    },
+    // uutils sed: options and every script are read by tools/sed.rs (no w/W/r/R/e, no -f, no
+    // -i backup suffix, no --follow-symlinks).
+    Spec {
+        custom: Some(crate::tools::sed::classify),
+        ..spec("sed", Operands::Paths)
+    },
 ];
 
 /// The commands on by default.
@@ -282,6 +297,8 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "date",
     "base64",
     "sha256sum",
+    "grep",
+    "sed",
 ];
 
 /// Every command a deployment may enable.

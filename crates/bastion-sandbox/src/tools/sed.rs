@@ -1,0 +1,310 @@
+//! sed's argument reader and script scanner. Options are read the getopt way (`-e SCRIPT`,
+//! `-i` only without a backup suffix, whose `*` and `/` could put the copy anywhere), the first
+//! operand is the script unless an `-e` gave one, and every script is scanned command by
+//! command: `w`, `W`, `r`, `R`, `e` and the `w`/`e` flags of `s` (files outside the path rules,
+//! programs) are refused, and so is anything the scanner cannot read (fail closed). `-f FILE`
+//! is not accepted: the script inside the file is out of the scanner's sight.
+
+use crate::commands::{Role, Spec};
+use crate::policy::{PolicyError, Word, refuse, truncate};
+
+/// Short options without a value.
+const FLAGS: &str = "nEsrz";
+/// Long options without a value.
+const LONG: &[&str] = &["quiet", "silent", "regexp-extended", "separate", "null-data", "in-place"];
+
+fn refused(spec: &Spec, reason: String) -> PolicyError {
+    PolicyError::Refused {
+        command: spec.name,
+        reason,
+    }
+}
+
+/// Reads sed's argv (without argv[0]) and scans every script in it.
+pub(crate) fn classify<'a>(
+    spec: &'static Spec,
+    args: &'a [String],
+) -> Result<Vec<Word<'a>>, PolicyError> {
+    let mut words = Vec::new();
+    let mut operands = Vec::new();
+    let mut scripts = false;
+    let mut end = false;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        let index = i + 1;
+        i += 1;
+        let word = |text, role| Word { index, text, role };
+        if end || arg == "-" || !arg.starts_with('-') {
+            operands.push(word(arg, Role::Path));
+            continue;
+        }
+        words.push(word(arg, Role::Option));
+        if arg == "--" {
+            end = true;
+            continue;
+        }
+        let value = if let Some(long) = arg.strip_prefix("--") {
+            match long.split_once('=') {
+                Some(("expression", v)) => Some(Some(v)),
+                None if long == "expression" => Some(None),
+                None if LONG.contains(&long) => None,
+                _ if name_of(long) == "in-place" => {
+                    return Err(refused(spec, "-i with a backup suffix".to_owned()));
+                }
+                _ => return Err(refuse(spec, &format!("--{}", name_of(long)))),
+            }
+        } else {
+            short_cluster(spec, &arg[1..])?
+        };
+        let Some(inline) = value else { continue };
+        let text = match inline {
+            Some(t) => t,
+            None => {
+                let next = args.get(i).ok_or_else(|| PolicyError::MissingValue {
+                    command: spec.name,
+                    option: truncate(arg),
+                })?;
+                i += 1;
+                next.as_str()
+            }
+        };
+        scan(spec, text)?;
+        scripts = true;
+        words.push(Word {
+            index: if inline.is_some() { index } else { index + 1 },
+            text,
+            role: Role::Text,
+        });
+    }
+    if !scripts {
+        if operands.is_empty() {
+            return Err(refused(spec, "no script given".to_owned()));
+        }
+        let script = operands.remove(0);
+        scan(spec, script.text)?;
+        words.push(Word {
+            role: Role::Text,
+            ..script
+        });
+    }
+    words.extend(operands);
+    words.sort_by_key(|w| w.index);
+    Ok(words)
+}
+
+fn name_of(long: &str) -> &str {
+    long.split_once('=').map_or(long, |(n, _)| n)
+}
+
+/// `-ne SCRIPT`, `-n`, `-i`: returns `Some(value)` when the cluster ends in `-e`.
+fn short_cluster<'a>(spec: &Spec, letters: &'a str) -> Result<Option<Option<&'a str>>, PolicyError> {
+    for (at, ch) in letters.char_indices() {
+        let rest = &letters[at + ch.len_utf8()..];
+        match ch {
+            'e' => return Ok(Some((!rest.is_empty()).then_some(rest))),
+            'i' if !rest.is_empty() => {
+                return Err(refused(spec, "-i with a backup suffix".to_owned()));
+            }
+            'i' => {}
+            c if FLAGS.contains(c) => {}
+            c => return Err(refuse(spec, &format!("-{c}"))),
+        }
+    }
+    Ok(None)
+}
+
+/// Scans one script; refuses the commands and flags that reach files or programs.
+pub(crate) fn scan(spec: &Spec, script: &str) -> Result<(), PolicyError> {
+    Scanner {
+        s: script.as_bytes(),
+        at: 0,
+    }
+    .script()
+    .map_err(|reason| refused(spec, reason))
+}
+
+struct Scanner<'s> {
+    s: &'s [u8],
+    at: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.at).copied()
+    }
+
+    fn skip(&mut self, set: &[u8]) {
+        while self.peek().is_some_and(|c| set.contains(&c)) {
+            self.at += 1;
+        }
+    }
+
+    fn err(&self, what: &str) -> String {
+        format!("{what} at byte {} of the script", self.at)
+    }
+
+    fn script(&mut self) -> Result<(), String> {
+        loop {
+            self.skip(b" \t\n;");
+            let Some(_) = self.peek() else { return Ok(()) };
+            self.address()?;
+            self.skip(b" \t");
+            if self.peek() == Some(b',') {
+                self.at += 1;
+                self.skip(b" \t");
+                self.address()?;
+            }
+            self.skip(b" \t");
+            while self.peek() == Some(b'!') {
+                self.at += 1;
+                self.skip(b" \t");
+            }
+            self.command()?;
+        }
+    }
+
+    /// A line number, `$`, `first~step`, `+N`, `~N`, `/re/` or `\cREc` (possibly with `I`/`M`).
+    fn address(&mut self) -> Result<(), String> {
+        match self.peek() {
+            Some(b'0'..=b'9' | b'+' | b'~') => {
+                self.at += 1;
+                self.skip(b"0123456789~");
+            }
+            Some(b'$') => self.at += 1,
+            Some(b'/') => {
+                self.at += 1;
+                self.part(b'/', true)?;
+                self.skip(b"IM");
+            }
+            Some(b'\\') => {
+                let delim = self.s.get(self.at + 1).copied().ok_or_else(|| self.err("unterminated address"))?;
+                if delim == b'\n' || delim == b'\\' {
+                    return Err(self.err("bad address delimiter"));
+                }
+                self.at += 2;
+                self.part(delim, true)?;
+                self.skip(b"IM");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads up to the unescaped `delim`. In a regex, a delimiter inside a bracket expression is
+    /// refused: sed implementations disagree on whether it ends the regex, and the flags after
+    /// it are what matters.
+    fn part(&mut self, delim: u8, regex: bool) -> Result<(), String> {
+        let mut bracket = false;
+        while let Some(c) = self.peek() {
+            self.at += 1;
+            if c == b'\\' {
+                self.at += 1;
+                continue;
+            }
+            if c == delim {
+                if bracket {
+                    return Err(self.err("the delimiter inside a bracket expression"));
+                }
+                return Ok(());
+            }
+            if regex && c == b'[' && !bracket {
+                bracket = true;
+                self.skip(b"^");
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                }
+            } else if regex && c == b'[' && matches!(self.peek(), Some(b':' | b'.' | b'=')) {
+                let close = self.peek().unwrap_or(b':');
+                while self.peek().is_some_and(|d| d != close || self.s.get(self.at + 1) != Some(&b']')) {
+                    self.at += 1;
+                }
+                self.at += 2;
+            } else if bracket && c == b']' {
+                bracket = false;
+            }
+        }
+        Err(self.err("unterminated regex or replacement"))
+    }
+
+    fn command(&mut self) -> Result<(), String> {
+        let c = self.peek().ok_or_else(|| self.err("missing command"))?;
+        self.at += 1;
+        match c {
+            b'{' | b'}' => return Ok(()),
+            b'#' => {
+                self.to_line_end();
+                return Ok(());
+            }
+            b':' | b'b' | b't' | b'T' => {
+                while self.peek().is_some_and(|d| d != b'\n' && d != b';') {
+                    self.at += 1;
+                }
+            }
+            b'a' | b'i' | b'c' => self.text(),
+            b's' => self.substitute()?,
+            b'y' => {
+                let delim = self.delimiter()?;
+                self.part(delim, false)?;
+                self.part(delim, false)?;
+            }
+            b'q' | b'Q' | b'l' | b'L' => {
+                self.skip(b" \t");
+                self.skip(b"0123456789");
+            }
+            b'=' | b'd' | b'D' | b'g' | b'G' | b'h' | b'H' | b'n' | b'N' | b'p' | b'P' | b'x' | b'z' | b'F' => {}
+            b'w' | b'W' | b'r' | b'R' => {
+                return Err(format!("the {} command (reads or writes a file) is not allowed", c as char));
+            }
+            b'e' => return Err("the e command (runs a program) is not allowed".to_owned()),
+            _ => return Err(self.err(&format!("unknown command {:?}", c as char))),
+        }
+        self.skip(b" \t");
+        match self.peek() {
+            None | Some(b';' | b'\n' | b'}' | b'#') => Ok(()),
+            Some(_) => Err(self.err("extra characters after a command")),
+        }
+    }
+
+    fn delimiter(&mut self) -> Result<u8, String> {
+        let d = self.peek().ok_or_else(|| self.err("missing delimiter"))?;
+        if d == b'\n' || d == b'\\' {
+            return Err(self.err("bad delimiter"));
+        }
+        self.at += 1;
+        Ok(d)
+    }
+
+    fn substitute(&mut self) -> Result<(), String> {
+        let delim = self.delimiter()?;
+        self.part(delim, true)?;
+        self.part(delim, false)?;
+        while let Some(f) = self.peek() {
+            match f {
+                b'g' | b'p' | b'i' | b'I' | b'm' | b'M' | b'0'..=b'9' => self.at += 1,
+                b'w' => return Err("the w flag of s (writes a file) is not allowed".to_owned()),
+                b'e' => return Err("the e flag of s (runs a program) is not allowed".to_owned()),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of `a`, `i`, `c`: to the end of the line, continued by a trailing backslash.
+    fn text(&mut self) {
+        while let Some(c) = self.peek() {
+            self.at += 1;
+            if c == b'\\' {
+                self.at += 1;
+            } else if c == b'\n' {
+                return;
+            }
+        }
+    }
+
+    fn to_line_end(&mut self) {
+        while self.peek().is_some_and(|c| c != b'\n') {
+            self.at += 1;
+        }
+    }
+}
