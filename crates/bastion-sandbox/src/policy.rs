@@ -341,7 +341,7 @@ mod tests {
             "/bin/cat x",
             "./cat x",
             "find . -delete",
-            "awk 1",
+            "perl -e 1",
             "tar x",
             "ln -s / x",
             "env",

@@ -102,6 +102,10 @@ fn short_cluster<'a>(spec: &Spec, letters: &'a str) -> Result<Option<Option<&'a 
     for (at, ch) in letters.char_indices() {
         let rest = &letters[at + ch.len_utf8()..];
         match ch {
+            // clap drops the `=` of `-e=SCRIPT`; GNU keeps it: refuse rather than guess.
+            'e' if rest.starts_with('=') => {
+                return Err(refused(spec, "-e=SCRIPT is ambiguous".to_owned()));
+            }
             'e' => return Ok(Some((!rest.is_empty()).then_some(rest))),
             'i' if !rest.is_empty() => {
                 return Err(refused(spec, "-i with a backup suffix".to_owned()));
