@@ -270,6 +270,17 @@ pub(crate) static SPECS: &[Spec] = &[
     // uutils sed: options and every script are read by tools/sed.rs (no w/W/r/R/e, no -f, no
     // -i backup suffix, no --follow-symlinks).
     Spec {
+        flags: "nEsrzi",
+        valued: &[('e', T)],
+        long: &[
+            "quiet",
+            "silent",
+            "regexp-extended",
+            "separate",
+            "null-data",
+            "in-place",
+        ],
+        long_valued: &[("expression", T)],
         custom: Some(crate::tools::sed::classify),
         ..spec("sed", Operands::Paths)
     },

@@ -29,6 +29,7 @@ fn sample(command: &str, option: &str) -> &'static str {
         ("date", "d" | "date") => "2020-01-01",
         ("date", "I" | "iso-8601") => "date",
         ("base64", "w" | "wrap") => "10",
+        ("sed", "e" | "expression") => "p",
         _ => "1",
     }
 }
@@ -50,6 +51,10 @@ fn operand_count(command: &str, option: &str) -> usize {
 /// Arguments the program needs whatever the option (cut needs one list), unless the option
 /// under test is itself one of them.
 fn base_args(command: &str, option: &str) -> Vec<String> {
+    // sed needs a script; given by -e, every operand is a file.
+    if command == "sed" {
+        return vec!["-e".to_owned(), "p".to_owned()];
+    }
     let lists = ["-b", "-c", "-f", "--bytes", "--characters", "--fields"];
     if command == "cut" && !lists.contains(&option) {
         return vec!["-f1".to_owned()];

@@ -40,7 +40,7 @@ mod tests {
     fn roles(line: &str) -> Result<Vec<(String, Role)>, PolicyError> {
         let argv = crate::words::split(line).unwrap_or_default();
         let spec = SPECS.iter().find(|s| s.name == "grep").ok_or(PolicyError::DateOperand)?;
-        Ok(super::classify(spec, &argv)?
+        Ok(super::classify(spec, &argv[1..])?
             .into_iter()
             .map(|w| (w.text.to_owned(), w.role))
             .collect())

@@ -8,11 +8,6 @@
 use crate::commands::{Role, Spec};
 use crate::policy::{PolicyError, Word, refuse, truncate};
 
-/// Short options without a value.
-const FLAGS: &str = "nEsrz";
-/// Long options without a value.
-const LONG: &[&str] = &["quiet", "silent", "regexp-extended", "separate", "null-data", "in-place"];
-
 fn refused(spec: &Spec, reason: String) -> PolicyError {
     PolicyError::Refused {
         command: spec.name,
@@ -20,7 +15,8 @@ fn refused(spec: &Spec, reason: String) -> PolicyError {
     }
 }
 
-/// Reads sed's argv (without argv[0]) and scans every script in it.
+/// Reads sed's argv (without argv[0]) with the option table of its `Spec` (`-e`/`--expression`
+/// the only valued option, `-i` a flag here) and scans every script in it.
 pub(crate) fn classify<'a>(
     spec: &'static Spec,
     args: &'a [String],
@@ -48,7 +44,7 @@ pub(crate) fn classify<'a>(
             match long.split_once('=') {
                 Some(("expression", v)) => Some(Some(v)),
                 None if long == "expression" => Some(None),
-                None if LONG.contains(&long) => None,
+                None if spec.long.contains(&long) => None,
                 _ if name_of(long) == "in-place" => {
                     return Err(refused(spec, "-i with a backup suffix".to_owned()));
                 }
@@ -111,7 +107,7 @@ fn short_cluster<'a>(spec: &Spec, letters: &'a str) -> Result<Option<Option<&'a 
                 return Err(refused(spec, "-i with a backup suffix".to_owned()));
             }
             'i' => {}
-            c if FLAGS.contains(c) => {}
+            c if spec.flags.contains(c) => {}
             c => return Err(refuse(spec, &format!("-{c}"))),
         }
     }
@@ -310,5 +306,125 @@ impl Scanner<'_> {
         while self.peek().is_some_and(|c| c != b'\n') {
             self.at += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::SPECS;
+    use crate::policy::PolicyError;
+    use crate::{PathError, Role};
+
+    fn read(line: &str) -> Result<Vec<(String, Role)>, PolicyError> {
+        let argv = crate::words::split(line).unwrap_or_default();
+        let spec = SPECS.iter().find(|s| s.name == "sed").ok_or(PolicyError::DateOperand)?;
+        Ok(super::classify(spec, &argv[1..])?
+            .into_iter()
+            .map(|w| (w.text.to_owned(), w.role))
+            .collect())
+    }
+
+    fn check(line: &str) -> Result<(), PolicyError> {
+        let all: Vec<&str> = crate::known_commands().collect();
+        let toolset = crate::Toolset::open(&crate::built_tools_dir()).unwrap();
+        let policy = crate::CommandPolicy::resolve(&all, &toolset).unwrap();
+        policy.check(&crate::words::split(line).unwrap()).map(|_| ())
+    }
+
+    fn refused(line: &str, reason: &str) {
+        assert_eq!(
+            read(line),
+            Err(PolicyError::Refused { command: "sed", reason: reason.to_owned() }),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn commands_and_flags_that_reach_files_or_programs_are_refused() {
+        refused("sed w\\ out a", "the w command (reads or writes a file) is not allowed");
+        refused("sed -n 1W/etc/x a", "the W command (reads or writes a file) is not allowed");
+        refused("sed 1r/etc/passwd a", "the r command (reads or writes a file) is not allowed");
+        refused("sed -e p -e R\\ x a", "the R command (reads or writes a file) is not allowed");
+        refused("sed 1e\\ id a", "the e command (runs a program) is not allowed");
+        refused("sed 's/a/b/w /tmp/x' a", "the w flag of s (writes a file) is not allowed");
+        refused("sed s/a/id/e a", "the e flag of s (runs a program) is not allowed");
+        refused("sed s/a/b/gpw\\ x a", "the w flag of s (writes a file) is not allowed");
+        refused("sed '/x/,$!{p;s/a/b/;w f' a", "the w command (reads or writes a file) is not allowed");
+        refused("sed 'p\nw f' a", "the w command (reads or writes a file) is not allowed");
+        refused("sed '\\,x,w f' a", "the w command (reads or writes a file) is not allowed");
+        // A `w` hidden after the delimiter inside brackets, which some seds end the regex at.
+        refused(
+            "sed 's/[/]x/g#/w f' a",
+            "the delimiter inside a bracket expression at byte 4 of the script",
+        );
+        refused("sed k a", "unknown command 'k' at byte 1 of the script");
+        refused("sed pw a", "extra characters after a command at byte 1 of the script");
+        refused("sed s/a/b a", "unterminated regex or replacement at byte 5 of the script");
+        refused("sed -ibak p a", "-i with a backup suffix");
+        refused("sed -in p a", "-i with a backup suffix");
+        refused("sed --in-place=../* p a", "-i with a backup suffix");
+        refused("sed -e=p a", "-e=SCRIPT is ambiguous");
+        refused("sed -n", "no script given");
+    }
+
+    #[test]
+    fn unlisted_options_are_refused() {
+        let option = |line: &str, option: &str| {
+            assert_eq!(
+                read(line),
+                Err(PolicyError::OptionNotAllowed { command: "sed", option: option.to_owned() }),
+                "{line}"
+            );
+        };
+        option("sed -f script a", "-f");
+        option("sed --file=script a", "--file");
+        option("sed --follow-symlinks -i p a", "--follow-symlinks");
+        option("sed --expr=p a", "--expr");
+        option("sed -u p a", "-u");
+    }
+
+    #[test]
+    fn the_script_is_text_and_every_file_a_path() {
+        use Role::{Option as O, Path as P, Text as T};
+        let w = |v: &[(&str, Role)]| -> Vec<(String, Role)> {
+            v.iter().map(|(s, r)| ((*s).to_owned(), *r)).collect()
+        };
+        assert_eq!(read("sed -n 2p a b"), Ok(w(&[("-n", O), ("2p", T), ("a", P), ("b", P)])));
+        assert_eq!(read("sed a -ne p"), Ok(w(&[("a", P), ("-ne", O), ("p", T)])));
+        assert_eq!(read("sed -ep a"), Ok(w(&[("-ep", O), ("p", T), ("a", P)])));
+        assert_eq!(
+            read("sed --expression=1d -- -x"),
+            Ok(w(&[("--expression=1d", O), ("1d", T), ("--", O), ("-x", P)]))
+        );
+        for script in [
+            "s/a/b/g",
+            "s/a/b/2p",
+            "s/A/b/Ig",
+            "1,/x/{s|a|b|;p}",
+            "$!N;P;D",
+            ":a;N;$!ba;s/\\n/ /g",
+            "/^#/d;y/abc/xyz/",
+            "2q;3Q 4",
+            "1~2p;0,/x/d;/a/,+2d",
+            "s/[[:alpha:]]//",
+            "a hello w world",
+            "1i\\\nw text\n=",
+            "# w comment\np",
+        ] {
+            assert!(read(&format!("sed -e '{script}'")).is_ok(), "{script}");
+        }
+    }
+
+    #[test]
+    fn in_place_editing_obeys_the_path_rules() {
+        assert_eq!(check("sed -i s/a/b/ a/b.txt"), Ok(()));
+        assert_eq!(
+            check("sed -i s/a/b/ ../outside"),
+            Err(PolicyError::Path { index: 3, error: PathError::ParentComponent })
+        );
+        assert_eq!(
+            check("sed -n -e p /etc/shadow"),
+            Err(PolicyError::Path { index: 4, error: PathError::Absolute })
+        );
     }
 }
