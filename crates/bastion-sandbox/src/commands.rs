@@ -268,16 +268,15 @@ pub(crate) static SPECS: &[Spec] = &[
         ..spec("grep", Operands::Paths)
     },
     // uutils sed: options and every script are read by tools/sed.rs (no w/W/r/R/e, no -f, no
-    // -i backup suffix, no --follow-symlinks).
+    // -i backup suffix, no --follow-symlinks; no -z, which uutils sed 0.3.0 ignores).
     Spec {
-        flags: "nEsrzi",
+        flags: "nEsri",
         valued: &[('e', T)],
         long: &[
             "quiet",
             "silent",
             "regexp-extended",
             "separate",
-            "null-data",
             "in-place",
         ],
         long_valued: &[("expression", T)],
