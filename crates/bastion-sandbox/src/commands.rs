@@ -272,13 +272,7 @@ pub(crate) static SPECS: &[Spec] = &[
     Spec {
         flags: "nEsri",
         valued: &[('e', T)],
-        long: &[
-            "quiet",
-            "silent",
-            "regexp-extended",
-            "separate",
-            "in-place",
-        ],
+        long: &["quiet", "silent", "regexp-extended", "separate", "in-place"],
         long_valued: &[("expression", T)],
         custom: Some(crate::tools::sed::classify),
         ..spec("sed", Operands::Paths)

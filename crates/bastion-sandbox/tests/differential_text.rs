@@ -17,7 +17,10 @@ fn fixtures(name: &str) -> PathBuf {
     std::fs::create_dir_all(root.join("d/sub")).unwrap();
     std::fs::create_dir_all(root.join("outside")).unwrap();
     let write = |p: &str, body: &[u8]| std::fs::write(root.join(p), body).unwrap();
-    write("a.txt", b"one\ntwo\nthree\nfour\nFive\nfoo bar\nfoobar\n(x) a+b a.b\n");
+    write(
+        "a.txt",
+        b"one\ntwo\nthree\nfour\nFive\nfoo bar\nfoobar\n(x) a+b a.b\n",
+    );
     write("b.txt", b"alpha\nbeta\nTWO twos\n\nlast line no newline");
     write("bin.dat", b"text\0more\nfoo\n");
     write("d/x.txt", b"foo in d\n");
@@ -93,7 +96,12 @@ fn compare(command: &str, host: &str, lines: &[&str]) -> Vec<String> {
 }
 
 fn assert_none(problems: Vec<String>) {
-    assert!(problems.is_empty(), "{} disagreements:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} disagreements:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -175,7 +183,10 @@ fn grep_r_lists_the_tree_without_following_links() {
     assert_eq!(x, y);
     assert_eq!(
         x,
-        (vec!["sub/y.txt:deep foo".to_owned(), "x.txt:foo in d".to_owned()], Some(0))
+        (
+            vec!["sub/y.txt:deep foo".to_owned(), "x.txt:foo in d".to_owned()],
+            Some(0)
+        )
     );
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -186,7 +197,9 @@ fn grep_r_lists_the_tree_without_following_links() {
 fn sed_stops_at_a_missing_file() {
     let root = fixtures("sed-missing");
     let toolset = Toolset::open(&built_tools_dir()).unwrap();
-    let args: Vec<String> = ["-n", "1p", "missing.txt", "a.txt"].map(str::to_owned).to_vec();
+    let args: Vec<String> = ["-n", "1p", "missing.txt", "a.txt"]
+        .map(str::to_owned)
+        .to_vec();
     let x = run(&toolset.program("sed").unwrap(), &args, &root, b"");
     assert_eq!((x.stdout.as_str(), x.code), ("", Some(1)));
     let _ = std::fs::remove_dir_all(&root);

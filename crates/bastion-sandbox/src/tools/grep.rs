@@ -39,7 +39,10 @@ mod tests {
 
     fn roles(line: &str) -> Result<Vec<(String, Role)>, PolicyError> {
         let argv = crate::words::split(line).unwrap_or_default();
-        let spec = SPECS.iter().find(|s| s.name == "grep").ok_or(PolicyError::DateOperand)?;
+        let spec = SPECS
+            .iter()
+            .find(|s| s.name == "grep")
+            .ok_or(PolicyError::DateOperand)?;
         Ok(super::classify(spec, &argv[1..])?
             .into_iter()
             .map(|w| (w.text.to_owned(), w.role))
@@ -50,7 +53,9 @@ mod tests {
         let all: Vec<&str> = crate::known_commands().collect();
         let toolset = crate::Toolset::open(&crate::built_tools_dir()).unwrap();
         let policy = crate::CommandPolicy::resolve(&all, &toolset).unwrap();
-        policy.check(&crate::words::split(line).unwrap()).map(|_| ())
+        policy
+            .check(&crate::words::split(line).unwrap())
+            .map(|_| ())
     }
 
     #[test]
@@ -59,13 +64,34 @@ mod tests {
         let w = |v: &[(&str, Role)]| -> Vec<(String, Role)> {
             v.iter().map(|(s, r)| ((*s).to_owned(), *r)).collect()
         };
-        assert_eq!(roles("grep -n foo a b"), Ok(w(&[("-n", O), ("foo", T), ("a", P), ("b", P)])));
-        assert_eq!(roles("grep -e foo a"), Ok(w(&[("-e", O), ("foo", T), ("a", P)])));
-        assert_eq!(roles("grep -efoo a"), Ok(w(&[("-efoo", O), ("foo", T), ("a", P)])));
-        assert_eq!(roles("grep -ie foo a"), Ok(w(&[("-ie", O), ("foo", T), ("a", P)])));
-        assert_eq!(roles("grep a -e foo"), Ok(w(&[("a", P), ("-e", O), ("foo", T)])));
-        assert_eq!(roles("grep -- -v a"), Ok(w(&[("--", O), ("-v", T), ("a", P)])));
-        assert_eq!(roles("grep -e -v -- -x"), Ok(w(&[("-e", O), ("-v", T), ("--", O), ("-x", P)])));
+        assert_eq!(
+            roles("grep -n foo a b"),
+            Ok(w(&[("-n", O), ("foo", T), ("a", P), ("b", P)]))
+        );
+        assert_eq!(
+            roles("grep -e foo a"),
+            Ok(w(&[("-e", O), ("foo", T), ("a", P)]))
+        );
+        assert_eq!(
+            roles("grep -efoo a"),
+            Ok(w(&[("-efoo", O), ("foo", T), ("a", P)]))
+        );
+        assert_eq!(
+            roles("grep -ie foo a"),
+            Ok(w(&[("-ie", O), ("foo", T), ("a", P)]))
+        );
+        assert_eq!(
+            roles("grep a -e foo"),
+            Ok(w(&[("a", P), ("-e", O), ("foo", T)]))
+        );
+        assert_eq!(
+            roles("grep -- -v a"),
+            Ok(w(&[("--", O), ("-v", T), ("a", P)]))
+        );
+        assert_eq!(
+            roles("grep -e -v -- -x"),
+            Ok(w(&[("-e", O), ("-v", T), ("--", O), ("-x", P)]))
+        );
     }
 
     #[test]
@@ -74,15 +100,24 @@ mod tests {
         assert_eq!(check("grep /etc/passwd a"), Ok(()));
         assert_eq!(
             check("grep root /etc/passwd"),
-            Err(PolicyError::Path { index: 2, error: PathError::Absolute })
+            Err(PolicyError::Path {
+                index: 2,
+                error: PathError::Absolute
+            })
         );
         assert_eq!(
             check("grep -e root ../secret"),
-            Err(PolicyError::Path { index: 3, error: PathError::ParentComponent })
+            Err(PolicyError::Path {
+                index: 3,
+                error: PathError::ParentComponent
+            })
         );
         assert_eq!(
             check("grep -rn -e x a .."),
-            Err(PolicyError::Path { index: 5, error: PathError::ParentComponent })
+            Err(PolicyError::Path {
+                index: 5,
+                error: PathError::ParentComponent
+            })
         );
     }
 
@@ -91,7 +126,10 @@ mod tests {
         let refused = |line: &str, option: &str| {
             assert_eq!(
                 check(line),
-                Err(PolicyError::OptionNotAllowed { command: "grep", option: option.to_owned() }),
+                Err(PolicyError::OptionNotAllowed {
+                    command: "grep",
+                    option: option.to_owned()
+                }),
                 "{line}"
             );
         };
@@ -102,11 +140,17 @@ mod tests {
         refused("grep --devices=read x a", "--devices");
         assert_eq!(
             check("grep -n"),
-            Err(PolicyError::Refused { command: "grep", reason: "no pattern given".to_owned() })
+            Err(PolicyError::Refused {
+                command: "grep",
+                reason: "no pattern given".to_owned()
+            })
         );
         assert_eq!(
             check("grep -e"),
-            Err(PolicyError::MissingValue { command: "grep", option: "-e".to_owned() })
+            Err(PolicyError::MissingValue {
+                command: "grep",
+                option: "-e".to_owned()
+            })
         );
     }
 }

@@ -94,7 +94,10 @@ fn name_of(long: &str) -> &str {
 }
 
 /// `-ne SCRIPT`, `-n`, `-i`: returns `Some(value)` when the cluster ends in `-e`.
-fn short_cluster<'a>(spec: &Spec, letters: &'a str) -> Result<Option<Option<&'a str>>, PolicyError> {
+fn short_cluster<'a>(
+    spec: &Spec,
+    letters: &'a str,
+) -> Result<Option<Option<&'a str>>, PolicyError> {
     for (at, ch) in letters.char_indices() {
         let rest = &letters[at + ch.len_utf8()..];
         match ch {
@@ -178,7 +181,11 @@ impl Scanner<'_> {
                 self.skip(b"IM");
             }
             Some(b'\\') => {
-                let delim = self.s.get(self.at + 1).copied().ok_or_else(|| self.err("unterminated address"))?;
+                let delim = self
+                    .s
+                    .get(self.at + 1)
+                    .copied()
+                    .ok_or_else(|| self.err("unterminated address"))?;
                 if delim == b'\n' || delim == b'\\' {
                     return Err(self.err("bad address delimiter"));
                 }
@@ -216,7 +223,10 @@ impl Scanner<'_> {
                 }
             } else if regex && c == b'[' && matches!(self.peek(), Some(b':' | b'.' | b'=')) {
                 let close = self.peek().unwrap_or(b':');
-                while self.peek().is_some_and(|d| d != close || self.s.get(self.at + 1) != Some(&b']')) {
+                while self
+                    .peek()
+                    .is_some_and(|d| d != close || self.s.get(self.at + 1) != Some(&b']'))
+                {
                     self.at += 1;
                 }
                 self.at += 2;
@@ -233,11 +243,12 @@ impl Scanner<'_> {
         match c {
             b'{' | b'}' => return Ok(()),
             b'#' => {
-                self.to_line_end();
+                self.skip_line();
                 return Ok(());
             }
             b':' | b'b' | b't' | b'T' => {
-                while self.peek().is_some_and(|d| d != b'\n' && d != b';') {
+                // uutils ends a label at a blank and refuses what follows: so does this.
+                while self.peek().is_some_and(|d| !b"\n; \t".contains(&d)) {
                     self.at += 1;
                 }
             }
@@ -252,9 +263,13 @@ impl Scanner<'_> {
                 self.skip(b" \t");
                 self.skip(b"0123456789");
             }
-            b'=' | b'd' | b'D' | b'g' | b'G' | b'h' | b'H' | b'n' | b'N' | b'p' | b'P' | b'x' | b'z' | b'F' => {}
+            b'=' | b'd' | b'D' | b'g' | b'G' | b'h' | b'H' | b'n' | b'N' | b'p' | b'P' | b'x'
+            | b'z' | b'F' => {}
             b'w' | b'W' | b'r' | b'R' => {
-                return Err(format!("the {} command (reads or writes a file) is not allowed", c as char));
+                return Err(format!(
+                    "the {} command (reads or writes a file) is not allowed",
+                    c as char
+                ));
             }
             b'e' => return Err("the e command (runs a program) is not allowed".to_owned()),
             _ => return Err(self.err(&format!("unknown command {:?}", c as char))),
@@ -293,16 +308,14 @@ impl Scanner<'_> {
     /// The text of `a`, `i`, `c`: to the end of the line, continued by a trailing backslash.
     fn text(&mut self) {
         while let Some(c) = self.peek() {
-            self.at += 1;
-            if c == b'\\' {
-                self.at += 1;
-            } else if c == b'\n' {
+            if c == b'\n' {
                 return;
             }
+            self.at += if c == b'\\' { 2 } else { 1 };
         }
     }
 
-    fn to_line_end(&mut self) {
+    fn skip_line(&mut self) {
         while self.peek().is_some_and(|c| c != b'\n') {
             self.at += 1;
         }
@@ -317,7 +330,10 @@ mod tests {
 
     fn read(line: &str) -> Result<Vec<(String, Role)>, PolicyError> {
         let argv = crate::words::split(line).unwrap_or_default();
-        let spec = SPECS.iter().find(|s| s.name == "sed").ok_or(PolicyError::DateOperand)?;
+        let spec = SPECS
+            .iter()
+            .find(|s| s.name == "sed")
+            .ok_or(PolicyError::DateOperand)?;
         Ok(super::classify(spec, &argv[1..])?
             .into_iter()
             .map(|w| (w.text.to_owned(), w.role))
@@ -328,38 +344,86 @@ mod tests {
         let all: Vec<&str> = crate::known_commands().collect();
         let toolset = crate::Toolset::open(&crate::built_tools_dir()).unwrap();
         let policy = crate::CommandPolicy::resolve(&all, &toolset).unwrap();
-        policy.check(&crate::words::split(line).unwrap()).map(|_| ())
+        policy
+            .check(&crate::words::split(line).unwrap())
+            .map(|_| ())
     }
 
     fn refused(line: &str, reason: &str) {
         assert_eq!(
             read(line),
-            Err(PolicyError::Refused { command: "sed", reason: reason.to_owned() }),
+            Err(PolicyError::Refused {
+                command: "sed",
+                reason: reason.to_owned()
+            }),
             "{line}"
         );
     }
 
     #[test]
     fn commands_and_flags_that_reach_files_or_programs_are_refused() {
-        refused("sed w\\ out a", "the w command (reads or writes a file) is not allowed");
-        refused("sed -n 1W/etc/x a", "the W command (reads or writes a file) is not allowed");
-        refused("sed 1r/etc/passwd a", "the r command (reads or writes a file) is not allowed");
-        refused("sed -e p -e R\\ x a", "the R command (reads or writes a file) is not allowed");
-        refused("sed 1e\\ id a", "the e command (runs a program) is not allowed");
-        refused("sed 's/a/b/w /tmp/x' a", "the w flag of s (writes a file) is not allowed");
-        refused("sed s/a/id/e a", "the e flag of s (runs a program) is not allowed");
-        refused("sed s/a/b/gpw\\ x a", "the w flag of s (writes a file) is not allowed");
-        refused("sed '/x/,$!{p;s/a/b/;w f' a", "the w command (reads or writes a file) is not allowed");
-        refused("sed 'p\nw f' a", "the w command (reads or writes a file) is not allowed");
-        refused("sed '\\,x,w f' a", "the w command (reads or writes a file) is not allowed");
+        refused(
+            "sed w\\ out a",
+            "the w command (reads or writes a file) is not allowed",
+        );
+        refused(
+            "sed -n 1W/etc/x a",
+            "the W command (reads or writes a file) is not allowed",
+        );
+        refused(
+            "sed 1r/etc/passwd a",
+            "the r command (reads or writes a file) is not allowed",
+        );
+        refused(
+            "sed -e p -e R\\ x a",
+            "the R command (reads or writes a file) is not allowed",
+        );
+        refused(
+            "sed 1e\\ id a",
+            "the e command (runs a program) is not allowed",
+        );
+        refused(
+            "sed 's/a/b/w /tmp/x' a",
+            "the w flag of s (writes a file) is not allowed",
+        );
+        refused(
+            "sed s/a/id/e a",
+            "the e flag of s (runs a program) is not allowed",
+        );
+        refused(
+            "sed s/a/b/gpw\\ x a",
+            "the w flag of s (writes a file) is not allowed",
+        );
+        refused(
+            "sed '/x/,$!{p;s/a/b/;w f' a",
+            "the w command (reads or writes a file) is not allowed",
+        );
+        refused(
+            "sed 'p\nw f' a",
+            "the w command (reads or writes a file) is not allowed",
+        );
+        refused(
+            "sed '\\,x,w f' a",
+            "the w command (reads or writes a file) is not allowed",
+        );
         // A `w` hidden after the delimiter inside brackets, which some seds end the regex at.
         refused(
             "sed 's/[/]x/g#/w f' a",
             "the delimiter inside a bracket expression at byte 4 of the script",
         );
         refused("sed k a", "unknown command 'k' at byte 1 of the script");
-        refused("sed pw a", "extra characters after a command at byte 1 of the script");
-        refused("sed s/a/b a", "unterminated regex or replacement at byte 5 of the script");
+        refused(
+            "sed pw a",
+            "extra characters after a command at byte 1 of the script",
+        );
+        refused(
+            "sed ':a w f' a",
+            "extra characters after a command at byte 3 of the script",
+        );
+        refused(
+            "sed s/a/b a",
+            "unterminated regex or replacement at byte 5 of the script",
+        );
         refused("sed -ibak p a", "-i with a backup suffix");
         refused("sed -in p a", "-i with a backup suffix");
         refused("sed --in-place=../* p a", "-i with a backup suffix");
@@ -372,7 +436,10 @@ mod tests {
         let option = |line: &str, option: &str| {
             assert_eq!(
                 read(line),
-                Err(PolicyError::OptionNotAllowed { command: "sed", option: option.to_owned() }),
+                Err(PolicyError::OptionNotAllowed {
+                    command: "sed",
+                    option: option.to_owned()
+                }),
                 "{line}"
             );
         };
@@ -389,12 +456,23 @@ mod tests {
         let w = |v: &[(&str, Role)]| -> Vec<(String, Role)> {
             v.iter().map(|(s, r)| ((*s).to_owned(), *r)).collect()
         };
-        assert_eq!(read("sed -n 2p a b"), Ok(w(&[("-n", O), ("2p", T), ("a", P), ("b", P)])));
-        assert_eq!(read("sed a -ne p"), Ok(w(&[("a", P), ("-ne", O), ("p", T)])));
+        assert_eq!(
+            read("sed -n 2p a b"),
+            Ok(w(&[("-n", O), ("2p", T), ("a", P), ("b", P)]))
+        );
+        assert_eq!(
+            read("sed a -ne p"),
+            Ok(w(&[("a", P), ("-ne", O), ("p", T)]))
+        );
         assert_eq!(read("sed -ep a"), Ok(w(&[("-ep", O), ("p", T), ("a", P)])));
         assert_eq!(
             read("sed --expression=1d -- -x"),
-            Ok(w(&[("--expression=1d", O), ("1d", T), ("--", O), ("-x", P)]))
+            Ok(w(&[
+                ("--expression=1d", O),
+                ("1d", T),
+                ("--", O),
+                ("-x", P)
+            ]))
         );
         for script in [
             "s/a/b/g",
@@ -420,11 +498,17 @@ mod tests {
         assert_eq!(check("sed -i s/a/b/ a/b.txt"), Ok(()));
         assert_eq!(
             check("sed -i s/a/b/ ../outside"),
-            Err(PolicyError::Path { index: 3, error: PathError::ParentComponent })
+            Err(PolicyError::Path {
+                index: 3,
+                error: PathError::ParentComponent
+            })
         );
         assert_eq!(
             check("sed -n -e p /etc/shadow"),
-            Err(PolicyError::Path { index: 4, error: PathError::Absolute })
+            Err(PolicyError::Path {
+                index: 4,
+                error: PathError::Absolute
+            })
         );
     }
 }
