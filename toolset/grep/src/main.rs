@@ -143,7 +143,11 @@ fn run(opts: &Opts, mut files: Vec<String>) -> i32 {
     };
     let implicit_dot = files.is_empty() && opts.recursive;
     if files.is_empty() {
-        files.push(if opts.recursive { ".".into() } else { "-".into() });
+        files.push(if opts.recursive {
+            ".".into()
+        } else {
+            "-".into()
+        });
     }
     let searcher = SearcherBuilder::new()
         .line_number(true)
@@ -271,9 +275,17 @@ impl Run<'_> {
         if self.opts.quiet {
             return;
         }
-        let prefix = if self.show_name { format!("{name}:") } else { String::new() };
+        let prefix = if self.show_name {
+            format!("{name}:")
+        } else {
+            String::new()
+        };
         let written = if self.opts.files_with_matches {
-            if count > 0 { writeln!(self.out, "{name}") } else { Ok(()) }
+            if count > 0 {
+                writeln!(self.out, "{name}")
+            } else {
+                Ok(())
+            }
         } else if self.opts.count {
             writeln!(self.out, "{prefix}{count}")
         } else {
