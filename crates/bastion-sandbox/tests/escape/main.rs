@@ -20,6 +20,7 @@ mod processes;
 mod resources;
 mod streams;
 mod syscalls;
+mod text;
 
 use harness::{WITHOUT_LANDLOCK_VAR, layers_on, without_landlock};
 
