@@ -7,6 +7,7 @@ mod pattern;
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use grep_matcher::Matcher;
@@ -206,13 +207,17 @@ impl Run<'_> {
         }
         match fs::metadata(name) {
             Ok(m) if m.is_dir() => {
-                if self.opts.recursive {
+                // GNU -r follows a named link to a directory; here -r never leaves the tree.
+                let link = fs::symlink_metadata(name).is_ok_and(|l| l.file_type().is_symlink());
+                if self.opts.recursive && link {
+                    self.complain(name, "symbolic link to a directory not followed");
+                } else if self.opts.recursive {
                     self.walk_dir(Path::new(name), false);
                 } else {
                     self.complain(name, "Is a directory");
                 }
             }
-            Ok(_) => self.file(Path::new(name), name),
+            Ok(_) => self.file(Path::new(name), name, false),
             Err(e) => self.complain(name, &describe(&e)),
         }
     }
@@ -237,15 +242,22 @@ impl Run<'_> {
             match fs::symlink_metadata(&path) {
                 Ok(m) if m.file_type().is_symlink() => {}
                 Ok(m) if m.is_dir() => self.walk_dir(&path, strip_dot),
-                Ok(m) if m.is_file() => self.file(&path, &shown.display().to_string()),
+                Ok(m) if m.is_file() => self.file(&path, &shown.display().to_string(), true),
                 Ok(_) => {}
                 Err(e) => self.complain(&shown.display().to_string(), &describe(&e)),
             }
         }
     }
 
-    fn file(&mut self, path: &Path, name: &str) {
-        match fs::File::open(path) {
+    /// Opens a file to search; `no_follow` (inside -r) refuses a link swapped in after the walk
+    /// looked at the entry.
+    fn file(&mut self, path: &Path, name: &str, no_follow: bool) {
+        let flags = if no_follow { libc::O_NOFOLLOW } else { 0 };
+        match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+        {
             Ok(f) => self.search(Source::File(f), name),
             Err(e) => self.complain(name, &describe(&e)),
         }

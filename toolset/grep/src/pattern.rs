@@ -131,3 +131,35 @@ fn bracket(chars: &[char], open: usize, out: &mut String) -> usize {
     // Unclosed: let the regex compiler report it.
     i
 }
+
+#[cfg(test)]
+mod tests {
+    use super::combine;
+
+    fn one(p: &str, extended: bool) -> Result<String, String> {
+        combine(&[p.to_owned()], false, extended)
+    }
+
+    #[test]
+    fn basic_and_extended_patterns_become_rust_syntax() {
+        assert_eq!(
+            one("a\\(b\\)\\{2\\}c+", false),
+            Ok("(?:a(b){2}c\\+)".to_owned())
+        );
+        assert_eq!(one("*a^b$", false), Ok("(?:\\*a\\^b$)".to_owned()));
+        assert_eq!(one("a|b(c)", true), Ok("(?:a|b(c))".to_owned()));
+        assert_eq!(one("[\\]a-]", true), Ok("(?:[\\\\]a\\-])".to_owned()));
+        assert_eq!(
+            one("[[:digit:]&]", true),
+            Ok("(?:[[:digit:]\\&])".to_owned())
+        );
+        assert_eq!(
+            combine(&["a.b\nc".to_owned()], true, false),
+            Ok("(?:a\\.b)|(?:c)".to_owned())
+        );
+        assert_eq!(
+            one("\\(a\\)\\1", false),
+            Err("back-references (\\1-\\9) are not supported".to_owned())
+        );
+    }
+}
