@@ -49,6 +49,15 @@ fn grep_r_never_follows_a_link_planted_from_outside() {
     let out = run(&sb, &["grep", "-r", "token"]);
     assert_eq!(text(&out.stdout), "inside.txt:token=inside\n");
     assert_eq!(out.exit_code, Some(0));
+    // Named on the command line, a link to a directory is refused rather than followed (GNU
+    // -r would follow it).
+    let out = run(&sb, &["grep", "-r", "token", "dir-link", "inside.txt"]);
+    assert_eq!(text(&out.stdout), "inside.txt:token=inside\n");
+    assert_eq!(
+        text(&out.stderr),
+        "grep: dir-link: symbolic link to a directory not followed\n"
+    );
+    assert_eq!(out.exit_code, Some(2));
     let _ = std::fs::remove_dir_all(&outside);
 }
 
