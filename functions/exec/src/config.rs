@@ -252,10 +252,10 @@ mod tests {
         ]);
         assert_eq!(e.var, "EXEC_TOOLS_DIR");
         assert!(e.to_string().contains("/opt/tools/commands"), "{e}");
-        // grep is not a known command: no pinned grep is built (see commands.rs).
+        // perl is not a known command: no pinned perl is built (see commands.rs).
         let e = err(&[
             ("EXEC_SANDBOX_KEY", KEY),
-            ("EXEC_ALLOWED_COMMANDS", "cat,grep"),
+            ("EXEC_ALLOWED_COMMANDS", "cat,perl"),
         ]);
         assert_eq!(e.var, "EXEC_ALLOWED_COMMANDS");
         let e = err(&[("EXEC_SANDBOX_KEY", KEY), ("EXEC_TOOLS_DIR", "tools")]);
