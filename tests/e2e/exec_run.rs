@@ -86,7 +86,18 @@ async fn commands_and_options_off_the_allowlist_are_refused_by_name() {
             json!(["find", ".", "-exec", "sh", ";"]),
             "command \"find\" is not allowed",
         ),
-        (json!(["sed", "e id"]), "command \"sed\" is not allowed"),
+        (
+            json!(["sed", "e id"]),
+            "sed: the e command (runs a program) is not allowed",
+        ),
+        (
+            json!(["sed", "s/x/y/w ../../out", "a"]),
+            "sed: the w flag of s (writes a file) is not allowed",
+        ),
+        (
+            json!(["grep", "-R", "x", "."]),
+            "option \"-R\" is not allowed for grep",
+        ),
         (
             json!(["tar", "--to-command=sh", "-xf", "a"]),
             "command \"tar\" is not allowed",
