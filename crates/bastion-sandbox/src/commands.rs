@@ -3,6 +3,7 @@
 //! options it accepts, which take a value, whether that value is required (the next word or the
 //! rest of the word) or optional (only `--name=VALUE` or an attached `-xVALUE`), and whether a
 //! value or operand names a file.
+//! grep (toolset/grep) and sed (uutils sed 0.3.0) bring readers of their own (`tools/`).
 //!
 //! The table must describe the programs exactly: a word the checker reads as an option's value
 //! skips the path rules, so an option whose argument the program takes only after `=` must never
