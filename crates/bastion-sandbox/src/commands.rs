@@ -278,6 +278,16 @@ pub(crate) static SPECS: &[Spec] = &[
         custom: Some(crate::tools::sed::classify),
         ..spec("sed", Operands::Paths)
     },
+    // Our jq front end over jaq (toolset/jq): no environment, modules or file options.
+    Spec {
+        custom: Some(crate::tools::jq::classify),
+        ..spec("jq", Operands::Paths)
+    },
+    // busybox awk, reached only as `awk`; the reader scans the program (tools/awk.rs).
+    Spec {
+        custom: Some(crate::tools::awk::classify),
+        ..spec("awk", Operands::Paths)
+    },
 ];
 
 /// The commands on by default.
@@ -304,6 +314,8 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "sha256sum",
     "grep",
     "sed",
+    "jq",
+    "awk",
 ];
 
 /// Every command a deployment may enable.

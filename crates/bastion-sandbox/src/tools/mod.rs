@@ -2,5 +2,8 @@
 //! search expression, an editing script, a program. Each refuses what would run another
 //! program, reach the network or touch files outside the run directory, and hands every file
 //! name it finds back to the policy's path rules.
+
+pub(crate) mod awk;
 pub(crate) mod grep;
+pub(crate) mod jq;
 pub(crate) mod sed;

@@ -1,0 +1,259 @@
+//! awk's argument reader (the toolset's awk is busybox's, reached only through a link named
+//! `awk`): `-F SEP`, `-v NAME=VALUE`, `--`, the program, then operands, which are files except
+//! `NAME=VALUE` assignments. The program is tokenized (strings, regex literals, comments) and
+//! refused when it could run a command or write a file the path rules did not see: `system`,
+//! any `|` but `||` (pipes to and from commands, `|&`), output redirection except to a string
+//! literal that passes the path rules, and `getline <` from anything but such a literal.
+//! `-f FILE` is refused: the program in a file is not in argv, so this check could not read it
+//! (and the file could change between the check and the run). `ENVIRON` stays: the runner gives
+//! the program a clean environment (PATH, HOME, TMPDIR), so it reveals nothing.
+
+use crate::commands::{Role, Spec};
+use crate::path::SandboxPath;
+use crate::policy::{PolicyError, Word, refuse, truncate};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Ident(String),
+    /// A string literal's raw text between the quotes (escapes not decoded).
+    Str(String),
+    Number,
+    Regex,
+    Newline,
+    Punct(&'static str),
+}
+
+/// Operators, longest first so `||` is never read as two `|`.
+const PUNCTS: &[&str] = &[
+    ">>", "||", "|&", "&&", "==", "!=", "<=", ">=", "++", "--", "+=", "-=", "*=", "/=", "%=", "^=",
+    "**", "!~", "{", "}", "(", ")", "[", "]", ";", ",", "+", "-", "*", "%", "^", "!", ">", "<",
+    "|", "?", ":", "~", "$", "=", "/",
+];
+
+/// Words after which an operand is expected, so a `/` opens a regex there.
+const KEYWORDS: &[&str] = &[
+    "print", "printf", "return", "do", "else", "in", "exit", "case", "if", "while", "for",
+];
+
+fn refused(reason: impl Into<String>) -> PolicyError {
+    PolicyError::Refused {
+        command: "awk",
+        reason: reason.into(),
+    }
+}
+
+/// Whether the token before a `/` ends an operand (then `/` divides).
+fn ends_operand(prev: Option<&Tok>) -> bool {
+    match prev {
+        Some(Tok::Ident(w)) => !KEYWORDS.contains(&w.as_str()),
+        Some(Tok::Str(_) | Tok::Number | Tok::Regex) => true,
+        Some(Tok::Punct(p)) => matches!(*p, ")" | "]" | "++" | "--"),
+        Some(Tok::Newline) | None => false,
+    }
+}
+
+/// Reads a quoted string or regex body from after its opening `close` to the closing one.
+fn quoted(chars: &[char], at: &mut usize, close: char) -> Result<String, PolicyError> {
+    let mut text = String::new();
+    while let Some(&c) = chars.get(*at) {
+        *at += 1;
+        if c == close {
+            return Ok(text);
+        }
+        if c == '\n' {
+            break;
+        }
+        text.push(c);
+        if c == '\\' {
+            if let Some(&n) = chars.get(*at) {
+                text.push(n);
+                *at += 1;
+            }
+        }
+    }
+    Err(refused(format!("unterminated {close} in the program")))
+}
+
+fn tokenize(program: &str) -> Result<Vec<Tok>, PolicyError> {
+    let chars: Vec<char> = program.chars().collect();
+    let mut toks: Vec<Tok> = Vec::new();
+    let mut at = 0;
+    while let Some(&c) = chars.get(at) {
+        at += 1;
+        match c {
+            ' ' | '\t' | '\r' => {}
+            '\\' if chars.get(at) == Some(&'\n') => at += 1,
+            '\n' => toks.push(Tok::Newline),
+            '#' => {
+                while chars.get(at).is_some_and(|c| *c != '\n') {
+                    at += 1;
+                }
+            }
+            '"' => toks.push(Tok::Str(quoted(&chars, &mut at, '"')?)),
+            '/' if !ends_operand(toks.last()) => {
+                quoted(&chars, &mut at, '/')?;
+                toks.push(Tok::Regex);
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let start = at - 1;
+                while chars
+                    .get(at)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+                {
+                    at += 1;
+                }
+                toks.push(Tok::Ident(chars[start..at].iter().collect()));
+            }
+            c if c.is_ascii_digit() || c == '.' => {
+                while chars
+                    .get(at)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '.')
+                {
+                    at += 1;
+                }
+                toks.push(Tok::Number);
+            }
+            _ => {
+                let rest: String = chars[at - 1..chars.len().min(at + 1)].iter().collect();
+                let p = PUNCTS
+                    .iter()
+                    .find(|p| rest.starts_with(**p))
+                    .ok_or_else(|| refused(format!("unexpected {c:?} in the program")))?;
+                at += p.chars().count() - 1;
+                toks.push(Tok::Punct(p));
+            }
+        }
+    }
+    Ok(toks)
+}
+
+/// A file named in the program: a plain string literal (no escapes, which could spell `..`)
+/// that passes the path rules.
+fn literal_path(tok: Option<&Tok>, what: &str, index: usize) -> Result<(), PolicyError> {
+    match tok {
+        Some(Tok::Str(s)) if !s.contains('\\') => SandboxPath::parse_bytes(s.as_bytes())
+            .map(|_| ())
+            .map_err(|error| PolicyError::Path { index, error }),
+        _ => Err(refused(format!("{what} must name a file as a string literal"))),
+    }
+}
+
+fn ends_statement(tok: Option<&Tok>) -> bool {
+    matches!(
+        tok,
+        None | Some(Tok::Newline | Tok::Punct(";") | Tok::Punct("}"))
+    )
+}
+
+/// Refuses what the program may not do; `index` is the program's position in argv.
+fn check_program(program: &str, index: usize) -> Result<(), PolicyError> {
+    let toks = tokenize(program)?;
+    let mut depth = 0usize;
+    // The nesting depth of the `print`/`printf` statement being read: a `>` at that depth
+    // redirects its output, a deeper one compares.
+    let mut printing: Option<usize> = None;
+    let mut i = 0;
+    while let Some(tok) = toks.get(i) {
+        i += 1;
+        match tok {
+            Tok::Ident(w) if w == "system" => return Err(refused("system() runs a command")),
+            Tok::Ident(w) if w == "print" || w == "printf" => printing = Some(depth),
+            Tok::Ident(w) if w == "getline" => {
+                if let Some(Tok::Ident(_)) = toks.get(i) {
+                    i += 1;
+                }
+                if matches!(toks.get(i), Some(Tok::Punct("[" | "$"))) {
+                    return Err(refused("getline reads only into a plain variable"));
+                }
+                if toks.get(i) == Some(&Tok::Punct("<")) {
+                    literal_path(toks.get(i + 1), "getline <", index)?;
+                    i += 2;
+                }
+            }
+            Tok::Punct("|" | "|&") => {
+                return Err(refused("| runs a command (a pipe to or from a command)"));
+            }
+            Tok::Punct("(" | "[" | "{") => depth += 1,
+            Tok::Punct(p @ (")" | "]" | "}")) => {
+                depth = depth.saturating_sub(1);
+                if *p == "}" && printing.is_some_and(|d| depth < d) {
+                    printing = None;
+                }
+            }
+            Tok::Punct(p @ (">" | ">>")) if printing == Some(depth) => {
+                literal_path(toks.get(i), &format!("output redirection {p}"), index)?;
+                if !ends_statement(toks.get(i + 1)) {
+                    return Err(refused(format!(
+                        "output redirection {p} must end its statement"
+                    )));
+                }
+                i += 1;
+            }
+            Tok::Newline | Tok::Punct(";") if printing.is_some_and(|d| depth <= d) => {
+                printing = None;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `NAME=VALUE`: an operand awk reads as an assignment, not a file.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// The reader `SPECS` names for awk (see [`crate::commands::Spec::custom`]).
+pub(crate) fn classify<'a>(
+    spec: &'static Spec,
+    args: &'a [String],
+) -> Result<Vec<Word<'a>>, PolicyError> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    let word = |index: usize, text: &'a str, role| Word { index, text, role };
+    // Options, until the program (busybox stops reading options there, as POSIX says).
+    while let Some(arg) = args.get(i) {
+        if arg == "--" {
+            words.push(word(i + 1, arg, Role::Option));
+            i += 1;
+            break;
+        }
+        if arg == "-" || !arg.starts_with('-') {
+            break;
+        }
+        let letter = arg[1..].chars().next().unwrap_or_default();
+        if letter != 'F' && letter != 'v' {
+            return Err(refuse(spec, &format!("-{letter}")));
+        }
+        words.push(word(i + 1, arg, Role::Option));
+        let attached = &arg[1 + letter.len_utf8()..];
+        if attached.is_empty() {
+            let value = args.get(i + 1).ok_or_else(|| PolicyError::MissingValue {
+                command: spec.name,
+                option: truncate(arg),
+            })?;
+            words.push(word(i + 2, value, Role::Text));
+            i += 2;
+        } else {
+            words.push(word(i + 1, attached, Role::Text));
+            i += 1;
+        }
+    }
+    let program = args
+        .get(i)
+        .ok_or_else(|| refused("no program given"))?;
+    check_program(program, i + 1)?;
+    words.push(word(i + 1, program, Role::Text));
+    for (n, arg) in args.iter().enumerate().skip(i + 1) {
+        let role = if is_assignment(arg) {
+            Role::Text
+        } else {
+            Role::Path
+        };
+        words.push(word(n + 1, arg, role));
+    }
+    Ok(words)
+}
