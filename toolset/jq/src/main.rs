@@ -32,12 +32,14 @@ enum Failure {
     Halt(i32),
     FalseOrNull,
     NoOutput,
+    /// An input file could not be read (already reported).
+    Unread,
 }
 
 impl Failure {
     fn code(&self) -> u8 {
         match self {
-            Self::Usage(_) | Self::Input(_) => 2,
+            Self::Usage(_) | Self::Input(_) | Self::Unread => 2,
             Self::Compile(_) => 3,
             Self::Runtime(_) => 5,
             Self::FalseOrNull => 1,
@@ -49,7 +51,7 @@ impl Failure {
     fn message(&self) -> Option<&str> {
         match self {
             Self::Usage(m) | Self::Compile(m) | Self::Input(m) | Self::Runtime(m) => Some(m),
-            Self::Halt(_) | Self::FalseOrNull | Self::NoOutput => None,
+            Self::Halt(_) | Self::FalseOrNull | Self::NoOutput | Self::Unread => None,
         }
     }
 }
@@ -99,7 +101,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
     let (names, vals): (Vec<String>, Vec<Val>) = binds.into_iter().unzip();
     let filter = compile(&cli.filter, &names)?;
 
-    let bytes = read_input(&cli.files)?;
+    let (bytes, unread) = read_input(&cli.files)?;
     let bytes = bytes::Bytes::from(bytes);
     let inputs = read::parse(Format::Json, &bytes, "", cli.slurp);
     let runner = Runner {
@@ -140,6 +142,9 @@ fn run(args: &[String]) -> Result<(), Failure> {
     );
     out.flush()?;
     result?;
+    if unread {
+        return Err(Failure::Unread);
+    }
     match (cli.exit_status, last) {
         (false, _) | (true, Some(true)) => Ok(()),
         (true, Some(false)) => Err(Failure::FalseOrNull),
@@ -160,18 +165,23 @@ fn compile(code: &str, vars: &[String]) -> Result<Filter, Failure> {
     })
 }
 
-/// Standard input, or the operands one after another as one stream (as jq reads them).
-fn read_input(files: &[String]) -> Result<Vec<u8>, Failure> {
+/// Standard input, or the operands one after another as one stream (as jq reads them). As jq
+/// does, a file that cannot be read is reported and skipped, and the run still fails at the end.
+fn read_input(files: &[String]) -> Result<(Vec<u8>, bool), Failure> {
     let mut bytes = Vec::new();
     if files.is_empty() {
         io::stdin().lock().read_to_end(&mut bytes)?;
-        return Ok(bytes);
+        return Ok((bytes, false));
     }
+    let mut unread = false;
     for f in files {
-        let mut file =
-            std::fs::File::open(f).map_err(|e| Failure::Input(format!("could not open {f}: {e}")))?;
-        file.read_to_end(&mut bytes)?;
-        bytes.push(b'\n');
+        match std::fs::File::open(f).and_then(|mut file| file.read_to_end(&mut bytes)) {
+            Ok(_) => bytes.push(b'\n'),
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "jq: error: could not open {f}: {e}");
+                unread = true;
+            }
+        }
     }
-    Ok(bytes)
+    Ok((bytes, unread))
 }

@@ -257,3 +257,148 @@ pub(crate) fn classify<'a>(
     }
     Ok(words)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::PathError;
+
+    fn read(argv: &[&str]) -> Result<Vec<(String, Role)>, PolicyError> {
+        let spec = crate::commands::SPECS
+            .iter()
+            .find(|s| s.name == "awk")
+            .unwrap();
+        let args: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        classify(spec, &args).map(|w| w.iter().map(|w| (w.text.to_owned(), w.role)).collect())
+    }
+
+    fn refused_because(program: &str, reason: &str) {
+        assert_eq!(
+            read(&[program]),
+            Err(PolicyError::Refused {
+                command: "awk",
+                reason: reason.to_owned()
+            }),
+            "{program}"
+        );
+    }
+
+    #[test]
+    fn commands_pipes_and_unchecked_files_are_refused() {
+        let system = "system() runs a command";
+        refused_because("BEGIN { system(\"id\") }", system);
+        refused_because("BEGIN{x=system;}", system);
+        refused_because("/a/ { n++ } END { print n; system(\"cat /etc/passwd\") }", system);
+        let pipe = "| runs a command (a pipe to or from a command)";
+        refused_because("{ print | \"sh\" }", pipe);
+        refused_because("BEGIN { \"id\" | getline x; print x }", pipe);
+        refused_because("BEGIN { \"sh\" |& getline }", pipe);
+        refused_because("{ print $1 |\"sort\" }", pipe);
+        // A `/` after a keyword opens a regex, so a quote inside it cannot hide what follows.
+        refused_because("{ print /\"/; system(\"id\"); x = /\"/ }", system);
+        let out = |op: &str| format!("output redirection {op} must name a file as a string literal");
+        refused_because("{ print > FILENAME }", &out(">"));
+        refused_because("{ print $0 >> $2 }", &out(">>"));
+        refused_because("{ printf \"%s\", $0 > \"a\\x2e\" }", &out(">"));
+        refused_because("{ print (1)(2) > f }", &out(">"));
+        refused_because(
+            "{ print > \"out\" \".txt\" }",
+            "output redirection > must end its statement",
+        );
+        let getline = "getline < must name a file as a string literal";
+        refused_because("BEGIN { getline x < ARGV[1] }", getline);
+        refused_because("BEGIN { while ((getline line < f) > 0) n++ }", getline);
+        refused_because(
+            "BEGIN { getline a[1] < \"x\" }",
+            "getline reads only into a plain variable",
+        );
+        refused_because("BEGIN { print \"x }", "unterminated \" in the program");
+        refused_because("BEGIN { x = `id` }", "unexpected '`' in the program");
+    }
+
+    #[test]
+    fn a_literal_file_name_must_pass_the_path_rules() {
+        let path = |program: &str, error: PathError| {
+            assert_eq!(
+                read(&["-F", ":", program]),
+                Err(PolicyError::Path { index: 3, error }),
+                "{program}"
+            );
+        };
+        path("{ print > \"/etc/cron.d/x\" }", PathError::Absolute);
+        path("{ print >> \"../up\" }", PathError::ParentComponent);
+        path("{ print \"x\" > \"/dev/stderr\" }", PathError::Absolute);
+        path("BEGIN { getline < \"/etc/passwd\" }", PathError::Absolute);
+        path("BEGIN { getline x < \"../secret\"; print x }", PathError::ParentComponent);
+    }
+
+    #[test]
+    fn options_other_than_f_and_v_are_refused() {
+        let refused = |argv: &[&str], option: &str| {
+            assert_eq!(
+                read(argv),
+                Err(PolicyError::OptionNotAllowed {
+                    command: "awk",
+                    option: option.to_owned()
+                }),
+                "{argv:?}"
+            );
+        };
+        refused(&["-f", "prog.awk", "data"], "-f");
+        refused(&["-fprog.awk"], "-f");
+        refused(&["-e", "BEGIN{}"], "-e");
+        refused(&["-W", "exec"], "-W");
+        assert_eq!(
+            read(&["-v"]),
+            Err(PolicyError::MissingValue {
+                command: "awk",
+                option: "-v".to_owned()
+            })
+        );
+        refused_because_no_program();
+    }
+
+    fn refused_because_no_program() {
+        assert_eq!(
+            read(&["-F,"]),
+            Err(PolicyError::Refused {
+                command: "awk",
+                reason: "no program given".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn ordinary_programs_are_read_with_their_operands() {
+        let (o, t, p) = (Role::Option, Role::Text, Role::Path);
+        let own = |v: &[(&str, Role)]| -> Vec<(String, Role)> {
+            v.iter().map(|(s, r)| ((*s).to_owned(), *r)).collect()
+        };
+        assert_eq!(
+            read(&["-F:", "-v", "n=1", "{ print $1 }", "a", "x=2", "-"]).unwrap(),
+            own(&[
+                ("-F:", o),
+                (":", t),
+                ("-v", o),
+                ("n=1", t),
+                ("{ print $1 }", t),
+                ("a", p),
+                ("x=2", t),
+                ("-", p)
+            ])
+        );
+        for program in [
+            "{ s += $2 } END { print s / NR }",
+            "$1 > 2 { print $1 > \"out/big.txt\" }",
+            "{ print ($1 > 2) }",
+            "{ if (a || b) print \"a|b\" }",
+            "/a|b/ { n++ } # a | comment\nEND { print n }",
+            "BEGIN { while ((getline line < \"in.txt\") > 0) n++; close(\"in.txt\"); print n }",
+            "{ print > \"o\"; fflush() }\n{ x = $1 / 2 }",
+            "BEGIN { print ENVIRON[\"HOME\"] }",
+            "{ a[$1]++ } END { for (k in a) print k, a[k] > \"counts\" }",
+        ] {
+            assert!(read(&[program]).is_ok(), "{program}: {:?}", read(&[program]));
+        }
+    }
+}

@@ -65,3 +65,77 @@ pub(crate) fn classify<'a>(
     }
     Ok(words)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(argv: &[&str]) -> Result<Vec<(String, Role)>, PolicyError> {
+        let spec = crate::commands::SPECS
+            .iter()
+            .find(|s| s.name == "jq")
+            .unwrap();
+        let args: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        classify(spec, &args).map(|w| w.iter().map(|w| (w.text.to_owned(), w.role)).collect())
+    }
+
+    #[test]
+    fn options_that_read_files_or_load_modules_are_refused() {
+        for (argv, option) in [
+            (&["--rawfile", "x", "/etc/passwd", "."][..], "--rawfile"),
+            (&["--slurpfile", "x", "f", "."], "--slurpfile"),
+            (&["-L", "/lib", "."], "-L"),
+            (&["-rL/lib", "."], "-L"),
+            (&["--from-file", "f"], "--from-file"),
+            (&["-f", "f"], "-f"),
+            (&["--in-place", ".", "a"], "--in-place"),
+            (&["--raw-output=1", "."], "--raw-output=1"),
+        ] {
+            assert_eq!(
+                read(argv),
+                Err(PolicyError::OptionNotAllowed {
+                    command: "jq",
+                    option: option.to_owned()
+                }),
+                "{argv:?}"
+            );
+        }
+        assert_eq!(
+            read(&["--arg", "x"]),
+            Err(PolicyError::MissingValue {
+                command: "jq",
+                option: "--arg".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn the_filter_and_arguments_are_text_and_the_rest_are_files() {
+        let (o, t, p) = (Role::Option, Role::Text, Role::Path);
+        let got = read(&["-rc", "--arg", "a", "../x", ".[$a]", "in", "--argjson", "b", "1", "-"]);
+        let want: Vec<(String, Role)> = [
+            ("-rc", o),
+            ("--arg", o),
+            ("a", t),
+            ("../x", t),
+            (".[$a]", t),
+            ("in", p),
+            ("--argjson", o),
+            ("b", t),
+            ("1", t),
+            ("-", p),
+        ]
+        .iter()
+        .map(|(s, r)| ((*s).to_owned(), *r))
+        .collect();
+        assert_eq!(got, Ok(want));
+        assert_eq!(
+            read(&["--", "-n", "-e"]),
+            Ok(vec![
+                ("--".to_owned(), o),
+                ("-n".to_owned(), t),
+                ("-e".to_owned(), p)
+            ])
+        );
+    }
+}
