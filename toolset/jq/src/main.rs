@@ -165,8 +165,9 @@ fn compile(code: &str, vars: &[String]) -> Result<Filter, Failure> {
     })
 }
 
-/// Standard input, or the operands one after another as one stream (as jq reads them). As jq
-/// does, a file that cannot be read is reported and skipped, and the run still fails at the end.
+/// Standard input, or the operands (`-` is standard input) one after another as one stream, as
+/// jq reads them. As jq does, a file that cannot be read is reported and skipped, and the run
+/// still fails at the end.
 fn read_input(files: &[String]) -> Result<(Vec<u8>, bool), Failure> {
     let mut bytes = Vec::new();
     if files.is_empty() {
@@ -175,7 +176,12 @@ fn read_input(files: &[String]) -> Result<(Vec<u8>, bool), Failure> {
     }
     let mut unread = false;
     for f in files {
-        match std::fs::File::open(f).and_then(|mut file| file.read_to_end(&mut bytes)) {
+        let read = if f == "-" {
+            io::stdin().lock().read_to_end(&mut bytes)
+        } else {
+            std::fs::File::open(f).and_then(|mut file| file.read_to_end(&mut bytes))
+        };
+        match read {
             Ok(_) => bytes.push(b'\n'),
             Err(e) => {
                 let _ = writeln!(io::stderr(), "jq: error: could not open {f}: {e}");
