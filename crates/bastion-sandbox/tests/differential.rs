@@ -59,6 +59,10 @@ fn base_args(command: &str, option: &str) -> Vec<String> {
     if command == "cut" && !lists.contains(&option) {
         return vec!["-f1".to_owned()];
     }
+    // jq's first operand is the filter: a marker would not compile, and no file would open.
+    if command == "jq" {
+        return vec![".".to_owned()];
+    }
     Vec::new()
 }
 
