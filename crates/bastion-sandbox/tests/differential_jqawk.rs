@@ -17,7 +17,10 @@ use bastion_sandbox::{CommandPolicy, PolicyError, Toolset, built_tools_dir};
 
 /// Input files every case may name.
 const FILES: &[(&str, &str)] = &[
-    ("a.json", "{\"name\":\"ann\",\"tags\":[\"x\",\"y\"],\"n\":3}\n"),
+    (
+        "a.json",
+        "{\"name\":\"ann\",\"tags\":[\"x\",\"y\"],\"n\":3}\n",
+    ),
     ("b.json", "1 2\n[3,{\"k\":null}]\n"),
     ("f.json", "false\n"),
     ("t.txt", "alice 30 paris\nbob 25 rome\ncarol 35 oslo\n"),
@@ -93,8 +96,14 @@ fn compare(command: &str, cases: &[(&[&str], &str)]) -> Vec<String> {
                 continue;
             }
         };
-        let (d1, d2) = (scratch(&format!("{command}{n}t")), scratch(&format!("{command}{n}h")));
-        let (a, b) = (run(&ours, command, args, stdin, &d1), run(&host, command, args, stdin, &d2));
+        let (d1, d2) = (
+            scratch(&format!("{command}{n}t")),
+            scratch(&format!("{command}{n}h")),
+        );
+        let (a, b) = (
+            run(&ours, command, args, stdin, &d1),
+            run(&host, command, args, stdin, &d2),
+        );
         let written = |d: &Path| std::fs::read_to_string(d.join("out.txt")).ok();
         if a.stdout != b.stdout || a.code != b.code || written(&d1) != written(&d2) {
             problems.push(format!(
@@ -131,7 +140,10 @@ fn jq_options_give_the_output_and_exit_code_of_the_hosts_jq() {
         (&["-e", "empty", "a.json"], ""),
         (&["--exit-status", ".n > 2", "a.json"], ""),
         (&["--arg", "who", "bob", "-n", "$who"], ""),
-        (&["-n", "--arg", "x", "1", "--arg", "y", "2", "-c", "[$x, $y]"], ""),
+        (
+            &["-n", "--arg", "x", "1", "--arg", "y", "2", "-c", "[$x, $y]"],
+            "",
+        ),
         (&["--argjson", "v", "{\"k\":[1,2]}", "-c", "-n", "$v.k"], ""),
         (&["-c", "--arg", "k", "n", "{($k): .[$k]}", "a.json"], ""),
         (&["-c", "$ARGS.named", "--arg", "a", "b", "-n"], ""),
@@ -160,10 +172,22 @@ fn awk_options_give_the_output_and_exit_code_of_the_hosts_awk() {
         (&["BEGIN { printf \"%d-%s\\n\", 7, \"x\" }"], ""),
         (&["/o/ && !/carol/ { print }", "t.txt"], ""),
         (&["{ a[$3] = $1 } END { print a[\"rome\"] }", "t.txt"], ""),
-        (&["{ print $1 > \"out.txt\" } END { close(\"out.txt\") }", "t.txt"], ""),
+        (
+            &[
+                "{ print $1 > \"out.txt\" } END { close(\"out.txt\") }",
+                "t.txt",
+            ],
+            "",
+        ),
         (&["{ print $0 >> \"out.txt\" }", "t.txt"], ""),
-        (&["BEGIN { while ((getline l < \"t.txt\") > 0) n++; print n }"], ""),
-        (&["{ print length($1), toupper(substr($1, 1, 2)) }", "t.txt"], ""),
+        (
+            &["BEGIN { while ((getline l < \"t.txt\") > 0) n++; print n }"],
+            "",
+        ),
+        (
+            &["{ print length($1), toupper(substr($1, 1, 2)) }", "t.txt"],
+            "",
+        ),
         (&["{ gsub(/a/, \"A\"); print }", "t.txt"], ""),
         (&["BEGIN { x = 7 / 2; print x; exit 3 }"], ""),
         (&["BEGIN { print ENVIRON[\"PATH\"] }"], ""),
@@ -189,7 +213,13 @@ fn the_toolset_jq_has_no_environment_and_loads_no_modules() {
     ] {
         let argv: Vec<String> = ["jq", "-n", filter].map(str::to_owned).to_vec();
         let program = policy.check(&argv).unwrap();
-        let out = run(program, "jq", &argv[1..].iter().map(String::as_str).collect::<Vec<_>>(), "", &dir);
+        let out = run(
+            program,
+            "jq",
+            &argv[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+            "",
+            &dir,
+        );
         // A compile error (jq's exit 3), and nothing of the environment on standard output.
         assert_eq!((out.stdout.as_str(), out.code), ("", Some(3)), "{filter}");
     }
@@ -200,12 +230,20 @@ fn the_toolset_jq_has_no_environment_and_loads_no_modules() {
 fn busybox_runs_only_awk_and_only_through_its_awk_link() {
     let policy = policy();
     let tools = built_tools_dir();
-    let argv: Vec<String> = ["awk", "BEGIN { print \"ok\" }"].map(str::to_owned).to_vec();
+    let argv: Vec<String> = ["awk", "BEGIN { print \"ok\" }"]
+        .map(str::to_owned)
+        .to_vec();
     let program = policy.check(&argv).unwrap();
     assert_eq!(program, tools.join("awk"));
     let dir = scratch("bb");
     // The runner passes argv[0] (the command name the policy checked) as arg0.
-    let out = run(program, "awk", &argv[1..].iter().map(String::as_str).collect::<Vec<_>>(), "", &dir);
+    let out = run(
+        program,
+        "awk",
+        &argv[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+        "",
+        &dir,
+    );
     assert_eq!((out.stdout.as_str(), out.code), ("ok\n", Some(0)));
     // busybox chooses its applet by argv[0]: that is why exec must never pass another name.
     let out = run(program, "sh", &["-c", "echo applet"], "", &dir);
@@ -238,8 +276,14 @@ fn awk_operands_and_the_program_obey_the_path_rules() {
         policy.check(&argv).map(|_| ())
     };
     let path = |index, error| Err(PolicyError::Path { index, error });
-    assert_eq!(check(&["{ print }", "/etc/passwd"]), path(2, PathError::Absolute));
-    assert_eq!(check(&["{ print }", "x=1", "../up"]), path(3, PathError::ParentComponent));
+    assert_eq!(
+        check(&["{ print }", "/etc/passwd"]),
+        path(2, PathError::Absolute)
+    );
+    assert_eq!(
+        check(&["{ print }", "x=1", "../up"]),
+        path(3, PathError::ParentComponent)
+    );
     assert_eq!(
         check(&["-F:", "{ print > \"/tmp/x\" }"]),
         path(2, PathError::Absolute)

@@ -33,9 +33,15 @@ impl Cli {
                 "--" => only_operands = true,
                 "--arg" | "--argjson" => {
                     let (Some(name), Some(value)) = (it.next(), it.next()) else {
-                        return Err(format!("{arg} takes two parameters (e.g. {arg} varname value)"));
+                        return Err(format!(
+                            "{arg} takes two parameters (e.g. {arg} varname value)"
+                        ));
                     };
-                    let list = if arg == "--arg" { &mut cli.arg } else { &mut cli.argjson };
+                    let list = if arg == "--arg" {
+                        &mut cli.arg
+                    } else {
+                        &mut cli.argjson
+                    };
                     list.push((name.clone(), value.clone()));
                 }
                 long if long.starts_with("--") => cli.long(&long[2..])?,

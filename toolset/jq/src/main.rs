@@ -94,7 +94,10 @@ fn run(args: &[String]) -> Result<(), Failure> {
             .collect(),
     );
     let args_obj = [
-        (Val::utf8_str("positional".to_owned()), Val::Arr(Vec::new().into())),
+        (
+            Val::utf8_str("positional".to_owned()),
+            Val::Arr(Vec::new().into()),
+        ),
         (Val::utf8_str("named".to_owned()), named),
     ];
     binds.push(("ARGS".to_owned(), Val::obj(args_obj.into_iter().collect())));

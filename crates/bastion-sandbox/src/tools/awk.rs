@@ -134,7 +134,9 @@ fn literal_path(tok: Option<&Tok>, what: &str, index: usize) -> Result<(), Polic
         Some(Tok::Str(s)) if !s.contains('\\') => SandboxPath::parse_bytes(s.as_bytes())
             .map(|_| ())
             .map_err(|error| PolicyError::Path { index, error }),
-        _ => Err(refused(format!("{what} must name a file as a string literal"))),
+        _ => Err(refused(format!(
+            "{what} must name a file as a string literal"
+        ))),
     }
 }
 
@@ -242,9 +244,7 @@ pub(crate) fn classify<'a>(
             i += 1;
         }
     }
-    let program = args
-        .get(i)
-        .ok_or_else(|| refused("no program given"))?;
+    let program = args.get(i).ok_or_else(|| refused("no program given"))?;
     check_program(program, i + 1)?;
     words.push(word(i + 1, program, Role::Text));
     for (n, arg) in args.iter().enumerate().skip(i + 1) {
@@ -288,7 +288,10 @@ mod tests {
         let system = "system() runs a command";
         refused_because("BEGIN { system(\"id\") }", system);
         refused_because("BEGIN{x=system;}", system);
-        refused_because("/a/ { n++ } END { print n; system(\"cat /etc/passwd\") }", system);
+        refused_because(
+            "/a/ { n++ } END { print n; system(\"cat /etc/passwd\") }",
+            system,
+        );
         let pipe = "| runs a command (a pipe to or from a command)";
         refused_because("{ print | \"sh\" }", pipe);
         refused_because("BEGIN { \"id\" | getline x; print x }", pipe);
@@ -296,7 +299,8 @@ mod tests {
         refused_because("{ print $1 |\"sort\" }", pipe);
         // A `/` after a keyword opens a regex, so a quote inside it cannot hide what follows.
         refused_because("{ print /\"/; system(\"id\"); x = /\"/ }", system);
-        let out = |op: &str| format!("output redirection {op} must name a file as a string literal");
+        let out =
+            |op: &str| format!("output redirection {op} must name a file as a string literal");
         refused_because("{ print > FILENAME }", &out(">"));
         refused_because("{ print $0 >> $2 }", &out(">>"));
         refused_because("{ printf \"%s\", $0 > \"a\\x2e\" }", &out(">"));
@@ -329,7 +333,10 @@ mod tests {
         path("{ print >> \"../up\" }", PathError::ParentComponent);
         path("{ print \"x\" > \"/dev/stderr\" }", PathError::Absolute);
         path("BEGIN { getline < \"/etc/passwd\" }", PathError::Absolute);
-        path("BEGIN { getline x < \"../secret\"; print x }", PathError::ParentComponent);
+        path(
+            "BEGIN { getline x < \"../secret\"; print x }",
+            PathError::ParentComponent,
+        );
     }
 
     #[test]
@@ -398,7 +405,11 @@ mod tests {
             "BEGIN { print ENVIRON[\"HOME\"] }",
             "{ a[$1]++ } END { for (k in a) print k, a[k] > \"counts\" }",
         ] {
-            assert!(read(&[program]).is_ok(), "{program}: {:?}", read(&[program]));
+            assert!(
+                read(&[program]).is_ok(),
+                "{program}: {:?}",
+                read(&[program])
+            );
         }
     }
 }

@@ -112,7 +112,18 @@ mod tests {
     #[test]
     fn the_filter_and_arguments_are_text_and_the_rest_are_files() {
         let (o, t, p) = (Role::Option, Role::Text, Role::Path);
-        let got = read(&["-rc", "--arg", "a", "../x", ".[$a]", "in", "--argjson", "b", "1", "-"]);
+        let got = read(&[
+            "-rc",
+            "--arg",
+            "a",
+            "../x",
+            ".[$a]",
+            "in",
+            "--argjson",
+            "b",
+            "1",
+            "-",
+        ]);
         let want: Vec<(String, Role)> = [
             ("-rc", o),
             ("--arg", o),
