@@ -64,11 +64,11 @@ fn quoted(chars: &[char], at: &mut usize, close: char) -> Result<String, PolicyE
             break;
         }
         text.push(c);
-        if c == '\\' {
-            if let Some(&n) = chars.get(*at) {
-                text.push(n);
-                *at += 1;
-            }
+        if c == '\\'
+            && let Some(&n) = chars.get(*at)
+        {
+            text.push(n);
+            *at += 1;
         }
     }
     Err(refused(format!("unterminated {close} in the program")))
@@ -78,6 +78,10 @@ fn tokenize(program: &str) -> Result<Vec<Tok>, PolicyError> {
     let chars: Vec<char> = program.chars().collect();
     let mut toks: Vec<Tok> = Vec::new();
     let mut at = 0;
+    // For each open `(`: whether it opens an `if`/`while`/`for` condition. A statement follows
+    // the `)` closing one, so a `/` there opens a regex (`if (x) /re/`), as busybox reads it.
+    let mut opens: Vec<bool> = Vec::new();
+    let mut closed_condition = false;
     while let Some(&c) = chars.get(at) {
         at += 1;
         match c {
@@ -90,7 +94,9 @@ fn tokenize(program: &str) -> Result<Vec<Tok>, PolicyError> {
                 }
             }
             '"' => toks.push(Tok::Str(quoted(&chars, &mut at, '"')?)),
-            '/' if !ends_operand(toks.last()) => {
+            '/' if !ends_operand(toks.last())
+                || (closed_condition && toks.last() == Some(&Tok::Punct(")"))) =>
+            {
                 quoted(&chars, &mut at, '/')?;
                 toks.push(Tok::Regex);
             }
@@ -120,6 +126,14 @@ fn tokenize(program: &str) -> Result<Vec<Tok>, PolicyError> {
                     .find(|p| rest.starts_with(**p))
                     .ok_or_else(|| refused(format!("unexpected {c:?} in the program")))?;
                 at += p.chars().count() - 1;
+                if *p == "(" {
+                    let control = ["if", "while", "for"];
+                    opens.push(
+                        matches!(toks.last(), Some(Tok::Ident(w)) if control.contains(&w.as_str())),
+                    );
+                } else if *p == ")" {
+                    closed_condition = opens.pop().unwrap_or(false);
+                }
                 toks.push(Tok::Punct(p));
             }
         }
@@ -297,8 +311,11 @@ mod tests {
         refused_because("BEGIN { \"id\" | getline x; print x }", pipe);
         refused_because("BEGIN { \"sh\" |& getline }", pipe);
         refused_because("{ print $1 |\"sort\" }", pipe);
+        refused_because("{ if (1) /\"/; print | \"sh\"; x = /\"/ }", pipe);
         // A `/` after a keyword opens a regex, so a quote inside it cannot hide what follows.
         refused_because("{ print /\"/; system(\"id\"); x = /\"/ }", system);
+        refused_because("{ if (1) /\"/; system(\"id\"); x = /\"/ }", system);
+        refused_because("{ while (0) /\"/\nsystem(\"id\"); x = /\"/ }", system);
         let out =
             |op: &str| format!("output redirection {op} must name a file as a string literal");
         refused_because("{ print > FILENAME }", &out(">"));
@@ -403,6 +420,8 @@ mod tests {
             "BEGIN { while ((getline line < \"in.txt\") > 0) n++; close(\"in.txt\"); print n }",
             "{ print > \"o\"; fflush() }\n{ x = $1 / 2 }",
             "BEGIN { print ENVIRON[\"HOME\"] }",
+            "{ if ($1) print ($1 + $2) / 2 }",
+            "{ x = (NR % 2) / 2; y = $1 / $2 }",
             "{ a[$1]++ } END { for (k in a) print k, a[k] > \"counts\" }",
         ] {
             assert!(
