@@ -30,9 +30,10 @@ const PUNCTS: &[&str] = &[
     "|", "?", ":", "~", "$", "=", "/",
 ];
 
-/// Words after which an operand is expected, so a `/` opens a regex there.
+/// Words after which busybox expects an operand, so a `/` there opens a regex. Not `case` or
+/// `switch` (busybox has no switch: they are variables, and `/` after them divides).
 const KEYWORDS: &[&str] = &[
-    "print", "printf", "return", "do", "else", "in", "exit", "case", "if", "while", "for",
+    "print", "printf", "return", "do", "else", "in", "exit", "if", "while", "for",
 ];
 
 fn refused(reason: impl Into<String>) -> PolicyError {
@@ -163,7 +164,18 @@ fn ends_statement(tok: Option<&Tok>) -> bool {
 
 /// Refuses what the program may not do; `index` is the program's position in argv.
 fn check_program(program: &str, index: usize) -> Result<(), PolicyError> {
-    let toks = tokenize(program)?;
+    check_tokens(&tokenize(program)?, index)?;
+    // Should the tokenizer and busybox ever split a program differently, the command runner
+    // must still not hide in what looked like a string or regex.
+    if program.contains("system") {
+        return Err(refused(
+            "the program mentions system (even in a string or regex)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_tokens(toks: &[Tok], index: usize) -> Result<(), PolicyError> {
     let mut depth = 0usize;
     // The nesting depth of the `print`/`printf` statement being read: a `>` at that depth
     // redirects its output, a deeper one compares.
@@ -315,6 +327,7 @@ mod tests {
         // A `/` after a keyword opens a regex, so a quote inside it cannot hide what follows.
         refused_because("{ print /\"/; system(\"id\"); x = /\"/ }", system);
         refused_because("{ if (1) /\"/; system(\"id\"); x = /\"/ }", system);
+        refused_because("{ case / system(\"id\") / 1 }", system);
         refused_because("{ while (0) /\"/\nsystem(\"id\"); x = /\"/ }", system);
         let out =
             |op: &str| format!("output redirection {op} must name a file as a string literal");
@@ -335,6 +348,10 @@ mod tests {
         );
         refused_because("BEGIN { print \"x }", "unterminated \" in the program");
         refused_because("BEGIN { x = `id` }", "unexpected '`' in the program");
+        refused_because(
+            "BEGIN { print \"system\" }",
+            "the program mentions system (even in a string or regex)",
+        );
     }
 
     #[test]
