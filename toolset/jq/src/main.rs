@@ -77,31 +77,7 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<(), Failure> {
     let cli = cli::Cli::parse(args).map_err(Failure::Usage)?;
-    let mut binds: Vec<(String, Val)> = cli
-        .arg
-        .iter()
-        .map(|(k, v)| (k.clone(), Val::utf8_str(v.clone())))
-        .collect();
-    for (k, v) in &cli.argjson {
-        let val = read::json::parse_single(v.as_bytes())
-            .map_err(|e| Failure::Usage(format!("--argjson {k}: invalid JSON text ({e})")))?;
-        binds.push((k.clone(), val));
-    }
-    let named = Val::obj(
-        binds
-            .iter()
-            .map(|(k, v)| (Val::utf8_str(k.clone()), v.clone()))
-            .collect(),
-    );
-    let args_obj = [
-        (
-            Val::utf8_str("positional".to_owned()),
-            Val::Arr(Vec::new().into()),
-        ),
-        (Val::utf8_str("named".to_owned()), named),
-    ];
-    binds.push(("ARGS".to_owned(), Val::obj(args_obj.into_iter().collect())));
-    let (names, vals): (Vec<String>, Vec<Val>) = binds.into_iter().unzip();
+    let (names, vals) = bindings(&cli)?;
     let filter = compile(&cli.filter, &names)?;
 
     let (bytes, unread) = read_input(&cli.files)?;
@@ -153,6 +129,35 @@ fn run(args: &[String]) -> Result<(), Failure> {
         (true, Some(false)) => Err(Failure::FalseOrNull),
         (true, None) => Err(Failure::NoOutput),
     }
+}
+
+/// The filter's variables: `--arg`, `--argjson` and `$ARGS` (and nothing of the environment).
+fn bindings(cli: &cli::Cli) -> Result<(Vec<String>, Vec<Val>), Failure> {
+    let mut binds: Vec<(String, Val)> = cli
+        .arg
+        .iter()
+        .map(|(k, v)| (k.clone(), Val::utf8_str(v.clone())))
+        .collect();
+    for (k, v) in &cli.argjson {
+        let val = read::json::parse_single(v.as_bytes())
+            .map_err(|e| Failure::Usage(format!("--argjson {k}: invalid JSON text ({e})")))?;
+        binds.push((k.clone(), val));
+    }
+    let named = Val::obj(
+        binds
+            .iter()
+            .map(|(k, v)| (Val::utf8_str(k.clone()), v.clone()))
+            .collect(),
+    );
+    let args_obj = [
+        (
+            Val::utf8_str("positional".to_owned()),
+            Val::Arr(Vec::new().into()),
+        ),
+        (Val::utf8_str("named".to_owned()), named),
+    ];
+    binds.push(("ARGS".to_owned(), Val::obj(args_obj.into_iter().collect())));
+    Ok(binds.into_iter().unzip())
 }
 
 /// Compiles without a module loader (an `import` fails) and without the removed builtins, so a
