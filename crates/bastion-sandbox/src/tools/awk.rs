@@ -3,7 +3,8 @@
 //! `NAME=VALUE` assignments. The program is tokenized (strings, regex literals, comments) and
 //! refused when it could run a command or write a file the path rules did not see: `system`,
 //! any `|` but `||` (pipes to and from commands, `|&`), output redirection except to a string
-//! literal that passes the path rules, and `getline <` from anything but such a literal.
+//! literal that passes the path rules, `getline <` from anything but such a literal, and any
+//! use of `ARGV` (awk reads the files it names, so a program could add one).
 //! `-f FILE` is refused: the program in a file is not in argv, so this check could not read it
 //! (and the file could change between the check and the run). `ENVIRON` stays: the runner gives
 //! the program a clean environment (PATH, HOME, TMPDIR), so it reveals nothing.
@@ -185,6 +186,11 @@ fn check_tokens(toks: &[Tok], index: usize) -> Result<(), PolicyError> {
         i += 1;
         match tok {
             Tok::Ident(w) if w == "system" => return Err(refused("system() runs a command")),
+            // awk opens whatever ARGV holds once BEGIN ends: an element set by the program is
+            // a file name the path rules never saw (`ARGV[1] = "/etc/passwd"`).
+            Tok::Ident(w) if w == "ARGV" => {
+                return Err(refused("ARGV could name input files the check never saw"));
+            }
             Tok::Ident(w) if w == "print" || w == "printf" => printing = Some(depth),
             Tok::Ident(w) if w == "getline" => {
                 if let Some(Tok::Ident(_)) = toks.get(i) {
@@ -348,6 +354,12 @@ mod tests {
         );
         refused_because("BEGIN { print \"x }", "unterminated \" in the program");
         refused_because("BEGIN { x = `id` }", "unexpected '`' in the program");
+        let argv = "ARGV could name input files the check never saw";
+        refused_because(
+            "BEGIN { ARGV[1] = \"/etc/passwd\"; ARGC = 2 } { print }",
+            argv,
+        );
+        refused_because("BEGIN { split(\"/etc/shadow\", ARGV) }", argv);
         refused_because(
             "BEGIN { print \"system\" }",
             "the program mentions system (even in a string or regex)",
