@@ -298,3 +298,57 @@ fn awk_operands_and_the_program_obey_the_path_rules() {
         })
     );
 }
+
+#[test]
+fn jq_and_awk_run_under_the_sandbox_runner() {
+    use bastion_sandbox::{ChildLimits, Layers, RunSpec, Runner, SandboxDir, remove_tree};
+    use std::time::Duration;
+    let root = std::env::temp_dir().join(format!("bastion-jqawk-run-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let runner = Runner::new(Layers::probe(&root), ChildLimits::default())
+        .with_program_dir(&built_tools_dir());
+    let sb = SandboxDir::open_or_create(&root, "w", runner.layers().openat2).unwrap();
+    for (name, text) in FILES {
+        std::fs::write(sb.path().join(name), text).unwrap();
+    }
+    let policy = policy();
+    for (argv, want) in [
+        (&["jq", "-c", ".tags", "a.json"][..], "[\"x\",\"y\"]\n"),
+        (&["jq", "-n", "-r", "[inputs] | length", "b.json"], "3\n"),
+        (
+            &["awk", "-F,", "NR > 1 { print $2 }", "c.csv"],
+            "ann\nbob\ncid\n",
+        ),
+        (
+            &[
+                "awk",
+                "{ print $1 > \"names\" } END { close(\"names\"); while ((getline l < \"names\") > 0) n++; print n }",
+                "t.txt",
+            ],
+            "3\n",
+        ),
+    ] {
+        let argv: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();
+        let program = policy.check(&argv).unwrap();
+        let out = runner
+            .run(&RunSpec {
+                program,
+                argv: &argv,
+                stdin: b"",
+                sandbox: sb.path(),
+                timeout: Duration::from_secs(10),
+                output_cap: 64 * 1024,
+                output_hard_cap: 1 << 20,
+            })
+            .unwrap();
+        assert_eq!(
+            (String::from_utf8_lossy(&out.stdout).as_ref(), out.exit_code),
+            (want, Some(0)),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    drop(sb);
+    let _ = remove_tree(&root, "w");
+    let _ = std::fs::remove_dir_all(&root);
+}
