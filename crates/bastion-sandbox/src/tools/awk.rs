@@ -201,6 +201,13 @@ fn check_tokens(toks: &[Tok], index: usize) -> Result<(), PolicyError> {
                 }
                 if toks.get(i) == Some(&Tok::Punct("<")) {
                     literal_path(toks.get(i + 1), "getline <", index)?;
+                    // busybox joins what follows to the name (`"." "./x"` reads `../x`).
+                    let next = toks.get(i + 2);
+                    if !ends_statement(next)
+                        && !matches!(next, Some(Tok::Punct(")" | "&&" | "||" | ",")))
+                    {
+                        return Err(refused("getline < must end at its file name"));
+                    }
                     i += 2;
                 }
             }
@@ -346,6 +353,9 @@ mod tests {
             "output redirection > must end its statement",
         );
         let getline = "getline < must name a file as a string literal";
+        let joined = "getline < must end at its file name";
+        refused_because("BEGIN { getline x < \".\" \"./secret\"; print x }", joined);
+        refused_because("BEGIN { while ((getline x < \"a\" f) > 0) n++ }", joined);
         refused_because("BEGIN { getline x < ARGV[1] }", getline);
         refused_because("BEGIN { while ((getline line < f) > 0) n++ }", getline);
         refused_because(
