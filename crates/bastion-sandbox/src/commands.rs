@@ -57,16 +57,18 @@ pub(crate) struct Spec {
     /// A reader of its own for a program whose arguments are not getopt options (find's
     /// expression, sed's script, awk's program): it returns every word with its role, and the
     /// path rules still apply to each `Path` word. `None`: the getopt reading above.
-    pub custom: Option<Custom>,
+    pub custom: Option<Reader>,
 }
 
-/// A command's own argument reader (see [`Spec::custom`]); `crate::policy::classify_getopt` is
-/// there for one that reads its options the getopt way and then inspects a script.
-pub(crate) type Custom =
-    for<'a> fn(
-        &'static Spec,
-        &'a [String],
-    ) -> Result<Vec<crate::policy::Word<'a>>, crate::policy::PolicyError>;
+/// The commands with an argument reader of their own (see [`Spec::custom`]); the policy holds
+/// the readers, so this table names them instead of pointing at them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    Grep,
+    Sed,
+    Jq,
+    Awk,
+}
 
 const T: Role = Role::Text;
 const P: Role = Role::Path;
@@ -265,7 +267,7 @@ pub(crate) static SPECS: &[Spec] = &[
     Spec {
         flags: "nrlcivEFowhHqs",
         valued: &[('e', T)],
-        custom: Some(crate::tools::grep::classify),
+        custom: Some(Reader::Grep),
         ..spec("grep", Operands::Paths)
     },
     // uutils sed: options and every script are read by tools/sed.rs (no w/W/r/R/e, no -f, no
@@ -275,17 +277,17 @@ pub(crate) static SPECS: &[Spec] = &[
         valued: &[('e', T)],
         long: &["quiet", "silent", "regexp-extended", "separate", "in-place"],
         long_valued: &[("expression", T)],
-        custom: Some(crate::tools::sed::classify),
+        custom: Some(Reader::Sed),
         ..spec("sed", Operands::Paths)
     },
     // Our jq front end over jaq (toolset/jq): no environment, modules or file options.
     Spec {
-        custom: Some(crate::tools::jq::classify),
+        custom: Some(Reader::Jq),
         ..spec("jq", Operands::Paths)
     },
     // busybox awk, reached only as `awk`; the reader scans the program (tools/awk.rs).
     Spec {
-        custom: Some(crate::tools::awk::classify),
+        custom: Some(Reader::Awk),
         ..spec("awk", Operands::Paths)
     },
 ];

@@ -7,12 +7,10 @@ pub mod commands;
 pub mod fs;
 pub mod layers;
 pub mod path;
-pub mod pipeline;
 pub mod policy;
 pub mod run;
 mod sys;
 mod syscalls;
-mod tools;
 pub mod toolset;
 pub mod words;
 
@@ -20,8 +18,8 @@ pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_comman
 pub use fs::{Entry, FsError, SandboxDir, Usage, remove_tree};
 pub use layers::{Layers, REQUIRED_LAYERS};
 pub use path::{PathError, SandboxPath};
-pub use pipeline::{PipelineSpec, Stage, StageStatus};
 pub use policy::{AllowlistError, CommandPolicy, PolicyError, Word};
+pub use run::pipeline::{PipelineSpec, Stage, StageStatus};
 pub use run::{ChildLimits, RunError, RunOutput, RunSpec, Runner};
 pub use toolset::{LAMBDA_TOOLS_DIR, Toolset, ToolsetError, built_tools_dir};
 pub use words::{MAX_STAGES, SplitError, split, split_pipeline};

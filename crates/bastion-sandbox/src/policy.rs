@@ -10,9 +10,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::commands::{Operands, Role, SPECS, Spec, known_commands};
+use crate::commands::{Operands, Reader, Role, SPECS, Spec, known_commands};
 use crate::path::{PathError, SandboxPath};
 use crate::toolset::Toolset;
+
+mod tools;
 
 /// Why an argv was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +143,10 @@ pub struct Word<'a> {
 /// getopt way. Path rules are not applied here.
 fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>, PolicyError> {
     match spec.custom {
-        Some(custom) => custom(spec, args),
+        Some(Reader::Grep) => tools::grep::classify(spec, args),
+        Some(Reader::Sed) => tools::sed::classify(spec, args),
+        Some(Reader::Jq) => tools::jq::classify(spec, args),
+        Some(Reader::Awk) => tools::awk::classify(spec, args),
         None => classify_getopt(spec, args),
     }
 }

@@ -1,7 +1,7 @@
 //! Running one command in a sandbox: spawn with every available layer, feed stdin, read stdout
 //! and stderr concurrently under caps, kill the whole process group at the deadline or on a
 //! flood, and reap everything before returning. The supervision here serves pipelines too
-//! (see `pipeline`, which spawns the stages).
+//! (see the child module `pipeline`, which spawns the stages).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::layers::{self, Layers};
-use crate::pipeline::{PipelineSpec, Stage, StageStatus};
 use crate::sys::{self, ChildPrep};
 use crate::syscalls;
+use pipeline::{PipelineSpec, Stage, StageStatus};
+
+pub mod pipeline;
 
 /// Resource limits applied to every child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
