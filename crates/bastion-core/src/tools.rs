@@ -54,9 +54,12 @@ impl ToolName {
     pub fn description(self) -> &'static str {
         match self {
             ToolName::RunCommand => {
-                "Run one allowlisted command line in the user's workspace (no shell: no pipes, \
-                 redirection or expansion). Returns exit_code, stdout, stderr and whether each \
-                 was truncated."
+                "Run one allowlisted command line in the user's workspace, or a pipeline of up \
+                 to 8 of them joined by `|` (no shell: no redirection, `;`, `&&`, globbing or \
+                 expansion; quote a literal `|`). The toolset has coreutils, grep, sed, awk, jq, \
+                 find, xargs and python3 (-c CODE or a script file) where the deployment allows \
+                 them. Returns exit_code, stdout, stderr, whether each was truncated, and each \
+                 stage's status."
             }
             ToolName::ReadFile => {
                 "Read a file of the user's workspace by its relative path. Returns its content \
