@@ -181,6 +181,67 @@ async fn a_file_the_agent_writes_is_run_on_read_back_and_listed_as_the_routes_sh
 }
 
 #[tokio::test]
+async fn the_agent_runs_the_toolset_and_pipelines_exactly_as_the_route_does() {
+    let (app, s, exec) = app_user_tools(&[]).await;
+    let data = r#"{"items":[{"name":"b","n":2},{"name":"a","n":1},{"name":"c","n":3}]}"#;
+    assert_eq!(
+        tool(&exec, &s.user_id, write_file("data.json", data)).await["ok"],
+        json!(true)
+    );
+    let line = "jq -r '.items[] | .name' data.json | sort -r | head -n 2";
+    let ran = tool(&exec, &s.user_id, run_command(line)).await;
+    assert_eq!(ran["ok"], json!(true), "{ran}");
+    let output = without_duration(ran["output"].clone());
+    assert_eq!(output["stdout"], json!("c\nb\n"), "{ran}");
+    assert_eq!(
+        output["stages"],
+        json!([
+            {"command": "jq", "exit_code": 0, "signal": null},
+            {"command": "sort", "exit_code": 0, "signal": null},
+            {"command": "head", "exit_code": 0, "signal": null},
+        ])
+    );
+    let r = app.exec(&s.access, json!({"command": line})).await;
+    assert_eq!(without_duration(r.body), output);
+
+    let ran = tool(
+        &exec,
+        &s.user_id,
+        run_command("grep -c '\"n\"' data.json | awk '{print $1 * 10}'"),
+    )
+    .await;
+    assert_eq!(ran["output"]["stdout"], json!("10\n"), "{ran}");
+    let ran = tool(
+        &exec,
+        &s.user_id,
+        run_command("sed -n 's/.*\"c\".*/third/p' data.json"),
+    )
+    .await;
+    assert_eq!(ran["output"]["stdout"], json!("third"), "{ran}");
+
+    for (line, message) in [
+        (
+            "cat data.json | sh -c id",
+            "stage 2: command \"sh\" is not allowed",
+        ),
+        (
+            "cat data.json | sed 'w /tmp/x'",
+            "stage 2: sed: the w command (reads or writes a file) is not allowed",
+        ),
+        (
+            "cat data.json | awk 'BEGIN { system(\"id\") }'",
+            "stage 2: awk: system() runs a command",
+        ),
+    ] {
+        assert_eq!(
+            tool(&exec, &s.user_id, run_command(line)).await,
+            refused("command_not_allowed", message),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn no_argument_reaches_another_users_files_or_the_hosts() {
     let (app, s, exec) = app_user_tools(&[]).await;
     let victim = app.signed_up("victim@example.com").await;
