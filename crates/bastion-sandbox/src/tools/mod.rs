@@ -2,3 +2,6 @@
 //! search expression, an editing script, a program. Each refuses what would run another
 //! program, reach the network or touch files outside the run directory, and hands every file
 //! name it finds back to the policy's path rules.
+
+pub(crate) mod find;
+pub(crate) mod xargs;
