@@ -14,6 +14,7 @@
 
 mod environment;
 mod filesystem;
+mod find;
 mod harness;
 mod processes;
 mod resources;
