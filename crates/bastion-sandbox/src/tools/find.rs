@@ -95,7 +95,8 @@ pub(crate) fn classify<'a>(
         role,
     };
     let mut i = 0;
-    // Leading options; -O levels only tune the real find's optimiser and are not modelled.
+    // Leading options. -O0..-O3 (the real find's optimiser levels) are left off: as expression
+    // words they are refused.
     while let Some(arg) = args.get(i) {
         match arg.as_str() {
             "-P" => words.push(word(i, Role::Option)),
