@@ -68,6 +68,8 @@ pub(crate) enum Reader {
     Sed,
     Jq,
     Awk,
+    Find,
+    Xargs,
 }
 
 const T: Role = Role::Text;
@@ -290,6 +292,16 @@ pub(crate) static SPECS: &[Spec] = &[
         custom: Some(Reader::Awk),
         ..spec("awk", Operands::Paths)
     },
+    // Start paths, then an expression of allowed tests only: see `tools/find.rs`.
+    Spec {
+        custom: Some(Reader::Find),
+        ..spec("find", Operands::Paths)
+    },
+    // Our own xargs (toolset/xargs) and a command the policy allows: see `tools/xargs.rs`.
+    Spec {
+        custom: Some(Reader::Xargs),
+        ..spec("xargs", Operands::Paths)
+    },
 ];
 
 /// The commands on by default.
@@ -318,6 +330,8 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "sed",
     "jq",
     "awk",
+    "find",
+    "xargs",
 ];
 
 /// Every command a deployment may enable.

@@ -114,6 +114,10 @@ impl CommandPolicy {
     pub fn check(&self, argv: &[String]) -> Result<&Path, PolicyError> {
         let allowed = self.allowed(argv)?;
         check_args(allowed.spec, argv.get(1..).unwrap_or_default())?;
+        // xargs runs a command of its own: it must be one this deployment allows as well.
+        if let Some(sub) = tools::xargs::sub_command(allowed.spec, argv) {
+            self.allowed(&sub)?;
+        }
         Ok(&allowed.program)
     }
 
@@ -147,6 +151,8 @@ fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>
         Some(Reader::Sed) => tools::sed::classify(spec, args),
         Some(Reader::Jq) => tools::jq::classify(spec, args),
         Some(Reader::Awk) => tools::awk::classify(spec, args),
+        Some(Reader::Find) => tools::find::classify(spec, args),
+        Some(Reader::Xargs) => tools::xargs::classify(spec, args),
         None => classify_getopt(spec, args),
     }
 }
@@ -345,7 +351,6 @@ mod tests {
             "sh -c id",
             "/bin/cat x",
             "./cat x",
-            "find . -delete",
             "perl -e 1",
             "tar x",
             "ln -s / x",

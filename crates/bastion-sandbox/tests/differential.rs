@@ -56,6 +56,10 @@ fn base_args(command: &str, option: &str) -> Vec<String> {
         return vec!["-e".to_owned(), "p".to_owned()];
     }
     let lists = ["-b", "-c", "-f", "--bytes", "--characters", "--fields"];
+    // xargs' operands are the argv of the command it runs: cat, whose operands are files.
+    if command == "xargs" {
+        return vec!["cat".to_owned()];
+    }
     if command == "cut" && !lists.contains(&option) {
         return vec!["-f1".to_owned()];
     }

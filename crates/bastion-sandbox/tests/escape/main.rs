@@ -14,6 +14,7 @@
 
 mod environment;
 mod filesystem;
+mod find;
 mod harness;
 mod pipelines;
 mod processes;

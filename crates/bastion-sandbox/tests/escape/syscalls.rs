@@ -55,6 +55,10 @@ fn every_allowed_command_does_its_ordinary_job_under_the_syscall_allow_list() {
         &["date", "-u", "-d", "2020-01-01", "+%s"],
         &["base64", "f1"],
         &["sha256sum", "f1", "f2"],
+        &["find", ".", "-name", "f*", "-type", "f", "-size", "-1k"],
+        &["find", "d", "-mindepth", "1", "-newer", "f1", "-print0"],
+        // xargs forks and execs the toolset's echo for the item on stdin.
+        &["xargs", "-n", "1", "echo"],
     ];
     for argv in cases {
         let owned: Vec<String> = argv.iter().map(|s| (*s).to_owned()).collect();

@@ -4,6 +4,8 @@
 //! name it finds back to the policy's path rules.
 
 pub(crate) mod awk;
+pub(crate) mod find;
 pub(crate) mod grep;
 pub(crate) mod jq;
 pub(crate) mod sed;
+pub(crate) mod xargs;
