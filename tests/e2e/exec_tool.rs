@@ -214,6 +214,17 @@ async fn the_agent_runs_the_toolset_and_pipelines_exactly_as_the_route_does() {
     let ran = tool(
         &exec,
         &s.user_id,
+        run_command("find . -name '*.json' -type f | xargs wc -c"),
+    )
+    .await;
+    assert_eq!(
+        ran["output"]["stdout"],
+        json!(format!("{} ./data.json\n", data.len())),
+        "{ran}"
+    );
+    let ran = tool(
+        &exec,
+        &s.user_id,
         run_command("sed -n 's/.*\"c\".*/third/p' data.json"),
     )
     .await;
@@ -227,6 +238,14 @@ async fn the_agent_runs_the_toolset_and_pipelines_exactly_as_the_route_does() {
         (
             "cat data.json | sed 'w /tmp/x'",
             "stage 2: sed: the w command (reads or writes a file) is not allowed",
+        ),
+        (
+            "find . -exec cat {} ;",
+            "find: -exec is refused: it runs a program",
+        ),
+        (
+            "ls | xargs sed",
+            "stage 2: xargs: sed is refused as a command: an appended item would be a sed script",
         ),
         (
             "cat data.json | awk 'BEGIN { system(\"id\") }'",
