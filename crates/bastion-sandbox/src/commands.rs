@@ -258,6 +258,11 @@ pub(crate) static SPECS: &[Spec] = &[
         long: &["binary", "text", "tag", "zero"],
         ..spec("sha256sum", Operands::Paths)
     },
+    // RustPython (toolset/python): -c CODE, FILE or standard input; no interpreter options.
+    Spec {
+        custom: Some(crate::tools::python::classify),
+        ..spec("python3", Operands::Paths)
+    },
 ];
 
 /// The commands on by default.
@@ -282,6 +287,7 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "date",
     "base64",
     "sha256sum",
+    "python3",
 ];
 
 /// Every command a deployment may enable.

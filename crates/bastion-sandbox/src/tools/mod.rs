@@ -2,3 +2,5 @@
 //! search expression, an editing script, a program. Each refuses what would run another
 //! program, reach the network or touch files outside the run directory, and hands every file
 //! name it finds back to the policy's path rules.
+
+pub(crate) mod python;

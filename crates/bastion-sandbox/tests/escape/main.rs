@@ -16,6 +16,7 @@ mod environment;
 mod filesystem;
 mod harness;
 mod processes;
+mod python;
 mod resources;
 mod streams;
 mod syscalls;
