@@ -39,14 +39,17 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e, 2),
     };
-    if let Err(e) = confine::require_landlock().and_then(|()| confine::deny_processes_and_sockets())
-    {
-        return fail(&e, 126);
-    }
+    // The program is read before the checks below (a FILE the policy has already held to the
+    // run directory): nothing of it runs or is printed unless they pass, and the differential
+    // test sees the launcher open the file the policy reads as one.
     let (source, argv) = match load(program) {
         Ok(x) => x,
         Err(e) => return fail(&e, 2),
     };
+    if let Err(e) = confine::require_landlock().and_then(|()| confine::deny_processes_and_sockets())
+    {
+        return fail(&e, 126);
+    }
     let mut settings = rustpython::vm::Settings::default();
     settings.argv = argv;
     settings.ignore_environment = true;
