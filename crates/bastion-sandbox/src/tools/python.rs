@@ -100,7 +100,17 @@ mod tests {
 
     #[test]
     fn interpreter_options_and_outside_files_are_refused() {
-        for option in ["-m", "-i", "-X", "-W", "-Wd", "-I", "-cprint(1)", "--", "--version"] {
+        for option in [
+            "-m",
+            "-i",
+            "-X",
+            "-W",
+            "-Wd",
+            "-I",
+            "-cprint(1)",
+            "--",
+            "--version",
+        ] {
             assert_eq!(
                 check(&[option, "x"]),
                 Err(PolicyError::OptionNotAllowed {
