@@ -5,7 +5,9 @@
 //!
 //! Derived by tracing the allowed commands as exec runs them, the toolset's uutils programs
 //! (`scripts/trace-exec-syscalls`, which runs each in
-//! typical and option-heavy forms under strace) and reviewed group by group; a call the trace
+//! typical and option-heavy forms under strace, and python3 under a Landlock ruleset like the
+//! runner's: it adds only `seccomp`, below, and a `prctl` it does without) and reviewed group by
+//! group; a call the trace
 //! showed but that the commands do not need for their job is left off with the reason below.
 //! Left off on purpose: sockets of every family (glibc's nscd lookup falls back to the files),
 //! `kill`/`tkill`/`tgkill` (the child runs as the server's user and could signal it),
