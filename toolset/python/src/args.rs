@@ -78,17 +78,21 @@ mod tests {
                 argv: words(&["-", "a"])
             })
         );
-        assert_eq!(
-            parse(Vec::new()),
-            Ok(Program::Stdin {
-                argv: words(&[""])
-            })
-        );
+        assert_eq!(parse(Vec::new()), Ok(Program::Stdin { argv: words(&[""]) }));
     }
 
     #[test]
     fn interpreter_options_are_refused() {
-        for opt in ["-m", "-i", "-X", "-Wd", "-cprint(1)", "--", "--version", "-I"] {
+        for opt in [
+            "-m",
+            "-i",
+            "-X",
+            "-Wd",
+            "-cprint(1)",
+            "--",
+            "--version",
+            "-I",
+        ] {
             assert_eq!(
                 parse(words(&[opt, "x"])),
                 Err(ArgsError::Option(opt.to_owned()))

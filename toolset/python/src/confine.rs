@@ -81,7 +81,9 @@ fn filter() -> Result<BpfProgram, ConfineError> {
         arch,
     )
     .map_err(|e| err(&e))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| err(&e))
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(&e))
 }
 
 /// Installs the filter on this (still single) thread; every thread and child inherits it.

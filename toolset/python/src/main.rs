@@ -96,7 +96,8 @@ fn load(program: Program) -> Result<(Source, Vec<String>), LoadError> {
             argv,
         ),
         Program::File { path, argv } => {
-            let text = std::fs::read_to_string(&path).map_err(|e| LoadError::File(path.clone(), e))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| LoadError::File(path.clone(), e))?;
             let dir = std::path::Path::new(&path)
                 .parent()
                 .map(|d| d.to_string_lossy().into_owned())

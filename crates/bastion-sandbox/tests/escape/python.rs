@@ -209,6 +209,8 @@ attempt("execv", lambda: os.execv("/bin/sh", ["sh", "-c", "echo escaped"]))
 attempt("spawn", lambda: os.posix_spawn("/bin/sh", ["sh", "-c", "echo escaped"], {}))
 attempt("subprocess", lambda: __import__("subprocess").run(["/bin/echo", "escaped"]))
 attempt("popen", lambda: os.popen("echo escaped").read())
+attempt("kill the server", lambda: os.kill(os.getppid(), 9))
+attempt("setsid", os.setsid)
 "#;
     // system and popen run /bin/sh through a spawn that fails (127: the shell never ran); the
     // rest fail at the call (ENOSYS, 38) or have no module to call.
@@ -219,7 +221,9 @@ attempt("popen", lambda: os.popen("echo escaped").read())
          execv OSError 38\n\
          spawn OSError 38\n\
          subprocess ModuleNotFoundError No module named '_posixsubprocess'\n\
-         popen ModuleNotFoundError No module named '_posixsubprocess'\n",
+         popen ModuleNotFoundError No module named '_posixsubprocess'\n\
+         kill the server OSError 38\n\
+         setsid OSError 38\n",
         0,
     );
 }
