@@ -43,24 +43,27 @@ pub fn require_landlock() -> Result<(), ConfineError> {
 }
 
 /// Calls that create processes or sockets, denied with `ENOSYS` whatever their arguments;
-/// `clone` is denied unless it makes a thread (the interpreter's own threads need it).
-fn denied() -> Vec<libc::c_long> {
-    let mut calls = vec![
-        libc::SYS_execve,
-        libc::SYS_execveat,
-        libc::SYS_clone3,
-        libc::SYS_socket,
-        libc::SYS_socketpair,
-    ];
-    #[cfg(target_arch = "x86_64")]
-    calls.extend([libc::SYS_fork, libc::SYS_vfork]);
-    calls
-}
+/// `clone` is denied unless it makes a thread (see `filter`).
+const DENIED: &[libc::c_long] = &[
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_clone3,
+    libc::SYS_socket,
+    libc::SYS_socketpair,
+];
+/// x86_64 keeps the old process calls aarch64 never had.
+#[cfg(target_arch = "x86_64")]
+const DENIED_X86_64: &[libc::c_long] = &[libc::SYS_fork, libc::SYS_vfork];
+#[cfg(not(target_arch = "x86_64"))]
+const DENIED_X86_64: &[libc::c_long] = &[];
 
 fn filter() -> Result<BpfProgram, ConfineError> {
     let err = |e: &dyn std::fmt::Display| ConfineError::Filter(e.to_string());
-    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
-        denied().into_iter().map(|nr| (nr, Vec::new())).collect();
+    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> = DENIED
+        .iter()
+        .chain(DENIED_X86_64)
+        .map(|nr| (*nr, Vec::new()))
+        .collect();
     let no_thread = SeccompCondition::new(
         0,
         SeccompCmpArgLen::Qword,
