@@ -70,6 +70,7 @@ pub(crate) enum Reader {
     Awk,
     Find,
     Xargs,
+    Python,
 }
 
 const T: Role = Role::Text;
@@ -302,6 +303,11 @@ pub(crate) static SPECS: &[Spec] = &[
         custom: Some(Reader::Xargs),
         ..spec("xargs", Operands::Paths)
     },
+    // RustPython (toolset/python): -c CODE, FILE or standard input; no interpreter options.
+    Spec {
+        custom: Some(Reader::Python),
+        ..spec("python3", Operands::Paths)
+    },
 ];
 
 /// The commands on by default.
@@ -332,6 +338,7 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "awk",
     "find",
     "xargs",
+    "python3",
 ];
 
 /// Every command a deployment may enable.

@@ -153,6 +153,7 @@ fn classify<'a>(spec: &'static Spec, args: &'a [String]) -> Result<Vec<Word<'a>>
         Some(Reader::Awk) => tools::awk::classify(spec, args),
         Some(Reader::Find) => tools::find::classify(spec, args),
         Some(Reader::Xargs) => tools::xargs::classify(spec, args),
+        Some(Reader::Python) => tools::python::classify(spec, args),
         None => classify_getopt(spec, args),
     }
 }

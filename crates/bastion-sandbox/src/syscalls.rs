@@ -5,13 +5,16 @@
 //!
 //! Derived by tracing the allowed commands as exec runs them, the toolset's uutils programs
 //! (`scripts/trace-exec-syscalls`, which runs each in
-//! typical and option-heavy forms under strace) and reviewed group by group; a call the trace
+//! typical and option-heavy forms under strace, and python3 under a Landlock ruleset like the
+//! runner's: it adds only `seccomp`, below, and a `prctl` it does without) and reviewed group by
+//! group; a call the trace
 //! showed but that the commands do not need for their job is left off with the reason below.
 //! Left off on purpose: sockets of every family (glibc's nscd lookup falls back to the files),
 //! `kill`/`tkill`/`tgkill` (the child runs as the server's user and could signal it),
 //! `setsid`/`setpgid` (leaving the process group escapes the group kill), namespaces, mounts,
 //! tracing, keyrings, BPF, io_uring, `symlinkat`/`linkat` (no command may create links),
-//! `mknodat`, clock setting, `prctl`, `personality`, and the Landlock and seccomp calls.
+//! `mknodat`, clock setting, `prctl`, `personality`, the Landlock calls, and every seccomp
+//! operation but adding a plain filter (python3's launcher narrows itself further).
 
 use std::collections::BTreeMap;
 
@@ -173,6 +176,7 @@ const CLONE_NEW: u64 = (libc::CLONE_NEWNS
 const TCGETS: u64 = 0x5401;
 const TIOCGWINSZ: u64 = 0x5413;
 const FICLONE: u64 = 0x4004_9409;
+const SECCOMP_SET_MODE_FILTER: u64 = 1;
 
 fn condition(
     arg: u8,
@@ -198,6 +202,16 @@ fn conditional() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, seccompiler::B
         (
             libc::SYS_prlimit64,
             vec![condition(0, Dword, SeccompCmpOp::Eq, 0)?],
+        ),
+        // python3's launcher adds a filter of its own (no exec, no fork, no sockets) before any
+        // script runs. A filter can only refuse more, never undo this one; flags must be 0:
+        // no listener descriptor, no thread syncing, no logging.
+        (
+            libc::SYS_seccomp,
+            vec![SeccompRule::new(vec![
+                SeccompCondition::new(0, Dword, SeccompCmpOp::Eq, SECCOMP_SET_MODE_FILTER)?,
+                SeccompCondition::new(1, Dword, SeccompCmpOp::Eq, 0)?,
+            ])?],
         ),
         // Is this a terminal and how wide (ls, cat), and copy-on-write cloning (cp); never
         // TIOCSTI or any other device request.

@@ -18,6 +18,7 @@ mod find;
 mod harness;
 mod pipelines;
 mod processes;
+mod python;
 mod resources;
 mod streams;
 mod syscalls;

@@ -11,6 +11,7 @@ mod chat_sse;
 mod chat_stream;
 mod exec;
 mod exec_purge;
+mod exec_python;
 mod exec_tool;
 mod failover;
 mod invoke;

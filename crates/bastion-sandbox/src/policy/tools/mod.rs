@@ -7,5 +7,6 @@ pub(crate) mod awk;
 pub(crate) mod find;
 pub(crate) mod grep;
 pub(crate) mod jq;
+pub(crate) mod python;
 pub(crate) mod sed;
 pub(crate) mod xargs;
