@@ -357,6 +357,39 @@ async fn health_reports_the_layers_in_force_on_this_host() {
         })
     );
     assert_eq!(r.body["missing"], json!([]));
+    assert_eq!(r.body["unavailable"], json!([]));
+    assert_eq!(
+        r.body["commands"],
+        json!([
+            "echo",
+            "printf",
+            "cat",
+            "head",
+            "tail",
+            "wc",
+            "sort",
+            "uniq",
+            "cut",
+            "tr",
+            "ls",
+            "mkdir",
+            "rm",
+            "cp",
+            "mv",
+            "diff",
+            "seq",
+            "date",
+            "base64",
+            "sha256sum",
+            "grep",
+            "sed",
+            "jq",
+            "awk",
+            "find",
+            "xargs",
+            "python3",
+        ])
+    );
     assert_eq!(
         r.body["required"],
         json!(["seccomp", "no_new_privs", "rlimits"])

@@ -341,6 +341,13 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
     "python3",
 ];
 
+/// Commands that refuse to run without Landlock, each with the reason: python3's launcher
+/// (toolset/python) cannot otherwise keep a script's file access inside the run directory.
+pub const NEEDS_LANDLOCK: &[(&str, &str)] = &[(
+    "python3",
+    "needs Landlock, which this host does not offer: without it the launcher refuses to run",
+)];
+
 /// Every command a deployment may enable.
 pub fn known_commands() -> impl Iterator<Item = &'static str> {
     SPECS.iter().map(|s| s.name)

@@ -14,7 +14,9 @@ mod syscalls;
 pub mod toolset;
 pub mod words;
 
-pub use commands::{DEFAULT_COMMANDS, OptionForm, OptionValue, Role, known_commands, option_forms};
+pub use commands::{
+    DEFAULT_COMMANDS, NEEDS_LANDLOCK, OptionForm, OptionValue, Role, known_commands, option_forms,
+};
 pub use fs::{Entry, FsError, SandboxDir, Usage, remove_tree};
 pub use layers::{Layers, REQUIRED_LAYERS};
 pub use path::{PathError, SandboxPath};

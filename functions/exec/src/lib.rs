@@ -32,7 +32,9 @@ use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::routing::{get, post};
 use bastion_core::Scope;
 use bastion_http::{ApiError, Authenticated, Edge, ErrorKind, with_edge};
-use bastion_sandbox::{ChildLimits, CommandPolicy, Layers, REQUIRED_LAYERS, Runner};
+use bastion_sandbox::{
+    ChildLimits, CommandPolicy, Layers, NEEDS_LANDLOCK, REQUIRED_LAYERS, Runner,
+};
 
 pub use config::ExecConfig;
 use sandboxes::Sandboxes;
@@ -81,6 +83,13 @@ impl ExecState {
             );
         }
         require(&layers, &config.require_layers)?;
+        for (command, reason) in unavailable(&config.commands.names(), &layers) {
+            tracing::warn!(
+                command,
+                reason,
+                "allowed exec command cannot run on this host"
+            );
+        }
         tracing::info!(layers = ?layers.named(), commands = ?config.commands.names(), "exec sandbox ready");
         let sandboxes = Sandboxes::new(
             config.sandbox_root.clone(),
@@ -119,6 +128,18 @@ fn require(layers: &Layers, required: &[String]) -> Result<(), MissingLayer> {
         Some(l) => Err(MissingLayer(l.clone())),
         None => Ok(()),
     }
+}
+
+/// The allowed commands that cannot run under `layers`, with the reason.
+fn unavailable(commands: &[&'static str], layers: &Layers) -> Vec<(&'static str, &'static str)> {
+    if layers.landlock_abi.is_some() {
+        return Vec::new();
+    }
+    NEEDS_LANDLOCK
+        .iter()
+        .filter(|(c, _)| commands.contains(c))
+        .copied()
+        .collect()
 }
 
 /// Every layer start-up insists on: the fixed ones and the configured ones.
@@ -173,7 +194,7 @@ pub fn router(state: ExecState) -> Router {
 
 #[utoipa::path(get, path = "/exec/health", tag = "exec", operation_id = "exec_health",
     security(("bearer_jwt" = []), ("api_key" = [])),
-    responses((status = 200, description = "`status`, the sandbox layers in force (`layers`, `landlock_abi`, `running_as_root`, `missing`, `required`) and the allowed `commands`.", body = Object),
+    responses((status = 200, description = "`status`, the sandbox layers in force (`layers`, `landlock_abi`, `running_as_root`, `missing`, `required`) the allowed `commands`, and `unavailable`: allowed commands this host cannot run, each with its `reason` (python3 without Landlock).", body = Object),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope.")))]
 async fn health(
     State(state): State<ExecState>,
@@ -193,6 +214,10 @@ async fn health(
         "missing": layers.missing(),
         "required": required_layers(&state.inner.config.require_layers),
         "commands": state.commands().names(),
+        "unavailable": unavailable(&state.commands().names(), layers)
+            .into_iter()
+            .map(|(command, reason)| serde_json::json!({"command": command, "reason": reason}))
+            .collect::<Vec<_>>(),
     })))
 }
 
@@ -245,6 +270,24 @@ mod tests {
             "Landlock is used where present"
         );
         assert_eq!(layers.missing(), vec!["landlock"]);
+    }
+
+    #[test]
+    fn python3_is_reported_unavailable_only_where_landlock_is_missing_and_it_is_allowed() {
+        let without = Layers {
+            landlock_abi: None,
+            ..all_layers()
+        };
+        assert_eq!(
+            unavailable(&["cat", "python3"], &without),
+            vec![(
+                "python3",
+                "needs Landlock, which this host does not offer: without it the launcher refuses \
+                 to run"
+            )]
+        );
+        assert_eq!(unavailable(&["cat"], &without), vec![]);
+        assert_eq!(unavailable(&["cat", "python3"], &all_layers()), vec![]);
     }
 
     #[test]
