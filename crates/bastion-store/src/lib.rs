@@ -18,7 +18,9 @@ pub mod dynamodb;
 mod keys;
 pub mod kms;
 mod leases;
+mod mfa;
 mod one_time;
+mod recovery;
 pub mod sealed;
 mod sessions;
 #[cfg(feature = "sqlite")]
@@ -33,7 +35,9 @@ pub use counters::*;
 pub use deliveries::*;
 pub use dynamodb::DynamoStore;
 pub use leases::*;
+pub use mfa::*;
 pub use one_time::*;
+pub use recovery::*;
 pub use sessions::*;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
@@ -79,6 +83,8 @@ pub struct Stores {
     pub deliveries: Arc<dyn DeliveryStore>,
     pub billing: Arc<dyn BillingStore>,
     pub leases: Arc<dyn LeaseStore>,
+    pub recovery: Arc<dyn RecoveryStore>,
+    pub mfa: Arc<dyn MfaStore>,
 }
 
 impl Stores {
@@ -98,6 +104,8 @@ impl Stores {
             + DeliveryStore
             + BillingStore
             + LeaseStore
+            + RecoveryStore
+            + MfaStore
             + 'static,
     {
         Self {
@@ -113,7 +121,9 @@ impl Stores {
             credits: adapter.clone(),
             deliveries: adapter.clone(),
             billing: adapter.clone(),
-            leases: adapter,
+            leases: adapter.clone(),
+            recovery: adapter.clone(),
+            mfa: adapter,
         }
     }
 }

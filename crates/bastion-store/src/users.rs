@@ -19,6 +19,8 @@ pub struct UserRecord {
     /// Advanced by every `revoke_all_sessions`; device tokens carry the value they were issued
     /// under, so revoking all sessions revokes them too. New accounts start at 0.
     pub session_epoch: u64,
+    /// The address was shown to reach the user (a verification link, or Google said so).
+    pub email_verified: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,10 @@ pub trait UserStore: Send + Sync {
         expected: &str,
         hash: &str,
     ) -> Result<bool, StoreError>;
-    /// Removes the profile, the email guard and every session of the user (audit entries stay).
+    /// Marks the address verified if the account still has `email`; false (nothing written)
+    /// when the account is gone or its address is another.
+    async fn set_email_verified(&self, id: &UserId, email: &Email) -> Result<bool, StoreError>;
+    /// Removes the profile, the email guard, every session, the second factor and any reset
+    /// token of the user (audit entries stay).
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError>;
 }
