@@ -46,6 +46,17 @@ pub enum AuditKind {
     RefreshRefused,
     GoogleExchangeRefused,
     ApiKeyRefused,
+    EmailVerificationSent,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
+    MfaEnrollmentStarted,
+    MfaEnabled,
+    MfaDisabled,
+    MfaVerified,
+    MfaFailed,
+    RecoveryCodeUsed,
+    AdminMfaReset,
 }
 
 impl AuditKind {
@@ -87,6 +98,17 @@ impl AuditKind {
             AuditKind::RefreshRefused => "refresh_refused",
             AuditKind::GoogleExchangeRefused => "google_exchange_refused",
             AuditKind::ApiKeyRefused => "api_key_refused",
+            AuditKind::EmailVerificationSent => "email_verification_sent",
+            AuditKind::EmailVerified => "email_verified",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordReset => "password_reset",
+            AuditKind::MfaEnrollmentStarted => "mfa_enrollment_started",
+            AuditKind::MfaEnabled => "mfa_enabled",
+            AuditKind::MfaDisabled => "mfa_disabled",
+            AuditKind::MfaVerified => "mfa_verified",
+            AuditKind::MfaFailed => "mfa_failed",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::AdminMfaReset => "admin_mfa_reset",
         }
     }
 
@@ -128,6 +150,17 @@ impl AuditKind {
             "refresh_refused" => AuditKind::RefreshRefused,
             "google_exchange_refused" => AuditKind::GoogleExchangeRefused,
             "api_key_refused" => AuditKind::ApiKeyRefused,
+            "email_verification_sent" => AuditKind::EmailVerificationSent,
+            "email_verified" => AuditKind::EmailVerified,
+            "password_reset_requested" => AuditKind::PasswordResetRequested,
+            "password_reset" => AuditKind::PasswordReset,
+            "mfa_enrollment_started" => AuditKind::MfaEnrollmentStarted,
+            "mfa_enabled" => AuditKind::MfaEnabled,
+            "mfa_disabled" => AuditKind::MfaDisabled,
+            "mfa_verified" => AuditKind::MfaVerified,
+            "mfa_failed" => AuditKind::MfaFailed,
+            "recovery_code_used" => AuditKind::RecoveryCodeUsed,
+            "admin_mfa_reset" => AuditKind::AdminMfaReset,
             _ => return None,
         })
     }

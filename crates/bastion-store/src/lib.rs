@@ -22,6 +22,7 @@ mod mfa;
 mod one_time;
 mod recovery;
 pub mod sealed;
+mod sealed_mfa;
 mod sessions;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -33,8 +33,10 @@ impl SealedConversations {
 }
 
 impl Stores {
-    /// These stores with chat content sealed under `sealer` (one line per function's main).
+    /// These stores with chat content and TOTP secrets sealed under `sealer` (one line per
+    /// function's main).
     pub fn with_content_sealing(mut self, sealer: Arc<ContentSealer>) -> Self {
+        self.mfa = Arc::new(crate::sealed_mfa::SealedMfa::new(self.mfa, sealer.clone()));
         self.conversations = Arc::new(SealedConversations::new(self.conversations, sealer));
         self
     }

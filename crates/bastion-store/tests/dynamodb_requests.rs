@@ -67,6 +67,7 @@ fn user(email: &str) -> UserRecord {
         created_at: Timestamp(1_800_000_000),
         disabled: false,
         session_epoch: 0,
+        email_verified: false,
     }
 }
 

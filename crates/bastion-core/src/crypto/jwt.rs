@@ -8,6 +8,7 @@
 //! are 32 raw bytes on both sides (no DER or curve parameters to parse), and verifying is cheap.
 
 pub mod device;
+pub mod mfa;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -1,8 +1,11 @@
-//! Crypto primitives: randomness, constant-time comparison, opaque tokens, password hashing, JWT.
+//! Crypto primitives: randomness, constant-time comparison, opaque tokens, password hashing, JWT,
+//! TOTP and recovery codes.
 
 pub mod jwt;
 pub mod password;
+pub mod recovery;
 pub mod token;
+pub mod totp;
 
 pub use jwt::{AccessClaims, JwtError, JwtKeys};
 pub use password::{PasswordHasher, PasswordHasherError, Pepper, Verification};

@@ -29,6 +29,8 @@ use crate::crypto::random_bytes;
 
 /// The purpose of chat messages and conversation titles (also the stored channel answers).
 pub const PURPOSE_CHAT: &str = "chat-content";
+/// The purpose of an account's TOTP secret.
+pub const PURPOSE_TOTP: &str = "totp-secret";
 
 /// Every sealed value starts with this; the version follows.
 const MARKER: &str = "bastion-sealed:";

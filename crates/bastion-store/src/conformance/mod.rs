@@ -132,6 +132,7 @@ pub fn user(email: &str) -> UserRecord {
         created_at: T0,
         disabled: false,
         session_epoch: 0,
+        email_verified: false,
     }
 }
 

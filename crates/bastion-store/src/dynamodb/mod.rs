@@ -77,6 +77,8 @@ mod counters;
 mod deliveries;
 mod item;
 mod leases;
+mod mfa;
+mod recovery;
 mod sessions;
 mod users;
 

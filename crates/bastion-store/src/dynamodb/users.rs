@@ -20,6 +20,9 @@ pub(super) const PROFILE_SK: &str = "PROFILE";
 /// Advanced on the profile and on the login copy by `revoke_all_sessions`.
 pub(super) const SESSION_EPOCH: &str = "session_epoch";
 
+/// Absent on accounts created before verification existed: not verified.
+const EMAIL_VERIFIED: &str = "email_verified";
+
 /// Marks an email guard that carries a copy of the profile, kept in step by `update_profile`.
 const LOGIN_COPY: &str = "login_copy";
 
@@ -107,7 +110,19 @@ impl UserStore for DynamoStore {
         .await
     }
 
+    async fn set_email_verified(&self, id: &UserId, email: &Email) -> Result<bool, StoreError> {
+        // Addresses never change in place, so a profile read naming this address is still
+        // the one the verification was for when the update lands.
+        match self.get_user(id).await? {
+            Some(user) if &user.email == email => {}
+            _ => return Ok(false),
+        }
+        self.update_profile(id, EMAIL_VERIFIED, AttributeValue::Bool(true))
+            .await
+    }
+
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
+        // Every item of the partition goes: sessions, the second factor (`MFA`), a reset token.
         let pk = user_pk(id);
         let mut others = Vec::new();
         let mut email = None;
@@ -186,6 +201,10 @@ pub(super) fn profile_and_guard(user: &UserRecord) -> (Item, Item) {
     profile.insert(
         SESSION_EPOCH.into(),
         n(i64::try_from(user.session_epoch).unwrap_or(i64::MAX)),
+    );
+    profile.insert(
+        EMAIL_VERIFIED.into(),
+        AttributeValue::Bool(user.email_verified),
     );
 
     let mut guard = profile.clone();
@@ -323,5 +342,6 @@ pub(super) fn parse_profile(item: &Item) -> Result<UserRecord, StoreError> {
         } else {
             0
         },
+        email_verified: item.contains_key(EMAIL_VERIFIED) && get_bool(item, EMAIL_VERIFIED)?,
     })
 }

@@ -12,6 +12,8 @@ mod chat;
 mod counters;
 mod deliveries;
 mod leases;
+mod mfa;
+mod recovery;
 mod sessions;
 mod users;
 
@@ -36,7 +38,29 @@ CREATE TABLE IF NOT EXISTS users (
     roles         TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
     disabled      INTEGER NOT NULL,
-    session_epoch INTEGER NOT NULL DEFAULT 0
+    session_epoch INTEGER NOT NULL DEFAULT 0,
+    email_verified INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS password_resets (
+    user_id    TEXT PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    hash       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS totp (
+    user_id    TEXT PRIMARY KEY NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    id         TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    confirmed  INTEGER NOT NULL,
+    last_step  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS recovery_codes (
+    user_id TEXT NOT NULL REFERENCES totp(user_id) ON DELETE CASCADE,
+    hash    TEXT NOT NULL,
+    PRIMARY KEY (user_id, hash)
 ) STRICT;
 
 CREATE TABLE IF NOT EXISTS sessions (
@@ -259,6 +283,16 @@ impl SqliteStore {
 
 /// Columns added after a table was first released: a database created before gains them.
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
+    let has_verified = conn
+        .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'email_verified'")
+        .and_then(|mut stmt| stmt.exists([]))
+        .map_err(db_error)?;
+    if !has_verified {
+        conn.execute_batch(
+            "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0",
+        )
+        .map_err(db_error)?;
+    }
     let has_epoch = conn
         .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'session_epoch'")
         .and_then(|mut stmt| stmt.exists([]))

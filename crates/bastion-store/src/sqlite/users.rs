@@ -7,8 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{SqliteStore, corrupt, db_error};
 use crate::{CreateUserError, StoreError, UserRecord, UserStore};
 
-pub(super) const USER_COLUMNS: &str =
-    "id, email, display_name, password_hash, roles, created_at, disabled, session_epoch";
+pub(super) const USER_COLUMNS: &str = "id, email, display_name, password_hash, roles, created_at, disabled, session_epoch, email_verified";
 
 #[async_trait]
 impl UserStore for SqliteStore {
@@ -80,9 +79,24 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn set_email_verified(&self, id: &UserId, email: &Email) -> Result<bool, StoreError> {
+        let (id, email) = (id.as_str().to_owned(), email.as_str().to_owned());
+        self.run(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE users SET email_verified = 1 WHERE id = ?1 AND email = ?2",
+                    params![id, email],
+                )
+                .map_err(db_error)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
         let id = id.as_str().to_owned();
-        // Sessions go with the row through `ON DELETE CASCADE`, in the same statement.
+        // Sessions, the second factor and a reset token go with the row through
+        // `ON DELETE CASCADE`, in the same statement.
         self.run(move |conn| {
             conn.execute("DELETE FROM users WHERE id = ?1", [id])
                 .map_err(db_error)?;
@@ -116,6 +130,7 @@ pub(super) struct RawUser {
     created_at: i64,
     disabled: bool,
     session_epoch: i64,
+    email_verified: bool,
 }
 
 pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
@@ -128,6 +143,7 @@ pub(super) fn raw_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
         created_at: row.get(5)?,
         disabled: row.get(6)?,
         session_epoch: row.get(7)?,
+        email_verified: row.get(8)?,
     })
 }
 
@@ -150,6 +166,7 @@ impl RawUser {
             disabled: self.disabled,
             session_epoch: u64::try_from(self.session_epoch)
                 .map_err(|e| corrupt("session epoch", e))?,
+            email_verified: self.email_verified,
         })
     }
 }
@@ -163,8 +180,8 @@ pub(super) fn insert_user(
 ) -> rusqlite::Result<usize> {
     conn.execute(
         "INSERT INTO users (id, email, display_name, password_hash, roles, created_at, disabled,
-                            session_epoch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            session_epoch, email_verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             user.id.as_str(),
             user.email.as_str(),
@@ -174,6 +191,7 @@ pub(super) fn insert_user(
             user.created_at.secs(),
             user.disabled,
             i64::try_from(user.session_epoch).unwrap_or(i64::MAX),
+            user.email_verified,
         ],
     )
 }
