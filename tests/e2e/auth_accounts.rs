@@ -282,6 +282,7 @@ async fn legacy_hmac_users_log_in_once_and_are_rehashed_to_argon2id() {
         created_at: START,
         disabled: false,
         session_epoch: 0,
+        email_verified: false,
     };
     app.stores.users.create_user(&user).await.unwrap();
     assert_eq!(

@@ -69,6 +69,7 @@ async fn a_login_rehashing_the_old_password_never_undoes_a_password_change_that_
         created_at: START,
         disabled: false,
         session_epoch: 0,
+        email_verified: false,
     };
     app.stores.users.create_user(&user).await.unwrap();
     let racing = app.replacing(|st| st.users = Arc::new(ChangedMidLogin(st.users.clone())));

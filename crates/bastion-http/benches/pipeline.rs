@@ -159,6 +159,7 @@ async fn credentials(store: &SqliteStore) -> (String, String) {
         created_at: now,
         disabled: false,
         session_epoch: 0,
+        email_verified: false,
     };
     store.create_user(&user).await.unwrap();
     let session = SessionRecord {

@@ -211,7 +211,30 @@ where
         edge.limiter
             .enforce(&slot, Limit::DefaultAccount, auth.user_id.as_str())
             .await?;
+        if edge.config.require_verified_email && needs_verified_email(parts.uri.path()) {
+            require_verified_email(&edge, &auth.user_id).await?;
+        }
         Ok(auth)
+    }
+}
+
+/// Chat and exec are what `REQUIRE_VERIFIED_EMAIL` holds back; auth stays reachable so the
+/// address can be verified.
+fn needs_verified_email(path: &str) -> bool {
+    path.starts_with("/chat/") || path.starts_with("/exec/")
+}
+
+/// Read from the profile on every such request, not from the token, so a verification takes
+/// effect at once and an API key is held to it like a session.
+async fn require_verified_email(edge: &Edge, user: &UserId) -> Result<(), ApiError> {
+    match edge.stores.users.get_user(user).await? {
+        Some(u) if u.email_verified => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "verify your email address first (POST /auth/email/verify/send sends a new link)",
+        )
+        .with_code("email_unverified")),
+        None => Err(ApiError::unauthorized("account no longer exists")),
     }
 }
 

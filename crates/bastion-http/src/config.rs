@@ -21,6 +21,9 @@ pub struct EdgeConfig {
     /// `load()`. The edge never holds a signing key; auth keeps its own (see [`parse_jwt_signer`]).
     pub jwt: Live<JwtKeys>,
     pub rate_limits: LimitTable,
+    /// `REQUIRE_VERIFIED_EMAIL`: chat and exec answer 403 `email_unverified` to an account whose
+    /// address is not verified (one profile read per such request).
+    pub require_verified_email: bool,
 }
 
 impl EdgeConfig {
@@ -29,6 +32,7 @@ impl EdgeConfig {
             allowed_origins: parse_origins(env.get("ALLOWED_ORIGINS").as_deref().unwrap_or(""))?,
             jwt: Live::new(parse_jwt(env)?),
             rate_limits: LimitTable::from_env(env)?,
+            require_verified_email: parse_flag(env, "REQUIRE_VERIFIED_EMAIL")?,
         })
     }
 
@@ -37,6 +41,19 @@ impl EdgeConfig {
     pub fn rotate(&self, env: &dyn Env) -> Result<(), ConfigError> {
         self.jwt.store(parse_jwt(env)?);
         Ok(())
+    }
+}
+
+/// `true` or `false` (default false); anything else stops start-up naming the variable, so a
+/// typo cannot leave a control off unnoticed.
+pub fn parse_flag(env: &dyn Env, name: &str) -> Result<bool, ConfigError> {
+    match env.get(name).as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ConfigError::new(
+            name,
+            format!("must be true or false, not {other:?}"),
+        )),
     }
 }
 

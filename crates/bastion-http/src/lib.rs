@@ -8,6 +8,7 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod cors;
+pub mod email;
 pub mod error;
 pub mod event_guard;
 pub mod lambda;

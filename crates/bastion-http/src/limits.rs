@@ -29,6 +29,13 @@ pub enum Limit {
     GoogleIp,
     ChatTurn,
     ExecRun,
+    /// Password-reset requests and resets, per client IP.
+    RecoveryIp,
+    /// Password-reset requests per address (normalized), known or not, so unknown addresses are
+    /// limited exactly like real ones; also verification mails per account.
+    RecoveryEmail,
+    /// Second-factor codes per account (enrolment, confirmation, sign-in, turning it off).
+    Mfa,
 }
 
 /// How a limit's variable is written.
@@ -75,11 +82,15 @@ const fn per_min(n: u32) -> Policy {
     Policy::per_minute(n)
 }
 
+const fn window(limit: u32, window_secs: u32) -> Policy {
+    Policy { limit, window_secs }
+}
+
 use Form::{PerMinute, Window};
 
 /// The table, in [`Limit`] order (a test holds it to that).
 #[rustfmt::skip]
-pub const LIMITS: [LimitSpec; 13] = [
+pub const LIMITS: [LimitSpec; 16] = [
     spec(Limit::DefaultIp, "ip", per_min(100), "RATE_LIMIT_DEFAULT_IP", Window, "every request, per client IP"),
     spec(Limit::WebhooksIp, "webhooks-ip", per_min(600), "RATE_LIMIT_WEBHOOKS_IP", Window, "`/webhooks/*` requests per client IP (replaces the default per-IP limit there)"),
     spec(Limit::DefaultAccount, "account", per_min(100), "RATE_LIMIT_DEFAULT_ACCOUNT", Window, "every authenticated request, per account"),
@@ -93,6 +104,9 @@ pub const LIMITS: [LimitSpec; 13] = [
     spec(Limit::GoogleIp, "google-ip", per_min(30), "RATE_LIMIT_GOOGLE_IP", Window, "Google sign-in and linking requests per client IP"),
     spec(Limit::ChatTurn, "chat-user", per_min(20), "CHAT_RATE_LIMIT", Window, "chat turns per user"),
     spec(Limit::ExecRun, "exec_run", per_min(20), "EXEC_RUNS_PER_MINUTE", PerMinute, "exec runs per user per minute"),
+    spec(Limit::RecoveryIp, "recovery-ip", window(10, 3600), "RATE_LIMIT_RECOVERY_IP", Window, "password-reset requests and resets, and email verifications, per client IP"),
+    spec(Limit::RecoveryEmail, "recovery-email", window(5, 3600), "RATE_LIMIT_RECOVERY_EMAIL", Window, "password-reset mails per address (known or not) and verification mails per account"),
+    spec(Limit::Mfa, "mfa", window(10, 300), "RATE_LIMIT_MFA", Window, "second-factor codes tried per account (sign-in, enrolment, turning it off)"),
 ];
 
 impl Limit {

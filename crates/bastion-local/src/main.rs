@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bastion_auth::AuthState;
+use bastion_auth::ses::EmailSetup;
 use bastion_chat::{ChatSetup, RuntimeMode};
 use bastion_chat_fn::ChatState;
 use bastion_core::SystemClock;
@@ -58,7 +59,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let db_path = data_dir.join("bastion.db");
-    let (app, echo) = app(&env, &data_dir, &db_path)?;
+    let (app, echo) = app(&env, &data_dir, &db_path, addr)?;
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -83,11 +84,16 @@ fn app(
     env: &LayeredEnv,
     data_dir: &Path,
     db_path: &Path,
+    addr: SocketAddr,
 ) -> Result<(axum::Router, bool), Box<dyn std::error::Error>> {
     let store = Arc::new(SqliteStore::open(db_path)?);
     let clock = Arc::new(SystemClock);
     let stores = Stores::from_adapter(store)
         .with_content_sealing(secrets::content_sealer(env, clock.clone())?);
+    // Mail lands in the outbox directory unless EMAIL_SENDER says otherwise; links point here.
+    let link_base = format!("http://{addr}");
+    let outbox = data_dir.join("outbox");
+    let email = EmailSetup::from_env(env, None, Some(&outbox), clock.clone(), Some(&link_base))?;
     let edge = Edge::new(EdgeConfig::from_env(env)?, stores, clock);
     // Run directories and stored workspaces sit beside the data directory, never inside it:
     // a command that escaped its path rules would find no development secrets one level up.
@@ -101,7 +107,8 @@ fn app(
     let exec_state = ExecState::new(edge.clone(), exec_config, workspaces)?;
     // No stream here: account deletion purges the workspace directory itself, awaited.
     let auth_state = AuthState::from_env(edge.clone(), env)?
-        .with_account_files(Arc::new(InProcess(exec_state.clone())));
+        .with_account_files(Arc::new(InProcess(exec_state.clone())))
+        .with_email(email.sender, email.link_base);
     let chat = ChatSetup::from_env(env, RuntimeMode::Local)?;
     let echo = chat.provider.name() == "echo";
     // The agent's tools run in this process, in the exec state the exec routes serve.

@@ -15,7 +15,7 @@ use bastion_store::UserRecord;
 
 use crate::AuthState;
 use crate::audit::record;
-use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, UserView};
+use crate::dto::{ChangePasswordRequest, DeleteAccountRequest, MeResponse, MfaView, UserView};
 use crate::reauth::{self, ReauthAction};
 use crate::tokens::{hash_password, verify_password};
 
@@ -110,7 +110,7 @@ pub(crate) async fn end_other_credentials(
 
 #[utoipa::path(
     get, path = "/auth/me", tag = "account", operation_id = "me", security(("bearer_jwt" = []), ("api_key" = [])),
-    responses((status = 200, description = "The signed-in user.", body = MeResponse),
+    responses((status = 200, description = "The signed-in user, with `email_verified` and `mfa` (`totp`, `recovery_codes_left`).", body = MeResponse),
         (status = 403, description = "`insufficient_scope`: the API key lacks the `read` scope."),
         (status = 401, description = "`unauthorized`, `invalid_api_key`: no valid credential, or the account is gone or disabled."))
 )]
@@ -119,10 +119,13 @@ pub async fn me(
     auth: Authenticated,
 ) -> Result<Json<MeResponse>, ApiError> {
     auth.require_scope(Scope::Read)?;
-    let user = current_user(&state, &auth.user_id).await?;
-    Ok(Json(MeResponse {
-        user: UserView::with_roles(&user),
-    }))
+    let (user, totp) = tokio::join!(
+        current_user(&state, &auth.user_id),
+        state.edge.stores.mfa.get_totp(&auth.user_id),
+    );
+    let mut view = UserView::with_roles(&user?);
+    view.mfa = Some(MfaView::of(totp?.as_ref()));
+    Ok(Json(MeResponse { user: view }))
 }
 
 #[utoipa::path(
@@ -180,6 +183,8 @@ pub async fn change_password(
         Some(&detail),
     )
     .await?;
+    let notice = crate::mail::Notice::PasswordChanged;
+    crate::mail::notify(&state, &meta, &user.email, notice).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -114,7 +114,7 @@ impl FromRequestParts<AuthState> for Admin {
 
 impl Admin {
     /// Audits an admin action on `target` (the admin's own id when there is no target).
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         state: &AuthState,
         kind: AuditKind,
@@ -249,6 +249,10 @@ pub struct AdminUserView {
     roles: Vec<&'static str>,
     disabled: bool,
     has_password: bool,
+    email_verified: bool,
+    /// The second factor (on `GET /admin/users/{id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa: Option<crate::dto::MfaView>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -256,7 +260,7 @@ pub struct AdminUserResponse {
     user: AdminUserView,
 }
 
-async fn target(state: &AuthState, id: &str) -> Result<bastion_store::UserRecord, ApiError> {
+pub(crate) async fn target(state: &AuthState, id: &str) -> Result<bastion_store::UserRecord, ApiError> {
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
     state
         .edge
@@ -277,13 +281,15 @@ fn view(u: &bastion_store::UserRecord) -> AdminUserResponse {
             roles: u.roles.iter().map(|r| r.as_str()).collect(),
             disabled: u.disabled,
             has_password: !u.password_hash.is_empty(),
+            email_verified: u.email_verified,
+            mfa: None,
         },
     }
 }
 
 #[utoipa::path(
     get, path = "/admin/users/{id}", tag = "admin", operation_id = "admin_user", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
-    responses((status = 200, description = "The user.", body = AdminUserResponse), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+    responses((status = 200, description = "The user, with `email_verified` and `mfa`.", body = AdminUserResponse), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
         (status = 404, description = "`not_found`."))
 )]
 pub async fn user(
@@ -292,10 +298,13 @@ pub async fn user(
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserResponse>, ApiError> {
     let u = target(&state, &id).await?;
+    let totp = state.edge.stores.mfa.get_totp(&u.id).await?;
     admin
         .audit(&state, AuditKind::AdminUserViewed, Some(&u.id), None)
         .await?;
-    Ok(Json(view(&u)))
+    let mut shown = view(&u);
+    shown.user.mfa = Some(crate::dto::MfaView::of(totp.as_ref()));
+    Ok(Json(shown))
 }
 
 #[utoipa::path(
@@ -458,4 +467,27 @@ mod tests {
             assert!(parse_day(bad).is_err(), "{bad}");
         }
     }
+}
+
+#[utoipa::path(
+    delete, path = "/admin/users/{id}/mfa", tag = "admin", operation_id = "admin_reset_mfa", security(("admin_key" = []), ("bearer_jwt" = [])), params(("id" = String, Path, description = "User id.")),
+    responses((status = 204, description = "The user's second factor and recovery codes are removed (audited); the next sign-in asks for the password only."), (status = 401, description = "`unauthorized`, `invalid_admin_key`: no credential or an unknown admin key."), (status = 403, description = "`admin_required`: the signed-in user is not an administrator."),
+        (status = 404, description = "`not_found`."), (status = 409, description = "`mfa_not_enabled`: the user has no second factor."))
+)]
+pub async fn reset_mfa(
+    State(state): State<AuthState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let u = target(&state, &id).await?;
+    if !state.edge.stores.mfa.delete_totp(&u.id).await? {
+        return Err(ApiError::new(ErrorKind::Conflict, "the user has no second factor")
+            .with_code("mfa_not_enabled"));
+    }
+    admin
+        .audit(&state, AuditKind::AdminMfaReset, Some(&u.id), None)
+        .await?;
+    let notice = crate::mail::Notice::MfaRemovedByAdmin;
+    crate::mail::notify(&state, &admin.meta, &u.email, notice).await;
+    Ok(StatusCode::NO_CONTENT)
 }

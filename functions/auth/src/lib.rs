@@ -12,13 +12,19 @@ mod api_keys;
 mod audit;
 pub mod config;
 mod dto;
+mod email_verify;
 mod google;
 mod hashing;
 mod login;
+pub mod mail;
+mod mfa;
+mod mfa_verify;
 pub mod openapi;
 mod reauth;
+mod recovery;
 mod refresh;
 mod sessions;
+pub mod ses;
 #[cfg(test)]
 mod test_support;
 mod tokens;
@@ -31,11 +37,13 @@ use axum::routing::{delete, get, post, put};
 use bastion_core::crypto::{JwtKeys, PasswordHasher};
 use bastion_http::account_files::{AccountFiles, ByStream};
 use bastion_http::config::Live;
+use bastion_http::email::{EmailSender, LinkBase};
 use bastion_http::{ConfigError, Edge, Env, with_edge};
 
 pub use admin_keys::AdminKeys;
 pub use config::{AuthConfig, AuthExtras, SessionPolicy};
 pub use google::config::GoogleConfig;
+pub use mail::Mailer;
 
 /// Everything the auth handlers need; cheap to clone.
 #[derive(Clone)]
@@ -50,6 +58,9 @@ pub struct AuthState {
     pub extras: Live<AuthExtras>,
     /// Removes a deleted account's exec workspace (a no-op in Lambda, where the stream does).
     pub account_files: Arc<dyn AccountFiles>,
+    /// Where verification and reset mails go; `None` until [`AuthState::with_email`], and the
+    /// routes that must mail answer 503 `email_unavailable` meanwhile.
+    pub mail: Option<Mailer>,
 }
 
 impl AuthState {
@@ -62,7 +73,14 @@ impl AuthState {
             signer: Live::new(config.signer),
             extras: Live::new(extras),
             account_files: Arc::new(ByStream),
+            mail: None,
         }
+    }
+
+    /// The same state mailing through `sender`, with links starting at `links`.
+    pub fn with_email(mut self, sender: Arc<dyn EmailSender>, links: LinkBase) -> Self {
+        self.mail = Some(Mailer { sender, links });
+        self
     }
 
     /// The same state with `port` removing deleted accounts' files (bastion-local, tests).
@@ -102,6 +120,16 @@ pub fn routes(state: AuthState) -> Router {
         .route("/auth/sessions/{id}", delete(sessions::revoke))
         .route("/auth/password", post(account::change_password))
         .route("/auth/password/set", post(google::account::set_password))
+        .route("/auth/password/forgot", post(recovery::forgot))
+        .route("/auth/password/reset", post(recovery::reset))
+        .route("/auth/email/verify", post(email_verify::verify))
+        .route("/auth/email/verify/send", post(email_verify::send))
+        .route(
+            "/auth/mfa/totp",
+            post(mfa::enroll).delete(mfa::disable),
+        )
+        .route("/auth/mfa/totp/confirm", post(mfa::confirm))
+        .route("/auth/mfa/verify", post(mfa_verify::verify))
         .route("/auth/account", delete(account::delete_account))
         .route("/auth/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/auth/api-keys/{id}", delete(api_keys::revoke))
@@ -122,6 +150,7 @@ pub fn routes(state: AuthState) -> Router {
             post(admin::revoke_sessions),
         )
         .route("/admin/users/{id}/roles", put(admin::set_roles))
+        .route("/admin/users/{id}/mfa", delete(admin::reset_mfa))
         .with_state(state)
 }
 

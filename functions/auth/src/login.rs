@@ -12,7 +12,7 @@ use bastion_store::{CreateUserError, UserRecord};
 
 use crate::AuthState;
 use crate::audit::record;
-use crate::dto::{LoginRequest, RegisterRequest, TokenResponse};
+use crate::dto::{LoginRequest, LoginResponse, RegisterRequest, TokenResponse};
 use crate::tokens::{SESSIONS_REVOKED, hash_password, open_session, verify_password};
 
 /// The one answer for a wrong password, an unknown email and a disabled account, so none of
@@ -61,6 +61,7 @@ pub async fn register(
         created_at: state.edge.clock.now(),
         disabled: false,
         session_epoch: 0,
+        email_verified: false,
     };
     match state.edge.stores.users.create_user(&user).await {
         Ok(()) => {}
@@ -82,6 +83,7 @@ pub async fn register(
         None,
     )
     .await?;
+    crate::email_verify::on_register(&state, &meta, &user).await;
     let tokens = open_session(&state, &meta, &user).await?;
     Ok((StatusCode::CREATED, Json(tokens)))
 }
@@ -90,7 +92,7 @@ pub async fn register(
     post, path = "/auth/login", tag = "auth", operation_id = "login",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in.", body = TokenResponse),
+        (status = 200, description = "Signed in; or, with a second factor on, `mfa_required` with an `mfa_token` for POST /auth/mfa/verify and no tokens.", body = LoginResponse),
         (status = 400, description = "`invalid_email`, `invalid_password` (not a possible email or password), `invalid_request`."),
         (status = 401, description = "`invalid_credentials`: email or password is incorrect (or the account is disabled); `sessions_revoked`: every session was revoked during this sign-in."),
     )
@@ -100,7 +102,7 @@ pub async fn login(
     meta: RequestMeta,
     limits: Limits,
     JsonBody(body): JsonBody<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<LoginResponse>, ApiError> {
     limits.enforce(Limit::LoginIp, &meta.ip.0).await?;
     let email = Email::parse(&body.email)?;
     let password = Password::parse_existing(&body.password)?;
@@ -147,7 +149,12 @@ pub async fn login(
     }
 
     let user = verified_user(&state, &meta, &password, user).await?;
-    signed_in(&state, &meta, &user).await.map(Json)
+    if let Some(second) = crate::mfa_verify::challenge(&state, &user).await? {
+        return Ok(Json(LoginResponse::MfaRequired(second)));
+    }
+    signed_in(&state, &meta, &user)
+        .await
+        .map(|t| Json(LoginResponse::Tokens(t)))
 }
 
 /// The account whose password was just verified (and rehashed if due), or the one refusal for
@@ -201,7 +208,7 @@ async fn verified_user(
 }
 
 /// A new session and device token for a verified account, audited.
-async fn signed_in(
+pub(crate) async fn signed_in(
     state: &AuthState,
     meta: &RequestMeta,
     user: &UserRecord,

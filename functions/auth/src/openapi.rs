@@ -2,7 +2,10 @@
 
 use utoipa::OpenApi;
 
-use crate::{account, admin, api_keys, google, login, refresh, sessions};
+use crate::{
+    account, admin, api_keys, email_verify, google, login, mfa, mfa_verify, recovery, refresh,
+    sessions,
+};
 
 /// Every auth and admin route.
 #[derive(OpenApi)]
@@ -34,5 +37,14 @@ use crate::{account, admin, api_keys, google, login, refresh, sessions};
     admin::enable,
     admin::revoke_sessions,
     admin::set_roles,
+    admin::reset_mfa,
+    recovery::forgot,
+    recovery::reset,
+    email_verify::send,
+    email_verify::verify,
+    mfa::enroll,
+    mfa::confirm,
+    mfa::disable,
+    mfa_verify::verify,
 ))]
 pub struct AuthApi;

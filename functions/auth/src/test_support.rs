@@ -18,6 +18,7 @@ pub fn user(disabled: bool) -> UserRecord {
         created_at: NOW.plus_secs(-86_400),
         disabled,
         session_epoch: 0,
+        email_verified: false,
     }
 }
 

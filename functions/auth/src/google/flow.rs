@@ -514,7 +514,7 @@ pub struct ExchangeRequest {
 #[utoipa::path(
     post, path = "/auth/google/exchange", tag = "google", operation_id = "google_exchange",
     request_body = ExchangeRequest,
-    responses((status = 200, description = "Signed in.", body = crate::dto::TokenResponse),
+    responses((status = 200, description = "Signed in; or, with a second factor on, `mfa_required` with an `mfa_token` for POST /auth/mfa/verify and no tokens.", body = crate::dto::LoginResponse),
         (status = 400, description = "`invalid_login_code`, `invalid_request`."),
         (status = 401, description = "`sessions_revoked`: every session was revoked during this sign-in."),
         (status = 503, description = "`google_not_configured`, `unavailable`."))
@@ -567,7 +567,10 @@ pub async fn exchange(
         None,
     )
     .await?;
-    let mut res = Json(open_session(state, &meta, &user).await?).into_response();
+    let mut res = match crate::mfa_verify::challenge(state, &user).await? {
+        Some(second) => Json(crate::dto::LoginResponse::MfaRequired(second)).into_response(),
+        None => Json(open_session(state, &meta, &user).await?).into_response(),
+    };
     res.headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_static(CLEAR_BINDING));
     Ok(res)

@@ -58,7 +58,7 @@ pub async fn sign_in(
     let stores = &state.edge.stores;
     let by_google = stores.accounts.find_user_by_google(&claims.sub).await?;
     let user = match account_for(by_google, &claims.email)? {
-        Account::Known(user) => user,
+        Account::Known(user) => google_verified(state, user, &claims.email).await?,
         Account::New(email) => {
             address_free(stores.users.find_user_by_email(&email).await?.as_ref())?;
             let user = new_google_user(email, claims.name.as_deref(), now);
@@ -76,4 +76,26 @@ pub async fn sign_in(
         }
     };
     Ok(active(user)?)
+}
+
+/// Google verifies every address it signs in with (the ID token check refuses others): a linked
+/// account whose address is that one counts as verified from then on.
+async fn google_verified(
+    state: &AuthState,
+    mut user: UserRecord,
+    email_claim: &str,
+) -> Result<UserRecord, Stop> {
+    let same = bastion_core::Email::parse(email_claim).is_ok_and(|e| e == user.email);
+    if same
+        && !user.email_verified
+        && state
+            .edge
+            .stores
+            .users
+            .set_email_verified(&user.id, &user.email)
+            .await?
+    {
+        user.email_verified = true;
+    }
+    Ok(user)
 }

@@ -225,6 +225,7 @@ pub fn new_google_user(email: Email, name_claim: Option<&str>, now: Timestamp) -
         created_at: now,
         disabled: false,
         session_epoch: 0,
+        email_verified: true,
     }
 }
 

@@ -319,6 +319,7 @@ mod tests {
             created_at: Timestamp(1_800_000_000),
             disabled: false,
             session_epoch: 0,
+            email_verified: false,
         }
     }
 

@@ -348,6 +348,7 @@ impl WebhookApp {
             created_at: START,
             disabled: false,
             session_epoch: 0,
+            email_verified: false,
         };
         self.stores.users.create_user(&user).await.unwrap();
         user.id

@@ -1,0 +1,188 @@
+//! The `EmailSender` port (verification and reset mails), the local outbox adapter, and the
+//! base every mailed link starts with. SES, the deployed adapter, lives with auth, the one
+//! function that mails.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bastion_core::config::ConfigError;
+use bastion_core::{Clock, Email};
+
+/// One plain-text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailMessage {
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    #[error("mail delivery failed: {0}")]
+    Unavailable(String),
+    #[error("no mail delivery is configured")]
+    NotConfigured,
+}
+
+#[async_trait]
+pub trait EmailSender: Send + Sync {
+    async fn send(&self, message: &EmailMessage) -> Result<(), EmailError>;
+}
+
+/// The local adapter: one JSON file `{"to","subject","text"}` per message, mode 0600, in a
+/// 0700 directory, named `<unix millis>-<random>.json` so a listing sorts by time. Each file
+/// is written under a temporary name and renamed, so a reader never sees half a message.
+pub struct OutboxSender {
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+}
+
+impl OutboxSender {
+    pub fn new(dir: PathBuf, clock: Arc<dyn Clock>) -> Self {
+        Self { dir, clock }
+    }
+
+    fn write(&self, message: &EmailMessage) -> std::io::Result<PathBuf> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)?;
+        let body = serde_json::json!({
+            "to": message.to.as_str(),
+            "subject": message.subject,
+            "text": message.text,
+        });
+        let name = format!(
+            "{:013}-{}",
+            self.clock.now_nanos() / 1_000_000,
+            hex::encode(bastion_core::random::random_bytes::<8>())
+        );
+        let partial = self.dir.join(format!(".{name}.tmp"));
+        let done = self.dir.join(format!("{name}.json"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
+        file.write_all(body.to_string().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &done)?;
+        Ok(done)
+    }
+}
+
+#[async_trait]
+impl EmailSender for OutboxSender {
+    async fn send(&self, message: &EmailMessage) -> Result<(), EmailError> {
+        self.write(message)
+            .map(|_| ())
+            .map_err(|e| EmailError::Unavailable(format!("outbox {}: {e}", self.dir.display())))
+    }
+}
+
+/// Where mailed links point: `https://host[:port][/path]` (plain `http` only to a loopback
+/// host), no query, fragment or credentials, no trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkBase(String);
+
+pub const LINK_BASE_VAR: &str = "EMAIL_LINK_BASE";
+
+impl LinkBase {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let refuse = |why: &str| ConfigError::new(LINK_BASE_VAR, format!("{raw:?} {why}"));
+        let parsed = url::Url::parse(raw).map_err(|_| refuse("is not an absolute URL"))?;
+        let loopback = matches!(
+            parsed.host_str(),
+            Some("127.0.0.1" | "localhost" | "[::1]")
+        );
+        let scheme_ok = match parsed.scheme() {
+            "https" => parsed.host_str().is_some_and(|h| !h.is_empty()),
+            "http" => loopback,
+            _ => false,
+        };
+        if !scheme_ok {
+            return Err(refuse("must be an https URL (http only for a loopback host)"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(refuse("must not carry credentials"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() || raw.contains(['?', '#']) {
+            return Err(refuse("must have no query or fragment (the token goes in the fragment)"));
+        }
+        Ok(Self(parsed.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// `<base>/<page>#token=<token>`: the fragment never reaches a server or a `Referer`.
+    pub fn link(&self, page: &str, token: &str) -> String {
+        format!("{}/{page}#token={token}", self.0)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bastion_core::{ManualClock, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn a_link_base_is_an_https_origin_and_path_and_links_carry_the_token_in_the_fragment() {
+        let base = LinkBase::parse("https://app.example.com/account/").unwrap();
+        assert_eq!(
+            base.link("verify-email", "abc"),
+            "https://app.example.com/account/verify-email#token=abc"
+        );
+        assert_eq!(
+            LinkBase::parse("http://127.0.0.1:3000").unwrap().as_str(),
+            "http://127.0.0.1:3000"
+        );
+        for bad in [
+            "app.example.com",
+            "http://app.example.com",
+            "https://app.example.com/?next=x",
+            "https://app.example.com/#x",
+            "https://user:pw@app.example.com",
+            "ftp://app.example.com",
+            "",
+        ] {
+            let err = LinkBase::parse(bad).unwrap_err();
+            assert_eq!(err.var, LINK_BASE_VAR, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_outbox_writes_one_private_json_file_per_message() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("bastion-outbox-{}", hex::encode(bastion_core::random::random_bytes::<6>())));
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000)));
+        let outbox = OutboxSender::new(dir.clone(), clock);
+        let message = EmailMessage {
+            to: Email::parse("ada@example.com").unwrap(),
+            subject: "Hello".into(),
+            text: "line one\n<b>not html</b>\n".into(),
+        };
+        outbox.send(&message).await.unwrap();
+        outbox.send(&message).await.unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        assert_eq!(files.len(), 2);
+        for file in &files {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with("1800000000000-") && name.ends_with(".json"), "{name}");
+            assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600);
+            let body: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"to": "ada@example.com", "subject": "Hello", "text": "line one\n<b>not html</b>\n"})
+            );
+        }
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
