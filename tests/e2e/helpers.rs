@@ -20,6 +20,7 @@ use bastion_exec::in_process::InProcessTools;
 use bastion_exec::purge::InProcess;
 use bastion_exec::workspace::DirWorkspaces;
 use bastion_exec::{ExecConfig, ExecState};
+use bastion_http::email::{LinkBase, OutboxSender};
 use bastion_http::{Edge, EdgeConfig};
 use bastion_store::Stores;
 use bastion_store::sqlite::SqliteStore;
@@ -30,6 +31,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 pub const START: Timestamp = Timestamp(1_800_000_000);
+/// Where the test app's mailed links point.
+pub const LINK_BASE: &str = "https://app.example.com";
 pub const PASSWORD: &str = "correct horse battery staple 42";
 /// Auth's Ed25519 signing key (a 32-byte seed) and its public half, the verifiers' key.
 pub const JWT_KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -97,6 +100,8 @@ struct Parts {
     env: HashMap<String, String>,
     chat: bool,
     sandbox: Option<TempTree>,
+    /// Where auth's mails land (`TestApp::outbox`).
+    outbox: TempTree,
 }
 
 /// A directory tree (the exec sandbox root) removed when the last `TestApp` clone drops.
@@ -194,6 +199,7 @@ impl TestAppBuilder {
             env,
             chat: self.chat,
             sandbox,
+            outbox: TempTree(temp_path("bastion-e2e-outbox-", "")),
         };
         TestApp::assemble(Arc::new(parts), stores, ManualClock::new(START), db)
     }
@@ -291,19 +297,19 @@ impl TestApp {
         db: Option<Arc<TempDb>>,
     ) -> Self {
         let env = &parts.env;
-        let stores = if parts.chat {
-            let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
-            let sealer = ContentSealer::new(Arc::new(keys), Arc::new(clock.clone()));
-            unsealed.clone().with_content_sealing(Arc::new(sealer))
-        } else {
-            unsealed.clone()
-        };
+        // Sealed as in every deployment (chat content, TOTP secrets), with the local key format.
+        let keys = LocalContentKeys::parse(TEST_CONTENT_KEK).unwrap();
+        let sealer = ContentSealer::new(Arc::new(keys), Arc::new(clock.clone()));
+        let stores = unsealed.clone().with_content_sealing(Arc::new(sealer));
         let edge = Edge::new(
             EdgeConfig::from_env(env).unwrap(),
             stores.clone(),
             Arc::new(clock.clone()),
         );
-        let mut auth = AuthState::from_env(edge.clone(), env).unwrap();
+        let outbox = OutboxSender::new(parts.outbox.0.clone(), Arc::new(clock.clone()));
+        let mut auth = AuthState::from_env(edge.clone(), env)
+            .unwrap()
+            .with_email(Arc::new(outbox), LinkBase::parse(LINK_BASE).unwrap());
         let mut exec = None;
         if let Some(TempTree(root)) = &parts.sandbox {
             let config = ExecConfig::from_env(env, root.join("runs")).unwrap();
@@ -367,6 +373,42 @@ impl TestApp {
             self.clock.clone(),
             self.db.clone(),
         )
+    }
+
+    /// The SQLite database file, for tests that read what is really on disk.
+    pub fn database_path(&self) -> Option<PathBuf> {
+        self.db.as_ref().map(|d| d.0.clone())
+    }
+
+    /// Every mail auth sent, oldest first, as the outbox wrote it (`{"to","subject","text"}`).
+    pub fn outbox(&self) -> Vec<Value> {
+        let Ok(dir) = std::fs::read_dir(&self.parts.outbox.0) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = dir
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The token of the newest mailed link to `page` (`verify-email`, `reset-password`) sent to `to`.
+    pub fn mailed_token(&self, to: &str, page: &str) -> String {
+        let prefix = format!("{LINK_BASE}/{page}#token=");
+        self.outbox()
+            .iter()
+            .rev()
+            .filter(|m| m["to"] == to)
+            .find_map(|m| {
+                let text = m["text"].as_str()?;
+                let line = text.lines().find(|l| l.starts_with(&prefix))?;
+                Some(line[prefix.len()..].to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {page} link mailed to {to}: {:?}", self.outbox()))
     }
 
     /// Where the exec part keeps users' workspaces (one directory per owner), if it has one.

@@ -24,6 +24,8 @@ mod google_signin;
 mod hardening;
 mod helpers;
 mod local_paths;
+mod mfa;
+mod recovery;
 mod rotation;
 mod sign_in_races;
 mod streaming;

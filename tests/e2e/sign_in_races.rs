@@ -47,6 +47,9 @@ impl UserStore for ChangedMidLogin {
         );
         self.0.set_password_hash(id, expected, hash).await
     }
+    async fn set_email_verified(&self, id: &UserId, email: &Email) -> Result<bool, StoreError> {
+        self.0.set_email_verified(id, email).await
+    }
     async fn delete_user(&self, id: &UserId) -> Result<(), StoreError> {
         self.0.delete_user(id).await
     }

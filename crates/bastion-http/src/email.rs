@@ -33,16 +33,22 @@ pub trait EmailSender: Send + Sync {
 }
 
 /// The local adapter: one JSON file `{"to","subject","text"}` per message, mode 0600, in a
-/// 0700 directory, named `<unix millis>-<random>.json` so a listing sorts by time. Each file
+/// 0700 directory, named `<unix millis>-<sequence>-<random>.json` so a listing sorts by time. Each file
 /// is written under a temporary name and renamed, so a reader never sees half a message.
 pub struct OutboxSender {
     dir: PathBuf,
     clock: Arc<dyn Clock>,
+    /// Orders messages written within one millisecond (or one tick of a test clock).
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl OutboxSender {
     pub fn new(dir: PathBuf, clock: Arc<dyn Clock>) -> Self {
-        Self { dir, clock }
+        Self {
+            dir,
+            clock,
+            written: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     fn write(&self, message: &EmailMessage) -> std::io::Result<PathBuf> {
@@ -55,10 +61,13 @@ impl OutboxSender {
             "subject": message.subject,
             "text": message.text,
         });
+        let seq = self
+            .written
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!(
-            "{:013}-{}",
+            "{:013}-{seq:06}-{}",
             self.clock.now_nanos() / 1_000_000,
-            hex::encode(bastion_core::random::random_bytes::<8>())
+            hex::encode(bastion_core::random::random_bytes::<4>())
         );
         let partial = self.dir.join(format!(".{name}.tmp"));
         let done = self.dir.join(format!("{name}.json"));
@@ -94,23 +103,24 @@ impl LinkBase {
     pub fn parse(raw: &str) -> Result<Self, ConfigError> {
         let refuse = |why: &str| ConfigError::new(LINK_BASE_VAR, format!("{raw:?} {why}"));
         let parsed = url::Url::parse(raw).map_err(|_| refuse("is not an absolute URL"))?;
-        let loopback = matches!(
-            parsed.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]")
-        );
+        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         let scheme_ok = match parsed.scheme() {
             "https" => parsed.host_str().is_some_and(|h| !h.is_empty()),
             "http" => loopback,
             _ => false,
         };
         if !scheme_ok {
-            return Err(refuse("must be an https URL (http only for a loopback host)"));
+            return Err(refuse(
+                "must be an https URL (http only for a loopback host)",
+            ));
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(refuse("must not carry credentials"));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() || raw.contains(['?', '#']) {
-            return Err(refuse("must have no query or fragment (the token goes in the fragment)"));
+            return Err(refuse(
+                "must have no query or fragment (the token goes in the fragment)",
+            ));
         }
         Ok(Self(parsed.as_str().trim_end_matches('/').to_owned()))
     }
@@ -159,7 +169,10 @@ mod tests {
     #[tokio::test]
     async fn the_outbox_writes_one_private_json_file_per_message() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("bastion-outbox-{}", hex::encode(bastion_core::random::random_bytes::<6>())));
+        let dir = std::env::temp_dir().join(format!(
+            "bastion-outbox-{}",
+            hex::encode(bastion_core::random::random_bytes::<6>())
+        ));
         let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000)));
         let outbox = OutboxSender::new(dir.clone(), clock);
         let message = EmailMessage {
@@ -169,20 +182,34 @@ mod tests {
         };
         outbox.send(&message).await.unwrap();
         outbox.send(&message).await.unwrap();
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         assert_eq!(files.len(), 2);
-        for file in &files {
+        for (i, file) in files.iter().enumerate() {
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(name.starts_with("1800000000000-") && name.ends_with(".json"), "{name}");
-            assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600);
-            let body: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+            assert!(name.starts_with(&format!("1800000000000-{i:06}-")), "{name}");
+            assert!(
+                name.starts_with("1800000000000-") && name.ends_with(".json"),
+                "{name}"
+            );
+            assert_eq!(
+                std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            let body: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
             assert_eq!(
                 body,
                 serde_json::json!({"to": "ada@example.com", "subject": "Hello", "text": "line one\n<b>not html</b>\n"})
             );
         }
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

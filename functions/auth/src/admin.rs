@@ -260,7 +260,10 @@ pub struct AdminUserResponse {
     user: AdminUserView,
 }
 
-pub(crate) async fn target(state: &AuthState, id: &str) -> Result<bastion_store::UserRecord, ApiError> {
+pub(crate) async fn target(
+    state: &AuthState,
+    id: &str,
+) -> Result<bastion_store::UserRecord, ApiError> {
     let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
     state
         .edge
@@ -481,8 +484,10 @@ pub async fn reset_mfa(
 ) -> Result<StatusCode, ApiError> {
     let u = target(&state, &id).await?;
     if !state.edge.stores.mfa.delete_totp(&u.id).await? {
-        return Err(ApiError::new(ErrorKind::Conflict, "the user has no second factor")
-            .with_code("mfa_not_enabled"));
+        return Err(
+            ApiError::new(ErrorKind::Conflict, "the user has no second factor")
+                .with_code("mfa_not_enabled"),
+        );
     }
     admin
         .audit(&state, AuditKind::AdminMfaReset, Some(&u.id), None)

@@ -253,7 +253,9 @@ pub struct TotpEnrollRequest {
 pub struct TotpEnrollResponse {
     /// Base32 (RFC 4648, no padding); SHA-1, 6 digits, 30-second steps.
     pub secret: String,
-    #[schema(example = "otpauth://totp/Bastion:you%40example.com?secret=…&issuer=Bastion&algorithm=SHA1&digits=6&period=30")]
+    #[schema(
+        example = "otpauth://totp/Bastion:you%40example.com?secret=…&issuer=Bastion&algorithm=SHA1&digits=6&period=30"
+    )]
     pub otpauth_uri: String,
 }
 

@@ -38,7 +38,10 @@ pub fn invalid_token() -> ApiError {
 }
 
 /// Stores a fresh token for `user` and builds its mail (sent by the caller).
-async fn issue(state: &AuthState, user: &UserRecord) -> Result<bastion_http::email::EmailMessage, ApiError> {
+async fn issue(
+    state: &AuthState,
+    user: &UserRecord,
+) -> Result<bastion_http::email::EmailMessage, ApiError> {
     let mailer = mail::mailer(state)?;
     let token = OpaqueToken::generate();
     let payload = serde_json::to_string(&Payload {
@@ -53,7 +56,11 @@ async fn issue(state: &AuthState, user: &UserRecord) -> Result<bastion_http::ema
         .one_time
         .put_one_time(PURPOSE, &token.hash(), &payload, expires)
         .await?;
-    Ok(mail::verification(&mailer.links, &user.email, token.expose()))
+    Ok(mail::verification(
+        &mailer.links,
+        &user.email,
+        token.expose(),
+    ))
 }
 
 /// Registration's verification mail: a failure is logged, never fails the registration
@@ -84,8 +91,10 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<AcceptedResponse>), ApiError> {
     let user = current_user(&state, &auth.user_id).await?;
     if user.email_verified {
-        return Err(ApiError::new(ErrorKind::Conflict, "the address is verified already")
-            .with_code("email_already_verified"));
+        return Err(
+            ApiError::new(ErrorKind::Conflict, "the address is verified already")
+                .with_code("email_already_verified"),
+        );
     }
     limits
         .enforce(Limit::RecoveryEmail, &format!("verify/{}", user.id))
@@ -135,7 +144,15 @@ pub async fn verify(
         .await?;
     let kind = AuditKind::EmailVerified;
     let Some(payload) = taken else {
-        return refused(&state, &meta, kind, None, "unknown_used_or_expired", invalid_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            None,
+            "unknown_used_or_expired",
+            invalid_token(),
+        )
+        .await;
     };
     let payload: Payload = serde_json::from_str(&payload).map_err(|e| ApiError::internal(&e))?;
     let user = UserId::parse(&payload.user_id).map_err(|e| ApiError::internal(&e))?;
@@ -147,7 +164,15 @@ pub async fn verify(
         .set_email_verified(&user, &email)
         .await?
     {
-        return refused(&state, &meta, kind, Some(&user), "address_changed_or_gone", invalid_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&user),
+            "address_changed_or_gone",
+            invalid_token(),
+        )
+        .await;
     }
     record(&state, &meta, kind, Outcome::Success, Some(&user), None).await?;
     Ok(Json(VerifiedResponse {

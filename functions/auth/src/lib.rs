@@ -23,8 +23,8 @@ pub mod openapi;
 mod reauth;
 mod recovery;
 mod refresh;
-mod sessions;
 pub mod ses;
+mod sessions;
 #[cfg(test)]
 mod test_support;
 mod tokens;
@@ -124,10 +124,7 @@ pub fn routes(state: AuthState) -> Router {
         .route("/auth/password/reset", post(recovery::reset))
         .route("/auth/email/verify", post(email_verify::verify))
         .route("/auth/email/verify/send", post(email_verify::send))
-        .route(
-            "/auth/mfa/totp",
-            post(mfa::enroll).delete(mfa::disable),
-        )
+        .route("/auth/mfa/totp", post(mfa::enroll).delete(mfa::disable))
         .route("/auth/mfa/totp/confirm", post(mfa::confirm))
         .route("/auth/mfa/verify", post(mfa_verify::verify))
         .route("/auth/account", delete(account::delete_account))

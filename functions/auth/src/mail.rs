@@ -116,9 +116,12 @@ pub async fn send(state: &AuthState, message: EmailMessage) -> Result<(), ApiErr
     let mailer = mailer(state)?;
     mailer.sender.send(&message).await.map_err(|e| match e {
         EmailError::NotConfigured => not_configured(),
-        other => ApiError::new(ErrorKind::Unavailable, "the mail could not be sent; try again")
-            .with_code("email_unavailable")
-            .with_log(format!("email send failed: {other}")),
+        other => ApiError::new(
+            ErrorKind::Unavailable,
+            "the mail could not be sent; try again",
+        )
+        .with_code("email_unavailable")
+        .with_log(format!("email send failed: {other}")),
     })
 }
 

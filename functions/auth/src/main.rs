@@ -33,8 +33,7 @@ async fn init() -> Result<Router, lambda_http::Error> {
     let stores = Stores::from_adapter(Arc::new(store)).with_content_sealing(sealer);
     let email = EmailSetup::from_env(env.as_ref(), Some(&runtime.sdk), None, clock.clone(), None)?;
     let edge = Edge::new(edge_config, stores, clock).with_secrets(runtime.secrets.clone());
-    let state =
-        AuthState::from_env(edge, env.as_ref())?.with_email(email.sender, email.link_base);
+    let state = AuthState::from_env(edge, env.as_ref())?.with_email(email.sender, email.link_base);
     let rotated = state.clone();
     runtime.on_refresh(move |env| rotate(&rotated, env));
     Ok(router(state))

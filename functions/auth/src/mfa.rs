@@ -6,19 +6,19 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use bastion_core::UserId;
 use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::recovery::RecoveryCode;
 use bastion_core::crypto::totp::{TotpCode, TotpSecret, otpauth_uri};
 use bastion_core::random::random_bytes;
-use bastion_core::UserId;
 use bastion_http::{ApiError, ErrorKind, JsonBody, Limit, Limits, RequestMeta, SessionOnly};
 use bastion_store::TotpRecord;
 
 use crate::AuthState;
 use crate::account::{confirm_password, current_user};
 use crate::audit::{record, refused};
-use crate::mail::{self, Notice};
 use crate::dto::{CodeRequest, RecoveryCodesResponse, TotpEnrollRequest, TotpEnrollResponse};
+use crate::mail::{self, Notice};
 
 /// The issuer authenticator apps show next to the account.
 pub const TOTP_ISSUER: &str = "Bastion";
@@ -28,8 +28,11 @@ pub fn invalid_code() -> ApiError {
 }
 
 fn already_enabled() -> ApiError {
-    ApiError::new(ErrorKind::Conflict, "a second factor is on already; turn it off first")
-        .with_code("mfa_already_enabled")
+    ApiError::new(
+        ErrorKind::Conflict,
+        "a second factor is on already; turn it off first",
+    )
+    .with_code("mfa_already_enabled")
 }
 
 fn not_enabled(what: &'static str) -> ApiError {
@@ -106,7 +109,13 @@ pub async fn enroll(
         recovery_codes: Vec::new(),
         created_at: state.edge.clock.now(),
     };
-    if !state.edge.stores.mfa.put_pending_totp(&user.id, &record).await? {
+    if !state
+        .edge
+        .stores
+        .mfa
+        .put_pending_totp(&user.id, &record)
+        .await?
+    {
         return Err(already_enabled());
     }
     record_success(&state, &meta, kind, &user.id, None).await?;
@@ -137,11 +146,23 @@ pub async fn confirm(
     let record = match stores.mfa.get_totp(&auth.user_id).await? {
         Some(r) if r.confirmed => return Err(already_enabled()),
         Some(r) => r,
-        None => return Err(not_enabled("no TOTP secret is pending; start with POST /auth/mfa/totp")),
+        None => {
+            return Err(not_enabled(
+                "no TOTP secret is pending; start with POST /auth/mfa/totp",
+            ));
+        }
     };
     let kind = AuditKind::MfaEnabled;
     let Some(step) = accepted_step(&state, &auth.user_id, &record, &body.code).await? else {
-        return refused(&state, &meta, kind, Some(&auth.user_id), "bad_code", invalid_code()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&auth.user_id),
+            "bad_code",
+            invalid_code(),
+        )
+        .await;
     };
     let codes = RecoveryCode::generate_set();
     let hashes: Vec<_> = codes.iter().map(RecoveryCode::hash).collect();
@@ -191,7 +212,15 @@ pub async fn disable(
         .await?
         .is_none()
     {
-        return refused(&state, &meta, kind, Some(&auth.user_id), "bad_code", invalid_code()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&auth.user_id),
+            "bad_code",
+            invalid_code(),
+        )
+        .await;
     }
     stores.mfa.delete_totp(&auth.user_id).await?;
     record_success(&state, &meta, kind, &auth.user_id, None).await?;
@@ -200,7 +229,12 @@ pub async fn disable(
 }
 
 /// Tells the account's address about a change to its second factor (best effort).
-pub(crate) async fn notify_owner(state: &AuthState, meta: &RequestMeta, user: &UserId, what: Notice) {
+pub(crate) async fn notify_owner(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: &UserId,
+    what: Notice,
+) {
     match state.edge.stores.users.get_user(user).await {
         Ok(Some(u)) => mail::notify(state, meta, &u.email, what).await,
         Ok(None) => {}

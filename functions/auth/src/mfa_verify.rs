@@ -10,10 +10,10 @@
 use axum::Json;
 use axum::extract::State;
 use bastion_core::audit::{AuditKind, Outcome};
+use bastion_core::crypto::ct_eq;
 use bastion_core::crypto::jwt::device;
 use bastion_core::crypto::jwt::mfa::MfaClaims;
 use bastion_core::crypto::recovery::RecoveryCode;
-use bastion_core::crypto::ct_eq;
 use bastion_core::{Timestamp, UserId};
 use bastion_http::{ApiError, JsonBody, Limit, Limits, RequestMeta};
 use bastion_store::{TotpRecord, UserRecord};
@@ -84,7 +84,11 @@ async fn attempt(state: &AuthState, claims: &MfaClaims, what: &str) -> Result<bo
         .counters
         .hit(&key, 0, Timestamp(claims.exp).plus_secs(60))
         .await?;
-    let allowed = if what == "done" { 1 } else { MFA_TOKEN_ATTEMPTS };
+    let allowed = if what == "done" {
+        1
+    } else {
+        MFA_TOKEN_ATTEMPTS
+    };
     Ok(counts.current <= allowed)
 }
 
@@ -105,34 +109,90 @@ pub async fn verify(
     let now = state.edge.clock.now();
     let kind = AuditKind::MfaFailed;
     let Ok(claims) = state.signer.load().verify_mfa(&body.mfa_token, now) else {
-        return refused(&state, &meta, kind, None, "bad_mfa_token", invalid_mfa_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            None,
+            "bad_mfa_token",
+            invalid_mfa_token(),
+        )
+        .await;
     };
     let user_id = UserId::parse(&claims.sub).map_err(|e| ApiError::internal(&e))?;
     limits.enforce(Limit::Mfa, user_id.as_str()).await?;
     if !attempt(&state, &claims, "try").await? {
-        return refused(&state, &meta, kind, Some(&user_id), "attempts_used_up", invalid_mfa_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&user_id),
+            "attempts_used_up",
+            invalid_mfa_token(),
+        )
+        .await;
     }
     let stores = &state.edge.stores;
-    let (user, factor) = tokio::join!(stores.users.get_user(&user_id), stores.mfa.get_totp(&user_id));
+    let (user, factor) = tokio::join!(
+        stores.users.get_user(&user_id),
+        stores.mfa.get_totp(&user_id)
+    );
     let user = still_valid(&claims, user?);
     let (Some(user), Some(totp)) = (user, factor?.filter(|r| r.confirmed)) else {
-        return refused(&state, &meta, kind, Some(&user_id), "account_changed", invalid_mfa_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&user_id),
+            "account_changed",
+            invalid_mfa_token(),
+        )
+        .await;
     };
     let Some(method) = second_factor(&state, &user, &totp, &body).await? else {
-        return refused(&state, &meta, kind, Some(&user.id), "bad_code", invalid_code()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&user.id),
+            "bad_code",
+            invalid_code(),
+        )
+        .await;
     };
     if !attempt(&state, &claims, "done").await? {
-        return refused(&state, &meta, kind, Some(&user.id), "mfa_token_used", invalid_mfa_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            Some(&user.id),
+            "mfa_token_used",
+            invalid_mfa_token(),
+        )
+        .await;
     }
     let (kind, detail) = match method {
         Method::Totp => (AuditKind::MfaVerified, "method=totp".to_owned()),
         Method::RecoveryCode => {
             let left = totp.recovery_codes.len().saturating_sub(1);
-            (AuditKind::RecoveryCodeUsed, format!("recovery_codes_left={left}"))
+            (
+                AuditKind::RecoveryCodeUsed,
+                format!("recovery_codes_left={left}"),
+            )
         }
     };
-    record(&state, &meta, kind, Outcome::Success, Some(&user.id), Some(&detail)).await?;
-    signed_in(&state, &meta, &user).await.map(|t| Json(LoginResponse::Tokens(t)))
+    record(
+        &state,
+        &meta,
+        kind,
+        Outcome::Success,
+        Some(&user.id),
+        Some(&detail),
+    )
+    .await?;
+    signed_in(&state, &meta, &user)
+        .await
+        .map(|t| Json(LoginResponse::Tokens(t)))
 }
 
 /// How the second step was passed.

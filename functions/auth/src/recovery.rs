@@ -73,8 +73,21 @@ pub async fn forgot(
         // store sees one write either way.
         let decoy = UserId::generate();
         let nothing = TokenHash::of(OpaqueToken::generate().expose());
-        state.edge.stores.recovery.take_reset(&decoy, &nothing, now).await?;
-        record(&state, &meta, kind, Outcome::Failure, None, Some("unknown_or_disabled")).await?;
+        state
+            .edge
+            .stores
+            .recovery
+            .take_reset(&decoy, &nothing, now)
+            .await?;
+        record(
+            &state,
+            &meta,
+            kind,
+            Outcome::Failure,
+            None,
+            Some("unknown_or_disabled"),
+        )
+        .await?;
         return Ok((StatusCode::ACCEPTED, Json(AcceptedResponse::reset())));
     };
     let token = format!("{}.{}", user.id, OpaqueToken::generate().expose());
@@ -109,12 +122,28 @@ pub async fn reset(
     limits.enforce(Limit::RecoveryIp, &meta.ip.0).await?;
     let kind = AuditKind::PasswordReset;
     let Some(token) = ResetToken::parse(&body.token) else {
-        return refused(&state, &meta, kind, None, "malformed_token", invalid_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            None,
+            "malformed_token",
+            invalid_token(),
+        )
+        .await;
     };
     let stores = &state.edge.stores;
     let user = stores.users.get_user(&token.user).await?;
     let Some(user) = user.filter(|u| !u.disabled) else {
-        return refused(&state, &meta, kind, None, "unknown_or_disabled", invalid_token()).await;
+        return refused(
+            &state,
+            &meta,
+            kind,
+            None,
+            "unknown_or_disabled",
+            invalid_token(),
+        )
+        .await;
     };
     let mut hints = vec![user.email.as_str()];
     if let Some(name) = &user.display_name {
@@ -123,7 +152,11 @@ pub async fn reset(
     // Checked before the token is spent, so a refused password can be retried with the link.
     let password = Password::parse_new(&body.password, &hints)?;
     let now = state.edge.clock.now();
-    if !stores.recovery.take_reset(&user.id, &token.hash, now).await? {
+    if !stores
+        .recovery
+        .take_reset(&user.id, &token.hash, now)
+        .await?
+    {
         let why = "unknown_used_superseded_or_expired";
         return refused(&state, &meta, kind, Some(&user.id), why, invalid_token()).await;
     }
@@ -139,9 +172,20 @@ pub async fn reset(
     let sessions = stores.sessions.revoke_all_sessions(&user.id, None).await?;
     let keys = stores.api_keys.revoke_all_api_keys(&user.id).await?;
     // The link reached the address, which proves it as a verification link would.
-    stores.users.set_email_verified(&user.id, &user.email).await?;
+    stores
+        .users
+        .set_email_verified(&user.id, &user.email)
+        .await?;
     let detail = format!("sessions_revoked={sessions} api_keys_revoked={keys}");
-    record(&state, &meta, kind, Outcome::Success, Some(&user.id), Some(&detail)).await?;
+    record(
+        &state,
+        &meta,
+        kind,
+        Outcome::Success,
+        Some(&user.id),
+        Some(&detail),
+    )
+    .await?;
     mail::notify(&state, &meta, &user.email, mail::Notice::PasswordReset).await;
     Ok(Json(StatusResponse {
         status: "password_reset",

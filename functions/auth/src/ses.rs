@@ -10,7 +10,9 @@ use aws_sdk_sesv2::error::DisplayErrorContext;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_types::SdkConfig;
 use bastion_core::{Clock, Email};
-use bastion_http::email::{EmailError, EmailMessage, EmailSender, LINK_BASE_VAR, LinkBase, OutboxSender};
+use bastion_http::email::{
+    EmailError, EmailMessage, EmailSender, LINK_BASE_VAR, LinkBase, OutboxSender,
+};
 use bastion_http::{ConfigError, Env};
 
 pub struct SesSender {
@@ -59,7 +61,9 @@ impl EmailSender for SesSender {
             .send()
             .await
             // The chain names SES's reason (an unverified identity, a throttle), never the recipient.
-            .map_err(|e| EmailError::Unavailable(format!("SES SendEmail: {}", DisplayErrorContext(&e))))?;
+            .map_err(|e| {
+                EmailError::Unavailable(format!("SES SendEmail: {}", DisplayErrorContext(&e)))
+            })?;
         Ok(())
     }
 }
@@ -85,7 +89,10 @@ impl EmailSetup {
         let sender: Arc<dyn EmailSender> = match (kind.as_deref(), outbox, sdk) {
             (Some("ses"), _, Some(sdk)) => Arc::new(SesSender::new(sdk, from(env)?)),
             (Some("ses"), _, None) => {
-                return Err(ConfigError::new("EMAIL_SENDER", "ses needs AWS credentials and a region (Lambda)"));
+                return Err(ConfigError::new(
+                    "EMAIL_SENDER",
+                    "ses needs AWS credentials and a region (Lambda)",
+                ));
             }
             (None | Some("") | Some("outbox"), Some(dir), _) => {
                 Arc::new(OutboxSender::new(dir.to_path_buf(), clock))
@@ -94,13 +101,22 @@ impl EmailSetup {
                 return Err(ConfigError::new("EMAIL_SENDER", "is required (ses)"));
             }
             (Some("outbox"), None, _) => {
-                return Err(ConfigError::new("EMAIL_SENDER", "outbox is for the local server only; use ses"));
+                return Err(ConfigError::new(
+                    "EMAIL_SENDER",
+                    "outbox is for the local server only; use ses",
+                ));
             }
             (Some(other), _, _) => {
-                return Err(ConfigError::new("EMAIL_SENDER", format!("must be ses or outbox, not {other:?}")));
+                return Err(ConfigError::new(
+                    "EMAIL_SENDER",
+                    format!("must be ses or outbox, not {other:?}"),
+                ));
             }
         };
-        let link_base = match (env.get(LINK_BASE_VAR).filter(|v| !v.trim().is_empty()), default_link_base) {
+        let link_base = match (
+            env.get(LINK_BASE_VAR).filter(|v| !v.trim().is_empty()),
+            default_link_base,
+        ) {
             (Some(raw), _) => LinkBase::parse(raw.trim())?,
             (None, Some(default)) => LinkBase::parse(default)?,
             (None, None) => return Err(ConfigError::new(LINK_BASE_VAR, "is required")),
@@ -126,7 +142,8 @@ mod tests {
 
     fn sdk() -> SdkConfig {
         SdkConfig::builder()
-            .behavior_version(aws_types::sdk_config::BehaviorVersion::latest())
+            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
             .build()
     }
 
@@ -151,22 +168,47 @@ mod tests {
     #[test]
     fn lambda_mails_through_ses_and_refuses_anything_that_would_not_deliver() {
         let ok = setup(
-            &[("EMAIL_SENDER", "ses"), ("EMAIL_FROM", "no-reply@example.com"), ("EMAIL_LINK_BASE", "https://app.example.com")],
+            &[
+                ("EMAIL_SENDER", "ses"),
+                ("EMAIL_FROM", "no-reply@example.com"),
+                ("EMAIL_LINK_BASE", "https://app.example.com"),
+            ],
             true,
         )
         .unwrap();
         assert_eq!(ok.link_base.as_str(), "https://app.example.com");
-        assert_eq!(refusal(&[], true), ("EMAIL_SENDER".into(), "is required (ses)".into()));
+        assert_eq!(
+            refusal(&[], true),
+            ("EMAIL_SENDER".into(), "is required (ses)".into())
+        );
         assert_eq!(
             refusal(&[("EMAIL_SENDER", "outbox")], true),
-            ("EMAIL_SENDER".into(), "outbox is for the local server only; use ses".into())
+            (
+                "EMAIL_SENDER".into(),
+                "outbox is for the local server only; use ses".into()
+            )
         );
         assert_eq!(
-            refusal(&[("EMAIL_SENDER", "ses"), ("EMAIL_LINK_BASE", "https://app.example.com")], true),
-            ("EMAIL_FROM".into(), "is required with EMAIL_SENDER=ses".into())
+            refusal(
+                &[
+                    ("EMAIL_SENDER", "ses"),
+                    ("EMAIL_LINK_BASE", "https://app.example.com")
+                ],
+                true
+            ),
+            (
+                "EMAIL_FROM".into(),
+                "is required with EMAIL_SENDER=ses".into()
+            )
         );
         assert_eq!(
-            refusal(&[("EMAIL_SENDER", "ses"), ("EMAIL_FROM", "no-reply@example.com")], true),
+            refusal(
+                &[
+                    ("EMAIL_SENDER", "ses"),
+                    ("EMAIL_FROM", "no-reply@example.com")
+                ],
+                true
+            ),
             ("EMAIL_LINK_BASE".into(), "is required".into())
         );
         assert_eq!(refusal(&[("EMAIL_SENDER", "smtp")], true).0, "EMAIL_SENDER");
@@ -180,7 +222,10 @@ mod tests {
         assert_eq!(ok.link_base.as_str(), "https://app.example.com");
         assert_eq!(
             refusal(&[("EMAIL_SENDER", "ses")], false),
-            ("EMAIL_SENDER".into(), "ses needs AWS credentials and a region (Lambda)".into())
+            (
+                "EMAIL_SENDER".into(),
+                "ses needs AWS credentials and a region (Lambda)".into()
+            )
         );
     }
 }
