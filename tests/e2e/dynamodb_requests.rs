@@ -98,37 +98,71 @@ async fn recovery_and_second_factor_routes_cost_what_the_table_says() {
     };
     counter.take();
 
-    let r = app.post("/auth/password/forgot", json!({"email": "recover@example.com"})).await;
+    let r = app
+        .post(
+            "/auth/password/forgot",
+            json!({"email": "recover@example.com"}),
+        )
+        .await;
     count("forgot, known address", &r, 202);
-    let r = app.post("/auth/password/forgot", json!({"email": "nobody@example.com"})).await;
+    let r = app
+        .post(
+            "/auth/password/forgot",
+            json!({"email": "nobody@example.com"}),
+        )
+        .await;
     count("forgot, unknown address", &r, 202);
     let token = app.mailed_token("recover@example.com", "reset-password");
     let r = app
-        .post("/auth/password/reset", json!({"token": token, "password": "fresh passphrase for dynamo 3"}))
+        .post(
+            "/auth/password/reset",
+            json!({"token": token, "password": "fresh passphrase for dynamo 3"}),
+        )
         .await;
     count("reset", &r, 200);
     let verify = app.mailed_token("recover@example.com", "verify-email");
-    let r = app.post("/auth/email/verify", json!({"token": verify})).await;
+    let r = app
+        .post("/auth/email/verify", json!({"token": verify}))
+        .await;
     // The reset verified the address already, so the link finds it verified and still works.
     count("verify email", &r, 200);
 
-    let s = app.signed_in_with("recover@example.com", "fresh passphrase for dynamo 3").await;
+    let s = app
+        .signed_in_with("recover@example.com", "fresh passphrase for dynamo 3")
+        .await;
     counter.take();
     let r = app
-        .call(http::Method::POST, "/auth/mfa/totp", Some(&s.access), Some(json!({"password": "fresh passphrase for dynamo 3"})))
+        .call(
+            http::Method::POST,
+            "/auth/mfa/totp",
+            Some(&s.access),
+            Some(json!({"password": "fresh passphrase for dynamo 3"})),
+        )
         .await;
     count("enrol TOTP", &r, 200);
     let secret = TotpSecret::from_base32(r.body["secret"].as_str().unwrap()).unwrap();
     let code = |app: &TestApp| secret.code_at(step_at(app.clock.now()));
     let r = app
-        .call(http::Method::POST, "/auth/mfa/totp/confirm", Some(&s.access), Some(json!({"code": code(&app)})))
+        .call(
+            http::Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(&s.access),
+            Some(json!({"code": code(&app)})),
+        )
         .await;
     count("confirm TOTP", &r, 200);
     app.clock.advance(30);
-    let r = app.login("recover@example.com", "fresh passphrase for dynamo 3").await;
+    let r = app
+        .login("recover@example.com", "fresh passphrase for dynamo 3")
+        .await;
     count("login, second factor due", &r, 200);
     let mfa_token = r.body["mfa_token"].as_str().unwrap().to_owned();
-    let r = app.post("/auth/mfa/verify", json!({"mfa_token": mfa_token, "code": code(&app)})).await;
+    let r = app
+        .post(
+            "/auth/mfa/verify",
+            json!({"mfa_token": mfa_token, "code": code(&app)}),
+        )
+        .await;
     count("mfa verify (TOTP)", &r, 200);
     let r = app.get("/auth/me", &s.access).await;
     count("me", &r, 200);

@@ -307,9 +307,10 @@ impl TestApp {
             Arc::new(clock.clone()),
         );
         let outbox = OutboxSender::new(parts.outbox.0.clone(), Arc::new(clock.clone()));
-        let mut auth = AuthState::from_env(edge.clone(), env)
-            .unwrap()
-            .with_email(Arc::new(outbox), LinkBase::parse("EMAIL_LINK_BASE", LINK_BASE).unwrap());
+        let mut auth = AuthState::from_env(edge.clone(), env).unwrap().with_email(
+            Arc::new(outbox),
+            LinkBase::parse("EMAIL_LINK_BASE", LINK_BASE).unwrap(),
+        );
         let mut exec = None;
         if let Some(TempTree(root)) = &parts.sandbox {
             let config = ExecConfig::from_env(env, root.join("runs")).unwrap();
