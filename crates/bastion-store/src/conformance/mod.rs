@@ -12,6 +12,7 @@ mod chat;
 mod counters;
 mod deliveries;
 mod leases;
+mod mfa;
 mod oauth;
 mod request_counter;
 mod sealed;
@@ -25,6 +26,7 @@ pub use chat::*;
 pub use counters::*;
 pub use deliveries::*;
 pub use leases::*;
+pub use mfa::*;
 pub use oauth::*;
 pub use request_counter::RequestCounter;
 pub use sealed::*;
@@ -108,6 +110,14 @@ macro_rules! conformance_tests {
             a_same_second_event_never_moves_a_subscription_back_along_its_life,
             the_plan_lapses_when_the_paid_period_and_its_grace_run_out,
             deleting_a_user_removes_their_billing_state_and_customer_link,
+            a_reset_token_is_taken_once_before_it_expires_and_a_wrong_hash_burns_nothing,
+            a_newer_reset_token_voids_the_older_one,
+            twenty_concurrent_takes_of_one_reset_token_yield_exactly_one,
+            an_address_is_verified_only_while_the_account_still_has_it,
+            a_pending_secret_is_replaced_until_one_is_confirmed,
+            accepted_steps_only_increase_and_one_step_is_accepted_once,
+            a_recovery_code_is_used_once_even_concurrently,
+            deleting_the_factor_or_the_account_removes_it_and_the_reset_token,
         );
     };
     (@each $fixture:path; $($name:ident),+ $(,)?) => {

@@ -32,6 +32,7 @@ macro_rules! sealed_conformance_tests {
             chat_content_written_before_sealing_still_reads,
             sealed_content_copied_to_another_owner_is_refused_as_corrupt,
             sealed_content_moved_to_another_conversation_or_position_is_refused_as_corrupt,
+            totp_secrets_never_reach_the_store_as_plaintext,
         );
     };
     (@each $fixture:path; $($name:ident),+ $(,)?) => {
