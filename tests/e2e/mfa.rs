@@ -440,3 +440,139 @@ async fn no_secret_code_or_token_is_stored_in_plaintext() {
         secret
     );
 }
+
+/// A six-digit code that is not `right`.
+fn other_than(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
+#[tokio::test]
+async fn codes_tried_per_account_are_limited_across_sign_ins() {
+    let mut env = base_env();
+    env.insert("RATE_LIMIT_MFA".into(), "4/300".into());
+    let app = TestApp::builder().env(env).build().await;
+    // The enrolment's confirming code was the first of the four.
+    let (_, secret, _) = enrolled(&app, "limited-mfa@example.com").await;
+    let right = code(&app, &secret, 0);
+    let first = mfa_token(&app, "limited-mfa@example.com").await;
+    for _ in 0..3 {
+        verify(
+            &app,
+            json!({"mfa_token": first, "code": other_than(&right)}),
+        )
+        .await
+        .assert_error(400, "invalid_code", INVALID_CODE);
+    }
+    // A new sign-in brings no new guesses, and the right code is not even looked at.
+    let second = mfa_token(&app, "limited-mfa@example.com").await;
+    verify(&app, json!({"mfa_token": second, "code": right}))
+        .await
+        .assert_error(429, "rate_limited", "too many requests; retry later");
+
+    // The limiter slides over the previous window too: two windows on, it is all forgotten.
+    app.clock.advance(600);
+    let third = mfa_token(&app, "limited-mfa@example.com").await;
+    let r = verify(
+        &app,
+        json!({"mfa_token": third, "code": code(&app, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn an_mfa_token_works_until_five_minutes_and_not_after_a_password_reset() {
+    let app = TestApp::new().await;
+    let (_, secret, _) = enrolled(&app, "window@example.com").await;
+    let token = mfa_token(&app, "window@example.com").await;
+    app.clock.advance(299);
+    let r = verify(
+        &app,
+        json!({"mfa_token": token, "code": code(&app, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Someone with the old password holds a token; the owner resets the password meanwhile.
+    let stolen = mfa_token(&app, "window@example.com").await;
+    app.post(
+        "/auth/password/forgot",
+        json!({"email": "window@example.com"}),
+    )
+    .await;
+    let link = app.mailed_token("window@example.com", "reset-password");
+    let r = app
+        .post(
+            "/auth/password/reset",
+            json!({"token": link, "password": "taken back by the owner 5"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.clock.advance(30);
+    verify(
+        &app,
+        json!({"mfa_token": stolen, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(401, "invalid_mfa_token", INVALID_MFA_TOKEN);
+}
+
+#[tokio::test]
+async fn an_mfa_token_is_no_access_token_and_an_access_token_is_no_mfa_token() {
+    let app = TestApp::new().await;
+    let (s, secret, _) = enrolled(&app, "kinds@example.com").await;
+    let token = mfa_token(&app, "kinds@example.com").await;
+    assert_eq!(
+        app.get("/auth/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    verify(
+        &app,
+        json!({"mfa_token": s.access, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(401, "invalid_mfa_token", INVALID_MFA_TOKEN);
+    // Neither refusal spent the code: the real token still takes it.
+    let r = verify(
+        &app,
+        json!({"mfa_token": token, "code": code(&app, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_code_that_signed_in_cannot_turn_totp_off() {
+    let app = TestApp::new().await;
+    let (_, secret, codes) = enrolled(&app, "replay-off@example.com").await;
+    let token = mfa_token(&app, "replay-off@example.com").await;
+    let used = code(&app, &secret, 0);
+    let r = verify(&app, json!({"mfa_token": token, "code": used})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    app.call(
+        Method::DELETE,
+        "/auth/mfa/totp",
+        Some(&access),
+        Some(json!({"code": used})),
+    )
+    .await
+    .assert_error(400, "invalid_code", INVALID_CODE);
+    // Nor does a recovery code stand in for the authenticator here.
+    app.call(
+        Method::DELETE,
+        "/auth/mfa/totp",
+        Some(&access),
+        Some(json!({"code": codes[0]})),
+    )
+    .await
+    .assert_error(400, "invalid_code", INVALID_CODE);
+    assert_eq!(
+        app.login("replay-off@example.com", PASSWORD).await.body["mfa_required"],
+        true
+    );
+}

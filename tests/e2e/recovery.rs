@@ -298,3 +298,127 @@ async fn recovery_mails_per_address_are_limited_known_or_not() {
         assert_eq!(r.code(), "rate_limited");
     }
 }
+
+const UNVERIFIED: &str =
+    "verify your email address first (POST /auth/email/verify/send sends a new link)";
+
+#[tokio::test]
+async fn with_require_verified_email_chat_refuses_an_unverified_account_until_it_verifies() {
+    let fake = bastion_chat::testing::FakeLlm::start().await;
+    let mut env = base_env();
+    for (k, v) in fake.env() {
+        env.insert(k.to_owned(), v);
+    }
+    env.insert("REQUIRE_VERIFIED_EMAIL".into(), "true".into());
+    let app = TestApp::builder().env(env).chat().build().await;
+    let s = app.signed_up("chat-gate@example.com").await;
+    let turn = json!({"message": "hello"});
+    // `POST /chat` is the route that spends credits and reaches the provider.
+    app.call(Method::POST, "/chat", Some(&s.access), Some(turn.clone()))
+        .await
+        .assert_error(403, "email_unverified", UNVERIFIED);
+    app.get("/chat/conversations", &s.access)
+        .await
+        .assert_error(403, "email_unverified", UNVERIFIED);
+    assert!(fake.requests().is_empty(), "the provider was never asked");
+
+    let token = app.mailed_token("chat-gate@example.com", "verify-email");
+    let r = app
+        .post("/auth/email/verify", json!({"token": token}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .call(Method::POST, "/chat", Some(&s.access), Some(turn))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        app.get("/chat/conversations", &s.access).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn with_require_verified_email_an_api_key_of_an_unverified_account_is_refused_too() {
+    let mut env = base_env();
+    env.insert("REQUIRE_VERIFIED_EMAIL".into(), "true".into());
+    let app = TestApp::builder().env(env).exec(&[]).build().await;
+    let s = app.signed_up("key-gate@example.com").await;
+    let key = app
+        .call(
+            Method::POST,
+            "/auth/api-keys",
+            Some(&s.access),
+            Some(json!({"name": "ci", "scopes": ["read"], "expires_in_days": 30})),
+        )
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.text);
+    let key = key.body["key"].as_str().unwrap().to_owned();
+    app.get("/exec/files", &key)
+        .await
+        .assert_error(403, "email_unverified", UNVERIFIED);
+    let token = app.mailed_token("key-gate@example.com", "verify-email");
+    app.post("/auth/email/verify", json!({"token": token}))
+        .await;
+    let r = app.get("/exec/files", &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn recovery_requests_per_ip_are_limited_across_forgot_reset_and_verify() {
+    let mut env = base_env();
+    env.insert("RATE_LIMIT_RECOVERY_IP".into(), "3/3600".into());
+    let app = TestApp::builder().env(env).build().await;
+    app.signed_up("ip-limited@example.com").await;
+    let junk = format!("{}.x", "0".repeat(32));
+    assert_eq!(
+        forgot(&app, "ip-limited@example.com").await.status,
+        StatusCode::ACCEPTED
+    );
+    reset(&app, &junk, NEW_PASSWORD)
+        .await
+        .assert_error(400, "invalid_token", INVALID_TOKEN);
+    app.post("/auth/email/verify", json!({"token": junk}))
+        .await
+        .assert_error(400, "invalid_token", INVALID_TOKEN);
+
+    // The fourth of any of them from this address is refused, a real link included.
+    let token = app.mailed_token("ip-limited@example.com", "reset-password");
+    let limited = "too many requests; retry later";
+    forgot(&app, "other@example.com")
+        .await
+        .assert_error(429, "rate_limited", limited);
+    reset(&app, &token, NEW_PASSWORD)
+        .await
+        .assert_error(429, "rate_limited", limited);
+    app.post("/auth/email/verify", json!({"token": junk}))
+        .await
+        .assert_error(429, "rate_limited", limited);
+
+    let elsewhere = app.seen_from("198.51.100.7");
+    let r = reset(&elsewhere, &token, NEW_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The limiter slides over the previous window too: two windows on, it is all forgotten.
+    app.clock.advance(2 * 3600);
+    assert_eq!(
+        forgot(&app, "ip-limited@example.com").await.status,
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn a_reset_link_is_refused_one_second_after_thirty_minutes() {
+    let app = TestApp::new().await;
+    app.signed_up("edge-of-time@example.com").await;
+    forgot(&app, "edge-of-time@example.com").await;
+    let late = app.mailed_token("edge-of-time@example.com", "reset-password");
+    app.clock.advance(30 * 60 + 1);
+    reset(&app, &late, NEW_PASSWORD)
+        .await
+        .assert_error(400, "invalid_token", INVALID_TOKEN);
+    assert_eq!(
+        app.login("edge-of-time@example.com", PASSWORD).await.status,
+        StatusCode::OK,
+        "the old password still works"
+    );
+}
