@@ -2,8 +2,6 @@
 //! sign-in step, replay, drift, recovery codes, the `mfa_token`'s limits, reset and admin
 //! removal, and what is stored at rest.
 
-use bastion_core::Clock as _;
-use bastion_core::crypto::totp::{TotpSecret, step_at};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,8 +13,7 @@ const ADMIN_KEY: &str = "adm_Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1hZG1pbi1r";
 
 /// The code the authenticator shows `steps` time steps from now.
 fn code(app: &TestApp, secret: &str, steps: i64) -> String {
-    let step = step_at(app.clock.now()).checked_add_signed(steps).unwrap();
-    TotpSecret::from_base32(secret).unwrap().code_at(step)
+    app.totp_code(secret, steps)
 }
 
 /// A registered user with TOTP turned on: its session, secret and recovery codes. The clock is

@@ -422,3 +422,30 @@ async fn a_reset_link_is_refused_one_second_after_thirty_minutes() {
         "the old password still works"
     );
 }
+
+#[tokio::test]
+async fn forgot_answers_a_google_only_account_as_any_other_address() {
+    let app = TestApp::new().await;
+    // As Google sign-in creates it: no password, the address vouched for by Google.
+    let google = bastion_store::UserRecord {
+        id: bastion_core::UserId::generate(),
+        email: bastion_core::Email::parse("google-only@example.com").unwrap(),
+        display_name: None,
+        password_hash: String::new(),
+        roles: vec![bastion_core::Role::User],
+        created_at: crate::helpers::START,
+        disabled: false,
+        session_epoch: 0,
+        email_verified: true,
+    };
+    app.stores.users.create_user(&google).await.unwrap();
+    let expected = json!({"status": "accepted", "message": FORGOT_BODY});
+    for email in ["google-only@example.com", "nobody@example.com"] {
+        let r = forgot(&app, email).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{email}: {}", r.text);
+        assert_eq!(r.body, expected, "{email}");
+    }
+    // The account is live, so its address gets the link (which would give it a password).
+    assert_eq!(mails_to(&app, "google-only@example.com").len(), 1);
+    assert!(mails_to(&app, "nobody@example.com").is_empty());
+}
