@@ -108,6 +108,15 @@ PORT_ACCESS: dict[str, dict[str, set[str]]] = {
     "apply_billing": {"USER#": {U}},
     "billing_of": {"USER#": {G}},
     "plan_of": {"USER#": {G}},
+    "set_email_verified": {"USER#": {G, U}, "EMAIL#": {U}},
+    "put_reset": {"USER#": {P}},
+    "take_reset": {"USER#": {D}},
+    "get_totp": {"USER#": {G}},
+    "put_pending_totp": {"USER#": {P}},
+    "confirm_totp": {"USER#": {U}},
+    "accept_totp_step": {"USER#": {U}},
+    "use_recovery_code": {"USER#": {U}},
+    "delete_totp": {"USER#": {D}},
 }
 
 # Writes that set one field: (method, prefix, action) -> the attributes the request names

@@ -85,7 +85,8 @@ async fn a_wrong_admin_key_is_refused_and_the_right_one_admitted() {
         json!({"user": {
             "id": u.user_id, "email": "target@example.com", "display_name": null,
             "created_at": "2027-01-15T08:00:00Z", "roles": ["user"], "disabled": false,
-            "has_password": true,
+            "has_password": true, "email_verified": false,
+            "mfa": {"totp": false, "recovery_codes_left": 0},
         }})
     );
 }

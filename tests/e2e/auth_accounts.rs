@@ -23,7 +23,8 @@ async fn register_returns_201_with_user_and_tokens() {
     assert_eq!(user["display_name"], json!("Ada"));
     assert_eq!(user["created_at"], json!("2027-01-15T08:00:00Z"));
     assert_eq!(user["id"].as_str().unwrap().len(), 32);
-    assert_eq!(user.as_object().unwrap().len(), 4);
+    assert_eq!(user["email_verified"], json!(false));
+    assert_eq!(user.as_object().unwrap().len(), 5);
     assert_eq!(r.body["token_type"], json!("Bearer"));
     assert_eq!(r.body["expires_in"], json!(900));
     assert_eq!(
@@ -152,7 +153,9 @@ async fn me_returns_the_user_with_roles() {
     assert_eq!(
         r.body,
         json!({"user": {"id": s.user_id, "email": "me@example.com", "display_name": null,
-                        "created_at": "2027-01-15T08:00:00Z", "roles": ["user"]}})
+                        "created_at": "2027-01-15T08:00:00Z", "roles": ["user"],
+                        "email_verified": false,
+                        "mfa": {"totp": false, "recovery_codes_left": 0}}})
     );
 }
 

@@ -307,9 +307,10 @@ impl TestApp {
             Arc::new(clock.clone()),
         );
         let outbox = OutboxSender::new(parts.outbox.0.clone(), Arc::new(clock.clone()));
-        let mut auth = AuthState::from_env(edge.clone(), env)
-            .unwrap()
-            .with_email(Arc::new(outbox), LinkBase::parse(LINK_BASE).unwrap());
+        let mut auth = AuthState::from_env(edge.clone(), env).unwrap().with_email(
+            Arc::new(outbox),
+            LinkBase::parse("EMAIL_LINK_BASE", LINK_BASE).unwrap(),
+        );
         let mut exec = None;
         if let Some(TempTree(root)) = &parts.sandbox {
             let config = ExecConfig::from_env(env, root.join("runs")).unwrap();
@@ -527,6 +528,13 @@ impl TestApp {
     pub async fn signed_up(&self, email: &str) -> Session {
         let r = self.register(email).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        session_of(&r)
+    }
+
+    /// Logs in with `password` and returns the new session, asserting success.
+    pub async fn signed_in_with(&self, email: &str, password: &str) -> Session {
+        let r = self.login(email, password).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         session_of(&r)
     }
 

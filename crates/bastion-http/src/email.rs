@@ -97,11 +97,10 @@ impl EmailSender for OutboxSender {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkBase(String);
 
-pub const LINK_BASE_VAR: &str = "EMAIL_LINK_BASE";
-
 impl LinkBase {
-    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
-        let refuse = |why: &str| ConfigError::new(LINK_BASE_VAR, format!("{raw:?} {why}"));
+    /// `raw` as read from the variable `var` (named in the error).
+    pub fn parse(var: &str, raw: &str) -> Result<Self, ConfigError> {
+        let refuse = |why: &str| ConfigError::new(var, format!("{raw:?} {why}"));
         let parsed = url::Url::parse(raw).map_err(|_| refuse("is not an absolute URL"))?;
         let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         let scheme_ok = match parsed.scheme() {
@@ -143,13 +142,13 @@ mod tests {
 
     #[test]
     fn a_link_base_is_an_https_origin_and_path_and_links_carry_the_token_in_the_fragment() {
-        let base = LinkBase::parse("https://app.example.com/account/").unwrap();
+        let base = LinkBase::parse("LINK", "https://app.example.com/account/").unwrap();
         assert_eq!(
             base.link("verify-email", "abc"),
             "https://app.example.com/account/verify-email#token=abc"
         );
         assert_eq!(
-            LinkBase::parse("http://127.0.0.1:3000").unwrap().as_str(),
+            LinkBase::parse("LINK", "http://127.0.0.1:3000").unwrap().as_str(),
             "http://127.0.0.1:3000"
         );
         for bad in [
@@ -161,8 +160,8 @@ mod tests {
             "ftp://app.example.com",
             "",
         ] {
-            let err = LinkBase::parse(bad).unwrap_err();
-            assert_eq!(err.var, LINK_BASE_VAR, "{bad:?}");
+            let err = LinkBase::parse("LINK", bad).unwrap_err();
+            assert_eq!(err.var, "LINK", "{bad:?}");
         }
     }
 

@@ -10,9 +10,9 @@ use aws_sdk_sesv2::error::DisplayErrorContext;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_types::SdkConfig;
 use bastion_core::{Clock, Email};
-use bastion_http::email::{
-    EmailError, EmailMessage, EmailSender, LINK_BASE_VAR, LinkBase, OutboxSender,
-};
+use bastion_http::email::{EmailError, EmailMessage, EmailSender, LinkBase, OutboxSender};
+
+const LINK_BASE_VAR: &str = "EMAIL_LINK_BASE";
 use bastion_http::{ConfigError, Env};
 
 pub struct SesSender {
@@ -117,8 +117,8 @@ impl EmailSetup {
             env.get(LINK_BASE_VAR).filter(|v| !v.trim().is_empty()),
             default_link_base,
         ) {
-            (Some(raw), _) => LinkBase::parse(raw.trim())?,
-            (None, Some(default)) => LinkBase::parse(default)?,
+            (Some(raw), _) => LinkBase::parse(LINK_BASE_VAR, raw.trim())?,
+            (None, Some(default)) => LinkBase::parse(LINK_BASE_VAR, default)?,
             (None, None) => return Err(ConfigError::new(LINK_BASE_VAR, "is required")),
         };
         Ok(Self { sender, link_base })

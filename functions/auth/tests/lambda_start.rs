@@ -25,6 +25,10 @@ fn lambda_command(runtime: &str, endpoint: &str) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("TABLE_NAME", "bastion-start-test")
+        .env("KMS_KEY_ID", "alias/bastion-start-test")
+        .env("EMAIL_SENDER", "ses")
+        .env("EMAIL_FROM", "no-reply@example.com")
+        .env("EMAIL_LINK_BASE", "https://app.example.com")
         .stdin(Stdio::null());
     cmd
 }
