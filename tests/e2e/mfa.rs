@@ -573,3 +573,58 @@ async fn the_code_that_signed_in_cannot_turn_totp_off() {
         true
     );
 }
+
+#[tokio::test]
+async fn a_second_factor_removed_meanwhile_voids_the_pending_sign_in_and_old_recovery_codes() {
+    let mut env = base_env();
+    let hash = hex::encode(bastion_core::crypto::sha256(ADMIN_KEY.as_bytes()));
+    env.insert("ADMIN_KEYS".into(), format!("ops:{hash}"));
+    let app = TestApp::builder().env(env).build().await;
+    let (s, secret, old_codes) = enrolled(&app, "re-enrol@example.com").await;
+    let pending = mfa_token(&app, "re-enrol@example.com").await;
+    let path = format!("/admin/users/{}/mfa", s.user_id);
+    let r = app.call(Method::DELETE, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    verify(
+        &app,
+        json!({"mfa_token": pending, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(401, "invalid_mfa_token", INVALID_MFA_TOKEN);
+
+    // Turned on again: a new secret, and the first enrolment's recovery codes are dead.
+    let r = app
+        .call(
+            Method::POST,
+            "/auth/mfa/totp",
+            Some(&s.access),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let fresh = r.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, secret);
+    let confirm = json!({"code": code(&app, &fresh, 0)});
+    let r = app
+        .call(
+            Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(&s.access),
+            Some(confirm),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let token = mfa_token(&app, "re-enrol@example.com").await;
+    for c in &old_codes[..3] {
+        verify(&app, json!({"mfa_token": token, "recovery_code": c}))
+            .await
+            .assert_error(400, "invalid_code", INVALID_CODE);
+    }
+    app.clock.advance(30);
+    verify(
+        &app,
+        json!({"mfa_token": token, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(400, "invalid_code", INVALID_CODE);
+}

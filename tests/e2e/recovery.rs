@@ -449,3 +449,35 @@ async fn forgot_answers_a_google_only_account_as_any_other_address() {
     assert_eq!(mails_to(&app, "google-only@example.com").len(), 1);
     assert!(mails_to(&app, "nobody@example.com").is_empty());
 }
+
+#[tokio::test]
+async fn a_reset_link_cannot_be_moved_to_another_account_nor_outlive_a_disabled_one() {
+    let app = TestApp::new().await;
+    app.signed_up("mine@example.com").await;
+    let victim = app.signed_up("victim@example.com").await;
+    forgot(&app, "mine@example.com").await;
+    let mine = app.mailed_token("mine@example.com", "reset-password");
+    // The secret half of my own link, put under the victim's id.
+    let (_, secret) = mine.split_once('.').unwrap();
+    let moved = format!("{}.{secret}", victim.user_id);
+    reset(&app, &moved, NEW_PASSWORD)
+        .await
+        .assert_error(400, "invalid_token", INVALID_TOKEN);
+    assert_eq!(
+        app.login("victim@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+
+    let id = bastion_core::UserId::parse(&victim.user_id).unwrap();
+    forgot(&app, "victim@example.com").await;
+    let link = app.mailed_token("victim@example.com", "reset-password");
+    app.stores.accounts.set_disabled(&id, true).await.unwrap();
+    reset(&app, &link, NEW_PASSWORD)
+        .await
+        .assert_error(400, "invalid_token", INVALID_TOKEN);
+    // My link was not spent by the moved copy.
+    assert_eq!(
+        reset(&app, &mine, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
