@@ -481,3 +481,45 @@ async fn a_reset_link_cannot_be_moved_to_another_account_nor_outlive_a_disabled_
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_mails_are_exactly_the_fixed_text_with_the_link_and_nothing_the_user_chose() {
+    let app = TestApp::new().await;
+    let r = app
+        .post(
+            "/auth/register",
+            json!({"email": "mailed@example.com", "password": PASSWORD, "display_name": "Click evil.example now"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let verify = app.mailed_token("mailed@example.com", "verify-email");
+    forgot(&app, "mailed@example.com").await;
+    let reset = app.mailed_token("mailed@example.com", "reset-password");
+    assert_eq!(
+        mails_to(&app, "mailed@example.com"),
+        vec![
+            json!({
+                "to": "mailed@example.com",
+                "subject": "Verify your email address",
+                "text": format!(
+                    "A Bastion account was created with this address, or a new verification link \
+                     was asked for.\n\nOpen this link within 24 hours to verify the address:\n\
+                     https://app.example.com/verify-email#token={verify}\n\nIf this was not you, \
+                     ignore this message; nothing changes.\n"
+                ),
+            }),
+            json!({
+                "to": "mailed@example.com",
+                "subject": "Reset your password",
+                "text": format!(
+                    "A password reset was asked for the Bastion account with this address.\n\n\
+                     Open this link within 30 minutes to choose a new password:\n\
+                     https://app.example.com/reset-password#token={reset}\n\nOnly the newest \
+                     link works, and only once. A reset signs out every device and revokes every \
+                     API key; a second factor stays on. If you did not ask for this, ignore this \
+                     message: your password stays as it is.\n"
+                ),
+            }),
+        ]
+    );
+}
