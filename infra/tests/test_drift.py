@@ -211,7 +211,8 @@ class ActionDrift(unittest.TestCase):
 
     def test_the_index_query_needs_the_index_resource(self):
         t = copy.deepcopy(TEMPLATE)
-        stmts = t["Resources"]["AuthRole"]["Properties"]["Policies"][2]["PolicyDocument"]
+        policies = t["Resources"]["AuthRole"]["Properties"]["Policies"]
+        stmts = next(p for p in policies if p["PolicyName"] == "table")["PolicyDocument"]
         stmts["Statement"] = [
             s for s in stmts["Statement"] if "/index/" not in " ".join(drift._scalars(s["Resource"]))
         ]

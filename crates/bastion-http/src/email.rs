@@ -148,7 +148,9 @@ mod tests {
             "https://app.example.com/account/verify-email#token=abc"
         );
         assert_eq!(
-            LinkBase::parse("LINK", "http://127.0.0.1:3000").unwrap().as_str(),
+            LinkBase::parse("LINK", "http://127.0.0.1:3000")
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:3000"
         );
         for bad in [
@@ -189,7 +191,10 @@ mod tests {
         assert_eq!(files.len(), 2);
         for (i, file) in files.iter().enumerate() {
             let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(name.starts_with(&format!("1800000000000-{i:06}-")), "{name}");
+            assert!(
+                name.starts_with(&format!("1800000000000-{i:06}-")),
+                "{name}"
+            );
             assert!(
                 name.starts_with("1800000000000-") && name.ends_with(".json"),
                 "{name}"

@@ -95,6 +95,72 @@ impl Moto {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Verifies `identity` (a domain) for sending with SES v2 `CreateEmailIdentity`, as an
+    /// operator does before a deploy; moto, like SES, refuses mail from an unverified sender.
+    /// A second call for one identity (another test, an earlier run) finds it already there.
+    pub async fn verify_sender_domain(&self, identity: &str) {
+        let response = self
+            .http
+            .post(format!("{}/v2/email/identities", self.endpoint))
+            .header("content-type", "application/json")
+            .header(
+                "authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/ses/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(json!({"EmailIdentity": identity}).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateEmailIdentity reached moto: {e}"));
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success() || text.contains("AlreadyExists"),
+            "CreateEmailIdentity failed with {status}: {text}"
+        );
+    }
+
+    /// Every message moto's SES accepted for `to`, oldest first, as `{"source","subject","body"}`
+    /// (read from moto's model dump, `/moto-api/data.json`, which lists SES's sent messages).
+    pub async fn mails_to(&self, to: &str) -> Vec<Value> {
+        let dump: Value = self
+            .http
+            .get(format!("{}/moto-api/data.json", self.endpoint))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("moto-api reached moto: {e}"))
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        let messages = dump["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        messages
+            .into_iter()
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|t| t == to))
+            })
+            .map(|m| json!({"source": m["source"], "subject": m["subject"], "body": m["body"]}))
+            .collect()
+    }
+
+    /// Every item of `table` as DynamoDB JSON text (one Scan page: test tables are small).
+    pub async fn scan_text(&self, table: &str) -> String {
+        let answer = self
+            .call(
+                "dynamodb",
+                "DynamoDB_20120810.Scan",
+                &json!({"TableName": table}),
+            )
+            .await;
+        answer["Items"].to_string()
+    }
+
     /// Creates a secret whose `SecretString` is `document`; returns its ARN.
     pub async fn create_secret(&self, document: &Value) -> String {
         let name = unique("bastion/lambda-suite");

@@ -32,6 +32,9 @@ pub const EXEC_SANDBOX_KEY: [u8; 32] = [5; 32];
 pub const STRIPE_SECRET: &str = "whsec_lambda_suite_0123456789abcdef";
 pub const ORIGIN: &str = "https://app.example.com";
 pub const PASSWORD: &str = "correct horse battery staple 42";
+/// The SES identity the suite verifies in moto and auth's `EMAIL_FROM` on it.
+pub const MAIL_DOMAIN: &str = "mail.bastion-lambda.example.com";
+pub const MAIL_FROM: &str = "no-reply@mail.bastion-lambda.example.com";
 
 /// The main secret document every test deployment starts with (auth, webhooks, chat).
 pub fn default_secrets() -> Value {
@@ -90,6 +93,7 @@ impl Deployment {
         let exec_secret_id = moto.create_secret(&exec_document).await;
         let kms_key = moto.create_kms_key().await;
         let bucket = moto.create_bucket().await;
+        moto.verify_sender_domain(MAIL_DOMAIN).await;
         let llm = FakeLlm::start().await;
         let scratch = std::env::temp_dir().join(unique("bastion-lambda"));
         std::fs::create_dir_all(scratch.join("task")).unwrap();
@@ -127,6 +131,10 @@ impl Deployment {
                 .set("LLM_BASE_URL", &self.llm.base_url)
                 .set("LLM_MODEL", "fake-small")
                 .set("EXEC_FUNCTION_NAME", EXEC_FUNCTION),
+            "auth" => env
+                .set("EMAIL_SENDER", "ses")
+                .set("EMAIL_FROM", MAIL_FROM)
+                .set("EMAIL_LINK_BASE", ORIGIN),
             "webhooks" => env
                 .set("LLM_BASE_URL", &self.llm.base_url)
                 .set("LLM_MODEL", "fake-small"),

@@ -15,6 +15,7 @@ mod exec_python;
 mod exec_tool;
 mod failover;
 mod invoke;
+mod mail;
 mod paths;
 mod startup;
 mod stream_standin;
