@@ -628,3 +628,18 @@ async fn a_second_factor_removed_meanwhile_voids_the_pending_sign_in_and_old_rec
     .await
     .assert_error(400, "invalid_code", INVALID_CODE);
 }
+
+#[tokio::test]
+async fn one_accounts_recovery_code_does_not_open_another_account() {
+    let app = TestApp::new().await;
+    let (_, _, mine) = enrolled(&app, "holder@example.com").await;
+    enrolled(&app, "target@example.com").await;
+    let token = mfa_token(&app, "target@example.com").await;
+    verify(&app, json!({"mfa_token": token, "recovery_code": mine[0]}))
+        .await
+        .assert_error(400, "invalid_code", INVALID_CODE);
+    // Still unspent for its own account.
+    let own = mfa_token(&app, "holder@example.com").await;
+    let r = verify(&app, json!({"mfa_token": own, "recovery_code": mine[0]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}

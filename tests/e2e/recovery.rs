@@ -523,3 +523,21 @@ async fn the_mails_are_exactly_the_fixed_text_with_the_link_and_nothing_the_user
         ]
     );
 }
+
+#[tokio::test]
+async fn a_verification_link_still_works_one_second_before_a_day() {
+    let app = TestApp::new().await;
+    let s = app.signed_up("just-in-time@example.com").await;
+    let token = app.mailed_token("just-in-time@example.com", "verify-email");
+    app.clock.advance(24 * 3600 - 1);
+    let r = app
+        .post("/auth/email/verify", json!({"token": token}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let fresh = app.signed_in("just-in-time@example.com").await;
+    assert_eq!(s.user_id, fresh.user_id);
+    assert_eq!(
+        app.get("/auth/me", &fresh.access).await.body["user"]["email_verified"],
+        true
+    );
+}
