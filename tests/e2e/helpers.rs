@@ -412,6 +412,14 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no {page} link mailed to {to}: {:?}", self.outbox()))
     }
 
+    /// The code an authenticator holding `secret` (base32) shows `steps` time steps from now.
+    pub fn totp_code(&self, secret: &str, steps: i64) -> String {
+        use bastion_core::Clock as _;
+        use bastion_core::crypto::totp::{TotpSecret, step_at};
+        let step = step_at(self.clock.now()).checked_add_signed(steps).unwrap();
+        TotpSecret::from_base32(secret).unwrap().code_at(step)
+    }
+
     /// Where the exec part keeps users' workspaces (one directory per owner), if it has one.
     pub fn workspace_root(&self) -> Option<PathBuf> {
         let TempTree(root) = self.parts.sandbox.as_ref()?;

@@ -2,8 +2,6 @@
 //! sign-in step, replay, drift, recovery codes, the `mfa_token`'s limits, reset and admin
 //! removal, and what is stored at rest.
 
-use bastion_core::Clock as _;
-use bastion_core::crypto::totp::{TotpSecret, step_at};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,8 +13,7 @@ const ADMIN_KEY: &str = "adm_Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1hZG1pbi1r";
 
 /// The code the authenticator shows `steps` time steps from now.
 fn code(app: &TestApp, secret: &str, steps: i64) -> String {
-    let step = step_at(app.clock.now()).checked_add_signed(steps).unwrap();
-    TotpSecret::from_base32(secret).unwrap().code_at(step)
+    app.totp_code(secret, steps)
 }
 
 /// A registered user with TOTP turned on: its session, secret and recovery codes. The clock is
@@ -439,4 +436,210 @@ async fn no_secret_code_or_token_is_stored_in_plaintext() {
         app.stores.mfa.get_totp(&id).await.unwrap().unwrap().secret,
         secret
     );
+}
+
+/// A six-digit code that is not `right`.
+fn other_than(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
+#[tokio::test]
+async fn codes_tried_per_account_are_limited_across_sign_ins() {
+    let mut env = base_env();
+    env.insert("RATE_LIMIT_MFA".into(), "4/300".into());
+    let app = TestApp::builder().env(env).build().await;
+    // The enrolment's confirming code was the first of the four.
+    let (_, secret, _) = enrolled(&app, "limited-mfa@example.com").await;
+    let right = code(&app, &secret, 0);
+    let first = mfa_token(&app, "limited-mfa@example.com").await;
+    for _ in 0..3 {
+        verify(
+            &app,
+            json!({"mfa_token": first, "code": other_than(&right)}),
+        )
+        .await
+        .assert_error(400, "invalid_code", INVALID_CODE);
+    }
+    // A new sign-in brings no new guesses, and the right code is not even looked at.
+    let second = mfa_token(&app, "limited-mfa@example.com").await;
+    verify(&app, json!({"mfa_token": second, "code": right}))
+        .await
+        .assert_error(429, "rate_limited", "too many requests; retry later");
+
+    // The limiter slides over the previous window too: two windows on, it is all forgotten.
+    app.clock.advance(600);
+    let third = mfa_token(&app, "limited-mfa@example.com").await;
+    let r = verify(
+        &app,
+        json!({"mfa_token": third, "code": code(&app, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn an_mfa_token_works_until_five_minutes_and_not_after_a_password_reset() {
+    let app = TestApp::new().await;
+    let (_, secret, _) = enrolled(&app, "window@example.com").await;
+    let token = mfa_token(&app, "window@example.com").await;
+    app.clock.advance(299);
+    let r = verify(
+        &app,
+        json!({"mfa_token": token, "code": code(&app, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Someone with the old password holds a token; the owner resets the password meanwhile.
+    let stolen = mfa_token(&app, "window@example.com").await;
+    app.post(
+        "/auth/password/forgot",
+        json!({"email": "window@example.com"}),
+    )
+    .await;
+    let link = app.mailed_token("window@example.com", "reset-password");
+    let r = app
+        .post(
+            "/auth/password/reset",
+            json!({"token": link, "password": "taken back by the owner 5"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    app.clock.advance(30);
+    verify(
+        &app,
+        json!({"mfa_token": stolen, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(401, "invalid_mfa_token", INVALID_MFA_TOKEN);
+}
+
+#[tokio::test]
+async fn an_mfa_token_is_no_access_token_and_an_access_token_is_no_mfa_token() {
+    let app = TestApp::new().await;
+    let (s, secret, _) = enrolled(&app, "kinds@example.com").await;
+    let token = mfa_token(&app, "kinds@example.com").await;
+    assert_eq!(
+        app.get("/auth/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    verify(
+        &app,
+        json!({"mfa_token": s.access, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(401, "invalid_mfa_token", INVALID_MFA_TOKEN);
+    // Neither refusal spent the code: the real token still takes it.
+    let r = verify(
+        &app,
+        json!({"mfa_token": token, "code": code(&app, &secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_code_that_signed_in_cannot_turn_totp_off() {
+    let app = TestApp::new().await;
+    let (_, secret, codes) = enrolled(&app, "replay-off@example.com").await;
+    let token = mfa_token(&app, "replay-off@example.com").await;
+    let used = code(&app, &secret, 0);
+    let r = verify(&app, json!({"mfa_token": token, "code": used})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let access = r.body["access_token"].as_str().unwrap().to_owned();
+    app.call(
+        Method::DELETE,
+        "/auth/mfa/totp",
+        Some(&access),
+        Some(json!({"code": used})),
+    )
+    .await
+    .assert_error(400, "invalid_code", INVALID_CODE);
+    // Nor does a recovery code stand in for the authenticator here.
+    app.call(
+        Method::DELETE,
+        "/auth/mfa/totp",
+        Some(&access),
+        Some(json!({"code": codes[0]})),
+    )
+    .await
+    .assert_error(400, "invalid_code", INVALID_CODE);
+    assert_eq!(
+        app.login("replay-off@example.com", PASSWORD).await.body["mfa_required"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn a_second_factor_removed_meanwhile_voids_the_pending_sign_in_and_old_recovery_codes() {
+    let mut env = base_env();
+    let hash = hex::encode(bastion_core::crypto::sha256(ADMIN_KEY.as_bytes()));
+    env.insert("ADMIN_KEYS".into(), format!("ops:{hash}"));
+    let app = TestApp::builder().env(env).build().await;
+    let (s, secret, old_codes) = enrolled(&app, "re-enrol@example.com").await;
+    let pending = mfa_token(&app, "re-enrol@example.com").await;
+    let path = format!("/admin/users/{}/mfa", s.user_id);
+    let r = app.call(Method::DELETE, &path, Some(ADMIN_KEY), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    verify(
+        &app,
+        json!({"mfa_token": pending, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(401, "invalid_mfa_token", INVALID_MFA_TOKEN);
+
+    // Turned on again: a new secret, and the first enrolment's recovery codes are dead.
+    let r = app
+        .call(
+            Method::POST,
+            "/auth/mfa/totp",
+            Some(&s.access),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let fresh = r.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, secret);
+    let confirm = json!({"code": code(&app, &fresh, 0)});
+    let r = app
+        .call(
+            Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(&s.access),
+            Some(confirm),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let token = mfa_token(&app, "re-enrol@example.com").await;
+    for c in &old_codes[..3] {
+        verify(&app, json!({"mfa_token": token, "recovery_code": c}))
+            .await
+            .assert_error(400, "invalid_code", INVALID_CODE);
+    }
+    app.clock.advance(30);
+    verify(
+        &app,
+        json!({"mfa_token": token, "code": code(&app, &secret, 0)}),
+    )
+    .await
+    .assert_error(400, "invalid_code", INVALID_CODE);
+}
+
+#[tokio::test]
+async fn one_accounts_recovery_code_does_not_open_another_account() {
+    let app = TestApp::new().await;
+    let (_, _, mine) = enrolled(&app, "holder@example.com").await;
+    enrolled(&app, "target@example.com").await;
+    let token = mfa_token(&app, "target@example.com").await;
+    verify(&app, json!({"mfa_token": token, "recovery_code": mine[0]}))
+        .await
+        .assert_error(400, "invalid_code", INVALID_CODE);
+    // Still unspent for its own account.
+    let own = mfa_token(&app, "holder@example.com").await;
+    let r = verify(&app, json!({"mfa_token": own, "recovery_code": mine[0]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
