@@ -221,7 +221,12 @@ where
 /// Chat and exec are what `REQUIRE_VERIFIED_EMAIL` holds back; auth stays reachable so the
 /// address can be verified.
 fn needs_verified_email(path: &str) -> bool {
-    path.starts_with("/chat/") || path.starts_with("/exec/")
+    ["/chat", "/exec"].iter().any(|root| {
+        path == *root
+            || path
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Read from the profile on every such request, not from the token, so a verification takes
