@@ -531,13 +531,6 @@ impl TestApp {
         session_of(&r)
     }
 
-    /// Logs in with `password` and returns the new session, asserting success.
-    pub async fn signed_in_with(&self, email: &str, password: &str) -> Session {
-        let r = self.login(email, password).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        session_of(&r)
-    }
-
     /// Logs in and returns the new session, asserting success.
     pub async fn signed_in(&self, email: &str) -> Session {
         let r = self.login(email, PASSWORD).await;

@@ -13,7 +13,7 @@ use bastion_store::{CreateUserError, UserRecord};
 use crate::AuthState;
 use crate::audit::record;
 use crate::dto::{LoginRequest, LoginResponse, RegisterRequest, TokenResponse};
-use crate::tokens::{SESSIONS_REVOKED, hash_password, open_session, verify_password};
+use crate::tokens::{hash_password, open_session, signed_in, verify_password};
 
 /// The one answer for a wrong password, an unknown email and a disabled account, so none of
 /// them can be told apart.
@@ -205,53 +205,6 @@ async fn verified_user(
     )
     .await?;
     Err(invalid_credentials())
-}
-
-/// A new session and device token for a verified account, audited.
-pub(crate) async fn signed_in(
-    state: &AuthState,
-    meta: &RequestMeta,
-    user: &UserRecord,
-) -> Result<TokenResponse, ApiError> {
-    let mut tokens = match open_session(state, meta, user).await {
-        Ok(tokens) => tokens,
-        Err(refused) => {
-            if refused.code() == SESSIONS_REVOKED {
-                record(
-                    state,
-                    meta,
-                    AuditKind::LoginFailed,
-                    Outcome::Failure,
-                    Some(&user.id),
-                    Some(SESSIONS_REVOKED),
-                )
-                .await?;
-            }
-            return Err(refused);
-        }
-    };
-    record(
-        state,
-        meta,
-        AuditKind::LoginSucceeded,
-        Outcome::Success,
-        Some(&user.id),
-        None,
-    )
-    .await?;
-    let device_token = state
-        .signer
-        .load()
-        .issue_device(
-            &user.id,
-            user.email.as_str(),
-            &user.password_hash,
-            user.session_epoch,
-            state.edge.clock.now(),
-        )
-        .map_err(|e| ApiError::internal(&e))?;
-    tokens.device_token = Some(device_token);
-    Ok(tokens)
 }
 
 /// The claims of a presented device token that verifies and was issued for this email; any

@@ -21,8 +21,8 @@ use bastion_store::{TotpRecord, UserRecord};
 use crate::AuthState;
 use crate::audit::{record, refused};
 use crate::dto::{LoginResponse, MfaRequiredResponse, MfaVerifyRequest};
-use crate::login::signed_in;
 use crate::mfa::{accepted_step, invalid_code};
+use crate::tokens::signed_in;
 
 /// Codes tried with one `mfa_token` before it dies.
 pub const MFA_TOKEN_ATTEMPTS: u64 = 5;

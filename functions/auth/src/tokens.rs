@@ -1,5 +1,7 @@
-//! Minting a session and its token pair, and running Argon2 off the async workers.
+//! Minting a session and its token pair (and, for a completed sign-in, its device token), and
+//! running Argon2 off the async workers.
 
+use bastion_core::audit::{AuditKind, Outcome};
 use bastion_core::crypto::{OpaqueToken, PasswordHasher, Verification, jwt::ACCESS_TOKEN_TTL_SECS};
 use bastion_core::{Password, SessionId};
 use bastion_http::config::Live;
@@ -7,6 +9,7 @@ use bastion_http::{ApiError, RequestMeta};
 use bastion_store::{SessionRecord, UserRecord};
 
 use crate::AuthState;
+use crate::audit::record;
 use crate::dto::{TokenResponse, UserView};
 
 /// Creates a new session for `user` and returns the response body with both tokens.
@@ -97,4 +100,51 @@ pub async fn hash_password(
     crate::hashing::run(move || hasher.hash(&password))
         .await?
         .map_err(|e| ApiError::internal(&e))
+}
+
+/// A new session and device token for a verified account, audited.
+pub(crate) async fn signed_in(
+    state: &AuthState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+) -> Result<TokenResponse, ApiError> {
+    let mut tokens = match open_session(state, meta, user).await {
+        Ok(tokens) => tokens,
+        Err(refused) => {
+            if refused.code() == SESSIONS_REVOKED {
+                record(
+                    state,
+                    meta,
+                    AuditKind::LoginFailed,
+                    Outcome::Failure,
+                    Some(&user.id),
+                    Some(SESSIONS_REVOKED),
+                )
+                .await?;
+            }
+            return Err(refused);
+        }
+    };
+    record(
+        state,
+        meta,
+        AuditKind::LoginSucceeded,
+        Outcome::Success,
+        Some(&user.id),
+        None,
+    )
+    .await?;
+    let device_token = state
+        .signer
+        .load()
+        .issue_device(
+            &user.id,
+            user.email.as_str(),
+            &user.password_hash,
+            user.session_epoch,
+            state.edge.clock.now(),
+        )
+        .map_err(|e| ApiError::internal(&e))?;
+    tokens.device_token = Some(device_token);
+    Ok(tokens)
 }
