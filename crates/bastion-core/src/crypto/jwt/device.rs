@@ -72,22 +72,36 @@ impl JwtKeys {
     pub fn verify_device(&self, token: &str, now: Timestamp) -> Result<DeviceClaims, JwtError> {
         let c: DeviceClaims = self.decode(token, DEVICE_TOKEN_TYP, 2048)?;
         self.check_party(&c.iss, &c.aud)?;
-        let t = now.secs();
-        if c.exp <= t {
-            return Err(JwtError::Expired);
-        }
-        // Checked: a signed `iat` far in the past must not wrap the lifetime into range.
-        let lifetime = c.exp.checked_sub(c.iat);
-        if c.iat > t + SKEW_SECS || lifetime.is_none_or(|life| life > DEVICE_TOKEN_TTL_SECS) {
-            return Err(JwtError::BadClaims);
-        }
-        UserId::parse(&c.sub).map_err(|_| JwtError::BadClaims)?;
-        let did_ok = c.did.len() == 32 && c.did.bytes().all(|b| b.is_ascii_hexdigit());
-        if !did_ok {
-            return Err(JwtError::BadClaims);
-        }
+        check_signed_claims(c.iat, c.exp, DEVICE_TOKEN_TTL_SECS, now, &c.sub, &c.did)?;
         Ok(c)
     }
+}
+
+/// What a device or `mfa_token` must hold besides its signature and parties: unexpired, issued
+/// no later than now (with skew), no longer-lived than its kind, for a valid user id, and with a
+/// 128-bit hex id (`did`, `jti`).
+pub(super) fn check_signed_claims(
+    iat: i64,
+    exp: i64,
+    ttl: i64,
+    now: Timestamp,
+    sub: &str,
+    id: &str,
+) -> Result<(), JwtError> {
+    let t = now.secs();
+    if exp <= t {
+        return Err(JwtError::Expired);
+    }
+    // Checked: a signed `iat` far in the past must not wrap the lifetime into range.
+    let lifetime = exp.checked_sub(iat);
+    if iat > t + SKEW_SECS || lifetime.is_none_or(|life| life > ttl) {
+        return Err(JwtError::BadClaims);
+    }
+    UserId::parse(sub).map_err(|_| JwtError::BadClaims)?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(JwtError::BadClaims);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! epoch it was issued under (a password change or a revocation of every session kills it) and
 //! a random id under which its attempts are counted.
 
-use super::device::password_version;
-use super::{JwtError, JwtKeys, SKEW_SECS};
+use super::device::{check_signed_claims, password_version};
+use super::{JwtError, JwtKeys};
 use crate::clock::Timestamp;
 use crate::ids::UserId;
 
@@ -56,18 +56,7 @@ impl JwtKeys {
     pub fn verify_mfa(&self, token: &str, now: Timestamp) -> Result<MfaClaims, JwtError> {
         let c: MfaClaims = self.decode(token, MFA_TOKEN_TYP, 2048)?;
         self.check_party(&c.iss, &c.aud)?;
-        let t = now.secs();
-        if c.exp <= t {
-            return Err(JwtError::Expired);
-        }
-        let lifetime = c.exp.checked_sub(c.iat);
-        if c.iat > t + SKEW_SECS || lifetime.is_none_or(|life| life > MFA_TOKEN_TTL_SECS) {
-            return Err(JwtError::BadClaims);
-        }
-        UserId::parse(&c.sub).map_err(|_| JwtError::BadClaims)?;
-        if c.jti.len() != 32 || !c.jti.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(JwtError::BadClaims);
-        }
+        check_signed_claims(c.iat, c.exp, MFA_TOKEN_TTL_SECS, now, &c.sub, &c.jti)?;
         Ok(c)
     }
 }
