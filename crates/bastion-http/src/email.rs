@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -51,44 +51,52 @@ impl OutboxSender {
         }
     }
 
-    fn write(&self, message: &EmailMessage) -> std::io::Result<PathBuf> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)?;
-        let body = serde_json::json!({
-            "to": message.to.as_str(),
-            "subject": message.subject,
-            "text": message.text,
-        });
+    /// The next file name: the time, this sender's sequence number, a random tail.
+    fn next_name(&self) -> String {
         let seq = self
             .written
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!(
+        format!(
             "{:013}-{seq:06}-{}",
             self.clock.now_nanos() / 1_000_000,
             hex::encode(bastion_core::random::random_bytes::<4>())
-        );
-        let partial = self.dir.join(format!(".{name}.tmp"));
-        let done = self.dir.join(format!("{name}.json"));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)?;
-        file.write_all(body.to_string().as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&partial, &done)?;
-        Ok(done)
+        )
     }
+}
+
+/// Writes one message file (blocking file I/O: run off the async workers).
+fn write_message(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let partial = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(body)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, dir.join(format!("{name}.json")))
 }
 
 #[async_trait]
 impl EmailSender for OutboxSender {
     async fn send(&self, message: &EmailMessage) -> Result<(), EmailError> {
-        self.write(message)
-            .map(|_| ())
-            .map_err(|e| EmailError::Unavailable(format!("outbox {}: {e}", self.dir.display())))
+        let body = serde_json::json!({
+            "to": message.to.as_str(),
+            "subject": message.subject,
+            "text": message.text,
+        })
+        .to_string();
+        let (dir, name) = (self.dir.clone(), self.next_name());
+        let failed =
+            |e: String| EmailError::Unavailable(format!("outbox {}: {e}", self.dir.display()));
+        tokio::task::spawn_blocking(move || write_message(&dir, &name, body.as_bytes()))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))
     }
 }
 

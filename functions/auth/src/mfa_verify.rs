@@ -75,8 +75,14 @@ fn still_valid(claims: &MfaClaims, user: Option<UserRecord>) -> Option<UserRecor
     })
 }
 
-/// Counts one attempt of the token `jti`; false once the attempts are used up.
-async fn attempt(state: &AuthState, claims: &MfaClaims, what: &str) -> Result<bool, ApiError> {
+/// Counts one `what` (an attempt, or a success) of the token under its id; false once more
+/// than `allowed` were counted.
+async fn counted(
+    state: &AuthState,
+    claims: &MfaClaims,
+    what: &str,
+    allowed: u64,
+) -> Result<bool, ApiError> {
     let key = format!("mfa-{what}#{}", claims.jti);
     let counts = state
         .edge
@@ -84,11 +90,6 @@ async fn attempt(state: &AuthState, claims: &MfaClaims, what: &str) -> Result<bo
         .counters
         .hit(&key, 0, Timestamp(claims.exp).plus_secs(60))
         .await?;
-    let allowed = if what == "done" {
-        1
-    } else {
-        MFA_TOKEN_ATTEMPTS
-    };
     Ok(counts.current <= allowed)
 }
 
@@ -121,7 +122,7 @@ pub async fn verify(
     };
     let user_id = UserId::parse(&claims.sub).map_err(|e| ApiError::internal(&e))?;
     limits.enforce(Limit::Mfa, user_id.as_str()).await?;
-    if !attempt(&state, &claims, "try").await? {
+    if !counted(&state, &claims, "try", MFA_TOKEN_ATTEMPTS).await? {
         return refused(
             &state,
             &meta,
@@ -160,7 +161,7 @@ pub async fn verify(
         )
         .await;
     };
-    if !attempt(&state, &claims, "done").await? {
+    if !counted(&state, &claims, "done", 1).await? {
         return refused(
             &state,
             &meta,

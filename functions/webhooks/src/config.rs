@@ -2,7 +2,7 @@
 //! closed), but a half-configured one (a secret without the token to answer with) or a
 //! malformed value stops start-up, naming the variable.
 
-use bastion_http::config::bounded;
+use bastion_http::config::{bounded, parse_flag};
 use bastion_http::{ConfigError, Env};
 use secrecy::SecretString;
 
@@ -214,13 +214,7 @@ fn stripe(env: &dyn Env) -> Result<Option<StripeConfig>, ConfigError> {
         DEFAULT_STRIPE_TOLERANCE_SECS,
         1..=3600,
     )?;
-    let livemode = match env.non_empty("STRIPE_LIVEMODE").as_deref().map(str::trim) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ConfigError::new("STRIPE_LIVEMODE", "must be true or false"));
-        }
-    };
+    let livemode = parse_flag(env, "STRIPE_LIVEMODE")?;
     Ok(Some(StripeConfig {
         secrets,
         tolerance_secs,
