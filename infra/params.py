@@ -95,6 +95,15 @@ def code_enumerations(root: Path) -> dict[str, set[str]]:
         arms += re.findall(r'\|\s*Some\("([^"]*)"\)', body)
         if arms:
             out[m.group(1)] = set(arms)
+    # `parse_flag(env, "VAR")` (bastion-http) is the shared true/false parser: each variable it
+    # reads accepts what its own match accepts, the empty value meaning unset.
+    flag = re.search(r"pub fn parse_flag\(", src)
+    if flag:
+        start = src.index("{", flag.end())
+        body = src[start : match_brace(src, start)]
+        values = set(re.findall(r'Some\("([^"]*)"\)', body)) - {""}
+        for var in re.findall(r'parse_flag\(env, "([A-Z0-9_]+)"\)', src):
+            out[var] = values
     return out
 
 
